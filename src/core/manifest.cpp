@@ -1,0 +1,204 @@
+#include "core/manifest.hpp"
+
+#include "core/closure_graph.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace nixery {
+
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Any OCI image media type (manifest or index) counts as asking for OCI.
+constexpr std::string_view k_oci_prefix = "application/vnd.oci.image.";
+
+void put(Writer& w, std::string_view s) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+bool ieq(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+        if (lower(a[i]) != lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "type; q=0" ranges are explicit refusals.
+bool refused(std::string_view params) {
+    std::size_t pos = 0;
+    while (pos < params.size()) {
+        const auto semi = params.find(';', pos);
+        auto p = trim(params.substr(pos, semi - pos));
+        if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            const auto value = trim(p.substr(2));
+            return !value.empty() && value.find_first_not_of("0.") == std::string_view::npos;
+        }
+        if (semi == std::string_view::npos) {
+            break;
+        }
+        pos = semi + 1;
+    }
+    return false;
+}
+
+} // namespace
+
+std::string_view manifest_media_type(ManifestFormat format) {
+    return format == ManifestFormat::oci ? media_type::oci_manifest : media_type::docker_manifest;
+}
+
+std::string_view config_media_type(ManifestFormat format) {
+    return format == ManifestFormat::oci ? media_type::oci_config : media_type::docker_config;
+}
+
+std::string_view layer_media_type(ManifestFormat format) {
+    return format == ManifestFormat::oci ? media_type::oci_layer : media_type::docker_layer;
+}
+
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) {
+    bool docker = false;
+    bool oci = false;
+    for (const auto& header : accept_headers) {
+        std::string_view rest(header);
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const auto range = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            const auto semi = range.find(';');
+            const auto type = trim(range.substr(0, semi));
+            if (semi != std::string_view::npos && refused(range.substr(semi + 1))) {
+                continue;
+            }
+            if (ieq(type, media_type::docker_manifest)) {
+                docker = true;
+            } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
+                oci = true;
+            }
+        }
+    }
+    return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;
+}
+
+std::string config_json(const ImageConfig& config) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("architecture");
+    put(w, oci_architecture(config.arch));
+    if (config.arch == Arch::arm64) {
+        w.Key("variant");
+        w.String("v8");
+    }
+    w.Key("os");
+    w.String("linux");
+    w.Key("created");
+    put(w, k_fixed_created);
+    w.Key("config");
+    w.StartObject();
+    w.Key("Env");
+    w.StartArray();
+    w.String("PATH=/bin:/usr/bin:/sbin:/usr/sbin");
+    w.String("SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt");
+    w.EndArray();
+    if (config.bash) {
+        w.Key("Cmd");
+        w.StartArray();
+        w.String("bash");
+        w.EndArray();
+    }
+    w.EndObject();
+    w.Key("rootfs");
+    w.StartObject();
+    w.Key("type");
+    w.String("layers");
+    w.Key("diff_ids");
+    w.StartArray();
+    for (const auto& l : config.layers) {
+        put(w, l.diff_id);
+    }
+    w.EndArray();
+    w.EndObject();
+    w.Key("history");
+    w.StartArray();
+    for (const auto& l : config.layers) {
+        w.StartObject();
+        w.Key("created");
+        put(w, k_fixed_created);
+        w.Key("created_by");
+        put(w, l.created_by);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string manifest_json(ManifestFormat format, std::string_view config_digest,
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("schemaVersion");
+    w.Int(2);
+    w.Key("mediaType");
+    put(w, manifest_media_type(format));
+    w.Key("config");
+    w.StartObject();
+    w.Key("mediaType");
+    put(w, config_media_type(format));
+    w.Key("size");
+    w.Uint64(config_size);
+    w.Key("digest");
+    put(w, config_digest);
+    w.EndObject();
+    w.Key("layers");
+    w.StartArray();
+    for (const auto& l : layers) {
+        w.StartObject();
+        w.Key("mediaType");
+        put(w, layer_media_type(format));
+        w.Key("size");
+        w.Uint64(l.size);
+        w.Key("digest");
+        put(w, l.digest);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string describe_layer(const std::vector<std::string>& store_paths, std::size_t limit) {
+    std::string out = "nixery:";
+    std::size_t named = 0;
+    for (const auto& p : store_paths) {
+        if (named == limit) {
+            out += " and " + std::to_string(store_paths.size() - named) + " more";
+            break;
+        }
+        out += named == 0 ? " " : ", ";
+        out += store_path_name(p);
+        ++named;
+    }
+    return out;
+}
+
+} // namespace nixery

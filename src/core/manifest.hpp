@@ -1,0 +1,66 @@
+// Image config and manifest documents, in the Docker image manifest v2
+// schema 2 and the OCI image manifest formats, and choosing between them from
+// a request's Accept headers. Output bytes are deterministic: the same inputs
+// give the same digests. Pure: no I/O.
+//
+// Specs: https://github.com/opencontainers/image-spec/blob/main/manifest.md,
+// https://github.com/opencontainers/image-spec/blob/main/config.md and
+// https://distribution.github.io/distribution/spec/manifest-v2-2/
+#pragma once
+
+#include "core/image.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nixery {
+
+namespace media_type {
+inline constexpr std::string_view docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr std::string_view docker_config = "application/vnd.docker.container.image.v1+json";
+inline constexpr std::string_view docker_layer = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr std::string_view oci_config = "application/vnd.oci.image.config.v1+json";
+inline constexpr std::string_view oci_layer = "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr std::string_view layer_blob = "application/octet-stream";
+} // namespace media_type
+
+enum class ManifestFormat { docker, oci };
+
+std::string_view manifest_media_type(ManifestFormat format);
+std::string_view config_media_type(ManifestFormat format);
+std::string_view layer_media_type(ManifestFormat format);
+
+// OCI only when some Accept value names an OCI type and none names the
+// Docker manifest; Docker otherwise (also with no Accept at all). Each
+// element is one Accept header, possibly a comma-separated list.
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers);
+
+struct LayerDescriptor {
+    std::string digest;  // "sha256:…" of the gzip stream
+    std::string diff_id; // "sha256:…" of the uncompressed tar
+    std::uint64_t size = 0;
+    std::string created_by; // names the packages in the layer, for `history`
+};
+
+struct ImageConfig {
+    Arch arch = Arch::amd64;
+    std::vector<LayerDescriptor> layers; // bottom first, as in the manifest
+    bool bash = false;                   // bashInteractive is in the image: Cmd ["bash"]
+};
+
+inline constexpr std::string_view k_fixed_created = "1970-01-01T00:00:01Z";
+
+// The config blob (identical for both manifest formats).
+std::string config_json(const ImageConfig& config);
+
+// The manifest referencing a config blob (its digest and size) and layers.
+std::string manifest_json(ManifestFormat format, std::string_view config_digest,
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers);
+
+// "nixery: glibc-2.40-66, hello-2.12.1" for store paths (at most `limit` named).
+std::string describe_layer(const std::vector<std::string>& store_paths, std::size_t limit = 10);
+
+} // namespace nixery

@@ -1,0 +1,64 @@
+#include "core/popularity.hpp"
+
+#include "core/closure_graph.hpp"
+#include "core/layers.hpp"
+#include "util/sha256.hpp"
+
+#include <algorithm>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+namespace nixery {
+
+namespace {
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+}
+
+bool in_every_image(std::string_view name) {
+    return name == "cacert" || name == "iana-etc" || starts_with(name, "cacert-") ||
+           starts_with(name, "nss-cacert-") || starts_with(name, "iana-etc-");
+}
+
+} // namespace
+
+Result<Popularity> Popularity::parse(std::string_view json) {
+    rapidjson::Document doc;
+    doc.Parse(json.data(), json.size());
+    if (doc.HasParseError()) {
+        return fail(std::string("parse popularity data failed: ") +
+                    rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +
+                    std::to_string(doc.GetErrorOffset()));
+    }
+    if (!doc.IsObject()) {
+        return fail("parse popularity data failed: not a JSON object");
+    }
+    Popularity p;
+    for (const auto& m : doc.GetObject()) {
+        std::uint64_t count = 0;
+        if (m.value.IsUint64()) {
+            count = m.value.GetUint64();
+        } else if (m.value.IsNumber() && m.value.GetDouble() >= 0) {
+            count = static_cast<std::uint64_t>(m.value.GetDouble());
+        } else {
+            return fail(std::string("parse popularity data failed: count of \"") +
+                        m.name.GetString() + "\" is not a non-negative number");
+        }
+        p.m_counts[m.name.GetString()] = count;
+        p.m_max = std::max(p.m_max, count);
+    }
+    p.m_digest = sha256_hex(json);
+    return p;
+}
+
+std::uint64_t Popularity::of_store_path(std::string_view path) const {
+    const auto name = store_path_name(path);
+    if (in_every_image(name)) {
+        return std::max(m_max + 1, k_popular_threshold);
+    }
+    const auto it = m_counts.find(std::string(name));
+    return it == m_counts.end() ? 1 : it->second;
+}
+
+} // namespace nixery

@@ -1,0 +1,137 @@
+#include "util/files.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nixery {
+
+namespace fs = std::filesystem;
+
+std::string errno_text(int err) {
+    char buf[256];
+    return strerror_r(err, buf, sizeof buf);
+}
+
+void UniqueFd::reset(int fd) {
+    if (m_fd >= 0) {
+        ::close(m_fd);
+    }
+    m_fd = fd;
+}
+
+Result<std::string> read_file(const fs::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return fail("open \"" + path.string() + "\" failed: " + errno_text(errno));
+    }
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        const auto n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail("read \"" + path.string() + "\" failed: " + errno_text(errno));
+        }
+        if (n == 0) {
+            return out;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+Result<void> write_all(int fd, std::string_view data, const fs::path& what) {
+    while (!data.empty()) {
+        const auto n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail("write \"" + what.string() + "\" failed: " + errno_text(errno));
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+Result<void> make_dirs(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        return fail("mkdir \"" + dir.string() + "\" failed: " + ec.message());
+    }
+    return {};
+}
+
+Result<void> fsync_dir(const fs::path& dir) {
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::fsync(fd.get()) != 0) {
+        return fail("fsync \"" + dir.string() + "\" failed: " + errno_text(errno));
+    }
+    return {};
+}
+
+Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        char name[40];
+        std::snprintf(name, sizeof name, "%016llx.tmp", static_cast<unsigned long long>(rng()));
+        auto path = dir / name;
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0) {
+            ::fchmod(fd, mode); // the umask must not make blobs unreadable for nginx
+            return StagingFile(UniqueFd(fd), std::move(path));
+        }
+        if (errno != EEXIST) {
+            return fail("create \"" + path.string() + "\" failed: " + errno_text(errno));
+        }
+    }
+    return fail("create staging file in \"" + dir.string() + "\" failed: too many collisions");
+}
+
+StagingFile::StagingFile(StagingFile&& o) noexcept
+    : m_fd(std::move(o.m_fd)), m_path(std::move(o.m_path)), m_keep(o.m_keep) {
+    o.m_keep = true;
+}
+
+StagingFile::~StagingFile() {
+    if (!m_keep && !m_path.empty()) {
+        ::unlink(m_path.c_str());
+    }
+}
+
+Result<void> StagingFile::finish() {
+    if (::fsync(m_fd.get()) != 0) {
+        return fail("fsync \"" + m_path.string() + "\" failed: " + errno_text(errno));
+    }
+    if (::close(m_fd.release()) != 0) {
+        return fail("close \"" + m_path.string() + "\" failed: " + errno_text(errno));
+    }
+    return {};
+}
+
+Result<void> StagingFile::commit(const fs::path& final_path) {
+    if (m_fd) {
+        TRY(finish());
+    }
+    if (::rename(m_path.c_str(), final_path.c_str()) != 0) {
+        return fail("rename \"" + m_path.string() + "\" to \"" + final_path.string() +
+                    "\" failed: " + errno_text(errno));
+    }
+    m_keep = true;
+    return fsync_dir(final_path.parent_path());
+}
+
+Result<void> write_file_atomic(const fs::path& staging_dir, const fs::path& final_path,
+                               std::string_view data) {
+    TRY_ASSIGN(auto staged, StagingFile::create(staging_dir));
+    TRY(write_all(staged.fd(), data, staged.path()));
+    return staged.commit(final_path);
+}
+
+} // namespace nixery

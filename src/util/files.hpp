@@ -1,0 +1,87 @@
+// Small filesystem helpers with the error messages of the house style:
+// file descriptors that close themselves, whole-file reads of small files,
+// and publication by staging file + fsync + rename, so a reader sees either
+// nothing or the complete file under its final name.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace nixery {
+
+std::string errno_text(int err);
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : m_fd(fd) {}
+    ~UniqueFd() { reset(); }
+    UniqueFd(UniqueFd&& o) noexcept : m_fd(o.release()) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept {
+        if (this != &o) {
+            reset(o.release());
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+
+    int get() const { return m_fd; }
+    explicit operator bool() const { return m_fd >= 0; }
+    int release() {
+        int fd = m_fd;
+        m_fd = -1;
+        return fd;
+    }
+    void reset(int fd = -1);
+
+private:
+    int m_fd = -1;
+};
+
+// The whole content of a small file. Absence is an error like any other.
+Result<std::string> read_file(const std::filesystem::path& path);
+
+// Writes all of `data` to `fd`, retrying short writes.
+Result<void> write_all(int fd, std::string_view data, const std::filesystem::path& what);
+
+// Creates the directory and its parents; existing ones are fine.
+Result<void> make_dirs(const std::filesystem::path& dir);
+
+// fsync on a directory so a rename inside it survives a crash.
+Result<void> fsync_dir(const std::filesystem::path& dir);
+
+// A uniquely named file in `dir`, open for writing. Unless commit() ran, the
+// destructor removes it, so an interrupted write leaves no file behind
+// (a killed process leaves it to `nixery gc`).
+class StagingFile {
+public:
+    static Result<StagingFile> create(const std::filesystem::path& dir, mode_t mode = 0644);
+    ~StagingFile();
+    StagingFile(StagingFile&&) noexcept;
+    StagingFile& operator=(StagingFile&&) = delete;
+
+    int fd() const { return m_fd.get(); }
+    const std::filesystem::path& path() const { return m_path; }
+    // fsync, close, rename to `final_path`, fsync its directory.
+    Result<void> commit(const std::filesystem::path& final_path);
+    // fsync and close but keep the file where it is (the caller moves it).
+    Result<void> finish();
+    // The file is the caller's from now on.
+    void keep() { m_keep = true; }
+
+private:
+    StagingFile(UniqueFd fd, std::filesystem::path path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
+    UniqueFd m_fd;
+    std::filesystem::path m_path;
+    bool m_keep = false;
+};
+
+// Publishes `data` as `final_path` through a staging file in `staging_dir`.
+Result<void> write_file_atomic(const std::filesystem::path& staging_dir,
+                               const std::filesystem::path& final_path, std::string_view data);
+
+} // namespace nixery

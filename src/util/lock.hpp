@@ -1,0 +1,48 @@
+// Named exclusive locks shared by every thread and process of one instance:
+// Linux open-file-description locks on one byte of a single lock file, the
+// byte chosen by hashing the name. The kernel drops a lock when its holder
+// closes it or dies, so a killed worker never leaves a build locked.
+#pragma once
+
+#include "util/files.hpp"
+#include "util/result.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string_view>
+
+namespace nixery {
+
+class NamedLock {
+public:
+    NamedLock(NamedLock&&) = default;
+    NamedLock& operator=(NamedLock&&) = default;
+    ~NamedLock() = default; // closing the descriptor releases the lock
+
+private:
+    friend class LockTable;
+    explicit NamedLock(UniqueFd fd) : m_fd(std::move(fd)) {}
+    UniqueFd m_fd;
+};
+
+class LockTable {
+public:
+    // Creates the lock file if needed.
+    static Result<LockTable> open(const std::filesystem::path& file);
+
+    // Waits up to `timeout` for the lock named `name`. nullopt: still held by
+    // someone else when the time ran out.
+    Result<std::optional<NamedLock>> acquire(std::string_view name,
+                                             std::chrono::milliseconds timeout) const;
+    // Takes the lock only if nobody holds it.
+    Result<std::optional<NamedLock>> try_acquire(std::string_view name) const {
+        return acquire(name, std::chrono::milliseconds(0));
+    }
+
+private:
+    explicit LockTable(std::filesystem::path file) : m_file(std::move(file)) {}
+    std::filesystem::path m_file;
+};
+
+} // namespace nixery

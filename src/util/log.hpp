@@ -1,0 +1,54 @@
+// Structured logging: one JSON object per line on stderr (journald keeps it),
+// with time, level, pid, msg and the caller's fields. Each line is written
+// with a single write(2) so lines from threads and processes never interleave.
+// Callers redact secrets before logging (see redact_url).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace nixery::log {
+
+enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
+
+using Value = std::variant<std::string, std::int64_t, double, bool>;
+
+struct Field {
+    std::string key;
+    Value value;
+    Field(std::string k, std::string v) : key(std::move(k)), value(std::move(v)) {}
+    Field(std::string k, std::string_view v) : key(std::move(k)), value(std::string(v)) {}
+    Field(std::string k, const char* v) : key(std::move(k)), value(std::string(v)) {}
+    Field(std::string k, std::int64_t v) : key(std::move(k)), value(v) {}
+    Field(std::string k, int v) : key(std::move(k)), value(std::int64_t{v}) {}
+    Field(std::string k, unsigned v) : key(std::move(k)), value(std::int64_t{v}) {}
+    Field(std::string k, long long v) : key(std::move(k)), value(std::int64_t(v)) {}
+    Field(std::string k, unsigned long v) : key(std::move(k)), value(std::int64_t(v)) {}
+    Field(std::string k, unsigned long long v) : key(std::move(k)), value(std::int64_t(v)) {}
+    Field(std::string k, double v) : key(std::move(k)), value(v) {}
+    Field(std::string k, bool v) : key(std::move(k)), value(v) {}
+};
+
+using Fields = std::vector<Field>;
+
+// Lines below `level` are dropped. Set once at start-up from the config.
+void set_level(Level level);
+// Parses "debug", "info", "warn", "error"; false when the word is unknown.
+bool parse_level(std::string_view word, Level& out);
+
+void write(Level level, std::string_view msg, const Fields& fields = {});
+inline void debug(std::string_view msg, const Fields& f = {}) { write(Level::debug, msg, f); }
+inline void info(std::string_view msg, const Fields& f = {}) { write(Level::info, msg, f); }
+inline void warn(std::string_view msg, const Fields& f = {}) { write(Level::warn, msg, f); }
+inline void error(std::string_view msg, const Fields& f = {}) { write(Level::error, msg, f); }
+
+// A URL without its query string and user info: signed URLs carry their
+// credentials there.
+std::string redact_url(std::string_view url);
+
+} // namespace nixery::log

@@ -1,0 +1,47 @@
+// Running a program: argv only (never a shell), searched in PATH, in its own
+// process group so a timeout can stop it and everything it started. The child
+// dies with the thread that started it (PR_SET_PDEATHSIG), so a worker killed
+// mid-build leaves no orphaned Nix behind.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nixery {
+
+struct ProcessSpec {
+    std::vector<std::string> argv;
+    // "NAME=value" entries added to (or replacing in) the inherited environment.
+    std::vector<std::string> env;
+    // Zero means no limit. On expiry the group gets SIGTERM, then SIGKILL.
+    std::chrono::milliseconds timeout{0};
+    std::optional<std::filesystem::path> cwd;
+    // Upper bound for captured stdout; more is an error (stderr keeps its tail).
+    std::size_t max_stdout = 256 << 20;
+};
+
+struct ProcessResult {
+    int exit_code = -1; // -1 when killed by a signal
+    int signal = 0;
+    bool timed_out = false;
+    std::string out;
+    std::string err_tail; // the last 64 KiB of stderr
+
+    bool ok() const { return exit_code == 0 && !timed_out; }
+    // "exit code 1", "signal 9", "timed out after 60 s"
+    std::string describe_exit(std::chrono::milliseconds timeout) const;
+};
+
+// Runs the process to completion. An error means it could not be run at all
+// (or produced more stdout than allowed); a non-zero exit is a result.
+Result<ProcessResult> run_process(const ProcessSpec& spec);
+
+// The last `max_lines` non-empty lines of `text`, at most `max_bytes` long.
+std::string tail_lines(const std::string& text, std::size_t max_lines, std::size_t max_bytes = 4096);
+
+} // namespace nixery

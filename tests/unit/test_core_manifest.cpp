@@ -1,0 +1,113 @@
+#include "core/manifest.hpp"
+#include "core/routes.hpp"
+
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+using namespace nixery;
+
+TEST_CASE("negotiate_format") {
+    const std::string docker(media_type::docker_manifest);
+    const std::string oci(media_type::oci_manifest);
+    CHECK(negotiate_format({}) == ManifestFormat::docker);
+    CHECK(negotiate_format({"*/*"}) == ManifestFormat::docker);
+    CHECK(negotiate_format({oci}) == ManifestFormat::oci);
+    CHECK(negotiate_format({"application/vnd.oci.image.index.v1+json"}) == ManifestFormat::oci);
+    CHECK(negotiate_format({oci, docker}) == ManifestFormat::docker);
+    CHECK(negotiate_format({oci + ", " + docker}) == ManifestFormat::docker);
+    CHECK(negotiate_format({oci + "; q=0.5"}) == ManifestFormat::oci);
+    CHECK(negotiate_format({oci, docker + ";q=0"}) == ManifestFormat::oci);
+    CHECK(negotiate_format({"APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON"}) == ManifestFormat::oci);
+}
+
+TEST_CASE("config_json and manifest_json") {
+    ImageConfig cfg;
+    cfg.arch = Arch::arm64;
+    cfg.bash = true;
+    cfg.layers = {{"sha256:" + std::string(64, '1'), "sha256:" + std::string(64, '2'), 10, "nixery: a"},
+                  {"sha256:" + std::string(64, '3'), "sha256:" + std::string(64, '4'), 20, "nixery: b"}};
+    const auto config = config_json(cfg);
+
+    rapidjson::Document c;
+    c.Parse(config.c_str());
+    REQUIRE_FALSE(c.HasParseError());
+    CHECK(std::string(c["architecture"].GetString()) == "arm64");
+    CHECK(std::string(c["os"].GetString()) == "linux");
+    CHECK(c["rootfs"]["diff_ids"].Size() == 2);
+    CHECK(std::string(c["rootfs"]["diff_ids"][1].GetString()) == cfg.layers[1].diff_id);
+    CHECK(std::string(c["config"]["Cmd"][0].GetString()) == "bash");
+    CHECK(std::string(c["config"]["Env"][0].GetString()).rfind("PATH=", 0) == 0);
+    CHECK(std::string(c["config"]["Env"][1].GetString()).rfind("SSL_CERT_FILE=", 0) == 0);
+    CHECK(c["history"].Size() == 2);
+    CHECK(std::string(c["history"][0]["created_by"].GetString()) == "nixery: a");
+
+    cfg.bash = false;
+    rapidjson::Document c2;
+    c2.Parse(config_json(cfg).c_str());
+    CHECK_FALSE(c2["config"].HasMember("Cmd"));
+    CHECK(config_json(cfg) == config_json(cfg)); // deterministic
+
+    for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
+        const auto m = manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers);
+        rapidjson::Document d;
+        d.Parse(m.c_str());
+        REQUIRE_FALSE(d.HasParseError());
+        CHECK(d["schemaVersion"].GetInt() == 2);
+        CHECK(std::string(d["mediaType"].GetString()) == manifest_media_type(format));
+        CHECK(std::string(d["config"]["mediaType"].GetString()) == config_media_type(format));
+        CHECK(d["config"]["size"].GetUint64() == 123);
+        CHECK(d["layers"].Size() == 2);
+        CHECK(std::string(d["layers"][0]["mediaType"].GetString()) == layer_media_type(format));
+        CHECK(std::string(d["layers"][1]["digest"].GetString()) == cfg.layers[1].digest);
+        CHECK(d["layers"][1]["size"].GetUint64() == 20);
+    }
+}
+
+TEST_CASE("describe_layer") {
+    const std::string h(32, 'x');
+    CHECK(describe_layer({"/nix/store/" + h + "-hello-2.12", "/nix/store/" + h + "-glibc-2.40"}) ==
+          "nixery: hello-2.12, glibc-2.40");
+    std::vector<std::string> many(12, "/nix/store/" + h + "-p");
+    CHECK(describe_layer(many, 2) == "nixery: p, p and 10 more");
+}
+
+TEST_CASE("parse_route") {
+    auto r = parse_route("/v2/shell/git/manifests/latest");
+    CHECK(r.kind == RouteKind::manifest);
+    CHECK(r.name == "shell/git");
+    CHECK(r.reference == "latest");
+
+    r = parse_route("/v2/hello/blobs/sha256:abc");
+    CHECK(r.kind == RouteKind::blob);
+    CHECK(r.reference == "sha256:abc");
+
+    r = parse_route("/v2/a/b/tags/list");
+    CHECK(r.kind == RouteKind::tags);
+    CHECK(r.name == "a/b");
+
+    CHECK(parse_route("/v2/").kind == RouteKind::base);
+    CHECK(parse_route("/v2").kind == RouteKind::base);
+    CHECK(parse_route("/").kind == RouteKind::start_page);
+    CHECK(parse_route("/metrics").kind == RouteKind::metrics);
+    CHECK(parse_route("/v2/hello/blobs/uploads/").kind == RouteKind::unsupported_api);
+    CHECK(parse_route("/v2/_catalog").kind == RouteKind::unsupported_api);
+    CHECK(parse_route("/v2/manifests/latest").kind == RouteKind::unsupported_api);
+    CHECK(parse_route("/favicon.ico").kind == RouteKind::not_found);
+}
+
+TEST_CASE("error_json") {
+    auto e = manifest_unknown("package \"nope\" not found", R"({"packages":["nope"]})");
+    rapidjson::Document d;
+    d.Parse(error_json(e).c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(std::string(d["errors"][0]["code"].GetString()) == "MANIFEST_UNKNOWN");
+    CHECK(std::string(d["errors"][0]["message"].GetString()) == "package \"nope\" not found");
+    CHECK(std::string(d["errors"][0]["detail"]["packages"][0].GetString()) == "nope");
+    CHECK(e.status == 404);
+
+    auto n = name_invalid("Bad\"Name");
+    d.Parse(error_json(n).c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(n.status == 400);
+    CHECK(std::string(d["errors"][0]["detail"].GetString()) == "Bad\"Name");
+}
