@@ -1,0 +1,422 @@
+#include "builder/builder.hpp"
+
+#include "builder/records.hpp"
+#include "core/cache_keys.hpp"
+#include "core/closure_graph.hpp"
+#include "core/layers.hpp"
+#include "pack/layer_writer.hpp"
+#include "pack/store_paths.hpp"
+#include "pack/top_layer.hpp"
+#include "util/log.hpp"
+#include "util/sha256.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <rapidjson/document.h>
+
+namespace nixery {
+
+namespace {
+
+std::int64_t unix_now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+double precise_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A fault of this server (disk, database, storage): logged with its cause,
+// reported without internals the client cannot act on.
+RegistryError server_fault(const Error& e, std::string_view image) {
+    log::error("build failed", {{"image", image}, {"error", e.message}});
+    return internal_error("building \"" + std::string(image) + "\" failed on the server: " + e.message);
+}
+
+std::string quoted_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + json_string(names[i]);
+    }
+    return out;
+}
+
+std::string json_list(const std::vector<std::string>& names) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        out += (i == 0 ? "" : ",") + json_string(names[i]);
+    }
+    return out + "]";
+}
+
+RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout) {
+    const std::string name(image);
+    switch (f.kind) {
+    case NixFailure::Kind::timed_out:
+        return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
+                                    ") ran longer than NIX_TIMEOUT (" + std::to_string(timeout.count()) +
+                                    " s)" + (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
+                                R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
+                                    json_string(f.log_tail) + "}");
+    case NixFailure::Kind::failed:
+        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation + ") said:\n" +
+                                    f.log_tail,
+                                R"({"log":)" + json_string(f.log_tail) + "}");
+    case NixFailure::Kind::not_runnable:
+        log::error("cannot run nix", {{"error", f.log_tail}});
+        return internal_error("cannot run Nix on the server: " + f.log_tail);
+    }
+    return internal_error("unknown Nix failure");
+}
+
+int layer_count(const ImageRecord& image) {
+    rapidjson::Document d;
+    d.Parse(image.docker_manifest.c_str(), image.docker_manifest.size());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("layers") || !d["layers"].IsArray()) {
+        return 0;
+    }
+    return static_cast<int>(d["layers"].Size());
+}
+
+std::string top_layer_description(const std::vector<std::string>& package_paths) {
+    std::string out = "nixery: symlinks to";
+    for (std::size_t i = 0; i < package_paths.size(); ++i) {
+        out += (i == 0 ? " " : ", ") + std::string(store_path_name(package_paths[i]));
+    }
+    return out;
+}
+
+} // namespace
+
+Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std::string_view tag,
+                                                        ManifestFormat format) {
+    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    const auto key = image_key(source.revision, image);
+    TRY_ASSIGN(auto hit, cached(key, source.pinning, unix_now()));
+
+    if (!hit) {
+        const auto remembered = m_s.cache.find_failure(key, unix_now());
+        if (!remembered) {
+            return unexpected(server_fault(remembered.error(), image.name));
+        }
+        if (*remembered) {
+            return unexpected(**remembered);
+        }
+        // Builds are bounded by NIX_TIMEOUT per Nix call plus packing; wait
+        // generously for another thread or process building the same image.
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(m_s.config.nix_timeout * 6 +
+                                                                               std::chrono::minutes(10));
+        auto lock = m_s.locks.acquire("image:" + key, wait);
+        if (!lock) {
+            return unexpected(server_fault(lock.error(), image.name));
+        }
+        if (!*lock) {
+            return unexpected(RegistryError{503, "UNAVAILABLE",
+                                            "another build of \"" + image.name + "\" is still running; retry later",
+                                            {}});
+        }
+        // Whoever held the lock may have finished this image, or failed it.
+        TRY_ASSIGN(hit, cached(key, source.pinning, unix_now()));
+        if (!hit) {
+            const auto again = m_s.cache.find_failure(key, unix_now());
+            if (again && *again) {
+                return unexpected(**again);
+            }
+            const auto started = precise_now();
+            auto id = m_s.cache.start_build(image.name, tag, key, started);
+            if (!id) {
+                return unexpected(server_fault(id.error(), image.name));
+            }
+            auto built = build(image, source, *id);
+            const auto duration = precise_now() - started;
+            if (!built) {
+                const auto& err = built.error();
+                (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
+                (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
+                log::warn("build failed", {{"image", image.name}, {"tag", tag}, {"status", err.status},
+                                           {"duration", duration}, {"error", err.message}});
+                return unexpected(built.error());
+            }
+            (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
+            auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
+            if (!recorded) {
+                return unexpected(server_fault(recorded.error(), image.name));
+            }
+            log::info("image built", {{"image", image.name}, {"tag", tag}, {"duration", duration},
+                                      {"layers_built", built->layers_built},
+                                      {"layers_reused", built->layers_reused}});
+            hit = std::move(built->image);
+        }
+    }
+
+    (void)m_s.cache.record_tag(image.name, tag, unix_now());
+    const auto& record = *hit;
+    if (format == ManifestFormat::oci) {
+        return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest), record.oci_digest};
+    }
+    return ServedManifest{record.docker_manifest, std::string(media_type::docker_manifest),
+                          record.docker_digest};
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::cached(std::string_view image_key,
+                                                                  Pinning pinning, std::int64_t now) {
+    auto evaluation = m_s.cache.find_evaluation(image_key);
+    if (!evaluation) {
+        return unexpected(server_fault(evaluation.error(), image_key));
+    }
+    if (!*evaluation) {
+        return std::optional<ImageRecord>();
+    }
+    const bool fresh = pinning == Pinning::pinned ||
+                       now - (*evaluation)->evaluated_at < m_s.config.source_ttl.count();
+    if (!fresh) {
+        return std::optional<ImageRecord>();
+    }
+    TRY_ASSIGN(auto image, find_image((*evaluation)->closure_key));
+    if (image) {
+        (void)m_s.cache.touch_image((*evaluation)->closure_key, now);
+    }
+    return image;
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::find_image(std::string_view closure_key) {
+    auto local = m_s.cache.find_image(closure_key);
+    if (!local) {
+        return unexpected(server_fault(local.error(), closure_key));
+    }
+    if (*local) {
+        return std::move(*local);
+    }
+    // Another instance sharing the storage may have built it.
+    auto shared = m_s.storage.fetch(image_record_key(closure_key));
+    if (!shared) {
+        log::warn("reading shared image record failed", {{"error", shared.error().message}});
+        return std::optional<ImageRecord>();
+    }
+    if (!*shared) {
+        return std::optional<ImageRecord>();
+    }
+    auto record = decode_image_record(**shared);
+    if (!record) {
+        log::warn("ignoring malformed shared image record", {{"closure_key", closure_key}});
+        return std::optional<ImageRecord>();
+    }
+    auto stored = m_s.cache.record_image(closure_key, *record, unix_now());
+    if (!stored) {
+        return unexpected(server_fault(stored.error(), closure_key));
+    }
+    return std::optional<ImageRecord>(std::move(*record));
+}
+
+Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const ResolvedSource& source,
+                                                       std::int64_t build_id) {
+    const auto timeout = m_s.config.nix_timeout;
+    const auto request = request_json({source.nix_source, image.arch, image.packages});
+    auto ev = m_s.nix.evaluate(request);
+    if (!ev) {
+        return unexpected(nix_error(ev.error(), image.name, timeout));
+    }
+    if (!ev->missing.empty()) {
+        const bool one = ev->missing.size() == 1;
+        return unexpected(manifest_unknown(
+            std::string(one ? "package " : "packages ") + quoted_list(ev->missing) +
+                (one ? " is" : " are") + " not in the package set (" + m_s.config.describe_source() +
+                "); check the spelling of each path component of \"" + image.name + "\"",
+            R"({"missing":)" + json_list(ev->missing) + "}"));
+    }
+    if (!ev->not_packages.empty()) {
+        return unexpected(manifest_unknown(
+            quoted_list(ev->not_packages) + " in \"" + image.name +
+                "\" is an attribute of the package set but not a package (a derivation)",
+            R"({"notPackages":)" + json_list(ev->not_packages) + "}"));
+    }
+    if (!ev->refused.empty()) {
+        const auto& name = ev->refused.front();
+        const auto why = m_s.nix.explain(request_json({source.nix_source, image.arch, {name}}));
+        return unexpected(manifest_unknown(
+            "package " + quoted_list(ev->refused) + " cannot be used: Nix refuses to evaluate it:\n" + why,
+            R"({"refused":)" + json_list(ev->refused) + R"(,"log":)" + json_string(why) + "}"));
+    }
+    if (image.arch == Arch::arm64 && !ev->system_applied) {
+        return unexpected(manifest_unknown(
+            "the package set takes no \"system\" argument, so it cannot build arm64 images"));
+    }
+
+    Outcome out;
+    const bool bash = ev->has_attribute("bashInteractive");
+    const auto out_paths = ev->out_paths();
+    out.closure_key = closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
+    TRY_ASSIGN(auto existing, find_image(out.closure_key));
+    if (existing) {
+        // Same outputs as an image already built: nothing to build or pack.
+        out.layers_reused = layer_count(*existing);
+        out.image = std::move(*existing);
+        return out;
+    }
+
+    const auto gcroot = m_s.config.state_dir / "gcroots" / std::to_string(build_id);
+    if (auto made = make_dirs(gcroot); !made) {
+        return unexpected(server_fault(made.error(), image.name));
+    }
+    struct RemoveRoots {
+        std::filesystem::path dir;
+        ~RemoveRoots() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    } remove_roots{gcroot};
+
+    if (auto built = m_s.nix.realise(request, gcroot / "result"); !built) {
+        return unexpected(nix_error(built.error(), image.name, timeout));
+    }
+    auto graph = m_s.nix.closure(out_paths);
+    if (!graph) {
+        return unexpected(nix_error(graph.error(), image.name, timeout));
+    }
+
+    std::vector<LayerDescriptor> descriptors;
+    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_budget)) {
+        TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
+        descriptors.push_back(std::move(d));
+    }
+    TRY_ASSIGN(auto top, ensure_layer(out_paths, true, out));
+    descriptors.push_back(std::move(top));
+
+    const auto config = config_json(ImageConfig{image.arch, descriptors, bash});
+    TRY_ASSIGN(out.image.config_digest, store_document(config, media_type::docker_config));
+    for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
+        auto body = manifest_json(format, out.image.config_digest, config.size(), descriptors);
+        TRY_ASSIGN(auto digest, store_document(body, manifest_media_type(format)));
+        if (format == ManifestFormat::docker) {
+            out.image.docker_manifest = std::move(body);
+            out.image.docker_digest = std::move(digest);
+        } else {
+            out.image.oci_manifest = std::move(body);
+            out.image.oci_digest = std::move(digest);
+        }
+    }
+    for (const auto& d : descriptors) {
+        out.image.blobs.push_back(d.digest);
+    }
+    out.image.blobs.push_back(out.image.config_digest);
+    out.image.blobs.push_back(out.image.docker_digest);
+    out.image.blobs.push_back(out.image.oci_digest);
+
+    if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
+        return unexpected(server_fault(r.error(), image.name));
+    }
+    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image)); !r) {
+        return unexpected(server_fault(r.error(), image.name));
+    }
+    return out;
+}
+
+Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
+                                                             bool top, Outcome& outcome) {
+    const auto key = top ? top_layer_key(paths) : layer_key(paths);
+    LayerDescriptor descriptor;
+    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
+
+    // Known here, or to another instance sharing the storage, and still stored?
+    const auto lookup = [&]() -> Result<std::optional<LayerRecord>> {
+        TRY_ASSIGN(auto local, m_s.cache.find_layer(key));
+        std::optional<LayerRecord> record = std::move(local);
+        bool shared = false;
+        if (!record) {
+            TRY_ASSIGN(auto blob, m_s.storage.fetch(layer_record_key(key)));
+            if (blob) {
+                record = decode_layer_record(*blob);
+                shared = record.has_value();
+            }
+        }
+        if (!record) {
+            return std::optional<LayerRecord>();
+        }
+        TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record->digest.substr(7))));
+        if (!stored) {
+            return std::optional<LayerRecord>();
+        }
+        if (shared) {
+            TRY(m_s.cache.record_blob({record->digest, record->size, std::string(media_type::layer_blob)}, unix_now()));
+            TRY(m_s.cache.record_layer(key, *record, unix_now()));
+        }
+        return record;
+    };
+    const auto reuse = [&](const LayerRecord& r) {
+        descriptor.digest = r.digest;
+        descriptor.diff_id = r.diff_id;
+        descriptor.size = r.size;
+        ++outcome.layers_reused;
+        return descriptor;
+    };
+
+    auto found = lookup();
+    if (!found) {
+        return unexpected(server_fault(found.error(), "layer " + key));
+    }
+    if (*found) {
+        return reuse(**found);
+    }
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(30));
+    auto lock = m_s.locks.acquire("layer:" + key, wait);
+    if (!lock || !*lock) {
+        return unexpected(server_fault(lock ? Error{"waiting for layer " + key + " timed out"} : lock.error(),
+                                       "layer " + key));
+    }
+    found = lookup();
+    if (!found) {
+        return unexpected(server_fault(found.error(), "layer " + key));
+    }
+    if (*found) {
+        return reuse(**found);
+    }
+
+    const auto pack = [&]() -> Result<LayerRecord> {
+        TRY_ASSIGN(auto staged, StagingFile::create(m_s.storage.staging_dir()));
+        TRY_ASSIGN(auto writer, LayerWriter::open(staged.fd(), staged.path()));
+        if (top) {
+            TRY_ASSIGN(const auto plan, plan_top_layer(paths));
+            TRY(add_top_layer(*writer, plan));
+        } else {
+            TRY(add_store_paths(*writer, paths));
+        }
+        TRY_ASSIGN(const auto packed, writer->finish());
+        TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7))));
+        const LayerRecord record{packed.digest, packed.diff_id, packed.size};
+        TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)}, unix_now()));
+        TRY(m_s.cache.record_layer(key, record, unix_now()));
+        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record)));
+        return record;
+    };
+    const auto started = precise_now();
+    auto packed = pack();
+    if (!packed) {
+        return unexpected(server_fault(packed.error(), "layer " + key));
+    }
+    log::info("layer packed", {{"digest", packed->digest}, {"size", packed->size},
+                               {"paths", paths.size()}, {"duration", precise_now() - started}});
+    descriptor.digest = packed->digest;
+    descriptor.diff_id = packed->diff_id;
+    descriptor.size = packed->size;
+    ++outcome.layers_built;
+    return descriptor;
+}
+
+Result<std::string, RegistryError> Builder::store_document(std::string_view data,
+                                                           std::string_view media_type) {
+    const auto digest = sha256_digest(data);
+    const auto store = [&]() -> Result<void> {
+        const auto key = blob_key(digest.substr(7));
+        TRY_ASSIGN(const bool stored, m_s.storage.exists(key));
+        if (!stored) {
+            TRY(m_s.storage.put(key, data));
+        }
+        return m_s.cache.record_blob({digest, data.size(), std::string(media_type)}, unix_now());
+    };
+    if (auto r = store(); !r) {
+        return unexpected(server_fault(r.error(), "document " + digest));
+    }
+    return digest;
+}
+
+} // namespace nixery

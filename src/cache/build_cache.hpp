@@ -1,0 +1,93 @@
+// The build cache's queries: which images, layers and blobs exist, what an
+// evaluation gave, which builds ran and which failures to remember. Keys are
+// computed by the builder; this file only stores and finds them. Times are
+// passed in (Unix seconds) so the cache has no clock of its own.
+#pragma once
+
+#include "cache/db.hpp"
+#include "core/routes.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nixery {
+
+struct BlobRecord {
+    std::string digest;
+    std::uint64_t size = 0;
+    std::string media_type;
+};
+
+struct LayerRecord {
+    std::string digest;
+    std::string diff_id;
+    std::uint64_t size = 0;
+};
+
+struct ImageRecord {
+    std::string config_digest;
+    std::string docker_manifest;
+    std::string docker_digest;
+    std::string oci_manifest;
+    std::string oci_digest;
+    std::vector<std::string> blobs; // every digest the image references
+};
+
+struct EvaluationRecord {
+    std::string closure_key;
+    std::int64_t evaluated_at = 0;
+};
+
+struct BuildRecord {
+    std::int64_t id = 0;
+    std::string image;
+    std::string tag;
+    double started_at = 0;
+    std::optional<double> duration;
+    int layers_built = 0;
+    int layers_reused = 0;
+    std::optional<int> status;
+    std::string error;
+};
+
+class BuildCache {
+public:
+    explicit BuildCache(Db db) : m_db(std::move(db)) {}
+    Db& db() { return m_db; }
+
+    Result<std::optional<BlobRecord>> find_blob(std::string_view digest);
+    Result<void> record_blob(const BlobRecord& blob, std::int64_t now);
+
+    Result<std::optional<LayerRecord>> find_layer(std::string_view layer_key);
+    Result<void> record_layer(std::string_view layer_key, const LayerRecord& layer, std::int64_t now);
+
+    Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
+    Result<void> record_image(std::string_view closure_key, const ImageRecord& image, std::int64_t now);
+    Result<void> touch_image(std::string_view closure_key, std::int64_t now);
+
+    Result<std::optional<EvaluationRecord>> find_evaluation(std::string_view image_key);
+    Result<void> record_evaluation(std::string_view image_key, std::string_view closure_key,
+                                   std::int64_t now);
+
+    Result<void> record_tag(std::string_view name, std::string_view tag, std::int64_t now);
+    Result<std::vector<std::string>> tags(std::string_view name);
+
+    Result<std::int64_t> start_build(std::string_view image, std::string_view tag,
+                                     std::string_view image_key, double now);
+    Result<void> finish_build(std::int64_t id, double duration, int layers_built, int layers_reused,
+                              int status, std::string_view error);
+    // Newest first.
+    Result<std::vector<BuildRecord>> recent_builds(int limit, bool failed_only = false);
+    Result<std::vector<BuildRecord>> builds_of(std::string_view image, std::string_view tag);
+
+    Result<void> remember_failure(std::string_view image_key, const RegistryError& error,
+                                  std::int64_t expires_at);
+    Result<std::optional<RegistryError>> find_failure(std::string_view image_key, std::int64_t now);
+
+private:
+    Db m_db;
+};
+
+} // namespace nixery

@@ -1,0 +1,196 @@
+#include "cache/db.hpp"
+
+#include "util/files.hpp"
+
+#include <algorithm>
+#include <sqlite3.h>
+#include <vector>
+
+namespace nixery {
+
+namespace {
+
+constexpr int k_busy_timeout_ms = 30000;
+
+std::string sqlite_error(sqlite3* db) {
+    return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+}
+
+} // namespace
+
+Statement::Statement(Statement&& o) noexcept : m_stmt(o.m_stmt), m_db(o.m_db) {
+    o.m_stmt = nullptr;
+}
+
+Statement::~Statement() {
+    if (m_stmt != nullptr) {
+        sqlite3_finalize(m_stmt);
+    }
+}
+
+Statement& Statement::bind(int index, std::string_view text) {
+    sqlite3_bind_text(m_stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
+Statement& Statement::bind(int index, std::int64_t value) {
+    sqlite3_bind_int64(m_stmt, index, value);
+    return *this;
+}
+
+Statement& Statement::bind(int index, double value) {
+    sqlite3_bind_double(m_stmt, index, value);
+    return *this;
+}
+
+Statement& Statement::bind_null(int index) {
+    sqlite3_bind_null(m_stmt, index);
+    return *this;
+}
+
+Result<bool> Statement::step() {
+    const int rc = sqlite3_step(m_stmt);
+    if (rc == SQLITE_ROW) {
+        return true;
+    }
+    if (rc == SQLITE_DONE) {
+        return false;
+    }
+    return fail(std::string("sqlite \"") + sqlite3_sql(m_stmt) + "\" failed: " + sqlite_error(m_db));
+}
+
+Result<void> Statement::run() {
+    for (;;) {
+        TRY_ASSIGN(const bool row, step());
+        if (!row) {
+            return {};
+        }
+    }
+}
+
+std::string Statement::text(int column) const {
+    const auto* p = sqlite3_column_text(m_stmt, column);
+    const int n = sqlite3_column_bytes(m_stmt, column);
+    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+}
+
+std::int64_t Statement::integer(int column) const {
+    return sqlite3_column_int64(m_stmt, column);
+}
+
+double Statement::real(int column) const {
+    return sqlite3_column_double(m_stmt, column);
+}
+
+bool Statement::is_null(int column) const {
+    return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
+}
+
+Db::Db(Db&& o) noexcept : m_db(o.m_db) {
+    o.m_db = nullptr;
+}
+
+Db& Db::operator=(Db&& o) noexcept {
+    std::swap(m_db, o.m_db);
+    return *this;
+}
+
+Db::~Db() {
+    if (m_db != nullptr) {
+        sqlite3_close_v2(m_db);
+    }
+}
+
+Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::path& migrations) {
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(file.c_str(), &raw,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                   nullptr);
+    Db db(raw);
+    if (rc != SQLITE_OK) {
+        return fail("open database \"" + file.string() + "\" failed: " + sqlite_error(raw));
+    }
+    sqlite3_busy_timeout(raw, k_busy_timeout_ms);
+    TRY(db.exec("PRAGMA journal_mode = WAL"));
+    TRY(db.exec("PRAGMA synchronous = NORMAL"));
+    TRY(db.exec("PRAGMA foreign_keys = ON"));
+    TRY(db.migrate(migrations));
+    return db;
+}
+
+Result<Statement> Db::prepare(std::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()), 0, &stmt, nullptr) !=
+        SQLITE_OK) {
+        return fail("sqlite prepare \"" + std::string(sql) + "\" failed: " + sqlite_error(m_db));
+    }
+    return Statement(stmt, m_db);
+}
+
+Result<void> Db::exec(std::string_view sql) {
+    char* err = nullptr;
+    const std::string s(sql);
+    if (sqlite3_exec(m_db, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err != nullptr ? err : sqlite_error(m_db);
+        sqlite3_free(err);
+        return fail("sqlite \"" + s.substr(0, 60) + "\" failed: " + msg);
+    }
+    return {};
+}
+
+int Db::schema_version() {
+    auto stmt = prepare("PRAGMA user_version");
+    if (!stmt || !stmt->step().value_or(false)) {
+        return -1;
+    }
+    return static_cast<int>(stmt->integer(0));
+}
+
+Result<void> Db::migrate(const std::filesystem::path& dir) {
+    std::vector<std::pair<int, std::filesystem::path>> files;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = entry.path().filename().string();
+        if (entry.path().extension() != ".sql" || name.size() < 5 || !std::isdigit(name[0])) {
+            continue;
+        }
+        files.emplace_back(std::stoi(name), entry.path());
+    }
+    if (ec) {
+        return fail("read schema directory \"" + dir.string() + "\" failed: " + ec.message());
+    }
+    std::sort(files.begin(), files.end());
+    // Several processes may start at once: check and apply under one write lock.
+    TRY_ASSIGN(auto tx, Transaction::begin(*this));
+    const int current = schema_version();
+    for (const auto& [version, path] : files) {
+        if (version <= current) {
+            continue;
+        }
+        TRY_ASSIGN(const auto sql, read_file(path));
+        TRY(exec(sql));
+        TRY(exec("PRAGMA user_version = " + std::to_string(version)));
+    }
+    return tx.commit();
+}
+
+Result<Transaction> Transaction::begin(Db& db) {
+    TRY(db.exec("BEGIN IMMEDIATE"));
+    return Transaction(&db);
+}
+
+Transaction::~Transaction() {
+    if (m_db != nullptr) {
+        (void)m_db->exec("ROLLBACK");
+    }
+}
+
+Result<void> Transaction::commit() {
+    auto r = m_db->exec("COMMIT");
+    if (r) {
+        m_db = nullptr;
+    }
+    return r;
+}
+
+} // namespace nixery

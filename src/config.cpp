@@ -1,0 +1,258 @@
+#include "config.hpp"
+
+#include <climits>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace nixery {
+
+namespace fs = std::filesystem;
+
+Environment current_environment() {
+    Environment env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string_view entry(*e);
+        const auto eq = entry.find('=');
+        if (eq != std::string_view::npos) {
+            env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+        }
+    }
+    return env;
+}
+
+const std::map<std::string, std::string>& known_settings() {
+    static const std::map<std::string, std::string> k{
+        {"PORT", "HTTP port nginx listens on (make run; default 8080)"},
+        {"NIXERY_CHANNEL", "a Nix/NixOS channel name or nixpkgs commit to build from"},
+        {"NIXERY_CHANNEL_URL", "URL prefix of channel tarballs (default the nixpkgs archive on GitHub)"},
+        {"NIXERY_PKGS_REPO", "a git repository with a package set; image tags are git refs"},
+        {"NIXERY_PKGS_PATH", "a local directory with a package set"},
+        {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
+        {"NIXERY_STORAGE_BACKEND", "filesystem (default), gcs or s3"},
+        {"STORAGE_PATH", "directory for blobs (filesystem backend)"},
+        {"GCS_BUCKET", "Google Cloud Storage bucket (gcs backend)"},
+        {"GOOGLE_APPLICATION_CREDENTIALS", "service-account key for GCS (optional)"},
+        {"STORAGE_EMULATOR_HOST", "another GCS endpoint, without authentication (optional)"},
+        {"S3_BUCKET", "S3 bucket (s3 backend)"},
+        {"S3_ENDPOINT", "S3-compatible endpoint URL (empty: AWS)"},
+        {"S3_REGION", "S3 region (default us-east-1)"},
+        {"S3_PATH_STYLE", "true for path-style bucket addressing"},
+        {"AWS_ACCESS_KEY_ID", "S3 access key"},
+        {"AWS_SECRET_ACCESS_KEY", "S3 secret key"},
+        {"AWS_SESSION_TOKEN", "S3 session token (optional)"},
+        {"NIXERY_STATE_DIR", "directory for the database, sockets, locks and logs"},
+        {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
+        {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
+        {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
+        {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
+    };
+    return k;
+}
+
+std::string Config::describe_source() const {
+    switch (source) {
+    case SourceKind::path:
+        return demo_source ? "the demo package set (" + source_location + ")"
+                           : "the package set at " + source_location;
+    case SourceKind::git:
+        return "the git repository " + source_location;
+    case SourceKind::channel:
+        return "the Nix channel " + source_location;
+    }
+    return source_location;
+}
+
+Result<DataFiles> locate_data_files() {
+    char buf[PATH_MAX];
+    const auto n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) {
+        return fail("readlink \"/proc/self/exe\" failed");
+    }
+    const fs::path exe_dir = fs::path(std::string(buf, static_cast<std::size_t>(n))).parent_path();
+    const auto installed = exe_dir.parent_path() / "share" / "nixery";
+    if (fs::exists(installed / "nix" / "image.nix")) {
+        return DataFiles{installed / "sql", installed / "nix", installed / "nginx"};
+    }
+    const auto checkout = exe_dir.parent_path();
+    if (fs::exists(checkout / "src" / "nix" / "image.nix")) {
+        return DataFiles{checkout / "sql", checkout / "src" / "nix", checkout / "nginx"};
+    }
+    return fail("cannot find nixery's data files: looked in \"" + installed.string() + "\" and \"" +
+                (checkout / "src" / "nix").string() + "\"");
+}
+
+namespace {
+
+std::string get(const Environment& env, const std::string& name) {
+    const auto it = env.find(name);
+    return it == env.end() ? std::string() : it->second;
+}
+
+Result<long> parse_number(const Environment& env, const std::string& name, long fallback, long min,
+                          long max) {
+    const auto text = get(env, name);
+    if (text.empty()) {
+        return fallback;
+    }
+    char* end = nullptr;
+    errno = 0;
+    const long value = std::strtol(text.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || value < min || value > max) {
+        return fail(name + "=\"" + text + "\" is not a whole number from " + std::to_string(min) +
+                    " to " + std::to_string(max));
+    }
+    return value;
+}
+
+Result<fs::path> absolute_dir(const std::string& name, const std::string& value) {
+    if (value.empty()) {
+        return fail(name + " is not set");
+    }
+    std::error_code ec;
+    auto p = fs::absolute(value, ec);
+    if (ec) {
+        return fail(name + "=\"" + value + "\": " + ec.message());
+    }
+    return p.lexically_normal();
+}
+
+} // namespace
+
+Result<Config> load_config(const Environment& env, ConfigUse use) {
+    Config c;
+    for (const auto& [name, value] : env) {
+        if (name.rfind("NIXERY_", 0) == 0 && known_settings().count(name) == 0) {
+            std::string known;
+            for (const auto& [setting, what] : known_settings()) {
+                if (setting.rfind("NIXERY_", 0) == 0) {
+                    known += (known.empty() ? "" : ", ") + setting;
+                }
+            }
+            return fail("unknown setting " + name + ": the NIXERY_ settings are " + known +
+                        " (see README.md)");
+        }
+    }
+
+    TRY_ASSIGN(const long port, parse_number(env, "PORT", 8080, 1, 65535));
+    c.port = static_cast<int>(port);
+    TRY_ASSIGN(const long timeout, parse_number(env, "NIX_TIMEOUT", 60, 1, 86400));
+    c.nix_timeout = std::chrono::seconds(timeout);
+    TRY_ASSIGN(const long ttl, parse_number(env, "NIXERY_SOURCE_TTL", 300, 0, 86400 * 365));
+    c.source_ttl = std::chrono::seconds(ttl);
+    TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
+    c.workers = static_cast<int>(workers);
+    if (const auto level = get(env, "NIXERY_LOG_LEVEL"); !level.empty()) {
+        if (!log::parse_level(level, c.log_level)) {
+            return fail("NIXERY_LOG_LEVEL=\"" + level + "\" is not one of debug, info, warn, error");
+        }
+    }
+    c.popularity_url = get(env, "NIX_POPULARITY_URL");
+    if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {
+        c.channel_url = url;
+        while (!c.channel_url.empty() && c.channel_url.back() == '/') {
+            c.channel_url.pop_back();
+        }
+    }
+
+    TRY_ASSIGN(c.data, locate_data_files());
+
+    // Package source: exactly one, or none for the demo set.
+    const auto channel = get(env, "NIXERY_CHANNEL");
+    const auto repo = get(env, "NIXERY_PKGS_REPO");
+    const auto path = get(env, "NIXERY_PKGS_PATH");
+    const int sources = !channel.empty() + !repo.empty() + !path.empty();
+    if (sources > 1) {
+        return fail("more than one package source is set: set exactly one of NIXERY_CHANNEL, "
+                    "NIXERY_PKGS_REPO and NIXERY_PKGS_PATH");
+    }
+    if (!channel.empty()) {
+        c.source = SourceKind::channel;
+        c.source_location = channel;
+    } else if (!repo.empty()) {
+        c.source = SourceKind::git;
+        c.source_location = repo;
+    } else if (!path.empty()) {
+        TRY_ASSIGN(const auto dir, absolute_dir("NIXERY_PKGS_PATH", path));
+        if (!fs::exists(dir)) {
+            return fail("NIXERY_PKGS_PATH=\"" + path + "\" does not exist");
+        }
+        c.source = SourceKind::path;
+        c.source_location = dir.string();
+    } else {
+        c.source = SourceKind::path;
+        c.demo_source = true;
+        c.source_location = (c.data.nix_dir / "demo").string();
+    }
+
+    // Storage backend and its settings; settings of another backend are a
+    // contradiction, not something to ignore silently.
+    const auto backend = get(env, "NIXERY_STORAGE_BACKEND");
+    const bool gcs_set = !get(env, "GCS_BUCKET").empty();
+    const bool s3_set = !get(env, "S3_BUCKET").empty();
+    if (backend.empty() || backend == "filesystem") {
+        c.storage = StorageKind::filesystem;
+    } else if (backend == "gcs") {
+        c.storage = StorageKind::gcs;
+    } else if (backend == "s3") {
+        c.storage = StorageKind::s3;
+    } else {
+        return fail("NIXERY_STORAGE_BACKEND=\"" + backend + "\" is not one of filesystem, gcs, s3");
+    }
+    if (gcs_set && c.storage != StorageKind::gcs) {
+        return fail("GCS_BUCKET is set but NIXERY_STORAGE_BACKEND is not \"gcs\"");
+    }
+    if (s3_set && c.storage != StorageKind::s3) {
+        return fail("S3_BUCKET is set but NIXERY_STORAGE_BACKEND is not \"s3\"");
+    }
+    switch (c.storage) {
+    case StorageKind::filesystem:
+        if (use == ConfigUse::serve || !get(env, "STORAGE_PATH").empty()) {
+            TRY_ASSIGN(c.storage_path, absolute_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
+        }
+        break;
+    case StorageKind::gcs:
+        if (!get(env, "STORAGE_PATH").empty()) {
+            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in GCS_BUCKET");
+        }
+        c.gcs.bucket = get(env, "GCS_BUCKET");
+        if (c.gcs.bucket.empty()) {
+            return fail("NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
+        }
+        c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
+        c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
+        break;
+    case StorageKind::s3: {
+        if (!get(env, "STORAGE_PATH").empty()) {
+            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in S3_BUCKET");
+        }
+        c.s3.bucket = get(env, "S3_BUCKET");
+        if (c.s3.bucket.empty()) {
+            return fail("NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
+        }
+        c.s3.endpoint = get(env, "S3_ENDPOINT");
+        if (const auto region = get(env, "S3_REGION"); !region.empty()) {
+            c.s3.region = region;
+        }
+        const auto style = get(env, "S3_PATH_STYLE");
+        if (!style.empty() && style != "true" && style != "false") {
+            return fail("S3_PATH_STYLE=\"" + style + "\" is not true or false");
+        }
+        c.s3.path_style = style == "true";
+        c.s3.access_key_id = get(env, "AWS_ACCESS_KEY_ID");
+        c.s3.secret_access_key = get(env, "AWS_SECRET_ACCESS_KEY");
+        c.s3.session_token = get(env, "AWS_SESSION_TOKEN");
+        if (c.s3.access_key_id.empty() != c.s3.secret_access_key.empty()) {
+            return fail("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither");
+        }
+        break;
+    }
+    }
+
+    if (use == ConfigUse::serve || !get(env, "NIXERY_STATE_DIR").empty()) {
+        TRY_ASSIGN(c.state_dir, absolute_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
+    }
+    return c;
+}
+
+} // namespace nixery

@@ -1,0 +1,89 @@
+// The instance's configuration: the only place that reads the environment.
+// Settings are named as in ../shared/seed/nixery-README.txt; unknown NIXERY_*
+// variables and contradictory settings are start-up errors with a message
+// that says what to change.
+#pragma once
+
+#include "util/log.hpp"
+#include "util/result.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace nixery {
+
+using Environment = std::map<std::string, std::string>;
+
+// A snapshot of the process environment.
+Environment current_environment();
+
+enum class SourceKind { path, git, channel };
+enum class StorageKind { filesystem, gcs, s3 };
+
+// Where the files that ship with the program live: the SQL schema and the
+// Nix expressions (installed under share/nixery, or in a source checkout).
+struct DataFiles {
+    std::filesystem::path sql_dir;
+    std::filesystem::path nix_dir;
+    std::filesystem::path nginx_dir;
+};
+
+struct GcsSettings {
+    std::string bucket;
+    std::filesystem::path credentials; // GOOGLE_APPLICATION_CREDENTIALS; empty: metadata server
+    std::string emulator_host;         // STORAGE_EMULATOR_HOST; empty: Google
+};
+
+struct S3Settings {
+    std::string bucket;
+    std::string endpoint; // empty: AWS
+    std::string region = "us-east-1";
+    bool path_style = false;
+    std::string access_key_id;
+    std::string secret_access_key;
+    std::string session_token;
+};
+
+struct Config {
+    int port = 8080;
+
+    SourceKind source = SourceKind::path;
+    std::string source_location; // a path, a git URL, or a channel name / commit
+    bool demo_source = false;    // no source configured: the shipped demo set
+    std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
+    std::chrono::seconds source_ttl{300};
+
+    StorageKind storage = StorageKind::filesystem;
+    std::filesystem::path storage_path;
+    GcsSettings gcs;
+    S3Settings s3;
+
+    std::filesystem::path state_dir;
+    std::chrono::seconds nix_timeout{60};
+    std::string popularity_url;
+    int workers = 2;
+    log::Level log_level = log::Level::info;
+    DataFiles data;
+
+    std::filesystem::path database() const { return state_dir / "nixery.sqlite"; }
+    std::filesystem::path socket() const { return state_dir / "fcgi.sock"; }
+    std::filesystem::path locks() const { return state_dir / "locks"; }
+    std::string describe_source() const;
+};
+
+// Every variable the program reads, with a one-line description.
+const std::map<std::string, std::string>& known_settings();
+
+enum class ConfigUse {
+    serve, // everything must be valid
+    tool,  // a command-line tool: only what it reads
+};
+
+Result<Config> load_config(const Environment& env, ConfigUse use = ConfigUse::serve);
+
+// DataFiles next to the running executable, or an error saying where it looked.
+Result<DataFiles> locate_data_files();
+
+} // namespace nixery

@@ -1,0 +1,61 @@
+#include "core/cache_keys.hpp"
+
+#include "util/sha256.hpp"
+
+namespace nixery {
+
+namespace {
+
+// NUL separates fields: it cannot occur in any of them.
+class KeyHasher {
+public:
+    explicit KeyHasher(std::string_view kind) { add(kind); }
+    KeyHasher& add(std::string_view field) {
+        m_hash.update(field);
+        m_hash.update(std::string_view("\0", 1));
+        return *this;
+    }
+    std::string finish() { return m_hash.finish_hex(); }
+
+private:
+    Sha256 m_hash;
+};
+
+} // namespace
+
+std::string image_key(std::string_view revision, const Image& image) {
+    KeyHasher h("image-v1");
+    h.add(revision).add(nix_system(image.arch));
+    for (const auto& p : image.packages) {
+        h.add(p);
+    }
+    return h.finish();
+}
+
+std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
+                        std::string_view popularity_digest, std::size_t budget) {
+    KeyHasher h("closure-v1");
+    h.add(nix_system(arch)).add(bash ? "bash" : "-").add(popularity_digest).add(std::to_string(budget));
+    for (const auto& p : out_paths) {
+        h.add(p);
+    }
+    return h.finish();
+}
+
+std::string layer_key(const std::vector<std::string>& sorted_store_paths) {
+    KeyHasher h("layer-v1");
+    for (const auto& p : sorted_store_paths) {
+        h.add(p);
+    }
+    return h.finish();
+}
+
+std::string top_layer_key(const std::vector<std::string>& package_paths) {
+    KeyHasher h("top-v1");
+    for (const auto& p : package_paths) {
+        h.add(p);
+    }
+    return h.finish();
+}
+
+} // namespace nixery

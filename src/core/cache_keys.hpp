@@ -1,0 +1,27 @@
+// The identities the build cache is keyed by. Each key hashes exactly the
+// inputs that determine what it names, with a version prefix to bump when
+// the way those bytes are produced changes. Pure: no I/O.
+//
+//   image key   (source revision, architecture, packages)  → an evaluation
+//   closure key (output paths, architecture, Cmd, popularity data, budget)
+//                                                          → an image's bytes
+//   layer key   (sorted store paths)                       → a layer blob
+//   top key     (package output paths, in precedence order) → the top layer
+#pragma once
+
+#include "core/image.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nixery {
+
+std::string image_key(std::string_view revision, const Image& image);
+std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
+                        std::string_view popularity_digest, std::size_t budget);
+std::string layer_key(const std::vector<std::string>& sorted_store_paths);
+std::string top_layer_key(const std::vector<std::string>& package_paths);
+
+} // namespace nixery

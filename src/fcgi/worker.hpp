@@ -1,0 +1,28 @@
+// A FastCGI worker process: several threads accepting on the shared
+// listening socket, each with its own per-thread state (database connection
+// and the like) made by a factory, so a long Nix build in one thread leaves
+// the others answering. SIGTERM drains: no new requests are accepted and
+// requests in flight finish before the process exits. A handler that throws
+// answers 500; it never takes the worker down.
+#pragma once
+
+#include "fcgi/http.hpp"
+
+#include <functional>
+#include <memory>
+
+namespace nixery {
+
+class RequestHandler {
+public:
+    virtual ~RequestHandler() = default;
+    virtual Response handle(const Request& request) = 0;
+};
+
+// Called once in each thread; a failure to set up is fatal for the worker.
+using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
+
+// Serves until SIGTERM or SIGINT; returns the process exit code.
+int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler);
+
+} // namespace nixery

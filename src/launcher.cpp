@@ -1,0 +1,210 @@
+#include "launcher.hpp"
+
+#include "config.hpp"
+#include "nginx_config.hpp"
+#include "util/files.hpp"
+#include "util/log.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace nixery {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string find_program(const std::string& name, const std::vector<std::string>& extra_dirs) {
+    std::vector<std::string> dirs;
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path != nullptr ? path : "";
+    while (!rest.empty()) {
+        const auto colon = rest.find(':');
+        dirs.emplace_back(rest.substr(0, colon));
+        rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    }
+    dirs.insert(dirs.end(), extra_dirs.begin(), extra_dirs.end());
+    for (const auto& d : dirs) {
+        const auto candidate = d + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0) {
+            return candidate;
+        }
+    }
+    return {};
+}
+
+pid_t spawn(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+        args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        execv(args[0], args.data());
+        std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+bool accepts(int family, const void* addr, socklen_t len) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool ok = fd >= 0 && ::connect(fd, static_cast<const sockaddr*>(addr), len) == 0;
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    return ok;
+}
+
+bool unix_socket_accepts(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    return accepts(AF_UNIX, &a, sizeof a);
+}
+
+bool port_accepts(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return accepts(AF_INET, &a, sizeof a);
+}
+
+// Waits until `ready()` or until `pid` exits; false if it exited or timed out.
+template <typename F> bool wait_ready(pid_t pid, F ready, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+        if (ready()) {
+            return true;
+        }
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+} // namespace
+
+int run_command(const char* self) {
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&handled, s);
+    }
+    sigprocmask(SIG_BLOCK, &handled, nullptr);
+
+    auto config = load_config(current_environment(), ConfigUse::serve);
+    if (!config) {
+        log::error("cannot start", {{"error", config.error().message}});
+        return 1;
+    }
+    log::set_level(config->log_level);
+    if (config->storage != StorageKind::filesystem) {
+        // nginx serves blobs only for the filesystem backend; others redirect.
+        log::info("blobs are served by redirects to the object store");
+    }
+    if (auto made = make_dirs(config->state_dir); !made) {
+        log::error("cannot start", {{"error", made.error().message}});
+        return 1;
+    }
+    auto nginx_conf = write_local_nginx_config(*config);
+    if (!nginx_conf) {
+        log::error("cannot start", {{"error", nginx_conf.error().message}});
+        return 1;
+    }
+    const auto nginx = find_program("nginx", {"/usr/sbin", "/sbin"});
+    if (nginx.empty()) {
+        log::error("cannot start", {{"error", "nginx not found in PATH, /usr/sbin or /sbin (Debian package nginx)"}});
+        return 1;
+    }
+    if (port_accepts(config->port)) {
+        log::error("cannot start", {{"error", "port " + std::to_string(config->port) +
+                                                  " on 127.0.0.1 is in use; set PORT to a free one"}});
+        return 1;
+    }
+
+    char exe[4096];
+    const auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const std::string self_path = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : self;
+    const pid_t pool = spawn({self_path, "serve"});
+    if (!wait_ready(pool, [&] { return unix_socket_accepts(config->socket().string()); }, std::chrono::seconds(120))) {
+        log::error("the worker pool did not start; see its messages above");
+        kill(pool, SIGTERM);
+        waitpid(pool, nullptr, 0);
+        return 1;
+    }
+    const auto state = config->state_dir.string();
+    const pid_t web = spawn({nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
+    if (!wait_ready(web, [&] { return port_accepts(config->port); }, std::chrono::seconds(30))) {
+        log::error("nginx did not start", {{"error_log", state + "/nginx-error.log"}});
+        kill(pool, SIGTERM);
+        waitpid(pool, nullptr, 0);
+        return 1;
+    }
+    log::info("nixery is running", {{"url", "http://127.0.0.1:" + std::to_string(config->port) + "/v2/"},
+                                    {"storage", config->storage_path.string()},
+                                    {"state", state},
+                                    {"source", config->describe_source()}});
+
+    int exit_code = 0;
+    bool pool_alive = true;
+    bool web_alive = true;
+    bool stopping = false;
+    const auto stop = [&](int code) {
+        if (!stopping) {
+            stopping = true;
+            exit_code = code;
+            if (web_alive) {
+                kill(web, SIGQUIT); // graceful: finish requests in flight
+            }
+            if (pool_alive) {
+                kill(pool, SIGTERM);
+            }
+        }
+    };
+    while (pool_alive || web_alive) {
+        siginfo_t info{};
+        timespec tick{1, 0};
+        const int sig = sigtimedwait(&handled, &info, &tick);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+            log::info("stopping", {{"signal", sig}});
+            stop(0);
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid == pool) {
+                pool_alive = false;
+                if (!stopping) {
+                    log::error("the worker pool exited; stopping nginx");
+                    stop(1);
+                }
+            } else if (pid == web) {
+                web_alive = false;
+                if (!stopping) {
+                    log::error("nginx exited; stopping the worker pool", {{"error_log", state + "/nginx-error.log"}});
+                    stop(1);
+                }
+            }
+        }
+    }
+    return exit_code;
+}
+
+} // namespace nixery

@@ -1,0 +1,83 @@
+// Running Nix: evaluating an image request with image.nix, realising its
+// packages, and reading the runtime closure graph of the results. Nix is
+// found through PATH and every invocation is bounded by NIX_TIMEOUT. Request
+// data reaches Nix only as the JSON string argument of image.nix.
+#pragma once
+
+#include "core/closure_graph.hpp"
+#include "core/image.hpp"
+#include "util/result.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace nixery {
+
+struct NixRequest {
+    std::string source_json; // the "source" object image.nix expects
+    Arch arch = Arch::amd64;
+    std::vector<std::string> packages; // names as in the image name
+};
+
+// The JSON string passed to image.nix.
+std::string request_json(const NixRequest& request);
+
+struct ResolvedPackage {
+    std::string name; // as requested
+    std::vector<std::string> attr_path;
+    std::string out_path;
+};
+
+struct Evaluation {
+    std::vector<ResolvedPackage> packages; // requested and found, in request order
+    std::vector<ResolvedPackage> implicit; // cacert, iana-etc when present
+    std::vector<std::string> missing;      // names with no such attribute
+    std::vector<std::string> not_packages; // attributes that are not derivations
+    std::vector<std::string> refused;      // derivations that throw when evaluated
+    bool system_applied = true;            // the set took our `system` argument
+
+    // Output paths: requested packages first (in order), then implicit ones.
+    std::vector<std::string> out_paths() const;
+    bool has_attribute(std::string_view attr) const;
+};
+
+struct NixFailure {
+    enum class Kind { failed, timed_out, not_runnable } kind = Kind::failed;
+    std::string operation; // "evaluate", "build", "query closure"
+    std::string log_tail;  // the last lines Nix printed on stderr
+};
+
+struct NixSettings {
+    std::filesystem::path expression; // image.nix
+    std::chrono::seconds timeout{60};
+};
+
+class Nix {
+public:
+    explicit Nix(NixSettings settings) : m_settings(std::move(settings)) {}
+
+    Result<Evaluation, NixFailure> evaluate(const std::string& request) const;
+    // Nix's own error for a request whose packages refuse to evaluate.
+    std::string explain(const std::string& request) const;
+    // Builds every found package; `out_link` becomes a GC root for the results
+    // until the caller removes it.
+    Result<void, NixFailure> realise(const std::string& request,
+                                     const std::filesystem::path& out_link) const;
+    // The store path of the request's source (fetching it if needed).
+    Result<std::string, NixFailure> source_path(const std::string& request) const;
+    // Closure of `roots` with NAR sizes and references.
+    Result<ClosureGraph, NixFailure> closure(const std::vector<std::string>& roots) const;
+
+    std::chrono::seconds timeout() const { return m_settings.timeout; }
+
+private:
+    NixSettings m_settings;
+};
+
+// Parses the output of `nix-store --dump-db PATHS…` (the validity
+// registration format: path, hash, NAR size, deriver, count, references).
+Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view text);
+
+} // namespace nixery

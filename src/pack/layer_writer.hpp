@@ -1,0 +1,58 @@
+// A reproducible layer blob: a tar stream (libarchive, pax restricted) that
+// is gzip-compressed (zlib) and written to a file descriptor, with the
+// SHA-256 of the tar (the diff_id) and of the gzip stream (the blob digest)
+// computed in the same single pass. Memory stays bounded: file contents are
+// streamed in fixed-size chunks.
+//
+// Reproducibility is the caller's order of entries plus what this writer
+// fixes: mtime 1 (as in the Nix store), uid/gid 0, no user or group names, no
+// extended attributes, and a gzip header without timestamp or file name.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+struct archive;
+
+namespace nixery {
+
+struct PackedLayer {
+    std::string digest;  // "sha256:…" of the compressed blob
+    std::string diff_id; // "sha256:…" of the uncompressed tar
+    std::uint64_t size = 0;
+};
+
+class LayerWriter {
+public:
+    // `out_fd` receives the compressed stream; `what` names it in errors.
+    static Result<std::unique_ptr<LayerWriter>> open(int out_fd, std::filesystem::path what);
+    ~LayerWriter();
+    LayerWriter(const LayerWriter&) = delete;
+    LayerWriter& operator=(const LayerWriter&) = delete;
+
+    // Paths are relative to the image root ("nix/store/…", "etc/passwd").
+    Result<void> add_directory(std::string_view path, mode_t mode);
+    Result<void> add_symlink(std::string_view path, std::string_view target);
+    // A hard link to `target`, an earlier entry of this layer.
+    Result<void> add_hardlink(std::string_view path, std::string_view target);
+    // A regular file whose `size` bytes are read from `fd`.
+    Result<void> add_file(std::string_view path, mode_t mode, int fd, std::uint64_t size,
+                          const std::filesystem::path& source);
+    Result<void> add_file_data(std::string_view path, mode_t mode, std::string_view data);
+
+    // Ends the tar and gzip streams; the descriptor is left open.
+    Result<PackedLayer> finish();
+
+private:
+    struct Impl;
+    explicit LayerWriter(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace nixery

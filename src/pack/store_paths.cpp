@@ -1,0 +1,165 @@
+#include "pack/store_paths.hpp"
+
+#include "util/files.hpp"
+#include "util/sha256.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <dirent.h>
+#include <fcntl.h>
+#include <map>
+#include <tuple>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nixery {
+
+namespace {
+
+struct FsEntry {
+    std::string abs;
+    std::string rel; // inside the image: "nix/store/…"
+    struct stat st {};
+    std::string link_target;
+};
+
+Result<std::vector<std::string>> sorted_children(const std::string& dir) {
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) {
+        return fail("opendir \"" + dir + "\" failed: " + errno_text(errno));
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* de = ::readdir(d.get())) {
+        const std::string_view n(de->d_name);
+        if (n != "." && n != "..") {
+            names.emplace_back(n);
+        }
+    }
+    if (errno != 0) {
+        return fail("readdir \"" + dir + "\" failed: " + errno_text(errno));
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+Result<std::string> read_link(const std::string& path) {
+    std::string buf(4096, '\0');
+    const auto n = ::readlink(path.c_str(), buf.data(), buf.size());
+    if (n < 0) {
+        return fail("readlink \"" + path + "\" failed: " + errno_text(errno));
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+}
+
+Result<void> collect(const std::string& abs, std::string rel, std::vector<FsEntry>& out) {
+    FsEntry e;
+    e.abs = abs;
+    e.rel = std::move(rel);
+    if (::lstat(abs.c_str(), &e.st) != 0) {
+        return fail("lstat \"" + abs + "\" failed: " + errno_text(errno));
+    }
+    const auto type = e.st.st_mode & S_IFMT;
+    if (type == S_IFLNK) {
+        TRY_ASSIGN(e.link_target, read_link(abs));
+    } else if (type != S_IFDIR && type != S_IFREG) {
+        return fail("pack \"" + abs + "\" failed: not a file, directory or symlink");
+    }
+    out.push_back(e);
+    if (type == S_IFDIR) {
+        TRY_ASSIGN(const auto children, sorted_children(abs));
+        for (const auto& c : children) {
+            TRY(collect(abs + "/" + c, e.rel + "/" + c, out));
+        }
+    }
+    return {};
+}
+
+Result<std::string> content_hash(const FsEntry& e) {
+    UniqueFd fd(::open(e.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
+    }
+    Sha256 h;
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        const auto n = ::read(fd.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return fail("read \"" + e.abs + "\" failed: " + errno_text(errno));
+        }
+        if (n == 0) {
+            break;
+        }
+        h.update(buf.data(), static_cast<std::size_t>(n));
+    }
+    return h.finish_hex();
+}
+
+} // namespace
+
+Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store_paths,
+                             std::string_view store_dir) {
+    std::sort(store_paths.begin(), store_paths.end());
+    const std::string prefix = std::string(store_dir) + "/";
+    std::vector<FsEntry> entries;
+    for (const auto& p : store_paths) {
+        const auto name = std::string_view(p).substr(std::min(p.size(), prefix.size()));
+        if (p.compare(0, prefix.size(), prefix) != 0 || name.empty() ||
+            name.find('/') != std::string_view::npos || name == "." || name == "..") {
+            return fail("pack \"" + p + "\" failed: not a store path");
+        }
+        TRY(collect(p, "nix/store/" + std::string(name), entries));
+    }
+
+    // Only files whose size occurs more than once can have a twin.
+    std::map<off_t, int> sizes;
+    for (const auto& e : entries) {
+        if (S_ISREG(e.st.st_mode) && e.st.st_size > 0) {
+            ++sizes[e.st.st_size];
+        }
+    }
+
+    TRY(writer.add_directory("nix", 0755));
+    TRY(writer.add_directory("nix/store", 0755));
+    std::map<std::pair<dev_t, ino_t>, std::string> hash_of_inode;
+    // Twins must agree on mode too: a link shares the inode and so the mode.
+    std::map<std::tuple<off_t, mode_t, std::string>, std::string> first_with_content;
+    for (const auto& e : entries) {
+        const auto perm = e.st.st_mode & 07777;
+        if (S_ISDIR(e.st.st_mode)) {
+            TRY(writer.add_directory(e.rel, perm));
+            continue;
+        }
+        if (S_ISLNK(e.st.st_mode)) {
+            TRY(writer.add_symlink(e.rel, e.link_target));
+            continue;
+        }
+        if (sizes[e.st.st_size] > 1) {
+            const auto inode = std::make_pair(e.st.st_dev, e.st.st_ino);
+            auto known = hash_of_inode.find(inode);
+            if (known == hash_of_inode.end()) {
+                TRY_ASSIGN(auto hash, content_hash(e));
+                known = hash_of_inode.emplace(inode, std::move(hash)).first;
+            }
+            const auto key = std::make_tuple(e.st.st_size, perm, known->second);
+            const auto twin = first_with_content.find(key);
+            if (twin != first_with_content.end()) {
+                TRY(writer.add_hardlink(e.rel, twin->second));
+                continue;
+            }
+            first_with_content.emplace(key, e.rel);
+        }
+        UniqueFd fd(::open(e.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd) {
+            return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
+        }
+        TRY(writer.add_file(e.rel, perm, fd.get(), static_cast<std::uint64_t>(e.st.st_size), e.abs));
+    }
+    return {};
+}
+
+} // namespace nixery

@@ -1,0 +1,247 @@
+#include "registry/registry.hpp"
+
+#include "core/image.hpp"
+#include "core/reference.hpp"
+#include "util/log.hpp"
+
+#include <algorithm>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace nixery {
+
+namespace {
+
+constexpr std::string_view k_api_version = "registry/2.0";
+
+Response with_api_version(Response r) {
+    r.header("Docker-Distribution-API-Version", std::string(k_api_version));
+    return r;
+}
+
+bool is_manifest_type(std::string_view media_type) {
+    return media_type == media_type::docker_manifest || media_type == media_type::oci_manifest;
+}
+
+} // namespace
+
+Response error_response(const RegistryError& error) {
+    Response r;
+    r.status = error.status;
+    r.body = error_json(error);
+    r.header("Content-Type", "application/json");
+    r.log_fields.emplace_back("error", error.code);
+    if (error.status == 405) {
+        r.header("Allow", "GET, HEAD");
+    }
+    return with_api_version(std::move(r));
+}
+
+Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServices& services) {
+    TRY_ASSIGN(auto db, Db::open(services.config.database(), services.config.data.sql_dir));
+    auto source = make_source(services.config);
+    if (!source) {
+        return fail("the configured package source is not available in this build");
+    }
+    return std::unique_ptr<RegistryHandler>(
+        new RegistryHandler(services, BuildCache(std::move(db)), std::move(source)));
+}
+
+RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache,
+                                 std::unique_ptr<PackageSource> source)
+    : m_services(services), m_cache(std::move(cache)), m_source(std::move(source)),
+      m_nix(NixSettings{services.config.data.nix_dir / "image.nix", services.config.nix_timeout}) {}
+
+Response RegistryHandler::handle(const Request& request) {
+    if (request.method != "GET" && request.method != "HEAD") {
+        return error_response(unsupported("this registry serves pulls only: " + request.method +
+                                          " is not supported (images are built from their names, "
+                                          "not pushed)"));
+    }
+    const auto route = parse_route(request.path);
+    switch (route.kind) {
+    case RouteKind::base: {
+        Response r;
+        r.body = "{}";
+        r.header("Content-Type", "application/json");
+        return with_api_version(std::move(r));
+    }
+    case RouteKind::manifest:
+        return manifest(request, route.name, route.reference);
+    case RouteKind::blob:
+        if (!is_valid_repository_name(route.name)) {
+            return error_response(name_invalid(route.name));
+        }
+        return stored(route.name, route.reference, false);
+    case RouteKind::tags:
+        return tags(request, route.name);
+    case RouteKind::unsupported_api:
+        return error_response(unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
+    case RouteKind::start_page:
+    case RouteKind::metrics:
+    case RouteKind::not_found:
+        break;
+    }
+    return error_response({404, "NOT_FOUND", "nothing here: the registry API is under /v2/", {}});
+}
+
+Response RegistryHandler::manifest(const Request& request, const std::string& name,
+                                   const std::string& reference) {
+    if (!is_valid_repository_name(name)) {
+        return error_response(name_invalid(name));
+    }
+    if (looks_like_digest(reference)) {
+        return stored(name, reference, true);
+    }
+    if (!is_valid_tag(reference)) {
+        return error_response(tag_invalid(reference));
+    }
+    const auto image = parse_image_name(name);
+    const auto format = negotiate_format(request.header_values("Accept"));
+    Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage, m_cache,
+                     m_services.locks, m_nix});
+    auto served = builder.manifest(image, reference, format);
+    if (!served) {
+        auto r = error_response(served.error());
+        r.log_fields.emplace_back("image", name);
+        r.log_fields.emplace_back("tag", reference);
+        return r;
+    }
+    Response r;
+    r.body = std::move(served->body);
+    r.header("Content-Type", served->media_type);
+    r.header("Docker-Content-Digest", served->digest);
+    r.log_fields.emplace_back("image", name);
+    r.log_fields.emplace_back("tag", reference);
+    return with_api_version(std::move(r));
+}
+
+Response RegistryHandler::stored(const std::string& name, const std::string& digest, bool manifest) {
+    const auto unknown = [&] {
+        return error_response(manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
+                                                          json_string(digest))
+                                       : blob_unknown(digest));
+    };
+    switch (check_digest(digest)) {
+    case DigestCheck::malformed:
+        return error_response(digest_invalid(digest));
+    case DigestCheck::unsupported:
+        return unknown(); // this registry only ever stores sha256 blobs
+    case DigestCheck::ok:
+        break;
+    }
+    const auto key = blob_key(digest.substr(7));
+    const auto fault = [&](const Error& e) {
+        log::error("serving stored object failed", {{"digest", digest}, {"error", e.message}});
+        return error_response(internal_error("reading " + digest + " from storage failed"));
+    };
+    auto exists = m_services.storage.exists(key);
+    if (!exists) {
+        return fault(exists.error());
+    }
+    if (!*exists) {
+        return unknown();
+    }
+    auto record = m_cache.find_blob(digest);
+    if (!record) {
+        return fault(record.error());
+    }
+    std::string media_type(media_type::layer_blob);
+    if (*record) {
+        media_type = (*record)->media_type;
+    } else if (manifest) {
+        // Stored by another instance sharing the storage: read its type.
+        auto body = m_services.storage.fetch(key);
+        if (!body) {
+            return fault(body.error());
+        }
+        rapidjson::Document d;
+        if (*body) {
+            d.Parse((*body)->c_str(), (*body)->size());
+        }
+        if (!*body || d.HasParseError() || !d.IsObject() || !d.HasMember("mediaType") ||
+            !d["mediaType"].IsString()) {
+            return unknown();
+        }
+        media_type = d["mediaType"].GetString();
+    }
+    if (manifest != is_manifest_type(media_type)) {
+        return unknown(); // a layer asked for as a manifest, or the reverse
+    }
+    auto location = m_services.storage.locate(key);
+    if (!location) {
+        return fault(location.error());
+    }
+    Response r;
+    r.header("Docker-Content-Digest", digest);
+    r.log_fields.emplace_back("image", name);
+    r.log_fields.emplace_back("digest", digest);
+    if (location->kind == BlobLocation::Kind::accel_redirect) {
+        // nginx serves the file (with Content-Length and Range support); it
+        // keeps our Content-Type.
+        r.header("Content-Type", media_type);
+        r.header("X-Accel-Redirect", location->location);
+    } else {
+        r.status = 307;
+        r.header("Location", location->location);
+        r.log_fields.emplace_back("redirect", log::redact_url(location->location));
+    }
+    return with_api_version(std::move(r));
+}
+
+Response RegistryHandler::tags(const Request& request, const std::string& name) {
+    if (!is_valid_repository_name(name)) {
+        return error_response(name_invalid(name));
+    }
+    auto stored_tags = m_cache.tags(name);
+    if (!stored_tags) {
+        log::error("listing tags failed", {{"image", name}, {"error", stored_tags.error().message}});
+        return error_response(internal_error("listing tags of \"" + name + "\" failed"));
+    }
+    auto all = std::move(*stored_tags);
+    if (std::find(all.begin(), all.end(), "latest") == all.end()) {
+        all.push_back("latest");
+    }
+    std::sort(all.begin(), all.end());
+
+    // Pagination as the spec describes it: n entries after `last`.
+    const auto last = request.query_param("last");
+    if (!last.empty()) {
+        all.erase(all.begin(), std::upper_bound(all.begin(), all.end(), last));
+    }
+    const auto n_text = request.query_param("n");
+    bool more = false;
+    if (!n_text.empty()) {
+        const auto n = n_text.find_first_not_of("0123456789") == std::string::npos && n_text.size() < 6
+                           ? std::stoul(n_text)
+                           : all.size();
+        if (all.size() > n) {
+            all.resize(n);
+            more = true;
+        }
+    }
+
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("name");
+    w.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
+    w.Key("tags");
+    w.StartArray();
+    for (const auto& t : all) {
+        w.String(t.c_str(), static_cast<rapidjson::SizeType>(t.size()));
+    }
+    w.EndArray();
+    w.EndObject();
+    Response r;
+    r.body.assign(buf.GetString(), buf.GetSize());
+    r.header("Content-Type", "application/json");
+    if (more && !all.empty()) {
+        r.header("Link", "</v2/" + name + "/tags/list?n=" + n_text + "&last=" + all.back() + ">; rel=\"next\"");
+    }
+    r.log_fields.emplace_back("image", name);
+    return with_api_version(std::move(r));
+}
+
+} // namespace nixery

@@ -1,0 +1,45 @@
+// The registry API (pull side of the OCI distribution spec): routes a
+// request, validates every name, tag and digest, and answers with a manifest,
+// an X-Accel-Redirect (or redirect) to a stored blob, a tag list, or a
+// registry error. One instance per worker thread.
+#pragma once
+
+#include "builder/builder.hpp"
+#include "fcgi/worker.hpp"
+
+#include <memory>
+
+namespace nixery {
+
+// What every thread of a worker process shares (owned by the process).
+struct ProcessServices {
+    const Config& config;
+    const Popularity& popularity;
+    StorageBackend& storage;
+    const LockTable& locks;
+};
+
+class RegistryHandler final : public RequestHandler {
+public:
+    // Opens this thread's database connection and package source.
+    static Result<std::unique_ptr<RegistryHandler>> open(const ProcessServices& services);
+
+    Response handle(const Request& request) override;
+
+private:
+    RegistryHandler(const ProcessServices& services, BuildCache cache, std::unique_ptr<PackageSource> source);
+
+    Response manifest(const Request& request, const std::string& name, const std::string& reference);
+    Response stored(const std::string& name, const std::string& digest, bool manifest);
+    Response tags(const Request& request, const std::string& name);
+
+    ProcessServices m_services;
+    BuildCache m_cache;
+    std::unique_ptr<PackageSource> m_source;
+    Nix m_nix;
+};
+
+// A registry error as a response (JSON body, the spec's headers).
+Response error_response(const RegistryError& error);
+
+} // namespace nixery

@@ -1,0 +1,264 @@
+#include "serve.hpp"
+
+#include "cache/db.hpp"
+#include "config.hpp"
+#include "core/popularity.hpp"
+#include "fcgi/worker.hpp"
+#include "http/fetch.hpp"
+#include "registry/registry.hpp"
+#include "storage/backend.hpp"
+#include "util/files.hpp"
+#include "util/lock.hpp"
+#include "util/log.hpp"
+#include "util/subprocess.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace nixery {
+
+namespace {
+
+constexpr int k_threads_per_worker = 8;
+constexpr int k_listen_backlog = 1024;
+// A worker that dies this soon after starting counts as crashing.
+constexpr auto k_crash_window = std::chrono::seconds(2);
+
+struct Listener {
+    int fd = -1;
+    std::string path; // empty when inherited from systemd (not ours to remove)
+};
+
+// systemd socket activation: LISTEN_PID is us and LISTEN_FDS names fd 3.
+std::optional<int> inherited_socket(const Environment& env) {
+    const auto pid = env.find("LISTEN_PID");
+    const auto fds = env.find("LISTEN_FDS");
+    if (pid == env.end() || fds == env.end() || std::to_string(getpid()) != pid->second) {
+        return std::nullopt;
+    }
+    if (fds->second != "1") {
+        return std::nullopt;
+    }
+    return 3;
+}
+
+Result<Listener> open_listener(const Config& config, const Environment& env) {
+    if (auto fd = inherited_socket(env)) {
+        ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+        return Listener{*fd, {}};
+    }
+    const auto path = config.socket().string();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+        return fail("socket path \"" + path + "\" is too long; use a shorter NIXERY_STATE_DIR");
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        return fail("socket failed: " + errno_text(errno));
+    }
+    // A live socket means another instance uses this state directory.
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        return fail("another nixery is already serving on \"" + path +
+                    "\"; give this instance its own NIXERY_STATE_DIR");
+    }
+    fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return fail("bind \"" + path + "\" failed: " + errno_text(errno));
+    }
+    // nginx's workers run as another user; the state directory guards access.
+    ::chmod(path.c_str(), 0666);
+    if (::listen(fd.get(), k_listen_backlog) != 0) {
+        return fail("listen \"" + path + "\" failed: " + errno_text(errno));
+    }
+    return Listener{fd.release(), path};
+}
+
+Result<Popularity> load_popularity(const Config& config) {
+    if (config.popularity_url.empty()) {
+        return Popularity();
+    }
+    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
+    auto parsed = Popularity::parse(body);
+    if (!parsed) {
+        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) + "\": " +
+                    parsed.error().message);
+    }
+    return parsed;
+}
+
+Result<void> check_nix() {
+    ProcessSpec spec;
+    spec.argv = {"nix-instantiate", "--version"};
+    spec.timeout = std::chrono::seconds(30);
+    TRY_ASSIGN(const auto run, run_process(spec));
+    if (!run.ok()) {
+        return fail("nix-instantiate --version failed: " + tail_lines(run.err_tail, 3));
+    }
+    log::info("found nix", {{"version", tail_lines(run.out, 1)}});
+    return {};
+}
+
+// Everything a worker needs, checked once in the master before forking.
+struct Startup {
+    Config config;
+    Popularity popularity;
+    Listener listener;
+};
+
+Result<Startup> start_up() {
+    const auto env = current_environment();
+    TRY_ASSIGN(auto config, load_config(env, ConfigUse::serve));
+    log::set_level(config.log_level);
+    TRY(make_dirs(config.state_dir));
+    TRY(make_dirs(config.locks()));
+    TRY(check_nix());
+    {
+        // Creates or migrates the schema before any worker opens it.
+        TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
+        log::info("database ready", {{"path", config.database().string()}, {"schema", db.schema_version()}});
+    }
+    {
+        TRY_ASSIGN(auto storage, make_storage(config));
+        TRY(storage->check());
+        log::info("storage ready", {{"backend", storage->describe()}});
+    }
+    TRY_ASSIGN(auto popularity, load_popularity(config));
+    if (!config.popularity_url.empty()) {
+        log::info("popularity data loaded", {{"packages", popularity.size()}});
+    }
+    TRY_ASSIGN(auto listener, open_listener(config, env));
+    return Startup{std::move(config), std::move(popularity), listener};
+}
+
+[[noreturn]] void worker_main(const Startup& s) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    auto storage = make_storage(s.config);
+    auto locks = LockTable::open(s.config.locks() / "builds.lock");
+    if (!storage || !locks) {
+        log::error("worker set-up failed", {{"error", !storage ? storage.error().message : locks.error().message}});
+        std::_Exit(1);
+    }
+    const ProcessServices services{s.config, s.popularity, **storage, *locks};
+    const auto code = run_worker(s.listener.fd, k_threads_per_worker, [&]() -> std::unique_ptr<RequestHandler> {
+        auto handler = RegistryHandler::open(services);
+        if (!handler) {
+            throw std::runtime_error(handler.error().message);
+        }
+        return std::move(*handler);
+    });
+    std::_Exit(code);
+}
+
+} // namespace
+
+int serve_command() {
+    // Signals are taken synchronously by the master loop below.
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&handled, s);
+    }
+    sigprocmask(SIG_BLOCK, &handled, nullptr);
+
+    auto startup = start_up();
+    if (!startup) {
+        log::error("cannot start", {{"error", startup.error().message}});
+        return 1;
+    }
+    const auto& s = *startup;
+    log::info("serving", {{"socket", s.listener.path.empty() ? "systemd" : s.listener.path},
+                          {"workers", s.config.workers}, {"source", s.config.describe_source()}});
+
+    using Clock = std::chrono::steady_clock;
+    std::map<pid_t, Clock::time_point> workers;
+    int restarts = 0;
+    const auto spawn = [&] {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            worker_main(s);
+        }
+        if (pid < 0) {
+            log::error("fork failed", {{"error", errno_text(errno)}});
+            return;
+        }
+        workers[pid] = Clock::now();
+    };
+    for (int i = 0; i < s.config.workers; ++i) {
+        spawn();
+    }
+
+    bool stopping = false;
+    auto deadline = Clock::time_point::max();
+    auto respawn_after = Clock::time_point::min();
+    int missing = 0;
+    while (!workers.empty() || (!stopping && missing > 0)) {
+        timespec tick{0, 200'000'000};
+        siginfo_t info{};
+        const int sig = sigtimedwait(&handled, &info, &tick);
+        if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+            stopping = true;
+            // Requests in flight may be builds; give them their time.
+            deadline = Clock::now() + s.config.nix_timeout * 4 + std::chrono::seconds(30);
+            log::info("draining workers", {{"signal", sig}, {"workers", workers.size()}});
+            for (const auto& [pid, started] : workers) {
+                kill(pid, SIGTERM);
+            }
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            const auto it = workers.find(pid);
+            if (it == workers.end()) {
+                continue;
+            }
+            const bool crashed_early = Clock::now() - it->second < k_crash_window;
+            workers.erase(it);
+            if (stopping) {
+                continue;
+            }
+            ++missing;
+            ++restarts;
+            log::warn("worker exited; replacing it",
+                      {{"worker", static_cast<std::int64_t>(pid)},
+                       {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status)},
+                       {"restarts", restarts}});
+            if (crashed_early) {
+                respawn_after = Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop
+            }
+        }
+        if (!stopping) {
+            while (missing > 0 && Clock::now() >= respawn_after) {
+                spawn();
+                --missing;
+            }
+        } else if (Clock::now() >= deadline) {
+            log::warn("drain timed out; killing workers", {{"workers", workers.size()}});
+            for (const auto& [wpid, started] : workers) {
+                kill(wpid, SIGKILL);
+            }
+            deadline = Clock::time_point::max();
+        }
+    }
+    if (!s.listener.path.empty()) {
+        ::unlink(s.listener.path.c_str());
+    }
+    log::info("stopped");
+    return 0;
+}
+
+} // namespace nixery

@@ -1,0 +1,71 @@
+// Where blobs and shared build-cache records live, and how clients get them.
+// Keys are relative names such as "layers/<sha256 hex>" (every blob: layers,
+// configs, manifests) and "cache/…" (records other instances can reuse).
+// Implementations: the filesystem (served by nginx via X-Accel-Redirect),
+// Google Cloud Storage and S3 (served by redirects to signed URLs).
+#pragma once
+
+#include "config.hpp"
+#include "util/files.hpp"
+#include "util/result.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nixery {
+
+// How a client gets a stored object.
+struct BlobLocation {
+    enum class Kind {
+        accel_redirect, // nginx serves `location`, an internal URI
+        redirect,       // the client follows a 307 to `location`
+    } kind = Kind::accel_redirect;
+    std::string location;
+};
+
+struct StoredObject {
+    std::string key;
+    std::uint64_t size = 0;
+    std::int64_t modified = 0; // Unix seconds
+};
+
+class StorageBackend {
+public:
+    virtual ~StorageBackend() = default;
+
+    // e.g. "filesystem /srv/nixery", for logs and the start page.
+    virtual std::string describe() const = 0;
+    // Checks the backend is usable (writable, reachable, credentials
+    // accepted); run once at start-up.
+    virtual Result<void> check() = 0;
+    // Where packers create staging files for persist().
+    virtual const std::filesystem::path& staging_dir() const = 0;
+
+    // Publishes a complete staging file under `key`, atomically: readers see
+    // the whole object or none. Consumes the staging file.
+    virtual Result<void> persist(StagingFile staged, std::string_view key) = 0;
+    virtual Result<void> put(std::string_view key, std::string_view data) = 0;
+    // A small object's content; nullopt when it does not exist.
+    virtual Result<std::optional<std::string>> fetch(std::string_view key) = 0;
+    virtual Result<bool> exists(std::string_view key) = 0;
+    // How to serve an object; the caller checked that it exists.
+    virtual Result<BlobLocation> locate(std::string_view key) = 0;
+    // Removing an absent object is not an error.
+    virtual Result<void> remove(std::string_view key) = 0;
+    virtual Result<std::vector<StoredObject>> list(std::string_view prefix) = 0;
+};
+
+inline std::string blob_key(std::string_view hex) {
+    return "layers/" + std::string(hex);
+}
+
+// The backend the configuration names. Opening may fail (bad settings,
+// unreadable credentials); reachability is check()'s job.
+Result<std::unique_ptr<StorageBackend>> make_storage(const Config& config);
+
+} // namespace nixery

@@ -1,0 +1,161 @@
+#include "pack/layer_writer.hpp"
+#include "pack/store_paths.hpp"
+#include "pack/top_layer.hpp"
+#include "testutil.hpp"
+#include "util/files.hpp"
+#include "util/sha256.hpp"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace nixery;
+using testutil::TempDir;
+
+namespace {
+
+const std::string k_hash(32, 'h');
+
+// A fake store with two packages; b has a hard link and a symlink.
+struct FakeStore {
+    TempDir dir;
+    std::string store = (dir.path() / "store").string();
+    std::string a = store + "/" + k_hash + "-a-1.0";
+    std::string b = store + "/" + std::string(32, 'k') + "-b-2.0";
+
+    FakeStore() {
+        testutil::write_file(a + "/bin/a", "#!/bin/sh\necho a\n", 0555);
+        testutil::write_file(a + "/share/doc/readme", "same text\n", 0444);
+        testutil::write_file(b + "/lib/data", "same text\n", 0444);
+        testutil::write_file(b + "/lib/empty", "", 0444);
+        testutil::write_file(b + "/lib/exec-same", "same text\n", 0555);
+        ::link((b + "/lib/data").c_str(), (b + "/lib/data-link").c_str());
+        ::symlink("data", (b + "/lib/alias").c_str());
+        ::chmod((a + "/bin").c_str(), 0555);
+    }
+};
+
+PackedLayer pack(const std::vector<std::string>& paths, const std::string& store,
+                 const std::filesystem::path& out) {
+    UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    REQUIRE(fd);
+    auto w = LayerWriter::open(fd.get(), out);
+    REQUIRE(w);
+    auto added = add_store_paths(**w, paths, store);
+    REQUIRE_MESSAGE(added, (added ? "" : added.error().message));
+    auto packed = (*w)->finish();
+    REQUIRE(packed);
+    return *packed;
+}
+
+} // namespace
+
+TEST_CASE("add_store_paths") {
+    FakeStore fs;
+    const auto out1 = fs.dir / "one.tar.gz";
+    const auto out2 = fs.dir / "two.tar.gz";
+    const auto p1 = pack({fs.b, fs.a}, fs.store, out1);
+
+    SUBCASE("digests are of the blob and of the uncompressed tar") {
+        CHECK(p1.digest == sha256_digest(testutil::slurp(out1)));
+        CHECK(p1.diff_id == sha256_digest(testutil::gunzip_file(out1)));
+        CHECK(p1.size == std::filesystem::file_size(out1));
+    }
+    SUBCASE("byte-identical on every run, whatever the input order") {
+        const auto p2 = pack({fs.a, fs.b}, fs.store, out2);
+        CHECK(p2.digest == p1.digest);
+        CHECK(testutil::slurp(out1) == testutil::slurp(out2));
+    }
+    SUBCASE("gzip header carries no timestamp and no file name") {
+        const auto blob = testutil::slurp(out1);
+        REQUIRE(blob.size() > 10);
+        CHECK(static_cast<unsigned char>(blob[0]) == 0x1f);
+        CHECK(static_cast<unsigned char>(blob[1]) == 0x8b);
+        CHECK((blob[3] & 0x08) == 0); // FNAME
+        CHECK(blob.substr(4, 4) == std::string(4, '\0'));
+    }
+    SUBCASE("entries: order, types, modes, owners, times") {
+        std::string order;
+        const auto entries = testutil::read_layer(out1, &order);
+        const auto ra = "nix/store/" + k_hash + "-a-1.0";
+        const auto rb = "nix/store/" + std::string(32, 'k') + "-b-2.0";
+        CHECK(order.rfind("nix\nnix/store\n" + ra + "\n" + ra + "/bin\n", 0) == 0);
+        CHECK(entries.at(ra + "/bin").type == 'd');
+        CHECK(entries.at(ra + "/bin").mode == 0555);
+        CHECK(entries.at(ra + "/bin/a").type == 'f');
+        CHECK(entries.at(ra + "/bin/a").mode == 0555);
+        CHECK(entries.at(ra + "/bin/a").content == "#!/bin/sh\necho a\n");
+        CHECK(entries.at(rb + "/lib/alias").type == 'l');
+        CHECK(entries.at(rb + "/lib/alias").content == "data");
+        CHECK(entries.at(rb + "/lib/empty").type == 'f');
+        for (const auto& [path, e] : entries) {
+            CAPTURE(path);
+            CHECK(e.mtime == 1);
+            CHECK(e.uid == 0);
+            CHECK(e.gid == 0);
+            CHECK(e.uname.empty());
+            CHECK(e.gname.empty());
+        }
+    }
+    SUBCASE("identical files become hard links to the first, modes permitting") {
+        const auto entries = testutil::read_layer(out1);
+        const auto ra = "nix/store/" + k_hash + "-a-1.0";
+        const auto rb = "nix/store/" + std::string(32, 'k') + "-b-2.0";
+        CHECK(entries.at(ra + "/share/doc/readme").type == 'f');
+        CHECK(entries.at(rb + "/lib/data").type == 'h');
+        CHECK(entries.at(rb + "/lib/data").content == ra + "/share/doc/readme");
+        CHECK(entries.at(rb + "/lib/data-link").type == 'h');
+        // Same content, other mode: not linked, it would lose its mode.
+        CHECK(entries.at(rb + "/lib/exec-same").type == 'f');
+    }
+    SUBCASE("not a store path") {
+        UniqueFd fd(::open((fs.dir / "x").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        auto w = LayerWriter::open(fd.get(), fs.dir / "x");
+        REQUIRE(w);
+        CHECK_FALSE(add_store_paths(**w, {fs.store + "/../etc"}, fs.store));
+        CHECK_FALSE(add_store_paths(**w, {"/etc/passwd"}, fs.store));
+        CHECK_FALSE(add_store_paths(**w, {fs.store + "/missing"}, fs.store));
+    }
+}
+
+TEST_CASE("plan_top_layer") {
+    FakeStore fs;
+    testutil::write_file(fs.b + "/bin/b", "b", 0555);
+    testutil::write_file(fs.b + "/bin/a", "conflict", 0555);
+    testutil::write_file(fs.b + "/bin/env", "env", 0555);
+    auto plan = plan_top_layer({fs.a, fs.b});
+    REQUIRE(plan);
+    const auto& p = *plan;
+    CHECK(p.at("bin").kind == TopEntry::Kind::directory);
+    CHECK(p.at("bin/a").target == fs.a + "/bin/a"); // the earlier package wins
+    CHECK(p.at("bin/b").target == fs.b + "/bin/b");
+    CHECK(p.at("lib/alias").target == fs.b + "/lib/alias");
+    CHECK(p.at("tmp").mode == 01777);
+    CHECK(p.at("usr/bin/env").target == fs.b + "/bin/env");
+    CHECK(p.at("etc/passwd").kind == TopEntry::Kind::file);
+    CHECK(p.at("etc/passwd").target.find("root:x:0:0:") == 0);
+    CHECK(p.at("etc/group").target.find("nobody:x:65534:") != std::string::npos);
+
+    SUBCASE("a package's own /etc/passwd is kept") {
+        testutil::write_file(fs.a + "/etc/passwd", "mine\n", 0444);
+        auto plan2 = plan_top_layer({fs.a});
+        REQUIRE(plan2);
+        CHECK(plan2->at("etc/passwd").kind == TopEntry::Kind::symlink);
+        CHECK(plan2->at("etc/group").kind == TopEntry::Kind::file);
+        CHECK(plan2->count("usr/bin/env") == 0); // nothing provides env
+    }
+    SUBCASE("packs reproducibly") {
+        const auto out = fs.dir / "top.tar.gz";
+        UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        auto w = LayerWriter::open(fd.get(), out);
+        REQUIRE(w);
+        REQUIRE(add_top_layer(**w, p));
+        auto packed = (*w)->finish();
+        REQUIRE(packed);
+        const auto entries = testutil::read_layer(out);
+        CHECK(entries.at("bin/b").type == 'l');
+        CHECK(entries.at("tmp").mode == 01777);
+        CHECK(entries.at("etc/passwd").content == p.at("etc/passwd").target);
+    }
+}

@@ -1,0 +1,41 @@
+// Helpers shared by the unit tests: a temporary directory per test (kept
+// with NIXERY_KEEP_TEST_DIRS=1, for inspection) and reading back layers.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace testutil {
+
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::filesystem::path& path() const { return m_path; }
+    std::filesystem::path operator/(const std::string& rel) const { return m_path / rel; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+void write_file(const std::filesystem::path& path, const std::string& content, int mode = 0644);
+
+struct TarEntry {
+    char type = '?'; // 'd' directory, 'f' file, 'l' symlink, 'h' hard link
+    int mode = 0;
+    std::int64_t mtime = 0;
+    std::int64_t uid = -1, gid = -1;
+    std::string uname, gname;
+    std::string content; // file data, or the link target
+};
+
+// Reads a gzip'd tar file into path → entry, keeping the order in `order`.
+std::map<std::string, TarEntry> read_layer(const std::filesystem::path& file,
+                                           std::string* order = nullptr);
+
+std::string gunzip_file(const std::filesystem::path& file);
+std::string slurp(const std::filesystem::path& file);
+
+} // namespace testutil
