@@ -77,17 +77,19 @@ print-debian-packages:
 # --- run and test ------------------------------------------------------------
 # The instance `make run` starts; every setting can be overridden from the
 # environment (see README.md).
-export PORT ?= 8080
-export STORAGE_PATH ?= $(CURDIR)/var/storage
-export NIXERY_STATE_DIR ?= $(CURDIR)/var/state
+RUN_STATE   ?= $(CURDIR)/var/state
+RUN_STORAGE ?= $(CURDIR)/var/storage
 
 run: deps-run
 	@$(MAKE) --no-print-directory $(BUILD)/nixery
-	exec $(BUILD)/nixery run
+	NIXERY_STATE_DIR=$${NIXERY_STATE_DIR:-$(RUN_STATE)} \
+	STORAGE_PATH=$${STORAGE_PATH:-$(if $(filter gcs s3,$(NIXERY_STORAGE_BACKEND)),,$(RUN_STORAGE))} \
+	  exec $(BUILD)/nixery run
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/unit-tests
+	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory integration
 
 unit: $(BUILD)/unit-tests
@@ -101,3 +103,14 @@ clean:
 
 format:
 	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+
+# --- checks --------------------------------------------------------------------
+# The core is pure: no I/O, no clock, no environment, no adapter libraries.
+CORE_FORBIDDEN := fcgiapp.h|curl/|sqlite3.h|archive|unistd.h|fstream|iostream|cstdio|ctime|chrono|filesystem|sys/|getenv|fopen
+
+check:
+	@if grep -nE '#include <($(CORE_FORBIDDEN))|getenv|std::time|system_clock' src/core/*; then \
+	  echo "src/core must stay pure (see STYLE)"; exit 1; fi
+	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+	$(MAKE) --no-print-directory BUILD=build/check CXXFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build/check/unit-tests

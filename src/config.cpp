@@ -25,7 +25,8 @@ const std::map<std::string, std::string>& known_settings() {
     static const std::map<std::string, std::string> k{
         {"PORT", "HTTP port nginx listens on (make run; default 8080)"},
         {"NIXERY_CHANNEL", "a Nix/NixOS channel name or nixpkgs commit to build from"},
-        {"NIXERY_CHANNEL_URL", "URL prefix of channel tarballs (default the nixpkgs archive on GitHub)"},
+        {"NIXERY_CHANNEL_URL",
+         "URL prefix of channel tarballs (default the nixpkgs archive on GitHub)"},
         {"NIXERY_PKGS_REPO", "a git repository with a package set; image tags are git refs"},
         {"NIXERY_PKGS_PATH", "a local directory with a package set"},
         {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
@@ -70,16 +71,19 @@ Result<DataFiles> locate_data_files() {
         return fail("readlink \"/proc/self/exe\" failed");
     }
     const fs::path exe_dir = fs::path(std::string(buf, static_cast<std::size_t>(n))).parent_path();
+    // Installed: PREFIX/bin/nixery with PREFIX/share/nixery. In a checkout the
+    // binary is under build/ (or a subdirectory of it, like build/check/).
     const auto installed = exe_dir.parent_path() / "share" / "nixery";
     if (fs::exists(installed / "nix" / "image.nix")) {
         return DataFiles{installed / "sql", installed / "nix", installed / "nginx"};
     }
-    const auto checkout = exe_dir.parent_path();
-    if (fs::exists(checkout / "src" / "nix" / "image.nix")) {
-        return DataFiles{checkout / "sql", checkout / "src" / "nix", checkout / "nginx"};
+    for (auto dir = exe_dir.parent_path(); dir.has_relative_path(); dir = dir.parent_path()) {
+        if (fs::exists(dir / "src" / "nix" / "image.nix")) {
+            return DataFiles{dir / "sql", dir / "src" / "nix", dir / "nginx"};
+        }
     }
-    return fail("cannot find nixery's data files: looked in \"" + installed.string() + "\" and \"" +
-                (checkout / "src" / "nix").string() + "\"");
+    return fail("cannot find nixery's data files: looked in \"" + installed.string() +
+                "\" and for a source checkout above \"" + exe_dir.string() + "\"");
 }
 
 namespace {
@@ -144,7 +148,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.workers = static_cast<int>(workers);
     if (const auto level = get(env, "NIXERY_LOG_LEVEL"); !level.empty()) {
         if (!log::parse_level(level, c.log_level)) {
-            return fail("NIXERY_LOG_LEVEL=\"" + level + "\" is not one of debug, info, warn, error");
+            return fail("NIXERY_LOG_LEVEL=\"" + level +
+                        "\" is not one of debug, info, warn, error");
         }
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
@@ -213,7 +218,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         break;
     case StorageKind::gcs:
         if (!get(env, "STORAGE_PATH").empty()) {
-            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in GCS_BUCKET");
+            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in "
+                        "GCS_BUCKET");
         }
         c.gcs.bucket = get(env, "GCS_BUCKET");
         if (c.gcs.bucket.empty()) {
@@ -224,7 +230,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         break;
     case StorageKind::s3: {
         if (!get(env, "STORAGE_PATH").empty()) {
-            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in S3_BUCKET");
+            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in "
+                        "S3_BUCKET");
         }
         c.s3.bucket = get(env, "S3_BUCKET");
         if (c.s3.bucket.empty()) {

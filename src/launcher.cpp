@@ -130,12 +130,15 @@ int run_command(const char* self) {
     }
     const auto nginx = find_program("nginx", {"/usr/sbin", "/sbin"});
     if (nginx.empty()) {
-        log::error("cannot start", {{"error", "nginx not found in PATH, /usr/sbin or /sbin (Debian package nginx)"}});
+        log::error(
+            "cannot start",
+            {{"error", "nginx not found in PATH, /usr/sbin or /sbin (Debian package nginx)"}});
         return 1;
     }
     if (port_accepts(config->port)) {
-        log::error("cannot start", {{"error", "port " + std::to_string(config->port) +
-                                                  " on 127.0.0.1 is in use; set PORT to a free one"}});
+        log::error("cannot start",
+                   {{"error", "port " + std::to_string(config->port) +
+                                  " on 127.0.0.1 is in use; set PORT to a free one"}});
         return 1;
     }
 
@@ -143,24 +146,29 @@ int run_command(const char* self) {
     const auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     const std::string self_path = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : self;
     const pid_t pool = spawn({self_path, "serve"});
-    if (!wait_ready(pool, [&] { return unix_socket_accepts(config->socket().string()); }, std::chrono::seconds(120))) {
+    if (!wait_ready(
+            pool, [&] { return unix_socket_accepts(config->socket().string()); },
+            std::chrono::seconds(120))) {
         log::error("the worker pool did not start; see its messages above");
         kill(pool, SIGTERM);
         waitpid(pool, nullptr, 0);
         return 1;
     }
     const auto state = config->state_dir.string();
-    const pid_t web = spawn({nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
-    if (!wait_ready(web, [&] { return port_accepts(config->port); }, std::chrono::seconds(30))) {
+    const pid_t web =
+        spawn({nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
+    if (!wait_ready(
+            web, [&] { return port_accepts(config->port); }, std::chrono::seconds(30))) {
         log::error("nginx did not start", {{"error_log", state + "/nginx-error.log"}});
         kill(pool, SIGTERM);
         waitpid(pool, nullptr, 0);
         return 1;
     }
-    log::info("nixery is running", {{"url", "http://127.0.0.1:" + std::to_string(config->port) + "/v2/"},
-                                    {"storage", config->storage_path.string()},
-                                    {"state", state},
-                                    {"source", config->describe_source()}});
+    log::info("nixery is running",
+              {{"url", "http://127.0.0.1:" + std::to_string(config->port) + "/v2/"},
+               {"storage", config->storage_path.string()},
+               {"state", state},
+               {"source", config->describe_source()}});
 
     int exit_code = 0;
     bool pool_alive = true;
@@ -198,7 +206,8 @@ int run_command(const char* self) {
             } else if (pid == web) {
                 web_alive = false;
                 if (!stopping) {
-                    log::error("nginx exited; stopping the worker pool", {{"error_log", state + "/nginx-error.log"}});
+                    log::error("nginx exited; stopping the worker pool",
+                               {{"error_log", state + "/nginx-error.log"}});
                     stop(1);
                 }
             }

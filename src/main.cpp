@@ -39,13 +39,17 @@ int layers_command(const std::vector<std::string>& args) {
             popularity_file = args[++i];
         } else if (a == "--budget" && has_value) {
             const auto& v = args[++i];
-            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 6 || std::stoul(v) == 0) {
-                std::fprintf(stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n", v.c_str());
+            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
+                v.size() > 6 || std::stoul(v) == 0) {
+                std::fprintf(
+                    stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n",
+                    v.c_str());
                 return 2;
             }
             budget = std::stoul(v);
         } else {
-            std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(), k_usage);
+            std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(),
+                         k_usage);
             return 2;
         }
     }
@@ -60,7 +64,8 @@ int layers_command(const std::vector<std::string>& args) {
     }
     const auto graph = nixery::parse_references_graph(*graph_text);
     if (!graph) {
-        std::fprintf(stderr, "nixery layers: \"%s\": %s\n", graph_file.c_str(), graph.error().message.c_str());
+        std::fprintf(stderr, "nixery layers: \"%s\": %s\n", graph_file.c_str(),
+                     graph.error().message.c_str());
         return 1;
     }
     nixery::Popularity popularity;
@@ -72,7 +77,8 @@ int layers_command(const std::vector<std::string>& args) {
         }
         auto parsed = nixery::Popularity::parse(*text);
         if (!parsed) {
-            std::fprintf(stderr, "nixery layers: \"%s\": %s\n", popularity_file.c_str(), parsed.error().message.c_str());
+            std::fprintf(stderr, "nixery layers: \"%s\": %s\n", popularity_file.c_str(),
+                         parsed.error().message.c_str());
             return 1;
         }
         popularity = std::move(*parsed);

@@ -7,7 +7,8 @@
 
 namespace nixery {
 
-Result<std::string> render_template(const std::string& text, const std::map<std::string, std::string>& values) {
+Result<std::string> render_template(const std::string& text,
+                                    const std::map<std::string, std::string>& values) {
     std::string out;
     std::size_t pos = 0;
     for (;;) {
@@ -17,8 +18,11 @@ Result<std::string> render_template(const std::string& text, const std::map<std:
             return out;
         }
         const auto end = text.find('@', at + 1);
-        const auto name = end == std::string::npos ? std::string() : text.substr(at + 1, end - at - 1);
-        const bool placeholder = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == std::string::npos;
+        const auto name =
+            end == std::string::npos ? std::string() : text.substr(at + 1, end - at - 1);
+        const bool placeholder =
+            !name.empty() &&
+            name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == std::string::npos;
         if (!placeholder) {
             out.append(text, pos, at + 1 - pos);
             pos = at + 1;
@@ -60,7 +64,8 @@ Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
     TRY_ASSIGN(const auto main_in, read_file(config.data.nginx_dir / "local.conf.in"));
     TRY_ASSIGN(const auto locations, render_template(locations_in, values));
     TRY_ASSIGN(const auto main, render_template(main_in, values));
-    for (const char* dir : {"nginx-tmp/body", "nginx-tmp/fastcgi", "nginx-tmp/proxy", "nginx-tmp/uwsgi", "nginx-tmp/scgi"}) {
+    for (const char* dir : {"nginx-tmp/body", "nginx-tmp/fastcgi", "nginx-tmp/proxy",
+                            "nginx-tmp/uwsgi", "nginx-tmp/scgi"}) {
         TRY(make_dirs(config.state_dir / dir));
     }
     const auto conf = config.state_dir / "nginx.conf";

@@ -12,7 +12,8 @@
 namespace nixery {
 
 // Replaces every @NAME@ in `text`; a placeholder without a value is an error.
-Result<std::string> render_template(const std::string& text, const std::map<std::string, std::string>& values);
+Result<std::string> render_template(const std::string& text,
+                                    const std::map<std::string, std::string>& values);
 
 // The placeholder values for this configuration (socket, storage, timeouts).
 std::map<std::string, std::string> nginx_values(const Config& config);

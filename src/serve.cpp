@@ -13,10 +13,10 @@
 #include "util/subprocess.hpp"
 
 #include <cerrno>
-#include <fcntl.h>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,8 +93,8 @@ Result<Popularity> load_popularity(const Config& config) {
     TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
     auto parsed = Popularity::parse(body);
     if (!parsed) {
-        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) + "\": " +
-                    parsed.error().message);
+        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
+                    "\": " + parsed.error().message);
     }
     return parsed;
 }
@@ -128,7 +128,8 @@ Result<Startup> start_up() {
     {
         // Creates or migrates the schema before any worker opens it.
         TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
-        log::info("database ready", {{"path", config.database().string()}, {"schema", db.schema_version()}});
+        log::info("database ready",
+                  {{"path", config.database().string()}, {"schema", db.schema_version()}});
     }
     {
         TRY_ASSIGN(auto storage, make_storage(config));
@@ -150,17 +151,19 @@ Result<Startup> start_up() {
     auto storage = make_storage(s.config);
     auto locks = LockTable::open(s.config.locks() / "builds.lock");
     if (!storage || !locks) {
-        log::error("worker set-up failed", {{"error", !storage ? storage.error().message : locks.error().message}});
+        log::error("worker set-up failed",
+                   {{"error", !storage ? storage.error().message : locks.error().message}});
         std::_Exit(1);
     }
     const ProcessServices services{s.config, s.popularity, **storage, *locks};
-    const auto code = run_worker(s.listener.fd, k_threads_per_worker, [&]() -> std::unique_ptr<RequestHandler> {
-        auto handler = RegistryHandler::open(services);
-        if (!handler) {
-            throw std::runtime_error(handler.error().message);
-        }
-        return std::move(*handler);
-    });
+    const auto code =
+        run_worker(s.listener.fd, k_threads_per_worker, [&]() -> std::unique_ptr<RequestHandler> {
+            auto handler = RegistryHandler::open(services);
+            if (!handler) {
+                throw std::runtime_error(handler.error().message);
+            }
+            return std::move(*handler);
+        });
     std::_Exit(code);
 }
 
@@ -182,7 +185,8 @@ int serve_command() {
     }
     const auto& s = *startup;
     log::info("serving", {{"socket", s.listener.path.empty() ? "systemd" : s.listener.path},
-                          {"workers", s.config.workers}, {"source", s.config.describe_source()}});
+                          {"workers", s.config.workers},
+                          {"source", s.config.describe_source()}});
 
     using Clock = std::chrono::steady_clock;
     std::map<pid_t, Clock::time_point> workers;
@@ -238,7 +242,8 @@ int serve_command() {
                        {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status)},
                        {"restarts", restarts}});
             if (crashed_early) {
-                respawn_after = Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop
+                respawn_after =
+                    Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop
             }
         }
         if (!stopping) {

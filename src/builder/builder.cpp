@@ -23,14 +23,16 @@ std::int64_t unix_now() {
 }
 
 double precise_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 // A fault of this server (disk, database, storage): logged with its cause,
 // reported without internals the client cannot act on.
 RegistryError server_fault(const Error& e, std::string_view image) {
     log::error("build failed", {{"image", image}, {"error", e.message}});
-    return internal_error("building \"" + std::string(image) + "\" failed on the server: " + e.message);
+    return internal_error("building \"" + std::string(image) +
+                          "\" failed on the server: " + e.message);
 }
 
 std::string quoted_list(const std::vector<std::string>& names) {
@@ -54,13 +56,14 @@ RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono
     switch (f.kind) {
     case NixFailure::Kind::timed_out:
         return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
-                                    ") ran longer than NIX_TIMEOUT (" + std::to_string(timeout.count()) +
-                                    " s)" + (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
+                                    ") ran longer than NIX_TIMEOUT (" +
+                                    std::to_string(timeout.count()) + " s)" +
+                                    (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
                                 R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
                                     json_string(f.log_tail) + "}");
     case NixFailure::Kind::failed:
-        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation + ") said:\n" +
-                                    f.log_tail,
+        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
+                                    ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
     case NixFailure::Kind::not_runnable:
         log::error("cannot run nix", {{"error", f.log_tail}});
@@ -104,15 +107,17 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
         }
         // Builds are bounded by NIX_TIMEOUT per Nix call plus packing; wait
         // generously for another thread or process building the same image.
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(m_s.config.nix_timeout * 6 +
-                                                                               std::chrono::minutes(10));
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+            m_s.config.nix_timeout * 6 + std::chrono::minutes(10));
         auto lock = m_s.locks.acquire("image:" + key, wait);
         if (!lock) {
             return unexpected(server_fault(lock.error(), image.name));
         }
         if (!*lock) {
-            return unexpected(RegistryError{503, "UNAVAILABLE",
-                                            "another build of \"" + image.name + "\" is still running; retry later",
+            return unexpected(RegistryError{503,
+                                            "UNAVAILABLE",
+                                            "another build of \"" + image.name +
+                                                "\" is still running; retry later",
                                             {}});
         }
         // Whoever held the lock may have finished this image, or failed it.
@@ -133,16 +138,22 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
                 const auto& err = built.error();
                 (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
                 (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
-                log::warn("build failed", {{"image", image.name}, {"tag", tag}, {"status", err.status},
-                                           {"duration", duration}, {"error", err.message}});
+                log::warn("build failed", {{"image", image.name},
+                                           {"tag", tag},
+                                           {"status", err.status},
+                                           {"duration", duration},
+                                           {"error", err.message}});
                 return unexpected(built.error());
             }
-            (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
+            (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused,
+                                         200, {});
             auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
             if (!recorded) {
                 return unexpected(server_fault(recorded.error(), image.name));
             }
-            log::info("image built", {{"image", image.name}, {"tag", tag}, {"duration", duration},
+            log::info("image built", {{"image", image.name},
+                                      {"tag", tag},
+                                      {"duration", duration},
                                       {"layers_built", built->layers_built},
                                       {"layers_reused", built->layers_reused}});
             hit = std::move(built->image);
@@ -152,14 +163,15 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
     (void)m_s.cache.record_tag(image.name, tag, unix_now());
     const auto& record = *hit;
     if (format == ManifestFormat::oci) {
-        return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest), record.oci_digest};
+        return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
+                              record.oci_digest};
     }
     return ServedManifest{record.docker_manifest, std::string(media_type::docker_manifest),
                           record.docker_digest};
 }
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::cached(std::string_view image_key,
-                                                                  Pinning pinning, std::int64_t now) {
+Result<std::optional<ImageRecord>, RegistryError>
+Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
     auto evaluation = m_s.cache.find_evaluation(image_key);
     if (!evaluation) {
         return unexpected(server_fault(evaluation.error(), image_key));
@@ -179,7 +191,8 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::cached(std::string_vi
     return image;
 }
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::find_image(std::string_view closure_key) {
+Result<std::optional<ImageRecord>, RegistryError>
+Builder::find_image(std::string_view closure_key) {
     auto local = m_s.cache.find_image(closure_key);
     if (!local) {
         return unexpected(server_fault(local.error(), closure_key));
@@ -208,8 +221,8 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::find_image(std::strin
     return std::optional<ImageRecord>(std::move(*record));
 }
 
-Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const ResolvedSource& source,
-                                                       std::int64_t build_id) {
+Result<Builder::Outcome, RegistryError>
+Builder::build(const Image& image, const ResolvedSource& source, std::int64_t build_id) {
     const auto timeout = m_s.config.nix_timeout;
     const auto request = request_json({source.nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
@@ -220,7 +233,8 @@ Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const
         const bool one = ev->missing.size() == 1;
         return unexpected(manifest_unknown(
             std::string(one ? "package " : "packages ") + quoted_list(ev->missing) +
-                (one ? " is" : " are") + " not in the package set (" + m_s.config.describe_source() +
+                (one ? " is" : " are") + " not in the package set (" +
+                m_s.config.describe_source() +
                 "); check the spelling of each path component of \"" + image.name + "\"",
             R"({"missing":)" + json_list(ev->missing) + "}"));
     }
@@ -234,7 +248,8 @@ Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const
         const auto& name = ev->refused.front();
         const auto why = m_s.nix.explain(request_json({source.nix_source, image.arch, {name}}));
         return unexpected(manifest_unknown(
-            "package " + quoted_list(ev->refused) + " cannot be used: Nix refuses to evaluate it:\n" + why,
+            "package " + quoted_list(ev->refused) +
+                " cannot be used: Nix refuses to evaluate it:\n" + why,
             R"({"refused":)" + json_list(ev->refused) + R"(,"log":)" + json_string(why) + "}"));
     }
     if (image.arch == Arch::arm64 && !ev->system_applied) {
@@ -245,7 +260,8 @@ Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const
     Outcome out;
     const bool bash = ev->has_attribute("bashInteractive");
     const auto out_paths = ev->out_paths();
-    out.closure_key = closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
+    out.closure_key =
+        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
     TRY_ASSIGN(auto existing, find_image(out.closure_key));
     if (existing) {
         // Same outputs as an image already built: nothing to build or pack.
@@ -305,7 +321,8 @@ Result<Builder::Outcome, RegistryError> Builder::build(const Image& image, const
     if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
         return unexpected(server_fault(r.error(), image.name));
     }
-    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image)); !r) {
+    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image));
+        !r) {
         return unexpected(server_fault(r.error(), image.name));
     }
     return out;
@@ -337,7 +354,8 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
             return std::optional<LayerRecord>();
         }
         if (shared) {
-            TRY(m_s.cache.record_blob({record->digest, record->size, std::string(media_type::layer_blob)}, unix_now()));
+            TRY(m_s.cache.record_blob(
+                {record->digest, record->size, std::string(media_type::layer_blob)}, unix_now()));
             TRY(m_s.cache.record_layer(key, *record, unix_now()));
         }
         return record;
@@ -357,11 +375,13 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     if (*found) {
         return reuse(**found);
     }
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(30));
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(30));
     auto lock = m_s.locks.acquire("layer:" + key, wait);
     if (!lock || !*lock) {
-        return unexpected(server_fault(lock ? Error{"waiting for layer " + key + " timed out"} : lock.error(),
-                                       "layer " + key));
+        return unexpected(
+            server_fault(lock ? Error{"waiting for layer " + key + " timed out"} : lock.error(),
+                         "layer " + key));
     }
     found = lookup();
     if (!found) {
@@ -383,7 +403,8 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
         TRY_ASSIGN(const auto packed, writer->finish());
         TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7))));
         const LayerRecord record{packed.digest, packed.diff_id, packed.size};
-        TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)}, unix_now()));
+        TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)},
+                                  unix_now()));
         TRY(m_s.cache.record_layer(key, record, unix_now()));
         TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record)));
         return record;
@@ -393,8 +414,10 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     if (!packed) {
         return unexpected(server_fault(packed.error(), "layer " + key));
     }
-    log::info("layer packed", {{"digest", packed->digest}, {"size", packed->size},
-                               {"paths", paths.size()}, {"duration", precise_now() - started}});
+    log::info("layer packed", {{"digest", packed->digest},
+                               {"size", packed->size},
+                               {"paths", paths.size()},
+                               {"duration", precise_now() - started}});
     descriptor.digest = packed->digest;
     descriptor.diff_id = packed->diff_id;
     descriptor.size = packed->size;

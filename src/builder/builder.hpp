@@ -68,7 +68,8 @@ private:
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
                                                         bool top, Outcome& outcome);
     Result<std::optional<ImageRecord>, RegistryError> find_image(std::string_view closure_key);
-    Result<std::string, RegistryError> store_document(std::string_view data, std::string_view media_type);
+    Result<std::string, RegistryError> store_document(std::string_view data,
+                                                      std::string_view media_type);
 
     BuildServices m_s;
 };

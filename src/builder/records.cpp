@@ -58,7 +58,8 @@ std::optional<LayerRecord> decode_layer_record(std::string_view json) {
     }
     const auto digest = string_field(d, "digest");
     const auto diff_id = string_field(d, "diffId");
-    if (!is_digest(digest) || !is_digest(diff_id) || !d.HasMember("size") || !d["size"].IsUint64()) {
+    if (!is_digest(digest) || !is_digest(diff_id) || !d.HasMember("size") ||
+        !d["size"].IsUint64()) {
         return std::nullopt;
     }
     return LayerRecord{*digest, *diff_id, d["size"].GetUint64()};
@@ -95,8 +96,8 @@ std::optional<ImageRecord> decode_image_record(std::string_view json) {
     const auto docker_digest = string_field(d, "dockerDigest");
     const auto oci = string_field(d, "ociManifest");
     const auto oci_digest = string_field(d, "ociDigest");
-    if (!is_digest(config) || !docker || !is_digest(docker_digest) || !oci || !is_digest(oci_digest) ||
-        !d.HasMember("blobs") || !d["blobs"].IsArray()) {
+    if (!is_digest(config) || !docker || !is_digest(docker_digest) || !oci ||
+        !is_digest(oci_digest) || !d.HasMember("blobs") || !d["blobs"].IsArray()) {
         return std::nullopt;
     }
     r.config_digest = *config;

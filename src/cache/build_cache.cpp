@@ -43,12 +43,16 @@ Result<std::optional<BlobRecord>> BuildCache::find_blob(std::string_view digest)
 Result<void> BuildCache::record_blob(const BlobRecord& blob, std::int64_t now) {
     TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO blobs (digest, size, media_type, created_at) "
                                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (digest) DO NOTHING"));
-    s.bind(1, blob.digest).bind(2, static_cast<std::int64_t>(blob.size)).bind(3, blob.media_type).bind(4, now);
+    s.bind(1, blob.digest)
+        .bind(2, static_cast<std::int64_t>(blob.size))
+        .bind(3, blob.media_type)
+        .bind(4, now);
     return s.run();
 }
 
 Result<std::optional<LayerRecord>> BuildCache::find_layer(std::string_view layer_key) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT digest, diff_id, size FROM layers WHERE layer_key = ?1"));
+    TRY_ASSIGN(auto s,
+               m_db.prepare("SELECT digest, diff_id, size FROM layers WHERE layer_key = ?1"));
     s.bind(1, layer_key);
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
@@ -60,10 +64,11 @@ Result<std::optional<LayerRecord>> BuildCache::find_layer(std::string_view layer
 
 Result<void> BuildCache::record_layer(std::string_view layer_key, const LayerRecord& layer,
                                       std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "INSERT INTO layers (layer_key, digest, diff_id, size, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (layer_key) DO UPDATE SET "
-                           "digest = excluded.digest, diff_id = excluded.diff_id, size = excluded.size"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare("INSERT INTO layers (layer_key, digest, diff_id, size, created_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (layer_key) DO UPDATE SET "
+                     "digest = excluded.digest, diff_id = excluded.diff_id, size = excluded.size"));
     s.bind(1, layer_key).bind(2, layer.digest).bind(3, layer.diff_id);
     s.bind(4, static_cast<std::int64_t>(layer.size)).bind(5, now);
     return s.run();
@@ -84,15 +89,20 @@ Result<std::optional<ImageRecord>> BuildCache::find_image(std::string_view closu
 Result<void> BuildCache::record_image(std::string_view closure_key, const ImageRecord& image,
                                       std::int64_t now) {
     TRY_ASSIGN(auto tx, Transaction::begin(m_db));
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "INSERT INTO images (closure_key, config_digest, docker_manifest, "
-                           "docker_digest, oci_manifest, oci_digest, created_at, last_used_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (closure_key) DO UPDATE SET "
-                           "config_digest = excluded.config_digest, docker_manifest = excluded.docker_manifest, "
-                           "docker_digest = excluded.docker_digest, oci_manifest = excluded.oci_manifest, "
-                           "oci_digest = excluded.oci_digest, last_used_at = excluded.last_used_at"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare(
+            "INSERT INTO images (closure_key, config_digest, docker_manifest, "
+            "docker_digest, oci_manifest, oci_digest, created_at, last_used_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (closure_key) DO UPDATE SET "
+            "config_digest = excluded.config_digest, docker_manifest = excluded.docker_manifest, "
+            "docker_digest = excluded.docker_digest, oci_manifest = excluded.oci_manifest, "
+            "oci_digest = excluded.oci_digest, last_used_at = excluded.last_used_at"));
     s.bind(1, closure_key).bind(2, image.config_digest).bind(3, image.docker_manifest);
-    s.bind(4, image.docker_digest).bind(5, image.oci_manifest).bind(6, image.oci_digest).bind(7, now);
+    s.bind(4, image.docker_digest)
+        .bind(5, image.oci_manifest)
+        .bind(6, image.oci_digest)
+        .bind(7, now);
     TRY(s.run());
     TRY_ASSIGN(auto clear, m_db.prepare("DELETE FROM image_blobs WHERE closure_key = ?1"));
     clear.bind(1, closure_key);
@@ -114,8 +124,9 @@ Result<void> BuildCache::touch_image(std::string_view closure_key, std::int64_t 
 }
 
 Result<std::optional<EvaluationRecord>> BuildCache::find_evaluation(std::string_view image_key) {
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "SELECT closure_key, evaluated_at FROM evaluations WHERE image_key = ?1"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare("SELECT closure_key, evaluated_at FROM evaluations WHERE image_key = ?1"));
     s.bind(1, image_key);
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
@@ -126,18 +137,21 @@ Result<std::optional<EvaluationRecord>> BuildCache::find_evaluation(std::string_
 
 Result<void> BuildCache::record_evaluation(std::string_view image_key, std::string_view closure_key,
                                            std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "INSERT INTO evaluations (image_key, closure_key, evaluated_at) "
-                           "VALUES (?1, ?2, ?3) ON CONFLICT (image_key) DO UPDATE SET "
-                           "closure_key = excluded.closure_key, evaluated_at = excluded.evaluated_at"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare("INSERT INTO evaluations (image_key, closure_key, evaluated_at) "
+                     "VALUES (?1, ?2, ?3) ON CONFLICT (image_key) DO UPDATE SET "
+                     "closure_key = excluded.closure_key, evaluated_at = excluded.evaluated_at"));
     s.bind(1, image_key).bind(2, closure_key).bind(3, now);
     return s.run();
 }
 
 Result<void> BuildCache::record_tag(std::string_view name, std::string_view tag, std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "INSERT INTO tags (name, tag, last_pulled_at) VALUES (?1, ?2, ?3) "
-                           "ON CONFLICT (name, tag) DO UPDATE SET last_pulled_at = excluded.last_pulled_at"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare(
+            "INSERT INTO tags (name, tag, last_pulled_at) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (name, tag) DO UPDATE SET last_pulled_at = excluded.last_pulled_at"));
     s.bind(1, name).bind(2, tag).bind(3, now);
     return s.run();
 }
@@ -159,7 +173,11 @@ Result<std::int64_t> BuildCache::start_build(std::string_view image, std::string
                                              std::string_view image_key, double now) {
     TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO builds (image, tag, image_key, started_at, pid) "
                                     "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id"));
-    s.bind(1, image).bind(2, tag).bind(3, image_key).bind(4, now).bind(5, static_cast<std::int64_t>(getpid()));
+    s.bind(1, image)
+        .bind(2, tag)
+        .bind(3, image_key)
+        .bind(4, now)
+        .bind(5, static_cast<std::int64_t>(getpid()));
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
         return fail("record build of \"" + std::string(image) + "\" failed: no id returned");
@@ -173,7 +191,10 @@ Result<void> BuildCache::finish_build(std::int64_t id, double duration, int laye
                                       int layers_reused, int status, std::string_view error) {
     TRY_ASSIGN(auto s, m_db.prepare("UPDATE builds SET duration = ?2, layers_built = ?3, "
                                     "layers_reused = ?4, status = ?5, error = ?6 WHERE id = ?1"));
-    s.bind(1, id).bind(2, duration).bind(3, std::int64_t{layers_built}).bind(4, std::int64_t{layers_reused});
+    s.bind(1, id)
+        .bind(2, duration)
+        .bind(3, std::int64_t{layers_built})
+        .bind(4, std::int64_t{layers_reused});
     s.bind(5, std::int64_t{status});
     if (error.empty()) {
         s.bind_null(6);
@@ -199,7 +220,8 @@ Result<std::vector<BuildRecord>> BuildCache::recent_builds(int limit, bool faile
     }
 }
 
-Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image, std::string_view tag) {
+Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
+                                                       std::string_view tag) {
     TRY_ASSIGN(auto s, m_db.prepare("SELECT " + std::string(k_build_columns) +
                                     " FROM builds WHERE image = ?1 AND tag = ?2 ORDER BY id"));
     s.bind(1, image).bind(2, tag);
@@ -215,11 +237,12 @@ Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image, s
 
 Result<void> BuildCache::remember_failure(std::string_view image_key, const RegistryError& error,
                                           std::int64_t expires_at) {
-    TRY_ASSIGN(auto s, m_db.prepare(
-                           "INSERT INTO failures (image_key, status, code, message, detail, expires_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (image_key) DO UPDATE SET "
-                           "status = excluded.status, code = excluded.code, message = excluded.message, "
-                           "detail = excluded.detail, expires_at = excluded.expires_at"));
+    TRY_ASSIGN(
+        auto s,
+        m_db.prepare("INSERT INTO failures (image_key, status, code, message, detail, expires_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (image_key) DO UPDATE SET "
+                     "status = excluded.status, code = excluded.code, message = excluded.message, "
+                     "detail = excluded.detail, expires_at = excluded.expires_at"));
     s.bind(1, image_key).bind(2, std::int64_t{error.status}).bind(3, error.code);
     s.bind(4, error.message).bind(5, error.detail).bind(6, expires_at);
     return s.run();

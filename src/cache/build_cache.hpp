@@ -61,10 +61,12 @@ public:
     Result<void> record_blob(const BlobRecord& blob, std::int64_t now);
 
     Result<std::optional<LayerRecord>> find_layer(std::string_view layer_key);
-    Result<void> record_layer(std::string_view layer_key, const LayerRecord& layer, std::int64_t now);
+    Result<void> record_layer(std::string_view layer_key, const LayerRecord& layer,
+                              std::int64_t now);
 
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
-    Result<void> record_image(std::string_view closure_key, const ImageRecord& image, std::int64_t now);
+    Result<void> record_image(std::string_view closure_key, const ImageRecord& image,
+                              std::int64_t now);
     Result<void> touch_image(std::string_view closure_key, std::int64_t now);
 
     Result<std::optional<EvaluationRecord>> find_evaluation(std::string_view image_key);

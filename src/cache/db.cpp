@@ -56,7 +56,8 @@ Result<bool> Statement::step() {
     if (rc == SQLITE_DONE) {
         return false;
     }
-    return fail(std::string("sqlite \"") + sqlite3_sql(m_stmt) + "\" failed: " + sqlite_error(m_db));
+    return fail(std::string("sqlite \"") + sqlite3_sql(m_stmt) +
+                "\" failed: " + sqlite_error(m_db));
 }
 
 Result<void> Statement::run() {
@@ -71,7 +72,9 @@ Result<void> Statement::run() {
 std::string Statement::text(int column) const {
     const auto* p = sqlite3_column_text(m_stmt, column);
     const int n = sqlite3_column_bytes(m_stmt, column);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+    return p == nullptr
+               ? std::string()
+               : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
 }
 
 std::int64_t Statement::integer(int column) const {
@@ -103,9 +106,9 @@ Db::~Db() {
 
 Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::path& migrations) {
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(file.c_str(), &raw,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+    const int rc =
+        sqlite3_open_v2(file.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     Db db(raw);
     if (rc != SQLITE_OK) {
         return fail("open database \"" + file.string() + "\" failed: " + sqlite_error(raw));

@@ -54,7 +54,8 @@ class Db {
 public:
     // Opens (creating) the database and brings its schema up to date from
     // the *.sql files in `migrations`.
-    static Result<Db> open(const std::filesystem::path& file, const std::filesystem::path& migrations);
+    static Result<Db> open(const std::filesystem::path& file,
+                           const std::filesystem::path& migrations);
     Db(Db&&) noexcept;
     Db& operator=(Db&&) noexcept;
     ~Db();

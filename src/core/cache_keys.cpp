@@ -35,7 +35,10 @@ std::string image_key(std::string_view revision, const Image& image) {
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
                         std::string_view popularity_digest, std::size_t budget) {
     KeyHasher h("closure-v1");
-    h.add(nix_system(arch)).add(bash ? "bash" : "-").add(popularity_digest).add(std::to_string(budget));
+    h.add(nix_system(arch))
+        .add(bash ? "bash" : "-")
+        .add(popularity_digest)
+        .add(std::to_string(budget));
     for (const auto& p : out_paths) {
         h.add(p);
     }

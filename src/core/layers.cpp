@@ -58,7 +58,8 @@ std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& pop
                 successors[i + 1].push_back(it->second);
             }
         }
-        if (p.nar_size > k_big_threshold || popularity.of_store_path(p.path) >= k_popular_threshold) {
+        if (p.nar_size > k_big_threshold ||
+            popularity.of_store_path(p.path) >= k_popular_threshold) {
             successors[0].push_back(static_cast<int>(i) + 1);
         }
     }
@@ -99,7 +100,8 @@ std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& pop
     }
     for (std::size_t l = 0; l < layers.size(); ++l) {
         const auto& first = graph.paths[static_cast<std::size_t>(first_node[l]) - 1];
-        layers[l].merge_rating = saturating_mul(popularity.of_store_path(first.path), layers[l].size);
+        layers[l].merge_rating =
+            saturating_mul(popularity.of_store_path(first.path), layers[l].size);
         std::sort(layers[l].paths.begin(), layers[l].paths.end());
     }
 

@@ -18,9 +18,11 @@
 namespace nixery {
 
 namespace media_type {
-inline constexpr std::string_view docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr std::string_view docker_manifest =
+    "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr std::string_view docker_config = "application/vnd.docker.container.image.v1+json";
-inline constexpr std::string_view docker_layer = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+inline constexpr std::string_view docker_layer =
+    "application/vnd.docker.image.rootfs.diff.tar.gzip";
 inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr std::string_view oci_config = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view oci_layer = "application/vnd.oci.image.layer.v1.tar+gzip";

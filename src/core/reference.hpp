@@ -1,7 +1,8 @@
 // The grammar of the distribution spec for repository names, tags and
-// digests (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests).
-// Every name, tag and digest is checked here before it reaches a path, a SQL
-// statement, Nix or a command line. Pure: no I/O.
+// digests
+// (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests). Every
+// name, tag and digest is checked here before it reaches a path, a SQL statement, Nix or a command
+// line. Pure: no I/O.
 #pragma once
 
 #include <optional>

@@ -40,8 +40,9 @@ Route parse_route(std::string_view path) {
         route.name = std::string(rest.substr(0, rest.size() - 10));
         return route;
     }
-    for (const auto& [marker, kind] : {std::pair{std::string_view("/manifests/"), RouteKind::manifest},
-                                       std::pair{std::string_view("/blobs/"), RouteKind::blob}}) {
+    for (const auto& [marker, kind] :
+         {std::pair{std::string_view("/manifests/"), RouteKind::manifest},
+          std::pair{std::string_view("/blobs/"), RouteKind::blob}}) {
         const auto pos = rest.rfind(marker);
         if (pos == std::string_view::npos || pos == 0) {
             continue;
@@ -75,10 +76,11 @@ RegistryError name_invalid(std::string_view name) {
 }
 
 RegistryError tag_invalid(std::string_view tag) {
-    return {400, "TAG_INVALID",
-            "invalid tag \"" + std::string(tag) +
-                "\": a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-            json_string(tag)};
+    return {
+        400, "TAG_INVALID",
+        "invalid tag \"" + std::string(tag) +
+            "\": a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+        json_string(tag)};
 }
 
 RegistryError digest_invalid(std::string_view digest) {

@@ -11,14 +11,14 @@
 namespace nixery {
 
 enum class RouteKind {
-    base,               // /v2/
-    manifest,           // /v2/<name>/manifests/<reference>
-    blob,               // /v2/<name>/blobs/<digest>
-    tags,               // /v2/<name>/tags/list
-    start_page,         // /
-    metrics,            // /metrics
-    unsupported_api,    // another /v2/ endpoint (uploads, catalog, referrers…)
-    not_found,          // outside the API
+    base,            // /v2/
+    manifest,        // /v2/<name>/manifests/<reference>
+    blob,            // /v2/<name>/blobs/<digest>
+    tags,            // /v2/<name>/tags/list
+    start_page,      // /
+    metrics,         // /metrics
+    unsupported_api, // another /v2/ endpoint (uploads, catalog, referrers…)
+    not_found,       // outside the API
 };
 
 struct Route {

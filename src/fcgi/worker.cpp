@@ -77,15 +77,20 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, ThreadState
         } catch (const std::exception& e) {
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
             const auto err = internal_error("the server failed to answer this request");
-            response = Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
+            response =
+                Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
         }
         const auto bytes = serialize_response(response, request.method == "HEAD");
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         FCGX_Finish_r(&raw);
 
-        const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        log::Fields fields{{"method", request.method}, {"path", request.path},
-                           {"status", response.status}, {"duration_ms", ms}};
+        const auto ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                .count();
+        log::Fields fields{{"method", request.method},
+                           {"path", request.path},
+                           {"status", response.status},
+                           {"duration_ms", ms}};
         fields.insert(fields.end(), response.log_fields.begin(), response.log_fields.end());
         log::info("request", fields);
     }

@@ -49,10 +49,12 @@ Result<std::string> fetch_url(const std::string& url, std::chrono::seconds timeo
     curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
     const auto rc = curl_easy_perform(curl.get());
     if (sink.too_big) {
-        return fail("fetch \"" + shown + "\" failed: larger than " + std::to_string(max_bytes) + " bytes");
+        return fail("fetch \"" + shown + "\" failed: larger than " + std::to_string(max_bytes) +
+                    " bytes");
     }
     if (rc != CURLE_OK) {
-        return fail("fetch \"" + shown + "\" failed: " + (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+        return fail("fetch \"" + shown +
+                    "\" failed: " + (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
     }
     long status = 0;
     curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);

@@ -110,7 +110,8 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
     log::debug("running nix", {{"argv0", spec.argv[0]}, {"operation", operation}});
     auto run = run_process(spec);
     if (!run) {
-        return unexpected(NixFailure{NixFailure::Kind::not_runnable, std::move(operation), run.error().message});
+        return unexpected(
+            NixFailure{NixFailure::Kind::not_runnable, std::move(operation), run.error().message});
     }
     if (run->timed_out) {
         return unexpected(NixFailure{NixFailure::Kind::timed_out, std::move(operation),
@@ -121,7 +122,8 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
         if (tail.empty()) {
             tail = spec.argv[0] + " failed with " + run->describe_exit(timeout);
         }
-        return unexpected(NixFailure{NixFailure::Kind::failed, std::move(operation), std::move(tail)});
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, std::move(operation), std::move(tail)});
     }
     return std::move(*run);
 }
@@ -176,7 +178,8 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
             name += (name.empty() ? "" : ".") + std::string(seg.GetString());
         }
         const auto& p = got[i];
-        const std::string status = p.HasMember("status") && p["status"].IsString() ? p["status"].GetString() : "";
+        const std::string status =
+            p.HasMember("status") && p["status"].IsString() ? p["status"].GetString() : "";
         if (status == "found") {
             auto pkg = parse_package(p, name);
             if (!pkg) {
@@ -216,7 +219,8 @@ std::string Nix::explain(const std::string& request) const {
 Result<void, NixFailure> Nix::realise(const std::string& request,
                                       const std::filesystem::path& out_link) const {
     const auto seconds = std::to_string(m_settings.timeout.count());
-    auto argv = std::vector<std::string>{"nix-build", "--out-link", out_link.string(), "--timeout", seconds};
+    auto argv = std::vector<std::string>{"nix-build", "--out-link", out_link.string(), "--timeout",
+                                         seconds};
     auto rest = image_nix_args(m_settings.expression, "build", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
     TRY(run_nix(std::move(argv), "build", m_settings.timeout));
@@ -231,8 +235,9 @@ Result<std::string, NixFailure> Nix::source_path(const std::string& request) con
     rapidjson::Document doc;
     doc.Parse(run.out.c_str(), run.out.size());
     if (doc.HasParseError() || !doc.IsString()) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "fetch source",
-                                     "unexpected output from nix-instantiate: " + run.out.substr(0, 200)});
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, "fetch source",
+                       "unexpected output from nix-instantiate: " + run.out.substr(0, 200)});
     }
     return std::string(doc.GetString());
 }
@@ -255,7 +260,8 @@ Result<ClosureGraph, NixFailure> Nix::closure(const std::vector<std::string>& ro
     TRY_ASSIGN(auto dump, run_nix(std::move(argv), "query closure", m_settings.timeout));
     auto paths = parse_validity_registration(dump.out);
     if (!paths) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "query closure", paths.error().message});
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, "query closure", paths.error().message});
     }
     return ClosureGraph{roots, std::move(*paths)};
 }
@@ -270,7 +276,8 @@ Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view 
     std::vector<StorePathInfo> out;
     std::size_t i = 0;
     const auto number = [](std::string_view s, std::uint64_t& v) {
-        if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos) {
+        if (s.empty() || s.size() > 19 ||
+            s.find_first_not_of("0123456789") != std::string_view::npos) {
             return false;
         }
         v = std::stoull(std::string(s));
@@ -290,7 +297,8 @@ Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view 
         std::uint64_t count = 0;
         if (!number(lines[i + 2], info.nar_size) || !number(lines[i + 4], count) ||
             i + 5 + count > lines.size()) {
-            return fail("parse nix-store --dump-db output failed: bad entry for \"" + info.path + "\"");
+            return fail("parse nix-store --dump-db output failed: bad entry for \"" + info.path +
+                        "\"");
         }
         for (std::uint64_t r = 0; r < count; ++r) {
             info.references.emplace_back(lines[i + 5 + r]);

@@ -88,7 +88,9 @@ struct LayerWriter::Impl {
         if (rc == ARCHIVE_OK) {
             return {};
         }
-        std::string cause = !error.empty() ? error : archive_error_string(ar) ? archive_error_string(ar) : "unknown error";
+        std::string cause = !error.empty()             ? error
+                            : archive_error_string(ar) ? archive_error_string(ar)
+                                                       : "unknown error";
         return fail(std::string(op) + " \"" + std::string(path) + "\" into layer failed: " + cause);
     }
 

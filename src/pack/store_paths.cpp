@@ -8,8 +8,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <map>
-#include <tuple>
 #include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace nixery {
@@ -157,7 +157,8 @@ Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store
         if (!fd) {
             return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
         }
-        TRY(writer.add_file(e.rel, perm, fd.get(), static_cast<std::uint64_t>(e.st.st_size), e.abs));
+        TRY(writer.add_file(e.rel, perm, fd.get(), static_cast<std::uint64_t>(e.st.st_size),
+                            e.abs));
     }
     return {};
 }

@@ -81,7 +81,8 @@ Result<TopLayerPlan> plan_top_layer(const std::vector<std::string>& package_path
         if (env != plan.end() && env->second.kind == TopEntry::Kind::symlink) {
             ensure_directory(plan, "usr");
             ensure_directory(plan, "usr/bin");
-            plan.emplace("usr/bin/env", TopEntry{TopEntry::Kind::symlink, 0777, env->second.target});
+            plan.emplace("usr/bin/env",
+                         TopEntry{TopEntry::Kind::symlink, 0777, env->second.target});
         }
     }
     if (is_directory(plan, "etc")) {

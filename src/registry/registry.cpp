@@ -77,7 +77,8 @@ Response RegistryHandler::handle(const Request& request) {
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
-        return error_response(unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
+        return error_response(
+            unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
     case RouteKind::start_page:
     case RouteKind::metrics:
     case RouteKind::not_found:
@@ -99,8 +100,8 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     }
     const auto image = parse_image_name(name);
     const auto format = negotiate_format(request.header_values("Accept"));
-    Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage, m_cache,
-                     m_services.locks, m_nix});
+    Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
+                     m_cache, m_services.locks, m_nix});
     auto served = builder.manifest(image, reference, format);
     if (!served) {
         auto r = error_response(served.error());
@@ -117,11 +118,13 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     return with_api_version(std::move(r));
 }
 
-Response RegistryHandler::stored(const std::string& name, const std::string& digest, bool manifest) {
+Response RegistryHandler::stored(const std::string& name, const std::string& digest,
+                                 bool manifest) {
     const auto unknown = [&] {
-        return error_response(manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
-                                                          json_string(digest))
-                                       : blob_unknown(digest));
+        return error_response(
+            manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
+                                        json_string(digest))
+                     : blob_unknown(digest));
     };
     switch (check_digest(digest)) {
     case DigestCheck::malformed:
@@ -196,7 +199,8 @@ Response RegistryHandler::tags(const Request& request, const std::string& name) 
     }
     auto stored_tags = m_cache.tags(name);
     if (!stored_tags) {
-        log::error("listing tags failed", {{"image", name}, {"error", stored_tags.error().message}});
+        log::error("listing tags failed",
+                   {{"image", name}, {"error", stored_tags.error().message}});
         return error_response(internal_error("listing tags of \"" + name + "\" failed"));
     }
     auto all = std::move(*stored_tags);
@@ -213,9 +217,10 @@ Response RegistryHandler::tags(const Request& request, const std::string& name) 
     const auto n_text = request.query_param("n");
     bool more = false;
     if (!n_text.empty()) {
-        const auto n = n_text.find_first_not_of("0123456789") == std::string::npos && n_text.size() < 6
-                           ? std::stoul(n_text)
-                           : all.size();
+        const auto n =
+            n_text.find_first_not_of("0123456789") == std::string::npos && n_text.size() < 6
+                ? std::stoul(n_text)
+                : all.size();
         if (all.size() > n) {
             all.resize(n);
             more = true;
@@ -238,7 +243,8 @@ Response RegistryHandler::tags(const Request& request, const std::string& name) 
     r.body.assign(buf.GetString(), buf.GetSize());
     r.header("Content-Type", "application/json");
     if (more && !all.empty()) {
-        r.header("Link", "</v2/" + name + "/tags/list?n=" + n_text + "&last=" + all.back() + ">; rel=\"next\"");
+        r.header("Link", "</v2/" + name + "/tags/list?n=" + n_text + "&last=" + all.back() +
+                             ">; rel=\"next\"");
     }
     r.log_fields.emplace_back("image", name);
     return with_api_version(std::move(r));

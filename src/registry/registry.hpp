@@ -27,9 +27,11 @@ public:
     Response handle(const Request& request) override;
 
 private:
-    RegistryHandler(const ProcessServices& services, BuildCache cache, std::unique_ptr<PackageSource> source);
+    RegistryHandler(const ProcessServices& services, BuildCache cache,
+                    std::unique_ptr<PackageSource> source);
 
-    Response manifest(const Request& request, const std::string& name, const std::string& reference);
+    Response manifest(const Request& request, const std::string& name,
+                      const std::string& reference);
     Response stored(const std::string& name, const std::string& digest, bool manifest);
     Response tags(const Request& request, const std::string& name);
 

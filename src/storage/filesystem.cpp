@@ -18,7 +18,8 @@ namespace {
 
 class FilesystemBackend final : public StorageBackend {
 public:
-    explicit FilesystemBackend(fs::path root) : m_root(std::move(root)), m_staging(m_root / "staging") {}
+    explicit FilesystemBackend(fs::path root)
+        : m_root(std::move(root)), m_staging(m_root / "staging") {}
 
     std::string describe() const override { return "filesystem " + m_root.string(); }
 
@@ -67,7 +68,8 @@ public:
         if (errno == ENOENT) {
             return false;
         }
-        return fail("stat \"" + (m_root / std::string(key)).string() + "\" failed: " + errno_text(errno));
+        return fail("stat \"" + (m_root / std::string(key)).string() +
+                    "\" failed: " + errno_text(errno));
     }
 
     Result<BlobLocation> locate(std::string_view key) override {
@@ -87,10 +89,11 @@ public:
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
         std::vector<StoredObject> out;
         const auto slash = prefix.rfind('/');
-        const auto dir = m_root / std::string(prefix.substr(0, slash == std::string_view::npos ? 0 : slash));
+        const auto dir =
+            m_root / std::string(prefix.substr(0, slash == std::string_view::npos ? 0 : slash));
         std::error_code ec;
-        for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-             it.increment(ec)) {
+        for (auto it = fs::recursive_directory_iterator(dir, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
             if (!it->is_regular_file(ec)) {
                 continue;
             }

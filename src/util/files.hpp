@@ -74,7 +74,8 @@ public:
     void keep() { m_keep = true; }
 
 private:
-    StagingFile(UniqueFd fd, std::filesystem::path path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
+    StagingFile(UniqueFd fd, std::filesystem::path path)
+        : m_fd(std::move(fd)), m_path(std::move(path)) {}
     UniqueFd m_fd;
     std::filesystem::path m_path;
     bool m_keep = false;

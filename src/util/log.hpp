@@ -42,10 +42,18 @@ void set_level(Level level);
 bool parse_level(std::string_view word, Level& out);
 
 void write(Level level, std::string_view msg, const Fields& fields = {});
-inline void debug(std::string_view msg, const Fields& f = {}) { write(Level::debug, msg, f); }
-inline void info(std::string_view msg, const Fields& f = {}) { write(Level::info, msg, f); }
-inline void warn(std::string_view msg, const Fields& f = {}) { write(Level::warn, msg, f); }
-inline void error(std::string_view msg, const Fields& f = {}) { write(Level::error, msg, f); }
+inline void debug(std::string_view msg, const Fields& f = {}) {
+    write(Level::debug, msg, f);
+}
+inline void info(std::string_view msg, const Fields& f = {}) {
+    write(Level::info, msg, f);
+}
+inline void warn(std::string_view msg, const Fields& f = {}) {
+    write(Level::warn, msg, f);
+}
+inline void error(std::string_view msg, const Fields& f = {}) {
+    write(Level::error, msg, f);
+}
 
 // A URL without its query string and user info: signed URLs carry their
 // credentials there.

@@ -17,9 +17,7 @@ struct Error {
     std::string message;
 };
 
-template <typename E> struct Unexpected {
-    E error;
-};
+template <typename E> struct Unexpected { E error; };
 
 template <typename E> Unexpected<std::decay_t<E>> unexpected(E&& e) {
     return {std::forward<E>(e)};
@@ -32,7 +30,8 @@ inline Unexpected<Error> fail(std::string message) {
 template <typename T, typename E = Error> class [[nodiscard]] Result {
 public:
     Result(T value) : m_v(std::in_place_index<0>, std::move(value)) {}
-    template <typename U> Result(Unexpected<U> e) : m_v(std::in_place_index<1>, std::move(e.error)) {}
+    template <typename U>
+    Result(Unexpected<U> e) : m_v(std::in_place_index<1>, std::move(e.error)) {}
 
     bool has_value() const { return m_v.index() == 0; }
     explicit operator bool() const { return has_value(); }

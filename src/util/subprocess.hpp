@@ -42,6 +42,7 @@ struct ProcessResult {
 Result<ProcessResult> run_process(const ProcessSpec& spec);
 
 // The last `max_lines` non-empty lines of `text`, at most `max_bytes` long.
-std::string tail_lines(const std::string& text, std::size_t max_lines, std::size_t max_bytes = 4096);
+std::string tail_lines(const std::string& text, std::size_t max_lines,
+                       std::size_t max_bytes = 4096);
 
 } // namespace nixery

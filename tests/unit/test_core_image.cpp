@@ -55,8 +55,8 @@ TEST_CASE("parse_image_name") {
     }
     SUBCASE("shell expands to the shell packages") {
         const auto img = parse_image_name("shell/htop");
-        CHECK(img.packages ==
-              std::vector<std::string>{"bashInteractive", "coreutils", "htop", "moreutils", "nano"});
+        CHECK(img.packages == std::vector<std::string>{"bashInteractive", "coreutils", "htop",
+                                                       "moreutils", "nano"});
     }
     SUBCASE("arm64 selects the architecture, in either leading order") {
         const auto a = parse_image_name("arm64/shell/hello");

@@ -90,11 +90,13 @@ TEST_CASE("group_layers: the worked example of LAYERING.md") {
         for (const auto& l : layers) {
             ratings.push_back(l.merge_rating);
         }
-        CHECK(ratings == std::vector<std::uint64_t>{200 * MB, 100 * MB, 20 * MB, 3 * MB, 2 * MB, 1 * MB});
+        CHECK(ratings ==
+              std::vector<std::uint64_t>{200 * MB, 100 * MB, 20 * MB, 3 * MB, 2 * MB, 1 * MB});
         CHECK(layers[2].size == 20 * MB);
     }
     SUBCASE("budget 4") {
-        CHECK(as_set(letters(group_layers(g, pop, 4))) == std::set<std::string>{"ABC", "DF", "E", "G"});
+        CHECK(as_set(letters(group_layers(g, pop, 4))) ==
+              std::set<std::string>{"ABC", "DF", "E", "G"});
     }
     SUBCASE("budget 3") {
         CHECK(as_set(letters(group_layers(g, pop, 3))) == std::set<std::string>{"ABCDF", "E", "G"});
@@ -169,8 +171,11 @@ TEST_CASE("parse_references_graph") {
         CHECK(g->roots == std::vector<std::string>{"/a"});
     }
     SUBCASE("malformed input is an error naming the problem") {
-        CHECK(parse_references_graph("{").error().message.find("parse references graph failed") == 0);
-        CHECK(parse_references_graph(R"({"graph": [{"narSize": 1}]})").error().message.find("\"path\"") != std::string::npos);
+        CHECK(parse_references_graph("{").error().message.find("parse references graph failed") ==
+              0);
+        CHECK(parse_references_graph(R"({"graph": [{"narSize": 1}]})")
+                  .error()
+                  .message.find("\"path\"") != std::string::npos);
         CHECK(!parse_references_graph(R"({"graph": [{"path": "/a", "narSize": -1}]})"));
     }
 }
@@ -180,5 +185,6 @@ TEST_CASE("layers_to_json") {
     l.paths = {"/nix/store/x-a"};
     l.size = 3;
     l.merge_rating = 7;
-    CHECK(layers_to_json({l}) == R"({"layers":[{"paths":["/nix/store/x-a"],"size":3,"mergeRating":7}]})");
+    CHECK(layers_to_json({l}) ==
+          R"({"layers":[{"paths":["/nix/store/x-a"],"size":3,"mergeRating":7}]})");
 }

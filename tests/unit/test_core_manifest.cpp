@@ -24,8 +24,9 @@ TEST_CASE("config_json and manifest_json") {
     ImageConfig cfg;
     cfg.arch = Arch::arm64;
     cfg.bash = true;
-    cfg.layers = {{"sha256:" + std::string(64, '1'), "sha256:" + std::string(64, '2'), 10, "nixery: a"},
-                  {"sha256:" + std::string(64, '3'), "sha256:" + std::string(64, '4'), 20, "nixery: b"}};
+    cfg.layers = {
+        {"sha256:" + std::string(64, '1'), "sha256:" + std::string(64, '2'), 10, "nixery: a"},
+        {"sha256:" + std::string(64, '3'), "sha256:" + std::string(64, '4'), 20, "nixery: b"}};
     const auto config = config_json(cfg);
 
     rapidjson::Document c;

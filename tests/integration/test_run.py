@@ -1,0 +1,61 @@
+"""`nixery run` (what `make run` starts): instances side by side, clean
+shutdown, and configuration errors that stop it at start-up."""
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import NIXERY, Instance, TestCase, base_environment
+
+
+class RunTest(TestCase):
+    def test_two_instances_side_by_side(self):
+        with Instance() as a, Instance() as b:
+            self.assertEqual(a.manifest("app-a").status, 200)
+            self.assertEqual(b.manifest("libgreet").status, 200)
+            self.assertEqual(len(a.builds()), 1)
+            self.assertEqual(len(b.builds()), 1)
+            self.assertNotEqual(set(p.name for p in a.blob_files()), set(p.name for p in b.blob_files()))
+
+    def test_sigterm_stops_everything_cleanly(self):
+        inst = Instance().start()
+        try:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            pids = [inst.process.pid] + inst.children(inst.process.pid)
+            pids += inst.worker_pids()
+        finally:
+            code = inst.stop()
+        self.assertEqual(code, 0)
+        for pid in pids:
+            self.assertFalse(Path("/proc/%d" % pid).exists() and
+                             "zombie" not in Path("/proc/%d/status" % pid).read_text(), pid)
+        self.assertFalse((inst.state / "fcgi.sock").exists())
+        self.assertFalse((inst.state / "nginx.pid").exists())
+        inst.check_logs()
+
+    def start_failure(self, **settings):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = base_environment()
+            env.update({"PORT": "1", "STORAGE_PATH": tmp + "/s", "NIXERY_STATE_DIR": tmp + "/state"})
+            env.update(settings)
+            r = subprocess.run([str(NIXERY), "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            return r.stdout.decode()
+
+    def test_configuration_errors_stop_start_up(self):
+        out = self.start_failure(NIXERY_PKGS_PATH="/tmp", NIXERY_CHANNEL="nixos-unstable")
+        for name in ("NIXERY_CHANNEL", "NIXERY_PKGS_REPO", "NIXERY_PKGS_PATH"):
+            self.assertIn(name, out)
+        self.assertIn("unknown setting NIXERY_TYPO", self.start_failure(NIXERY_TYPO="1"))
+        self.assertIn("NIX_TIMEOUT", self.start_failure(NIX_TIMEOUT="soon"))
+        self.assertIn("GCS_BUCKET is set", self.start_failure(GCS_BUCKET="b"))
+        self.assertIn("does not exist", self.start_failure(NIXERY_PKGS_PATH="/nonexistent/pkgs"))
+        self.assertIn("NIXERY_STORAGE_BACKEND", self.start_failure(NIXERY_STORAGE_BACKEND="ftp"))
+
+    def test_demo_package_set_without_source(self):
+        with Instance(NIXERY_PKGS_PATH=None) as inst:
+            r = inst.manifest("shell/hello")
+            self.assertEqual(r.status, 200, r)
+            self.assertIn("demo", inst.log_text())

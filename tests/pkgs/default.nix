@@ -1,0 +1,98 @@
+# The integration tests' package set: the demo set plus packages that
+# exercise sharing, nesting, naming rules and failure modes. It builds
+# offline with the host's static busybox. The test harness copies this
+# directory and writes salt.nix, so packages that must be built afresh in
+# every run (slow ones) get new store paths.
+{ system ? builtins.currentSystem }:
+let
+  demo = import ../../src/nix/demo { inherit system; };
+  salt = if builtins.pathExists ./salt.nix then import ./salt.nix else "unsalted";
+  sh = "${demo.busybox}/bin/sh";
+
+  mkPackage = name: script: derivation {
+    inherit name system;
+    builder = sh;
+    args = [ "-c" ''
+      set -e
+      export PATH=${demo.busybox}/bin
+      ${script}
+    '' ];
+  };
+
+  # A program that prints a line and the content of its library.
+  mkApp = name: lib: mkPackage name ''
+    mkdir -p $out/bin
+    printf '#!${sh}\necho "${name} uses $(${demo.busybox}/bin/cat ${lib}/share/greeting)"\n' > $out/bin/${name}
+    chmod 0555 $out/bin/${name}
+  '';
+in
+demo // rec {
+  libgreet = mkPackage "libgreet-1.0" ''
+    mkdir -p $out/share
+    echo "greetings from libgreet" > $out/share/greeting
+  '';
+  app-a = mkApp "app-a" libgreet;
+  app-b = mkApp "app-b" libgreet;
+  app-c = mkApp "app-c" libgreet;
+
+  # Two names for one file, as an optimised store or a build can leave them.
+  hardlinks = mkPackage "hardlinks-1.0" ''
+    mkdir -p $out/share
+    echo "linked content" > $out/share/one
+    ln $out/share/one $out/share/two
+    echo "other content" > $out/share/three
+  '';
+
+  # About 48 MiB that does not compress: packing it takes a moment.
+  big = mkPackage "big-1.0" ''
+    mkdir -p $out/share
+    head -c 50331648 /dev/urandom > $out/share/noise
+  '';
+
+  # Takes a few seconds to build, and is new in every test run.
+  slow = mkPackage "slow-${salt}" ''
+    sleep 4
+    mkdir -p $out/bin
+    printf '#!${sh}\necho slow\n' > $out/bin/slow
+    chmod 0555 $out/bin/slow
+  '';
+
+  # Never finishes within a short NIX_TIMEOUT.
+  sleepy = mkPackage "sleepy-${salt}" ''
+    sleep 600
+    mkdir $out
+  '';
+
+  broken = mkPackage "broken-${salt}" ''
+    echo "nixery-test: this package is broken on purpose" >&2
+    exit 1
+  '';
+
+  refuses = throw "nixery-test: this package refuses to evaluate";
+  notapackage = "just a string";
+
+  # Naming rules: nested attributes, names starting with a digit, camelCase.
+  xorg = { xev = mkApp "xev-1.2" libgreet; };
+  _7zip = mkApp "7zip-23" libgreet;
+  helloWorld = mkApp "hello-world" libgreet;
+
+  iana-etc = mkPackage "iana-etc-20240318" ''
+    mkdir -p $out/etc
+    echo "http 80/tcp" > $out/etc/services
+  '';
+
+  # The closure of a package in the format Nix writes for
+  # exportReferencesGraph with structured attributes.
+  graphOf = pkg: derivation {
+    name = "graph";
+    inherit system;
+    builder = sh;
+    __structuredAttrs = true;
+    exportReferencesGraph.graph = [ pkg ];
+    # With structured attributes the output path is only in .attrs.json.
+    args = [ "-c" ''
+      out=$(${demo.busybox}/bin/sed -n 's/.*"outputs":{"out":"\([^"]*\)".*/\1/p' .attrs.json)
+      ${demo.busybox}/bin/cp .attrs.json "$out"
+    '' ];
+  };
+}

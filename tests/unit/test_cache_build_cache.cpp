@@ -1,0 +1,140 @@
+#include "cache/build_cache.hpp"
+#include "testutil.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace nixery;
+using testutil::TempDir;
+
+namespace {
+
+const std::filesystem::path k_sql = "sql"; // tests run from the checkout root
+
+BuildCache open_cache(const TempDir& dir) {
+    auto db = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+    return BuildCache(std::move(*db));
+}
+
+std::string digest(char c) {
+    return "sha256:" + std::string(64, c);
+}
+
+} // namespace
+
+TEST_CASE("Db: schema from sql/, WAL mode") {
+    TempDir dir;
+    auto cache = open_cache(dir);
+    CHECK(cache.db().schema_version() >= 1);
+    auto mode = cache.db().prepare("PRAGMA journal_mode");
+    REQUIRE(mode);
+    REQUIRE(*mode->step());
+    CHECK(mode->text(0) == "wal");
+    // Opening again does not re-apply migrations.
+    auto again = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE(again);
+    CHECK(again->schema_version() == cache.db().schema_version());
+}
+
+TEST_CASE("BuildCache records") {
+    TempDir dir;
+    auto cache = open_cache(dir);
+
+    SUBCASE("blobs and layers") {
+        CHECK_FALSE(*cache.find_blob(digest('a')));
+        REQUIRE(cache.record_blob({digest('a'), 42, "application/octet-stream"}, 100));
+        REQUIRE(
+            cache.record_blob({digest('a'), 42, "application/octet-stream"}, 200)); // idempotent
+        const auto blob = *cache.find_blob(digest('a'));
+        REQUIRE(blob);
+        CHECK(blob->size == 42);
+        REQUIRE(cache.record_layer("key1", {digest('a'), digest('b'), 42}, 100));
+        const auto layer = *cache.find_layer("key1");
+        REQUIRE(layer);
+        CHECK(layer->diff_id == digest('b'));
+        CHECK_FALSE(*cache.find_layer("key2"));
+    }
+    SUBCASE("images, evaluations and tags") {
+        ImageRecord image{digest('c'), "{docker}",  digest('d'),
+                          "{oci}",     digest('e'), {digest('a'), digest('c')}};
+        REQUIRE(cache.record_image("closure1", image, 100));
+        const auto found = *cache.find_image("closure1");
+        REQUIRE(found);
+        CHECK(found->docker_manifest == "{docker}");
+        CHECK(found->oci_digest == digest('e'));
+        REQUIRE(cache.record_evaluation("image1", "closure1", 100));
+        REQUIRE(cache.record_evaluation("image1", "closure1", 150));
+        CHECK((*cache.find_evaluation("image1"))->evaluated_at == 150);
+        REQUIRE(cache.record_tag("hello", "v2", 1));
+        REQUIRE(cache.record_tag("hello", "v1", 1));
+        REQUIRE(cache.record_tag("other", "x", 1));
+        CHECK(*cache.tags("hello") == std::vector<std::string>{"v1", "v2"});
+    }
+    SUBCASE("builds") {
+        const auto id = *cache.start_build("hello", "latest", "k", 10.0);
+        REQUIRE(cache.finish_build(id, 1.5, 3, 4, 200, ""));
+        const auto failed = *cache.start_build("broken", "latest", "k2", 20.0);
+        REQUIRE(cache.finish_build(failed, 0.5, 0, 0, 404, "it broke"));
+        const auto recent = *cache.recent_builds(10);
+        REQUIRE(recent.size() == 2);
+        CHECK(recent[0].image == "broken"); // newest first
+        CHECK(recent[1].layers_built == 3);
+        CHECK(recent[1].layers_reused == 4);
+        CHECK(*recent[1].duration == doctest::Approx(1.5));
+        const auto failures = *cache.recent_builds(10, true);
+        REQUIRE(failures.size() == 1);
+        CHECK(failures[0].error == "it broke");
+        CHECK(cache.builds_of("hello", "latest")->size() == 1);
+    }
+    SUBCASE("failures are remembered until they expire") {
+        const auto err = manifest_unknown("nope", R"({"missing":["x"]})");
+        REQUIRE(cache.remember_failure("img", err, 130));
+        const auto hit = *cache.find_failure("img", 100);
+        REQUIRE(hit);
+        CHECK(hit->status == 404);
+        CHECK(hit->detail == err.detail);
+        CHECK_FALSE(*cache.find_failure("img", 130));
+    }
+    SUBCASE("request data is bound, never spliced into SQL") {
+        const std::string evil = "x'); DROP TABLE tags; --";
+        REQUIRE(cache.record_tag(evil, evil, 1));
+        CHECK(*cache.tags(evil) == std::vector<std::string>{evil});
+    }
+}
+
+TEST_CASE("BuildCache: several processes write at once") {
+    TempDir dir;
+    { open_cache(dir); } // create the schema first, as the master does
+    constexpr int k_procs = 4;
+    constexpr int k_rows = 100;
+    std::vector<pid_t> children;
+    for (int p = 0; p < k_procs; ++p) {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            auto db = Db::open(dir / "cache.sqlite", k_sql);
+            if (!db) {
+                _exit(1);
+            }
+            BuildCache cache(std::move(*db));
+            for (int i = 0; i < k_rows; ++i) {
+                const auto tag = "p" + std::to_string(p) + "-" + std::to_string(i);
+                if (!cache.record_tag("img", tag, i) || !cache.start_build("img", tag, "k", i)) {
+                    _exit(2);
+                }
+            }
+            _exit(0);
+        }
+        children.push_back(pid);
+    }
+    for (auto pid : children) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+    auto cache = open_cache(dir);
+    CHECK(cache.tags("img")->size() == k_procs * k_rows);
+    CHECK(cache.recent_builds(1000)->size() == k_procs * k_rows);
+}

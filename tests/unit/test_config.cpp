@@ -1,0 +1,64 @@
+#include "config.hpp"
+#include "nginx_config.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+namespace {
+
+Environment base() {
+    return {{"STORAGE_PATH", "/tmp/s"}, {"NIXERY_STATE_DIR", "/tmp/st"}};
+}
+
+std::string error_of(Environment env) {
+    auto c = load_config(env);
+    return c ? std::string() : c.error().message;
+}
+
+} // namespace
+
+TEST_CASE("load_config") {
+    SUBCASE("defaults: the demo package set, filesystem storage") {
+        auto c = load_config(base());
+        REQUIRE_MESSAGE(c, error_of(base()));
+        CHECK(c->demo_source);
+        CHECK(c->storage == StorageKind::filesystem);
+        CHECK(c->nix_timeout == std::chrono::seconds(60));
+        CHECK(c->port == 8080);
+        CHECK(c->storage_path == "/tmp/s");
+    }
+    SUBCASE("exactly one source") {
+        auto env = base();
+        env["NIXERY_CHANNEL"] = "nixos-unstable";
+        env["NIXERY_PKGS_REPO"] = "https://example.com/pkgs.git";
+        const auto msg = error_of(env);
+        CHECK(msg.find("NIXERY_CHANNEL") != std::string::npos);
+        CHECK(msg.find("NIXERY_PKGS_REPO") != std::string::npos);
+        CHECK(msg.find("NIXERY_PKGS_PATH") != std::string::npos);
+    }
+    SUBCASE("unknown and contradictory settings") {
+        auto env = base();
+        env["NIXERY_WORKER"] = "3";
+        CHECK(error_of(env).find("unknown setting NIXERY_WORKER") == 0);
+        env = base();
+        env["NIX_TIMEOUT"] = "0";
+        CHECK(error_of(env).find("NIX_TIMEOUT") != std::string::npos);
+        env = base();
+        env["S3_BUCKET"] = "b";
+        CHECK(error_of(env).find("S3_BUCKET is set") == 0);
+        env = base();
+        env["NIXERY_STORAGE_BACKEND"] = "gcs";
+        env["GCS_BUCKET"] = "b";
+        CHECK(error_of(env).find("STORAGE_PATH is set") == 0);
+        env = base();
+        env.erase("STORAGE_PATH");
+        CHECK(error_of(env) == "STORAGE_PATH is not set");
+    }
+}
+
+TEST_CASE("render_template") {
+    CHECK(*render_template("a @X@ b @Y@", {{"X", "1"}, {"Y", "2"}}) == "a 1 b 2");
+    CHECK(*render_template("mail me@example.com", {}) == "mail me@example.com");
+    CHECK_FALSE(render_template("@MISSING@", {}));
+}

@@ -1,0 +1,70 @@
+#include "builder/records.hpp"
+#include "nix/nix.hpp"
+
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+using namespace nixery;
+
+TEST_CASE("request_json passes names as data") {
+    NixRequest req;
+    req.source_json = R"({"type":"path","path":"/srv/pkgs"})";
+    req.arch = Arch::arm64;
+    req.packages = {"xorg.xev", "a\"; builtins.exec [\"rm\"] #"};
+    const auto json = request_json(req);
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(std::string(d["system"].GetString()) == "aarch64-linux");
+    CHECK(std::string(d["source"]["path"].GetString()) == "/srv/pkgs");
+    REQUIRE(d["packages"].Size() == 2);
+    CHECK(d["packages"][0].Size() == 2);
+    CHECK(std::string(d["packages"][0][1].GetString()) == "xev");
+    CHECK(std::string(d["packages"][1][0].GetString()) == "a\"; builtins");
+    CHECK(d["implicit"].Size() == 2);
+}
+
+TEST_CASE("parse_validity_registration") {
+    const std::string text = "/nix/store/aaa-hello\n"
+                             "0123abcd\n"
+                             "1200\n"
+                             "/nix/store/ddd-hello.drv\n"
+                             "2\n"
+                             "/nix/store/aaa-hello\n"
+                             "/nix/store/bbb-glibc\n"
+                             "/nix/store/bbb-glibc\n"
+                             "4567\n"
+                             "99\n"
+                             "\n"
+                             "0\n";
+    const auto paths = parse_validity_registration(text);
+    REQUIRE(paths);
+    REQUIRE(paths->size() == 2);
+    CHECK((*paths)[0].path == "/nix/store/aaa-hello");
+    CHECK((*paths)[0].nar_size == 1200);
+    CHECK((*paths)[0].references ==
+          std::vector<std::string>{"/nix/store/aaa-hello", "/nix/store/bbb-glibc"});
+    CHECK((*paths)[1].nar_size == 99);
+    CHECK((*paths)[1].references.empty());
+    CHECK_FALSE(parse_validity_registration("/nix/store/x\nhash\nnot-a-number\n\n0\n"));
+    CHECK_FALSE(parse_validity_registration("/nix/store/x\nhash\n"));
+}
+
+TEST_CASE("shared build-cache records round-trip and reject garbage") {
+    const std::string d(64, 'a');
+    const LayerRecord layer{"sha256:" + d, "sha256:" + std::string(64, 'b'), 7};
+    const auto decoded = decode_layer_record(encode_layer_record(layer));
+    REQUIRE(decoded);
+    CHECK(decoded->diff_id == layer.diff_id);
+    CHECK(decoded->size == 7);
+    CHECK_FALSE(decode_layer_record(R"({"digest":"../../etc","diffId":"x","size":1})"));
+
+    ImageRecord image{"sha256:" + d, "{\"m\":1}",   "sha256:" + d,
+                      "{}",          "sha256:" + d, {"sha256:" + d}};
+    const auto img = decode_image_record(encode_image_record(image));
+    REQUIRE(img);
+    CHECK(img->docker_manifest == image.docker_manifest);
+    CHECK(img->blobs == image.blobs);
+    CHECK_FALSE(decode_image_record("not json"));
+    CHECK(layer_record_key("k") == "cache/layers/k.json");
+}

@@ -1,0 +1,115 @@
+#include "testutil.hpp"
+#include "util/lock.hpp"
+#include "util/sha256.hpp"
+#include "util/subprocess.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace nixery;
+using namespace std::chrono_literals;
+using testutil::TempDir;
+
+namespace {
+
+ProcessSpec argv_only(std::vector<std::string> argv) {
+    ProcessSpec spec;
+    spec.argv = std::move(argv);
+    return spec;
+}
+
+} // namespace
+
+TEST_CASE("sha256") {
+    CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(sha256_digest("abc") ==
+          "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    Sha256 h;
+    h.update("a");
+    h.update("bc");
+    CHECK(h.finish_hex() == sha256_hex("abc"));
+}
+
+TEST_CASE("run_process") {
+    SUBCASE("output, exit code, argv passed verbatim") {
+        auto r = run_process(
+            argv_only({"sh", "-c", "echo \"$1\"; echo err >&2; exit 3", "sh", "a b; $(x)"}));
+        REQUIRE(r);
+        CHECK(r->out == "a b; $(x)\n");
+        CHECK(r->err_tail == "err\n");
+        CHECK(r->exit_code == 3);
+        CHECK_FALSE(r->ok());
+    }
+    SUBCASE("a timeout stops the whole process group") {
+        TempDir dir;
+        const auto marker = dir / "still-running";
+        const auto started = std::chrono::steady_clock::now();
+        ProcessSpec spec;
+        spec.argv = {"sh", "-c", "(sleep 3; touch " + marker.string() + ") & sleep 30"};
+        spec.timeout = 300ms;
+        auto r = run_process(spec);
+        REQUIRE(r);
+        CHECK(r->timed_out);
+        CHECK(std::chrono::steady_clock::now() - started < 10s);
+        CHECK(r->describe_exit(spec.timeout) == "timed out after 0 s");
+        std::this_thread::sleep_for(3500ms);
+        CHECK_FALSE(std::filesystem::exists(marker)); // the grandchild died too
+    }
+    SUBCASE("a missing program is an error, not a result") {
+        auto r = run_process(argv_only({"nixery-no-such-program"}));
+        CHECK_FALSE(r);
+    }
+    SUBCASE("environment overrides") {
+        ProcessSpec spec;
+        spec.argv = {"sh", "-c", "echo $NIXERY_TEST_VALUE"};
+        spec.env = {"NIXERY_TEST_VALUE=42"};
+        CHECK(run_process(spec)->out == "42\n");
+    }
+    SUBCASE("tail_lines") {
+        CHECK(tail_lines("a\n\nb\nc\n", 2) == "b\nc");
+        CHECK(tail_lines("", 3).empty());
+    }
+}
+
+TEST_CASE("LockTable") {
+    TempDir dir;
+    auto table = LockTable::open(dir / "locks");
+    REQUIRE(table);
+    SUBCASE("exclusive between threads, independent per name") {
+        auto a = table->acquire("image:x", 0ms);
+        REQUIRE(a);
+        REQUIRE(*a);
+        CHECK_FALSE(table->try_acquire("image:x")->has_value());
+        CHECK(table->try_acquire("image:y")->has_value());
+        a->reset();
+        CHECK(table->try_acquire("image:x")->has_value());
+    }
+    SUBCASE("a waiter gets the lock when the holder lets go") {
+        auto held = std::move(*table->acquire("layer:z", 0ms));
+        REQUIRE(held);
+        std::thread releaser([&] {
+            std::this_thread::sleep_for(200ms);
+            held.reset();
+        });
+        auto waited = table->acquire("layer:z", 5s);
+        releaser.join();
+        REQUIRE(waited);
+        CHECK(waited->has_value());
+    }
+    SUBCASE("a process that dies releases its locks") {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            auto t = LockTable::open(dir / "locks");
+            auto l = t->acquire("image:dies", 0ms);
+            (void)l;
+            std::this_thread::sleep_for(300ms);
+            _exit(0); // no destructor runs: the kernel releases it
+        }
+        std::this_thread::sleep_for(100ms);
+        CHECK_FALSE(table->try_acquire("image:dies")->has_value());
+        waitpid(pid, nullptr, 0);
+        CHECK(table->try_acquire("image:dies")->has_value());
+    }
+}
