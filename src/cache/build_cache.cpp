@@ -24,6 +24,17 @@ BuildRecord read_build(const Statement& s) {
     return b;
 }
 
+Result<std::vector<BuildRecord>> collect_builds(Statement& s) {
+    std::vector<BuildRecord> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.push_back(read_build(s));
+    }
+}
+
 constexpr std::string_view k_build_columns =
     "id, image, tag, started_at, duration, layers_built, layers_reused, status, error";
 
@@ -210,14 +221,7 @@ Result<std::vector<BuildRecord>> BuildCache::recent_builds(int limit, bool faile
                             " ORDER BY started_at DESC, id DESC LIMIT ?1";
     TRY_ASSIGN(auto s, m_db.prepare(sql));
     s.bind(1, std::int64_t{limit});
-    std::vector<BuildRecord> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out.push_back(read_build(s));
-    }
+    return collect_builds(s);
 }
 
 Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
@@ -225,14 +229,7 @@ Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
     TRY_ASSIGN(auto s, m_db.prepare("SELECT " + std::string(k_build_columns) +
                                     " FROM builds WHERE image = ?1 AND tag = ?2 ORDER BY id"));
     s.bind(1, image).bind(2, tag);
-    std::vector<BuildRecord> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out.push_back(read_build(s));
-    }
+    return collect_builds(s);
 }
 
 Result<void> BuildCache::remember_failure(std::string_view image_key, const RegistryError& error,

@@ -136,9 +136,8 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     int status = 0;
     bool reaped = false;
     char buf[65536];
-
-    while (out_r || err_r) {
-        const auto now = Clock::now();
+    // SIGTERM at the deadline, SIGKILL after the grace period.
+    const auto enforce_deadline = [&](Clock::time_point now) {
         if (limited && !result.timed_out && now >= deadline) {
             result.timed_out = true;
             kill(-pid, SIGTERM);
@@ -148,6 +147,11 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
             kill(-pid, SIGKILL);
             kill_at.reset();
         }
+    };
+
+    while (out_r || err_r) {
+        const auto now = Clock::now();
+        enforce_deadline(now);
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = true;
             exited_at = now;
@@ -197,20 +201,8 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     }
     if (!reaped) {
         // Pipes closed; the process may still be running (it closed them itself).
-        while (true) {
-            const auto now = Clock::now();
-            if (waitpid(pid, &status, WNOHANG) == pid) {
-                break;
-            }
-            if (limited && !result.timed_out && now >= deadline) {
-                result.timed_out = true;
-                kill(-pid, SIGTERM);
-                kill_at = now + k_kill_grace;
-            }
-            if (kill_at && now >= *kill_at) {
-                kill(-pid, SIGKILL);
-                kill_at.reset();
-            }
+        while (waitpid(pid, &status, WNOHANG) != pid) {
+            enforce_deadline(Clock::now());
             usleep(20000);
         }
     }
