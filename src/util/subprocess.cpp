@@ -128,7 +128,8 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     const auto start = Clock::now();
     const bool limited = spec.timeout.count() > 0;
     const auto deadline = start + spec.timeout;
-    std::optional<Clock::time_point> kill_at;
+    constexpr auto k_never = Clock::time_point::max();
+    auto kill_at = k_never; // when SIGKILL follows the SIGTERM of a timeout
     std::optional<Clock::time_point> exited_at;
 
     ProcessResult result;
@@ -143,9 +144,9 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
             kill(-pid, SIGTERM);
             kill_at = now + k_kill_grace;
         }
-        if (kill_at && now >= *kill_at) {
+        if (now >= kill_at) {
             kill(-pid, SIGKILL);
-            kill_at.reset();
+            kill_at = k_never;
         }
     };
 
