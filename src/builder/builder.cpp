@@ -321,7 +321,8 @@ Builder::build(const Image& image, const ResolvedSource& source, std::int64_t bu
     if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
         return unexpected(server_fault(r.error(), image.name));
     }
-    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image));
+    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image),
+                                 "application/json");
         !r) {
         return unexpected(server_fault(r.error(), image.name));
     }
@@ -401,12 +402,14 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
             TRY(add_store_paths(*writer, paths));
         }
         TRY_ASSIGN(const auto packed, writer->finish());
-        TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7))));
+        TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7)),
+                                media_type::layer_blob));
         const LayerRecord record{packed.digest, packed.diff_id, packed.size};
         TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)},
                                   unix_now()));
         TRY(m_s.cache.record_layer(key, record, unix_now()));
-        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record)));
+        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record),
+                            "application/json"));
         return record;
     };
     const auto started = precise_now();
@@ -432,7 +435,7 @@ Result<std::string, RegistryError> Builder::store_document(std::string_view data
         const auto key = blob_key(digest.substr(7));
         TRY_ASSIGN(const bool stored, m_s.storage.exists(key));
         if (!stored) {
-            TRY(m_s.storage.put(key, data));
+            TRY(m_s.storage.put(key, data, media_type));
         }
         return m_s.cache.record_blob({digest, data.size(), std::string(media_type)}, unix_now());
     };

@@ -47,9 +47,12 @@ public:
     virtual const std::filesystem::path& staging_dir() const = 0;
 
     // Publishes a complete staging file under `key`, atomically: readers see
-    // the whole object or none. Consumes the staging file.
-    virtual Result<void> persist(StagingFile staged, std::string_view key) = 0;
-    virtual Result<void> put(std::string_view key, std::string_view data) = 0;
+    // the whole object or none. Consumes the staging file. Object stores
+    // keep `content_type` and send it when a client follows a redirect.
+    virtual Result<void> persist(StagingFile staged, std::string_view key,
+                                 std::string_view content_type) = 0;
+    virtual Result<void> put(std::string_view key, std::string_view data,
+                             std::string_view content_type) = 0;
     // A small object's content; nullopt when it does not exist.
     virtual Result<std::optional<std::string>> fetch(std::string_view key) = 0;
     virtual Result<bool> exists(std::string_view key) = 0;

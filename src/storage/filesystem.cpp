@@ -35,14 +35,15 @@ public:
 
     const fs::path& staging_dir() const override { return m_staging; }
 
-    Result<void> persist(StagingFile staged, std::string_view key) override {
+    // The worker sends the Content-Type with X-Accel-Redirect; files have none.
+    Result<void> persist(StagingFile staged, std::string_view key, std::string_view) override {
         TRY(checked(key));
         const auto target = m_root / std::string(key);
         TRY(make_dirs(target.parent_path()));
         return staged.commit(target);
     }
 
-    Result<void> put(std::string_view key, std::string_view data) override {
+    Result<void> put(std::string_view key, std::string_view data, std::string_view) override {
         TRY(checked(key));
         const auto target = m_root / std::string(key);
         TRY(make_dirs(target.parent_path()));
