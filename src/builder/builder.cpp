@@ -127,12 +127,13 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
             if (again && *again) {
                 return unexpected(**again);
             }
+            TRY_ASSIGN(const auto nix_source, m_s.source.prepare(source));
             const auto started = precise_now();
             auto id = m_s.cache.start_build(image.name, tag, key, started);
             if (!id) {
                 return unexpected(server_fault(id.error(), image.name));
             }
-            auto built = build(image, source, *id);
+            auto built = build(image, nix_source, *id);
             const auto duration = precise_now() - started;
             if (!built) {
                 const auto& err = built.error();
@@ -222,9 +223,9 @@ Builder::find_image(std::string_view closure_key) {
 }
 
 Result<Builder::Outcome, RegistryError>
-Builder::build(const Image& image, const ResolvedSource& source, std::int64_t build_id) {
+Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
     const auto timeout = m_s.config.nix_timeout;
-    const auto request = request_json({source.nix_source, image.arch, image.packages});
+    const auto request = request_json({nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
     if (!ev) {
         return unexpected(nix_error(ev.error(), image.name, timeout));
@@ -246,7 +247,7 @@ Builder::build(const Image& image, const ResolvedSource& source, std::int64_t bu
     }
     if (!ev->refused.empty()) {
         const auto& name = ev->refused.front();
-        const auto why = m_s.nix.explain(request_json({source.nix_source, image.arch, {name}}));
+        const auto why = m_s.nix.explain(request_json({nix_source, image.arch, {name}}));
         return unexpected(manifest_unknown(
             "package " + quoted_list(ev->refused) +
                 " cannot be used: Nix refuses to evaluate it:\n" + why,

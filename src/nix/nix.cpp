@@ -128,9 +128,10 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
     return std::move(*run);
 }
 
-std::vector<std::string> image_nix_args(const std::filesystem::path& expr, const char* attr,
+std::vector<std::string> image_nix_args(const NixSettings& settings, const char* attr,
                                         const std::string& request) {
-    return {expr.string(), "-A", attr, "--argstr", "request", request};
+    return {settings.expression.string(), "-A", attr, "--argstr", "request", request,
+            "--option", "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
 }
 
 Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string name) {
@@ -148,7 +149,7 @@ Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string nam
 
 Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
     auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json"};
-    auto rest = image_nix_args(m_settings.expression, "evaluate", request);
+    auto rest = image_nix_args(m_settings, "evaluate", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
     TRY_ASSIGN(auto run, run_nix(std::move(argv), "evaluate", m_settings.timeout));
 
@@ -207,7 +208,7 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
 
 std::string Nix::explain(const std::string& request) const {
     auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json"};
-    auto rest = image_nix_args(m_settings.expression, "explain", request);
+    auto rest = image_nix_args(m_settings, "explain", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
     auto run = run_nix(std::move(argv), "evaluate", m_settings.timeout);
     if (run) {
@@ -221,7 +222,7 @@ Result<void, NixFailure> Nix::realise(const std::string& request,
     const auto seconds = std::to_string(m_settings.timeout.count());
     auto argv = std::vector<std::string>{"nix-build", "--out-link", out_link.string(), "--timeout",
                                          seconds};
-    auto rest = image_nix_args(m_settings.expression, "build", request);
+    auto rest = image_nix_args(m_settings, "build", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
     TRY(run_nix(std::move(argv), "build", m_settings.timeout));
     return {};
@@ -229,7 +230,7 @@ Result<void, NixFailure> Nix::realise(const std::string& request,
 
 Result<std::string, NixFailure> Nix::source_path(const std::string& request) const {
     auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--json"};
-    auto rest = image_nix_args(m_settings.expression, "source", request);
+    auto rest = image_nix_args(m_settings, "source", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
     TRY_ASSIGN(auto run, run_nix(std::move(argv), "fetch source", m_settings.timeout));
     rapidjson::Document doc;

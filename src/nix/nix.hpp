@@ -52,6 +52,9 @@ struct NixFailure {
 struct NixSettings {
     std::filesystem::path expression; // image.nix
     std::chrono::seconds timeout{60};
+    // How long Nix may reuse a downloaded tarball (a channel) without asking
+    // the server again: NIXERY_SOURCE_TTL, so a re-evaluation sees news.
+    std::chrono::seconds tarball_ttl{300};
 };
 
 class Nix {

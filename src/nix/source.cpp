@@ -1,20 +1,24 @@
 #include "nix/source.hpp"
 
 #include "core/routes.hpp"
+#include "util/log.hpp"
 
 namespace nixery {
 
 namespace {
 
-// A directory on this machine: the tag does not select anything, and the
-// content can change at any time, so evaluations expire (NIXERY_SOURCE_TTL).
+// A directory on this machine: the tag selects nothing, and the content can
+// change at any time, so evaluations expire after NIXERY_SOURCE_TTL.
 class PathSource final : public PackageSource {
 public:
     explicit PathSource(std::string path) : m_path(std::move(path)) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
-        return ResolvedSource{R"({"type":"path","path":)" + json_string(m_path) + "}",
-                              "path:" + m_path, Pinning::moving};
+        return ResolvedSource{"path:" + m_path, Pinning::moving};
+    }
+
+    Result<std::string, RegistryError> prepare(const ResolvedSource&) override {
+        return R"({"type":"path","path":)" + json_string(m_path) + "}";
     }
 
 private:
@@ -23,13 +27,30 @@ private:
 
 } // namespace
 
-std::unique_ptr<PackageSource> make_source(const Config& config) {
+bool is_commit_hash(std::string_view text) {
+    return text.size() == 40 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+RegistryError source_unavailable(std::string what, std::string_view cause) {
+    log::error("package source unavailable", {{"source", what}, {"error", cause}});
+    return RegistryError{503, "UNAVAILABLE",
+                         "the package source (" + what + ") cannot be reached: " + std::string(cause) +
+                             "; retry later",
+                         {}};
+}
+
+std::unique_ptr<PackageSource> make_path_source(std::string path) {
+    return std::make_unique<PathSource>(std::move(path));
+}
+
+std::unique_ptr<PackageSource> make_source(const Config& config, const Nix& nix) {
     switch (config.source) {
     case SourceKind::path:
-        return std::make_unique<PathSource>(config.source_location);
+        return make_path_source(config.source_location);
     case SourceKind::git:
+        return make_git_source(config);
     case SourceKind::channel:
-        break;
+        return make_channel_source(config, nix);
     }
     return nullptr;
 }

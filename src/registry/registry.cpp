@@ -40,18 +40,14 @@ Response error_response(const RegistryError& error) {
 
 Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServices& services) {
     TRY_ASSIGN(auto db, Db::open(services.config.database(), services.config.data.sql_dir));
-    auto source = make_source(services.config);
-    if (!source) {
-        return fail("the configured package source is not available in this build");
-    }
-    return std::unique_ptr<RegistryHandler>(
-        new RegistryHandler(services, BuildCache(std::move(db)), std::move(source)));
+    return std::unique_ptr<RegistryHandler>(new RegistryHandler(services, BuildCache(std::move(db))));
 }
 
-RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache,
-                                 std::unique_ptr<PackageSource> source)
-    : m_services(services), m_cache(std::move(cache)), m_source(std::move(source)),
-      m_nix(NixSettings{services.config.data.nix_dir / "image.nix", services.config.nix_timeout}) {}
+RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
+    : m_services(services), m_cache(std::move(cache)),
+      m_nix(NixSettings{services.config.data.nix_dir / "image.nix", services.config.nix_timeout,
+                        services.config.source_ttl}),
+      m_source(make_source(services.config, m_nix)) {}
 
 Response RegistryHandler::handle(const Request& request) {
     if (request.method != "GET" && request.method != "HEAD") {

@@ -27,8 +27,7 @@ public:
     Response handle(const Request& request) override;
 
 private:
-    RegistryHandler(const ProcessServices& services, BuildCache cache,
-                    std::unique_ptr<PackageSource> source);
+    RegistryHandler(const ProcessServices& services, BuildCache cache);
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);
@@ -37,8 +36,8 @@ private:
 
     ProcessServices m_services;
     BuildCache m_cache;
-    std::unique_ptr<PackageSource> m_source;
     Nix m_nix;
+    std::unique_ptr<PackageSource> m_source; // uses m_nix
 };
 
 // A registry error as a response (JSON body, the spec's headers).

@@ -30,6 +30,8 @@ class LockTable {
 public:
     // Creates the lock file if needed.
     static Result<LockTable> open(const std::filesystem::path& file);
+    // A table on a lock file that open() has created before.
+    explicit LockTable(std::filesystem::path file) : m_file(std::move(file)) {}
 
     // Waits up to `timeout` for the lock named `name`. nullopt: still held by
     // someone else when the time ran out.
@@ -41,7 +43,6 @@ public:
     }
 
 private:
-    explicit LockTable(std::filesystem::path file) : m_file(std::move(file)) {}
     std::filesystem::path m_file;
 };
 

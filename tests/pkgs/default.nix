@@ -7,6 +7,8 @@
 let
   demo = import ../../src/nix/demo { inherit system; };
   salt = if builtins.pathExists ./salt.nix then import ./salt.nix else "unsalted";
+  # Tests of package sources write stamp.nix to tell revisions apart.
+  stampText = if builtins.pathExists ./stamp.nix then import ./stamp.nix else "unstamped";
   sh = "${demo.busybox}/bin/sh";
 
   mkPackage = name: script: derivation {
@@ -75,6 +77,13 @@ demo // rec {
   xorg = { xev = mkApp "xev-1.2" libgreet; };
   _7zip = mkApp "7zip-23" libgreet;
   helloWorld = mkApp "hello-world" libgreet;
+
+  # Prints which revision of the package set it was built from.
+  stamp = mkPackage "stamp-${stampText}" ''
+    mkdir -p $out/bin
+    printf '#!${sh}\necho ${stampText}\n' > $out/bin/stamp
+    chmod 0555 $out/bin/stamp
+  '';
 
   iana-etc = mkPackage "iana-etc-20240318" ''
     mkdir -p $out/etc

@@ -1,0 +1,48 @@
+// A Nix channel (NIXERY_CHANNEL): a channel name such as nixos-unstable, or
+// a nixpkgs commit, fetched by Nix as the tarball
+// NIXERY_CHANNEL_URL/<channel>.tar.gz. The tag selects nothing. A commit
+// pins the content for good; a channel name moves, so evaluations expire
+// after NIXERY_SOURCE_TTL (and Nix's tarball cache with them, see nix.cpp).
+
+#include "nix/nix.hpp"
+#include "nix/source.hpp"
+
+namespace nixery {
+
+namespace {
+
+class ChannelSource final : public PackageSource {
+public:
+    ChannelSource(const Config& config, const Nix& nix)
+        : m_channel(config.source_location), m_url(config.channel_url + "/" + m_channel + ".tar.gz"),
+          m_nix(nix) {}
+
+    Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
+        return ResolvedSource{"channel:" + m_url, is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving};
+    }
+
+    Result<std::string, RegistryError> prepare(const ResolvedSource&) override {
+        auto source = R"({"type":"tarball","url":)" + json_string(m_url) + "}";
+        // Fetch it on its own first, so a failure is blamed on the channel
+        // and not on the packages.
+        auto fetched = m_nix.source_path(request_json({source, Arch::amd64, {}}));
+        if (!fetched) {
+            return unexpected(source_unavailable("Nix channel " + m_channel + " at " + m_url,
+                                                 fetched.error().log_tail));
+        }
+        return source;
+    }
+
+private:
+    std::string m_channel;
+    std::string m_url;
+    const Nix& m_nix;
+};
+
+} // namespace
+
+std::unique_ptr<PackageSource> make_channel_source(const Config& config, const Nix& nix) {
+    return std::make_unique<ChannelSource>(config, nix);
+}
+
+} // namespace nixery

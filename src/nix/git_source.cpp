@@ -1,0 +1,136 @@
+// A git repository (NIXERY_PKGS_REPO) with a package set at its root. Image
+// tags are git refs: "latest" is the repository's HEAD, 40 hex digits are a
+// commit, anything else a tag or branch. A ref is resolved with
+// `git ls-remote` on every request (cheap) and the commit it names is the
+// revision, so the cache never serves a moved branch stale and never
+// rebuilds an unchanged one. Commits are fetched into a bare mirror under
+// the state directory with the machine's own git and SSH credentials, and
+// Nix reads them from there (builtins.fetchGit on a local path needs none).
+
+#include "nix/source.hpp"
+
+#include "core/routes.hpp"
+#include "util/files.hpp"
+#include "util/lock.hpp"
+#include "util/sha256.hpp"
+#include "util/subprocess.hpp"
+
+#include <filesystem>
+
+namespace nixery {
+
+namespace {
+
+class GitSource final : public PackageSource {
+public:
+    explicit GitSource(const Config& config)
+        : m_url(config.source_location), m_timeout(config.nix_timeout),
+          m_ssh(config.git_ssh_command.empty() ? "ssh -o BatchMode=yes" : config.git_ssh_command),
+          m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
+          m_locks(config.locks() / "builds.lock") {}
+
+    Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
+        if (is_commit_hash(tag)) {
+            return ResolvedSource{std::string(tag), Pinning::pinned};
+        }
+        // Full ref names: ls-remote matches patterns against the tail of refs.
+        const std::string t(tag);
+        std::vector<std::string> argv{"git", "ls-remote", "--", m_url};
+        if (tag == "latest") {
+            argv.emplace_back("HEAD");
+        } else {
+            argv.insert(argv.end(), {"refs/tags/" + t, "refs/tags/" + t + "^{}", "refs/heads/" + t});
+        }
+        TRY_ASSIGN(const auto listing, git(argv, "list refs of"));
+        // A peeled annotated tag names the commit; tags win over branches, as
+        // in git's own lookup order.
+        const std::vector<std::string> preference =
+            tag == "latest" ? std::vector<std::string>{"HEAD"}
+                            : std::vector<std::string>{"refs/tags/" + t + "^{}", "refs/tags/" + t, "refs/heads/" + t};
+        for (const auto& wanted : preference) {
+            std::string_view rest(listing);
+            while (!rest.empty()) {
+                const auto nl = rest.find('\n');
+                const auto line = rest.substr(0, nl);
+                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+                const auto tab = line.find('\t');
+                if (tab != std::string_view::npos && line.substr(tab + 1) == wanted &&
+                    is_commit_hash(line.substr(0, tab))) {
+                    return ResolvedSource{std::string(line.substr(0, tab)), Pinning::pinned};
+                }
+            }
+        }
+        return unexpected(manifest_unknown("the git repository " + m_url + " has no branch or tag \"" + t +
+                                               "\" (use a branch, a tag, a 40-digit commit, or latest)",
+                                           json_string(t)));
+    }
+
+    Result<std::string, RegistryError> prepare(const ResolvedSource& source) override {
+        const auto& commit = source.revision;
+        auto lock = m_locks.acquire("git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
+        if (!lock || !*lock) {
+            return unexpected(source_unavailable("git repository " + m_url, "another fetch is taking too long"));
+        }
+        if (!std::filesystem::exists(m_mirror / "HEAD")) {
+            if (auto made = make_dirs(m_mirror.parent_path()); !made) {
+                return unexpected(RegistryError{500, "INTERNAL_ERROR", made.error().message, {}});
+            }
+            TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
+        }
+        if (!has_commit(commit)) {
+            TRY(git({"git", "-C", m_mirror.string(), "fetch", "--quiet", "--prune", "--force", "--", m_url,
+                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+                    "fetch"));
+            if (!has_commit(commit)) {
+                return unexpected(manifest_unknown("the git repository " + m_url + " has no commit " + commit,
+                                                   json_string(commit)));
+            }
+        }
+        return R"({"type":"git","url":)" + json_string(m_mirror.string()) + R"(,"rev":)" + json_string(commit) +
+               "}";
+    }
+
+private:
+    bool has_commit(const std::string& commit) {
+        ProcessSpec spec;
+        spec.argv = {"git", "-C", m_mirror.string(), "cat-file", "-e", commit + "^{commit}"};
+        spec.timeout = m_timeout;
+        const auto run = run_process(spec);
+        return run && run->ok();
+    }
+
+    Result<std::string, RegistryError> git(std::vector<std::string> argv, std::string_view what) {
+        ProcessSpec spec;
+        spec.argv = std::move(argv);
+        spec.timeout = m_timeout;
+        // Never wait for a password or a host-key question nobody will answer.
+        spec.env = {"GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=" + m_ssh};
+        const auto run = run_process(spec);
+        if (!run) {
+            return unexpected(source_unavailable("git repository " + m_url, run.error().message));
+        }
+        if (!run->ok()) {
+            auto cause = std::string(what) + " it failed (" + run->describe_exit(m_timeout) + ")";
+            const auto tail = tail_lines(run->err_tail, 5);
+            if (!tail.empty()) {
+                cause += ": " + tail;
+            }
+            return unexpected(source_unavailable("git repository " + m_url, cause));
+        }
+        return run->out;
+    }
+
+    std::string m_url;
+    std::chrono::seconds m_timeout;
+    std::string m_ssh;
+    std::filesystem::path m_mirror;
+    LockTable m_locks;
+};
+
+} // namespace
+
+std::unique_ptr<PackageSource> make_git_source(const Config& config) {
+    return std::make_unique<GitSource>(config);
+}
+
+} // namespace nixery

@@ -1,0 +1,213 @@
+"""Package sources (issue: channels, git repositories, local paths) and the
+caching rules for each: pinned references are never rebuilt, moving ones are
+never served stale past NIXERY_SOURCE_TTL, and unchanged layers are reused."""
+
+import functools
+import http.server
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from harness import Instance, TestCase, have, in_rootfs, make_package_set, run, skopeo_copy, unpack
+
+GIT = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test", "-c", "init.defaultBranch=main"]
+
+
+def git(repo, *args):
+    return run(GIT + ["-C", str(repo)] + list(args)).stdout.decode().strip()
+
+
+class Pulls:
+    """Pulls with skopeo and reads what /bin/stamp prints in the rootfs."""
+
+    def __init__(self, test, instance):
+        self.instance = instance
+        self.work = Path(tempfile.mkdtemp(prefix="nixery-src-"))
+        test.addCleanup(shutil.rmtree, self.work, True)
+        self.count = 0
+
+    def stamp(self, tag):
+        self.count += 1
+        ref = "p%d" % self.count
+        skopeo_copy(self.instance, "stamp", tag, self.work / "layout", ref)
+        rootfs = unpack(self.work / "layout", ref, self.work / ref)
+        return in_rootfs(rootfs, "/bin/stamp").strip()
+
+
+@unittest.skipUnless(have("git") and have("skopeo") and have("umoci"), "git, skopeo and umoci are needed")
+class GitSourceTest(TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="nixery-git-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.repo = make_package_set(self.dir)
+        git(self.repo, "init", "-q")
+        self.commits = {}
+        for stamp in ("one", "two", "three"):
+            (self.repo / "stamp.nix").write_text('"%s"\n' % stamp)
+            git(self.repo, "add", "-A")
+            git(self.repo, "commit", "-q", "-m", stamp)
+            self.commits[stamp] = git(self.repo, "rev-parse", "HEAD")
+        git(self.repo, "tag", "v1", self.commits["one"])
+        git(self.repo, "tag", "-a", "-m", "release two", "v2", self.commits["two"])  # annotated
+        git(self.repo, "branch", "release-v2", self.commits["two"])
+
+    def test_tags_are_git_refs(self):
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo)) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("v1"), "one")
+            self.assertEqual(pulls.stamp("v2"), "two")
+            self.assertEqual(pulls.stamp("release-v2"), "two")
+            self.assertEqual(pulls.stamp("latest"), "three")
+            builds = len(inst.builds())
+            self.assertEqual(builds, 3, "release-v2 and v2 are one commit: one build")
+
+            # A commit tag pins the content: served from the cache, Nix never runs.
+            self.assertEqual(pulls.stamp(self.commits["one"]), "one")
+            self.assertEqual(inst.manifest("stamp", self.commits["two"]).header("Docker-Content-Digest"),
+                             inst.manifest("stamp", "v2").header("Docker-Content-Digest"))
+            self.assertEqual(len(inst.builds()), builds)
+
+            # Moving a tag is picked up at once, and the old commit's layers are reused.
+            git(self.repo, "tag", "-f", "-a", "-m", "moved", "v2", self.commits["three"])
+            self.assertEqual(pulls.stamp("v2"), "three")
+            self.assertEqual(inst.manifest("stamp", "v2").header("Docker-Content-Digest"),
+                             inst.manifest("stamp", "latest").header("Docker-Content-Digest"))
+            self.assertEqual(len(inst.builds()), builds, "v2 now names the commit latest was built from")
+
+            # A new commit on the default branch is a new image for :latest.
+            (self.repo / "stamp.nix").write_text('"four"\n')
+            git(self.repo, "commit", "-q", "-am", "four")
+            self.assertEqual(pulls.stamp("latest"), "four")
+            last = inst.builds()[-1]
+            self.assertGreater(last["layers_reused"], 0)
+
+    def test_unknown_refs_and_commits(self):
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo)) as inst:
+            self.assertRegistryError(inst.manifest("stamp", "no-such-branch"), 404, "MANIFEST_UNKNOWN",
+                                     '"no-such-branch"', str(self.repo))
+            missing = "0123456789abcdef0123456789abcdef01234567"
+            self.assertRegistryError(inst.manifest("stamp", missing), 404, "MANIFEST_UNKNOWN", missing)
+
+    def test_unreachable_repository(self):
+        gone = self.dir / "gone.git"
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(gone),
+                      expected_errors=["package source unavailable"]) as inst:
+            started = time.time()
+            self.assertRegistryError(inst.manifest("stamp"), 503, "UNAVAILABLE", str(gone))
+            self.assertLess(time.time() - started, 30)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class ChannelServer:
+    """Serves channel tarballs (NAME.tar.gz) from a directory over HTTP."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="nixery-channel-"))
+        handler = functools.partial(QuietHandler, directory=str(self.dir))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def publish(self, name, package_set, stamp):
+        """A tarball with one top-level directory, like GitHub's archives."""
+        (Path(package_set) / "stamp.nix").write_text('"%s"\n' % stamp)
+        target = self.dir / (name + ".tar.gz")
+        staging = target.with_suffix(".tmp")
+        with tarfile.open(staging, "w:gz") as tar:
+            tar.add(str(package_set), arcname="nixpkgs-" + stamp)
+        os.replace(staging, target)
+        # HTTP dates have one-second resolution: make the change visible.
+        later = time.time() + 10 * len(stamp)
+        os.utime(target, (later, later))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@unittest.skipUnless(have("skopeo") and have("umoci"), "skopeo and umoci are needed")
+class ChannelSourceTest(TestCase):
+    def setUp(self):
+        self.channels = ChannelServer()
+        self.addCleanup(self.channels.close)
+        self.dir = Path(tempfile.mkdtemp(prefix="nixery-chan-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.pkgs = make_package_set(self.dir)
+
+    def test_channel_from_an_offline_mirror(self):
+        self.channels.publish("test-channel", self.pkgs, "one")
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel", NIXERY_CHANNEL_URL=self.channels.url,
+                      NIXERY_SOURCE_TTL=0) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            # A channel name moves: a new tarball is seen after the TTL (0 here).
+            self.channels.publish("test-channel", self.pkgs, "two")
+            self.assertEqual(pulls.stamp("latest"), "two")
+            self.assertEqual(inst.manifest("app-a").status, 200)
+
+    def test_channel_within_its_ttl_is_not_evaluated_again(self):
+        self.channels.publish("test-channel", self.pkgs, "one")
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel",
+                      NIXERY_CHANNEL_URL=self.channels.url) as inst:
+            first = inst.manifest("stamp")
+            self.channels.publish("test-channel", self.pkgs, "two")
+            second = inst.manifest("stamp")
+            self.assertEqual(first.header("Docker-Content-Digest"), second.header("Docker-Content-Digest"))
+            self.assertEqual(len(inst.builds()), 1)
+
+    def test_commit_channel_is_pinned(self):
+        commit = "0123456789abcdef0123456789abcdef01234567"
+        self.channels.publish(commit, self.pkgs, "one")
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL=commit, NIXERY_CHANNEL_URL=self.channels.url,
+                      NIXERY_SOURCE_TTL=0) as inst:
+            self.assertEqual(inst.manifest("stamp").status, 200)
+            self.assertEqual(inst.manifest("stamp").status, 200)
+            self.assertEqual(len(inst.builds()), 1, "a pinned channel is never evaluated again")
+
+    def test_unreachable_channel(self):
+        closed = "http://127.0.0.1:1"
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="nixos-test", NIXERY_CHANNEL_URL=closed,
+                      expected_errors=["package source unavailable"]) as inst:
+            self.assertRegistryError(inst.manifest("hello"), 503, "UNAVAILABLE", "nixos-test", closed)
+
+
+class PathSourceTest(TestCase):
+    def test_editing_a_package_changes_only_its_layers(self):
+        with Instance(NIXERY_SOURCE_TTL=0) as inst:
+            name = "app-a/stamp"
+            before = inst.manifest(name).json()["layers"]
+            # Evaluated again (TTL 0) with nothing changed: same image, nothing packed.
+            self.assertEqual(inst.manifest(name).json()["layers"], before)
+            self.assertEqual(inst.builds(name)[-1]["layers_built"], 0)
+
+            (inst.package_set / "stamp.nix").write_text('"edited"\n')
+            after = inst.manifest(name).json()["layers"]
+            old = {l["digest"] for l in before}
+            new = {l["digest"] for l in after}
+            kept = old & new
+            self.assertEqual(len(old - new), 2, "the stamp's layer and the top layer change")
+            self.assertEqual(len(kept), len(before) - 2)
+            packed = inst.packed_layers()
+            for digest in kept:
+                self.assertEqual(packed.count(digest), 1, "an unchanged layer was packed again")
+            last = inst.builds(name)[-1]
+            self.assertEqual((last["layers_built"], last["layers_reused"]), (2, len(kept)))
+
+    def test_changes_wait_for_the_ttl(self):
+        with Instance(NIXERY_SOURCE_TTL=3) as inst:
+            first = inst.manifest("stamp").header("Docker-Content-Digest")
+            (inst.package_set / "stamp.nix").write_text('"edited"\n')
+            self.assertEqual(inst.manifest("stamp").header("Docker-Content-Digest"), first)
+            time.sleep(3.5)
+            self.assertNotEqual(inst.manifest("stamp").header("Docker-Content-Digest"), first)
