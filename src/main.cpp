@@ -1,11 +1,12 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
 // instance: nginx and the pool in the foreground), and tools that work on
-// their own (`layers`).
+// their own (`layers`, `popcount`).
 
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
 #include "core/popularity.hpp"
 #include "launcher.hpp"
+#include "popcount.hpp"
 #include "serve.hpp"
 #include "util/files.hpp"
 
@@ -24,6 +25,9 @@ commands:
   layers --graph FILE [--popularity FILE] [--budget N]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order
+  popcount [--output FILE]
+             compute popularity data (NIX_POPULARITY_URL) for the package set
+             configured as for serve
 )";
 
 int layers_command(const std::vector<std::string>& args) {
@@ -105,6 +109,9 @@ int main(int argc, char** argv) {
     }
     if (command == "layers") {
         return layers_command(args);
+    }
+    if (command == "popcount") {
+        return nixery::popcount_command(args);
     }
     if (command == "--help" || command == "help" || command == "-h") {
         std::fputs(k_usage, stdout);

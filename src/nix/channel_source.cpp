@@ -14,11 +14,12 @@ namespace {
 class ChannelSource final : public PackageSource {
 public:
     ChannelSource(const Config& config, const Nix& nix)
-        : m_channel(config.source_location), m_url(config.channel_url + "/" + m_channel + ".tar.gz"),
-          m_nix(nix) {}
+        : m_channel(config.source_location),
+          m_url(config.channel_url + "/" + m_channel + ".tar.gz"), m_nix(nix) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
-        return ResolvedSource{"channel:" + m_url, is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving};
+        return ResolvedSource{"channel:" + m_url,
+                              is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving};
     }
 
     Result<std::string, RegistryError> prepare(const ResolvedSource&) override {

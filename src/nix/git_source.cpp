@@ -39,14 +39,16 @@ public:
         if (tag == "latest") {
             argv.emplace_back("HEAD");
         } else {
-            argv.insert(argv.end(), {"refs/tags/" + t, "refs/tags/" + t + "^{}", "refs/heads/" + t});
+            argv.insert(argv.end(),
+                        {"refs/tags/" + t, "refs/tags/" + t + "^{}", "refs/heads/" + t});
         }
         TRY_ASSIGN(const auto listing, git(argv, "list refs of"));
         // A peeled annotated tag names the commit; tags win over branches, as
         // in git's own lookup order.
         const std::vector<std::string> preference =
             tag == "latest" ? std::vector<std::string>{"HEAD"}
-                            : std::vector<std::string>{"refs/tags/" + t + "^{}", "refs/tags/" + t, "refs/heads/" + t};
+                            : std::vector<std::string>{"refs/tags/" + t + "^{}", "refs/tags/" + t,
+                                                       "refs/heads/" + t};
         for (const auto& wanted : preference) {
             std::string_view rest(listing);
             while (!rest.empty()) {
@@ -60,16 +62,19 @@ public:
                 }
             }
         }
-        return unexpected(manifest_unknown("the git repository " + m_url + " has no branch or tag \"" + t +
-                                               "\" (use a branch, a tag, a 40-digit commit, or latest)",
-                                           json_string(t)));
+        return unexpected(
+            manifest_unknown("the git repository " + m_url + " has no branch or tag \"" + t +
+                                 "\" (use a branch, a tag, a 40-digit commit, or latest)",
+                             json_string(t)));
     }
 
     Result<std::string, RegistryError> prepare(const ResolvedSource& source) override {
         const auto& commit = source.revision;
-        auto lock = m_locks.acquire("git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
+        auto lock = m_locks.acquire(
+            "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock || !*lock) {
-            return unexpected(source_unavailable("git repository " + m_url, "another fetch is taking too long"));
+            return unexpected(
+                source_unavailable("git repository " + m_url, "another fetch is taking too long"));
         }
         if (!std::filesystem::exists(m_mirror / "HEAD")) {
             if (auto made = make_dirs(m_mirror.parent_path()); !made) {
@@ -78,16 +83,17 @@ public:
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
         }
         if (!has_commit(commit)) {
-            TRY(git({"git", "-C", m_mirror.string(), "fetch", "--quiet", "--prune", "--force", "--", m_url,
-                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+            TRY(git({"git", "-C", m_mirror.string(), "fetch", "--quiet", "--prune", "--force", "--",
+                     m_url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
                     "fetch"));
             if (!has_commit(commit)) {
-                return unexpected(manifest_unknown("the git repository " + m_url + " has no commit " + commit,
-                                                   json_string(commit)));
+                return unexpected(
+                    manifest_unknown("the git repository " + m_url + " has no commit " + commit,
+                                     json_string(commit)));
             }
         }
-        return R"({"type":"git","url":)" + json_string(m_mirror.string()) + R"(,"rev":)" + json_string(commit) +
-               "}";
+        return R"({"type":"git","url":)" + json_string(m_mirror.string()) + R"(,"rev":)" +
+               json_string(commit) + "}";
     }
 
 private:

@@ -15,7 +15,8 @@
 # Attributes: `evaluate` (JSON-friendly description), `build` (derivations for
 # nix-build), `explain` (forces the requested packages without catching
 # errors, so Nix prints why one refuses to evaluate), `source` (the fetched
-# source's store path, identifying its content).
+# source's store path, identifying its content), `packageSet` (the imported
+# set, for popcount.nix).
 { request }:
 let
   req = builtins.fromJSON request;
@@ -106,4 +107,6 @@ in
     req.packages;
 
   source = "${source}";
+
+  packageSet = pkgs;
 }

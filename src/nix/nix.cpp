@@ -128,10 +128,17 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
     return std::move(*run);
 }
 
+std::vector<std::string> expression_args(const NixSettings& settings,
+                                         const std::filesystem::path& file, const char* attr,
+                                         const std::string& request) {
+    return {file.string(), "-A",          attr,
+            "--argstr",    "request",     request,
+            "--option",    "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
+}
+
 std::vector<std::string> image_nix_args(const NixSettings& settings, const char* attr,
                                         const std::string& request) {
-    return {settings.expression.string(), "-A", attr, "--argstr", "request", request,
-            "--option", "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
+    return expression_args(settings, settings.expression, attr, request);
 }
 
 Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string name) {
@@ -265,6 +272,45 @@ Result<ClosureGraph, NixFailure> Nix::closure(const std::vector<std::string>& ro
             NixFailure{NixFailure::Kind::failed, "query closure", paths.error().message});
     }
     return ClosureGraph{roots, std::move(*paths)};
+}
+
+Result<std::string, NixFailure> Nix::eval_json(const std::filesystem::path& file, const char* attr,
+                                               const std::string& request) const {
+    auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json"};
+    auto rest = expression_args(m_settings, file, attr, request);
+    argv.insert(argv.end(), rest.begin(), rest.end());
+    TRY_ASSIGN(auto run, run_nix(std::move(argv), "evaluate", m_settings.timeout));
+    return std::move(run.out);
+}
+
+Result<void, NixFailure> Nix::build_keep_going(const std::filesystem::path& file, const char* attr,
+                                               const std::string& request) const {
+    auto argv = std::vector<std::string>{"nix-build", "--no-out-link", "--keep-going", "--timeout",
+                                         std::to_string(m_settings.timeout.count())};
+    auto rest = expression_args(m_settings, file, attr, request);
+    argv.insert(argv.end(), rest.begin(), rest.end());
+    auto run = run_nix(std::move(argv), "build", std::chrono::seconds(0));
+    if (!run && run.error().kind == NixFailure::Kind::not_runnable) {
+        return unexpected(run.error());
+    }
+    return {}; // some packages failing to build is expected; the caller checks validity
+}
+
+Result<std::vector<std::string>, NixFailure>
+Nix::invalid_paths(const std::vector<std::string>& paths) const {
+    std::vector<std::string> argv{"nix-store", "--check-validity", "--print-invalid"};
+    argv.insert(argv.end(), paths.begin(), paths.end());
+    TRY_ASSIGN(auto run, run_nix(std::move(argv), "check validity", m_settings.timeout));
+    std::vector<std::string> invalid;
+    std::string_view rest(run.out);
+    while (!rest.empty()) {
+        const auto nl = rest.find('\n');
+        if (nl != 0) {
+            invalid.emplace_back(rest.substr(0, nl));
+        }
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+    return invalid;
 }
 
 Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view text) {

@@ -73,6 +73,18 @@ public:
     // Closure of `roots` with NAR sizes and references.
     Result<ClosureGraph, NixFailure> closure(const std::vector<std::string>& roots) const;
 
+    // For tools: `attr` of the expression `file` (taking the same request)
+    // evaluated strictly, as JSON text.
+    Result<std::string, NixFailure> eval_json(const std::filesystem::path& file, const char* attr,
+                                              const std::string& request) const;
+    // Builds `attr` of `file`, continuing past failures; only each builder is
+    // bounded by the timeout, not the whole run. Success means it ran.
+    Result<void, NixFailure> build_keep_going(const std::filesystem::path& file, const char* attr,
+                                              const std::string& request) const;
+    // The paths among `paths` that are not valid in the store.
+    Result<std::vector<std::string>, NixFailure>
+    invalid_paths(const std::vector<std::string>& paths) const;
+
     std::chrono::seconds timeout() const { return m_settings.timeout; }
 
 private:

@@ -28,14 +28,16 @@ private:
 } // namespace
 
 bool is_commit_hash(std::string_view text) {
-    return text.size() == 40 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+    return text.size() == 40 &&
+           text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 RegistryError source_unavailable(std::string what, std::string_view cause) {
     log::error("package source unavailable", {{"source", what}, {"error", cause}});
-    return RegistryError{503, "UNAVAILABLE",
-                         "the package source (" + what + ") cannot be reached: " + std::string(cause) +
-                             "; retry later",
+    return RegistryError{503,
+                         "UNAVAILABLE",
+                         "the package source (" + what +
+                             ") cannot be reached: " + std::string(cause) + "; retry later",
                          {}};
 }
 

@@ -40,7 +40,8 @@ Response error_response(const RegistryError& error) {
 
 Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServices& services) {
     TRY_ASSIGN(auto db, Db::open(services.config.database(), services.config.data.sql_dir));
-    return std::unique_ptr<RegistryHandler>(new RegistryHandler(services, BuildCache(std::move(db))));
+    return std::unique_ptr<RegistryHandler>(
+        new RegistryHandler(services, BuildCache(std::move(db))));
 }
 
 RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
