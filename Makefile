@@ -19,7 +19,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
                 libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
-DEBIAN_TEST  := skopeo umoci python3 curl openssl clang-format
+DEBIAN_TEST  := skopeo umoci podman runc python3 curl openssl clang-format
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp

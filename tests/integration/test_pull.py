@@ -89,6 +89,16 @@ class PullTest(TestCase):
         build = self.instance.builds("app-a/app-c")[-1]
         self.assertGreaterEqual(build["layers_reused"], len(shared))
 
+    def test_skopeo_inspect(self):
+        # skopeo inspect reads the tag list and the config as well.
+        self.assertEqual(self.instance.manifest("app-a", "v7").status, 200)
+        out = run(["skopeo", "inspect", "--tls-verify=false",
+                   "docker://127.0.0.1:%d/app-a:v7" % self.instance.port]).stdout
+        info = json.loads(out)
+        self.assertEqual(info["Architecture"], "amd64")
+        self.assertIn("v7", info["RepoTags"])
+        self.assertIn("latest", info["RepoTags"])
+
     def test_layers_are_reproducible_across_instances(self):
         name = "app-b/hardlinks"
         here = self.instance.manifest(name)
