@@ -31,7 +31,7 @@ OBJ_UNIT   := $(SRC_UNIT:%.cpp=$(BUILD)/obj/%.o)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all test unit integration run deps-build deps-run deps-test print-debian-packages \
+.PHONY: all test unit integration run bench deps-build deps-run deps-test print-debian-packages \
         install uninstall clean format check
 
 all: $(BUILD)/nixery $(BUILD)/unit-tests
@@ -46,11 +46,14 @@ $(BUILD)/libnixery.a: $(OBJ_LIB)
 $(BUILD)/unit-tests: $(OBJ_UNIT) $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench-pack: $(BUILD)/obj/tests/bench/pack.o $(BUILD)/libnixery.a
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
--include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d)
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d) $(BUILD)/obj/tests/bench/pack.d
 
 # --- Debian packages ---------------------------------------------------------
 define ensure_debian_packages
@@ -97,6 +100,12 @@ unit: $(BUILD)/unit-tests
 
 integration: $(BUILD)/nixery
 	/usr/bin/python3 -m unittest discover -v -s tests/integration -t tests/integration
+
+# Benchmarks print figures; they are not pass/fail tests.
+bench: deps-test
+	$(call ensure_debian_packages,wrk)
+	tests/bench/pack.sh
+	tests/bench/serve.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -35,6 +35,10 @@ Result<std::vector<BuildRecord>> collect_builds(Statement& s) {
     }
 }
 
+// A pull of a cached image would otherwise write on every request; the times
+// of last use only need to be right to within this many seconds.
+constexpr std::int64_t k_touch_granularity = 60;
+
 constexpr std::string_view k_build_columns =
     "id, image, tag, started_at, duration, layers_built, layers_reused, status, error";
 
@@ -128,8 +132,14 @@ Result<void> BuildCache::record_image(std::string_view closure_key, const ImageR
 }
 
 Result<void> BuildCache::touch_image(std::string_view closure_key, std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare("UPDATE images SET last_used_at = ?2 WHERE closure_key = ?1 "
-                                    "AND last_used_at < ?2"));
+    TRY_ASSIGN(auto current,
+               m_db.prepare("SELECT last_used_at FROM images WHERE closure_key = ?1"));
+    current.bind(1, closure_key);
+    TRY_ASSIGN(const bool row, current.step());
+    if (!row || current.integer(0) > now - k_touch_granularity) {
+        return {};
+    }
+    TRY_ASSIGN(auto s, m_db.prepare("UPDATE images SET last_used_at = ?2 WHERE closure_key = ?1"));
     s.bind(1, closure_key).bind(2, now);
     return s.run();
 }
@@ -158,6 +168,13 @@ Result<void> BuildCache::record_evaluation(std::string_view image_key, std::stri
 }
 
 Result<void> BuildCache::record_tag(std::string_view name, std::string_view tag, std::int64_t now) {
+    TRY_ASSIGN(auto current,
+               m_db.prepare("SELECT last_pulled_at FROM tags WHERE name = ?1 AND tag = ?2"));
+    current.bind(1, name).bind(2, tag);
+    TRY_ASSIGN(const bool row, current.step());
+    if (row && current.integer(0) > now - k_touch_granularity) {
+        return {};
+    }
     TRY_ASSIGN(
         auto s,
         m_db.prepare(

@@ -67,12 +67,15 @@ public:
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
     Result<void> record_image(std::string_view closure_key, const ImageRecord& image,
                               std::int64_t now);
+    // Records a use of the image; to within a minute, so that serving a
+    // cached image does not write to the database on every request.
     Result<void> touch_image(std::string_view closure_key, std::int64_t now);
 
     Result<std::optional<EvaluationRecord>> find_evaluation(std::string_view image_key);
     Result<void> record_evaluation(std::string_view image_key, std::string_view closure_key,
                                    std::int64_t now);
 
+    // Records a pull of name:tag (to within a minute, as touch_image).
     Result<void> record_tag(std::string_view name, std::string_view tag, std::int64_t now);
     Result<std::vector<std::string>> tags(std::string_view name);
 

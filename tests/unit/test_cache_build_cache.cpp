@@ -72,6 +72,24 @@ TEST_CASE("BuildCache records") {
         REQUIRE(cache.record_tag("other", "x", 1));
         CHECK(*cache.tags("hello") == std::vector<std::string>{"v1", "v2"});
     }
+    SUBCASE("uses are recorded to within a minute, without a write per pull") {
+        REQUIRE(cache.record_tag("hello", "latest", 1000));
+        REQUIRE(cache.record_tag("hello", "latest", 1030));
+        auto s = cache.db().prepare("SELECT last_pulled_at FROM tags WHERE name = 'hello'");
+        REQUIRE(*s->step());
+        CHECK(s->integer(0) == 1000);
+        REQUIRE(cache.record_tag("hello", "latest", 1100));
+        auto t = cache.db().prepare("SELECT last_pulled_at FROM tags WHERE name = 'hello'");
+        REQUIRE(*t->step());
+        CHECK(t->integer(0) == 1100);
+        REQUIRE(cache.record_image(
+            "c", ImageRecord{digest('c'), "{}", digest('d'), "{}", digest('e'), {}}, 1000));
+        REQUIRE(cache.touch_image("c", 1059));
+        REQUIRE(cache.touch_image("c", 1061));
+        auto u = cache.db().prepare("SELECT last_used_at FROM images WHERE closure_key = 'c'");
+        REQUIRE(*u->step());
+        CHECK(u->integer(0) == 1061);
+    }
     SUBCASE("builds") {
         const auto id = *cache.start_build("hello", "latest", "k", 10.0);
         REQUIRE(cache.finish_build(id, 1.5, 3, 4, 200, ""));
