@@ -58,11 +58,30 @@ def make_package_set(directory, salt=SALT):
     return target
 
 
+def _sandbox_works():
+    """Whether Nix can build in its sandbox here (user namespaces)."""
+    bb = ('let d = builtins.path { name = "busybox"; path = /usr/bin; filter = p: t: baseNameOf p == "busybox"; }; '
+          'in derivation { name = "nixery-sandbox-probe-%s"; system = builtins.currentSystem; '
+          'builder = "${d}/busybox"; args = [ "sh" "-c" "echo > $out" ]; }' % SALT)
+    env = dict(os.environ, NIX_CONFIG="substituters =\nsandbox = true\n")
+    try:
+        return subprocess.run(["nix-build", "--no-out-link", "-E", bb], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+# Builds run in Nix's sandbox whenever this machine supports it, as they do
+# for users with a multi-user Nix.
+SANDBOX = _sandbox_works()
+print("[harness] Nix sandbox %s" % ("on" if SANDBOX else "off: not supported on this machine"))
+
+
 def base_environment():
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("NIXERY_") and k not in _INSTANCE_VARIABLES}
     # Nix would try cache.nixos.org (and wait for DNS) on every call.
-    env["NIX_CONFIG"] = "substituters =\n"
+    env["NIX_CONFIG"] = "substituters =\n" + ("sandbox = true\n" if SANDBOX else "")
     return env
 
 
