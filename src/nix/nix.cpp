@@ -251,27 +251,40 @@ Result<std::string, NixFailure> Nix::source_path(const std::string& request) con
 }
 
 Result<ClosureGraph, NixFailure> Nix::closure(const std::vector<std::string>& roots) const {
+    ClosureGraph graph{roots, {}};
+    if (roots.empty()) {
+        return graph; // and `nix-store --dump-db` without paths would dump the whole store
+    }
     std::vector<std::string> argv{"nix-store", "--query", "--requisites"};
     argv.insert(argv.end(), roots.begin(), roots.end());
     TRY_ASSIGN(auto requisites, run_nix(std::move(argv), "query closure", m_settings.timeout));
 
-    argv = {"nix-store", "--dump-db"};
+    std::vector<std::string> paths;
     std::string_view rest(requisites.out);
     while (!rest.empty()) {
         const auto nl = rest.find('\n');
-        const auto line = rest.substr(0, nl);
-        if (!line.empty()) {
-            argv.emplace_back(line);
+        if (nl != 0) {
+            paths.emplace_back(rest.substr(0, nl));
         }
         rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     }
-    TRY_ASSIGN(auto dump, run_nix(std::move(argv), "query closure", m_settings.timeout));
-    auto paths = parse_validity_registration(dump.out);
-    if (!paths) {
-        return unexpected(
-            NixFailure{NixFailure::Kind::failed, "query closure", paths.error().message});
+    // In batches, to stay far below the kernel's limit on argument size.
+    constexpr std::size_t k_batch = 1000;
+    for (std::size_t first = 0; first < paths.size(); first += k_batch) {
+        argv = {"nix-store", "--dump-db"};
+        const auto last = std::min(paths.size(), first + k_batch);
+        argv.insert(argv.end(), paths.begin() + static_cast<std::ptrdiff_t>(first),
+                    paths.begin() + static_cast<std::ptrdiff_t>(last));
+        TRY_ASSIGN(auto dump, run_nix(std::move(argv), "query closure", m_settings.timeout));
+        auto infos = parse_validity_registration(dump.out);
+        if (!infos) {
+            return unexpected(
+                NixFailure{NixFailure::Kind::failed, "query closure", infos.error().message});
+        }
+        graph.paths.insert(graph.paths.end(), std::make_move_iterator(infos->begin()),
+                           std::make_move_iterator(infos->end()));
     }
-    return ClosureGraph{roots, std::move(*paths)};
+    return graph;
 }
 
 Result<std::string, NixFailure> Nix::eval_json(const std::filesystem::path& file, const char* attr,
