@@ -29,6 +29,9 @@ namespace nixery {
 
 namespace {
 
+// Request threads per worker process. libfcgi 2.4.2 select()s on each
+// accepted socket, so a worker must keep its descriptors below FD_SETSIZE
+// (1024); eight threads with a few each stay far below that.
 constexpr int k_threads_per_worker = 8;
 constexpr int k_listen_backlog = 1024;
 // A worker that dies this soon after starting counts as crashing.
