@@ -14,6 +14,7 @@
 #include "util/lock.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
+#include "util/text.hpp"
 
 #include <filesystem>
 
@@ -49,12 +50,9 @@ public:
             tag == "latest" ? std::vector<std::string>{"HEAD"}
                             : std::vector<std::string>{"refs/tags/" + t + "^{}", "refs/tags/" + t,
                                                        "refs/heads/" + t};
+        const auto lines = split_nonempty(listing);
         for (const auto& wanted : preference) {
-            std::string_view rest(listing);
-            while (!rest.empty()) {
-                const auto nl = rest.find('\n');
-                const auto line = rest.substr(0, nl);
-                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+            for (const auto line : lines) {
                 const auto tab = line.find('\t');
                 if (tab != std::string_view::npos && line.substr(tab + 1) == wanted &&
                     is_commit_hash(line.substr(0, tab))) {

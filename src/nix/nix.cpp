@@ -2,6 +2,7 @@
 
 #include "util/log.hpp"
 #include "util/subprocess.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <rapidjson/document.h>
@@ -259,15 +260,7 @@ Result<ClosureGraph, NixFailure> Nix::closure(const std::vector<std::string>& ro
     argv.insert(argv.end(), roots.begin(), roots.end());
     TRY_ASSIGN(auto requisites, run_nix(std::move(argv), "query closure", m_settings.timeout));
 
-    std::vector<std::string> paths;
-    std::string_view rest(requisites.out);
-    while (!rest.empty()) {
-        const auto nl = rest.find('\n');
-        if (nl != 0) {
-            paths.emplace_back(rest.substr(0, nl));
-        }
-        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    }
+    const auto paths = split_nonempty(requisites.out);
     // In batches, to stay far below the kernel's limit on argument size.
     constexpr std::size_t k_batch = 1000;
     for (std::size_t first = 0; first < paths.size(); first += k_batch) {
@@ -315,13 +308,8 @@ Nix::invalid_paths(const std::vector<std::string>& paths) const {
     argv.insert(argv.end(), paths.begin(), paths.end());
     TRY_ASSIGN(auto run, run_nix(std::move(argv), "check validity", m_settings.timeout));
     std::vector<std::string> invalid;
-    std::string_view rest(run.out);
-    while (!rest.empty()) {
-        const auto nl = rest.find('\n');
-        if (nl != 0) {
-            invalid.emplace_back(rest.substr(0, nl));
-        }
-        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    for (const auto path : split_nonempty(run.out)) {
+        invalid.emplace_back(path);
     }
     return invalid;
 }
