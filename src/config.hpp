@@ -70,6 +70,8 @@ struct Config {
     std::filesystem::path database() const { return state_dir / "nixery.sqlite"; }
     std::filesystem::path socket() const { return state_dir / "fcgi.sock"; }
     std::filesystem::path locks() const { return state_dir / "locks"; }
+    // The LockTable every process of the instance (and `nixery gc`) shares.
+    std::filesystem::path lock_file() const { return locks() / "builds.lock"; }
     std::string describe_source() const;
 };
 

@@ -1,10 +1,12 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
-// instance: nginx and the pool in the foreground), and tools that work on
-// their own (`layers`).
+// instance: nginx and the pool in the foreground), `gc` (garbage collection
+// of an instance), `nginx-config` (the production nginx configuration), and
+// tools that work on their own (`layers`).
 
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
 #include "core/popularity.hpp"
+#include "gc_command.hpp"
 #include "launcher.hpp"
 #include "serve.hpp"
 #include "util/files.hpp"
@@ -21,6 +23,9 @@ constexpr const char* k_usage = R"(usage: nixery COMMAND [ARGS]
 commands:
   serve      run the FastCGI worker pool (configured by environment variables)
   run        run nginx and the worker pool in the foreground (what `make run` does)
+  gc [--keep-days N] [--dry-run]
+             delete the blobs no image served in the last N days (default 30)
+             references, and what killed processes left behind
   layers --graph FILE [--popularity FILE] [--budget N]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order
@@ -102,6 +107,9 @@ int main(int argc, char** argv) {
     }
     if (command == "run" && args.empty()) {
         return nixery::run_command(argv[0]);
+    }
+    if (command == "gc") {
+        return nixery::gc_command(args);
     }
     if (command == "layers") {
         return layers_command(args);
