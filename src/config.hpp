@@ -64,6 +64,7 @@ struct Config {
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
     int workers = 2;
+    int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;
 

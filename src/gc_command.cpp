@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 namespace nixery {
 
@@ -25,6 +26,7 @@ std::string plural(int n, const char* one, const char* many) {
 
 int gc_command(const std::vector<std::string>& args) {
     GcOptions options;
+    std::optional<int> keep_days; // default: NIXERY_GC_KEEP_DAYS
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         if (a == "--dry-run") {
@@ -38,7 +40,7 @@ int gc_command(const std::vector<std::string>& args) {
                              v.c_str());
                 return 2;
             }
-            options.keep_days = std::stoi(v);
+            keep_days = std::stoi(v);
         } else {
             std::fprintf(stderr, "nixery gc: unexpected argument \"%s\"\n%s", a.c_str(),
                          k_gc_usage);
@@ -49,6 +51,7 @@ int gc_command(const std::vector<std::string>& args) {
     const auto collect = [&]() -> Result<GcReport> {
         TRY_ASSIGN(const auto config, load_config(current_environment(), ConfigUse::serve));
         log::set_level(config.log_level);
+        options.keep_days = keep_days.value_or(config.gc_keep_days);
         TRY(make_dirs(config.locks()));
         TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
         TRY_ASSIGN(auto storage, make_storage(config));

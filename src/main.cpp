@@ -8,6 +8,7 @@
 #include "core/popularity.hpp"
 #include "gc_command.hpp"
 #include "launcher.hpp"
+#include "nginx_config.hpp"
 #include "serve.hpp"
 #include "util/files.hpp"
 
@@ -24,8 +25,13 @@ commands:
   serve      run the FastCGI worker pool (configured by environment variables)
   run        run nginx and the worker pool in the foreground (what `make run` does)
   gc [--keep-days N] [--dry-run]
-             delete the blobs no image served in the last N days (default 30)
-             references, and what killed processes left behind
+             delete the blobs no image served in the last N days references
+             (default NIXERY_GC_KEEP_DAYS, 30), and what killed processes
+             left behind
+  nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
+             [--certificate FILE] [--certificate-key FILE] [--socket PATH]
+             print the production nginx configuration (TLS, HTTP/2) for the
+             instance the environment configures
   layers --graph FILE [--popularity FILE] [--budget N]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order
@@ -110,6 +116,9 @@ int main(int argc, char** argv) {
     }
     if (command == "gc") {
         return nixery::gc_command(args);
+    }
+    if (command == "nginx-config") {
+        return nixery::nginx_config_command(args);
     }
     if (command == "layers") {
         return layers_command(args);
