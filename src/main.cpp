@@ -26,8 +26,8 @@ commands:
   run        run nginx and the worker pool in the foreground (what `make run` does)
   gc [--keep-days N] [--dry-run]
              delete the blobs no image served in the last N days references
-             (default NIXERY_GC_KEEP_DAYS, 30), and what killed processes
-             left behind
+             (default NIXERY_GC_KEEP_DAYS, 30; images served within the
+             last hour are always kept), and what killed processes left behind
   nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
              [--certificate FILE] [--certificate-key FILE] [--socket PATH]
              print the production nginx configuration (TLS, HTTP/2) for the

@@ -81,10 +81,12 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             response =
                 Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
         }
+        // Counted before the client can see the answer, so a scrape that
+        // follows a response always includes it.
+        metrics.count_request(parse_route(request.path).kind, response.status);
         const auto bytes = serialize_response(response, request.method == "HEAD");
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         FCGX_Finish_r(&raw);
-        metrics.count_request(parse_route(request.path).kind, response.status);
 
         const auto ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)

@@ -5,6 +5,7 @@
 #include "cache/gc_queries.hpp"
 #include "util/log.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -67,7 +68,9 @@ struct Plan {
 class Collector {
 public:
     Collector(const GcServices& s, const GcOptions& o, std::int64_t now, const GcOutput& say)
-        : m_s(s), m_options(o), m_now(now), m_cutoff(now - std::int64_t{o.keep_days} * 86400),
+        : m_s(s), m_options(o), m_now(now),
+          m_cutoff(std::min(now - std::int64_t{o.keep_days} * 86400,
+                            now - std::chrono::seconds(k_pull_grace).count())),
           m_q(s.db), m_say(say) {}
 
     Result<GcReport> run() {

@@ -49,8 +49,14 @@ namespace nixery {
 // root lives no longer than the build.
 inline constexpr std::chrono::hours k_staging_grace{1};
 
+// Images served this recently are kept whatever --keep-days says: a client
+// fetches the blobs after the manifest, and a large pull takes a while.
+inline constexpr std::chrono::hours k_pull_grace{1};
+
 struct GcOptions {
-    int keep_days = 30; // images last served this many days ago or earlier go
+    // Images whose manifest was last served (or built) this many days ago or
+    // earlier go, unless within k_pull_grace.
+    int keep_days = 30;
     bool dry_run = false;
 };
 
