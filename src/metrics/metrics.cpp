@@ -184,12 +184,13 @@ std::string Metrics::render() const {
         .append("\n");
     out.append("nixery_build_duration_seconds_count ").append(std::to_string(builds)).append("\n");
 
-    counter(out, "nixery_layers_packed_total", "Layers packed (tar + gzip) by builds.",
-            c.layers_packed);
+    counter(out, "nixery_layers_packed_total",
+            "Layers packed (tar + gzip) by builds that succeeded.", c.layers_packed);
     counter(out, "nixery_layers_reused_total",
-            "Layers builds took from the cache instead of packing them.", c.layers_reused);
-    counter(out, "nixery_layer_bytes_packed_total", "Compressed bytes of the layers builds packed.",
-            c.bytes_packed);
+            "Layers builds that succeeded took from the cache instead of packing them.",
+            c.layers_reused);
+    counter(out, "nixery_layer_bytes_packed_total",
+            "Compressed bytes of the layers builds that succeeded packed.", c.bytes_packed);
     counter(out, "nixery_worker_restarts_total",
             "Worker processes that exited and were replaced by the master.", c.worker_restarts);
     return out;
