@@ -148,9 +148,15 @@ http {
         env.update(settings)
         self.env = env
         self._pool_log = open(self.pool_log, "ab")
-        # The installed binary, finding its data files under the DESTDIR.
-        self.pool = subprocess.Popen([str(self.root / "usr/bin/nixery"), "serve"], env=env,
-                                     stdout=self._pool_log, stderr=subprocess.STDOUT)
+        # The installed binary, finding its data files under the DESTDIR,
+        # given its socket the way nixery.socket does (LISTEN_FDS) when
+        # systemd's tool for that is here.
+        argv = [str(self.root / "usr/bin/nixery"), "serve"]
+        if shutil.which("systemd-socket-activate"):
+            self.socket_activated = True
+            argv = ["systemd-socket-activate", "-l", str(self.state / "fcgi.sock")] + \
+                ["--setenv=%s=%s" % kv for kv in env.items()] + argv
+        self.pool = subprocess.Popen(argv, env=env, stdout=self._pool_log, stderr=subprocess.STDOUT)
         wait_for(lambda: accepts_unix(self.state / "fcgi.sock"), self.pool, "the worker pool")
         self.write_nginx_conf()
         result = self.nginx_test()

@@ -72,6 +72,8 @@ class ProductionTlsTest(TestCase):
         self.assertEqual(pulled.returncode, 0, pulled.stderr.decode())
         rootfs = unpack(layout, "shell_hello", self.work / "bundle")
         self.assertEqual(in_rootfs(rootfs, "/bin/hello"), "Hello, world!\n")
+        if self.site.socket_activated:
+            self.assertIn('"socket":"systemd"', self.site.pool_log.read_text())
 
         # HTTP/2 over TLS, the registry's headers, blobs from nginx.
         out = run(["curl", "-sS", "--http2", "--cacert", str(self.site.ca_dir / "ca.crt"), "-D", "-",
