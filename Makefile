@@ -19,7 +19,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
                 libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
-DEBIAN_TEST  := skopeo umoci podman runc python3 curl openssl clang-format
+DEBIAN_TEST  := skopeo umoci podman runc python3 curl openssl clang-format systemd
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp
@@ -109,6 +109,78 @@ bench: deps-test
 
 clean:
 	rm -rf $(BUILD)
+
+# --- install -----------------------------------------------------------------
+# The binary finds its data files in ../share/nixery next to it, so BINDIR
+# and DATADIR follow PREFIX. systemd reads units from PREFIX/lib/systemd/system
+# for PREFIX /usr and /usr/local alike, and sysusers.d from PREFIX/lib too.
+BINDIR          := $(PREFIX)/bin
+DATADIR         := $(PREFIX)/share/nixery
+SYSCONFDIR      ?= /etc
+SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
+NGINX_SITES     ?= $(SYSCONFDIR)/nginx/sites-available
+UNITS           := nixery.service nixery.socket nixery-gc.service nixery-gc.timer
+# The production nginx configuration `make install` renders with
+# `nixery nginx-config`; the defaults are those of nixery.service and
+# nixery.socket. README.md, "Deploy on a VPS", says what to change.
+SITE_SERVER_NAME     ?= _
+SITE_HTTPS_LISTEN    ?= 443
+SITE_HTTP_LISTEN     ?= 80
+SITE_CERTIFICATE     ?= $(SYSCONFDIR)/nixery/tls/fullchain.pem
+SITE_CERTIFICATE_KEY ?= $(SYSCONFDIR)/nixery/tls/privkey.pem
+SITE_SOCKET          ?= /run/nixery/fcgi.sock
+SITE_STATE_DIR       ?= /var/lib/nixery
+SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
+SITE_NIX_TIMEOUT     ?= 60
+
+# nixery.conf in NGINX_SITES is the administrator's once installed: it is
+# written only when absent (like nginx's own nginx.conf), and removed by
+# uninstall only when it is still the one install rendered. The rendering
+# install always updates is DATADIR/nginx/nixery.conf.
+install: $(BUILD)/nixery
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo \
+	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(NGINX_SITES)
+	install -m 0755 $(BUILD)/nixery $(DESTDIR)$(BINDIR)/nixery
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 src/nix/image.nix $(DESTDIR)$(DATADIR)/nix/
+	install -m 0644 src/nix/demo/default.nix $(DESTDIR)$(DATADIR)/nix/demo/
+	install -m 0644 nginx/locations.conf.in nginx/local.conf.in nginx/nixery.conf.in \
+	  $(DESTDIR)$(DATADIR)/nginx/
+	install -m 0644 systemd/nixery.env.example $(DESTDIR)$(DATADIR)/nixery.env.example
+	for unit in $(UNITS); do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$unit > $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit || exit 1; \
+	done
+	install -m 0644 systemd/nixery.sysusers $(DESTDIR)$(SYSUSERSDIR)/nixery.conf
+	env NIXERY_STATE_DIR='$(SITE_STATE_DIR)' STORAGE_PATH='$(SITE_STORAGE_PATH)' \
+	  NIX_TIMEOUT='$(SITE_NIX_TIMEOUT)' $(BUILD)/nixery nginx-config \
+	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
+	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
+	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
+	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
+	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
+	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \
+	else \
+	  echo "install -m 0644 $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(NGINX_SITES)/nixery.conf"; \
+	  install -m 0644 $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	fi
+
+uninstall:
+	@if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf; then \
+	  echo "rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf"; rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	elif [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
+	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf: it was changed after install"; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/nixery $(DESTDIR)$(SYSUSERSDIR)/nixery.conf
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(DATADIR)/sql/*.sql $(DESTDIR)$(DATADIR)/nix/image.nix \
+	  $(DESTDIR)$(DATADIR)/nix/demo/default.nix $(DESTDIR)$(DATADIR)/nixery.env.example \
+	  $(DESTDIR)$(DATADIR)/nginx/locations.conf.in $(DESTDIR)$(DATADIR)/nginx/local.conf.in \
+	  $(DESTDIR)$(DATADIR)/nginx/nixery.conf.in $(DESTDIR)$(DATADIR)/nginx/nixery.conf
+	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo $(DESTDIR)$(DATADIR)/nix \
+	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)
 
 format:
 	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)

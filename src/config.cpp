@@ -47,6 +47,8 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
+        {"NIXERY_GC_KEEP_DAYS",
+         "days nixery gc keeps the blobs of images nobody pulled (default 30)"},
     };
     return k;
 }
@@ -146,6 +148,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.source_ttl = std::chrono::seconds(ttl);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
+    TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));
+    c.gc_keep_days = static_cast<int>(keep_days);
     if (const auto level = get(env, "NIXERY_LOG_LEVEL"); !level.empty()) {
         if (!log::parse_level(level, c.log_level)) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +

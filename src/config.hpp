@@ -67,12 +67,15 @@ struct Config {
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
     int workers = 2;
+    int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;
 
     std::filesystem::path database() const { return state_dir / "nixery.sqlite"; }
     std::filesystem::path socket() const { return state_dir / "fcgi.sock"; }
     std::filesystem::path locks() const { return state_dir / "locks"; }
+    // The LockTable every process of the instance (and `nixery gc`) shares.
+    std::filesystem::path lock_file() const { return locks() / "builds.lock"; }
     std::string describe_source() const;
 };
 

@@ -1,11 +1,14 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
-// instance: nginx and the pool in the foreground), and tools that work on
-// their own (`layers`, `popcount`).
+// instance: nginx and the pool in the foreground), `gc` (garbage collection
+// of an instance), `nginx-config` (the production nginx configuration), and
+// tools that work on their own (`layers`, `popcount`).
 
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
 #include "core/popularity.hpp"
+#include "gc_command.hpp"
 #include "launcher.hpp"
+#include "nginx_config.hpp"
 #include "popcount.hpp"
 #include "serve.hpp"
 #include "util/files.hpp"
@@ -22,6 +25,14 @@ constexpr const char* k_usage = R"(usage: nixery COMMAND [ARGS]
 commands:
   serve      run the FastCGI worker pool (configured by environment variables)
   run        run nginx and the worker pool in the foreground (what `make run` does)
+  gc [--keep-days N] [--dry-run]
+             delete the blobs no image served in the last N days references
+             (default NIXERY_GC_KEEP_DAYS, 30; images served within the
+             last hour are always kept), and what killed processes left behind
+  nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
+             [--certificate FILE] [--certificate-key FILE] [--socket PATH]
+             print the production nginx configuration (TLS, HTTP/2) for the
+             instance the environment configures
   layers --graph FILE [--popularity FILE] [--budget N]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order
@@ -106,6 +117,12 @@ int main(int argc, char** argv) {
     }
     if (command == "run" && args.empty()) {
         return nixery::run_command(argv[0]);
+    }
+    if (command == "gc") {
+        return nixery::gc_command(args);
+    }
+    if (command == "nginx-config") {
+        return nixery::nginx_config_command(args);
     }
     if (command == "layers") {
         return layers_command(args);

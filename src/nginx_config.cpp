@@ -2,6 +2,7 @@
 
 #include "util/files.hpp"
 
+#include <cstdio>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -72,6 +73,87 @@ Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
     TRY(write_file_atomic(config.state_dir, config.state_dir / "nginx-locations.conf", locations));
     TRY(write_file_atomic(config.state_dir, conf, main));
     return conf;
+}
+
+Result<std::string> render_production_nginx_config(const Config& config,
+                                                   const ProductionSite& site) {
+    auto values = nginx_values(config);
+    values["SOCKET"] = site.socket;
+    TRY_ASSIGN(const auto locations_in, read_file(config.data.nginx_dir / "locations.conf.in"));
+    TRY_ASSIGN(const auto server_in, read_file(config.data.nginx_dir / "nixery.conf.in"));
+    TRY_ASSIGN(const auto locations, render_template(locations_in, values));
+    std::string indented;
+    std::size_t pos = 0;
+    while (pos < locations.size()) {
+        auto end = locations.find('\n', pos);
+        end = end == std::string::npos ? locations.size() : end + 1;
+        const auto line = std::string_view(locations).substr(pos, end - pos);
+        indented += (line == "\n" ? "" : "    ") + std::string(line);
+        pos = end;
+    }
+    while (!indented.empty() && indented.back() == '\n') {
+        indented.pop_back();
+    }
+    values["LOCATIONS"] = indented;
+    values["SERVER_NAME"] = site.server_name;
+    values["HTTPS_LISTEN"] = site.https_listen;
+    values["HTTP_LISTEN"] = site.http_listen;
+    values["TLS_CERTIFICATE"] = site.certificate;
+    values["TLS_CERTIFICATE_KEY"] = site.certificate_key;
+    return render_template(server_in, values);
+}
+
+namespace {
+
+constexpr const char* k_nginx_config_usage =
+    "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
+    "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
+    "           [--socket PATH]\n";
+
+// A value that becomes one nginx directive argument (or, for server names,
+// several): nothing that could end the directive or start another.
+bool plain_value(const std::string& value, bool spaces) {
+    return !value.empty() && value.find_first_of(spaces ? ";{}#\"'\\$\r\n\t"
+                                                        : ";{}#\"'\\$\r\n\t ") == std::string::npos;
+}
+
+} // namespace
+
+int nginx_config_command(const std::vector<std::string>& args) {
+    ProductionSite site;
+    const std::map<std::string, std::string*> options{
+        {"--server-name", &site.server_name},         {"--listen", &site.https_listen},
+        {"--http-listen", &site.http_listen},         {"--certificate", &site.certificate},
+        {"--certificate-key", &site.certificate_key}, {"--socket", &site.socket}};
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto option = options.find(args[i]);
+        if (option == options.end() || i + 1 >= args.size()) {
+            std::fprintf(stderr, "nixery nginx-config: unexpected argument \"%s\"\n%s",
+                         args[i].c_str(), k_nginx_config_usage);
+            return 2;
+        }
+        const auto& value = args[++i];
+        if (!plain_value(value, option->first == "--server-name")) {
+            std::fprintf(stderr,
+                         "nixery nginx-config: %s \"%s\" is empty or has characters nginx would "
+                         "read as syntax\n",
+                         option->first.c_str(), value.c_str());
+            return 2;
+        }
+        *option->second = value;
+    }
+    auto config = load_config(current_environment(), ConfigUse::serve);
+    if (!config) {
+        std::fprintf(stderr, "nixery nginx-config: %s\n", config.error().message.c_str());
+        return 1;
+    }
+    const auto text = render_production_nginx_config(*config, site);
+    if (!text) {
+        std::fprintf(stderr, "nixery nginx-config: %s\n", text.error().message.c_str());
+        return 1;
+    }
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 } // namespace nixery

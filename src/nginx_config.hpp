@@ -1,5 +1,7 @@
 // Rendering the nginx configuration templates of nginx/ (@NAME@
-// placeholders) for the paths of this instance.
+// placeholders) for the paths of this instance: the local configuration of
+// `nixery run`, and the production server blocks `nixery nginx-config`
+// prints (nixery.conf.in with locations.conf.in inlined).
 #pragma once
 
 #include "config.hpp"
@@ -8,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace nixery {
 
@@ -21,5 +24,23 @@ std::map<std::string, std::string> nginx_values(const Config& config);
 // Writes nginx.conf and nginx-locations.conf for a local instance into the
 // state directory; returns the path of nginx.conf.
 Result<std::filesystem::path> write_local_nginx_config(const Config& config);
+
+// What a production site needs beyond the instance's configuration.
+struct ProductionSite {
+    std::string server_name = "_"; // nginx's catch-all name
+    std::string https_listen = "443";
+    std::string http_listen = "80";
+    std::string certificate = "/etc/nixery/tls/fullchain.pem";
+    std::string certificate_key = "/etc/nixery/tls/privkey.pem";
+    std::string socket = "/run/nixery/fcgi.sock"; // where systemd/nixery.socket listens
+};
+
+// The production server blocks, ready for nginx's http block.
+Result<std::string> render_production_nginx_config(const Config& config,
+                                                   const ProductionSite& site);
+
+// `nixery nginx-config [OPTIONS]`: prints render_production_nginx_config()
+// for the instance the environment configures; returns the exit code.
+int nginx_config_command(const std::vector<std::string>& args);
 
 } // namespace nixery

@@ -5,6 +5,7 @@
 #include "core/popularity.hpp"
 #include "fcgi/worker.hpp"
 #include "http/fetch.hpp"
+#include "metrics/metrics.hpp"
 #include "registry/registry.hpp"
 #include "storage/backend.hpp"
 #include "util/files.hpp"
@@ -119,6 +120,7 @@ struct Startup {
     Config config;
     Popularity popularity;
     Listener listener;
+    Metrics metrics; // shared with the workers
 };
 
 Result<Startup> start_up() {
@@ -144,29 +146,32 @@ Result<Startup> start_up() {
         log::info("popularity data loaded", {{"packages", popularity.size()}});
     }
     TRY_ASSIGN(auto listener, open_listener(config, env));
-    return Startup{std::move(config), std::move(popularity), listener};
+    TRY_ASSIGN(auto metrics, Metrics::create_shared());
+    return Startup{std::move(config), std::move(popularity), listener, std::move(metrics)};
 }
 
-[[noreturn]] void worker_main(const Startup& s) {
+[[noreturn]] void worker_main(Startup& s) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     auto storage = make_storage(s.config);
-    auto locks = LockTable::open(s.config.locks() / "builds.lock");
+    auto locks = LockTable::open(s.config.lock_file());
     if (!storage || !locks) {
         log::error("worker set-up failed",
                    {{"error", !storage ? storage.error().message : locks.error().message}});
         std::_Exit(1);
     }
-    const ProcessServices services{s.config, s.popularity, **storage, *locks};
-    const auto code =
-        run_worker(s.listener.fd, k_threads_per_worker, [&]() -> std::unique_ptr<RequestHandler> {
+    const ProcessServices services{s.config, s.popularity, **storage, *locks, s.metrics};
+    const auto code = run_worker(
+        s.listener.fd, k_threads_per_worker,
+        [&]() -> std::unique_ptr<RequestHandler> {
             auto handler = RegistryHandler::open(services);
             if (!handler) {
                 throw std::runtime_error(handler.error().message);
             }
             return std::move(*handler);
-        });
+        },
+        s.metrics);
     std::_Exit(code);
 }
 
@@ -186,7 +191,7 @@ int serve_command() {
         log::error("cannot start", {{"error", startup.error().message}});
         return 1;
     }
-    const auto& s = *startup;
+    auto& s = *startup;
     log::info("serving", {{"socket", s.listener.path.empty() ? "systemd" : s.listener.path},
                           {"workers", s.config.workers},
                           {"source", s.config.describe_source()}});
@@ -240,6 +245,7 @@ int serve_command() {
             }
             ++missing;
             ++restarts;
+            s.metrics.count_worker_restart();
             log::warn("worker exited; replacing it",
                       {{"worker", static_cast<std::int64_t>(pid)},
                        {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status)},

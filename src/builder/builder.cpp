@@ -135,6 +135,12 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
             }
             auto built = build(image, nix_source, *id);
             const auto duration = precise_now() - started;
+            m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed,
+                                    duration);
+            if (built) {
+                m_s.metrics.count_layers(built->layers_built, built->layers_reused,
+                                         built->bytes_packed);
+            }
             if (!built) {
                 const auto& err = built.error();
                 (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
@@ -171,8 +177,27 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
                           record.docker_digest};
 }
 
+Result<NamedLock, RegistryError> Builder::hold_off_gc(std::string_view image) {
+    // gc holds the lock only while it deletes one batch; waiting longer
+    // than this means something is wrong with it.
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(5));
+    auto lock = m_s.locks.acquire(k_gc_lock, wait, LockMode::shared);
+    if (!lock) {
+        return unexpected(server_fault(lock.error(), image));
+    }
+    if (!*lock) {
+        log::error("garbage collection held the cache too long", {{"image", image}});
+        return unexpected(RegistryError{
+            503, "UNAVAILABLE", "the registry is collecting garbage; retry shortly", {}});
+    }
+    return std::move(**lock);
+}
+
 Result<std::optional<ImageRecord>, RegistryError>
 Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
+    // The image found here must not be collected before its use is recorded.
+    TRY_ASSIGN(const auto holding, hold_off_gc(image_key));
     auto evaluation = m_s.cache.find_evaluation(image_key);
     if (!evaluation) {
         return unexpected(server_fault(evaluation.error(), image_key));
@@ -263,12 +288,16 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     const auto out_paths = ev->out_paths();
     out.closure_key =
         closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
-    TRY_ASSIGN(auto existing, find_image(out.closure_key));
-    if (existing) {
-        // Same outputs as an image already built: nothing to build or pack.
-        out.layers_reused = layer_count(*existing);
-        out.image = std::move(*existing);
-        return out;
+    {
+        TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
+        TRY_ASSIGN(auto existing, find_image(out.closure_key));
+        if (existing) {
+            // Same outputs as an image already built: nothing to build or pack.
+            (void)m_s.cache.touch_image(out.closure_key, unix_now());
+            out.layers_reused = layer_count(*existing);
+            out.image = std::move(*existing);
+            return out;
+        }
     }
 
     const auto gcroot = m_s.config.state_dir / "gcroots" / std::to_string(build_id);
@@ -291,6 +320,8 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         return unexpected(nix_error(graph.error(), image.name, timeout));
     }
 
+    // From the first layer looked up to the image recorded: see k_gc_lock.
+    TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
     std::vector<LayerDescriptor> descriptors;
     for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_budget)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
@@ -426,6 +457,7 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     descriptor.diff_id = packed->diff_id;
     descriptor.size = packed->size;
     ++outcome.layers_built;
+    outcome.bytes_packed += packed->size;
     return descriptor;
 }
 

@@ -14,6 +14,7 @@
 #include "core/manifest.hpp"
 #include "core/popularity.hpp"
 #include "core/routes.hpp"
+#include "metrics/metrics.hpp"
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
 #include "storage/backend.hpp"
@@ -33,6 +34,7 @@ struct BuildServices {
     BuildCache& cache;
     const LockTable& locks;
     const Nix& nix;
+    Metrics& metrics;
 };
 
 struct ServedManifest {
@@ -43,6 +45,15 @@ struct ServedManifest {
 
 // How long a failed build is answered from memory.
 inline constexpr std::chrono::seconds k_failure_memory{30};
+
+// The named lock that keeps `nixery gc` from deleting what a build is about
+// to reference. A builder holds it shared from the moment it looks a layer,
+// blob or image up in the cache until the image that references them is
+// recorded (or, for a cache hit, its last use is): the window in which a
+// blob is in use but not yet referenced by any recorded image. gc holds it
+// exclusively while it decides and deletes, so it never sees such a window
+// half done. Nix runs outside it: gc waits for packing, not for builds.
+inline constexpr std::string_view k_gc_lock = "gc";
 
 class Builder {
 public:
@@ -59,7 +70,11 @@ private:
         ImageRecord image;
         int layers_built = 0;
         int layers_reused = 0;
+        std::uint64_t bytes_packed = 0;
     };
+
+    // The shared k_gc_lock, for as long as the result lives.
+    Result<NamedLock, RegistryError> hold_off_gc(std::string_view image);
 
     Result<std::optional<ImageRecord>, RegistryError> cached(std::string_view image_key,
                                                              Pinning pinning, std::int64_t now);

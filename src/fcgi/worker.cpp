@@ -49,7 +49,8 @@ struct ThreadState {
     std::atomic<bool> done{false};
 };
 
-void serve_thread(int listen_fd, const HandlerFactory& make_handler, ThreadState& state) {
+void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& metrics,
+                  ThreadState& state) {
     std::unique_ptr<RequestHandler> handler;
     try {
         handler = make_handler();
@@ -80,6 +81,9 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, ThreadState
             response =
                 Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
         }
+        // Counted before the client can see the answer, so a scrape that
+        // follows a response always includes it.
+        metrics.count_request(parse_route(request.path).kind, response.status);
         const auto bytes = serialize_response(response, request.method == "HEAD");
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         FCGX_Finish_r(&raw);
@@ -99,7 +103,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, ThreadState
 
 } // namespace
 
-int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler) {
+int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, Metrics& metrics) {
     if (FCGX_Init() != 0) {
         log::error("FCGX_Init failed");
         return 1;
@@ -119,7 +123,7 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler) {
     std::vector<ThreadState> states(static_cast<std::size_t>(threads));
     for (auto& state : states) {
         pool.emplace_back([&] {
-            serve_thread(listen_fd, make_handler, state);
+            serve_thread(listen_fd, make_handler, metrics, state);
             state.done = true;
         });
     }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "fcgi/http.hpp"
+#include "metrics/metrics.hpp"
 
 #include <functional>
 #include <memory>
@@ -22,7 +23,8 @@ public:
 // Called once in each thread; a failure to set up is fatal for the worker.
 using HandlerFactory = std::function<std::unique_ptr<RequestHandler>()>;
 
-// Serves until SIGTERM or SIGINT; returns the process exit code.
-int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler);
+// Serves until SIGTERM or SIGINT; returns the process exit code. Every
+// answered request is counted in `metrics`.
+int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, Metrics& metrics);
 
 } // namespace nixery

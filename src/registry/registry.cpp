@@ -2,6 +2,7 @@
 
 #include "core/image.hpp"
 #include "core/reference.hpp"
+#include "registry/start_page.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -77,7 +78,14 @@ Response RegistryHandler::handle(const Request& request) {
         return error_response(
             unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
     case RouteKind::start_page:
-    case RouteKind::metrics:
+        return start_page(request);
+    case RouteKind::metrics: {
+        Response r;
+        r.body = m_services.metrics.render();
+        r.header("Content-Type", std::string(Metrics::k_content_type));
+        r.header("Cache-Control", "no-store");
+        return r;
+    }
     case RouteKind::not_found:
         break;
     }
@@ -98,7 +106,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     const auto image = parse_image_name(name);
     const auto format = negotiate_format(request.header_values("Accept"));
     Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
-                     m_cache, m_services.locks, m_nix});
+                     m_cache, m_services.locks, m_nix, m_services.metrics});
     auto served = builder.manifest(image, reference, format);
     if (!served) {
         auto r = error_response(served.error());
@@ -188,6 +196,34 @@ Response RegistryHandler::stored(const std::string& name, const std::string& dig
         r.log_fields.emplace_back("redirect", log::redact_url(location->location));
     }
     return with_api_version(std::move(r));
+}
+
+Response RegistryHandler::start_page(const Request& request) {
+    constexpr int k_recent_builds = 20;
+    constexpr int k_recent_errors = 10;
+    StartPage page;
+    page.host = request.host;
+    const auto https = std::find_if(request.params.begin(), request.params.end(),
+                                    [](const auto& p) { return p.first == "HTTPS"; });
+    page.tls = https != request.params.end() && !https->second.empty();
+    page.source = m_services.config.describe_source();
+    auto builds = m_cache.recent_builds(k_recent_builds);
+    auto errors = m_cache.recent_builds(k_recent_errors, true);
+    if (builds && errors) {
+        page.builds = std::move(*builds);
+        page.errors = std::move(*errors);
+    } else {
+        page.history_unavailable = true;
+        log::error("reading the build history failed",
+                   {{"error", (builds ? errors.error() : builds.error()).message}});
+    }
+    Response r;
+    r.body = render_start_page(page);
+    r.header("Content-Type", "text/html; charset=utf-8");
+    r.header("Content-Security-Policy", std::string(k_start_page_csp));
+    r.header("X-Content-Type-Options", "nosniff");
+    r.header("Cache-Control", "no-cache");
+    return r;
 }
 
 Response RegistryHandler::tags(const Request& request, const std::string& name) {

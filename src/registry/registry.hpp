@@ -1,11 +1,13 @@
 // The registry API (pull side of the OCI distribution spec): routes a
 // request, validates every name, tag and digest, and answers with a manifest,
 // an X-Accel-Redirect (or redirect) to a stored blob, a tag list, or a
-// registry error. One instance per worker thread.
+// registry error; and, outside the API, the start page (/) and the metrics
+// (/metrics). One instance per worker thread.
 #pragma once
 
 #include "builder/builder.hpp"
 #include "fcgi/worker.hpp"
+#include "metrics/metrics.hpp"
 
 #include <memory>
 
@@ -17,6 +19,7 @@ struct ProcessServices {
     const Popularity& popularity;
     StorageBackend& storage;
     const LockTable& locks;
+    Metrics& metrics; // shared by every worker process
 };
 
 class RegistryHandler final : public RequestHandler {
@@ -33,6 +36,7 @@ private:
                       const std::string& reference);
     Response stored(const std::string& name, const std::string& digest, bool manifest);
     Response tags(const Request& request, const std::string& name);
+    Response start_page(const Request& request);
 
     ProcessServices m_services;
     BuildCache m_cache;

@@ -17,8 +17,8 @@ Result<LockTable> LockTable::open(const std::filesystem::path& file) {
     return LockTable(file);
 }
 
-Result<std::optional<NamedLock>> LockTable::acquire(std::string_view name,
-                                                    std::chrono::milliseconds timeout) const {
+Result<std::optional<NamedLock>>
+LockTable::acquire(std::string_view name, std::chrono::milliseconds timeout, LockMode mode) const {
     Sha256 h;
     h.update(name);
     const auto digest = h.finish();
@@ -35,7 +35,7 @@ Result<std::optional<NamedLock>> LockTable::acquire(std::string_view name,
         return fail("open lock file \"" + m_file.string() + "\" failed: " + errno_text(errno));
     }
     struct flock fl {};
-    fl.l_type = F_WRLCK;
+    fl.l_type = mode == LockMode::shared ? F_RDLCK : F_WRLCK;
     fl.l_whence = SEEK_SET;
     fl.l_start = static_cast<off_t>(offset);
     fl.l_len = 1;

@@ -1,7 +1,9 @@
-// Named exclusive locks shared by every thread and process of one instance:
-// Linux open-file-description locks on one byte of a single lock file, the
-// byte chosen by hashing the name. The kernel drops a lock when its holder
-// closes it or dies, so a killed worker never leaves a build locked.
+// Named locks shared by every thread and process of one instance: Linux
+// open-file-description locks on one byte of a single lock file, the byte
+// chosen by hashing the name. A lock is exclusive, or shared with other
+// shared holders of the same name (readers and a writer). The kernel drops a
+// lock when its holder closes it or dies, so a killed worker never leaves a
+// build locked.
 #pragma once
 
 #include "util/files.hpp"
@@ -13,6 +15,11 @@
 #include <string_view>
 
 namespace nixery {
+
+enum class LockMode {
+    exclusive, // one holder at a time
+    shared,    // any number of shared holders, but no exclusive one
+};
 
 class NamedLock {
 public:
@@ -34,9 +41,12 @@ public:
     explicit LockTable(std::filesystem::path file) : m_file(std::move(file)) {}
 
     // Waits up to `timeout` for the lock named `name`. nullopt: still held by
-    // someone else when the time ran out.
+    // someone else (in a conflicting mode) when the time ran out. Waiting
+    // polls, so waiters are not queued: an exclusive waiter can be overtaken
+    // by shared holders that keep overlapping.
     Result<std::optional<NamedLock>> acquire(std::string_view name,
-                                             std::chrono::milliseconds timeout) const;
+                                             std::chrono::milliseconds timeout,
+                                             LockMode mode = LockMode::exclusive) const;
     // Takes the lock only if nobody holds it.
     Result<std::optional<NamedLock>> try_acquire(std::string_view name) const {
         return acquire(name, std::chrono::milliseconds(0));

@@ -70,6 +70,12 @@ demo // rec {
     exit 1
   '';
 
+  # Fails with markup in its message: the start page must show it as text.
+  injects = mkPackage "injects-${salt}" ''
+    echo "nixery-test: <script>alert('nix')</script> & <b>bold</b>" >&2
+    exit 1
+  '';
+
   refuses = throw "nixery-test: this package refuses to evaluate";
   notapackage = "just a string";
 

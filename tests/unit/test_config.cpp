@@ -27,6 +27,14 @@ TEST_CASE("load_config") {
         CHECK(c->nix_timeout == std::chrono::seconds(60));
         CHECK(c->port == 8080);
         CHECK(c->storage_path == "/tmp/s");
+        CHECK(c->gc_keep_days == 30);
+    }
+    SUBCASE("gc retention") {
+        auto env = base();
+        env["NIXERY_GC_KEEP_DAYS"] = "7";
+        CHECK(load_config(env)->gc_keep_days == 7);
+        env["NIXERY_GC_KEEP_DAYS"] = "a week";
+        CHECK(error_of(env).find("NIXERY_GC_KEEP_DAYS") == 0);
     }
     SUBCASE("exactly one source") {
         auto env = base();
@@ -55,6 +63,27 @@ TEST_CASE("load_config") {
         env.erase("STORAGE_PATH");
         CHECK(error_of(env) == "STORAGE_PATH is not set");
     }
+}
+
+TEST_CASE("render_production_nginx_config") {
+    auto config = load_config(base());
+    REQUIRE(config);
+    ProductionSite site;
+    site.server_name = "registry.example.com";
+    site.certificate = "/etc/ssl/r.pem";
+    const auto text = render_production_nginx_config(*config, site);
+    REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
+    CHECK(text->find("listen 443 ssl http2;") != std::string::npos);
+    CHECK(text->find("listen 80;") != std::string::npos);
+    CHECK(text->find("server_name registry.example.com;") != std::string::npos);
+    CHECK(text->find("ssl_certificate     /etc/ssl/r.pem;") != std::string::npos);
+    CHECK(text->find("ssl_certificate_key /etc/nixery/tls/privkey.pem;") != std::string::npos);
+    // The shared locations, inlined, with this instance's paths.
+    CHECK(text->find("    fastcgi_pass unix:/run/nixery/fcgi.sock;") != std::string::npos);
+    CHECK(text->find("    alias /tmp/s/;") != std::string::npos);
+    CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
+    CHECK(text->find("location = /metrics") != std::string::npos);
+    CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
 }
 
 TEST_CASE("render_template") {

@@ -98,6 +98,17 @@ TEST_CASE("LockTable") {
         REQUIRE(waited);
         CHECK(waited->has_value());
     }
+    SUBCASE("shared holders exclude an exclusive one, not each other") {
+        auto reader = table->acquire("gc", 0ms, LockMode::shared);
+        REQUIRE(reader);
+        REQUIRE(*reader);
+        CHECK(table->acquire("gc", 0ms, LockMode::shared)->has_value());
+        CHECK_FALSE(table->try_acquire("gc")->has_value());
+        reader->reset();
+        auto writer = table->try_acquire("gc");
+        REQUIRE(writer->has_value());
+        CHECK_FALSE(table->acquire("gc", 0ms, LockMode::shared)->has_value());
+    }
     SUBCASE("a process that dies releases its locks") {
         const pid_t pid = fork();
         if (pid == 0) {

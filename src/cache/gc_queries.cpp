@@ -1,0 +1,131 @@
+#include "cache/gc_queries.hpp"
+
+namespace nixery {
+
+namespace {
+
+Result<std::set<std::string>> first_column(Statement& s) {
+    std::set<std::string> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.insert(s.text(0));
+    }
+}
+
+// Steps a statement that returns one row per deleted row.
+Result<int> count_rows(Statement& s) {
+    int n = 0;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return n;
+        }
+        ++n;
+    }
+}
+
+} // namespace
+
+Result<std::vector<UnusedImage>> GcQueries::images_unused_since(std::int64_t cutoff) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key, last_used_at FROM images "
+                                    "WHERE last_used_at < ?1 ORDER BY last_used_at"));
+    s.bind(1, cutoff);
+    std::vector<UnusedImage> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.push_back({s.text(0), s.integer(1)});
+    }
+}
+
+Result<std::set<std::string>> GcQueries::image_keys() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key FROM images"));
+    return first_column(s);
+}
+
+Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_key) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT DISTINCT b.image FROM evaluations e JOIN builds b "
+                                    "ON b.image_key = e.image_key WHERE e.closure_key = ?1"));
+    s.bind(1, closure_key);
+    return first_column(s);
+}
+
+Result<void> GcQueries::forget_images(const std::vector<std::string>& closure_keys) {
+    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
+    for (const auto& key : closure_keys) {
+        TRY_ASSIGN(auto evaluations,
+                   m_db.prepare("DELETE FROM evaluations WHERE closure_key = ?1"));
+        evaluations.bind(1, key);
+        TRY(evaluations.run());
+        TRY_ASSIGN(auto image, m_db.prepare("DELETE FROM images WHERE closure_key = ?1"));
+        image.bind(1, key);
+        TRY(image.run());
+    }
+    return tx.commit();
+}
+
+Result<std::set<std::string>> GcQueries::referenced_since(std::int64_t cutoff) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT DISTINCT b.digest FROM image_blobs b JOIN images i "
+                                    "ON i.closure_key = b.closure_key WHERE i.last_used_at >= ?1"));
+    s.bind(1, cutoff);
+    return first_column(s);
+}
+
+Result<bool> GcQueries::is_referenced(std::string_view digest) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT 1 FROM image_blobs WHERE digest = ?1 LIMIT 1"));
+    s.bind(1, digest);
+    return s.step();
+}
+
+Result<std::map<std::string, std::uint64_t>> GcQueries::recorded_blobs() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT digest, size FROM blobs UNION "
+                                    "SELECT digest, size FROM layers"));
+    std::map<std::string, std::uint64_t> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.emplace(s.text(0), static_cast<std::uint64_t>(s.integer(1)));
+    }
+}
+
+Result<void> GcQueries::forget_blob(std::string_view digest) {
+    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
+    for (const char* sql :
+         {"DELETE FROM layers WHERE digest = ?1", "DELETE FROM blobs WHERE digest = ?1"}) {
+        TRY_ASSIGN(auto s, m_db.prepare(sql));
+        s.bind(1, digest);
+        TRY(s.run());
+    }
+    return tx.commit();
+}
+
+Result<int> GcQueries::forget_dangling_evaluations() {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM evaluations WHERE closure_key NOT IN "
+                                    "(SELECT closure_key FROM images) RETURNING 1"));
+    return count_rows(s);
+}
+
+Result<int> GcQueries::forget_expired_failures(std::int64_t now) {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1 RETURNING 1"));
+    s.bind(1, now);
+    return count_rows(s);
+}
+
+Result<std::optional<std::int64_t>> GcQueries::running_build_pid(std::int64_t id) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT pid FROM builds WHERE id = ?1 AND duration IS NULL"));
+    s.bind(1, id);
+    TRY_ASSIGN(const bool row, s.step());
+    if (!row) {
+        return std::optional<std::int64_t>();
+    }
+    return std::optional<std::int64_t>(s.integer(0));
+}
+
+} // namespace nixery

@@ -1,0 +1,60 @@
+// The queries of garbage collection (`nixery gc`): which images were not
+// used since a cut-off, which blobs the remaining images reference, and the
+// deletion of the rows that describe what gc removes. Deciding what to remove
+// and when it is safe is the collector's job (gc/collector.hpp); this file
+// only reads and writes rows. Times are passed in (Unix seconds).
+#pragma once
+
+#include "cache/db.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nixery {
+
+struct UnusedImage {
+    std::string closure_key;
+    std::int64_t last_used_at = 0;
+};
+
+class GcQueries {
+public:
+    explicit GcQueries(Db& db) : m_db(db) {}
+
+    // Images whose manifest was last served (or built) before `cutoff`.
+    Result<std::vector<UnusedImage>> images_unused_since(std::int64_t cutoff);
+    Result<std::set<std::string>> image_keys();
+    // The image names builds of this image were requested as, for people.
+    Result<std::set<std::string>> image_names(std::string_view closure_key);
+    // Deletes the images (and, by cascade, their image_blobs rows) and the
+    // evaluations that lead to them, in one transaction.
+    Result<void> forget_images(const std::vector<std::string>& closure_keys);
+
+    // Digests referenced by images used at or after `cutoff`.
+    Result<std::set<std::string>> referenced_since(std::int64_t cutoff);
+    // Whether any image still references `digest`.
+    Result<bool> is_referenced(std::string_view digest);
+    // Every digest the blobs and layers tables know, with its size.
+    Result<std::map<std::string, std::uint64_t>> recorded_blobs();
+    // Deletes the blobs row and the layers rows of `digest`.
+    Result<void> forget_blob(std::string_view digest);
+
+    // Evaluations whose image is gone (a later request evaluates again).
+    Result<int> forget_dangling_evaluations();
+    // Remembered failures whose time is over.
+    Result<int> forget_expired_failures(std::int64_t now);
+
+    // The pid of build `id` while its row says it is running; nullopt when it
+    // finished or there is no such build.
+    Result<std::optional<std::int64_t>> running_build_pid(std::int64_t id);
+
+private:
+    Db& m_db;
+};
+
+} // namespace nixery

@@ -1,0 +1,98 @@
+#include "gc_command.hpp"
+
+#include "cache/db.hpp"
+#include "config.hpp"
+#include "gc/collector.hpp"
+#include "storage/backend.hpp"
+#include "util/files.hpp"
+#include "util/lock.hpp"
+#include "util/log.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <optional>
+
+namespace nixery {
+
+namespace {
+
+constexpr const char* k_gc_usage = "usage: nixery gc [--keep-days N] [--dry-run]\n";
+
+std::string plural(int n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+} // namespace
+
+int gc_command(const std::vector<std::string>& args) {
+    GcOptions options;
+    std::optional<int> keep_days; // default: NIXERY_GC_KEEP_DAYS
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        if (a == "--dry-run") {
+            options.dry_run = true;
+        } else if (a == "--keep-days" && i + 1 < args.size()) {
+            const auto& v = args[++i];
+            if (v.empty() || v.size() > 5 ||
+                v.find_first_not_of("0123456789") != std::string::npos) {
+                std::fprintf(stderr,
+                             "nixery gc: --keep-days must be a whole number of days, not \"%s\"\n",
+                             v.c_str());
+                return 2;
+            }
+            keep_days = std::stoi(v);
+        } else {
+            std::fprintf(stderr, "nixery gc: unexpected argument \"%s\"\n%s", a.c_str(),
+                         k_gc_usage);
+            return 2;
+        }
+    }
+
+    const auto collect = [&]() -> Result<GcReport> {
+        TRY_ASSIGN(const auto config, load_config(current_environment(), ConfigUse::serve));
+        log::set_level(config.log_level);
+        options.keep_days = keep_days.value_or(config.gc_keep_days);
+        TRY(make_dirs(config.locks()));
+        TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
+        TRY_ASSIGN(auto storage, make_storage(config));
+        TRY(storage->check());
+        TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
+        const auto say = [](std::string_view line) {
+            std::fwrite(line.data(), 1, line.size(), stdout);
+            std::fputc('\n', stdout);
+            std::fflush(stdout);
+        };
+        return collect_garbage({config, *storage, db, locks}, options,
+                               static_cast<std::int64_t>(std::time(nullptr)), say);
+    };
+    const auto report = collect();
+    if (!report) {
+        log::error("gc failed", {{"error", report.error().message}});
+        return 1;
+    }
+    const auto& r = *report;
+    std::printf("gc%s: %s %s, %s of %s, %s of %s, %s, %s; %s kept\n",
+                options.dry_run ? " (dry run, nothing deleted)" : "",
+                options.dry_run ? "would delete" : "deleted",
+                plural(r.images, "image", "images").c_str(),
+                plural(r.blobs, "blob", "blobs").c_str(), describe_bytes(r.blob_bytes).c_str(),
+                plural(r.staging_files, "staging file", "staging files").c_str(),
+                describe_bytes(r.staging_bytes).c_str(),
+                plural(r.records, "shared record", "shared records").c_str(),
+                plural(r.gc_roots, "GC root", "GC roots").c_str(),
+                plural(r.images_kept, "image", "images").c_str());
+    log::info("gc finished", {{"dry_run", options.dry_run},
+                              {"keep_days", options.keep_days},
+                              {"images", r.images},
+                              {"images_kept", r.images_kept},
+                              {"blobs", r.blobs},
+                              {"blob_bytes", static_cast<std::int64_t>(r.blob_bytes)},
+                              {"staging_files", r.staging_files},
+                              {"staging_bytes", static_cast<std::int64_t>(r.staging_bytes)},
+                              {"records", r.records},
+                              {"stale_rows", r.stale_rows},
+                              {"gc_roots", r.gc_roots}});
+    return 0;
+}
+
+} // namespace nixery

@@ -1,0 +1,39 @@
+// The start page at "/": what a person who opens the registry in a browser
+// needs (like the seed's public instance): how to pull from this host, the
+// meta-packages, the package source in use, the most recent builds and the
+// most recent build errors with Nix's message. Rendering only, from values.
+// Every value that comes from a request, the package set, the database or
+// Nix is HTML-escaped, and the page has no scripts (its Content-Security-
+// Policy forbids them), so an image name or a Nix message cannot inject
+// markup.
+#pragma once
+
+#include "cache/build_cache.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nixery {
+
+struct StartPage {
+    std::string host;                 // the request's Host header; empty: a placeholder is shown
+    bool tls = true;                  // the request came over HTTPS
+    std::string source;               // Config::describe_source()
+    std::vector<BuildRecord> builds;  // newest first
+    std::vector<BuildRecord> errors;  // failed builds, newest first
+    bool history_unavailable = false; // reading the build history failed
+};
+
+// The whole HTML document.
+std::string render_start_page(const StartPage& page);
+
+// `text` with &, <, >, " and ' replaced by character references, for element
+// content and quoted attribute values alike.
+std::string html_escape(std::string_view text);
+
+// The Content-Security-Policy the page is served with.
+inline constexpr std::string_view k_start_page_csp =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
+} // namespace nixery

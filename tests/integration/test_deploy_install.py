@@ -1,0 +1,118 @@
+"""`make install` / `make uninstall` into a DESTDIR, and the installed
+systemd units: `systemd-analyze verify` and the exposure level that
+`systemd-analyze security --offline=true` gives them (at most 2.0)."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+from harness import TestCase, base_environment, have, keep_dirs, run
+from deploy import install, make
+
+EXPECTED_FILES = {
+    "usr/bin/nixery",
+    "usr/share/nixery/sql/001_initial.sql",
+    "usr/share/nixery/nix/image.nix",
+    "usr/share/nixery/nix/demo/default.nix",
+    "usr/share/nixery/nginx/locations.conf.in",
+    "usr/share/nixery/nginx/local.conf.in",
+    "usr/share/nixery/nginx/nixery.conf.in",
+    "usr/share/nixery/nginx/nixery.conf",
+    "usr/share/nixery/nixery.env.example",
+    "usr/lib/systemd/system/nixery.service",
+    "usr/lib/systemd/system/nixery.socket",
+    "usr/lib/systemd/system/nixery-gc.service",
+    "usr/lib/systemd/system/nixery-gc.timer",
+    "usr/lib/sysusers.d/nixery.conf",
+    "etc/nginx/sites-available/nixery.conf",
+}
+UNITS = ("nixery.service", "nixery.socket", "nixery-gc.service", "nixery-gc.timer")
+MAX_EXPOSURE = 2.0
+
+
+def files_under(root):
+    return {str(p.relative_to(root)) for p in Path(root).rglob("*") if not p.is_dir()}
+
+
+class InstallTest(TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="nixery-install-"))
+        self.destdir = self.dir / "dest"
+
+    def tearDown(self):
+        if not getattr(self._outcome, "success", True) or keep_dirs():
+            print("\n[kept %s]" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_install_and_uninstall(self):
+        install(self.destdir)
+        self.assertEqual(files_under(self.destdir), EXPECTED_FILES)
+        nixery = self.destdir / "usr/bin/nixery"
+        self.assertTrue(os.access(nixery, os.X_OK))
+        service = (self.destdir / "usr/lib/systemd/system/nixery.service").read_text()
+        self.assertIn("ExecStart=/usr/bin/nixery serve", service)
+        self.assertNotIn("@BINDIR@", service)
+
+        # The installed binary finds its data files next to it: it renders
+        # the production configuration from the installed templates.
+        env = base_environment()
+        env.update({"NIXERY_STATE_DIR": str(self.dir / "state"), "STORAGE_PATH": str(self.dir / "s")})
+        out = run([str(nixery), "nginx-config", "--server-name", "registry.example.com"], env=env)
+        text = out.stdout.decode()
+        self.assertIn("server_name registry.example.com;", text)
+        self.assertIn("listen 443 ssl http2;", text)
+        self.assertIn("location /_storage/", text)
+        self.assertNotIn("@SOCKET@", text)
+        # An option value cannot smuggle in nginx syntax.
+        bad = run([str(nixery), "nginx-config", "--certificate", "/x; include /etc/passwd"],
+                  env=env, check=False)
+        self.assertEqual(bad.returncode, 2, bad)
+
+        # The site configuration belongs to the administrator once changed.
+        site = self.destdir / "etc/nginx/sites-available/nixery.conf"
+        self.assertEqual(site.read_text(),
+                         (self.destdir / "usr/share/nixery/nginx/nixery.conf").read_text())
+        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+        self.assertEqual(files_under(self.destdir), set())
+
+        install(self.destdir)
+        site.write_text(site.read_text() + "# changed by the administrator\n")
+        install(self.destdir)
+        self.assertIn("changed by the administrator", site.read_text())
+        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf"})
+
+    @unittest.skipUnless(have("systemd-analyze"), "systemd-analyze is needed")
+    def test_systemd_units(self):
+        install(self.destdir)
+        # systemd-analyze --root needs the machine's own units (targets and
+        # the like) beside ours: a copy of the tree with them added.
+        verify_root = self.dir / "verify-root"
+        shutil.copytree(self.destdir, verify_root, symlinks=True)
+        unit_dir = verify_root / "usr/lib/systemd/system"
+        for system_dir in ("/usr/lib/systemd/system", "/lib/systemd/system"):
+            if not os.path.isdir(system_dir):
+                continue
+            for entry in os.scandir(system_dir):
+                if not (unit_dir / entry.name).exists() and not entry.is_dir():
+                    shutil.copy(entry.path, unit_dir / entry.name, follow_symlinks=False)
+        result = run(["systemd-analyze", "verify", "--root=%s" % verify_root] +
+                     ["/usr/lib/systemd/system/%s" % u for u in UNITS], check=False)
+        output = (result.stdout + result.stderr).decode()
+        self.assertEqual(result.returncode, 0, output)
+        self.assertEqual(output.strip(), "", "systemd-analyze verify complained:\n" + output)
+
+        for unit in ("nixery.service", "nixery-gc.service"):
+            result = run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                          str(self.destdir / "usr/lib/systemd/system" / unit)], check=False)
+            output = (result.stdout + result.stderr).decode()
+            m = re.search(r"Overall exposure level for %s: ([0-9.]+)" % re.escape(unit), output)
+            self.assertIsNotNone(m, output)
+            exposure = float(m.group(1))
+            print("\n%s: systemd-analyze security exposure %.1f" % (unit, exposure))
+            self.assertLessEqual(exposure, MAX_EXPOSURE, output)

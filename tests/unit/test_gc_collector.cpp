@@ -1,0 +1,219 @@
+#include "builder/builder.hpp"
+#include "builder/records.hpp"
+#include "cache/build_cache.hpp"
+#include "gc/collector.hpp"
+#include "storage/filesystem.hpp"
+#include "testutil.hpp"
+
+#include <chrono>
+#include <doctest/doctest.h>
+#include <future>
+#include <thread>
+
+using namespace nixery;
+using namespace std::chrono_literals;
+using testutil::TempDir;
+
+namespace {
+
+constexpr std::int64_t k_now = 1800000000;
+constexpr std::int64_t k_day = 86400;
+
+std::string hex(char c) {
+    return std::string(64, c);
+}
+std::string digest(char c) {
+    return "sha256:" + hex(c);
+}
+
+struct Fixture {
+    TempDir dir;
+    Config config;
+    std::unique_ptr<StorageBackend> storage;
+    std::optional<BuildCache> cache;
+    std::optional<LockTable> locks;
+    std::vector<std::string> lines;
+
+    Fixture() {
+        config.state_dir = dir / "state";
+        config.storage_path = dir / "storage";
+        std::filesystem::create_directories(config.locks());
+        storage = make_filesystem_storage(config.storage_path);
+        REQUIRE(storage->check());
+        auto db = Db::open(config.database(), "sql");
+        REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+        cache.emplace(std::move(*db));
+        auto table = LockTable::open(config.lock_file());
+        REQUIRE(table);
+        locks.emplace(std::move(*table));
+    }
+
+    void store_blob(char c, bool row = true) {
+        REQUIRE(storage->put(blob_key(hex(c)), std::string(100, c), "application/octet-stream"));
+        if (row) {
+            REQUIRE(cache->record_blob({digest(c), 100, "application/octet-stream"}, k_now));
+        }
+    }
+    void image(const std::string& key, std::vector<std::string> blobs, std::int64_t used) {
+        ImageRecord r{digest('f'), "{}", digest('f'), "{}", digest('f'), std::move(blobs)};
+        REQUIRE(cache->record_image(key, r, used));
+        REQUIRE(storage->put(image_record_key(key), encode_image_record(r), "application/json"));
+    }
+    bool stored(char c) { return *storage->exists(blob_key(hex(c))); }
+
+    Result<GcReport> collect(int keep_days, bool dry_run) {
+        lines.clear();
+        return collect_garbage({config, *storage, cache->db(), *locks}, {keep_days, dry_run}, k_now,
+                               [this](std::string_view l) { lines.emplace_back(l); });
+    }
+    bool said(const std::string& text) const {
+        for (const auto& l : lines) {
+            if (l.find(text) != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    }
+};
+
+} // namespace
+
+TEST_CASE("collect_garbage") {
+    Fixture f;
+    f.store_blob('a');        // referenced by a recent image
+    f.store_blob('b');        // referenced by an image unused for 40 days only
+    f.store_blob('c', false); // left by a build that died before recording anything
+    REQUIRE(f.cache->record_blob({digest('d'), 5, "x"}, k_now)); // a row, no object
+    f.image("recent", {digest('a')}, k_now - 2 * k_day);
+    f.image("old", {digest('b')}, k_now - 40 * k_day);
+    REQUIRE(f.cache->record_evaluation("image-key-old", "old", k_now - 40 * k_day));
+    REQUIRE(f.cache->record_layer("layer-b", {digest('b'), digest('e'), 100}, k_now));
+    REQUIRE(f.storage->put(layer_record_key("layer-b"),
+                           encode_layer_record({digest('b'), digest('e'), 100}), "x"));
+
+    SUBCASE("a dry run says what would go and deletes nothing") {
+        auto report = f.collect(30, true);
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(report->images == 1);
+        CHECK(report->blobs == 2);
+        CHECK(report->blob_bytes == 200);
+        CHECK(f.said("would delete blob " + digest('b') + " (100 bytes)"));
+        CHECK(f.said("would delete blob " + digest('c')));
+        CHECK_FALSE(f.said(digest('a')));
+        CHECK(f.said("would delete image old"));
+        CHECK(f.stored('b'));
+        CHECK(f.stored('c'));
+        CHECK(f.cache->find_layer("layer-b")->has_value());
+    }
+    SUBCASE("what no image used within the window references goes, with its rows") {
+        auto report = f.collect(30, false);
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(report->images == 1);
+        CHECK(report->images_kept == 1);
+        CHECK(report->blobs == 2);
+        CHECK(report->stale_rows == 1);
+        CHECK(report->records == 2); // the image record and the layer record
+        CHECK(f.stored('a'));
+        CHECK_FALSE(f.stored('b'));
+        CHECK_FALSE(f.stored('c'));
+        CHECK_FALSE(f.cache->find_blob(digest('b'))->has_value());
+        CHECK_FALSE(f.cache->find_blob(digest('d'))->has_value());
+        CHECK(f.cache->find_blob(digest('a'))->has_value());
+        CHECK_FALSE(f.cache->find_layer("layer-b")->has_value());
+        CHECK_FALSE(f.cache->find_image("old")->has_value());
+        CHECK_FALSE(f.cache->find_evaluation("image-key-old")->has_value());
+        CHECK_FALSE(*f.storage->exists(image_record_key("old")));
+        CHECK_FALSE(*f.storage->exists(layer_record_key("layer-b")));
+        CHECK(*f.storage->exists(image_record_key("recent")));
+        // Nothing left to do.
+        report = f.collect(30, false);
+        REQUIRE(report);
+        CHECK(report->blobs == 0);
+        CHECK(report->images == 0);
+    }
+    SUBCASE("--keep-days 0 still keeps what was served within the last hour") {
+        f.image("just-pulled", {digest('b')}, k_now - 60);
+        auto report = f.collect(0, false);
+        REQUIRE(report);
+        CHECK(f.stored('b'));
+        CHECK_FALSE(f.stored('a')); // "recent" was two days ago
+        CHECK(f.cache->find_image("just-pulled")->has_value());
+    }
+    SUBCASE("another instance's shared image record keeps its blobs") {
+        ImageRecord foreign{digest('f'), "{}", digest('f'), "{}", digest('f'), {digest('c')}};
+        REQUIRE(f.storage->put(image_record_key("foreign"), encode_image_record(foreign), "x"));
+        REQUIRE(f.collect(30, false));
+        CHECK(f.stored('c'));
+        CHECK_FALSE(f.stored('b'));
+    }
+    SUBCASE("a build holding the gc lock keeps what it is about to reference") {
+        // The builder has looked 'c' up (or just packed it) and not yet
+        // recorded its image: the window gc must not delete in.
+        auto builder_lock = f.locks->acquire(k_gc_lock, 0ms, LockMode::shared);
+        REQUIRE(builder_lock);
+        REQUIRE(*builder_lock);
+        auto gc = std::async(std::launch::async, [&] { return f.collect(30, false); });
+        CHECK(gc.wait_for(300ms) == std::future_status::timeout); // gc waits for the build
+        CHECK(f.stored('c'));
+        CHECK(f.stored('b'));
+        {
+            // The build records its image (through its own connection).
+            auto db = Db::open(f.config.database(), "sql");
+            REQUIRE(db);
+            BuildCache builder_cache(std::move(*db));
+            ImageRecord r{digest('f'), "{}", digest('f'), "{}", digest('f'), {digest('c')}};
+            REQUIRE(builder_cache.record_image("built-now", r, k_now));
+        }
+        builder_lock->reset();
+        auto report = gc.get();
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(f.stored('c'));
+        CHECK_FALSE(f.stored('b'));
+        CHECK(report->blobs == 1);
+    }
+}
+
+TEST_CASE("collect_garbage: leftovers of killed processes") {
+    Fixture f;
+    namespace fs = std::filesystem;
+    const auto old = fs::file_time_type::clock::now() - 2h;
+    const auto staging = f.config.storage_path / "staging";
+    testutil::write_file(staging / "0000000000000001.tmp", "stale");
+    testutil::write_file(staging / "0000000000000002.tmp", "fresh");
+    fs::last_write_time(staging / "0000000000000001.tmp", old);
+    // A GC root of a build whose worker died (its pid is gone), one of a
+    // build that is still running (this process), and a fresh one.
+    auto dead = f.cache->db().prepare(
+        "INSERT INTO builds (id, image, tag, image_key, started_at, pid) VALUES "
+        "(7, 'x', 'latest', 'k', 0, 2147483000), (8, 'y', 'latest', 'k', 0, ?1)");
+    REQUIRE(dead);
+    dead->bind(1, static_cast<std::int64_t>(getpid()));
+    REQUIRE(dead->run());
+    for (const char* id : {"7", "8", "9"}) {
+        fs::create_directories(f.config.state_dir / "gcroots" / id);
+    }
+    fs::last_write_time(f.config.state_dir / "gcroots" / "7", old);
+    fs::last_write_time(f.config.state_dir / "gcroots" / "8", old);
+
+    // gc compares with the real clock here: staging files are not in SQLite.
+    auto report = collect_garbage({f.config, *f.storage, f.cache->db(), *f.locks}, {30, false},
+                                  std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count(),
+                                  [](std::string_view) {});
+    REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+    CHECK(report->staging_files == 1);
+    CHECK(report->staging_bytes == 5);
+    CHECK_FALSE(fs::exists(staging / "0000000000000001.tmp"));
+    CHECK(fs::exists(staging / "0000000000000002.tmp"));
+    CHECK(report->gc_roots == 1);
+    CHECK_FALSE(fs::exists(f.config.state_dir / "gcroots" / "7"));
+    CHECK(fs::exists(f.config.state_dir / "gcroots" / "8"));
+    CHECK(fs::exists(f.config.state_dir / "gcroots" / "9"));
+}
+
+TEST_CASE("describe_bytes") {
+    CHECK(describe_bytes(12) == "12 bytes");
+    CHECK(describe_bytes(1536) == "1536 bytes (1.5 KiB)");
+    CHECK(describe_bytes(3u << 30) == "3221225472 bytes (3.0 GiB)");
+}

@@ -1,0 +1,72 @@
+#include "registry/start_page.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+namespace {
+
+BuildRecord build(std::string image, std::optional<int> status, std::string error = {}) {
+    BuildRecord b;
+    b.image = std::move(image);
+    b.tag = "latest";
+    b.started_at = 1800000000.5; // 2027-01-15 08:00:00 UTC
+    b.duration = 12.345;
+    b.layers_built = 3;
+    b.layers_reused = 7;
+    b.status = status;
+    b.error = std::move(error);
+    return b;
+}
+
+} // namespace
+
+TEST_CASE("html_escape") {
+    CHECK(html_escape("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
+    CHECK(html_escape("plain/text-1.0") == "plain/text-1.0");
+}
+
+TEST_CASE("render_start_page") {
+    StartPage page;
+    page.source = "the package set at /srv/<pkgs>";
+    SUBCASE("pull commands for the request's host, meta-packages, source") {
+        page.host = "registry.example.com";
+        const auto html = render_start_page(page);
+        CHECK(html.find("docker pull registry.example.com/shell/hello") != std::string::npos);
+        CHECK(html.find("tls-verify") == std::string::npos);
+        CHECK(html.find("bashInteractive") != std::string::npos);
+        CHECK(html.find("aarch64-linux") != std::string::npos);
+        CHECK(html.find("the package set at /srv/&lt;pkgs&gt;") != std::string::npos);
+        CHECK(html.find("Nothing built yet") != std::string::npos);
+    }
+    SUBCASE("plain HTTP: clients are told to skip TLS verification") {
+        page.host = "127.0.0.1:8080";
+        page.tls = false;
+        const auto html = render_start_page(page);
+        CHECK(html.find("podman pull --tls-verify=false 127.0.0.1:8080/figlet") !=
+              std::string::npos);
+    }
+    SUBCASE("no Host header: a placeholder") {
+        CHECK(render_start_page(page).find("docker pull HOST/shell/hello") != std::string::npos);
+    }
+    SUBCASE("builds and errors; nothing a client or Nix wrote becomes markup") {
+        page.host = "x\"><script>alert(1)</script>";
+        page.builds = {build("shell/hello", 200), build("<b>odd</b>", std::nullopt)};
+        page.errors = {build("broken", 404, "error: <img src=x onerror=alert(1)> & more")};
+        const auto html = render_start_page(page);
+        CHECK(html.find("<script") == std::string::npos);
+        CHECK(html.find("<img") == std::string::npos);
+        CHECK(html.find("<b>odd") == std::string::npos);
+        CHECK(html.find("x&quot;&gt;&lt;script&gt;") != std::string::npos);
+        CHECK(html.find("error: &lt;img src=x onerror=alert(1)&gt; &amp; more") !=
+              std::string::npos);
+        CHECK(html.find("<td>2027-01-15 08:00:00</td><td>12 s</td><td class=\"n\">3</td>"
+                        "<td class=\"n\">7</td><td>built</td>") != std::string::npos);
+        CHECK(html.find("<td>building</td>") != std::string::npos);
+        CHECK(html.find("failed (404)") != std::string::npos);
+    }
+    SUBCASE("an unreadable history says so") {
+        page.history_unavailable = true;
+        CHECK(render_start_page(page).find("cannot be read") != std::string::npos);
+    }
+}
