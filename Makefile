@@ -25,6 +25,7 @@ SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp
 SRC_LIB    := $(filter-out $(SRC_MAIN),$(SRC_ALL))
 SRC_UNIT   := $(sort $(wildcard tests/unit/*.cpp))
+SRC_TOOLS  := $(sort $(wildcard tests/tools/*.cpp))
 OBJ_LIB    := $(SRC_LIB:%.cpp=$(BUILD)/obj/%.o)
 OBJ_MAIN   := $(SRC_MAIN:%.cpp=$(BUILD)/obj/%.o)
 OBJ_UNIT   := $(SRC_UNIT:%.cpp=$(BUILD)/obj/%.o)
@@ -34,7 +35,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: all test unit integration run deps-build deps-run deps-test print-debian-packages \
         install uninstall clean format check
 
-all: $(BUILD)/nixery $(BUILD)/unit-tests
+all: $(BUILD)/nixery $(BUILD)/unit-tests $(BUILD)/storage-tool
 
 $(BUILD)/nixery: $(OBJ_MAIN) $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
@@ -46,11 +47,15 @@ $(BUILD)/libnixery.a: $(OBJ_LIB)
 $(BUILD)/unit-tests: $(OBJ_UNIT) $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
 
+# A test program that drives one storage backend (tests/integration).
+$(BUILD)/storage-tool: $(BUILD)/obj/tests/tools/storage_tool.o $(BUILD)/libnixery.a
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
--include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d)
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d) $(BUILD)/obj/tests/tools/storage_tool.d
 
 # --- Debian packages ---------------------------------------------------------
 define ensure_debian_packages
@@ -102,7 +107,7 @@ clean:
 	rm -rf $(BUILD)
 
 format:
-	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 
 # --- checks --------------------------------------------------------------------
 # The core is pure: no I/O, no clock, no environment, no adapter libraries.
@@ -111,6 +116,6 @@ CORE_FORBIDDEN := fcgiapp.h|curl/|sqlite3.h|archive|unistd.h|fstream|iostream|cs
 check:
 	@if grep -nE '#include <($(CORE_FORBIDDEN))|getenv|std::time|system_clock' src/core/*; then \
 	  echo "src/core must stay pure (see STYLE)"; exit 1; fi
-	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 	$(MAKE) --no-print-directory BUILD=build/check CXXFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build/check/unit-tests
