@@ -51,8 +51,20 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
     };
 }
 
+Result<std::string> storage_location(const Config& config, const std::string& template_text) {
+    if (config.storage != StorageKind::filesystem) {
+        // An empty alias would serve the whole filesystem; object stores
+        // need no location at all.
+        return std::string("# (none: blobs are served by redirects to the object store)");
+    }
+    return render_template(template_text, nginx_values(config));
+}
+
 Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
     auto values = nginx_values(config);
+    TRY_ASSIGN(const auto storage_in,
+               read_file(config.data.nginx_dir / "storage-location.conf.in"));
+    TRY_ASSIGN(values["STORAGE_LOCATION"], storage_location(config, storage_in));
     // As root, nginx would switch its workers to "nobody", who may not be able
     // to reach a checkout under /root; a local instance runs them as us.
     std::string user;
