@@ -67,18 +67,22 @@ class S3rver:
     ACCESS_KEY = "S3RVER"
     SECRET_KEY = "S3RVER"
 
-    def __init__(self, bucket="nixery-test"):
+    def __init__(self, bucket="nixery-test", more_buckets=()):
         self.bucket = bucket
+        self.buckets = [bucket] + list(more_buckets)
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-s3rver-"))
         self.port = free_port()
         self.process = None
 
     def start(self):
         self.log = open(self.dir / "s3rver.log", "ab")
+        buckets = [a for b in self.buckets for a in ("--configure-bucket", b)]
+        # s3rver encrypts continuation tokens with DES, which OpenSSL 3 keeps
+        # in its legacy provider; without it, paginated listings fail.
+        env = dict(base_environment(), NODE_OPTIONS="--openssl-legacy-provider")
         self.process = subprocess.Popen(
-            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.port),
-             "--configure-bucket", self.bucket],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.port)] + buckets,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         wait_for_port(self.port, self.process, "s3rver")
         return self
 
@@ -95,8 +99,8 @@ class S3rver:
     def endpoint(self, port=None):
         return "http://127.0.0.1:%d" % (port or self.port)
 
-    def settings(self, port=None, **overrides):
-        env = {"NIXERY_STORAGE_BACKEND": "s3", "S3_BUCKET": self.bucket, "S3_ENDPOINT": self.endpoint(port),
+    def settings(self, port=None, bucket=None, **overrides):
+        env = {"NIXERY_STORAGE_BACKEND": "s3", "S3_BUCKET": bucket or self.bucket, "S3_ENDPOINT": self.endpoint(port),
                "S3_PATH_STYLE": "true", "S3_REGION": "us-east-1",
                "AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY}
         env.update(overrides)
@@ -109,9 +113,9 @@ class GcsServer:
 
     CLIENT_EMAIL = "nixery-test@nixery-test.iam.gserviceaccount.com"
 
-    def __init__(self, bucket="nixery-test", *flags):
+    def __init__(self, bucket="nixery-test", *flags, more_buckets=()):
         self.bucket = bucket
-        self.flags = list(flags)
+        self.flags = list(flags) + [a for b in more_buckets for a in ("--bucket", b)]
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-gcs-"))
         self.port = free_port()
         self.process = None
@@ -160,8 +164,8 @@ class GcsServer:
     def endpoint(self, port=None):
         return "http://127.0.0.1:%d" % (port or self.port)
 
-    def settings(self, port=None, **overrides):
-        env = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": self.bucket, "GCS_ENDPOINT": self.endpoint(port),
+    def settings(self, port=None, bucket=None, **overrides):
+        env = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": bucket or self.bucket, "GCS_ENDPOINT": self.endpoint(port),
                "GOOGLE_APPLICATION_CREDENTIALS": str(self.key_file)}
         env.update(overrides)
         return env
