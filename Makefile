@@ -19,7 +19,10 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
                 libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
-DEBIAN_TEST  := skopeo umoci python3 curl openssl clang-format
+# The S3 tests run s3rver from the npm registry; Debian's npm brings node.
+# An npm already on PATH (NodeSource's node bundles one) is used as it is.
+DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
+DEBIAN_TEST  := skopeo umoci python3 python3-cryptography curl openssl clang-format $(DEBIAN_NPM)
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp

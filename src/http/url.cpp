@@ -9,19 +9,6 @@ bool unreserved(unsigned char c) {
            c == '.' || c == '_' || c == '~';
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 } // namespace
 
 std::string uri_encode(std::string_view text, Slashes slashes) {
@@ -37,24 +24,6 @@ std::string uri_encode(std::string_view text, Slashes slashes) {
             out += k_hex[c >> 4];
             out += k_hex[c & 15];
         }
-    }
-    return out;
-}
-
-std::string uri_decode(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size()) {
-            const int hi = hex_value(text[i + 1]);
-            const int lo = hex_value(text[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out += static_cast<char>(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-        }
-        out += text[i];
     }
     return out;
 }

@@ -20,9 +20,6 @@ enum class Slashes { encode, keep };
 // uppercase, as SigV4 and GCS V4 signing require.
 std::string uri_encode(std::string_view text, Slashes slashes = Slashes::encode);
 
-// Decodes %XX sequences ('+' stays '+'); malformed escapes are kept as text.
-std::string uri_decode(std::string_view text);
-
 // "k1=v1&k2=v2" with both sides encoded, in the given order.
 std::string query_string(const QueryParams& params);
 

@@ -22,16 +22,14 @@
 #include "http/url.hpp"
 #include "storage/gcs_auth.hpp"
 #include "storage/gcs_signing.hpp"
+#include "storage/object_store.hpp"
 #include "storage/sigv4.hpp"
 #include "util/log.hpp"
 #include "util/timestamp.hpp"
 
 #include <ctime>
-#include <fcntl.h>
 #include <rapidjson/document.h>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
 namespace nixery {
 
@@ -106,11 +104,7 @@ public:
             return fail("list \"" + url_name("") + "\" at " + m_api.base() +
                         " failed: " + gcs_status(r) + hint);
         }
-        char host[256] = "host";
-        ::gethostname(host, sizeof host - 1);
-        const auto probe = "probes/" + std::string(host) + "-" + std::to_string(::getpid());
-        TRY(put(probe, "probe", "text/plain"));
-        return remove(probe);
+        return write_probe(*this);
     }
 
     const fs::path& staging_dir() const override { return m_staging; }
@@ -118,27 +112,24 @@ public:
     // `staged` is removed when this returns, uploaded or not.
     Result<void> persist(StagingFile staged, std::string_view key,
                          std::string_view content_type) override {
-        TRY(checked(key));
-        UniqueFd fd(::open(staged.path().c_str(), O_RDONLY | O_CLOEXEC));
-        struct stat st {};
-        if (!fd || ::fstat(fd.get(), &st) != 0) {
-            return fail("open \"" + staged.path().string() + "\" failed: " + errno_text(errno));
-        }
-        const auto size = static_cast<std::uint64_t>(st.st_size);
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto source, open_upload_source(staged));
+        const int fd = source.fd.get();
+        const auto size = source.size;
         if (size <= k_chunk_size) {
-            return media_upload(key, content_type, {}, FileRange{fd.get(), 0, size});
+            return media_upload(key, content_type, {}, FileRange{fd, 0, size});
         }
-        return resumable_upload(key, content_type, fd.get(), size);
+        return resumable_upload(key, content_type, fd, size);
     }
 
     Result<void> put(std::string_view key, std::string_view data,
                      std::string_view content_type) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         return media_upload(key, content_type, data, std::nullopt);
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         Request get;
         get.url = object_url(key);
         get.query = {{"alt", "media"}};
@@ -153,7 +144,7 @@ public:
     }
 
     Result<bool> exists(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         Request get;
         get.url = object_url(key);
         get.query = {{"fields", "name"}};
@@ -168,7 +159,7 @@ public:
     }
 
     Result<BlobLocation> locate(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         const auto path = m_api.path + "/" + m_s.bucket + "/" + std::string(key);
         if (!m_signer) {
             return BlobLocation{BlobLocation::Kind::redirect, m_api.scheme + "://" +
@@ -187,7 +178,7 @@ public:
     }
 
     Result<void> remove(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         Request del;
         del.method = "DELETE";
         del.url = object_url(key);
@@ -392,14 +383,6 @@ private:
         }
         return fail("upload \"" + name + "\" failed after " + std::to_string(failures) +
                     " attempts: " + last_error);
-    }
-
-    // Keys come from digests and hashes the callers computed.
-    static Result<void> checked(std::string_view key) {
-        if (key.empty() || key.front() == '/' || key.find("..") != std::string_view::npos) {
-            return fail("storage key \"" + std::string(key) + "\" is not a relative object name");
-        }
-        return {};
     }
 
     GcsSettings m_s;

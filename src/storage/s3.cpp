@@ -15,6 +15,7 @@
 
 #include "http/client.hpp"
 #include "http/retry.hpp"
+#include "storage/object_store.hpp"
 #include "storage/sigv4.hpp"
 #include "storage/xml.hpp"
 #include "util/log.hpp"
@@ -22,9 +23,6 @@
 #include "util/timestamp.hpp"
 
 #include <ctime>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace nixery {
 
@@ -75,11 +73,7 @@ public:
             return fail("list \"" + url_name("") + "\" at " + m_endpoint.base() +
                         " failed: " + s3_status(r) + hint);
         }
-        char host[256] = "host";
-        ::gethostname(host, sizeof host - 1);
-        const auto probe = "probes/" + std::string(host) + "-" + std::to_string(::getpid());
-        TRY(put(probe, "probe", "text/plain"));
-        return remove(probe);
+        return write_probe(*this);
     }
 
     const fs::path& staging_dir() const override { return m_staging; }
@@ -87,28 +81,25 @@ public:
     // `staged` is removed when this returns, uploaded or not.
     Result<void> persist(StagingFile staged, std::string_view key,
                          std::string_view content_type) override {
-        TRY(checked(key));
-        UniqueFd fd(::open(staged.path().c_str(), O_RDONLY | O_CLOEXEC));
-        struct stat st {};
-        if (!fd || ::fstat(fd.get(), &st) != 0) {
-            return fail("open \"" + staged.path().string() + "\" failed: " + errno_text(errno));
-        }
-        const auto size = static_cast<std::uint64_t>(st.st_size);
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto source, open_upload_source(staged));
+        const int fd = source.fd.get();
+        const auto size = source.size;
         if (size <= k_part_size) {
             TRY_ASSIGN(const auto r,
                        send("PUT", key, {}, {{"content-type", std::string(content_type)}}, {},
-                            FileRange{fd.get(), 0, size}));
+                            FileRange{fd, 0, size}));
             if (r.status != 200) {
                 return fail("upload \"" + url_name(key) + "\" failed: " + s3_status(r));
             }
             return {};
         }
-        return multipart(fd.get(), size, key, content_type);
+        return multipart(fd, size, key, content_type);
     }
 
     Result<void> put(std::string_view key, std::string_view data,
                      std::string_view content_type) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         TRY_ASSIGN(const auto r,
                    send("PUT", key, {}, {{"content-type", std::string(content_type)}}, data));
         if (r.status != 200) {
@@ -118,7 +109,7 @@ public:
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         TRY_ASSIGN(auto r, send("GET", key, {}, {}));
         if (r.status == 404) {
             return std::optional<std::string>();
@@ -130,7 +121,7 @@ public:
     }
 
     Result<bool> exists(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         TRY_ASSIGN(const auto r, send("HEAD", key, {}, {}));
         if (r.status == 200) {
             return true;
@@ -142,7 +133,7 @@ public:
     }
 
     Result<BlobLocation> locate(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         const auto t = target(key);
         sigv4::Request request;
         request.method = "GET";
@@ -157,7 +148,7 @@ public:
     }
 
     Result<void> remove(std::string_view key) override {
-        TRY(checked(key));
+        TRY(check_object_key(key));
         TRY_ASSIGN(const auto r, send("DELETE", key, {}, {}));
         if (r.status != 204 && r.status != 200 && r.status != 404) {
             return fail("delete \"" + url_name(key) + "\" failed: " + s3_status(r));
@@ -313,14 +304,6 @@ private:
         if (r.status != 200 || !xml::elements(r.body, "Error").empty()) {
             return fail("complete multipart upload \"" + url_name(key) +
                         "\" failed: " + s3_status(r));
-        }
-        return {};
-    }
-
-    // Keys come from digests and hashes the callers computed.
-    static Result<void> checked(std::string_view key) {
-        if (key.empty() || key.front() == '/' || key.find("..") != std::string_view::npos) {
-            return fail("storage key \"" + std::string(key) + "\" is not a relative object name");
         }
         return {};
     }

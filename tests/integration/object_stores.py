@@ -60,31 +60,13 @@ def ensure_s3rver():
     return S3RVER if S3RVER.exists() else None
 
 
-class S3rver:
-    """s3rver with one bucket. It accepts only its own access key (S3RVER)
-    but does not recompute SigV4 signatures; the unit tests cover those."""
+class StoreProcess:
+    """A store server run by the tests: its directory, port and process."""
 
-    ACCESS_KEY = "S3RVER"
-    SECRET_KEY = "S3RVER"
-
-    def __init__(self, bucket="nixery-test", more_buckets=()):
-        self.bucket = bucket
-        self.buckets = [bucket] + list(more_buckets)
-        self.dir = Path(tempfile.mkdtemp(prefix="nixery-s3rver-"))
+    def __init__(self, prefix):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_port()
         self.process = None
-
-    def start(self):
-        self.log = open(self.dir / "s3rver.log", "ab")
-        buckets = [a for b in self.buckets for a in ("--configure-bucket", b)]
-        # s3rver encrypts continuation tokens with DES, which OpenSSL 3 keeps
-        # in its legacy provider; without it, paginated listings fail.
-        env = dict(base_environment(), NODE_OPTIONS="--openssl-legacy-provider")
-        self.process = subprocess.Popen(
-            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.port)] + buckets,
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        wait_for_port(self.port, self.process, "s3rver")
-        return self
 
     def stop(self):
         stop_process(self.process)
@@ -99,6 +81,31 @@ class S3rver:
     def endpoint(self, port=None):
         return "http://127.0.0.1:%d" % (port or self.port)
 
+
+class S3rver(StoreProcess):
+    """s3rver with one bucket. It accepts only its own access key (S3RVER)
+    but does not recompute SigV4 signatures; the unit tests cover those."""
+
+    ACCESS_KEY = "S3RVER"
+    SECRET_KEY = "S3RVER"
+
+    def __init__(self, bucket="nixery-test", more_buckets=()):
+        self.bucket = bucket
+        self.buckets = [bucket] + list(more_buckets)
+        super().__init__("nixery-s3rver-")
+
+    def start(self):
+        self.log = open(self.dir / "s3rver.log", "ab")
+        buckets = [a for b in self.buckets for a in ("--configure-bucket", b)]
+        # s3rver encrypts continuation tokens with DES, which OpenSSL 3 keeps
+        # in its legacy provider; without it, paginated listings fail.
+        env = dict(base_environment(), NODE_OPTIONS="--openssl-legacy-provider")
+        self.process = subprocess.Popen(
+            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.port)] + buckets,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        wait_for_port(self.port, self.process, "s3rver")
+        return self
+
     def settings(self, port=None, bucket=None, **overrides):
         env = {"NIXERY_STORAGE_BACKEND": "s3", "S3_BUCKET": bucket or self.bucket, "S3_ENDPOINT": self.endpoint(port),
                "S3_PATH_STYLE": "true", "S3_REGION": "us-east-1",
@@ -107,7 +114,7 @@ class S3rver:
         return env
 
 
-class GcsServer:
+class GcsServer(StoreProcess):
     """gcs_server.py with a fresh service account (an RSA key made by
     openssl) whose token_uri is the server itself."""
 
@@ -116,9 +123,7 @@ class GcsServer:
     def __init__(self, bucket="nixery-test", *flags, more_buckets=()):
         self.bucket = bucket
         self.flags = list(flags) + [a for b in more_buckets for a in ("--bucket", b)]
-        self.dir = Path(tempfile.mkdtemp(prefix="nixery-gcs-"))
-        self.port = free_port()
-        self.process = None
+        super().__init__("nixery-gcs-")
         self.key_file = self.dir / "service-account.json"
         self.requests_log = self.dir / "requests.log"
 
@@ -150,19 +155,6 @@ class GcsServer:
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, self.process, "the GCS test server")
         return self
-
-    def stop(self):
-        stop_process(self.process)
-        self.process = None
-
-    def cleanup(self):
-        self.stop()
-        self.log.close()
-        if not keep_dirs():
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def endpoint(self, port=None):
-        return "http://127.0.0.1:%d" % (port or self.port)
 
     def settings(self, port=None, bucket=None, **overrides):
         env = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": bucket or self.bucket, "GCS_ENDPOINT": self.endpoint(port),

@@ -147,8 +147,24 @@ class RemoteContract(Contract):
     """What only object stores need: surviving a cut connection, and the
     atomic publication of uploads that never finish."""
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = cls.make_server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        super().tearDownClass()
+
+    def settings(self):
+        return self.server.settings()
+
+    def settings_at(self, port):
+        return self.server.settings(port)
+
     def through_proxy(self, proxy):
-        raise NotImplementedError
+        return self.server.settings(proxy.port)
 
     def test_interrupted_upload_leaves_nothing(self):
         key = "layers/interrupted-" + self.big_sha
@@ -159,7 +175,7 @@ class RemoteContract(Contract):
             env.update(self.through_proxy(proxy))
             env["NIXERY_STATE_DIR"] = str(self.state)
             upload = subprocess.Popen([str(STORAGE_TOOL), "persist", key, str(self.big), LAYER_TYPE],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.assertTrue(proxy.tripped.wait(60), "the upload never reached the stall point")
             upload.send_signal(signal.SIGKILL)  # the worker dies mid-upload
             upload.wait()
@@ -214,25 +230,10 @@ class RemoteContract(Contract):
 @unittest.skipUnless(have("node") or have("npm"), "node and npm are needed for s3rver")
 class S3ContractTest(RemoteContract, TestCase):
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def make_server(cls):
         if ensure_s3rver() is None:
             raise unittest.SkipTest("s3rver cannot be installed (npm missing)")
-        cls.server = S3rver().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
-        super().tearDownClass()
-
-    def settings(self):
-        return self.server.settings()
-
-    def settings_at(self, port):
-        return self.server.settings(port)
-
-    def through_proxy(self, proxy):
-        return self.server.settings(proxy.port)
+        return S3rver()
 
     def test_refused_credentials(self):
         r = self.tool("check", settings=self.server.settings(AWS_ACCESS_KEY_ID="NOT-A-KEY"), check=False)
@@ -251,24 +252,9 @@ class S3ContractTest(RemoteContract, TestCase):
 @unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
 class GcsContractTest(RemoteContract, TestCase):
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def make_server(cls):
         # A small page size makes listing follow nextPageToken.
-        cls.server = GcsServer("nixery-test", "--page-size", "2").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
-        super().tearDownClass()
-
-    def settings(self):
-        return self.server.settings()
-
-    def settings_at(self, port):
-        return self.server.settings(port)
-
-    def through_proxy(self, proxy):
-        return self.server.settings(proxy.port)
+        return GcsServer("nixery-test", "--page-size", "2")
 
     def test_requests_carry_an_issued_token(self):
         self.tool("put", "cache/token-check", self.file("t", b"t"), "application/json")
