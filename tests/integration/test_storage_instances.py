@@ -26,7 +26,7 @@ class SharedBucket:
     signature_parameter = None
 
     # One bucket per test, so each starts from an empty store.
-    BUCKETS = ("share", "layers", "pull", "digests")
+    BUCKETS = ("share", "layers", "pull", "digests", "tokens")
 
     def instance(self, bucket, **extra):
         settings = dict(self.server.settings(bucket=bucket), STORAGE_PATH=None)
@@ -185,6 +185,19 @@ class GcsInstancesTest(SharedBucket, TestCase):
 
     def make_server(self):
         return GcsServer()
+
+    def test_tokens_are_cached(self):
+        seen = len(self.server.requests())
+        with self.instance("tokens") as inst:
+            self.assertEqual(inst.manifest("app-b").status, 200)
+            self.assertEqual(inst.manifest("app-c").status, 200)
+        requests = self.server.requests()[seen:]
+        tokens = [r for r in requests if r["path"] == "/token"]
+        api = [r for r in requests if r["path"].startswith(("/storage/", "/upload/"))]
+        # One token for the master's check and one per worker process (2),
+        # however many requests their threads make.
+        self.assertLessEqual(len(tokens), 3, tokens)
+        self.assertGreater(len(api), 3 * len(tokens))
 
     def test_start_up_fails_when_credentials_are_refused(self):
         code, out = self.start_and_fail(
