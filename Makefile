@@ -19,12 +19,17 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
                 libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
-DEBIAN_TEST  := skopeo umoci podman runc python3 curl openssl clang-format systemd
+# The S3 tests run s3rver from the npm registry; Debian's npm brings node.
+# An npm already on PATH (NodeSource's node bundles one) is used as it is.
+DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
+DEBIAN_TEST  := skopeo umoci podman runc python3 python3-cryptography curl openssl clang-format \
+                systemd $(DEBIAN_NPM)
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp
 SRC_LIB    := $(filter-out $(SRC_MAIN),$(SRC_ALL))
 SRC_UNIT   := $(sort $(wildcard tests/unit/*.cpp))
+SRC_TOOLS  := $(sort $(wildcard tests/tools/*.cpp))
 OBJ_LIB    := $(SRC_LIB:%.cpp=$(BUILD)/obj/%.o)
 OBJ_MAIN   := $(SRC_MAIN:%.cpp=$(BUILD)/obj/%.o)
 OBJ_UNIT   := $(SRC_UNIT:%.cpp=$(BUILD)/obj/%.o)
@@ -34,7 +39,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: all test unit integration run bench deps-build deps-run deps-test print-debian-packages \
         install uninstall clean format check
 
-all: $(BUILD)/nixery $(BUILD)/unit-tests
+all: $(BUILD)/nixery $(BUILD)/unit-tests $(BUILD)/storage-tool
 
 $(BUILD)/nixery: $(OBJ_MAIN) $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
@@ -49,11 +54,16 @@ $(BUILD)/unit-tests: $(OBJ_UNIT) $(BUILD)/libnixery.a
 $(BUILD)/bench-pack: $(BUILD)/obj/tests/bench/pack.o $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
 
+# A test program that drives one storage backend (tests/integration).
+$(BUILD)/storage-tool: $(BUILD)/obj/tests/tools/storage_tool.o $(BUILD)/libnixery.a
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
--include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d) $(BUILD)/obj/tests/bench/pack.d
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d) $(BUILD)/obj/tests/bench/pack.d \
+         $(BUILD)/obj/tests/tools/storage_tool.d
 
 # --- Debian packages ---------------------------------------------------------
 define ensure_debian_packages
@@ -114,6 +124,8 @@ clean:
 # The binary finds its data files in ../share/nixery next to it, so BINDIR
 # and DATADIR follow PREFIX. systemd reads units from PREFIX/lib/systemd/system
 # for PREFIX /usr and /usr/local alike, and sysusers.d from PREFIX/lib too.
+NIX_FILES       := $(wildcard src/nix/*.nix)
+NGINX_TEMPLATES := $(wildcard nginx/*.conf.in)
 BINDIR          := $(PREFIX)/bin
 DATADIR         := $(PREFIX)/share/nixery
 SYSCONFDIR      ?= /etc
@@ -144,10 +156,9 @@ install: $(BUILD)/nixery
 	  $(DESTDIR)$(NGINX_SITES)
 	install -m 0755 $(BUILD)/nixery $(DESTDIR)$(BINDIR)/nixery
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
-	install -m 0644 src/nix/image.nix $(DESTDIR)$(DATADIR)/nix/
+	install -m 0644 $(NIX_FILES) $(DESTDIR)$(DATADIR)/nix/
 	install -m 0644 src/nix/demo/default.nix $(DESTDIR)$(DATADIR)/nix/demo/
-	install -m 0644 nginx/locations.conf.in nginx/local.conf.in nginx/nixery.conf.in \
-	  $(DESTDIR)$(DATADIR)/nginx/
+	install -m 0644 $(NGINX_TEMPLATES) $(DESTDIR)$(DATADIR)/nginx/
 	install -m 0644 systemd/nixery.env.example $(DESTDIR)$(DATADIR)/nixery.env.example
 	for unit in $(UNITS); do \
 	  sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$unit > $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit && \
@@ -175,15 +186,15 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/nixery $(DESTDIR)$(SYSUSERSDIR)/nixery.conf
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS))
-	rm -f $(DESTDIR)$(DATADIR)/sql/*.sql $(DESTDIR)$(DATADIR)/nix/image.nix \
+	rm -f $(DESTDIR)$(DATADIR)/sql/*.sql $(addprefix $(DESTDIR)$(DATADIR)/nix/,$(notdir $(NIX_FILES))) \
 	  $(DESTDIR)$(DATADIR)/nix/demo/default.nix $(DESTDIR)$(DATADIR)/nixery.env.example \
-	  $(DESTDIR)$(DATADIR)/nginx/locations.conf.in $(DESTDIR)$(DATADIR)/nginx/local.conf.in \
-	  $(DESTDIR)$(DATADIR)/nginx/nixery.conf.in $(DESTDIR)$(DATADIR)/nginx/nixery.conf
+	  $(addprefix $(DESTDIR)$(DATADIR)/nginx/,$(notdir $(NGINX_TEMPLATES))) \
+	  $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo $(DESTDIR)$(DATADIR)/nix \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)
 
 format:
-	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+	clang-format -i $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 
 # --- checks --------------------------------------------------------------------
 # The core is pure: no I/O, no clock, no environment, no adapter libraries.
@@ -192,6 +203,6 @@ CORE_FORBIDDEN := fcgiapp.h|curl/|sqlite3.h|archive|unistd.h|fstream|iostream|cs
 check:
 	@if grep -nE '#include <($(CORE_FORBIDDEN))|getenv|std::time|system_clock' src/core/*; then \
 	  echo "src/core must stay pure (see STYLE)"; exit 1; fi
-	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT)
+	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 	$(MAKE) --no-print-directory BUILD=build/check CXXFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build/check/unit-tests

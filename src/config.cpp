@@ -35,6 +35,10 @@ const std::map<std::string, std::string>& known_settings() {
         {"GCS_BUCKET", "Google Cloud Storage bucket (gcs backend)"},
         {"GOOGLE_APPLICATION_CREDENTIALS", "service-account key for GCS (optional)"},
         {"STORAGE_EMULATOR_HOST", "another GCS endpoint, without authentication (optional)"},
+        {"GCS_ENDPOINT",
+         "GCS JSON API endpoint, authenticated (default https://storage.googleapis.com)"},
+        {"GCE_METADATA_HOST",
+         "host[:port] of the GCE metadata server (default metadata.google.internal)"},
         {"S3_BUCKET", "S3 bucket (s3 backend)"},
         {"S3_ENDPOINT", "S3-compatible endpoint URL (empty: AWS)"},
         {"S3_REGION", "S3 region (default us-east-1)"},
@@ -232,6 +236,12 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         }
         c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
         c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
+        c.gcs.endpoint = get(env, "GCS_ENDPOINT");
+        c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
+        if (!c.gcs.emulator_host.empty() && !c.gcs.endpoint.empty()) {
+            return fail("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set: set one (the "
+                        "emulator is used without authentication, GCS_ENDPOINT with it)");
+        }
         break;
     case StorageKind::s3: {
         if (!get(env, "STORAGE_PATH").empty()) {

@@ -34,6 +34,8 @@ struct GcsSettings {
     std::string bucket;
     std::filesystem::path credentials; // GOOGLE_APPLICATION_CREDENTIALS; empty: metadata server
     std::string emulator_host;         // STORAGE_EMULATOR_HOST; empty: Google
+    std::string endpoint;              // GCS_ENDPOINT; empty: https://storage.googleapis.com
+    std::string metadata_host;         // GCE_METADATA_HOST; empty: metadata.google.internal
 };
 
 struct S3Settings {

@@ -166,7 +166,9 @@ int run_command(const char* self) {
     }
     log::info("nixery is running",
               {{"url", "http://127.0.0.1:" + std::to_string(config->port) + "/v2/"},
-               {"storage", config->storage_path.string()},
+               {"storage", config->storage == StorageKind::gcs  ? "gs://" + config->gcs.bucket
+                           : config->storage == StorageKind::s3 ? "s3://" + config->s3.bucket
+                                                                : config->storage_path.string()},
                {"state", state},
                {"source", config->describe_source()}});
 

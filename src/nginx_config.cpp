@@ -52,8 +52,31 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
     };
 }
 
-Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
+Result<std::string> storage_location(const Config& config, const std::string& template_text) {
+    if (config.storage != StorageKind::filesystem) {
+        // An empty alias would serve the whole filesystem; object stores
+        // need no location at all.
+        return std::string("# (none: blobs are served by redirects to the object store)");
+    }
+    return render_template(template_text, nginx_values(config));
+}
+
+namespace {
+
+// nginx_values() plus the blob location (or none) that locations.conf.in
+// includes, for the local and the production configuration alike.
+Result<std::map<std::string, std::string>> location_values(const Config& config) {
     auto values = nginx_values(config);
+    TRY_ASSIGN(const auto storage_in,
+               read_file(config.data.nginx_dir / "storage-location.conf.in"));
+    TRY_ASSIGN(values["STORAGE_LOCATION"], storage_location(config, storage_in));
+    return values;
+}
+
+} // namespace
+
+Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
+    TRY_ASSIGN(auto values, location_values(config));
     // As root, nginx would switch its workers to "nobody", who may not be able
     // to reach a checkout under /root; a local instance runs them as us.
     std::string user;
@@ -77,7 +100,7 @@ Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
 
 Result<std::string> render_production_nginx_config(const Config& config,
                                                    const ProductionSite& site) {
-    auto values = nginx_values(config);
+    TRY_ASSIGN(auto values, location_values(config));
     values["SOCKET"] = site.socket;
     TRY_ASSIGN(const auto locations_in, read_file(config.data.nginx_dir / "locations.conf.in"));
     TRY_ASSIGN(const auto server_in, read_file(config.data.nginx_dir / "nixery.conf.in"));

@@ -1,6 +1,8 @@
 #include "storage/backend.hpp"
 
 #include "storage/filesystem.hpp"
+#include "storage/gcs.hpp"
+#include "storage/s3.hpp"
 
 namespace nixery {
 
@@ -9,9 +11,9 @@ Result<std::unique_ptr<StorageBackend>> make_storage(const Config& config) {
     case StorageKind::filesystem:
         return make_filesystem_storage(config.storage_path);
     case StorageKind::gcs:
-        return fail("NIXERY_STORAGE_BACKEND=gcs is not available in this build yet");
+        return make_gcs_storage(config.gcs, config.state_dir);
     case StorageKind::s3:
-        return fail("NIXERY_STORAGE_BACKEND=s3 is not available in this build yet");
+        return make_s3_storage(config.s3, config.state_dir);
     }
     return fail("unknown storage backend");
 }

@@ -29,7 +29,7 @@ TEST_PKGS = ROOT / "tests" / "pkgs"
 
 # Settings of the environment that must not leak into a test instance.
 _INSTANCE_VARIABLES = ("PORT", "STORAGE_PATH", "GCS_BUCKET", "GOOGLE_APPLICATION_CREDENTIALS",
-                       "STORAGE_EMULATOR_HOST", "S3_BUCKET", "S3_ENDPOINT", "S3_REGION",
+                       "STORAGE_EMULATOR_HOST", "GCS_ENDPOINT", "GCE_METADATA_HOST", "S3_BUCKET", "S3_ENDPOINT", "S3_REGION",
                        "S3_PATH_STYLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                        "AWS_SESSION_TOKEN", "NIX_TIMEOUT", "NIX_POPULARITY_URL")
 

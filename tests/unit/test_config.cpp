@@ -62,6 +62,13 @@ TEST_CASE("load_config") {
         env = base();
         env.erase("STORAGE_PATH");
         CHECK(error_of(env) == "STORAGE_PATH is not set");
+        env = base();
+        env.erase("STORAGE_PATH");
+        env["NIXERY_STORAGE_BACKEND"] = "gcs";
+        env["GCS_BUCKET"] = "b";
+        env["GCS_ENDPOINT"] = "http://127.0.0.1:1";
+        env["STORAGE_EMULATOR_HOST"] = "127.0.0.1:2";
+        CHECK(error_of(env).find("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set") == 0);
     }
 }
 
@@ -84,6 +91,23 @@ TEST_CASE("render_production_nginx_config") {
     CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
     CHECK(text->find("location = /metrics") != std::string::npos);
     CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
+}
+
+TEST_CASE("storage_location") {
+    const std::string block = "location /_storage/ {\n    alias @STORAGE_PATH@/;\n}\n";
+    auto c = load_config(base());
+    REQUIRE(c);
+    CHECK(*storage_location(*c, block) == "location /_storage/ {\n    alias /tmp/s/;\n}\n");
+    auto env = base();
+    env.erase("STORAGE_PATH");
+    env["NIXERY_STORAGE_BACKEND"] = "gcs";
+    env["GCS_BUCKET"] = "b";
+    auto gcs = load_config(env);
+    REQUIRE_MESSAGE(gcs, gcs.error().message);
+    const auto none = storage_location(*gcs, block);
+    REQUIRE(none);
+    CHECK(none->find("alias") == std::string::npos);
+    CHECK(none->rfind("#", 0) == 0);
 }
 
 TEST_CASE("render_template") {

@@ -110,4 +110,15 @@ std::map<std::string, TarEntry> read_layer(const std::filesystem::path& file, st
     return out;
 }
 
+std::filesystem::path data_file(const std::string& name) {
+    // build/unit-tests and build/check/unit-tests both sit below the checkout.
+    auto dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+    for (; dir.has_relative_path(); dir = dir.parent_path()) {
+        if (std::filesystem::exists(dir / "tests" / "unit" / "data")) {
+            return dir / "tests" / "unit" / "data" / name;
+        }
+    }
+    throw std::runtime_error("tests/unit/data not found above the test binary");
+}
+
 } // namespace testutil

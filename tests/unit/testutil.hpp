@@ -36,6 +36,8 @@ std::map<std::string, TarEntry> read_layer(const std::filesystem::path& file,
                                            std::string* order = nullptr);
 
 std::string gunzip_file(const std::filesystem::path& file);
+// A fixture of tests/unit/data, found from the test binary's location.
+std::filesystem::path data_file(const std::string& name);
 std::string slurp(const std::filesystem::path& file);
 
 } // namespace testutil

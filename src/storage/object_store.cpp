@@ -1,0 +1,37 @@
+#include "storage/object_store.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nixery {
+
+Result<void> check_object_key(std::string_view key) {
+    if (key.empty() || key.front() == '/' || key.find("..") != std::string_view::npos ||
+        key.find('\0') != std::string_view::npos) {
+        return fail("storage key \"" + std::string(key) + "\" is not a relative object name");
+    }
+    return {};
+}
+
+Result<UploadSource> open_upload_source(const StagingFile& staged) {
+    UploadSource source;
+    source.fd = UniqueFd(::open(staged.path().c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!source.fd || ::fstat(source.fd.get(), &st) != 0) {
+        return fail("open \"" + staged.path().string() + "\" failed: " + errno_text(errno));
+    }
+    source.size = static_cast<std::uint64_t>(st.st_size);
+    return source;
+}
+
+Result<void> write_probe(StorageBackend& storage) {
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    const auto probe = "probes/" + std::string(host) + "-" + std::to_string(::getpid());
+    TRY(storage.put(probe, "probe", "text/plain"));
+    return storage.remove(probe);
+}
+
+} // namespace nixery

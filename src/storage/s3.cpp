@@ -1,0 +1,332 @@
+// The S3 backend, for AWS and S3-compatible stores (MinIO, Garage, Ceph RGW,
+// R2, B2, …): objects in S3_BUCKET under the same keys as the filesystem
+// backend, requests signed with SigV4 (sigv4.hpp), blobs served by a 307 to
+// a presigned GET URL valid for five minutes.
+//
+// Atomic publication: S3 creates an object only when a PUT completes, or
+// when CompleteMultipartUpload stitches the parts of a multipart upload
+// together; until then nothing exists under the key. A failed multipart
+// upload is aborted so its parts do not linger (best effort: if the store
+// is gone, a bucket lifecycle rule for incomplete uploads cleans up).
+// Staging files live under NIXERY_STATE_DIR/staging and are streamed part
+// by part, never loaded into memory.
+
+#include "storage/s3.hpp"
+
+#include "http/client.hpp"
+#include "http/retry.hpp"
+#include "storage/object_store.hpp"
+#include "storage/sigv4.hpp"
+#include "storage/xml.hpp"
+#include "util/log.hpp"
+#include "util/sha256.hpp"
+#include "util/timestamp.hpp"
+
+#include <ctime>
+
+namespace nixery {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Parts of 8 MiB (S3 wants at least 5 MiB but the last); smaller staging
+// files go up in a single PUT.
+constexpr std::uint64_t k_part_size = 8 << 20;
+constexpr std::int64_t k_url_lifetime = 300;
+constexpr auto k_transfer_timeout = std::chrono::seconds(900);
+
+// "HTTP 403 AccessDenied: Access Denied" from an S3 error document.
+std::string s3_status(const HttpResponse& r) {
+    const auto code = xml::text(r.body, "Code");
+    const auto message = xml::text(r.body, "Message");
+    return describe_status(r,
+                           code.empty() ? message : code + (message.empty() ? "" : ": " + message));
+}
+
+class S3Backend final : public StorageBackend {
+public:
+    S3Backend(S3Settings settings, EndpointUrl endpoint, fs::path staging)
+        : m_s(std::move(settings)), m_endpoint(std::move(endpoint)),
+          m_staging(std::move(staging)), m_credentials{m_s.access_key_id, m_s.secret_access_key,
+                                                       m_s.session_token} {}
+
+    std::string describe() const override {
+        return "s3 bucket \"" + m_s.bucket + "\" at " + m_endpoint.base() +
+               (m_s.path_style ? " (path style)" : "");
+    }
+
+    Result<void> check() override {
+        TRY(make_dirs(m_staging));
+        // Listing proves the bucket exists and the credentials are accepted;
+        // the probe proves they may write and delete.
+        TRY_ASSIGN(const auto r, send("GET", "", {{"list-type", "2"}, {"max-keys", "1"}}, {}));
+        if (r.status != 200) {
+            std::string hint;
+            const auto code = xml::text(r.body, "Code");
+            if (r.status == 403 || code == "InvalidAccessKeyId" ||
+                code == "SignatureDoesNotMatch") {
+                hint = " (check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and S3_REGION)";
+            } else if (code == "NoSuchBucket" || r.status == 404) {
+                hint = " (does S3_BUCKET exist at S3_ENDPOINT?)";
+            }
+            return fail("list \"" + url_name("") + "\" at " + m_endpoint.base() +
+                        " failed: " + s3_status(r) + hint);
+        }
+        return write_probe(*this);
+    }
+
+    const fs::path& staging_dir() const override { return m_staging; }
+
+    // `staged` is removed when this returns, uploaded or not.
+    Result<void> persist(StagingFile staged, std::string_view key,
+                         std::string_view content_type) override {
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto source, open_upload_source(staged));
+        const int fd = source.fd.get();
+        const auto size = source.size;
+        if (size <= k_part_size) {
+            TRY_ASSIGN(const auto r,
+                       send("PUT", key, {}, {{"content-type", std::string(content_type)}}, {},
+                            FileRange{fd, 0, size}));
+            if (r.status != 200) {
+                return fail("upload \"" + url_name(key) + "\" failed: " + s3_status(r));
+            }
+            return {};
+        }
+        return multipart(fd, size, key, content_type);
+    }
+
+    Result<void> put(std::string_view key, std::string_view data,
+                     std::string_view content_type) override {
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto r,
+                   send("PUT", key, {}, {{"content-type", std::string(content_type)}}, data));
+        if (r.status != 200) {
+            return fail("upload \"" + url_name(key) + "\" failed: " + s3_status(r));
+        }
+        return {};
+    }
+
+    Result<std::optional<std::string>> fetch(std::string_view key) override {
+        TRY(check_object_key(key));
+        TRY_ASSIGN(auto r, send("GET", key, {}, {}));
+        if (r.status == 404) {
+            return std::optional<std::string>();
+        }
+        if (r.status != 200) {
+            return fail("get \"" + url_name(key) + "\" failed: " + s3_status(r));
+        }
+        return std::optional<std::string>(std::move(r.body));
+    }
+
+    Result<bool> exists(std::string_view key) override {
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto r, send("HEAD", key, {}, {}));
+        if (r.status == 200) {
+            return true;
+        }
+        if (r.status == 404) {
+            return false;
+        }
+        return fail("head \"" + url_name(key) + "\" failed: " + describe_status(r, {}));
+    }
+
+    Result<BlobLocation> locate(std::string_view key) override {
+        TRY(check_object_key(key));
+        const auto t = target(key);
+        sigv4::Request request;
+        request.method = "GET";
+        request.path = t.path;
+        request.headers = {{"host", t.host}};
+        if (m_credentials.access_key_id.empty()) {
+            return BlobLocation{BlobLocation::Kind::redirect, t.url};
+        }
+        const auto query = sigv4::presigned_query(request, m_credentials, scope(std::time(nullptr)),
+                                                  k_url_lifetime);
+        return BlobLocation{BlobLocation::Kind::redirect, t.url + "?" + query};
+    }
+
+    Result<void> remove(std::string_view key) override {
+        TRY(check_object_key(key));
+        TRY_ASSIGN(const auto r, send("DELETE", key, {}, {}));
+        if (r.status != 204 && r.status != 200 && r.status != 404) {
+            return fail("delete \"" + url_name(key) + "\" failed: " + s3_status(r));
+        }
+        return {};
+    }
+
+    Result<std::vector<StoredObject>> list(std::string_view prefix) override {
+        std::vector<StoredObject> out;
+        std::string token;
+        do {
+            QueryParams query{{"list-type", "2"}, {"prefix", std::string(prefix)}};
+            if (!token.empty()) {
+                query.emplace_back("continuation-token", token);
+            }
+            TRY_ASSIGN(const auto r, send("GET", "", query, {}));
+            if (r.status != 200) {
+                return fail("list \"" + url_name(prefix) + "\" failed: " + s3_status(r));
+            }
+            for (const auto contents : xml::elements(r.body, "Contents")) {
+                StoredObject o;
+                o.key = xml::text(contents, "Key");
+                o.size = std::strtoull(xml::text(contents, "Size").c_str(), nullptr, 10);
+                o.modified = parse_rfc3339(xml::text(contents, "LastModified")).value_or(0);
+                out.push_back(std::move(o));
+            }
+            token = xml::text(r.body, "IsTruncated") == "true"
+                        ? xml::text(r.body, "NextContinuationToken")
+                        : std::string();
+        } while (!token.empty());
+        return out;
+    }
+
+private:
+    struct Target {
+        std::string url;  // without a query
+        std::string host; // the Host header, which is signed
+        std::string path; // not encoded
+    };
+
+    // Virtual-host style puts the bucket in the host name, path style in
+    // the path (docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html).
+    Target target(std::string_view key) const {
+        Target t;
+        if (m_s.path_style) {
+            t.host = m_endpoint.authority;
+            t.path =
+                m_endpoint.path + "/" + m_s.bucket + (key.empty() ? "" : "/" + std::string(key));
+        } else {
+            t.host = m_s.bucket + "." + m_endpoint.authority;
+            t.path = m_endpoint.path + "/" + std::string(key);
+        }
+        t.url = m_endpoint.scheme + "://" + t.host + sigv4::canonical_uri(t.path);
+        return t;
+    }
+
+    std::string url_name(std::string_view key) const {
+        return "s3://" + m_s.bucket + "/" + std::string(key);
+    }
+
+    sigv4::Scope scope(std::time_t now) const { return {sigv4::timestamp(now), m_s.region, "s3"}; }
+
+    // One signed request, retried with backoff on transport errors and
+    // 5xx/429. Transport errors come back naming the request.
+    Result<HttpResponse> send(const std::string& method, std::string_view key,
+                              const QueryParams& query, const HttpHeaders& extra,
+                              std::string_view body = {},
+                              std::optional<FileRange> file = std::nullopt) {
+        const auto t = target(key);
+        const auto payload_hash = file ? std::string(sigv4::k_unsigned_payload) : sha256_hex(body);
+        auto made = [&]() -> Result<HttpRequest> {
+            HttpRequest r;
+            r.method = method;
+            r.url = t.url + (query.empty() ? "" : "?" + sigv4::canonical_query(query));
+            r.body = std::string(body);
+            r.file = file;
+            r.timeout =
+                file || body.size() > (1 << 20) ? k_transfer_timeout : std::chrono::seconds(30);
+            sigv4::Request s;
+            s.method = method;
+            s.path = t.path;
+            s.query = query;
+            s.payload_hash = payload_hash;
+            s.headers = {{"host", t.host},
+                         {"x-amz-date", sigv4::timestamp(std::time(nullptr))},
+                         {"x-amz-content-sha256", payload_hash}};
+            if (!m_credentials.session_token.empty()) {
+                s.headers.emplace_back("x-amz-security-token", m_credentials.session_token);
+            }
+            for (const auto& h : extra) {
+                s.headers.push_back(h);
+            }
+            r.headers = s.headers;
+            if (!m_credentials.access_key_id.empty()) {
+                r.headers.emplace_back(
+                    "authorization",
+                    sigv4::authorization(s, m_credentials, scope(std::time(nullptr))));
+            }
+            return r;
+        };
+        auto r = perform_with_retries(m_http, made);
+        if (!r) {
+            return fail(method + " \"" + url_name(key) + "\" at " + m_endpoint.base() +
+                        " failed: " + r.error().message);
+        }
+        return r;
+    }
+
+    Result<void> multipart(int fd, std::uint64_t size, std::string_view key,
+                           std::string_view content_type) {
+        TRY_ASSIGN(const auto init, send("POST", key, {{"uploads", ""}},
+                                         {{"content-type", std::string(content_type)}}));
+        const auto upload_id = xml::text(init.body, "UploadId");
+        if (init.status != 200 || upload_id.empty()) {
+            return fail("start multipart upload \"" + url_name(key) +
+                        "\" failed: " + s3_status(init));
+        }
+        auto uploaded = upload_parts(fd, size, key, upload_id);
+        if (!uploaded) {
+            auto aborted = send("DELETE", key, {{"uploadId", upload_id}}, {});
+            if (!aborted || (aborted->status != 204 && aborted->status != 200)) {
+                log::warn("aborting multipart upload failed",
+                          {{"key", url_name(key)},
+                           {"error", aborted ? s3_status(*aborted) : aborted.error().message}});
+            }
+            return uploaded;
+        }
+        return {};
+    }
+
+    Result<void> upload_parts(int fd, std::uint64_t size, std::string_view key,
+                              const std::string& upload_id) {
+        std::string complete = "<CompleteMultipartUpload>";
+        int number = 1;
+        for (std::uint64_t offset = 0; offset < size; offset += k_part_size, ++number) {
+            const auto length = std::min(k_part_size, size - offset);
+            TRY_ASSIGN(const auto r,
+                       send("PUT", key,
+                            {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}, {},
+                            {}, FileRange{fd, offset, length}));
+            const auto etag = r.header("etag");
+            if (r.status != 200 || etag.empty()) {
+                return fail("upload part " + std::to_string(number) + " of \"" + url_name(key) +
+                            "\" failed: " + s3_status(r));
+            }
+            complete += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" +
+                        xml::escape(etag) + "</ETag></Part>";
+        }
+        complete += "</CompleteMultipartUpload>";
+        TRY_ASSIGN(const auto r, send("POST", key, {{"uploadId", upload_id}},
+                                      {{"content-type", "application/xml"}}, complete));
+        // S3 may answer 200 and still report an error in the body.
+        if (r.status != 200 || !xml::elements(r.body, "Error").empty()) {
+            return fail("complete multipart upload \"" + url_name(key) +
+                        "\" failed: " + s3_status(r));
+        }
+        return {};
+    }
+
+    S3Settings m_s;
+    EndpointUrl m_endpoint;
+    fs::path m_staging;
+    sigv4::Credentials m_credentials;
+    HttpClient m_http;
+};
+
+} // namespace
+
+Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
+                                                        const fs::path& state_dir) {
+    const auto endpoint_text = settings.endpoint.empty()
+                                   ? "https://s3." + settings.region + ".amazonaws.com"
+                                   : settings.endpoint;
+    TRY_ASSIGN(auto endpoint, parse_endpoint(endpoint_text, "S3_ENDPOINT"));
+    const auto staging = state_dir / "staging";
+    TRY(make_dirs(staging));
+    return std::unique_ptr<StorageBackend>(
+        std::make_unique<S3Backend>(settings, std::move(endpoint), staging));
+}
+
+} // namespace nixery

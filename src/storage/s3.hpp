@@ -1,0 +1,13 @@
+// The S3 storage backend (see s3.cpp).
+#pragma once
+
+#include "storage/backend.hpp"
+
+namespace nixery {
+
+// Checks the settings (endpoint URL); makes the staging directory under
+// state_dir. Reachability and credentials are check()'s job.
+Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
+                                                        const std::filesystem::path& state_dir);
+
+} // namespace nixery

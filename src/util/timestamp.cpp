@@ -1,0 +1,47 @@
+#include "util/timestamp.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace nixery {
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
+    const std::string s(text);
+    std::tm tm{};
+    int used = 0;
+    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6) {
+        return std::nullopt;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    std::int64_t t = timegm(&tm);
+    std::size_t i = static_cast<std::size_t>(used);
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+            ++i;
+        }
+    }
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        int hours = 0;
+        int minutes = 0;
+        if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &hours, &minutes) != 2) {
+            return std::nullopt;
+        }
+        const int offset = (hours * 60 + minutes) * 60;
+        t += s[i] == '+' ? -offset : offset;
+        i += 6;
+    } else if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+        ++i;
+    } else {
+        return std::nullopt;
+    }
+    if (i != s.size()) {
+        return std::nullopt;
+    }
+    return t;
+}
+
+} // namespace nixery

@@ -1,0 +1,388 @@
+"""The storage contract, the same for every backend: publish (put, and
+persist through a staging file), fetch, exists, serve (locate, and what a
+client gets when it follows the location), remove, list, missing objects,
+and atomic publication (an interrupted upload leaves nothing under the
+final name). Run against the filesystem, S3 (s3rver) and GCS (the test
+server of gcs_server.py) through build/storage-tool."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from harness import ROOT, TestCase, base_environment, free_port, have, keep_dirs
+from object_stores import (STORAGE_TOOL, FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool)
+
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+BIG = 20 * 1024 * 1024 + 12345  # above the 8 MiB single-request limit: multipart / resumable
+
+
+class Contract:
+    """Mixed into a TestCase per backend; the subclass provides settings()."""
+
+    remote = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = Path(tempfile.mkdtemp(prefix="nixery-contract-"))
+        cls.state = cls.work / "state"
+        cls.big = cls.work / "big"
+        with open(cls.big, "wb") as f:
+            f.write(os.urandom(BIG))
+        cls.big_sha = hashlib.sha256(cls.big.read_bytes()).hexdigest()
+
+    @classmethod
+    def tearDownClass(cls):
+        if not keep_dirs():
+            shutil.rmtree(cls.work, ignore_errors=True)
+
+    def tool(self, *args, settings=None, check=True, timeout=300):
+        return storage_tool(settings or self.settings(), *args, state_dir=self.state, check=check,
+                            timeout=timeout)
+
+    def file(self, name, data):
+        path = self.work / name
+        path.write_bytes(data)
+        return path
+
+    def exists(self, key, settings=None):
+        return self.tool("exists", key, settings=settings).stdout.decode().strip() == "true"
+
+    def listed(self, prefix, settings=None):
+        out = self.tool("list", prefix, settings=settings).stdout.decode()
+        return {o["key"]: o for o in map(json.loads, out.splitlines())}
+
+    def follow(self, key):
+        """What a client gets for `key`: (body, content type)."""
+        location = json.loads(self.tool("locate", key).stdout)
+        if location["kind"] == "accel_redirect":
+            # nginx serves STORAGE_PATH + the part after /_storage/.
+            self.assertTrue(location["location"].startswith("/_storage/"), location)
+            path = Path(self.settings()["STORAGE_PATH"]) / location["location"][len("/_storage/"):]
+            return path.read_bytes(), None
+        self.assertEqual(location["kind"], "redirect")
+        with urllib.request.urlopen(location["location"], timeout=30) as r:
+            return r.read(), r.headers.get("Content-Type")
+
+    # -- the contract ----------------------------------------------------------
+
+    def test_check(self):
+        out = self.tool("check").stdout.decode()
+        self.assertTrue(out.strip())
+
+    def test_put_fetch_exists_remove(self):
+        key = "cache/layers/%s.json" % self.id().rsplit(".", 1)[1]
+        data = b'{"digest":"sha256:00"}'
+        self.tool("put", key, self.file("small", data), "application/json")
+        self.assertTrue(self.exists(key))
+        self.assertEqual(self.tool("fetch", key).stdout, data)
+        # Replacing an object is allowed (records are rewritten).
+        self.tool("put", key, self.file("small2", b"{}"), "application/json")
+        self.assertEqual(self.tool("fetch", key).stdout, b"{}")
+        self.tool("remove", key)
+        self.assertFalse(self.exists(key))
+
+    def test_missing_object(self):
+        key = "layers/" + "0" * 64
+        self.assertFalse(self.exists(key))
+        r = self.tool("fetch", key, check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, b"")
+        self.tool("remove", key)  # removing what is not there is fine
+
+    def test_persist_streams_a_large_blob(self):
+        key = "layers/" + self.big_sha
+        staging = Path(self.tool("staging-dir").stdout.decode().strip())
+        before = set(staging.iterdir()) if staging.exists() else set()
+        self.tool("persist", key, self.big, LAYER_TYPE)
+        self.assertTrue(self.exists(key))
+        self.assertEqual(hashlib.sha256(self.tool("fetch", key).stdout).hexdigest(), self.big_sha)
+        self.assertEqual(self.listed("layers/")[key]["size"], BIG)
+        body, content_type = self.follow(key)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), self.big_sha)
+        if self.remote:
+            self.assertEqual(content_type, LAYER_TYPE)
+        self.assertEqual(set(staging.iterdir()), before, "the staging file is removed after the upload")
+
+    def test_served_manifest_keeps_its_media_type(self):
+        data = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE}).encode()
+        key = "layers/" + hashlib.sha256(data).hexdigest()
+        self.tool("put", key, self.file("manifest", data), MANIFEST_TYPE)
+        body, content_type = self.follow(key)
+        self.assertEqual(body, data)
+        if self.remote:
+            self.assertEqual(content_type, MANIFEST_TYPE)
+
+    def test_list_by_prefix(self):
+        prefix = "cache/images/%s/" % self.id().rsplit(".", 1)[1]
+        for i in range(5):
+            self.tool("put", prefix + "r%d.json" % i, self.file("r", b"x" * (i + 1)), "application/json")
+        self.tool("put", "cache/other.json", self.file("o", b"o"), "application/json")
+        listed = self.listed(prefix)
+        self.assertEqual(sorted(listed), [prefix + "r%d.json" % i for i in range(5)])
+        self.assertEqual([listed[k]["size"] for k in sorted(listed)], [1, 2, 3, 4, 5])
+        now = time.time()
+        for o in listed.values():
+            self.assertLess(abs(o["modified"] - now), 600, o)
+        self.assertEqual(self.listed(prefix + "nothing"), {})
+
+
+class FilesystemContractTest(Contract, TestCase):
+    remote = False
+
+    def settings(self):
+        return {"NIXERY_STORAGE_BACKEND": "filesystem", "STORAGE_PATH": str(self.work / "storage")}
+
+
+class RemoteContract(Contract):
+    """What only object stores need: surviving a cut connection, and the
+    atomic publication of uploads that never finish."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = cls.make_server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        super().tearDownClass()
+
+    def settings(self):
+        return self.server.settings()
+
+    def settings_at(self, port):
+        return self.server.settings(port)
+
+    def through_proxy(self, proxy):
+        return self.server.settings(proxy.port)
+
+    def test_interrupted_upload_leaves_nothing(self):
+        key = "layers/interrupted-" + self.big_sha
+        proxy = FaultProxy(self.server.port)
+        try:
+            proxy.stall_after(12 * 1024 * 1024)  # in the middle of the second part / chunk
+            env = base_environment()
+            env.update(self.through_proxy(proxy))
+            env["NIXERY_STATE_DIR"] = str(self.state)
+            upload = subprocess.Popen([str(STORAGE_TOOL), "persist", key, str(self.big), LAYER_TYPE],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.assertTrue(proxy.tripped.wait(60), "the upload never reached the stall point")
+            upload.send_signal(signal.SIGKILL)  # the worker dies mid-upload
+            upload.wait()
+        finally:
+            proxy.close()
+        self.assertFalse(self.exists(key))
+        self.assertNotIn(key, self.listed("layers/"))
+        r = self.tool("fetch", key, check=False)
+        self.assertEqual(r.returncode, 3)
+
+    def test_failed_upload_leaves_nothing(self):
+        key = "layers/failed-" + self.big_sha
+        proxy = FaultProxy(self.server.port)
+        proxy.drop_after(12 * 1024 * 1024)
+        try:
+            # Every byte past the limit is swallowed: retries fail too.
+            r = storage_tool(self.through_proxy(proxy), "persist", key, self.big, LAYER_TYPE,
+                             state_dir=self.state, check=False, timeout=600)
+        finally:
+            proxy.close()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(key, r.stderr.decode())
+        self.assertFalse(self.exists(key))
+        self.assertNotIn(key, self.listed("layers/"))
+
+    def test_cut_connection_is_retried(self):
+        key = "layers/retried-" + self.big_sha
+        proxy = FaultProxy(self.server.port)
+        try:
+            proxy.cut_after(12 * 1024 * 1024)
+            storage_tool(self.through_proxy(proxy), "persist", key, self.big, LAYER_TYPE, state_dir=self.state)
+            self.assertTrue(proxy.tripped.is_set(), "the connection was never cut")
+        finally:
+            proxy.close()
+        self.assertEqual(hashlib.sha256(self.tool("fetch", key).stdout).hexdigest(), self.big_sha)
+
+    def test_unreachable_store_fails_fast_and_says_where(self):
+        port = free_port()  # nothing listens here
+        settings = self.settings_at(port)
+        started = time.time()
+        r = self.tool("check", settings=settings, check=False)
+        self.assertEqual(r.returncode, 1)
+        message = r.stderr.decode()
+        self.assertIn("127.0.0.1:%d" % port, message)
+        self.assertIn(self.server.bucket, message)
+        self.assertIn("connect", message.lower())
+        r = self.tool("exists", "layers/x", settings=settings, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertLess(time.time() - started, 20)
+
+
+@unittest.skipUnless(have("node") or have("npm"), "node and npm are needed for s3rver")
+class S3ContractTest(RemoteContract, TestCase):
+    @classmethod
+    def make_server(cls):
+        if ensure_s3rver() is None:
+            raise unittest.SkipTest("s3rver cannot be installed (npm missing)")
+        return S3rver()
+
+    def test_refused_credentials(self):
+        r = self.tool("check", settings=self.server.settings(AWS_ACCESS_KEY_ID="NOT-A-KEY"), check=False)
+        self.assertEqual(r.returncode, 1)
+        message = r.stderr.decode()
+        self.assertIn("s3://nixery-test/", message)
+        self.assertIn("HTTP 403: InvalidAccessKeyId", message)
+        self.assertIn("AWS_ACCESS_KEY_ID", message)
+
+    def test_missing_bucket(self):
+        r = self.tool("check", settings=self.server.settings(S3_BUCKET="no-such-bucket"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NoSuchBucket", r.stderr.decode())
+
+
+@unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
+class GcsContractTest(RemoteContract, TestCase):
+    @classmethod
+    def make_server(cls):
+        # A small page size makes listing follow nextPageToken.
+        return GcsServer("nixery-test", "--page-size", "2")
+
+    def test_requests_carry_an_issued_token(self):
+        self.tool("put", "cache/token-check", self.file("t", b"t"), "application/json")
+        requests = self.server.requests()
+        self.assertTrue(any(r["path"] == "/token" and r["status"] == 200 for r in requests))
+        api = [r for r in requests if r["path"].startswith(("/storage/", "/upload/"))]
+        self.assertTrue(api)
+        self.assertTrue(all(r["bearer"] for r in api), api)
+        self.assertFalse(any(r["status"] == 401 for r in api), api)
+
+    def test_large_blobs_use_a_resumable_upload(self):
+        key = "layers/resumable-" + self.big_sha
+        self.tool("persist", key, self.big, LAYER_TYPE)
+        uploads = [r for r in self.server.requests() if r["path"].startswith("/upload/")]
+        self.assertTrue(any("upload_id" in r["query"] and r["status"] == 308 for r in uploads))
+        self.assertTrue(any("upload_id" in r["query"] and r["status"] == 200 for r in uploads))
+
+    def test_server_errors_are_retried(self):
+        self.server.fail_next(503, 2)
+        self.tool("put", "cache/retried", self.file("r", b"r"), "application/json")
+        self.assertEqual(self.tool("fetch", "cache/retried").stdout, b"r")
+        statuses = [r["status"] for r in self.server.requests() if r["path"].startswith(("/storage/", "/upload/"))]
+        self.assertIn(503, statuses)
+
+    def test_refused_credentials(self):
+        settings = self.server.settings(GOOGLE_APPLICATION_CREDENTIALS=str(self.server.wrong_key_file))
+        r = self.tool("check", settings=settings, check=False)
+        self.assertEqual(r.returncode, 1)
+        message = r.stderr.decode()
+        self.assertIn("gs://nixery-test/", message)
+        self.assertIn("/token", message)
+        self.assertIn("Invalid JWT Signature", message)
+
+    def test_missing_bucket(self):
+        r = self.tool("check", settings=self.server.settings(GCS_BUCKET="no-such-bucket"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("404", r.stderr.decode())
+        self.assertIn("GCS_BUCKET", r.stderr.decode())
+
+    def test_signed_urls_are_checked(self):
+        data = b"signed"
+        key = "layers/" + hashlib.sha256(data).hexdigest()
+        self.tool("put", key, self.file("s", data), LAYER_TYPE)
+        location = json.loads(self.tool("locate", key).stdout)["location"]
+        self.assertIn("X-Goog-Algorithm=GOOG4-RSA-SHA256", location)
+        self.assertIn("X-Goog-Expires=300", location)
+        for bad in (location.replace("X-Goog-Expires=300", "X-Goog-Expires=301"), location.split("?")[0]):
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(bad, timeout=30)
+            self.assertEqual(e.exception.code, 403)
+
+
+@unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
+class GcsEmulatorContractTest(Contract, TestCase):
+    """STORAGE_EMULATOR_HOST: no authentication at all, and blobs served
+    from public URLs since there is no key to sign with."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = GcsServer("nixery-test", "--no-auth", "--public-read").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        super().tearDownClass()
+
+    def settings(self):
+        return {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "nixery-test",
+                "STORAGE_EMULATOR_HOST": "127.0.0.1:%d" % self.server.port}
+
+    def test_no_credentials_are_sent(self):
+        self.tool("put", "cache/anonymous", self.file("a", b"a"), "application/json")
+        requests = self.server.requests()
+        self.assertFalse(any(r["path"] == "/token" for r in requests))
+        self.assertFalse(any(r["bearer"] for r in requests), requests)
+        location = json.loads(self.tool("locate", "cache/anonymous").stdout)["location"]
+        self.assertEqual(location, "http://127.0.0.1:%d/nixery-test/cache/anonymous" % self.server.port)
+
+
+@unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
+class GcsMetadataServerTest(TestCase):
+    """Without GOOGLE_APPLICATION_CREDENTIALS, tokens come from the GCE
+    metadata server (GCE_METADATA_HOST), and blobs from public URLs."""
+
+    def test_tokens_from_the_metadata_server(self):
+        server = GcsServer("nixery-test", "--metadata", "--public-read").start()
+        state = Path(tempfile.mkdtemp(prefix="nixery-metadata-"))
+        try:
+            settings = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "nixery-test",
+                        "GCS_ENDPOINT": server.endpoint(), "GCE_METADATA_HOST": "127.0.0.1:%d" % server.port}
+            storage_tool(settings, "check", state_dir=state)
+            path = state / "x"
+            path.write_bytes(b"x")
+            storage_tool(settings, "put", "cache/x", path, "application/json", state_dir=state)
+            requests = server.requests()
+            self.assertTrue(any(r["path"].startswith("/computeMetadata/") and r["status"] == 200
+                                for r in requests))
+            self.assertTrue(all(r["bearer"] for r in requests if r["path"].startswith(("/storage/", "/upload/"))))
+            location = json.loads(storage_tool(settings, "locate", "cache/x", state_dir=state).stdout)["location"]
+            self.assertNotIn("X-Goog-Signature", location)
+            with urllib.request.urlopen(location, timeout=30) as r:
+                self.assertEqual(r.read(), b"x")
+        finally:
+            server.cleanup()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+class GcsServerSigningTest(TestCase):
+    """The test server recomputes signatures as Google documents them: its
+    string to sign reproduces Google's published V4 vectors."""
+
+    def test_conformance_vectors(self):
+        import urllib.parse
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+        import gcs_server
+        data = ROOT / "tests" / "unit" / "data"
+        account = json.loads((data / "gcs_v4_service_account.json").read_text())
+        public = serialization.load_pem_private_key(account["private_key"].encode(), None).public_key()
+        cases = json.loads((data / "gcs_v4_signatures.json").read_text())["signingV4Tests"]
+        for case in cases:
+            url = urllib.parse.urlsplit(case["expectedUrl"])
+            pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
+            signature = next(v for k, v in pairs if k.lower() == "x-goog-signature")
+            pairs = [(k, v) for k, v in pairs if k.lower() != "x-goog-signature"]
+            headers = {k.lower(): v for k, v in case.get("headers", {}).items()}
+            headers["host"] = url.netloc
+            names = dict(pairs)["X-Goog-SignedHeaders"].split(";")
+            sts = gcs_server.v4_string_to_sign(case["method"], url.path or "/", pairs, headers, names)
+            public.verify(bytes.fromhex(signature), sts.encode(), padding.PKCS1v15(), hashes.SHA256())

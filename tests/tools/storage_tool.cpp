@@ -1,0 +1,148 @@
+// A test program: drives one storage backend, configured by the same
+// environment variables as nixery (NIXERY_STORAGE_BACKEND, STORAGE_PATH,
+// GCS_*, S3_*, …), so tests/integration/test_storage_contract.py can hold
+// every backend to the same contract. Not installed.
+//
+//   storage-tool check
+//   storage-tool put KEY FILE CONTENT-TYPE       (the file's bytes, from memory)
+//   storage-tool persist KEY FILE CONTENT-TYPE   (through a staging file)
+//   storage-tool fetch KEY                       (stdout; exit 3 when absent)
+//   storage-tool exists KEY                      (prints true or false)
+//   storage-tool locate KEY                      (prints {"kind":…,"location":…})
+//   storage-tool remove KEY
+//   storage-tool list PREFIX                     (one JSON object a line)
+//   storage-tool staging-dir
+//
+// Errors go to stderr as the backend words them; exit status 1.
+
+#include "config.hpp"
+#include "storage/backend.hpp"
+#include "util/files.hpp"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace nixery;
+
+namespace {
+
+int failed(const Error& e) {
+    std::fprintf(stderr, "%s\n", e.message.c_str());
+    return 1;
+}
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+int run(StorageBackend& storage, const std::vector<std::string>& args) {
+    const auto& op = args[0];
+    const auto need = [&](std::size_t n) { return args.size() == n + 1; };
+    if (op == "check" && need(0)) {
+        if (auto r = storage.check(); !r) {
+            return failed(r.error());
+        }
+        std::printf("%s\n", storage.describe().c_str());
+        return 0;
+    }
+    if (op == "staging-dir" && need(0)) {
+        std::printf("%s\n", storage.staging_dir().c_str());
+        return 0;
+    }
+    if ((op == "put" || op == "persist") && need(3)) {
+        auto data = read_file(args[2]);
+        if (!data) {
+            return failed(data.error());
+        }
+        if (op == "put") {
+            auto r = storage.put(args[1], *data, args[3]);
+            return r ? 0 : failed(r.error());
+        }
+        auto staged = StagingFile::create(storage.staging_dir());
+        if (!staged) {
+            return failed(staged.error());
+        }
+        if (auto w = write_all(staged->fd(), *data, staged->path()); !w) {
+            return failed(w.error());
+        }
+        auto r = storage.persist(std::move(*staged), args[1], args[3]);
+        return r ? 0 : failed(r.error());
+    }
+    if (op == "fetch" && need(1)) {
+        auto r = storage.fetch(args[1]);
+        if (!r) {
+            return failed(r.error());
+        }
+        if (!*r) {
+            return 3;
+        }
+        return write_all(STDOUT_FILENO, **r, "stdout") ? 0 : 1;
+    }
+    if (op == "exists" && need(1)) {
+        auto r = storage.exists(args[1]);
+        if (!r) {
+            return failed(r.error());
+        }
+        std::printf("%s\n", *r ? "true" : "false");
+        return 0;
+    }
+    if (op == "locate" && need(1)) {
+        auto r = storage.locate(args[1]);
+        if (!r) {
+            return failed(r.error());
+        }
+        const char* kind = r->kind == BlobLocation::Kind::redirect ? "redirect" : "accel_redirect";
+        std::printf("{\"kind\":\"%s\",\"location\":%s}\n", kind, json_string(r->location).c_str());
+        return 0;
+    }
+    if (op == "remove" && need(1)) {
+        auto r = storage.remove(args[1]);
+        return r ? 0 : failed(r.error());
+    }
+    if (op == "list" && need(1)) {
+        auto r = storage.list(args[1]);
+        if (!r) {
+            return failed(r.error());
+        }
+        for (const auto& o : *r) {
+            std::printf("{\"key\":%s,\"size\":%llu,\"modified\":%lld}\n",
+                        json_string(o.key).c_str(), static_cast<unsigned long long>(o.size),
+                        static_cast<long long>(o.modified));
+        }
+        return 0;
+    }
+    std::fprintf(stderr, "storage-tool: bad arguments (see tests/tools/storage_tool.cpp)\n");
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: storage-tool OPERATION [ARGS]\n");
+        return 2;
+    }
+    auto config = load_config(current_environment(), ConfigUse::tool);
+    if (!config) {
+        return failed(config.error());
+    }
+    if (config->state_dir.empty() && config->storage != StorageKind::filesystem) {
+        std::fprintf(stderr, "storage-tool: set NIXERY_STATE_DIR for the staging directory\n");
+        return 2;
+    }
+    auto storage = make_storage(*config);
+    if (!storage) {
+        return failed(storage.error());
+    }
+    return run(**storage, std::vector<std::string>(argv + 1, argv + argc));
+}
