@@ -5,11 +5,14 @@
 #include "util/files.hpp"
 #include "util/log.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -99,6 +102,67 @@ template <typename F> bool wait_ready(pid_t pid, F ready, std::chrono::seconds l
     return false;
 }
 
+// Copies everything written to our stderr (our log lines and those of the
+// children, which inherit it) to the terminal and to a log file in the state
+// directory. stop() restores stderr and waits for the copy to drain.
+class StderrTee {
+public:
+    explicit StderrTee(const std::filesystem::path& file) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            return;
+        }
+        m_terminal.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+        m_file.reset(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+        UniqueFd read_end(fds[0]);
+        UniqueFd write_end(fds[1]);
+        if (!m_terminal || !m_file || ::dup2(write_end.get(), STDERR_FILENO) < 0) {
+            return;
+        }
+        m_thread = std::thread([this, fd = std::move(read_end)] { copy(fd.get()); });
+    }
+    ~StderrTee() { stop(); }
+
+    void stop() {
+        if (!m_thread.joinable()) {
+            return;
+        }
+        ::dup2(m_terminal.get(), STDERR_FILENO);
+        m_stopping = true;
+        m_thread.join();
+    }
+
+private:
+    void copy(int fd) {
+        char buf[65536];
+        for (;;) {
+            pollfd p{fd, POLLIN, 0};
+            const int ready = ::poll(&p, 1, 100);
+            if (ready == 0) {
+                if (m_stopping) {
+                    return; // drained; a straggler holding the pipe is not waited for
+                }
+                continue;
+            }
+            const auto n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                return;
+            }
+            const std::string_view chunk(buf, static_cast<std::size_t>(n));
+            (void)write_all(m_terminal.get(), chunk, "stderr");
+            (void)write_all(m_file.get(), chunk, "nixery.log");
+        }
+    }
+
+    UniqueFd m_terminal;
+    UniqueFd m_file;
+    std::atomic<bool> m_stopping{false};
+    std::thread m_thread;
+};
+
 } // namespace
 
 int run_command(const char* self) {
@@ -123,6 +187,7 @@ int run_command(const char* self) {
         log::error("cannot start", {{"error", made.error().message}});
         return 1;
     }
+    StderrTee tee(config->state_dir / "nixery.log");
     auto nginx_conf = write_local_nginx_config(*config);
     if (!nginx_conf) {
         log::error("cannot start", {{"error", nginx_conf.error().message}});

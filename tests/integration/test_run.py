@@ -31,6 +31,10 @@ class RunTest(TestCase):
             self.assertFalse(Path("/proc/%d" % pid).exists() and
                              "zombie" not in Path("/proc/%d/status" % pid).read_text(), pid)
         self.assertFalse((inst.state / "fcgi.sock").exists())
+        # The log went to the terminal and to the state directory, to the end.
+        log = (inst.state / "nixery.log").read_text()
+        self.assertIn('"msg":"stopped"', log)
+        self.assertIn('"path":"/v2/hello/manifests/latest"', log)
         self.assertFalse((inst.state / "nginx.pid").exists())
         inst.check_logs()
 
