@@ -2,6 +2,11 @@
 # under build/. `make run` and `make test` install the Debian packages they
 # need when they are missing.
 
+# Compile in parallel unless the caller chose a number of jobs.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS  += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 BUILD      ?= build
