@@ -36,6 +36,23 @@ UNITS = ("nixery.service", "nixery.socket", "nixery-gc.service", "nixery-gc.time
 MAX_EXPOSURE = 2.0
 
 
+def unit_environment(unit_text):
+    """The variables a unit's Environment= lines set (ours need no quoting)."""
+    env = {}
+    for line in unit_text.splitlines():
+        if line.startswith("Environment="):
+            for assignment in line[len("Environment="):].split():
+                name, _, value = assignment.partition("=")
+                env[name] = value
+    return env
+
+
+def parse_settings(text):
+    """The assignments of an EnvironmentFile= (no quoting either)."""
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
+
+
 def files_under(root):
     return {str(p.relative_to(root)) for p in Path(root).rglob("*") if not p.is_dir()}
 
@@ -88,6 +105,30 @@ class InstallTest(TestCase):
         self.assertIn("changed by the administrator", site.read_text())
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf"})
+
+    def test_settings_file(self):
+        """The units' environment plus the example settings file installed
+        as /etc/nixery/nixery.env is a valid configuration as it is (the
+        filesystem backend) and edited as its comments say for S3."""
+        install(self.destdir)
+        units = self.destdir / "usr/lib/systemd/system"
+        for unit in ("nixery.service", "nixery-gc.service"):
+            text = (units / unit).read_text()
+            self.assertIn("EnvironmentFile=/etc/nixery/nixery.env\n", text)
+            self.assertNotIn("STORAGE_PATH", unit_environment(text))
+        example = (self.destdir / "usr/share/nixery/nixery.env.example").read_text()
+        s3 = example.replace("STORAGE_PATH=/var/lib/nixery/storage\n", "") \
+            .replace("#NIXERY_STORAGE_BACKEND=s3", "NIXERY_STORAGE_BACKEND=s3") \
+            .replace("#S3_BUCKET=nixery", "S3_BUCKET=nixery")
+        nixery = self.destdir / "usr/bin/nixery"
+        for settings, expected in ((example, "alias /var/lib/nixery/storage/;"),
+                                   (s3, "blobs are served by redirects")):
+            env = base_environment()
+            env.update(unit_environment((units / "nixery.service").read_text()))
+            env.update(parse_settings(settings))
+            out = run([str(nixery), "nginx-config"], env=env, check=False)
+            self.assertEqual(out.returncode, 0, out.stderr.decode())
+            self.assertIn(expected, out.stdout.decode())
 
     @unittest.skipUnless(have("systemd-analyze"), "systemd-analyze is needed")
     def test_systemd_units(self):
