@@ -145,6 +145,9 @@ SITE_SOCKET          ?= /run/nixery/fcgi.sock
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
 SITE_NIX_TIMEOUT     ?= 60
+# More options of `nixery nginx-config`: --http2-directive (nginx >= 1.25.1),
+# --ktls (nginx >= 1.21.4 with OpenSSL 3).
+SITE_NGINX_OPTIONS   ?=
 
 # nixery.conf in NGINX_SITES is the administrator's once installed: it is
 # written only when absent (like nginx's own nginx.conf), and removed by
@@ -169,7 +172,7 @@ install: $(BUILD)/nixery
 	  NIX_TIMEOUT='$(SITE_NIX_TIMEOUT)' $(BUILD)/nixery nginx-config \
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
-	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
+	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' $(SITE_NGINX_OPTIONS) \
 	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \

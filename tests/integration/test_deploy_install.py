@@ -87,6 +87,12 @@ class InstallTest(TestCase):
         self.assertIn("listen 443 ssl http2;", text)
         self.assertIn("location /_storage/", text)
         self.assertNotIn("@SOCKET@", text)
+        self.assertNotIn("ssl_conf_command", text)  # nginx older than 1.21.4 refuses it
+        modern = run([str(nixery), "nginx-config", "--http2-directive", "--ktls"],
+                     env=env).stdout.decode()
+        self.assertIn("listen 443 ssl;", modern)
+        self.assertIn("http2 on;", modern)
+        self.assertIn("ssl_conf_command Options KTLS;", modern)
         # An option value cannot smuggle in nginx syntax.
         bad = run([str(nixery), "nginx-config", "--certificate", "/x; include /etc/passwd"],
                   env=env, check=False)

@@ -91,6 +91,20 @@ TEST_CASE("render_production_nginx_config") {
     CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
     CHECK(text->find("location = /metrics") != std::string::npos);
     CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
+
+    SUBCASE("nginx 1.13 and newer by default: no kTLS, HTTP/2 in listen") {
+        CHECK(text->find("ssl_conf_command") == std::string::npos);
+        CHECK(text->find("\n    http2 on;") == std::string::npos);
+    }
+    SUBCASE("the http2 directive of nginx 1.25.1, and kTLS, on request") {
+        site.http2 = Http2Syntax::directive;
+        site.ktls = KernelTls::on;
+        const auto modern = render_production_nginx_config(*config, site);
+        REQUIRE(modern);
+        CHECK(modern->find("listen 443 ssl;\n    http2 on;\n") != std::string::npos);
+        CHECK(modern->find("http2;") == std::string::npos);
+        CHECK(modern->find("\n    ssl_conf_command Options KTLS;\n") != std::string::npos);
+    }
 }
 
 TEST_CASE("storage_location") {
