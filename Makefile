@@ -132,6 +132,7 @@ SYSCONFDIR      ?= /etc
 SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 NGINX_SITES     ?= $(SYSCONFDIR)/nginx/sites-available
+NGINX_ENABLED   ?= $(SYSCONFDIR)/nginx/sites-enabled
 UNITS           := nixery.service nixery.socket nixery-gc.service nixery-gc.timer
 # The production nginx configuration `make install` renders with
 # `nixery nginx-config`; the defaults are those of nixery.service and
@@ -151,8 +152,10 @@ SITE_NGINX_OPTIONS   ?=
 
 # nixery.conf in NGINX_SITES is the administrator's once installed: it is
 # written only when absent (like nginx's own nginx.conf), and removed by
-# uninstall only when it is still the one install rendered. The rendering
-# install always updates is DATADIR/nginx/nixery.conf.
+# uninstall only when it is still the one install rendered, together with
+# the link to it in NGINX_ENABLED (README.md's `ln -s`, or a relative one),
+# which would otherwise stop nginx from starting. The rendering install
+# always updates is DATADIR/nginx/nixery.conf.
 install: $(BUILD)/nixery
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
@@ -184,6 +187,13 @@ install: $(BUILD)/nixery
 uninstall:
 	@if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf; then \
 	  echo "rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf"; rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	  link=$(DESTDIR)$(NGINX_ENABLED)/nixery.conf; \
+	  if [ -L "$$link" ]; then \
+	    case "$$(readlink "$$link")" in \
+	      $(NGINX_SITES)/nixery.conf|../$(notdir $(NGINX_SITES))/nixery.conf) \
+	        echo "rm -f $$link"; rm -f "$$link";; \
+	    esac; \
+	  fi; \
 	elif [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf: it was changed after install"; \
 	fi

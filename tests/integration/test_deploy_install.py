@@ -102,15 +102,29 @@ class InstallTest(TestCase):
         site = self.destdir / "etc/nginx/sites-available/nixery.conf"
         self.assertEqual(site.read_text(),
                          (self.destdir / "usr/share/nixery/nginx/nixery.conf").read_text())
+        # Enabled as README.md says (ln -s with an absolute target): the link
+        # goes with the site, or nginx would not start again.
+        enabled = self.destdir / "etc/nginx/sites-enabled"
+        enabled.mkdir(parents=True)
+        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
+        (enabled / "other.conf").symlink_to("/etc/nginx/sites-available/other.conf")
+        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-enabled/other.conf"})
+        (enabled / "other.conf").unlink()
+
+        install(self.destdir)
+        (enabled / "nixery.conf").symlink_to("../sites-available/nixery.conf")
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), set())
 
         install(self.destdir)
+        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
         site.write_text(site.read_text() + "# changed by the administrator\n")
         install(self.destdir)
         self.assertIn("changed by the administrator", site.read_text())
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
-        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf"})
+        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf",
+                                                     "etc/nginx/sites-enabled/nixery.conf"})
 
     def test_settings_file(self):
         """The units' environment plus the example settings file installed
