@@ -1,6 +1,7 @@
 #include "builder/builder.hpp"
 
 #include "builder/records.hpp"
+#include "builder/usage.hpp"
 #include "core/cache_keys.hpp"
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
@@ -210,9 +211,18 @@ Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
     if (!fresh) {
         return std::optional<ImageRecord>();
     }
-    TRY_ASSIGN(auto image, find_image((*evaluation)->closure_key));
-    if (image) {
-        (void)m_s.cache.touch_image((*evaluation)->closure_key, now);
+    return use_image((*evaluation)->closure_key, now);
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key,
+                                                                     std::int64_t now) {
+    TRY_ASSIGN(auto image, find_image(closure_key));
+    if (image &&
+        record_image_use(m_s.cache, m_s.storage, closure_key, *image, now) == SharedImage::gone) {
+        if (auto forgot = m_s.cache.forget_image(closure_key); !forgot) {
+            return unexpected(server_fault(forgot.error(), closure_key));
+        }
+        return std::optional<ImageRecord>();
     }
     return image;
 }
@@ -290,10 +300,9 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-        TRY_ASSIGN(auto existing, find_image(out.closure_key));
+        TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
         if (existing) {
             // Same outputs as an image already built: nothing to build or pack.
-            (void)m_s.cache.touch_image(out.closure_key, unix_now());
             out.layers_reused = layer_count(*existing);
             out.image = std::move(*existing);
             return out;

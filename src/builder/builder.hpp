@@ -83,6 +83,10 @@ private:
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
                                                         bool top, Outcome& outcome);
     Result<std::optional<ImageRecord>, RegistryError> find_image(std::string_view closure_key);
+    // find_image() and, when found, a use of it (builder/usage.hpp); nullopt
+    // also when another instance's gc collected it since this one last used it.
+    Result<std::optional<ImageRecord>, RegistryError> use_image(std::string_view closure_key,
+                                                                std::int64_t now);
     Result<std::string, RegistryError> store_document(std::string_view data,
                                                       std::string_view media_type);
 

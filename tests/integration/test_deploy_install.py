@@ -16,6 +16,7 @@ from deploy import install, make
 EXPECTED_FILES = {
     "usr/bin/nixery",
     "usr/share/nixery/sql/001_initial.sql",
+    "usr/share/nixery/sql/002_shared_use.sql",
     "usr/share/nixery/nix/image.nix",
     "usr/share/nixery/nix/popcount.nix",
     "usr/share/nixery/nix/demo/default.nix",

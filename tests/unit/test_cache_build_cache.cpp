@@ -90,6 +90,25 @@ TEST_CASE("BuildCache records") {
         REQUIRE(*u->step());
         CHECK(u->integer(0) == 1061);
     }
+    SUBCASE("images by their manifests' digests, and forgetting them") {
+        REQUIRE(cache.record_image(
+            "c", ImageRecord{digest('c'), "{}", digest('d'), "{}", digest('e'), {digest('a')}},
+            1000));
+        REQUIRE(cache.record_evaluation("image-c", "c", 1000));
+        CHECK(*cache.image_with_manifest(digest('d')) == "c");
+        CHECK(*cache.image_with_manifest(digest('e')) == "c");
+        CHECK_FALSE(*cache.image_with_manifest(digest('c'))); // the config
+        REQUIRE(cache.forget_image("c"));
+        CHECK_FALSE(*cache.find_image("c"));
+        CHECK_FALSE(*cache.find_evaluation("image-c"));
+        CHECK_FALSE(*cache.image_with_manifest(digest('d')));
+    }
+    SUBCASE("when shared use markers were written") {
+        CHECK_FALSE(*cache.shared_use_written(digest('d')));
+        REQUIRE(cache.record_shared_use_written(digest('d'), 100));
+        REQUIRE(cache.record_shared_use_written(digest('d'), 200));
+        CHECK(*cache.shared_use_written(digest('d')) == 200);
+    }
     SUBCASE("builds") {
         const auto id = *cache.start_build("hello", "latest", "k", 10.0);
         REQUIRE(cache.finish_build(id, 1.5, 3, 4, 200, ""));
