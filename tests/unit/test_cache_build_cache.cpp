@@ -38,6 +38,37 @@ TEST_CASE("Db: schema from sql/, WAL mode") {
     CHECK(again->schema_version() == cache.db().schema_version());
 }
 
+TEST_CASE("Db::open_read_only") {
+    TempDir dir;
+    SUBCASE("an up-to-date database is read, not changed") {
+        {
+            auto cache = open_cache(dir);
+            REQUIRE(cache.record_tag("hello", "latest", 1));
+        }
+        auto db = Db::open_read_only(dir / "cache.sqlite", k_sql);
+        REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+        auto s = db->prepare("SELECT count(*) FROM tags");
+        REQUIRE(s);
+        REQUIRE(*s->step());
+        CHECK(s->integer(0) == 1);
+        CHECK_FALSE(db->exec("DELETE FROM tags"));
+    }
+    SUBCASE("an old schema is not migrated") {
+        testutil::write_file(dir / "sql/001_a.sql", "CREATE TABLE a (x);");
+        REQUIRE(Db::open(dir / "old.sqlite", dir / "sql"));
+        testutil::write_file(dir / "sql/002_b.sql", "CREATE TABLE b (x);");
+        auto db = Db::open_read_only(dir / "old.sqlite", dir / "sql");
+        REQUIRE_FALSE(db);
+        CHECK(db.error().message.find("has schema version 1, this nixery needs 2") !=
+              std::string::npos);
+        CHECK(Db::open(dir / "old.sqlite", dir / "sql")->schema_version() == 2);
+    }
+    SUBCASE("a missing database is not created") {
+        CHECK_FALSE(Db::open_read_only(dir / "none.sqlite", k_sql));
+        CHECK_FALSE(std::filesystem::exists(dir / "none.sqlite"));
+    }
+}
+
 TEST_CASE("BuildCache records") {
     TempDir dir;
     auto cache = open_cache(dir);
