@@ -64,7 +64,7 @@ int gc_command(const std::vector<std::string>& args) {
             TRY_ASSIGN(auto db, Db::open_read_only(config.database(), config.data.sql_dir));
             return collect_garbage({config, *storage, db, nullptr}, options, now, say);
         }
-        TRY(make_dirs(config.locks()));
+        TRY(make_private_dir(config.locks()));
         TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
         TRY(storage->check());
         TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));

@@ -3,7 +3,10 @@
 #include "util/files.hpp"
 
 #include <algorithm>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace nixery {
@@ -124,6 +127,17 @@ Db::~Db() {
 }
 
 Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::path& migrations) {
+    // The database is ours alone, whatever the umask: nginx's user shares
+    // our group to reach the blobs. SQLite gives its -wal and -shm files the
+    // database's mode.
+    {
+        UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        struct stat st {};
+        if (fd && ::fstat(fd.get(), &st) == 0 && (st.st_mode & 077) != 0 &&
+            st.st_uid == ::geteuid()) {
+            ::fchmod(fd.get(), st.st_mode & 0700);
+        }
+    }
     sqlite3* raw = nullptr;
     const int rc =
         sqlite3_open_v2(file.c_str(), &raw,

@@ -75,7 +75,7 @@ public:
                 source_unavailable("git repository " + m_url, "another fetch is taking too long"));
         }
         if (!std::filesystem::exists(m_mirror / "HEAD")) {
-            if (auto made = make_dirs(m_mirror.parent_path()); !made) {
+            if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
                 return unexpected(RegistryError{500, "INTERNAL_ERROR", made.error().message, {}});
             }
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));

@@ -2,6 +2,7 @@
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,27 @@ TEST_CASE("Db: schema from sql/, WAL mode") {
     auto again = Db::open(dir / "cache.sqlite", k_sql);
     REQUIRE(again);
     CHECK(again->schema_version() == cache.db().schema_version());
+}
+
+TEST_CASE("Db::open: the database is its owner's only") {
+    TempDir dir;
+    const auto old = ::umask(0027);
+    {
+        auto cache = open_cache(dir);
+        REQUIRE(cache.record_tag("hello", "latest", 1)); // -wal and -shm exist now
+        for (const char* name : {"cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm"}) {
+            struct stat st {};
+            REQUIRE(::stat((dir / name).c_str(), &st) == 0);
+            CHECK_MESSAGE((st.st_mode & 0777) == 0600, name);
+        }
+    }
+    ::umask(old);
+    // One made by an older nixery is made private when opened.
+    ::chmod((dir / "cache.sqlite").c_str(), 0640);
+    open_cache(dir);
+    struct stat st {};
+    REQUIRE(::stat((dir / "cache.sqlite").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
 }
 
 TEST_CASE("Db::open_read_only") {

@@ -1,9 +1,11 @@
 #include "testutil.hpp"
+#include "util/files.hpp"
 #include "util/lock.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -21,6 +23,48 @@ ProcessSpec argv_only(std::vector<std::string> argv) {
 }
 
 } // namespace
+
+namespace {
+
+int mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return static_cast<int>(st.st_mode & 07777);
+}
+
+// Runs `f` under `mask`, as nixery.service does under UMask=0027.
+template <typename F> void with_umask(mode_t mask, F f) {
+    const auto old = ::umask(mask);
+    f();
+    ::umask(old);
+}
+
+} // namespace
+
+TEST_CASE("make_private_dir") {
+    TempDir dir;
+    with_umask(0027, [&] {
+        REQUIRE(make_private_dir(dir / "state/git"));
+        REQUIRE(make_dirs(dir / "state/storage/layers"));
+    });
+    CHECK(mode_of(dir / "state/git") == 0700);
+    // What nginx must pass through stays open to the group.
+    CHECK(mode_of(dir / "state/storage/layers") == 0750);
+    std::filesystem::permissions(dir / "state/git", std::filesystem::perms(0750));
+    REQUIRE(make_private_dir(dir / "state/git")); // an older, laxer one
+    CHECK(mode_of(dir / "state/git") == 0700);
+}
+
+TEST_CASE("StagingFile") {
+    TempDir dir;
+    std::filesystem::create_directories(dir / "staging");
+    with_umask(0027, [&] {
+        auto staged = StagingFile::create(dir / "staging");
+        REQUIRE(staged);
+        REQUIRE(staged->commit(dir / "blob"));
+    });
+    CHECK(mode_of(dir / "blob") == 0644); // nginx's workers read blobs
+}
 
 TEST_CASE("sha256") {
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
