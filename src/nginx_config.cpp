@@ -42,7 +42,7 @@ Result<std::string> render_template(const std::string& text,
 std::map<std::string, std::string> nginx_values(const Config& config) {
     // Each request may need several Nix calls (evaluate, build, closure)
     // plus packing; nginx must not give up before the worker does.
-    const auto timeout = config.nix_timeout.count() * 6 + 600;
+    const auto timeout = config.request_timeout().count();
     return {
         {"SOCKET", config.socket().string()},
         {"STORAGE_PATH", config.storage_path.string()},

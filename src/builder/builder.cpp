@@ -11,6 +11,7 @@
 #include "util/log.hpp"
 #include "util/sha256.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <rapidjson/document.h>
@@ -94,6 +95,8 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
 
 Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std::string_view tag,
                                                         ManifestFormat format) {
+    m_deadline =
+        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
     const auto key = image_key(source.revision, image);
     TRY_ASSIGN(auto hit, cached(key, source.pinning, unix_now()));
@@ -106,11 +109,9 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
         if (*remembered) {
             return unexpected(**remembered);
         }
-        // Builds are bounded by NIX_TIMEOUT per Nix call plus packing; wait
-        // generously for another thread or process building the same image.
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-            m_s.config.nix_timeout * 6 + std::chrono::minutes(10));
-        auto lock = m_s.locks.acquire("image:" + key, wait);
+        // Another thread or process may be building the same image; wait
+        // for it as long as nginx waits for us.
+        auto lock = m_s.locks.acquire("image:" + key, time_left());
         if (!lock) {
             return unexpected(server_fault(lock.error(), image.name));
         }
@@ -178,11 +179,16 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
                           record.docker_digest};
 }
 
+std::chrono::milliseconds Builder::time_left() const {
+    const auto left = m_deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                    std::chrono::milliseconds(0));
+}
+
 Result<NamedLock, RegistryError> Builder::hold_off_gc(std::string_view image) {
-    // gc holds the lock only while it deletes one batch; waiting longer
-    // than this means something is wrong with it.
-    const auto wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(5));
+    // gc holds the lock for a second or so at a time; waiting longer than
+    // this means something is wrong with it.
+    const auto wait = std::min(time_left(), std::chrono::milliseconds(std::chrono::minutes(5)));
     auto lock = m_s.locks.acquire(k_gc_lock, wait, LockMode::shared);
     if (!lock) {
         return unexpected(server_fault(lock.error(), image));
@@ -417,13 +423,18 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     if (*found) {
         return reuse(**found);
     }
-    const auto wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(30));
-    auto lock = m_s.locks.acquire("layer:" + key, wait);
-    if (!lock || !*lock) {
+    // Another build may be packing the same layer: wait as long as nginx
+    // waits for us, then say so rather than let nginx time out.
+    auto lock = m_s.locks.acquire("layer:" + key, time_left());
+    if (!lock) {
+        return unexpected(server_fault(lock.error(), "layer " + key));
+    }
+    if (!*lock) {
         return unexpected(
-            server_fault(lock ? Error{"waiting for layer " + key + " timed out"} : lock.error(),
-                         "layer " + key));
+            RegistryError{503,
+                          "UNAVAILABLE",
+                          "another build is still packing a layer of this image; retry later",
+                          {}});
     }
     found = lookup();
     if (!found) {

@@ -90,7 +90,12 @@ private:
     Result<std::string, RegistryError> store_document(std::string_view data,
                                                       std::string_view media_type);
 
+    // How long this request may still wait for another build or packing:
+    // until a minute before nginx gives up on it (Config::request_timeout).
+    std::chrono::milliseconds time_left() const;
+
     BuildServices m_s;
+    std::chrono::steady_clock::time_point m_deadline;
 };
 
 } // namespace nixery
