@@ -29,6 +29,14 @@ TEST_CASE("load_config") {
         CHECK(c->storage_path == "/tmp/s");
         CHECK(c->gc_keep_days == 30);
     }
+    SUBCASE("a git URL's credentials are not part of its description") {
+        auto env = base();
+        env["NIXERY_PKGS_REPO"] = "https://ci:glpat-secret@git.example.com/pkgs.git";
+        auto c = load_config(env);
+        REQUIRE(c);
+        CHECK(c->describe_source() == "the git repository https://git.example.com/pkgs.git");
+        CHECK(c->source_location == env["NIXERY_PKGS_REPO"]); // git still gets them
+    }
     SUBCASE("gc retention") {
         auto env = base();
         env["NIXERY_GC_KEEP_DAYS"] = "7";

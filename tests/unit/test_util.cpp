@@ -1,6 +1,7 @@
 #include "testutil.hpp"
 #include "util/files.hpp"
 #include "util/lock.hpp"
+#include "util/log.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 
@@ -64,6 +65,30 @@ TEST_CASE("StagingFile") {
         REQUIRE(staged->commit(dir / "blob"));
     });
     CHECK(mode_of(dir / "blob") == 0644); // nginx's workers read blobs
+}
+
+TEST_CASE("log::without_userinfo") {
+    CHECK(log::without_userinfo("https://user:tok@host.example/a/b.git?x=1") ==
+          "https://host.example/a/b.git?x=1");
+    CHECK(log::without_userinfo("https://tok@host/") == "https://host/");
+    CHECK(log::without_userinfo("ssh://git@host:22/repo") == "ssh://host:22/repo");
+    CHECK(log::without_userinfo("https://host/a@b") == "https://host/a@b"); // @ in the path
+    CHECK(log::without_userinfo("git@github.com:org/repo.git") == "git@github.com:org/repo.git");
+    CHECK(log::without_userinfo("/srv/pkgs") == "/srv/pkgs");
+}
+
+TEST_CASE("log::scrub_userinfo") {
+    const std::string url = "https://user:tok@host/r.git";
+    CHECK(log::scrub_userinfo("fatal: unable to access 'https://user:tok@host/r.git/': refused",
+                              url) == "fatal: unable to access 'https://host/r.git/': refused");
+    CHECK(log::scrub_userinfo("bad credentials user:tok", url) == "bad credentials <redacted>");
+    CHECK(log::scrub_userinfo("nothing to hide", "https://host/r.git") == "nothing to hide");
+}
+
+TEST_CASE("log::redact_url") {
+    CHECK(log::redact_url("https://k:s@bucket.example/o?X-Amz-Signature=abc") ==
+          "https://bucket.example/o?<redacted>");
+    CHECK(log::redact_url("https://bucket.example/o") == "https://bucket.example/o");
 }
 
 TEST_CASE("sha256") {
