@@ -397,6 +397,12 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
         if (!record) {
             return std::optional<LayerRecord>();
         }
+        // Rewritten before the blob is checked, so its time tells gc on an
+        // instance sharing the storage that the layer is in use again, old
+        // as it may be: gc there keeps a layer whose record is young, and
+        // looks again right before deleting (gc/collector.hpp).
+        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(*record),
+                            "application/json"));
         TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record->digest.substr(7))));
         if (!stored) {
             return std::optional<LayerRecord>();

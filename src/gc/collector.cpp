@@ -357,6 +357,11 @@ private:
         if (referenced) {
             return {}; // a build recorded an image with it since the plan
         }
+        TRY_ASSIGN(const bool reused, layer_reused_since_plan(plan, digest));
+        if (reused) {
+            m_report.young_blobs += 1; // a build on another instance reuses it
+            return {};
+        }
         if (plan.stored.count(digest) != 0) {
             TRY(m_s.storage.remove(blob_key(digest.substr(7))));
         }
@@ -369,6 +374,27 @@ private:
         TRY(m_q.forget_blob(digest));
         say_blob(plan, digest, plan.candidates.at(digest));
         return {};
+    }
+
+    // Whether a builder (on any instance sharing the storage) rewrote a layer
+    // record of `digest` since gc started: it is reusing the layer. Looked
+    // at right before the deletion; the builder rewrites the record before
+    // it checks that the blob exists (builder.cpp), so either it finds the
+    // blob gone and packs it again, or gc finds the record young.
+    Result<bool> layer_reused_since_plan(const Plan& plan, const std::string& digest) {
+        const auto records = plan.layer_records.find(digest);
+        if (records == plan.layer_records.end()) {
+            return false;
+        }
+        for (const auto& key : records->second) {
+            TRY_ASSIGN(const auto objects, m_s.storage.list(key));
+            for (const auto& object : objects) {
+                if (object.key == key && object.modified >= m_young) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     // Under the lock: the images still unused as of now (a request here may

@@ -44,11 +44,11 @@
 // and deletes the records and markers of the images it forgets. Another
 // instance's build in flight is protected by age: no blob, record or marker
 // younger than k_object_grace is deleted, so the blobs it uploaded before
-// recording its image stay. (What that does not cover: a build on another
-// instance that reuses an old, otherwise unreferenced layer while gc here
-// deletes it; that instance's image then misses the layer, and its next
-// daily check of the image record does not notice. Rare: it needs an image
-// unused for the whole window sharing a layer with one being built.)
+// recording its image stay. A build that reuses an old layer rewrites the
+// layer's record first (builder.cpp), which makes the layer young for gc;
+// gc looks at the record's age again right before it deletes the blob.
+// What remains is a window of one storage request: a build that rewrites
+// the record and finds the blob between gc's last look and its deletion.
 //
 // Under the exclusive lock gc works in holds of at most 256 deletions or
 // about a second, whichever ends first, so a build on an object store (a

@@ -210,6 +210,26 @@ TEST_CASE("collect_garbage") {
         CHECK_FALSE(f.stored(use_marker_key(digest('6'))));
         CHECK(report->images == 1); // "old", whose record is 'old' too
     }
+    SUBCASE("a layer another instance reuses after gc planned to delete it stays") {
+        // gc plans, then waits for a build of this instance to record its
+        // image; meanwhile a build on another instance reuses layer-b and
+        // rewrites its record, as the builder does before checking the blob.
+        auto builder_lock = f.locks->acquire(k_gc_lock, 0ms, LockMode::shared);
+        REQUIRE(builder_lock);
+        REQUIRE(*builder_lock);
+        auto gc = std::async(std::launch::async, [&] { return f.collect(30, false); });
+        REQUIRE(gc.wait_for(300ms) == std::future_status::timeout);
+        REQUIRE(f.storage->put(layer_record_key("layer-b"),
+                               encode_layer_record({digest('b'), digest('e'), 100}), "x"));
+        f.modified(layer_record_key("layer-b"), k_now);
+        builder_lock->reset();
+        auto report = gc.get();
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(f.stored('b'));
+        CHECK(f.stored(layer_record_key("layer-b")));
+        CHECK_FALSE(f.stored('c'));
+        CHECK(report->young_blobs == 1);
+    }
     SUBCASE("the history beyond the window is pruned") {
         for (int i = 0; i < k_builds_kept + 10; ++i) {
             auto build = f.cache->db().prepare(
