@@ -137,6 +137,7 @@ SYSCONFDIR      ?= /etc
 SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 NGINX_SITES     ?= $(SYSCONFDIR)/nginx/sites-available
+NGINX_ENABLED   ?= $(SYSCONFDIR)/nginx/sites-enabled
 UNITS           := nixery.service nixery.socket nixery-gc.service nixery-gc.timer
 # The production nginx configuration `make install` renders with
 # `nixery nginx-config`; the defaults are those of nixery.service and
@@ -150,11 +151,16 @@ SITE_SOCKET          ?= /run/nixery/fcgi.sock
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
 SITE_NIX_TIMEOUT     ?= 60
+# More options of `nixery nginx-config`: --http2-directive (nginx >= 1.25.1),
+# --ktls (nginx >= 1.21.4 with OpenSSL 3).
+SITE_NGINX_OPTIONS   ?=
 
 # nixery.conf in NGINX_SITES is the administrator's once installed: it is
 # written only when absent (like nginx's own nginx.conf), and removed by
-# uninstall only when it is still the one install rendered. The rendering
-# install always updates is DATADIR/nginx/nixery.conf.
+# uninstall only when it is still the one install rendered, together with
+# the link to it in NGINX_ENABLED (README.md's `ln -s`, or a relative one),
+# which would otherwise stop nginx from starting. The rendering install
+# always updates is DATADIR/nginx/nixery.conf.
 install: $(BUILD)/nixery
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
@@ -174,7 +180,7 @@ install: $(BUILD)/nixery
 	  NIX_TIMEOUT='$(SITE_NIX_TIMEOUT)' $(BUILD)/nixery nginx-config \
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
-	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
+	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' $(SITE_NGINX_OPTIONS) \
 	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \
@@ -186,6 +192,13 @@ install: $(BUILD)/nixery
 uninstall:
 	@if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf; then \
 	  echo "rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf"; rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	  link=$(DESTDIR)$(NGINX_ENABLED)/nixery.conf; \
+	  if [ -L "$$link" ]; then \
+	    case "$$(readlink "$$link")" in \
+	      $(NGINX_SITES)/nixery.conf|../$(notdir $(NGINX_SITES))/nixery.conf) \
+	        echo "rm -f $$link"; rm -f "$$link";; \
+	    esac; \
+	  fi; \
 	elif [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf: it was changed after install"; \
 	fi

@@ -63,7 +63,8 @@ std::string Config::describe_source() const {
         return demo_source ? "the demo package set (" + source_location + ")"
                            : "the package set at " + source_location;
     case SourceKind::git:
-        return "the git repository " + source_location;
+        // Shown on the start page and in errors: never a token in the URL.
+        return "the git repository " + log::without_userinfo(source_location);
     case SourceKind::channel:
         return "the Nix channel " + source_location;
     }

@@ -79,6 +79,14 @@ struct Config {
     // The LockTable every process of the instance (and `nixery gc`) shares.
     std::filesystem::path lock_file() const { return locks() / "builds.lock"; }
     std::string describe_source() const;
+    // How long nginx waits for a worker's answer (fastcgi_read_timeout): the
+    // Nix calls of a build (each bounded by NIX_TIMEOUT; six is generous)
+    // plus ten minutes of packing. A worker stops waiting for another
+    // request's build or packing a minute before it (builder.cpp), so the
+    // client hears the worker's answer rather than nginx's timeout.
+    std::chrono::seconds request_timeout() const {
+        return nix_timeout * 6 + std::chrono::minutes(10);
+    }
 };
 
 // Every variable the program reads, with a one-line description.

@@ -52,18 +52,23 @@ int gc_command(const std::vector<std::string>& args) {
         TRY_ASSIGN(const auto config, load_config(current_environment(), ConfigUse::serve));
         log::set_level(config.log_level);
         options.keep_days = keep_days.value_or(config.gc_keep_days);
-        TRY(make_dirs(config.locks()));
-        TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
-        TRY_ASSIGN(auto storage, make_storage(config));
-        TRY(storage->check());
-        TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
         const auto say = [](std::string_view line) {
             std::fwrite(line.data(), 1, line.size(), stdout);
             std::fputc('\n', stdout);
             std::fflush(stdout);
         };
-        return collect_garbage({config, *storage, db, locks}, options,
-                               static_cast<std::int64_t>(std::time(nullptr)), say);
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        TRY_ASSIGN(auto storage, make_storage(config));
+        if (options.dry_run) {
+            // Reads only: no schema migration, no storage probe, no lock file.
+            TRY_ASSIGN(auto db, Db::open_read_only(config.database(), config.data.sql_dir));
+            return collect_garbage({config, *storage, db, nullptr}, options, now, say);
+        }
+        TRY(make_private_dir(config.locks()));
+        TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
+        TRY(storage->check());
+        TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
+        return collect_garbage({config, *storage, db, &locks}, options, now, say);
     };
     const auto report = collect();
     if (!report) {
@@ -71,7 +76,7 @@ int gc_command(const std::vector<std::string>& args) {
         return 1;
     }
     const auto& r = *report;
-    std::printf("gc%s: %s %s, %s of %s, %s of %s, %s, %s; %s kept\n",
+    std::printf("gc%s: %s %s, %s of %s, %s of %s, %s, %s; %s kept%s\n",
                 options.dry_run ? " (dry run, nothing deleted)" : "",
                 options.dry_run ? "would delete" : "deleted",
                 plural(r.images, "image", "images").c_str(),
@@ -80,18 +85,25 @@ int gc_command(const std::vector<std::string>& args) {
                 describe_bytes(r.staging_bytes).c_str(),
                 plural(r.records, "shared record", "shared records").c_str(),
                 plural(r.gc_roots, "GC root", "GC roots").c_str(),
-                plural(r.images_kept, "image", "images").c_str());
+                plural(r.images_kept, "image", "images").c_str(),
+                r.young_blobs == 0
+                    ? ""
+                    : (", and " + plural(r.young_blobs, "blob", "blobs") + " younger than an hour")
+                          .c_str());
     log::info("gc finished", {{"dry_run", options.dry_run},
                               {"keep_days", options.keep_days},
                               {"images", r.images},
                               {"images_kept", r.images_kept},
                               {"blobs", r.blobs},
                               {"blob_bytes", static_cast<std::int64_t>(r.blob_bytes)},
+                              {"young_blobs", r.young_blobs},
                               {"staging_files", r.staging_files},
                               {"staging_bytes", static_cast<std::int64_t>(r.staging_bytes)},
                               {"records", r.records},
                               {"stale_rows", r.stale_rows},
-                              {"gc_roots", r.gc_roots}});
+                              {"gc_roots", r.gc_roots},
+                              {"builds", r.builds},
+                              {"tags", r.tags}});
     return 0;
 }
 

@@ -31,8 +31,11 @@ commands:
              last hour are always kept), and what killed processes left behind
   nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
              [--certificate FILE] [--certificate-key FILE] [--socket PATH]
+             [--http2-directive] [--ktls]
              print the production nginx configuration (TLS, HTTP/2) for the
-             instance the environment configures
+             instance the environment configures; --http2-directive for
+             nginx 1.25.1 and newer, --ktls for kernel TLS (nginx 1.21.4 and
+             newer with OpenSSL 3)
   layers --graph FILE [--popularity FILE] [--budget N]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order

@@ -23,7 +23,7 @@ Result<std::string> render_template(const std::string& text,
             end == std::string::npos ? std::string() : text.substr(at + 1, end - at - 1);
         const bool placeholder =
             !name.empty() &&
-            name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == std::string::npos;
+            name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string::npos;
         if (!placeholder) {
             out.append(text, pos, at + 1 - pos);
             pos = at + 1;
@@ -42,7 +42,7 @@ Result<std::string> render_template(const std::string& text,
 std::map<std::string, std::string> nginx_values(const Config& config) {
     // Each request may need several Nix calls (evaluate, build, closure)
     // plus packing; nginx must not give up before the worker does.
-    const auto timeout = config.nix_timeout.count() * 6 + 600;
+    const auto timeout = config.request_timeout().count();
     return {
         {"SOCKET", config.socket().string()},
         {"STORAGE_PATH", config.storage_path.string()},
@@ -123,6 +123,13 @@ Result<std::string> render_production_nginx_config(const Config& config,
     values["HTTP_LISTEN"] = site.http_listen;
     values["TLS_CERTIFICATE"] = site.certificate;
     values["TLS_CERTIFICATE_KEY"] = site.certificate_key;
+    const bool directive = site.http2 == Http2Syntax::directive;
+    values["HTTPS_LISTEN_OPTIONS"] = directive ? "ssl" : "ssl http2";
+    values["HTTP2_DIRECTIVE"] =
+        directive ? "http2 on;" : "# (HTTP/2: in listen; --http2-directive writes `http2 on;`)";
+    values["KTLS_DIRECTIVE"] = site.ktls == KernelTls::on
+                                   ? "ssl_conf_command Options KTLS;"
+                                   : "# (kernel TLS: off; --ktls switches it on)";
     return render_template(server_in, values);
 }
 
@@ -131,7 +138,7 @@ namespace {
 constexpr const char* k_nginx_config_usage =
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH]\n";
+    "           [--socket PATH] [--http2-directive] [--ktls]\n";
 
 // A value that becomes one nginx directive argument (or, for server names,
 // several): nothing that could end the directive or start another.
@@ -149,6 +156,14 @@ int nginx_config_command(const std::vector<std::string>& args) {
         {"--http-listen", &site.http_listen},         {"--certificate", &site.certificate},
         {"--certificate-key", &site.certificate_key}, {"--socket", &site.socket}};
     for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--http2-directive") {
+            site.http2 = Http2Syntax::directive;
+            continue;
+        }
+        if (args[i] == "--ktls") {
+            site.ktls = KernelTls::on;
+            continue;
+        }
         const auto option = options.find(args[i]);
         if (option == options.end() || i + 1 >= args.size()) {
             std::fprintf(stderr, "nixery nginx-config: unexpected argument \"%s\"\n%s",

@@ -30,6 +30,16 @@ Result<std::string> storage_location(const Config& config, const std::string& te
 // state directory; returns the path of nginx.conf.
 Result<std::filesystem::path> write_local_nginx_config(const Config& config);
 
+// How the production server block switches HTTP/2 on: in the listen
+// directive (nginx 1.9.5 and newer; 1.25.1 and newer warn that it is
+// deprecated), or with the `http2 on;` directive (nginx 1.25.1 and newer).
+enum class Http2Syntax { listen_parameter, directive };
+
+// Whether nginx asks OpenSSL for kernel TLS (`ssl_conf_command Options
+// KTLS`, nginx 1.21.4 and newer with OpenSSL 3), so sendfile(2) also works
+// over HTTPS. Off by default: older nginx refuses the directive.
+enum class KernelTls { off, on };
+
 // What a production site needs beyond the instance's configuration.
 struct ProductionSite {
     std::string server_name = "_"; // nginx's catch-all name
@@ -38,6 +48,8 @@ struct ProductionSite {
     std::string certificate = "/etc/nixery/tls/fullchain.pem";
     std::string certificate_key = "/etc/nixery/tls/privkey.pem";
     std::string socket = "/run/nixery/fcgi.sock"; // where systemd/nixery.socket listens
+    Http2Syntax http2 = Http2Syntax::listen_parameter;
+    KernelTls ktls = KernelTls::off;
 };
 
 // The production server blocks, ready for nginx's http block.

@@ -140,7 +140,7 @@ int popcount_command(const std::vector<std::string>& args) {
             }
         }
     } cleanup{temporary_state};
-    if (auto made = make_dirs(config->locks());
+    if (auto made = make_private_dir(config->locks());
         !made || !LockTable::open(config->locks() / "builds.lock")) {
         return fail_with("cannot create \"" + config->locks().string() + "\"");
     }

@@ -128,7 +128,7 @@ Result<Startup> start_up() {
     TRY_ASSIGN(auto config, load_config(env, ConfigUse::serve));
     log::set_level(config.log_level);
     TRY(make_dirs(config.state_dir));
-    TRY(make_dirs(config.locks()));
+    TRY(make_private_dir(config.locks()));
     TRY(check_nix());
     {
         // Creates or migrates the schema before any worker opens it.

@@ -1,6 +1,7 @@
 #include "builder/builder.hpp"
 
 #include "builder/records.hpp"
+#include "builder/usage.hpp"
 #include "core/cache_keys.hpp"
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
@@ -10,6 +11,7 @@
 #include "util/log.hpp"
 #include "util/sha256.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <rapidjson/document.h>
@@ -93,6 +95,8 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
 
 Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std::string_view tag,
                                                         ManifestFormat format) {
+    m_deadline =
+        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
     const auto key = image_key(source.revision, image);
     TRY_ASSIGN(auto hit, cached(key, source.pinning, unix_now()));
@@ -105,11 +109,9 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
         if (*remembered) {
             return unexpected(**remembered);
         }
-        // Builds are bounded by NIX_TIMEOUT per Nix call plus packing; wait
-        // generously for another thread or process building the same image.
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-            m_s.config.nix_timeout * 6 + std::chrono::minutes(10));
-        auto lock = m_s.locks.acquire("image:" + key, wait);
+        // Another thread or process may be building the same image; wait
+        // for it as long as nginx waits for us.
+        auto lock = m_s.locks.acquire("image:" + key, time_left());
         if (!lock) {
             return unexpected(server_fault(lock.error(), image.name));
         }
@@ -177,11 +179,16 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
                           record.docker_digest};
 }
 
+std::chrono::milliseconds Builder::time_left() const {
+    const auto left = m_deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                    std::chrono::milliseconds(0));
+}
+
 Result<NamedLock, RegistryError> Builder::hold_off_gc(std::string_view image) {
-    // gc holds the lock only while it deletes one batch; waiting longer
-    // than this means something is wrong with it.
-    const auto wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(5));
+    // gc holds the lock for a second or so at a time; waiting longer than
+    // this means something is wrong with it.
+    const auto wait = std::min(time_left(), std::chrono::milliseconds(std::chrono::minutes(5)));
     auto lock = m_s.locks.acquire(k_gc_lock, wait, LockMode::shared);
     if (!lock) {
         return unexpected(server_fault(lock.error(), image));
@@ -210,9 +217,18 @@ Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
     if (!fresh) {
         return std::optional<ImageRecord>();
     }
-    TRY_ASSIGN(auto image, find_image((*evaluation)->closure_key));
-    if (image) {
-        (void)m_s.cache.touch_image((*evaluation)->closure_key, now);
+    return use_image((*evaluation)->closure_key, now);
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key,
+                                                                     std::int64_t now) {
+    TRY_ASSIGN(auto image, find_image(closure_key));
+    if (image &&
+        record_image_use(m_s.cache, m_s.storage, closure_key, *image, now) == SharedImage::gone) {
+        if (auto forgot = m_s.cache.forget_image(closure_key); !forgot) {
+            return unexpected(server_fault(forgot.error(), closure_key));
+        }
+        return std::optional<ImageRecord>();
     }
     return image;
 }
@@ -290,10 +306,9 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-        TRY_ASSIGN(auto existing, find_image(out.closure_key));
+        TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
         if (existing) {
             // Same outputs as an image already built: nothing to build or pack.
-            (void)m_s.cache.touch_image(out.closure_key, unix_now());
             out.layers_reused = layer_count(*existing);
             out.image = std::move(*existing);
             return out;
@@ -382,6 +397,12 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
         if (!record) {
             return std::optional<LayerRecord>();
         }
+        // Rewritten before the blob is checked, so its time tells gc on an
+        // instance sharing the storage that the layer is in use again, old
+        // as it may be: gc there keeps a layer whose record is young, and
+        // looks again right before deleting (gc/collector.hpp).
+        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(*record),
+                            "application/json"));
         TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record->digest.substr(7))));
         if (!stored) {
             return std::optional<LayerRecord>();
@@ -408,13 +429,18 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     if (*found) {
         return reuse(**found);
     }
-    const auto wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(30));
-    auto lock = m_s.locks.acquire("layer:" + key, wait);
-    if (!lock || !*lock) {
+    // Another build may be packing the same layer: wait as long as nginx
+    // waits for us, then say so rather than let nginx time out.
+    auto lock = m_s.locks.acquire("layer:" + key, time_left());
+    if (!lock) {
+        return unexpected(server_fault(lock.error(), "layer " + key));
+    }
+    if (!*lock) {
         return unexpected(
-            server_fault(lock ? Error{"waiting for layer " + key + " timed out"} : lock.error(),
-                         "layer " + key));
+            RegistryError{503,
+                          "UNAVAILABLE",
+                          "another build is still packing a layer of this image; retry later",
+                          {}});
     }
     found = lookup();
     if (!found) {

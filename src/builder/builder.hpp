@@ -83,10 +83,19 @@ private:
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
                                                         bool top, Outcome& outcome);
     Result<std::optional<ImageRecord>, RegistryError> find_image(std::string_view closure_key);
+    // find_image() and, when found, a use of it (builder/usage.hpp); nullopt
+    // also when another instance's gc collected it since this one last used it.
+    Result<std::optional<ImageRecord>, RegistryError> use_image(std::string_view closure_key,
+                                                                std::int64_t now);
     Result<std::string, RegistryError> store_document(std::string_view data,
                                                       std::string_view media_type);
 
+    // How long this request may still wait for another build or packing:
+    // until a minute before nginx gives up on it (Config::request_timeout).
+    std::chrono::milliseconds time_left() const;
+
     BuildServices m_s;
+    std::chrono::steady_clock::time_point m_deadline;
 };
 
 } // namespace nixery

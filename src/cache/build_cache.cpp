@@ -144,6 +144,47 @@ Result<void> BuildCache::touch_image(std::string_view closure_key, std::int64_t 
     return s.run();
 }
 
+Result<std::optional<std::string>> BuildCache::image_with_manifest(std::string_view digest) {
+    TRY_ASSIGN(auto s,
+               m_db.prepare("SELECT closure_key FROM images WHERE docker_digest = ?1 "
+                            "UNION ALL SELECT closure_key FROM images WHERE oci_digest = ?1 "
+                            "LIMIT 1"));
+    s.bind(1, digest);
+    TRY_ASSIGN(const bool row, s.step());
+    if (!row) {
+        return std::optional<std::string>();
+    }
+    return std::optional<std::string>(s.text(0));
+}
+
+Result<void> BuildCache::forget_image(std::string_view closure_key) {
+    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
+    for (const char* sql : {"DELETE FROM evaluations WHERE closure_key = ?1",
+                            "DELETE FROM images WHERE closure_key = ?1"}) {
+        TRY_ASSIGN(auto s, m_db.prepare(sql));
+        s.bind(1, closure_key);
+        TRY(s.run());
+    }
+    return tx.commit();
+}
+
+Result<std::optional<std::int64_t>> BuildCache::shared_use_written(std::string_view digest) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT written_at FROM shared_uses WHERE digest = ?1"));
+    s.bind(1, digest);
+    TRY_ASSIGN(const bool row, s.step());
+    if (!row) {
+        return std::optional<std::int64_t>();
+    }
+    return std::optional<std::int64_t>(s.integer(0));
+}
+
+Result<void> BuildCache::record_shared_use_written(std::string_view digest, std::int64_t now) {
+    TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO shared_uses (digest, written_at) VALUES (?1, ?2) "
+                                    "ON CONFLICT (digest) DO UPDATE SET written_at = ?2"));
+    s.bind(1, digest).bind(2, now);
+    return s.run();
+}
+
 Result<std::optional<EvaluationRecord>> BuildCache::find_evaluation(std::string_view image_key) {
     TRY_ASSIGN(
         auto s,

@@ -70,6 +70,17 @@ public:
     // Records a use of the image; to within a minute, so that serving a
     // cached image does not write to the database on every request.
     Result<void> touch_image(std::string_view closure_key, std::int64_t now);
+    // The image whose Docker or OCI manifest has `digest`; nullopt when this
+    // instance has none.
+    Result<std::optional<std::string>> image_with_manifest(std::string_view digest);
+    // Forgets the image (with its image_blobs rows) and the evaluations that
+    // lead to it: the next request for it evaluates and builds again.
+    Result<void> forget_image(std::string_view closure_key);
+
+    // When this instance last wrote the shared use marker of the manifest
+    // `digest` (builder/usage.hpp); nullopt when never.
+    Result<std::optional<std::int64_t>> shared_use_written(std::string_view digest);
+    Result<void> record_shared_use_written(std::string_view digest, std::int64_t now);
 
     Result<std::optional<EvaluationRecord>> find_evaluation(std::string_view image_key);
     Result<void> record_evaluation(std::string_view image_key, std::string_view closure_key,

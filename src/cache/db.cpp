@@ -3,7 +3,10 @@
 #include "util/files.hpp"
 
 #include <algorithm>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace nixery {
@@ -14,6 +17,25 @@ constexpr int k_busy_timeout_ms = 30000;
 
 std::string sqlite_error(sqlite3* db) {
     return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+}
+
+// The migrations in `dir` (NNN_name.sql), in the order they apply.
+Result<std::vector<std::pair<int, std::filesystem::path>>>
+migration_files(const std::filesystem::path& dir) {
+    std::vector<std::pair<int, std::filesystem::path>> files;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = entry.path().filename().string();
+        if (entry.path().extension() != ".sql" || name.size() < 5 || !std::isdigit(name[0])) {
+            continue;
+        }
+        files.emplace_back(std::stoi(name), entry.path());
+    }
+    if (ec) {
+        return fail("read schema directory \"" + dir.string() + "\" failed: " + ec.message());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
 }
 
 } // namespace
@@ -105,6 +127,17 @@ Db::~Db() {
 }
 
 Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::path& migrations) {
+    // The database is ours alone, whatever the umask: nginx's user shares
+    // our group to reach the blobs. SQLite gives its -wal and -shm files the
+    // database's mode.
+    {
+        UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        struct stat st {};
+        if (fd && ::fstat(fd.get(), &st) == 0 && (st.st_mode & 077) != 0 &&
+            st.st_uid == ::geteuid()) {
+            ::fchmod(fd.get(), st.st_mode & 0700);
+        }
+    }
     sqlite3* raw = nullptr;
     const int rc =
         sqlite3_open_v2(file.c_str(), &raw,
@@ -118,6 +151,27 @@ Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::pa
     TRY(db.exec("PRAGMA synchronous = NORMAL"));
     TRY(db.exec("PRAGMA foreign_keys = ON"));
     TRY(db.migrate(migrations));
+    return db;
+}
+
+Result<Db> Db::open_read_only(const std::filesystem::path& file,
+                              const std::filesystem::path& migrations) {
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+    Db db(raw);
+    if (rc != SQLITE_OK) {
+        return fail("open database \"" + file.string() + "\" to read failed: " + sqlite_error(raw));
+    }
+    sqlite3_busy_timeout(raw, k_busy_timeout_ms);
+    TRY_ASSIGN(const auto files, migration_files(migrations));
+    const int newest = files.empty() ? 0 : files.back().first;
+    const int version = db.schema_version();
+    if (version < newest) {
+        return fail("database \"" + file.string() + "\" has schema version " +
+                    std::to_string(version) + ", this nixery needs " + std::to_string(newest) +
+                    ": start nixery serve once to migrate it");
+    }
     return db;
 }
 
@@ -150,19 +204,7 @@ int Db::schema_version() {
 }
 
 Result<void> Db::migrate(const std::filesystem::path& dir) {
-    std::vector<std::pair<int, std::filesystem::path>> files;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-        const auto name = entry.path().filename().string();
-        if (entry.path().extension() != ".sql" || name.size() < 5 || !std::isdigit(name[0])) {
-            continue;
-        }
-        files.emplace_back(std::stoi(name), entry.path());
-    }
-    if (ec) {
-        return fail("read schema directory \"" + dir.string() + "\" failed: " + ec.message());
-    }
-    std::sort(files.begin(), files.end());
+    TRY_ASSIGN(const auto files, migration_files(dir));
     // Several processes may start at once: check and apply under one write lock.
     TRY_ASSIGN(auto tx, Transaction::begin(*this));
     const int current = schema_version();

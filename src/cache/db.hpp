@@ -56,6 +56,11 @@ public:
     // the *.sql files in `migrations`.
     static Result<Db> open(const std::filesystem::path& file,
                            const std::filesystem::path& migrations);
+    // Opens an existing database to read only: no schema change, no write.
+    // Fails when its schema is older than the newest of `migrations` (which
+    // `nixery serve` applies at start-up).
+    static Result<Db> open_read_only(const std::filesystem::path& file,
+                                     const std::filesystem::path& migrations);
     Db(Db&&) noexcept;
     Db& operator=(Db&&) noexcept;
     ~Db();

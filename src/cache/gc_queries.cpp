@@ -43,9 +43,29 @@ Result<std::vector<UnusedImage>> GcQueries::images_unused_since(std::int64_t cut
     }
 }
 
-Result<std::set<std::string>> GcQueries::image_keys() {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key FROM images"));
-    return first_column(s);
+Result<std::vector<LocalImage>> GcQueries::images() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key, last_used_at, docker_digest, oci_digest "
+                                    "FROM images"));
+    std::vector<LocalImage> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.push_back({s.text(0), s.integer(1), s.text(2), s.text(3)});
+    }
+}
+
+Result<std::map<std::string, std::vector<std::string>>> GcQueries::image_blobs() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key, digest FROM image_blobs"));
+    std::map<std::string, std::vector<std::string>> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out[s.text(0)].push_back(s.text(1));
+    }
 }
 
 Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_key) {
@@ -67,13 +87,6 @@ Result<void> GcQueries::forget_images(const std::vector<std::string>& closure_ke
         TRY(image.run());
     }
     return tx.commit();
-}
-
-Result<std::set<std::string>> GcQueries::referenced_since(std::int64_t cutoff) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT DISTINCT b.digest FROM image_blobs b JOIN images i "
-                                    "ON i.closure_key = b.closure_key WHERE i.last_used_at >= ?1"));
-    s.bind(1, cutoff);
-    return first_column(s);
 }
 
 Result<bool> GcQueries::is_referenced(std::string_view digest) {
@@ -115,6 +128,26 @@ Result<int> GcQueries::forget_dangling_evaluations() {
 Result<int> GcQueries::forget_expired_failures(std::int64_t now) {
     TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1 RETURNING 1"));
     s.bind(1, now);
+    return count_rows(s);
+}
+
+Result<int> GcQueries::forget_builds(std::int64_t before, int keep_last) {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM builds WHERE started_at < ?1 AND duration IS NOT "
+                                    "NULL AND id NOT IN (SELECT id FROM builds ORDER BY id DESC "
+                                    "LIMIT ?2) RETURNING 1"));
+    s.bind(1, before).bind(2, std::int64_t{keep_last});
+    return count_rows(s);
+}
+
+Result<int> GcQueries::forget_tags(std::int64_t before) {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM tags WHERE last_pulled_at < ?1 RETURNING 1"));
+    s.bind(1, before);
+    return count_rows(s);
+}
+
+Result<int> GcQueries::forget_shared_uses(std::int64_t before) {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM shared_uses WHERE written_at < ?1 RETURNING 1"));
+    s.bind(1, before);
     return count_rows(s);
 }
 

@@ -1,8 +1,9 @@
-// The queries of garbage collection (`nixery gc`): which images were not
-// used since a cut-off, which blobs the remaining images reference, and the
-// deletion of the rows that describe what gc removes. Deciding what to remove
-// and when it is safe is the collector's job (gc/collector.hpp); this file
-// only reads and writes rows. Times are passed in (Unix seconds).
+// The queries of garbage collection (`nixery gc`): the images this instance
+// knows and when it last used them, the blobs they reference, and the
+// deletion of the rows that describe what gc removes or no longer needs.
+// Deciding what to remove and when it is safe is the collector's job
+// (gc/collector.hpp); this file only reads and writes rows. Times are passed
+// in (Unix seconds).
 #pragma once
 
 #include "cache/db.hpp"
@@ -22,21 +23,29 @@ struct UnusedImage {
     std::int64_t last_used_at = 0;
 };
 
+struct LocalImage {
+    std::string closure_key;
+    std::int64_t last_used_at = 0;
+    std::string docker_digest; // its manifests'
+    std::string oci_digest;
+};
+
 class GcQueries {
 public:
     explicit GcQueries(Db& db) : m_db(db) {}
 
-    // Images whose manifest was last served (or built) before `cutoff`.
+    // Every image of this instance.
+    Result<std::vector<LocalImage>> images();
+    // Images whose manifest was last served (or built) here before `cutoff`.
     Result<std::vector<UnusedImage>> images_unused_since(std::int64_t cutoff);
-    Result<std::set<std::string>> image_keys();
+    // closure key → every digest the image references.
+    Result<std::map<std::string, std::vector<std::string>>> image_blobs();
     // The image names builds of this image were requested as, for people.
     Result<std::set<std::string>> image_names(std::string_view closure_key);
     // Deletes the images (and, by cascade, their image_blobs rows) and the
     // evaluations that lead to them, in one transaction.
     Result<void> forget_images(const std::vector<std::string>& closure_keys);
 
-    // Digests referenced by images used at or after `cutoff`.
-    Result<std::set<std::string>> referenced_since(std::int64_t cutoff);
     // Whether any image still references `digest`.
     Result<bool> is_referenced(std::string_view digest);
     // Every digest the blobs and layers tables know, with its size.
@@ -48,6 +57,14 @@ public:
     Result<int> forget_dangling_evaluations();
     // Remembered failures whose time is over.
     Result<int> forget_expired_failures(std::int64_t now);
+    // Finished builds that started before `before`, except the newest
+    // `keep_last` (the start page's history).
+    Result<int> forget_builds(std::int64_t before, int keep_last);
+    // Tags last pulled before `before` (tags/list keeps "latest" anyway).
+    Result<int> forget_tags(std::int64_t before);
+    // When markers were written before `before`: they no longer hold a new
+    // one back (builder/usage.hpp).
+    Result<int> forget_shared_uses(std::int64_t before);
 
     // The pid of build `id` while its row says it is running; nullopt when it
     // finished or there is no such build.

@@ -2,6 +2,7 @@
 
 #include "builder/builder.hpp"
 #include "builder/records.hpp"
+#include "builder/usage.hpp"
 #include "cache/gc_queries.hpp"
 #include "util/log.hpp"
 
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 
@@ -20,8 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Blobs deleted per hold of the exclusive lock: builds wait for one batch.
+// Objects deleted per hold of the exclusive lock, and how long a hold may
+// last at most: builds wait for one hold, not for the whole collection.
 constexpr std::size_t k_batch = 256;
+constexpr auto k_hold = std::chrono::seconds(1);
 // How long gc waits for builds to let go of k_gc_lock before it gives up.
 constexpr auto k_lock_wait = std::chrono::minutes(30);
 
@@ -29,6 +33,10 @@ constexpr std::string_view k_blob_prefix = "layers/";
 constexpr std::string_view k_image_records = "cache/images/";
 constexpr std::string_view k_layer_records = "cache/layers/";
 constexpr std::string_view k_record_suffix = ".json";
+
+std::int64_t seconds(std::chrono::seconds s) {
+    return s.count();
+}
 
 std::string utc_time(std::int64_t unix_seconds) {
     const auto t = static_cast<std::time_t>(unix_seconds);
@@ -55,23 +63,47 @@ std::string record_name(std::string_view object, std::string_view prefix) {
         object.substr(prefix.size(), object.size() - prefix.size() - k_record_suffix.size()));
 }
 
-// What gc found before it takes the lock. Everything here is re-checked
-// under the lock before anything is deleted.
+// An image as gc sees it: this instance's row, its shared record, or both.
+struct ImageState {
+    bool local = false;
+    std::int64_t local_use = 0;                  // last use here
+    std::optional<std::int64_t> record_modified; // its shared record's time
+    std::vector<std::string> manifests;          // the digests of its manifests
+    std::vector<std::string> blobs;              // every digest it references
+};
+
+// manifest digest → modification time of its use marker.
+using Markers = std::map<std::string, std::int64_t>;
+
+std::int64_t last_use(const ImageState& image, const Markers& markers) {
+    auto last = std::max(image.local_use, image.record_modified.value_or(0));
+    for (const auto& digest : image.manifests) {
+        const auto marker = markers.find(digest);
+        if (marker != markers.end()) {
+            last = std::max(last, marker->second + seconds(k_shared_use_interval));
+        }
+    }
+    return last;
+}
+
+// What gc found before it takes the lock. The images' uses are checked again
+// under the lock, and each blob's references before it is deleted.
 struct Plan {
-    std::vector<UnusedImage> unused;                               // a preview, for --dry-run
+    std::map<std::string, ImageState> images; // closure key → state
+    Markers markers;
+    std::set<std::string> unused;                                  // closure keys
     std::map<std::string, std::uint64_t> candidates;               // digest → size
     std::set<std::string> stored;                                  // digests with an object
-    std::set<std::string> image_records;                           // closure keys with a record
     std::map<std::string, std::vector<std::string>> layer_records; // digest → record keys
+    std::vector<std::string> orphan_markers;                       // marker keys
 };
 
 class Collector {
 public:
     Collector(const GcServices& s, const GcOptions& o, std::int64_t now, const GcOutput& say)
         : m_s(s), m_options(o), m_now(now),
-          m_cutoff(std::min(now - std::int64_t{o.keep_days} * 86400,
-                            now - std::chrono::seconds(k_pull_grace).count())),
-          m_q(s.db), m_say(say) {}
+          m_cutoff(std::min(now - std::int64_t{o.keep_days} * 86400, now - seconds(k_pull_grace))),
+          m_young(now - seconds(k_object_grace)), m_q(s.db), m_say(say) {}
 
     Result<GcReport> run() {
         TRY_ASSIGN(auto plan, make_plan());
@@ -79,17 +111,10 @@ public:
             TRY(preview(plan));
         } else {
             TRY(delete_unreferenced(plan));
-            TRY_ASSIGN(const int evaluations, m_q.forget_dangling_evaluations());
-            TRY_ASSIGN(const int failures, m_q.forget_expired_failures(m_now));
-            log::debug("forgot rows", {{"evaluations", evaluations}, {"failures", failures}});
+            TRY(forget_rows());
         }
         TRY(collect_staging_files());
         TRY(collect_gc_roots());
-        TRY_ASSIGN(const auto images, m_q.image_keys());
-        m_report.images_kept = static_cast<int>(images.size());
-        if (m_options.dry_run) {
-            m_report.images_kept -= m_report.images;
-        }
         return m_report;
     }
 
@@ -98,30 +123,51 @@ private:
 
     Result<Plan> make_plan() {
         Plan plan;
-        TRY_ASSIGN(plan.unused, m_q.images_unused_since(m_cutoff));
-        TRY_ASSIGN(const auto local, m_q.image_keys());
-        std::set<std::string> unused;
-        for (const auto& u : plan.unused) {
-            unused.insert(u.closure_key);
+        TRY_ASSIGN(const auto local, m_q.images());
+        TRY_ASSIGN(auto references, m_q.image_blobs());
+        for (const auto& image : local) {
+            auto& state = plan.images[image.closure_key];
+            state.local = true;
+            state.local_use = image.last_used_at;
+            state.manifests = {image.docker_digest, image.oci_digest};
+            state.blobs = std::move(references[image.closure_key]);
         }
-        TRY_ASSIGN(auto keep, m_q.referenced_since(m_cutoff));
-
-        // Image records of images this instance does not know were built by
-        // another instance sharing the storage: what they name stays.
-        TRY_ASSIGN(const auto image_objects, m_s.storage.list(k_image_records));
-        for (const auto& object : image_objects) {
+        // Images this instance does not know were built by another instance
+        // sharing the storage: their records say what they reference.
+        TRY_ASSIGN(const auto records, m_s.storage.list(k_image_records));
+        for (const auto& object : records) {
             const auto key = record_name(object.key, k_image_records);
             if (key.empty()) {
                 continue;
             }
-            plan.image_records.insert(key);
-            if (local.count(key) != 0) {
+            auto& state = plan.images[key];
+            state.record_modified = object.modified;
+            if (state.local) {
                 continue;
             }
             TRY_ASSIGN(const auto body, m_s.storage.fetch(object.key));
             const auto record = body ? decode_image_record(*body) : std::nullopt;
             if (record) {
-                keep.insert(record->blobs.begin(), record->blobs.end());
+                state.manifests = {record->docker_digest, record->oci_digest};
+                state.blobs = record->blobs;
+            }
+        }
+        TRY_ASSIGN(plan.markers, list_markers());
+
+        std::set<std::string> keep;
+        std::set<std::string> manifests;
+        for (const auto& [key, image] : plan.images) {
+            manifests.insert(image.manifests.begin(), image.manifests.end());
+            if (last_use(image, plan.markers) < m_cutoff) {
+                plan.unused.insert(key);
+            } else {
+                keep.insert(image.blobs.begin(), image.blobs.end());
+            }
+        }
+        m_report.images_kept = static_cast<int>(plan.images.size() - plan.unused.size());
+        for (const auto& [digest, modified] : plan.markers) {
+            if (manifests.count(digest) == 0 && modified < m_young) {
+                plan.orphan_markers.push_back(use_marker_key(digest));
             }
         }
 
@@ -133,14 +179,19 @@ private:
             }
             const auto digest = "sha256:" + std::string(hex);
             plan.stored.insert(digest);
-            if (keep.count(digest) == 0) {
-                plan.candidates[digest] = object.size;
+            if (keep.count(digest) != 0) {
+                continue;
             }
+            if (object.modified >= m_young) {
+                m_report.young_blobs += 1; // maybe another instance's build in flight
+                continue;
+            }
+            plan.candidates[digest] = object.size;
         }
         TRY_ASSIGN(const auto recorded, m_q.recorded_blobs());
         for (const auto& [digest, size] : recorded) {
-            if (keep.count(digest) == 0 && plan.candidates.count(digest) == 0) {
-                plan.candidates[digest] = plan.stored.count(digest) != 0 ? size : 0;
+            if (keep.count(digest) == 0 && plan.stored.count(digest) == 0) {
+                plan.candidates[digest] = 0; // only rows: the object is gone
             }
         }
 
@@ -151,21 +202,59 @@ private:
             }
             TRY_ASSIGN(const auto body, m_s.storage.fetch(object.key));
             const auto record = body ? decode_layer_record(*body) : std::nullopt;
-            if (record && plan.candidates.count(record->digest) != 0) {
-                plan.layer_records[record->digest].push_back(object.key);
+            if (!record || plan.candidates.count(record->digest) == 0) {
+                continue;
             }
+            if (object.modified >= m_young) {
+                plan.candidates.erase(record->digest); // just packed, by someone
+                plan.layer_records.erase(record->digest);
+                m_report.young_blobs += 1;
+                continue;
+            }
+            plan.layer_records[record->digest].push_back(object.key);
         }
         return plan;
     }
 
-    Result<void> preview(const Plan& plan) {
-        for (const auto& image : plan.unused) {
-            TRY(say_image(image));
-            m_report.images += 1;
-            if (plan.image_records.count(image.closure_key) != 0) {
-                m_say(verb() + " record " + image_record_key(image.closure_key));
-                m_report.records += 1;
+    // manifest digest → marker time, from one listing.
+    Result<Markers> list_markers() {
+        Markers markers;
+        TRY_ASSIGN(const auto objects, m_s.storage.list(k_use_markers));
+        for (const auto& object : objects) {
+            const auto hex = std::string_view(object.key).substr(k_use_markers.size());
+            if (is_hex64(hex)) {
+                markers["sha256:" + std::string(hex)] = object.modified;
             }
+        }
+        return markers;
+    }
+
+    // The shared objects that describe an image: its record and markers.
+    std::vector<std::string> image_objects(const Plan& plan, const std::string& key,
+                                           const ImageState& image) const {
+        std::vector<std::string> out;
+        if (image.record_modified) {
+            out.push_back(image_record_key(key));
+        }
+        for (const auto& digest : image.manifests) {
+            if (plan.markers.count(digest) != 0) {
+                out.push_back(use_marker_key(digest));
+            }
+        }
+        return out;
+    }
+
+    Result<void> preview(const Plan& plan) {
+        for (const auto& key : plan.unused) {
+            const auto& image = plan.images.at(key);
+            TRY(say_image(key, image, plan.markers));
+            m_report.images += 1;
+            for (const auto& object : image_objects(plan, key, image)) {
+                say_record(object);
+            }
+        }
+        for (const auto& object : plan.orphan_markers) {
+            say_record(object);
         }
         for (const auto& [digest, size] : plan.candidates) {
             say_blob(plan, digest, size);
@@ -173,15 +262,25 @@ private:
         return {};
     }
 
-    Result<void> say_image(const UnusedImage& image) {
-        TRY_ASSIGN(const auto names, m_q.image_names(image.closure_key));
+    Result<void> say_image(const std::string& key, const ImageState& image,
+                           const Markers& markers) {
         std::string named;
-        for (const auto& n : names) {
-            named += (named.empty() ? "" : ", ") + n;
+        if (image.local) {
+            TRY_ASSIGN(const auto names, m_q.image_names(key));
+            for (const auto& n : names) {
+                named += (named.empty() ? "" : ", ") + n;
+            }
+        } else {
+            named = "known from its shared record";
         }
-        m_say(verb() + " image " + image.closure_key + (named.empty() ? "" : " (" + named + ")") +
-              ", last used " + utc_time(image.last_used_at));
+        m_say(verb() + " image " + key + (named.empty() ? "" : " (" + named + ")") +
+              ", last used " + utc_time(last_use(image, markers)));
         return {};
+    }
+
+    void say_record(const std::string& object) {
+        m_say(verb() + " record " + object);
+        m_report.records += 1;
     }
 
     void say_blob(const Plan& plan, const std::string& digest, std::uint64_t size) {
@@ -195,81 +294,157 @@ private:
         const auto records = plan.layer_records.find(digest);
         if (records != plan.layer_records.end()) {
             for (const auto& key : records->second) {
-                m_say(verb() + " record " + key);
-                m_report.records += 1;
+                say_record(key);
             }
         }
     }
 
     Result<NamedLock> lock_out_builds() {
-        TRY_ASSIGN(auto now, m_s.locks.try_acquire(k_gc_lock));
+        TRY_ASSIGN(auto now, m_s.locks->try_acquire(k_gc_lock));
         if (now) {
             return std::move(*now);
         }
         log::info("waiting for builds to record their images");
         TRY_ASSIGN(
             auto waited,
-            m_s.locks.acquire(k_gc_lock,
-                              std::chrono::duration_cast<std::chrono::milliseconds>(k_lock_wait)));
+            m_s.locks->acquire(k_gc_lock,
+                               std::chrono::duration_cast<std::chrono::milliseconds>(k_lock_wait)));
         if (!waited) {
             return fail("builds kept the cache busy for 30 minutes; run gc again later");
         }
         return std::move(*waited);
     }
 
-    Result<void> delete_unreferenced(const Plan& plan) {
-        std::vector<std::string> digests;
-        for (const auto& [digest, size] : plan.candidates) {
-            digests.push_back(digest);
-        }
-        std::size_t next = 0;
-        bool images_done = false;
-        while (!images_done || next < digests.size()) {
+    // One deletion: a shared object (record, marker), or a blob with its
+    // rows and layer records.
+    struct Deletion {
+        enum class Kind { object, blob } kind;
+        std::string name; // the object's key, or the blob's digest
+    };
+
+    Result<void> delete_unreferenced(Plan& plan) {
+        std::vector<Deletion> work;
+        {
             TRY_ASSIGN(const auto holding, lock_out_builds());
-            if (!images_done) {
-                TRY(forget_unused_images(plan));
-                images_done = true;
-            }
-            for (const auto end = std::min(digests.size(), next + k_batch); next < end; ++next) {
-                const auto& digest = digests[next];
-                TRY_ASSIGN(const bool referenced, m_q.is_referenced(digest));
-                if (referenced) {
-                    continue; // a build recorded an image with it since the plan
-                }
-                if (plan.stored.count(digest) != 0) {
-                    TRY(m_s.storage.remove(blob_key(digest.substr(7))));
-                }
-                const auto records = plan.layer_records.find(digest);
-                if (records != plan.layer_records.end()) {
-                    for (const auto& key : records->second) {
-                        TRY(m_s.storage.remove(key));
-                    }
-                }
-                TRY(m_q.forget_blob(digest));
-                say_blob(plan, digest, plan.candidates.at(digest));
+            TRY(forget_unused_images(plan, work));
+        }
+        for (const auto& object : plan.orphan_markers) {
+            work.push_back({Deletion::Kind::object, object});
+        }
+        for (const auto& [digest, size] : plan.candidates) {
+            work.push_back({Deletion::Kind::blob, digest});
+        }
+        for (std::size_t next = 0; next < work.size();) {
+            TRY_ASSIGN(const auto holding, lock_out_builds());
+            const auto until = std::chrono::steady_clock::now() + k_hold;
+            for (std::size_t n = 0;
+                 next < work.size() && n < k_batch && std::chrono::steady_clock::now() < until;
+                 ++n, ++next) {
+                TRY(perform(plan, work[next]));
             }
         }
         return {};
     }
 
-    // Under the lock: the images unused since the cut-off as of now (a
-    // request may have used one since the plan was made).
-    Result<void> forget_unused_images(const Plan& plan) {
-        TRY_ASSIGN(const auto unused, m_q.images_unused_since(m_cutoff));
-        std::vector<std::string> keys;
-        for (const auto& image : unused) {
-            TRY(say_image(image));
-            keys.push_back(image.closure_key);
+    Result<void> perform(const Plan& plan, const Deletion& d) {
+        if (d.kind == Deletion::Kind::object) {
+            TRY(m_s.storage.remove(d.name));
+            say_record(d.name);
+            return {};
         }
-        TRY(m_q.forget_images(keys));
-        m_report.images += static_cast<int>(keys.size());
-        for (const auto& key : keys) {
-            TRY(m_s.storage.remove(image_record_key(key)));
-            if (plan.image_records.count(key) != 0) {
-                m_say(verb() + " record " + image_record_key(key));
-                m_report.records += 1;
+        const auto& digest = d.name;
+        TRY_ASSIGN(const bool referenced, m_q.is_referenced(digest));
+        if (referenced) {
+            return {}; // a build recorded an image with it since the plan
+        }
+        TRY_ASSIGN(const bool reused, layer_reused_since_plan(plan, digest));
+        if (reused) {
+            m_report.young_blobs += 1; // a build on another instance reuses it
+            return {};
+        }
+        if (plan.stored.count(digest) != 0) {
+            TRY(m_s.storage.remove(blob_key(digest.substr(7))));
+        }
+        const auto records = plan.layer_records.find(digest);
+        if (records != plan.layer_records.end()) {
+            for (const auto& key : records->second) {
+                TRY(m_s.storage.remove(key));
             }
         }
+        TRY(m_q.forget_blob(digest));
+        say_blob(plan, digest, plan.candidates.at(digest));
+        return {};
+    }
+
+    // Whether a builder (on any instance sharing the storage) rewrote a layer
+    // record of `digest` since gc started: it is reusing the layer. Looked
+    // at right before the deletion; the builder rewrites the record before
+    // it checks that the blob exists (builder.cpp), so either it finds the
+    // blob gone and packs it again, or gc finds the record young.
+    Result<bool> layer_reused_since_plan(const Plan& plan, const std::string& digest) {
+        const auto records = plan.layer_records.find(digest);
+        if (records == plan.layer_records.end()) {
+            return false;
+        }
+        for (const auto& key : records->second) {
+            TRY_ASSIGN(const auto objects, m_s.storage.list(key));
+            for (const auto& object : objects) {
+                if (object.key == key && object.modified >= m_young) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    // Under the lock: the images still unused as of now (a request here may
+    // have used one since the plan, another instance may have written a
+    // marker), whose rows go at once and whose shared objects are queued.
+    // The blobs of an image used meanwhile are no longer candidates.
+    Result<void> forget_unused_images(Plan& plan, std::vector<Deletion>& work) {
+        TRY_ASSIGN(plan.markers, list_markers());
+        TRY_ASSIGN(const auto unused_here, m_q.images_unused_since(m_cutoff));
+        std::set<std::string> still_unused_here;
+        for (const auto& image : unused_here) {
+            still_unused_here.insert(image.closure_key);
+        }
+        std::vector<std::string> rows;
+        for (auto it = plan.unused.begin(); it != plan.unused.end();) {
+            const auto& image = plan.images.at(*it);
+            const bool used = (image.local && still_unused_here.count(*it) == 0) ||
+                              last_use(image, plan.markers) >= m_cutoff;
+            if (used) {
+                for (const auto& digest : image.blobs) {
+                    plan.candidates.erase(digest);
+                }
+                m_report.images_kept += 1;
+                it = plan.unused.erase(it);
+                continue;
+            }
+            TRY(say_image(*it, image, plan.markers));
+            if (image.local) {
+                rows.push_back(*it);
+            }
+            for (auto& object : image_objects(plan, *it, image)) {
+                work.push_back({Deletion::Kind::object, std::move(object)});
+            }
+            ++it;
+        }
+        TRY(m_q.forget_images(rows));
+        m_report.images += static_cast<int>(plan.unused.size());
+        return {};
+    }
+
+    // Rows nothing needs any more: evaluations of forgotten images, expired
+    // failures, old history, and rate limits of markers.
+    Result<void> forget_rows() {
+        TRY_ASSIGN(const int evaluations, m_q.forget_dangling_evaluations());
+        TRY_ASSIGN(const int failures, m_q.forget_expired_failures(m_now));
+        TRY_ASSIGN(m_report.builds, m_q.forget_builds(m_cutoff, k_builds_kept));
+        TRY_ASSIGN(m_report.tags, m_q.forget_tags(m_cutoff));
+        TRY_ASSIGN(const int uses, m_q.forget_shared_uses(m_now - seconds(k_shared_use_interval)));
+        log::debug("forgot rows",
+                   {{"evaluations", evaluations}, {"failures", failures}, {"shared_uses", uses}});
         return {};
     }
 
@@ -338,6 +513,7 @@ private:
     const GcOptions& m_options;
     const std::int64_t m_now;
     const std::int64_t m_cutoff;
+    const std::int64_t m_young; // objects modified at or after this are kept
     GcQueries m_q;
     const GcOutput& m_say;
     GcReport m_report;

@@ -20,16 +20,42 @@
 // reproducibly, with the same digest) or its image is recorded before gc
 // looks (L is referenced and kept). Per-layer locks ("layer:<key>") alone
 // would not do: a build that reuses a layer does not take its lock, and
-// configs and manifests are blobs without one. gc deletes in batches and
-// lets go of the lock between them, so a build waits for one batch at most,
-// never for the whole collection; it never waits for a Nix build, because
-// builders do not hold the lock while Nix runs.
+// configs and manifests are blobs without one. gc deletes in short holds of
+// the lock (below), so a build waits for one hold at most, never for the
+// whole collection; gc never waits for a Nix build, because builders do not
+// hold the lock while Nix runs.
 //
 // Staging files and GC roots have no lock: a file being written has a fresh
 // modification time, so only files older than k_staging_grace are removed.
 //
-// Instances that share one bucket each know only their own images; gc keeps
-// every blob that another instance's shared image record names.
+// Instances sharing one bucket (or one STORAGE_PATH) each know only their
+// own SQLite, and the lock above is per instance. What they share is in
+// storage: each image's record (cache/images/<closure key>.json, written
+// when it was built) and the markers every instance writes when it uses an
+// image (cache/used/<manifest hex>, at most once a day, builder/usage.hpp).
+// An image's last use, as gc judges it, is the latest of
+//
+//   its last use here (SQLite)     its record's modification time
+//   each of its markers' modification times + k_shared_use_interval
+//
+// (a marker is only rewritten a day after the last one, so the use it
+// stands for may be up to a day later). gc keeps every blob that an image
+// used within the window references, whichever instance built or used it,
+// and deletes the records and markers of the images it forgets. Another
+// instance's build in flight is protected by age: no blob, record or marker
+// younger than k_object_grace is deleted, so the blobs it uploaded before
+// recording its image stay. A build that reuses an old layer rewrites the
+// layer's record first (builder.cpp), which makes the layer young for gc;
+// gc looks at the record's age again right before it deletes the blob.
+// What remains is a window of one storage request: a build that rewrites
+// the record and finds the blob between gc's last look and its deletion.
+//
+// Under the exclusive lock gc works in holds of at most 256 deletions or
+// about a second, whichever ends first, so a build on an object store (a
+// request per deletion) waits for a few requests, not for the whole
+// collection. In the first hold, before deleting anything, it reads the
+// uses again (here, and the markers), so an image used since the plan is
+// kept.
 #pragma once
 
 #include "cache/db.hpp"
@@ -53,6 +79,13 @@ inline constexpr std::chrono::hours k_staging_grace{1};
 // fetches the blobs after the manifest, and a large pull takes a while.
 inline constexpr std::chrono::hours k_pull_grace{1};
 
+// Objects in storage younger than this (by the modification time the
+// backend lists) are never deleted: another instance's build in flight.
+inline constexpr std::chrono::hours k_object_grace{1};
+
+// Builds the start page's history keeps beyond the retention window.
+inline constexpr int k_builds_kept = 100;
+
 struct GcOptions {
     // Images whose manifest was last served (or built) this many days ago or
     // earlier go, unless within k_pull_grace.
@@ -61,29 +94,33 @@ struct GcOptions {
 };
 
 struct GcReport {
-    int images = 0;      // images forgotten
-    int images_kept = 0; // images used within the window
+    int images = 0;      // images forgotten (this instance's, or only records)
+    int images_kept = 0; // images used within the window, by any instance
     int blobs = 0;
     std::uint64_t blob_bytes = 0;
+    int young_blobs = 0; // unreferenced, but younger than k_object_grace
     int staging_files = 0;
     std::uint64_t staging_bytes = 0;
-    int records = 0;    // shared cache records removed
+    int records = 0;    // shared cache records and use markers removed
     int stale_rows = 0; // rows of blobs that were already missing from storage
     int gc_roots = 0;
+    int builds = 0; // build history rows pruned
+    int tags = 0;   // tags no longer pulled
 };
 
 struct GcServices {
     const Config& config;
     StorageBackend& storage;
     Db& db;
-    const LockTable& locks;
+    const LockTable* locks; // null for a dry run, which neither locks nor writes
 };
 
 // One line per thing deleted (or, with dry_run, that would be).
 using GcOutput = std::function<void(std::string_view line)>;
 
 // Collects once, as of `now` (Unix seconds). An error stops it where it was:
-// what was deleted before stays deleted and consistent.
+// what was deleted before stays deleted and consistent. A dry run only
+// reads: the database, the storage listings and the state directory.
 Result<GcReport> collect_garbage(const GcServices& services, const GcOptions& options,
                                  std::int64_t now, const GcOutput& say);
 

@@ -6,6 +6,7 @@
 
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
+#include "util/log.hpp"
 
 namespace nixery {
 
@@ -28,8 +29,10 @@ public:
         // and not on the packages.
         auto fetched = m_nix.source_path(request_json({source, Arch::amd64, {}}));
         if (!fetched) {
-            return unexpected(source_unavailable("Nix channel " + m_channel + " at " + m_url,
-                                                 fetched.error().log_tail));
+            // NIXERY_CHANNEL_URL may carry a mirror's credentials.
+            return unexpected(source_unavailable(
+                "Nix channel " + m_channel + " at " + log::without_userinfo(m_url),
+                log::scrub_userinfo(fetched.error().log_tail, m_url)));
         }
         return source;
     }

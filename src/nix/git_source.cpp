@@ -12,6 +12,7 @@
 #include "core/routes.hpp"
 #include "util/files.hpp"
 #include "util/lock.hpp"
+#include "util/log.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 #include "util/text.hpp"
@@ -25,7 +26,8 @@ namespace {
 class GitSource final : public PackageSource {
 public:
     explicit GitSource(const Config& config)
-        : m_url(config.source_location), m_timeout(config.nix_timeout),
+        : m_url(config.source_location), m_shown(log::without_userinfo(m_url)),
+          m_timeout(config.nix_timeout),
           m_ssh(config.git_ssh_command.empty() ? "ssh -o BatchMode=yes" : config.git_ssh_command),
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
           m_locks(config.locks() / "builds.lock") {}
@@ -61,7 +63,7 @@ public:
             }
         }
         return unexpected(
-            manifest_unknown("the git repository " + m_url + " has no branch or tag \"" + t +
+            manifest_unknown("the git repository " + m_shown + " has no branch or tag \"" + t +
                                  "\" (use a branch, a tag, a 40-digit commit, or latest)",
                              json_string(t)));
     }
@@ -71,11 +73,11 @@ public:
         auto lock = m_locks.acquire(
             "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock || !*lock) {
-            return unexpected(
-                source_unavailable("git repository " + m_url, "another fetch is taking too long"));
+            return unexpected(source_unavailable("git repository " + m_shown,
+                                                 "another fetch is taking too long"));
         }
         if (!std::filesystem::exists(m_mirror / "HEAD")) {
-            if (auto made = make_dirs(m_mirror.parent_path()); !made) {
+            if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
                 return unexpected(RegistryError{500, "INTERNAL_ERROR", made.error().message, {}});
             }
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
@@ -86,7 +88,7 @@ public:
                     "fetch"));
             if (!has_commit(commit)) {
                 return unexpected(
-                    manifest_unknown("the git repository " + m_url + " has no commit " + commit,
+                    manifest_unknown("the git repository " + m_shown + " has no commit " + commit,
                                      json_string(commit)));
             }
         }
@@ -111,20 +113,23 @@ private:
         spec.env = {"GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=" + m_ssh};
         const auto run = run_process(spec);
         if (!run) {
-            return unexpected(source_unavailable("git repository " + m_url, run.error().message));
+            return unexpected(source_unavailable("git repository " + m_shown,
+                                                 log::scrub_userinfo(run.error().message, m_url)));
         }
         if (!run->ok()) {
             auto cause = std::string(what) + " it failed (" + run->describe_exit(m_timeout) + ")";
-            const auto tail = tail_lines(run->err_tail, 5);
+            // git may quote the URL it was given, credentials and all.
+            const auto tail = log::scrub_userinfo(tail_lines(run->err_tail, 5), m_url);
             if (!tail.empty()) {
                 cause += ": " + tail;
             }
-            return unexpected(source_unavailable("git repository " + m_url, cause));
+            return unexpected(source_unavailable("git repository " + m_shown, cause));
         }
         return run->out;
     }
 
-    std::string m_url;
+    std::string m_url;   // as configured: git needs its credentials
+    std::string m_shown; // without them: for messages people see
     std::chrono::seconds m_timeout;
     std::string m_ssh;
     std::filesystem::path m_mirror;

@@ -17,7 +17,7 @@ constexpr std::size_t k_log_lines = 25;
 
 // Nix colours its messages when it thinks a terminal is listening; a log
 // tail in a JSON error must be plain text.
-std::string strip_ansi(const std::string& text) {
+std::string strip_ansi(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
@@ -54,6 +54,34 @@ std::vector<std::string> strings_of(const rapidjson::Value& v) {
 }
 
 } // namespace
+
+std::vector<std::string> nix_options(const NixSettings& settings, std::string_view request) {
+    rapidjson::Document d;
+    d.Parse(request.data(), request.size());
+    const bool tarball = !d.HasParseError() && d.IsObject() && d.HasMember("source") &&
+                         d["source"].IsObject() && d["source"].HasMember("type") &&
+                         d["source"]["type"].IsString() &&
+                         std::string_view(d["source"]["type"].GetString()) == "tarball";
+    if (!tarball) {
+        return {};
+    }
+    return {"--option", "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
+}
+
+std::string clean_nix_output(std::string_view text) {
+    const auto plain = strip_ansi(text);
+    std::string out;
+    out.reserve(plain.size());
+    for (std::size_t pos = 0; pos < plain.size();) {
+        const auto end = std::min(plain.find('\n', pos), plain.size() - 1) + 1;
+        const auto line = std::string_view(plain).substr(pos, end - pos);
+        if (line.find("client-specified setting 'tarball-ttl'") == std::string_view::npos) {
+            out += line;
+        }
+        pos = end;
+    }
+    return out;
+}
 
 std::string request_json(const NixRequest& request) {
     rapidjson::Document source;
@@ -116,10 +144,10 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
     }
     if (run->timed_out) {
         return unexpected(NixFailure{NixFailure::Kind::timed_out, std::move(operation),
-                                     tail_lines(strip_ansi(run->err_tail), k_log_lines)});
+                                     tail_lines(clean_nix_output(run->err_tail), k_log_lines)});
     }
     if (!run->ok()) {
-        auto tail = tail_lines(strip_ansi(run->err_tail), k_log_lines);
+        auto tail = tail_lines(clean_nix_output(run->err_tail), k_log_lines);
         if (tail.empty()) {
             tail = spec.argv[0] + " failed with " + run->describe_exit(timeout);
         }
@@ -132,9 +160,11 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
 std::vector<std::string> expression_args(const NixSettings& settings,
                                          const std::filesystem::path& file, const char* attr,
                                          const std::string& request) {
-    return {file.string(), "-A",          attr,
-            "--argstr",    "request",     request,
-            "--option",    "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
+    std::vector<std::string> args{file.string(), "-A", attr, "--argstr", "request", request};
+    for (auto& option : nix_options(settings, request)) {
+        args.push_back(std::move(option));
+    }
+    return args;
 }
 
 std::vector<std::string> image_nix_args(const NixSettings& settings, const char* attr,

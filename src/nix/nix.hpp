@@ -91,6 +91,19 @@ private:
     NixSettings m_settings;
 };
 
+// The options an evaluation or build of `request` passes to Nix: for a
+// request whose source is a tarball (a channel), `--option tarball-ttl`,
+// so that a re-evaluation after NIXERY_SOURCE_TTL sees a moved channel;
+// none for other sources. A Nix daemon (2.14 and newer) answers every
+// option of a user it does not trust with a warning, which would end up in
+// every Nix error reported to clients.
+std::vector<std::string> nix_options(const NixSettings& settings, std::string_view request);
+
+// Nix's stderr as clients see it: no colours, and without the daemon's
+// warning that it ignores our tarball-ttl (the evaluating client applies it
+// itself, so the warning says nothing anyone should act on).
+std::string clean_nix_output(std::string_view text);
+
 // Parses the output of `nix-store --dump-db PATHS…` (the validity
 // registration format: path, hash, NAR size, deriver, count, references).
 Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view text);

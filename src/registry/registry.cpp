@@ -1,5 +1,6 @@
 #include "registry/registry.hpp"
 
+#include "builder/usage.hpp"
 #include "core/image.hpp"
 #include "core/reference.hpp"
 #include "registry/start_page.hpp"
@@ -176,6 +177,9 @@ Response RegistryHandler::stored(const std::string& name, const std::string& dig
     }
     if (manifest != is_manifest_type(media_type)) {
         return unknown(); // a layer asked for as a manifest, or the reverse
+    }
+    if (manifest) {
+        record_manifest_pull(m_cache, m_services.storage, digest); // a use, for gc
     }
     auto location = m_services.storage.locate(key);
     if (!location) {

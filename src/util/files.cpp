@@ -68,6 +68,14 @@ Result<void> make_dirs(const fs::path& dir) {
     return {};
 }
 
+Result<void> make_private_dir(const fs::path& dir) {
+    TRY(make_dirs(dir));
+    if (::chmod(dir.c_str(), 0700) != 0 && errno != EPERM) {
+        return fail("chmod \"" + dir.string() + "\" failed: " + errno_text(errno));
+    }
+    return {};
+}
+
 Result<void> fsync_dir(const fs::path& dir) {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd || ::fsync(fd.get()) != 0) {

@@ -51,6 +51,12 @@ Result<void> write_all(int fd, std::string_view data, const std::filesystem::pat
 // Creates the directory and its parents; existing ones are fine.
 Result<void> make_dirs(const std::filesystem::path& dir);
 
+// make_dirs(), and then `dir` itself is made accessible to its owner only
+// (0700), whatever the umask: for state that users in our group (nginx's,
+// which passes through the state directory to the blobs) must not read.
+// A directory owned by another user is left as it is.
+Result<void> make_private_dir(const std::filesystem::path& dir);
+
 // fsync on a directory so a rename inside it survives a crash.
 Result<void> fsync_dir(const std::filesystem::path& dir);
 

@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
+#include <utility>
 
 namespace nixery::log {
 
@@ -104,18 +105,54 @@ void write(Level level, std::string_view msg, const Fields& fields) {
     }
 }
 
-std::string redact_url(std::string_view url) {
-    auto cut = url.find_first_of("?#");
-    std::string out(url.substr(0, cut));
-    const auto scheme = out.find("://");
-    if (scheme != std::string::npos) {
-        const auto host_start = scheme + 3;
-        const auto at = out.find('@', host_start);
-        const auto slash = out.find('/', host_start);
-        if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
-            out.erase(host_start, at + 1 - host_start);
+namespace {
+
+// The user info of a scheme://userinfo@host… URL: its position and length
+// (without the '@'); npos when there is none.
+std::pair<std::size_t, std::size_t> userinfo(std::string_view url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string_view::npos) {
+        return {std::string_view::npos, 0};
+    }
+    const auto start = scheme + 3;
+    const auto end = url.find_first_of("/?#", start);
+    const auto at = url.substr(0, end).rfind('@');
+    if (at == std::string_view::npos || at < start) {
+        return {std::string_view::npos, 0};
+    }
+    return {start, at - start};
+}
+
+} // namespace
+
+std::string without_userinfo(std::string_view url) {
+    const auto [start, length] = userinfo(url);
+    std::string out(url);
+    if (start != std::string_view::npos) {
+        out.erase(start, length + 1);
+    }
+    return out;
+}
+
+std::string scrub_userinfo(std::string text, std::string_view url) {
+    const auto [start, length] = userinfo(url);
+    if (start == std::string_view::npos || length == 0) {
+        return text;
+    }
+    const auto secret = std::string(url.substr(start, length));
+    for (const auto& [from, to] :
+         {std::pair{secret + "@", std::string()}, std::pair{secret, std::string("<redacted>")}}) {
+        for (auto pos = text.find(from); pos != std::string::npos;
+             pos = text.find(from, pos + to.size())) {
+            text.replace(pos, from.size(), to);
         }
     }
+    return text;
+}
+
+std::string redact_url(std::string_view url) {
+    const auto cut = url.find_first_of("?#");
+    auto out = without_userinfo(url.substr(0, cut));
     if (cut != std::string_view::npos) {
         out += "?<redacted>";
     }

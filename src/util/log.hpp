@@ -59,4 +59,14 @@ inline void error(std::string_view msg, const Fields& f = {}) {
 // credentials there.
 std::string redact_url(std::string_view url);
 
+// A URL without its user info ("https://user:token@host/path" →
+// "https://host/path") but with its path and query: a repository URL as
+// people may see it. Anything that is not scheme://… is returned as it is
+// (an scp-like "git@host:path" names a user, no secret).
+std::string without_userinfo(std::string_view url);
+
+// `text` (a message of git or Nix about `url`) with the user info of `url`
+// removed wherever it appears.
+std::string scrub_userinfo(std::string text, std::string_view url);
+
 } // namespace nixery::log

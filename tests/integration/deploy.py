@@ -6,9 +6,30 @@ the test makes with the openssl CLI.
 
 nginx runs with its own pid, temp and log paths (Debian's nginx has
 compiled-in /var paths), listens on 127.0.0.1 only and is stopped by its
-PID."""
+PID.
 
+The permission model. Run as root (as .ci/run does), the site is set up as
+the units and sysusers.d set up a machine, so that the modes of the socket,
+the directories and the blobs are really put to the test:
+
+  nixery.service        the pool as `nobody`, group `nogroup`, umask 0027,
+                        building through a Nix daemon (NIX_REMOTE), with
+                        the state directory (and storage/ in it) 0710, the
+                        cache 0700, all theirs (StateDirectory=, …)
+  nixery.socket         the socket made by root, then nobody:nogroup 0660
+  nginx's workers       `www-data`, with `nogroup` as their group: what the
+                        sysusers.d line "m www-data nixery" gives them
+
+No user or group is created or changed: these are Debian's own accounts
+(base-passwd). The Nix daemon is the test's own, on a socket in the site
+directory, so the machine's daemon, its trusted users and its socket's
+group (nix-users on Debian) play no part. Without root, or without those
+accounts, setpriv or nix-daemon, everything runs as the invoking user, as
+before."""
+
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -71,6 +92,36 @@ def accepts_tcp(port):
         return False
 
 
+POOL_USER, POOL_GROUP, NGINX_USER = "nobody", "nogroup", "www-data"
+
+
+def _account_exists(lookup, name):
+    try:
+        lookup(name)
+        return True
+    except KeyError:
+        return False
+
+
+def permission_model_available():
+    """Why the permission model cannot be used here; empty when it can."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    for lookup, name in ((pwd.getpwnam, POOL_USER), (grp.getgrnam, POOL_GROUP),
+                         (pwd.getpwnam, NGINX_USER)):
+        if not _account_exists(lookup, name):
+            return "no account %s" % name
+    for program in ("setpriv", "nix-daemon"):
+        if not shutil.which(program):
+            return "no %s" % program
+    return ""
+
+
+def as_user(user, group, *argv):
+    """argv run by `user` with `group` as its only group (setpriv)."""
+    return ["setpriv", "--reuid=" + user, "--regid=" + group, "--clear-groups", "--"] + list(argv)
+
+
 def wait_for(predicate, process, what, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -88,11 +139,25 @@ class ProductionSite:
 
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-site-"))
+        why_not = permission_model_available()
+        self.unprivileged = not why_not
+        print("\n[deploy] %s" % ("pool as %s:%s, nginx as %s:%s, umask 0027" %
+                                 (POOL_USER, POOL_GROUP, NGINX_USER, POOL_GROUP)
+                                 if self.unprivileged else "everything as this user: " + why_not))
         self.https_port = free_port()
         self.http_port = free_port()
+        # As on a machine: /var/lib/nixery (storage/ in it), /var/cache/nixery
+        # and /run/nixery (the socket's directory, systemd's).
         self.state = self.dir / "state"
-        self.storage = self.dir / "storage"
-        self.state.mkdir()
+        self.storage = self.state / "storage"
+        self.cache = self.dir / "cache"
+        self.run_dir = self.dir / "run"
+        for d in (self.state, self.storage, self.cache, self.run_dir):
+            d.mkdir()
+        self.socket_activated = shutil.which("systemd-socket-activate") is not None
+        # Without systemd's tool the pool makes its own socket, in the state
+        # directory.
+        self.socket = (self.run_dir if self.socket_activated else self.state) / "fcgi.sock"
         self.ca_dir, self.certificate, self.key = make_ca_and_certificate(self.dir / "tls")
         self.root = install(
             self.dir / "root",
@@ -101,7 +166,7 @@ class ProductionSite:
             SITE_HTTP_LISTEN="127.0.0.1:%d" % self.http_port,
             SITE_CERTIFICATE=self.certificate,
             SITE_CERTIFICATE_KEY=self.key,
-            SITE_SOCKET=self.state / "fcgi.sock",
+            SITE_SOCKET=self.socket,
             SITE_STATE_DIR=self.state,
             SITE_STORAGE_PATH=self.storage)
         self.site_config = self.root / "etc/nginx/sites-available/nixery.conf"
@@ -112,7 +177,73 @@ class ProductionSite:
         self.error_log = self.nginx_dir / "error.log"
         self.pool = None
         self.nginx = None
+        self.nix_daemon = None
         self.pool_log = self.dir / "pool.log"
+        self.package_set = make_package_set(self.dir)
+        if self.unprivileged:
+            self.set_up_permissions()
+
+    def set_up_permissions(self):
+        """Modes and owners as systemd gives them to nixery.service."""
+        os.chmod(self.dir, 0o755)  # mkdtemp's 0700 would hide everything
+        # The package set imports the demo set: a copy of it here, so that
+        # the pool can read it whatever the checkout's directory modes are.
+        demo = self.dir / "demo"
+        shutil.copytree(ROOT / "src/nix/demo", demo)
+        default = self.package_set / "default.nix"
+        default.write_text(default.read_text().replace(str(ROOT / "src/nix/demo"), str(demo)))
+        uid, gid = pwd.getpwnam(POOL_USER).pw_uid, grp.getgrnam(POOL_GROUP).gr_gid
+        for d, mode in ((self.state, 0o710), (self.storage, 0o710), (self.cache, 0o700)):
+            os.chown(d, uid, gid)
+            os.chmod(d, mode)
+
+    def start_nix_daemon(self):
+        """A Nix daemon of the test's own (as root: it owns the store)."""
+        sock = self.dir / "nix-daemon.sock"
+        env = base_environment()  # its NIX_CONFIG: no substituters, the sandbox if it works
+        env["NIX_DAEMON_SOCKET_PATH"] = str(sock)
+        self._daemon_log = open(self.dir / "nix-daemon.log", "ab")
+        self.nix_daemon = subprocess.Popen(["nix-daemon"], env=env, stdout=self._daemon_log,
+                                           stderr=subprocess.STDOUT)
+        wait_for(lambda: accepts_unix(sock), self.nix_daemon, "the Nix daemon")
+        return "unix://%s" % sock
+
+    def start(self, **settings):
+        env = base_environment()
+        env.update({"NIXERY_STATE_DIR": str(self.state), "STORAGE_PATH": str(self.storage),
+                    "NIXERY_PKGS_PATH": str(self.package_set), "NIXERY_WORKERS": "2",
+                    "HOME": str(self.state), "XDG_CACHE_HOME": str(self.cache)})
+        if self.unprivileged:
+            # As nixery.service: through the daemon, which has the settings
+            # (a daemon ignores an untrusted user's, and newer ones warn).
+            env["NIX_REMOTE"] = self.start_nix_daemon()
+            env["NIX_CONFIG"] = "substituters =\n"
+        env.update(settings)
+        self.env = env
+        self._pool_log = open(self.pool_log, "ab")
+        # The installed binary, finding its data files under the DESTDIR,
+        # given its socket the way nixery.socket does (LISTEN_FDS) when
+        # systemd's tool for that is here.
+        argv = [str(self.root / "usr/bin/nixery"), "serve"]
+        if self.unprivileged:
+            argv = as_user(POOL_USER, POOL_GROUP, *argv)
+        if self.socket_activated:
+            argv = ["systemd-socket-activate", "-l", str(self.socket)] + \
+                ["--setenv=%s=%s" % kv for kv in env.items()] + argv
+        self.pool = subprocess.Popen(argv, env=env, stdout=self._pool_log, stderr=subprocess.STDOUT,
+                                     umask=0o027 if self.unprivileged else -1)
+        wait_for(lambda: self.socket.exists(), self.pool, "the worker pool's socket")
+        if self.unprivileged and self.socket_activated:
+            # SocketUser=, SocketGroup=, SocketMode= of nixery.socket.
+            os.chown(self.socket, pwd.getpwnam(POOL_USER).pw_uid, grp.getgrnam(POOL_GROUP).gr_gid)
+            os.chmod(self.socket, 0o660)
+        wait_for(lambda: accepts_unix(self.socket), self.pool, "the worker pool")
+        self.write_nginx_conf()
+        result = self.nginx_test()
+        if result.returncode != 0:
+            raise AssertionError("nginx -t failed:\n" + result.stderr.decode())
+        self.start_nginx()
+        return self
 
     def write_nginx_conf(self):
         """The machine's nginx.conf, as Debian's includes sites-enabled/."""
@@ -134,36 +265,13 @@ http {
     default_type application/octet-stream;
     include %(site)s;
 }
-""" % {"user": "user root;" if os.geteuid() == 0 else "", "dir": self.nginx_dir, "tmp": t,
-       "site": self.site_config})
+""" % {"user": ("user %s %s;" % (NGINX_USER, POOL_GROUP) if self.unprivileged
+                 else "user root;" if os.geteuid() == 0 else ""),
+       "dir": self.nginx_dir, "tmp": t, "site": self.site_config})
 
     def nginx_test(self):
         return run([NGINX, "-t", "-p", str(self.nginx_dir), "-e", str(self.error_log),
                     "-c", str(self.nginx_conf)], check=False)
-
-    def start(self, **settings):
-        env = base_environment()
-        env.update({"NIXERY_STATE_DIR": str(self.state), "STORAGE_PATH": str(self.storage),
-                    "NIXERY_PKGS_PATH": str(make_package_set(self.dir)), "NIXERY_WORKERS": "2"})
-        env.update(settings)
-        self.env = env
-        self._pool_log = open(self.pool_log, "ab")
-        # The installed binary, finding its data files under the DESTDIR,
-        # given its socket the way nixery.socket does (LISTEN_FDS) when
-        # systemd's tool for that is here.
-        argv = [str(self.root / "usr/bin/nixery"), "serve"]
-        if shutil.which("systemd-socket-activate"):
-            self.socket_activated = True
-            argv = ["systemd-socket-activate", "-l", str(self.state / "fcgi.sock")] + \
-                ["--setenv=%s=%s" % kv for kv in env.items()] + argv
-        self.pool = subprocess.Popen(argv, env=env, stdout=self._pool_log, stderr=subprocess.STDOUT)
-        wait_for(lambda: accepts_unix(self.state / "fcgi.sock"), self.pool, "the worker pool")
-        self.write_nginx_conf()
-        result = self.nginx_test()
-        if result.returncode != 0:
-            raise AssertionError("nginx -t failed:\n" + result.stderr.decode())
-        self.start_nginx()
-        return self
 
     def start_nginx(self):
         self.nginx = subprocess.Popen([NGINX, "-p", str(self.nginx_dir), "-e", str(self.error_log),
@@ -185,7 +293,18 @@ http {
             self._pool_log.close()
         code = self.pool.returncode if self.pool is not None else 0
         self.pool = None
+        if self.nix_daemon is not None:
+            self.nix_daemon.terminate()
+            self.nix_daemon.wait(60)
+            self._daemon_log.close()
+            self.nix_daemon = None
         return code
+
+    def can_read(self, user, path):
+        """Whether `user`, with the pool's group as its only group, can
+        read `path` (a file) or list it (a directory)."""
+        test = ["ls", str(path)] if Path(path).is_dir() else ["head", "-c", "1", str(path)]
+        return run(as_user(user, POOL_GROUP, *test), check=False).returncode == 0
 
     def enable_basic_auth(self, user, password):
         """What the README tells an administrator to do: a password file and

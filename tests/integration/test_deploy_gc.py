@@ -1,10 +1,19 @@
-"""`nixery gc` against a running instance: what no recently used image
-references goes, what one does stays and still pulls, and a collection
-that runs while a build is packing and recording its image does not break
-that build."""
+"""`nixery gc` against running instances: what no recently used image
+references goes, what one does stays and still pulls; a collection that
+runs while a build reuses old layers and records its image does not break
+that build; a dry run changes nothing; and with two instances sharing one
+STORAGE_PATH, gc on one keeps what the other pulled (by tag or by digest)
+although its own database says nobody used it.
 
+gc never deletes objects younger than an hour (another instance's build in
+flight), so the tests age the files in storage as well as the rows."""
+
+import fcntl
+import hashlib
 import json
 import os
+import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -12,7 +21,8 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import NIXERY, Instance, TestCase, have, in_rootfs, run, skopeo_copy, unpack
+from harness import (NIXERY, Instance, TestCase, base_environment, have, in_rootfs, run, skopeo_copy,
+                     unpack)
 
 
 def manifest_digests(response):
@@ -33,6 +43,51 @@ def age_image(instance, name, days=40):
             "(SELECT e.closure_key FROM evaluations e JOIN builds b ON b.image_key = e.image_key "
             "WHERE b.image = ?2)", (days * 86400, name)).rowcount
     assert n == 1, (name, n)
+
+
+def age_storage(storage, hours=2):
+    """Pretends every object in `storage` was written `hours` ago."""
+    old = time.time() - hours * 3600
+    for path in Path(storage).rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+
+
+def last_used(instance, name):
+    with instance.db() as conn:
+        return conn.execute(
+            "SELECT i.last_used_at FROM images i JOIN evaluations e ON e.closure_key = i.closure_key "
+            "JOIN builds b ON b.image_key = e.image_key WHERE b.image = ?1", (name,)).fetchone()[0]
+
+
+def snapshot(*roots):
+    """Every file under `roots` with its size and modification time, and the
+    content of SQLite databases (whose -wal and -shm files a reader may
+    create; they do not change the data)."""
+    out = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")):
+            if path.name.endswith(("-wal", "-shm", ".log")):
+                continue
+            st = path.lstat()
+            out[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns,
+                              path.read_bytes() if path.suffix == ".sqlite" else None)
+    return out
+
+
+def gc_lock_held(instance):
+    """Whether some process holds gc's lock (builder.hpp, k_gc_lock): an OFD
+    lock on one byte of locks/builds.lock, at an offset taken from the
+    SHA-256 of its name (util/lock.cpp)."""
+    offset = int.from_bytes(hashlib.sha256(b"gc").digest()[:8], "big") & ((1 << 62) - 1)
+    flock = "hh4xqqi4x"  # struct flock on 64-bit Linux
+    try:
+        with open(instance.state / "locks/builds.lock", "rb") as f:
+            result = fcntl.fcntl(f, fcntl.F_OFD_GETLK,
+                                 struct.pack(flock, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))
+    except FileNotFoundError:
+        return False
+    return struct.unpack(flock, result)[0] != fcntl.F_UNLCK
 
 
 def image_blobs(instance, name):
@@ -66,6 +121,7 @@ class GcTest(TestCase):
 
             for name in drop:
                 age_image(inst, name)
+            age_storage(inst.storage)
             for name in keep:  # a fresh pull of the ones to keep
                 self.assertEqual(inst.manifest(name).status, 200)
             staging = inst.storage / "staging"
@@ -76,7 +132,9 @@ class GcTest(TestCase):
             os.utime(stale, (old, old))
             before = self.stored(inst)
 
+            files = snapshot(inst.storage, inst.state)
             dry = gc(inst, "--dry-run", "--keep-days", "0").stdout.decode()
+            self.assertEqual(snapshot(inst.storage, inst.state), files, "a dry run wrote")
             self.assertEqual(self.stored(inst), before, "a dry run deleted blobs")
             self.assertTrue(stale.exists())
             for digest in only_dropped:
@@ -118,29 +176,45 @@ class GcTest(TestCase):
             again = gc(inst, "--keep-days", "0").stdout.decode()
             self.assertIn("deleted 0 images, 0 blobs", again)
 
-    def test_gc_during_a_build_does_not_break_it(self):
+    def test_gc_during_a_build_that_reuses_old_layers(self):
         with Instance(NIXERY_WORKERS=2) as inst:
-            # app-a's layers (busybox, libgreet…) are about to be collected
-            # when the build of big/slow/app-b wants to reuse them.
+            # app-a's layers (busybox, libgreet) are old and referenced by no
+            # recent image; big/slow/app-b will reuse them.
             self.assertEqual(inst.manifest("app-a").status, 200)
+            app_a = image_blobs(inst, "app-a")
             age_image(inst, "app-a")
+            age_storage(inst.storage)
             result = {}
             build = threading.Thread(target=lambda: result.update(r=inst.manifest("big/slow/app-b")))
             build.start()
+            # Once Nix is done (its result is in the build's GC root
+            # directory) and the build holds gc's lock again, it looks its
+            # layers up (finding app-a's), packs big's 48 MiB and records its
+            # image. gc runs over and over meanwhile: it plans to delete
+            # app-a's layers, waits for the build's lock, and then finds them
+            # referenced by the new image.
+            deadline = time.time() + 300
+            while build.is_alive() and not (list((inst.state / "gcroots").glob("*/result"))
+                                             and gc_lock_held(inst)):
+                self.assertLess(time.time(), deadline, "the build did not get past Nix")
+                time.sleep(0.01)
             runs, waited = 0, 0
-            while build.is_alive():
+            while build.is_alive() or runs == 0:
                 r = run([str(NIXERY), "gc", "--keep-days", "0"], env=inst.env)
                 runs += 1
                 waited += b"waiting for builds" in r.stderr
             build.join()
-            print("\n%d gc runs during the build, %d waited for it to record its image" % (runs, waited))
-            self.assertGreater(runs, 1)
+            b = inst.builds("big/slow/app-b")[0]
+            print("\n%d gc runs while the build packed, %d waited for it to record its image; "
+                  "it reused %d layers" % (runs, waited, b["layers_reused"]))
             r = result["r"]
             self.assertEqual(r.status, 200, r)
             stored = self.stored(inst)
             missing = manifest_digests(r) - stored
             self.assertEqual(missing, set(), "the build's image names deleted blobs")
             self.assertIn(r.header("Docker-Content-Digest"), stored)
+            self.assertTrue(manifest_digests(r) & app_a, "no layer of app-a's was in question")
+            self.assertGreater(b["layers_reused"], 0)
 
             work = Path(tempfile.mkdtemp(prefix="gc-", dir=inst.dir))
             skopeo_copy(inst, "big/slow/app-b", "latest", work / "layout", "b")
@@ -149,3 +223,66 @@ class GcTest(TestCase):
             self.assertEqual(len(inst.builds("big/slow/app-b")), 1)
             # At least one collection overlapped the build's packing.
             self.assertGreater(waited, 0)
+
+    def test_dry_run_of_an_instance_that_never_ran(self):
+        d = Path(tempfile.mkdtemp(prefix="nixery-gc-"))
+        try:
+            env = dict(base_environment(), NIXERY_STATE_DIR=str(d / "state"),
+                       STORAGE_PATH=str(d / "storage"))
+            r = run([str(NIXERY), "gc", "--dry-run"], env=env, check=False)
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn(b"to read failed", r.stderr)
+            self.assertEqual(list(d.iterdir()), [], "a dry run created files")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_instances_sharing_storage(self):
+        """B pulls one image by tag and another by digest; A's gc must keep
+        both, although A's database says nobody used them for 40 days, and
+        delete the one nobody used."""
+        with Instance() as a, Instance(package_set=a.package_set, STORAGE_PATH=a.storage) as b:
+            b.storage = a.storage
+            names = ("app-a", "hardlinks", "app-c")
+            responses = {n: a.manifest(n) for n in names}
+            for r in responses.values():
+                self.assertEqual(r.status, 200, r)
+            blobs = {n: image_blobs(a, n) for n in names}
+            only_unused = blobs["app-c"] - blobs["app-a"] - blobs["hardlinks"]
+            self.assertTrue(only_unused)
+            for n in names:
+                age_image(a, n)
+            age_storage(a.storage, hours=40 * 24)
+
+            # B has never seen either image: it finds app-a's record (and
+            # packs nothing), and serves hardlinks' manifest by digest.
+            self.assertEqual(b.manifest("app-a").status, 200)
+            self.assertEqual(b.builds("app-a")[0]["layers_built"], 0)
+            digest = responses["hardlinks"].header("Docker-Content-Digest")
+            by_digest = b.get("/v2/hardlinks/manifests/" + digest)
+            self.assertEqual(by_digest.status, 200, by_digest)
+            markers = {p.name for p in (a.storage / "cache/used").iterdir()}
+            self.assertIn(digest[7:], markers)
+            self.assertIn(responses["app-a"].header("Docker-Content-Digest")[7:], markers)
+
+            out = gc(a, "--keep-days", "0").stdout.decode()
+            print("\n" + out.splitlines()[-1])
+            self.assertIn("deleted 1 image,", out)
+            stored = self.stored(a)
+            self.assertTrue(blobs["app-a"] | blobs["hardlinks"] <= stored)
+            self.assertEqual(stored & only_unused, set())
+            self.assertEqual(len(list((a.storage / "cache/images").iterdir())), 2)
+            self.assertLess(last_used(a, "hardlinks"), time.time() - 30 * 86400)
+
+            # A pull by digest counts as a use here too.
+            self.assertEqual(a.get("/v2/hardlinks/manifests/" + digest).status, 200)
+            self.assertGreater(last_used(a, "hardlinks"), time.time() - 120)
+
+            # Both still pull completely, from either instance; the image
+            # nobody used is built again.
+            work = Path(tempfile.mkdtemp(prefix="gc-", dir=a.dir))
+            for inst, name in ((a, "app-a"), (b, "app-a"), (a, "hardlinks"), (b, "hardlinks")):
+                skopeo_copy(inst, name, "latest", work / "layout", name)
+            rootfs = unpack(work / "layout", "app-a", work / "app-a")
+            self.assertEqual(in_rootfs(rootfs, "/bin/app-a"), "app-a uses greetings from libgreet\n")
+            skopeo_copy(b, "app-c", "latest", work / "layout", "app-c")
+            self.assertEqual(b.builds("app-c")[0]["layers_built"], 2)

@@ -16,6 +16,7 @@ from deploy import install, make
 EXPECTED_FILES = {
     "usr/bin/nixery",
     "usr/share/nixery/sql/001_initial.sql",
+    "usr/share/nixery/sql/002_shared_use.sql",
     "usr/share/nixery/nix/image.nix",
     "usr/share/nixery/nix/popcount.nix",
     "usr/share/nixery/nix/demo/default.nix",
@@ -34,6 +35,23 @@ EXPECTED_FILES = {
 }
 UNITS = ("nixery.service", "nixery.socket", "nixery-gc.service", "nixery-gc.timer")
 MAX_EXPOSURE = 2.0
+
+
+def unit_environment(unit_text):
+    """The variables a unit's Environment= lines set (ours need no quoting)."""
+    env = {}
+    for line in unit_text.splitlines():
+        if line.startswith("Environment="):
+            for assignment in line[len("Environment="):].split():
+                name, _, value = assignment.partition("=")
+                env[name] = value
+    return env
+
+
+def parse_settings(text):
+    """The assignments of an EnvironmentFile= (no quoting either)."""
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
 
 
 def files_under(root):
@@ -70,6 +88,12 @@ class InstallTest(TestCase):
         self.assertIn("listen 443 ssl http2;", text)
         self.assertIn("location /_storage/", text)
         self.assertNotIn("@SOCKET@", text)
+        self.assertNotIn("ssl_conf_command", text)  # nginx older than 1.21.4 refuses it
+        modern = run([str(nixery), "nginx-config", "--http2-directive", "--ktls"],
+                     env=env).stdout.decode()
+        self.assertIn("listen 443 ssl;", modern)
+        self.assertIn("http2 on;", modern)
+        self.assertIn("ssl_conf_command Options KTLS;", modern)
         # An option value cannot smuggle in nginx syntax.
         bad = run([str(nixery), "nginx-config", "--certificate", "/x; include /etc/passwd"],
                   env=env, check=False)
@@ -79,15 +103,53 @@ class InstallTest(TestCase):
         site = self.destdir / "etc/nginx/sites-available/nixery.conf"
         self.assertEqual(site.read_text(),
                          (self.destdir / "usr/share/nixery/nginx/nixery.conf").read_text())
+        # Enabled as README.md says (ln -s with an absolute target): the link
+        # goes with the site, or nginx would not start again.
+        enabled = self.destdir / "etc/nginx/sites-enabled"
+        enabled.mkdir(parents=True)
+        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
+        (enabled / "other.conf").symlink_to("/etc/nginx/sites-available/other.conf")
+        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-enabled/other.conf"})
+        (enabled / "other.conf").unlink()
+
+        install(self.destdir)
+        (enabled / "nixery.conf").symlink_to("../sites-available/nixery.conf")
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), set())
 
         install(self.destdir)
+        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
         site.write_text(site.read_text() + "# changed by the administrator\n")
         install(self.destdir)
         self.assertIn("changed by the administrator", site.read_text())
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
-        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf"})
+        self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf",
+                                                     "etc/nginx/sites-enabled/nixery.conf"})
+
+    def test_settings_file(self):
+        """The units' environment plus the example settings file installed
+        as /etc/nixery/nixery.env is a valid configuration as it is (the
+        filesystem backend) and edited as its comments say for S3."""
+        install(self.destdir)
+        units = self.destdir / "usr/lib/systemd/system"
+        for unit in ("nixery.service", "nixery-gc.service"):
+            text = (units / unit).read_text()
+            self.assertIn("EnvironmentFile=/etc/nixery/nixery.env\n", text)
+            self.assertNotIn("STORAGE_PATH", unit_environment(text))
+        example = (self.destdir / "usr/share/nixery/nixery.env.example").read_text()
+        s3 = example.replace("STORAGE_PATH=/var/lib/nixery/storage\n", "") \
+            .replace("#NIXERY_STORAGE_BACKEND=s3", "NIXERY_STORAGE_BACKEND=s3") \
+            .replace("#S3_BUCKET=nixery", "S3_BUCKET=nixery")
+        nixery = self.destdir / "usr/bin/nixery"
+        for settings, expected in ((example, "alias /var/lib/nixery/storage/;"),
+                                   (s3, "blobs are served by redirects")):
+            env = base_environment()
+            env.update(unit_environment((units / "nixery.service").read_text()))
+            env.update(parse_settings(settings))
+            out = run([str(nixery), "nginx-config"], env=env, check=False)
+            self.assertEqual(out.returncode, 0, out.stderr.decode())
+            self.assertIn(expected, out.stdout.decode())
 
     @unittest.skipUnless(have("systemd-analyze"), "systemd-analyze is needed")
     def test_systemd_units(self):

@@ -21,14 +21,39 @@ def escape(text):
 
 
 def parse_metrics(text):
-    """{(name, labels): value} from the text exposition format."""
+    """{(name, labels): value} from the text exposition format, checking what
+    Prometheus relies on: every sample's family has a # TYPE line before it,
+    and a histogram's buckets are cumulative, end with le="+Inf", and that
+    bucket equals its _count."""
     out = {}
+    types = {}
     for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(" ")
+            assert family not in types, "two # TYPE lines for " + family
+            types[family] = kind
+            continue
         if line.startswith("#") or not line:
             continue
         m = METRIC.match(line)
         assert m, "not an exposition line: %r" % line
-        out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
+        assert family in types, "no # TYPE line before %r" % line
+        out[(name, m.group(2) or "")] = float(m.group(3))
+    for family, kind in types.items():
+        if kind != "histogram":
+            continue
+        buckets = [(labels, value) for (name, labels), value in out.items()
+                   if name == family + "_bucket"]  # in exposition order
+        assert buckets, "histogram %s has no buckets" % family
+        bounds = [float(re.fullmatch(r'\{le="([^"]+)"\}', labels).group(1)) for labels, _ in buckets]
+        assert bounds == sorted(set(bounds)), "bucket bounds of %s: %r" % (family, bounds)
+        values = [value for _, value in buckets]
+        assert values == sorted(values), "buckets of %s are not cumulative: %r" % (family, buckets)
+        assert buckets[-1][0] == '{le="+Inf"}', "the last bucket of %s is not +Inf" % family
+        assert buckets[-1][1] == out[(family + "_count", "")], "+Inf bucket != _count of " + family
+        assert (family + "_sum", "") in out, "histogram %s has no _sum" % family
     return out
 
 

@@ -1,16 +1,35 @@
 """The installed production nginx configuration in front of the installed
 worker pool: `nginx -t`, a TLS pull with skopeo that trusts the test's CA
-(over HTTP/2 where the client offers it), /metrics for localhost only, and
-HTTP basic auth as the README describes it for private instances."""
+(over HTTP/2 where the client offers it), /metrics for localhost only,
+HTTP basic auth as the README describes it for private instances, and,
+run as root, the permission model of the units (deploy.py): the pool as an
+unprivileged user under umask 0027, nginx as another user in its group."""
 
 import http.client
+import os
+import pwd
+import stat
 import ssl
 import tempfile
 import unittest
 from pathlib import Path
 
 from harness import TestCase, have, in_rootfs, run, unpack
-from deploy import ProductionSite
+from deploy import NGINX_USER, POOL_USER, ProductionSite
+
+
+def children(pid):
+    """The processes whose parent is `pid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
 
 USER, PASSWORD = "puller", "s3cret-pass"
 
@@ -129,3 +148,39 @@ class ProductionTlsTest(TestCase):
         # Still reachable without a password from the machine itself.
         status, _, _ = self.https("/metrics")
         self.assertEqual(status, 200)
+
+    def test_3_permission_model(self):
+        site = self.site
+        if not site.unprivileged:
+            self.skipTest("the permission model needs root and Debian's accounts (see deploy.py)")
+        # Who runs: the pool's master and its workers, nginx's workers.
+        def uid(pid):
+            return os.stat("/proc/%d" % pid).st_uid
+        pool = site.pool.pid
+        workers = [p for p in children(pool)]
+        self.assertTrue(workers)
+        for pid in [pool] + workers:
+            self.assertEqual(uid(pid), pwd.getpwnam(POOL_USER).pw_uid, pid)
+        nginx_workers = children(site.nginx.pid)
+        self.assertTrue(nginx_workers)
+        for pid in nginx_workers:
+            self.assertEqual(uid(pid), pwd.getpwnam(NGINX_USER).pw_uid, pid)
+
+        # The pull of test_1 went through all of this; here is why it could.
+        layers = site.storage / "layers"
+        blobs = sorted(layers.iterdir())
+        self.assertTrue(blobs)
+        modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in
+                 (site.state, site.storage, layers, blobs[0], site.socket,
+                  site.state / "nixery.sqlite", site.state / "locks")}
+        print("\n" + "\n".join("%04o %s" % (m, p.relative_to(site.dir)) for p, m in modes.items()))
+        self.assertEqual(modes[site.state], 0o710)
+        self.assertEqual(modes[layers], 0o750)  # made by the pool under umask 0027
+        self.assertEqual(modes[blobs[0]], 0o644)
+        self.assertEqual(modes[site.socket], 0o660)
+        self.assertEqual(modes[site.state / "nixery.sqlite"], 0o600)
+        self.assertEqual(modes[site.state / "locks"], 0o700)
+        # nginx's user reads blobs, and nothing else of the pool's.
+        self.assertTrue(site.can_read(NGINX_USER, blobs[0]))
+        for private in (site.state, site.state / "nixery.sqlite", site.state / "locks/builds.lock"):
+            self.assertFalse(site.can_read(NGINX_USER, private), private)

@@ -101,6 +101,18 @@ class GitSourceTest(TestCase):
             self.assertRegistryError(inst.manifest("stamp"), 503, "UNAVAILABLE", str(gone))
             self.assertLess(time.time() - started, 30)
 
+    def test_credentials_in_the_url_are_never_shown(self):
+        # Nothing listens on port 1: git fails at once, and may quote the URL.
+        url = "https://puller:s3cret-token@127.0.0.1:1/pkgs.git"
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=url,
+                      expected_errors=["package source unavailable"]) as inst:
+            r = inst.manifest("stamp")
+            self.assertRegistryError(r, 503, "UNAVAILABLE", "https://127.0.0.1:1/pkgs.git")
+            page = inst.get("/")
+            self.assertIn(b"the git repository https://127.0.0.1:1/pkgs.git", page.body)
+            for text in (r.body, page.body, inst.log_text().encode()):
+                self.assertNotIn(b"s3cret-token", text)
+
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):

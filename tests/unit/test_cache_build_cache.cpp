@@ -2,6 +2,7 @@
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,58 @@ TEST_CASE("Db: schema from sql/, WAL mode") {
     auto again = Db::open(dir / "cache.sqlite", k_sql);
     REQUIRE(again);
     CHECK(again->schema_version() == cache.db().schema_version());
+}
+
+TEST_CASE("Db::open: the database is its owner's only") {
+    TempDir dir;
+    const auto old = ::umask(0027);
+    {
+        auto cache = open_cache(dir);
+        REQUIRE(cache.record_tag("hello", "latest", 1)); // -wal and -shm exist now
+        for (const char* name : {"cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm"}) {
+            struct stat st {};
+            REQUIRE(::stat((dir / name).c_str(), &st) == 0);
+            CHECK_MESSAGE((st.st_mode & 0777) == 0600, name);
+        }
+    }
+    ::umask(old);
+    // One made by an older nixery is made private when opened.
+    ::chmod((dir / "cache.sqlite").c_str(), 0640);
+    open_cache(dir);
+    struct stat st {};
+    REQUIRE(::stat((dir / "cache.sqlite").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("Db::open_read_only") {
+    TempDir dir;
+    SUBCASE("an up-to-date database is read, not changed") {
+        {
+            auto cache = open_cache(dir);
+            REQUIRE(cache.record_tag("hello", "latest", 1));
+        }
+        auto db = Db::open_read_only(dir / "cache.sqlite", k_sql);
+        REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+        auto s = db->prepare("SELECT count(*) FROM tags");
+        REQUIRE(s);
+        REQUIRE(*s->step());
+        CHECK(s->integer(0) == 1);
+        CHECK_FALSE(db->exec("DELETE FROM tags"));
+    }
+    SUBCASE("an old schema is not migrated") {
+        testutil::write_file(dir / "sql/001_a.sql", "CREATE TABLE a (x);");
+        REQUIRE(Db::open(dir / "old.sqlite", dir / "sql"));
+        testutil::write_file(dir / "sql/002_b.sql", "CREATE TABLE b (x);");
+        auto db = Db::open_read_only(dir / "old.sqlite", dir / "sql");
+        REQUIRE_FALSE(db);
+        CHECK(db.error().message.find("has schema version 1, this nixery needs 2") !=
+              std::string::npos);
+        CHECK(Db::open(dir / "old.sqlite", dir / "sql")->schema_version() == 2);
+    }
+    SUBCASE("a missing database is not created") {
+        CHECK_FALSE(Db::open_read_only(dir / "none.sqlite", k_sql));
+        CHECK_FALSE(std::filesystem::exists(dir / "none.sqlite"));
+    }
 }
 
 TEST_CASE("BuildCache records") {
@@ -89,6 +142,25 @@ TEST_CASE("BuildCache records") {
         auto u = cache.db().prepare("SELECT last_used_at FROM images WHERE closure_key = 'c'");
         REQUIRE(*u->step());
         CHECK(u->integer(0) == 1061);
+    }
+    SUBCASE("images by their manifests' digests, and forgetting them") {
+        REQUIRE(cache.record_image(
+            "c", ImageRecord{digest('c'), "{}", digest('d'), "{}", digest('e'), {digest('a')}},
+            1000));
+        REQUIRE(cache.record_evaluation("image-c", "c", 1000));
+        CHECK(*cache.image_with_manifest(digest('d')) == "c");
+        CHECK(*cache.image_with_manifest(digest('e')) == "c");
+        CHECK_FALSE(*cache.image_with_manifest(digest('c'))); // the config
+        REQUIRE(cache.forget_image("c"));
+        CHECK_FALSE(*cache.find_image("c"));
+        CHECK_FALSE(*cache.find_evaluation("image-c"));
+        CHECK_FALSE(*cache.image_with_manifest(digest('d')));
+    }
+    SUBCASE("when shared use markers were written") {
+        CHECK_FALSE(*cache.shared_use_written(digest('d')));
+        REQUIRE(cache.record_shared_use_written(digest('d'), 100));
+        REQUIRE(cache.record_shared_use_written(digest('d'), 200));
+        CHECK(*cache.shared_use_written(digest('d')) == 200);
     }
     SUBCASE("builds") {
         const auto id = *cache.start_build("hello", "latest", "k", 10.0);

@@ -29,6 +29,14 @@ TEST_CASE("load_config") {
         CHECK(c->storage_path == "/tmp/s");
         CHECK(c->gc_keep_days == 30);
     }
+    SUBCASE("a git URL's credentials are not part of its description") {
+        auto env = base();
+        env["NIXERY_PKGS_REPO"] = "https://ci:glpat-secret@git.example.com/pkgs.git";
+        auto c = load_config(env);
+        REQUIRE(c);
+        CHECK(c->describe_source() == "the git repository https://git.example.com/pkgs.git");
+        CHECK(c->source_location == env["NIXERY_PKGS_REPO"]); // git still gets them
+    }
     SUBCASE("gc retention") {
         auto env = base();
         env["NIXERY_GC_KEEP_DAYS"] = "7";
@@ -91,6 +99,20 @@ TEST_CASE("render_production_nginx_config") {
     CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
     CHECK(text->find("location = /metrics") != std::string::npos);
     CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
+
+    SUBCASE("nginx 1.13 and newer by default: no kTLS, HTTP/2 in listen") {
+        CHECK(text->find("ssl_conf_command") == std::string::npos);
+        CHECK(text->find("\n    http2 on;") == std::string::npos);
+    }
+    SUBCASE("the http2 directive of nginx 1.25.1, and kTLS, on request") {
+        site.http2 = Http2Syntax::directive;
+        site.ktls = KernelTls::on;
+        const auto modern = render_production_nginx_config(*config, site);
+        REQUIRE(modern);
+        CHECK(modern->find("listen 443 ssl;\n    http2 on;\n") != std::string::npos);
+        CHECK(modern->find("http2;") == std::string::npos);
+        CHECK(modern->find("\n    ssl_conf_command Options KTLS;\n") != std::string::npos);
+    }
 }
 
 TEST_CASE("storage_location") {

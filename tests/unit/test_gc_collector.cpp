@@ -1,5 +1,6 @@
 #include "builder/builder.hpp"
 #include "builder/records.hpp"
+#include "builder/usage.hpp"
 #include "cache/build_cache.hpp"
 #include "gc/collector.hpp"
 #include "storage/filesystem.hpp"
@@ -7,7 +8,9 @@
 
 #include <chrono>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <future>
+#include <sys/stat.h>
 #include <thread>
 
 using namespace nixery;
@@ -60,10 +63,29 @@ struct Fixture {
         REQUIRE(storage->put(image_record_key(key), encode_image_record(r), "application/json"));
     }
     bool stored(char c) { return *storage->exists(blob_key(hex(c))); }
+    bool stored(const std::string& key) { return *storage->exists(key); }
+    // Sets the modification time storage lists for `key`.
+    void modified(const std::string& key, std::int64_t unix_seconds) {
+        const timespec times[2] = {{unix_seconds, 0}, {unix_seconds, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, (config.storage_path / key).c_str(), times, 0) == 0);
+    }
+    // Another instance sharing the storage: its image record only.
+    void foreign_image(const std::string& key, std::vector<std::string> blobs,
+                       std::int64_t recorded) {
+        ImageRecord r{digest('f'), "{}", digest('7'), "{}", digest('8'), std::move(blobs)};
+        REQUIRE(storage->put(image_record_key(key), encode_image_record(r), "application/json"));
+        modified(image_record_key(key), recorded);
+    }
+    // A use marker, as builder/usage.hpp writes them.
+    void marker(const std::string& manifest, std::int64_t written) {
+        REQUIRE(storage->put(use_marker_key(manifest), "1\n", "text/plain"));
+        modified(use_marker_key(manifest), written);
+    }
 
     Result<GcReport> collect(int keep_days, bool dry_run) {
         lines.clear();
-        return collect_garbage({config, *storage, cache->db(), *locks}, {keep_days, dry_run}, k_now,
+        return collect_garbage({config, *storage, cache->db(), dry_run ? nullptr : &*locks},
+                               {keep_days, dry_run}, k_now,
                                [this](std::string_view l) { lines.emplace_back(l); });
     }
     bool said(const std::string& text) const {
@@ -139,12 +161,92 @@ TEST_CASE("collect_garbage") {
         CHECK_FALSE(f.stored('a')); // "recent" was two days ago
         CHECK(f.cache->find_image("just-pulled")->has_value());
     }
-    SUBCASE("another instance's shared image record keeps its blobs") {
-        ImageRecord foreign{digest('f'), "{}", digest('f'), "{}", digest('f'), {digest('c')}};
-        REQUIRE(f.storage->put(image_record_key("foreign"), encode_image_record(foreign), "x"));
+    SUBCASE("another instance's image recorded within the window keeps its blobs") {
+        f.foreign_image("foreign", {digest('c')}, k_now - 3 * k_day);
         REQUIRE(f.collect(30, false));
         CHECK(f.stored('c'));
         CHECK_FALSE(f.stored('b'));
+        CHECK(f.stored(image_record_key("foreign")));
+    }
+    SUBCASE("another instance's use marker keeps an image this one no longer uses") {
+        // "old" is unused here, but another instance pulled it by digest
+        // (its manifest is digest('f')) 29 days ago, and "foreign" 20 days
+        // ago; the marker of a use may be up to a day older than the use.
+        f.marker(digest('f'), k_now - 29 * k_day);
+        f.foreign_image("foreign", {digest('c')}, k_now - 90 * k_day);
+        f.marker(digest('7'), k_now - 31 * k_day + 3600);
+        auto report = f.collect(30, false);
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(f.stored('b'));
+        CHECK(f.stored('c'));
+        CHECK(f.cache->find_image("old")->has_value());
+        CHECK(report->images == 0);
+        CHECK(report->images_kept == 3);
+        // A day later, nobody having used them since, both go, with their
+        // records and markers.
+        f.marker(digest('f'), k_now - 31 * k_day - 3600);
+        f.marker(digest('7'), k_now - 31 * k_day - 3600);
+        report = f.collect(30, false);
+        REQUIRE(report);
+        CHECK(report->images == 2);
+        CHECK_FALSE(f.stored('b'));
+        CHECK_FALSE(f.stored('c'));
+        CHECK_FALSE(f.stored(image_record_key("foreign")));
+        CHECK_FALSE(f.stored(use_marker_key(digest('f'))));
+        CHECK_FALSE(f.stored(use_marker_key(digest('7'))));
+        CHECK(f.said("delete image foreign (known from its shared record)"));
+    }
+    SUBCASE("objects younger than an hour stay: another instance's build in flight") {
+        f.modified(blob_key(hex('c')), k_now - 600);         // uploaded, image not recorded yet
+        f.modified(layer_record_key("layer-b"), k_now - 60); // 'b' was just packed again
+        f.marker(digest('9'), k_now - 60);       // an image whose record is not written yet
+        f.marker(digest('6'), k_now - 2 * 3600); // an image gone long ago
+        auto report = f.collect(30, false);
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(f.stored('c'));
+        CHECK(f.stored('b'));
+        CHECK(report->young_blobs == 2);
+        CHECK(f.stored(use_marker_key(digest('9'))));
+        CHECK_FALSE(f.stored(use_marker_key(digest('6'))));
+        CHECK(report->images == 1); // "old", whose record is 'old' too
+    }
+    SUBCASE("a layer another instance reuses after gc planned to delete it stays") {
+        // gc plans, then waits for a build of this instance to record its
+        // image; meanwhile a build on another instance reuses layer-b and
+        // rewrites its record, as the builder does before checking the blob.
+        auto builder_lock = f.locks->acquire(k_gc_lock, 0ms, LockMode::shared);
+        REQUIRE(builder_lock);
+        REQUIRE(*builder_lock);
+        auto gc = std::async(std::launch::async, [&] { return f.collect(30, false); });
+        REQUIRE(gc.wait_for(300ms) == std::future_status::timeout);
+        REQUIRE(f.storage->put(layer_record_key("layer-b"),
+                               encode_layer_record({digest('b'), digest('e'), 100}), "x"));
+        f.modified(layer_record_key("layer-b"), k_now);
+        builder_lock->reset();
+        auto report = gc.get();
+        REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+        CHECK(f.stored('b'));
+        CHECK(f.stored(layer_record_key("layer-b")));
+        CHECK_FALSE(f.stored('c'));
+        CHECK(report->young_blobs == 1);
+    }
+    SUBCASE("the history beyond the window is pruned") {
+        for (int i = 0; i < k_builds_kept + 10; ++i) {
+            auto build = f.cache->db().prepare(
+                "INSERT INTO builds (image, tag, image_key, started_at, duration, pid) VALUES "
+                "('a', 'latest', 'k', ?1, 1, 1)");
+            REQUIRE(build);
+            build->bind(1, static_cast<std::int64_t>(k_now - 40 * k_day + i));
+            REQUIRE(build->run());
+        }
+        REQUIRE(f.cache->record_tag("a", "old", k_now - 40 * k_day));
+        REQUIRE(f.cache->record_tag("a", "new", k_now - k_day));
+        auto report = f.collect(30, false);
+        REQUIRE(report);
+        CHECK(report->builds == 10);
+        CHECK(f.cache->recent_builds(1000)->size() == static_cast<std::size_t>(k_builds_kept));
+        CHECK(report->tags == 1);
+        CHECK(*f.cache->tags("a") == std::vector<std::string>{"new"});
     }
     SUBCASE("a build holding the gc lock keeps what it is about to reference") {
         // The builder has looked 'c' up (or just packed it) and not yet
@@ -196,7 +298,7 @@ TEST_CASE("collect_garbage: leftovers of killed processes") {
     fs::last_write_time(f.config.state_dir / "gcroots" / "8", old);
 
     // gc compares with the real clock here: staging files are not in SQLite.
-    auto report = collect_garbage({f.config, *f.storage, f.cache->db(), *f.locks}, {30, false},
+    auto report = collect_garbage({f.config, *f.storage, f.cache->db(), &*f.locks}, {30, false},
                                   std::chrono::duration_cast<std::chrono::seconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
                                       .count(),

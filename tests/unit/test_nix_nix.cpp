@@ -24,6 +24,27 @@ TEST_CASE("request_json passes names as data") {
     CHECK(d["implicit"].Size() == 2);
 }
 
+TEST_CASE("nix_options") {
+    const NixSettings settings{"image.nix", std::chrono::seconds(60), std::chrono::seconds(300)};
+    NixRequest req;
+    req.source_json = R"({"type":"tarball","url":"https://example.com/nixos-24.05.tar.gz"})";
+    CHECK(nix_options(settings, request_json(req)) ==
+          std::vector<std::string>{"--option", "tarball-ttl", "300"});
+    // Other sources pass no option a Nix daemon would warn about.
+    req.source_json = R"({"type":"path","path":"/srv/pkgs"})";
+    CHECK(nix_options(settings, request_json(req)).empty());
+    req.source_json = R"({"type":"git","url":"/var/lib/nixery/git/x.git","rev":"abc"})";
+    CHECK(nix_options(settings, request_json(req)).empty());
+}
+
+TEST_CASE("clean_nix_output") {
+    CHECK(clean_nix_output("\x1b[31;1merror:\x1b[0m builder failed\n\n  > log\n") ==
+          "error: builder failed\n\n  > log\n");
+    CHECK(clean_nix_output("warning: Ignoring the client-specified setting 'tarball-ttl', "
+                           "because it is a restricted setting and you are not a trusted user\n"
+                           "error: x\nno newline") == "error: x\nno newline");
+}
+
 TEST_CASE("parse_validity_registration") {
     const std::string text = "/nix/store/aaa-hello\n"
                              "0123abcd\n"

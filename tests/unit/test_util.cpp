@@ -1,9 +1,12 @@
 #include "testutil.hpp"
+#include "util/files.hpp"
 #include "util/lock.hpp"
+#include "util/log.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -21,6 +24,72 @@ ProcessSpec argv_only(std::vector<std::string> argv) {
 }
 
 } // namespace
+
+namespace {
+
+int mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return static_cast<int>(st.st_mode & 07777);
+}
+
+// Runs `f` under `mask`, as nixery.service does under UMask=0027.
+template <typename F> void with_umask(mode_t mask, F f) {
+    const auto old = ::umask(mask);
+    f();
+    ::umask(old);
+}
+
+} // namespace
+
+TEST_CASE("make_private_dir") {
+    TempDir dir;
+    with_umask(0027, [&] {
+        REQUIRE(make_private_dir(dir / "state/git"));
+        REQUIRE(make_dirs(dir / "state/storage/layers"));
+    });
+    CHECK(mode_of(dir / "state/git") == 0700);
+    // What nginx must pass through stays open to the group.
+    CHECK(mode_of(dir / "state/storage/layers") == 0750);
+    std::filesystem::permissions(dir / "state/git", std::filesystem::perms(0750));
+    REQUIRE(make_private_dir(dir / "state/git")); // an older, laxer one
+    CHECK(mode_of(dir / "state/git") == 0700);
+}
+
+TEST_CASE("StagingFile") {
+    TempDir dir;
+    std::filesystem::create_directories(dir / "staging");
+    with_umask(0027, [&] {
+        auto staged = StagingFile::create(dir / "staging");
+        REQUIRE(staged);
+        REQUIRE(staged->commit(dir / "blob"));
+    });
+    CHECK(mode_of(dir / "blob") == 0644); // nginx's workers read blobs
+}
+
+TEST_CASE("log::without_userinfo") {
+    CHECK(log::without_userinfo("https://user:tok@host.example/a/b.git?x=1") ==
+          "https://host.example/a/b.git?x=1");
+    CHECK(log::without_userinfo("https://tok@host/") == "https://host/");
+    CHECK(log::without_userinfo("ssh://git@host:22/repo") == "ssh://host:22/repo");
+    CHECK(log::without_userinfo("https://host/a@b") == "https://host/a@b"); // @ in the path
+    CHECK(log::without_userinfo("git@github.com:org/repo.git") == "git@github.com:org/repo.git");
+    CHECK(log::without_userinfo("/srv/pkgs") == "/srv/pkgs");
+}
+
+TEST_CASE("log::scrub_userinfo") {
+    const std::string url = "https://user:tok@host/r.git";
+    CHECK(log::scrub_userinfo("fatal: unable to access 'https://user:tok@host/r.git/': refused",
+                              url) == "fatal: unable to access 'https://host/r.git/': refused");
+    CHECK(log::scrub_userinfo("bad credentials user:tok", url) == "bad credentials <redacted>");
+    CHECK(log::scrub_userinfo("nothing to hide", "https://host/r.git") == "nothing to hide");
+}
+
+TEST_CASE("log::redact_url") {
+    CHECK(log::redact_url("https://k:s@bucket.example/o?X-Amz-Signature=abc") ==
+          "https://bucket.example/o?<redacted>");
+    CHECK(log::redact_url("https://bucket.example/o") == "https://bucket.example/o");
+}
 
 TEST_CASE("sha256") {
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

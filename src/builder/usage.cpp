@@ -1,0 +1,84 @@
+#include "builder/usage.hpp"
+
+#include "builder/records.hpp"
+#include "util/log.hpp"
+
+#include <ctime>
+
+namespace nixery {
+
+namespace {
+
+constexpr std::int64_t k_interval = std::chrono::seconds(k_shared_use_interval).count();
+
+// Whether this instance wrote no marker of `digest` within the interval.
+Result<bool> marker_due(BuildCache& cache, std::string_view digest, std::int64_t now) {
+    TRY_ASSIGN(const auto written, cache.shared_use_written(digest));
+    return !written || *written <= now - k_interval;
+}
+
+// Two threads may both find a marker due and both write it: harmless, the
+// marker is only a time.
+Result<void> write_marker(BuildCache& cache, StorageBackend& storage, std::string_view digest,
+                          std::int64_t now) {
+    TRY(storage.put(use_marker_key(digest), std::to_string(now) + "\n", "text/plain"));
+    return cache.record_shared_use_written(digest, now);
+}
+
+} // namespace
+
+std::string use_marker_key(std::string_view manifest_digest) {
+    const auto colon = manifest_digest.find(':');
+    return std::string(k_use_markers) + std::string(colon == std::string_view::npos
+                                                        ? manifest_digest
+                                                        : manifest_digest.substr(colon + 1));
+}
+
+SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
+                             std::string_view closure_key, const ImageRecord& image,
+                             std::int64_t now) {
+    auto gone = false;
+    const auto record = [&]() -> Result<void> {
+        TRY(cache.touch_image(closure_key, now));
+        TRY_ASSIGN(const bool due, marker_due(cache, image.docker_digest, now));
+        if (!due) {
+            return {};
+        }
+        // Once a day per image: is what this instance remembers still stored?
+        TRY_ASSIGN(const bool shared, storage.exists(image_record_key(closure_key)));
+        if (!shared) {
+            gone = true;
+            return {};
+        }
+        return write_marker(cache, storage, image.docker_digest, now);
+    };
+    if (auto r = record(); !r) {
+        log::warn("recording a use failed",
+                  {{"closure_key", closure_key}, {"error", r.error().message}});
+    }
+    if (gone) {
+        log::warn("the image's shared record is gone (an instance sharing the storage collected "
+                  "it): building it again",
+                  {{"closure_key", closure_key}});
+        return SharedImage::gone;
+    }
+    return SharedImage::present;
+}
+
+void record_manifest_pull(BuildCache& cache, StorageBackend& storage, std::string_view digest) {
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    const auto record = [&]() -> Result<void> {
+        TRY_ASSIGN(const auto image, cache.image_with_manifest(digest));
+        if (image) {
+            TRY(cache.touch_image(*image, now));
+        }
+        TRY_ASSIGN(const bool due, marker_due(cache, digest, now));
+        return due ? write_marker(cache, storage, digest, now) : Result<void>();
+    };
+    if (auto r = record(); !r) {
+        log::warn("recording a pull by digest failed",
+                  {{"digest", digest}, {"error", r.error().message}});
+    }
+}
+
+} // namespace nixery
