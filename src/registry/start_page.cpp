@@ -1,6 +1,7 @@
 #include "registry/start_page.hpp"
 
 #include "core/image.hpp"
+#include "util/markup.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -62,8 +63,8 @@ void builds_table(std::string& out, const std::vector<BuildRecord>& builds) {
            "<th>layers built</th><th>layers reused</th><th>result</th></tr>\n";
     for (const auto& b : builds) {
         const bool failed = b.status && *b.status != 200;
-        out += "<tr><td><code>" + html_escape(b.image) + "</code></td><td><code>" +
-               html_escape(b.tag) + "</code></td><td>" + utc_time(b.started_at) + "</td><td>" +
+        out += "<tr><td><code>" + escape_markup(b.image) + "</code></td><td><code>" +
+               escape_markup(b.tag) + "</code></td><td>" + utc_time(b.started_at) + "</td><td>" +
                (b.duration ? seconds_text(*b.duration) : "…") + "</td><td class=\"n\">" +
                std::to_string(b.layers_built) + "</td><td class=\"n\">" +
                std::to_string(b.layers_reused) + "</td><td" + (failed ? " class=\"failed\"" : "") +
@@ -74,43 +75,16 @@ void builds_table(std::string& out, const std::vector<BuildRecord>& builds) {
 
 } // namespace
 
-std::string html_escape(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        switch (c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        case '\'':
-            out += "&#39;";
-            break;
-        default:
-            out += c;
-        }
-    }
-    return out;
-}
-
 std::string render_start_page(const StartPage& page) {
-    const auto host = html_escape(page.host.empty() ? "HOST" : page.host);
+    const auto host = escape_markup(page.host.empty() ? "HOST" : page.host);
     const std::string insecure = page.tls ? "" : "--tls-verify=false ";
     std::string shell;
     for (const auto& p : shell_packages()) {
-        shell += (shell.empty() ? "" : ", ") + ("<code>" + html_escape(p) + "</code>");
+        shell += (shell.empty() ? "" : ", ") + ("<code>" + escape_markup(p) + "</code>");
     }
     std::string implicit;
     for (const auto& p : implicit_packages()) {
-        implicit += (implicit.empty() ? "" : " and ") + ("<code>" + html_escape(p) + "</code>");
+        implicit += (implicit.empty() ? "" : " and ") + ("<code>" + escape_markup(p) + "</code>");
     }
 
     std::string out;
@@ -135,7 +109,7 @@ std::string render_start_page(const StartPage& page) {
            "Only as the first component.</dd>\n</dl>\n<p>" +
            implicit + " are added to every image when the package set has them.</p>\n";
 
-    out += "<h2>Package source</h2>\n<p>" + html_escape(page.source) + "</p>\n";
+    out += "<h2>Package source</h2>\n<p>" + escape_markup(page.source) + "</p>\n";
 
     out += "<h2>Recent builds</h2>\n";
     if (page.history_unavailable) {
@@ -151,9 +125,9 @@ std::string render_start_page(const StartPage& page) {
         out += "<p class=\"muted\">None.</p>\n";
     }
     for (const auto& b : page.errors) {
-        out += "<h3><code>" + html_escape(b.image) + ":" + html_escape(b.tag) + "</code></h3>\n" +
-               "<p class=\"muted\">" + utc_time(b.started_at) + " UTC, " + outcome_text(b) +
-               "</p>\n<pre>" + html_escape(b.error) + "</pre>\n";
+        out += "<h3><code>" + escape_markup(b.image) + ":" + escape_markup(b.tag) +
+               "</code></h3>\n" + "<p class=\"muted\">" + utc_time(b.started_at) + " UTC, " +
+               outcome_text(b) + "</p>\n<pre>" + escape_markup(b.error) + "</pre>\n";
     }
     out += "</body>\n</html>\n";
     return out;

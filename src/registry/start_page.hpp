@@ -28,10 +28,6 @@ struct StartPage {
 // The whole HTML document.
 std::string render_start_page(const StartPage& page);
 
-// `text` with &, <, >, " and ' replaced by character references, for element
-// content and quoted attribute values alike.
-std::string html_escape(std::string_view text);
-
 // The Content-Security-Policy the page is served with.
 inline constexpr std::string_view k_start_page_csp =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";

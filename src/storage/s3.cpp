@@ -19,6 +19,7 @@
 #include "storage/sigv4.hpp"
 #include "storage/xml.hpp"
 #include "util/log.hpp"
+#include "util/markup.hpp"
 #include "util/sha256.hpp"
 #include "util/timestamp.hpp"
 
@@ -295,7 +296,7 @@ private:
                             "\" failed: " + s3_status(r));
             }
             complete += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" +
-                        xml::escape(etag) + "</ETag></Part>";
+                        escape_markup(etag) + "</ETag></Part>";
         }
         complete += "</CompleteMultipartUpload>";
         TRY_ASSIGN(const auto r, send("POST", key, {{"uploadId", upload_id}},

@@ -19,6 +19,5 @@ std::vector<std::string_view> elements(std::string_view xml, std::string_view ta
 std::string text(std::string_view xml, std::string_view tag);
 
 std::string decode(std::string_view text);
-std::string escape(std::string_view text);
 
 } // namespace nixery::xml

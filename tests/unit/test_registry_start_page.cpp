@@ -21,11 +21,6 @@ BuildRecord build(std::string image, std::optional<int> status, std::string erro
 
 } // namespace
 
-TEST_CASE("html_escape") {
-    CHECK(html_escape("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
-    CHECK(html_escape("plain/text-1.0") == "plain/text-1.0");
-}
-
 TEST_CASE("render_start_page") {
     StartPage page;
     page.source = "the package set at /srv/<pkgs>";

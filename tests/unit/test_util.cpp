@@ -2,6 +2,7 @@
 #include "util/files.hpp"
 #include "util/lock.hpp"
 #include "util/log.hpp"
+#include "util/markup.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 
@@ -89,6 +90,11 @@ TEST_CASE("log::redact_url") {
     CHECK(log::redact_url("https://k:s@bucket.example/o?X-Amz-Signature=abc") ==
           "https://bucket.example/o?<redacted>");
     CHECK(log::redact_url("https://bucket.example/o") == "https://bucket.example/o");
+}
+
+TEST_CASE("escape_markup") {
+    CHECK(escape_markup("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
+    CHECK(escape_markup("plain/text-1.0") == "plain/text-1.0");
 }
 
 TEST_CASE("sha256") {
