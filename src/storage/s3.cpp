@@ -22,6 +22,9 @@
 #include "util/sha256.hpp"
 #include "util/timestamp.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cctype>
 #include <ctime>
 
 namespace nixery {
@@ -315,6 +318,35 @@ private:
     HttpClient m_http;
 };
 
+bool is_ip_literal(const std::string& host) {
+    in_addr v4{};
+    return (!host.empty() && host.front() == '[') || ::inet_pton(AF_INET, host.c_str(), &v4) == 1;
+}
+
+// Virtual-host addressing names the bucket in the host name, which needs
+// a domain under which "<bucket>." resolves, and, over https, a
+// certificate for it: a wildcard covers one label, so not a dotted bucket.
+Result<void> check_virtual_host(const S3Settings& settings, const EndpointUrl& endpoint,
+                                const std::string& endpoint_text) {
+    if (settings.path_style) {
+        return {};
+    }
+    auto host = endpoint.host();
+    std::transform(host.begin(), host.end(), host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (host == "localhost" || host == "localhost." || is_ip_literal(host)) {
+        return fail("S3_ENDPOINT=\"" + endpoint_text +
+                    "\" has no domain to put the bucket name in front of, as virtual-host "
+                    "addressing does: set S3_PATH_STYLE=true");
+    }
+    if (endpoint.scheme == "https" && settings.bucket.find('.') != std::string::npos) {
+        return fail("S3_BUCKET=\"" + settings.bucket + "\" has dots: in virtual-host addressing " +
+                    "its host name \"" + settings.bucket + "." + endpoint.host() +
+                    "\" is not covered by the store's TLS certificate: set S3_PATH_STYLE=true");
+    }
+    return {};
+}
+
 } // namespace
 
 Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
@@ -323,6 +355,7 @@ Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settin
                                    ? "https://s3." + settings.region + ".amazonaws.com"
                                    : settings.endpoint;
     TRY_ASSIGN(auto endpoint, parse_endpoint(endpoint_text, "S3_ENDPOINT"));
+    TRY(check_virtual_host(settings, endpoint, endpoint_text));
     const auto staging = state_dir / "staging";
     TRY(make_dirs(staging));
     return std::unique_ptr<StorageBackend>(
