@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -104,6 +105,21 @@ size_t on_read(char* buffer, size_t size, size_t n, void* user) noexcept {
     return count;
 }
 
+// curl rewinds the body when it sends the request again by itself: a
+// reused connection the server had closed, found dead only after the body
+// went out. Without this, that ends in "necessary data rewind wasn't
+// possible" instead of a second try on a fresh connection.
+int on_seek(void* user, curl_off_t offset, int origin) noexcept {
+    auto* x = static_cast<Exchange*>(user);
+    const auto& req = *x->request;
+    const std::uint64_t length = req.file ? req.file->length : req.body.size();
+    if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > length) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    x->sent = static_cast<std::uint64_t>(offset);
+    return CURL_SEEKFUNC_OK;
+}
+
 } // namespace
 
 std::string HttpResponse::header(std::string_view lowercase_name) const {
@@ -169,9 +185,12 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    // Send the path as the caller wrote (and signed) it: curl would
+    // otherwise squash "/./" and "/../" in object keys.
+    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::chrono::milliseconds(k_connect_timeout).count()));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(request.timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, k_low_speed_bytes);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, k_low_speed_seconds);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
@@ -191,6 +210,8 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
         curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(curl, CURLOPT_READDATA, &x);
+        curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(curl, CURLOPT_SEEKDATA, &x);
         curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(length));
         if (request.method != "PUT") {
             curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());

@@ -22,7 +22,8 @@ namespace nixery {
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 // A body read from `fd` at [offset, offset + length) with pread, so the
-// same range can be sent again on a retry and the file is never loaded.
+// same range can be sent again on a retry (or rewound when curl resends it
+// on a fresh connection) and the file is never loaded.
 struct FileRange {
     int fd = -1;
     std::uint64_t offset = 0;
@@ -35,9 +36,10 @@ struct HttpRequest {
     HttpHeaders headers;
     std::string body;              // sent when `file` is empty
     std::optional<FileRange> file; // streamed body
-    // The whole exchange; a transfer that stalls (under 1 KiB/s for 30 s)
-    // fails sooner.
-    std::chrono::seconds timeout{30};
+    // The whole exchange; zero: no limit. A transfer that stalls (under
+    // 1 KiB/s for 30 s, waiting for the answer included) fails anyway, so a
+    // large upload may go without a total and still never hang.
+    std::chrono::milliseconds timeout{30000};
     std::size_t max_response = 64 << 20;
 };
 

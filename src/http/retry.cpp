@@ -1,9 +1,21 @@
 #include "http/retry.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 namespace nixery {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string duration_text(std::chrono::milliseconds d) {
+    return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s"
+                                 : std::to_string(d.count()) + " ms";
+}
+
+} // namespace
 
 bool is_retryable_status(long status) {
     return status == 408 || status == 429 || status >= 500;
@@ -24,16 +36,40 @@ Result<HttpResponse> perform_with_retries(HttpClient& client,
                                           const RetryPolicy& policy) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
+    const bool bounded = policy.budget.count() > 0;
+    const auto deadline = Clock::now() + policy.budget;
+    const auto left = [&] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    };
+    std::optional<Result<HttpResponse>> last;
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
-            std::this_thread::sleep_for(backoff_delay(policy, attempt, jitter(rng)));
+            const auto delay = backoff_delay(policy, attempt, jitter(rng));
+            if (bounded && left() <= delay) {
+                return std::move(*last); // no time for another attempt
+            }
+            std::this_thread::sleep_for(delay);
         }
-        TRY_ASSIGN(const auto request, make());
+        TRY_ASSIGN(auto request, make());
+        if (bounded) {
+            // Building the request may have waited (for a token, say).
+            const auto remaining = left();
+            if (remaining.count() <= 0) {
+                return last ? std::move(*last)
+                            : fail("the time budget of " + duration_text(policy.budget) +
+                                   " ran out before the request was sent");
+            }
+            if (request.timeout.count() == 0 || request.timeout > remaining) {
+                request.timeout = remaining;
+            }
+        }
         auto response = client.perform(request);
-        const bool last = attempt + 1 >= policy.attempts;
-        if (last || (response && !is_retryable_status(response->status))) {
+        const bool done =
+            attempt + 1 >= policy.attempts || (response && !is_retryable_status(response->status));
+        if (done) {
             return response;
         }
+        last = std::move(response);
     }
 }
 

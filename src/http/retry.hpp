@@ -1,7 +1,8 @@
 // Retrying object-store requests with exponential backoff and jitter
 // (cloud.google.com/storage/docs/retry-strategy; AWS does the same): on
-// transport errors, 408, 429 and 5xx. Each attempt builds its request
-// anew, since signatures and tokens carry the time.
+// transport errors, 408, 429 and 5xx, within a time budget for the whole
+// call. Each attempt builds its request anew, since signatures and tokens
+// carry the time.
 #pragma once
 
 #include "http/client.hpp"
@@ -12,10 +13,20 @@
 
 namespace nixery {
 
+// What one storage call may take by default, retries and pauses included.
+inline constexpr std::chrono::milliseconds k_default_budget{30000};
+
 struct RetryPolicy {
     int attempts = 4; // in all, the first one included
     std::chrono::milliseconds first_delay{100};
     std::chrono::milliseconds max_delay{2000};
+    // Every attempt and pause together: an attempt gets at most what is
+    // left and none starts once it has run out, so a store that accepts
+    // connections and never answers fails the call in this time rather
+    // than in attempts × the request's timeout. Zero: no total, for uploads
+    // of large bodies, which take as long as the link needs; the client's
+    // low-speed limit bounds each of their attempts instead.
+    std::chrono::milliseconds budget = k_default_budget;
 };
 
 bool is_retryable_status(long status);
@@ -26,8 +37,9 @@ bool is_retryable_status(long status);
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt, double jitter);
 
 // Performs the request `make` builds until it gets a response that is not
-// retryable or the attempts run out. Returns the last response (which may
-// still be a 5xx: the caller words the error) or the last transport error.
+// retryable, the attempts run out or the budget does. Returns the last
+// response (which may still be a 5xx: the caller words the error) or the
+// last transport error; an error of `make` is returned at once.
 Result<HttpResponse> perform_with_retries(HttpClient& client,
                                           const std::function<Result<HttpRequest>()>& make,
                                           const RetryPolicy& policy = {});

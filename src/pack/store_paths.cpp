@@ -82,20 +82,10 @@ Result<std::string> content_hash(const FsEntry& e) {
         return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
     }
     Sha256 h;
-    std::vector<char> buf(1 << 20);
-    for (;;) {
-        const auto n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return fail("read \"" + e.abs + "\" failed: " + errno_text(errno));
-        }
-        if (n == 0) {
-            break;
-        }
-        h.update(buf.data(), static_cast<std::size_t>(n));
-    }
+    TRY(read_chunks(fd.get(), e.abs, [&](std::string_view piece) -> Result<void> {
+        h.update(piece.data(), piece.size());
+        return {};
+    }));
     return h.finish_hex();
 }
 

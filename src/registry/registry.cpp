@@ -26,6 +26,11 @@ bool is_manifest_type(std::string_view media_type) {
     return media_type == media_type::docker_manifest || media_type == media_type::oci_manifest;
 }
 
+// The largest object read to learn whether it is a manifest: the
+// distribution spec asks registries to take manifests of 4 MiB; anything
+// larger is a layer, not worth loading.
+constexpr std::uint64_t k_max_manifest_size = 4 << 20;
+
 } // namespace
 
 Response error_response(const RegistryError& error) {
@@ -72,7 +77,7 @@ Response RegistryHandler::handle(const Request& request) {
         if (!is_valid_repository_name(route.name)) {
             return error_response(name_invalid(route.name));
         }
-        return stored(route.name, route.reference, false);
+        return stored(request.method, route.name, route.reference, false);
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
@@ -99,7 +104,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return error_response(name_invalid(name));
     }
     if (looks_like_digest(reference)) {
-        return stored(name, reference, true);
+        return stored(request.method, name, reference, true);
     }
     if (!is_valid_tag(reference)) {
         return error_response(tag_invalid(reference));
@@ -124,8 +129,8 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     return with_api_version(std::move(r));
 }
 
-Response RegistryHandler::stored(const std::string& name, const std::string& digest,
-                                 bool manifest) {
+Response RegistryHandler::stored(const std::string& method, const std::string& name,
+                                 const std::string& digest, bool manifest) {
     const auto unknown = [&] {
         return error_response(
             manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
@@ -145,11 +150,11 @@ Response RegistryHandler::stored(const std::string& name, const std::string& dig
         log::error("serving stored object failed", {{"digest", digest}, {"error", e.message}});
         return error_response(internal_error("reading " + digest + " from storage failed"));
     };
-    auto exists = m_services.storage.exists(key);
-    if (!exists) {
-        return fault(exists.error());
+    auto info = m_services.storage.stat(key);
+    if (!info) {
+        return fault(info.error());
     }
-    if (!*exists) {
+    if (!*info) {
         return unknown();
     }
     auto record = m_cache.find_blob(digest);
@@ -159,8 +164,16 @@ Response RegistryHandler::stored(const std::string& name, const std::string& dig
     std::string media_type(media_type::layer_blob);
     if (*record) {
         media_type = (*record)->media_type;
+    } else if (manifest && !(*info)->content_type.empty()) {
+        // Stored by another instance sharing the bucket, which kept the
+        // type given at upload.
+        media_type = (*info)->content_type;
     } else if (manifest) {
-        // Stored by another instance sharing the storage: read its type.
+        // The filesystem keeps no type: a manifest says its own, and is
+        // small; anything larger than a manifest can be is not one.
+        if ((*info)->size > k_max_manifest_size) {
+            return unknown();
+        }
         auto body = m_services.storage.fetch(key);
         if (!body) {
             return fault(body.error());
@@ -190,10 +203,15 @@ Response RegistryHandler::stored(const std::string& name, const std::string& dig
     r.log_fields.emplace_back("image", name);
     r.log_fields.emplace_back("digest", digest);
     if (location->kind == BlobLocation::Kind::accel_redirect) {
-        // nginx serves the file (with Content-Length and Range support); it
-        // keeps our Content-Type.
+        // nginx serves the file (with Content-Length and Range support, and
+        // HEAD); it keeps our Content-Type.
         r.header("Content-Type", media_type);
         r.header("X-Accel-Redirect", location->location);
+    } else if (method == "HEAD") {
+        // The URL is signed for GET: a client following it with HEAD (as
+        // containerd checks a digest) would be refused by the store.
+        r.header("Content-Type", media_type);
+        r.header("Content-Length", std::to_string((*info)->size));
     } else {
         r.status = 307;
         r.header("Location", location->location);

@@ -34,7 +34,12 @@ private:
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);
-    Response stored(const std::string& name, const std::string& digest, bool manifest);
+    // A blob or manifest by digest, from storage: a GET gets the location
+    // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
+    // size, type and digest from here, since the redirect target is
+    // signed for GET only.
+    Response stored(const std::string& method, const std::string& name, const std::string& digest,
+                    bool manifest);
     Response tags(const Request& request, const std::string& name);
     Response start_page(const Request& request);
 

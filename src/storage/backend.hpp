@@ -28,6 +28,14 @@ struct BlobLocation {
     std::string location;
 };
 
+// What stat() knows of an object without reading it.
+struct ObjectInfo {
+    std::uint64_t size = 0;
+    // As given to put()/persist(); object stores keep it, the filesystem
+    // does not (empty).
+    std::string content_type;
+};
+
 struct StoredObject {
     std::string key;
     std::uint64_t size = 0;
@@ -55,8 +63,15 @@ public:
                              std::string_view content_type) = 0;
     // A small object's content; nullopt when it does not exist.
     virtual Result<std::optional<std::string>> fetch(std::string_view key) = 0;
-    virtual Result<bool> exists(std::string_view key) = 0;
-    // How to serve an object; the caller checked that it exists.
+    // An object's size and content type, without its content; nullopt when
+    // it does not exist. One metadata request for object stores.
+    virtual Result<std::optional<ObjectInfo>> stat(std::string_view key) = 0;
+    Result<bool> exists(std::string_view key) {
+        TRY_ASSIGN(const auto info, stat(key));
+        return info.has_value();
+    }
+    // How to serve an object; the caller checked that it exists. For a
+    // redirect, a URL good for GET only (signatures cover the method).
     virtual Result<BlobLocation> locate(std::string_view key) = 0;
     // Removing an absent object is not an error.
     virtual Result<void> remove(std::string_view key) = 0;

@@ -60,17 +60,19 @@ public:
         return std::optional<std::string>(std::move(data));
     }
 
-    Result<bool> exists(std::string_view key) override {
+    // Files keep no content type.
+    Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
         TRY(checked(key));
+        const auto path = m_root / std::string(key);
         struct stat st {};
-        if (::stat((m_root / std::string(key)).c_str(), &st) == 0) {
-            return true;
+        if (::stat(path.c_str(), &st) == 0) {
+            return std::optional<ObjectInfo>(
+                ObjectInfo{static_cast<std::uint64_t>(st.st_size), {}});
         }
         if (errno == ENOENT) {
-            return false;
+            return std::optional<ObjectInfo>();
         }
-        return fail("stat \"" + (m_root / std::string(key)).string() +
-                    "\" failed: " + errno_text(errno));
+        return fail("stat \"" + path.string() + "\" failed: " + errno_text(errno));
     }
 
     Result<BlobLocation> locate(std::string_view key) override {

@@ -14,6 +14,10 @@
 // name is therefore safe; a temporary name plus copy would only double the
 // traffic. Staging files live under NIXERY_STATE_DIR/staging and are
 // streamed chunk by chunk, never loaded into memory.
+//
+// Integrity: GCS checks an upload against a crc32c or MD5 the client
+// declares, but neither is what a blob's name already gives (SHA-256), and
+// computing one would read every layer a second time; uploads go without.
 
 #include "storage/gcs.hpp"
 
@@ -24,6 +28,7 @@
 #include "storage/gcs_signing.hpp"
 #include "storage/object_store.hpp"
 #include "storage/sigv4.hpp"
+#include "util/json.hpp"
 #include "util/log.hpp"
 #include "util/timestamp.hpp"
 
@@ -41,7 +46,10 @@ namespace {
 // requires); smaller staging files go up in one request.
 constexpr std::uint64_t k_chunk_size = 8 << 20;
 constexpr std::int64_t k_url_lifetime = 300;
-constexpr auto k_transfer_timeout = std::chrono::seconds(900);
+
+// Bodies from staging files take as long as the link needs: no total,
+// the client's low-speed limit stops a stalled attempt.
+const RetryPolicy k_transfer_policy{.budget = std::chrono::milliseconds(0)};
 constexpr std::string_view k_google = "https://storage.googleapis.com";
 
 // "HTTP 403: <message>" from a JSON API error ({"error": {"message": …}}).
@@ -143,19 +151,33 @@ public:
         return std::optional<std::string>(std::move(r.body));
     }
 
-    Result<bool> exists(std::string_view key) override {
+    Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
         TRY(check_object_key(key));
+        const auto what = "get metadata of \"" + url_name(key) + "\"";
         Request get;
         get.url = object_url(key);
-        get.query = {{"fields", "name"}};
-        TRY_ASSIGN(const auto r, send(get, "get metadata of \"" + url_name(key) + "\""));
-        if (r.status == 200) {
-            return true;
-        }
+        get.query = {{"fields", "size,contentType"}};
+        TRY_ASSIGN(const auto r, send(get, what));
         if (r.status == 404) {
-            return false;
+            return std::optional<ObjectInfo>();
         }
-        return fail("get metadata of \"" + url_name(key) + "\" failed: " + gcs_status(r));
+        if (r.status != 200) {
+            return fail(what + " failed: " + gcs_status(r));
+        }
+        rapidjson::Document d;
+        d.Parse(r.body.c_str(), r.body.size());
+        if (d.HasParseError() || !d.IsObject()) {
+            return fail(what + " failed: the answer is not a JSON object");
+        }
+        ObjectInfo info;
+        // The JSON API sends 64-bit numbers as strings.
+        if (d.HasMember("size") && d["size"].IsString()) {
+            info.size = std::strtoull(d["size"].GetString(), nullptr, 10);
+        }
+        if (d.HasMember("contentType") && d["contentType"].IsString()) {
+            info.content_type = d["contentType"].GetString();
+        }
+        return std::optional<ObjectInfo>(std::move(info));
     }
 
     Result<BlobLocation> locate(std::string_view key) override {
@@ -248,11 +270,14 @@ private:
     }
 
     // One request with the bearer token, retried with backoff on transport
-    // errors and 5xx/429; a 401 drops the cached token and tries once more.
-    // `what` names the operation for transport errors.
-    Result<HttpResponse> send(const Request& request, const std::string& what,
-                              const RetryPolicy& policy = {}) {
+    // errors and 5xx/429; a 401 drops the token it carried and tries once
+    // more. A body from a file is a transfer, bounded by the client's
+    // low-speed limit rather than the default time budget. Errors are the
+    // cause alone.
+    Result<HttpResponse> perform(const Request& request, const RetryPolicy& policy) {
+        const bool transfer = request.file || request.body.size() > (1 << 20);
         for (int round = 0;; ++round) {
+            std::string token;
             auto made = [&]() -> Result<HttpRequest> {
                 HttpRequest r;
                 r.method = request.method;
@@ -261,25 +286,33 @@ private:
                 r.headers = request.headers;
                 r.body = request.body;
                 r.file = request.file;
-                r.timeout = request.file || request.body.size() > (1 << 20)
-                                ? k_transfer_timeout
-                                : std::chrono::seconds(30);
+                if (transfer) {
+                    r.timeout = std::chrono::milliseconds(0);
+                }
                 if (m_tokens) {
-                    TRY_ASSIGN(const auto token, m_tokens->token());
+                    TRY_ASSIGN(token, m_tokens->token());
                     r.headers.emplace_back("Authorization", "Bearer " + token);
                 }
                 return r;
             };
-            auto r = perform_with_retries(m_http, made, policy);
-            if (!r) {
-                return fail(what + " failed: " + r.error().message);
-            }
-            if (r->status == 401 && m_tokens && round == 0) {
-                m_tokens->invalidate();
+            TRY_ASSIGN(auto r, perform_with_retries(m_http, made, policy));
+            if (r.status == 401 && m_tokens && round == 0) {
+                m_tokens->invalidate(token);
                 continue;
             }
             return r;
         }
+    }
+
+    // perform() with the default policy for `request`; `what` names the
+    // operation and its object for transport errors.
+    Result<HttpResponse> send(const Request& request, const std::string& what) {
+        const bool transfer = request.file || request.body.size() > (1 << 20);
+        auto r = perform(request, transfer ? k_transfer_policy : RetryPolicy{});
+        if (!r) {
+            return fail(what + " failed: " + r.error().message);
+        }
+        return r;
     }
 
     Result<void> media_upload(std::string_view key, std::string_view content_type,
@@ -308,7 +341,7 @@ private:
         start.headers = {{"Content-Type", "application/json; charset=UTF-8"},
                          {"X-Upload-Content-Type", std::string(content_type)},
                          {"X-Upload-Content-Length", std::to_string(size)}};
-        start.body = R"({"contentType":")" + std::string(content_type) + R"("})";
+        start.body = json_object({{"contentType", std::string(content_type)}});
         TRY_ASSIGN(const auto r, send(start, "start upload \"" + name + "\""));
         const auto session = r.header("location");
         if (r.status != 200 || session.empty()) {
@@ -320,7 +353,7 @@ private:
             Request cancel;
             cancel.method = "DELETE";
             cancel.url = session;
-            auto cancelled = send(cancel, "cancel upload \"" + name + "\"", RetryPolicy{1});
+            auto cancelled = perform(cancel, RetryPolicy{.attempts = 1});
             if (!cancelled) {
                 log::warn("cancelling an upload failed",
                           {{"key", name}, {"error", cancelled.error().message}});
@@ -329,23 +362,26 @@ private:
         return sent;
     }
 
-    // Sends [offset, size) in chunks; after a failed chunk asks the session
-    // how much it has and resumes from there
+    // Sends [0, size) in chunks; after a failed chunk asks the session how
+    // much it has and resumes from there
     // (cloud.google.com/storage/docs/performing-resumable-uploads#status-check).
+    // Gives up after four failures in a row, where a chunk the session
+    // kept nothing of counts as one: only progress resets the count.
     Result<void> send_chunks(const std::string& session, const std::string& name, int fd,
                              std::uint64_t size) {
-        const RetryPolicy once{1};
+        const RetryPolicy once{.attempts = 1, .budget = std::chrono::milliseconds(0)};
         const RetryPolicy backoff{};
+        const auto what = "upload \"" + name + "\"";
         std::uint64_t offset = 0;
         int failures = 0;
+        bool ask = false;
         std::string last_error;
-        while (failures < backoff.attempts) {
+        for (;;) {
             Request put;
             put.method = "PUT";
             put.url = session;
-            bool asking = !last_error.empty();
+            const bool asking = ask;
             if (asking) {
-                std::this_thread::sleep_for(backoff_delay(backoff, failures, 0.5));
                 put.headers = {{"Content-Range", "bytes */" + std::to_string(size)}};
             } else {
                 const auto length = std::min(k_chunk_size, size - offset);
@@ -354,34 +390,41 @@ private:
                                                      std::to_string(size)}};
                 put.file = FileRange{fd, offset, length};
             }
-            auto r = send(put, "upload \"" + name + "\"", once);
+            auto r = perform(put, once);
             if (!r || is_retryable_status(r->status)) {
-                ++failures;
                 last_error = r ? gcs_status(*r) : r.error().message;
-                continue;
-            }
-            if (r->status == 200 || r->status == 201) {
+                ask = true;
+            } else if (r->status == 200 || r->status == 201) {
                 return {};
+            } else if (r->status != 308) {
+                return fail(what + " failed: " + gcs_status(*r));
+            } else {
+                // 308: "Range: bytes=0-N" is what the session has persisted.
+                const auto before = offset;
+                const auto range = r->header("range");
+                const auto dash = range.rfind('-');
+                offset = dash == std::string::npos
+                             ? 0
+                             : std::strtoull(range.c_str() + dash + 1, nullptr, 10) + 1;
+                if (offset >= size) {
+                    return fail(what + " failed: the session has every byte but did not finish");
+                }
+                ask = false;
+                if (offset > before) {
+                    failures = 0;
+                    continue;
+                }
+                if (asking) {
+                    continue; // the failure that made us ask is counted
+                }
+                last_error = "the session kept nothing of the chunk at " + std::to_string(before);
             }
-            if (r->status != 308) {
-                return fail("upload \"" + name + "\" failed: " + gcs_status(*r));
+            if (++failures >= backoff.attempts) {
+                break;
             }
-            // 308: "Range: bytes=0-N" is what the session has persisted.
-            const auto range = r->header("range");
-            const auto dash = range.rfind('-');
-            offset = dash == std::string::npos
-                         ? 0
-                         : std::strtoull(range.c_str() + dash + 1, nullptr, 10) + 1;
-            if (!asking) {
-                failures = 0;
-            }
-            last_error.clear();
-            if (offset >= size) {
-                return fail("upload \"" + name +
-                            "\" failed: the session has every byte but did not finish");
-            }
+            std::this_thread::sleep_for(backoff_delay(backoff, failures, 0.5));
         }
-        return fail("upload \"" + name + "\" failed after " + std::to_string(failures) +
+        return fail(what + " failed after " + std::to_string(failures) +
                     " attempts: " + last_error);
     }
 

@@ -2,46 +2,25 @@
 
 #include "http/retry.hpp"
 #include "http/url.hpp"
+#include "storage/token_cache.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 #include "util/log.hpp"
 
 #include <chrono>
 #include <ctime>
-#include <mutex>
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace nixery {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-std::string json_object(std::initializer_list<std::pair<const char*, std::string>> strings,
-                        std::initializer_list<std::pair<const char*, std::int64_t>> numbers) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    w.StartObject();
-    for (const auto& [k, v] : strings) {
-        w.Key(k);
-        w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-    }
-    for (const auto& [k, v] : numbers) {
-        w.Key(k);
-        w.Int64(v);
-    }
-    w.EndObject();
-    return std::string(buf.GetString(), buf.GetSize());
-}
-
-struct Token {
-    std::string value;
-    std::chrono::seconds lifetime{0};
-};
+// A token fetch gets half of a storage call's budget: the call that waits
+// for it (token_cache.hpp) still has time for its own request.
+const RetryPolicy k_token_policy{.budget = k_default_budget / 2};
 
 // {"access_token": "...", "expires_in": 3599, "token_type": "Bearer"}
-Result<Token> parse_token(const HttpResponse& r, const std::string& where) {
+Result<FetchedToken> parse_token(const HttpResponse& r, const std::string& where) {
     rapidjson::Document d;
     d.Parse(r.body.c_str(), r.body.size());
     const bool json = !d.HasParseError() && d.IsObject();
@@ -60,39 +39,24 @@ Result<Token> parse_token(const HttpResponse& r, const std::string& where) {
         return fail("get an access token from " + where +
                     " failed: the answer has no access_token and expires_in");
     }
-    return Token{d["access_token"].GetString(),
-                 std::chrono::seconds(static_cast<std::int64_t>(d["expires_in"].GetDouble()))};
+    return FetchedToken{
+        d["access_token"].GetString(),
+        std::chrono::seconds(static_cast<std::int64_t>(d["expires_in"].GetDouble()))};
 }
 
-// The cache both sources share: refresh five minutes before expiry (or
-// halfway through a short-lived token).
+// What both sources share: the cache, in front of their fetch().
 class CachedTokens : public AccessTokens {
 public:
-    Result<std::string> token() final {
-        std::lock_guard lock(m_mutex);
-        if (!m_token.empty() && Clock::now() < m_refresh_at) {
-            return m_token;
-        }
-        TRY_ASSIGN(const auto fresh, fetch());
-        const auto margin =
-            std::min<std::chrono::seconds>(std::chrono::minutes(5), fresh.lifetime / 2);
-        m_token = fresh.value;
-        m_refresh_at = Clock::now() + fresh.lifetime - margin;
-        return m_token;
-    }
+    CachedTokens() : m_cache([this] { return fetch(); }) {}
 
-    void invalidate() final {
-        std::lock_guard lock(m_mutex);
-        m_token.clear();
-    }
+    Result<std::string> token() final { return m_cache.token(); }
+    void invalidate(std::string_view refused) final { m_cache.invalidate(refused); }
 
 protected:
-    virtual Result<Token> fetch() = 0;
+    virtual Result<FetchedToken> fetch() = 0;
 
 private:
-    std::mutex m_mutex;
-    std::string m_token;
-    Clock::time_point m_refresh_at;
+    TokenCache m_cache;
 };
 
 class ServiceAccountTokens final : public CachedTokens {
@@ -101,19 +65,23 @@ public:
         : m_account(std::move(account)), m_http(http) {}
 
 private:
-    Result<Token> fetch() override {
+    Result<FetchedToken> fetch() override {
         const auto where = "\"" + log::redact_url(m_account.token_uri) + "\"";
-        auto response = perform_with_retries(m_http, [&]() -> Result<HttpRequest> {
-            TRY_ASSIGN(const auto assertion,
-                       jwt_assertion(m_account, static_cast<std::int64_t>(std::time(nullptr))));
-            HttpRequest r;
-            r.method = "POST";
-            r.url = m_account.token_uri;
-            r.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
-            r.body = query_string({{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
-                                   {"assertion", assertion}});
-            return r;
-        });
+        auto response = perform_with_retries(
+            m_http,
+            [&]() -> Result<HttpRequest> {
+                TRY_ASSIGN(const auto assertion,
+                           jwt_assertion(m_account, static_cast<std::int64_t>(std::time(nullptr))));
+                HttpRequest r;
+                r.method = "POST";
+                r.url = m_account.token_uri;
+                r.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+                r.body =
+                    query_string({{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+                                  {"assertion", assertion}});
+                return r;
+            },
+            k_token_policy);
         if (!response) {
             return fail("get an access token from " + where +
                         " failed: " + response.error().message);
@@ -132,15 +100,18 @@ public:
           m_http(http) {}
 
 private:
-    Result<Token> fetch() override {
+    Result<FetchedToken> fetch() override {
         const auto where = "the metadata server \"" + m_url + "\"";
-        auto response = perform_with_retries(m_http, [&]() -> Result<HttpRequest> {
-            HttpRequest r;
-            r.url = m_url;
-            r.headers = {{"Metadata-Flavor", "Google"}};
-            r.timeout = std::chrono::seconds(10);
-            return r;
-        });
+        auto response = perform_with_retries(
+            m_http,
+            [&]() -> Result<HttpRequest> {
+                HttpRequest r;
+                r.url = m_url;
+                r.headers = {{"Metadata-Flavor", "Google"}};
+                r.timeout = std::chrono::seconds(10);
+                return r;
+            },
+            k_token_policy);
         if (!response) {
             return fail("get an access token from " + where +
                         " failed: " + response.error().message +

@@ -3,8 +3,9 @@
 // CREDENTIALS), a JWT signed RS256 and exchanged at the key's token_uri
 // (developers.google.com/identity/protocols/oauth2/service-account);
 // without one, from the GCE metadata server. Tokens are cached until
-// shortly before they expire; token() is thread-safe and one refresh at a
-// time runs while other callers wait for it.
+// shortly before they expire (token_cache.hpp): token() is thread-safe, one
+// thread refreshes while the others wait for its result, and a failed
+// refresh is remembered for a few seconds.
 #pragma once
 
 #include "http/client.hpp"
@@ -40,8 +41,9 @@ public:
     virtual ~AccessTokens() = default;
     // A bearer token valid for a while yet; errors say where it was asked.
     virtual Result<std::string> token() = 0;
-    // The store refused the cached token: the next token() fetches anew.
-    virtual void invalidate() = 0;
+    // The store refused `refused`: the next token() fetches anew (unless
+    // another thread has already replaced it).
+    virtual void invalidate(std::string_view refused) = 0;
 };
 
 std::unique_ptr<AccessTokens> service_account_tokens(ServiceAccount account, HttpClient& http);

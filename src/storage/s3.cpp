@@ -10,6 +10,12 @@
 // is gone, a bucket lifecycle rule for incomplete uploads cleans up).
 // Staging files live under NIXERY_STATE_DIR/staging and are streamed part
 // by part, never loaded into memory.
+//
+// Integrity: a single PUT of a blob says what the object must hash to
+// (x-amz-checksum-sha256, docs.aws.amazon.com/AmazonS3/latest/userguide/
+// checking-object-integrity.html), which costs nothing since a blob's key
+// is its SHA-256; the store refuses a body that differs. Multipart uploads
+// go without: they would need a checksum per part, one more read of each.
 
 #include "storage/s3.hpp"
 
@@ -18,11 +24,15 @@
 #include "storage/object_store.hpp"
 #include "storage/sigv4.hpp"
 #include "storage/xml.hpp"
+#include "util/crypto.hpp"
 #include "util/log.hpp"
 #include "util/markup.hpp"
 #include "util/sha256.hpp"
 #include "util/timestamp.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cctype>
 #include <ctime>
 
 namespace nixery {
@@ -35,7 +45,10 @@ namespace {
 // files go up in a single PUT.
 constexpr std::uint64_t k_part_size = 8 << 20;
 constexpr std::int64_t k_url_lifetime = 300;
-constexpr auto k_transfer_timeout = std::chrono::seconds(900);
+
+// Bodies from staging files take as long as the link needs: no total,
+// the client's low-speed limit stops a stalled attempt.
+const RetryPolicy k_transfer_policy{.budget = std::chrono::milliseconds(0)};
 
 // "HTTP 403 AccessDenied: Access Denied" from an S3 error document.
 std::string s3_status(const HttpResponse& r) {
@@ -43,6 +56,24 @@ std::string s3_status(const HttpResponse& r) {
     const auto message = xml::text(r.body, "Message");
     return describe_status(r,
                            code.empty() ? message : code + (message.empty() ? "" : ": " + message));
+}
+
+// base64 of the raw SHA-256 a blob key "layers/<hex>" names; nullopt for
+// any other key (records, probes), whose content is not their name.
+std::optional<std::string> blob_checksum(std::string_view key) {
+    constexpr std::string_view prefix = "layers/";
+    if (key.substr(0, prefix.size()) != prefix) {
+        return std::nullopt;
+    }
+    const auto hex = key.substr(prefix.size());
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string raw;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        raw += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    }
+    return base64_encode(raw);
 }
 
 class S3Backend final : public StorageBackend {
@@ -61,7 +92,9 @@ public:
         TRY(make_dirs(m_staging));
         // Listing proves the bucket exists and the credentials are accepted;
         // the probe proves they may write and delete.
-        TRY_ASSIGN(const auto r, send("GET", "", {{"list-type", "2"}, {"max-keys", "1"}}, {}));
+        const auto what = "list \"" + url_name("") + "\"";
+        TRY_ASSIGN(const auto r,
+                   send(what, "GET", "", {{"list-type", "2"}, {"max-keys", "1"}}, {}));
         if (r.status != 200) {
             std::string hint;
             const auto code = xml::text(r.body, "Code");
@@ -71,8 +104,7 @@ public:
             } else if (code == "NoSuchBucket" || r.status == 404) {
                 hint = " (does S3_BUCKET exist at S3_ENDPOINT?)";
             }
-            return fail("list \"" + url_name("") + "\" at " + m_endpoint.base() +
-                        " failed: " + s3_status(r) + hint);
+            return fail(what + " at " + m_endpoint.base() + " failed: " + s3_status(r) + hint);
         }
         return write_probe(*this);
     }
@@ -87,13 +119,7 @@ public:
         const int fd = source.fd.get();
         const auto size = source.size;
         if (size <= k_part_size) {
-            TRY_ASSIGN(const auto r,
-                       send("PUT", key, {}, {{"content-type", std::string(content_type)}}, {},
-                            FileRange{fd, 0, size}));
-            if (r.status != 200) {
-                return fail("upload \"" + url_name(key) + "\" failed: " + s3_status(r));
-            }
-            return {};
+            return single_put(key, content_type, {}, FileRange{fd, 0, size});
         }
         return multipart(fd, size, key, content_type);
     }
@@ -101,36 +127,37 @@ public:
     Result<void> put(std::string_view key, std::string_view data,
                      std::string_view content_type) override {
         TRY(check_object_key(key));
-        TRY_ASSIGN(const auto r,
-                   send("PUT", key, {}, {{"content-type", std::string(content_type)}}, data));
-        if (r.status != 200) {
-            return fail("upload \"" + url_name(key) + "\" failed: " + s3_status(r));
-        }
-        return {};
+        return single_put(key, content_type, data, std::nullopt);
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
         TRY(check_object_key(key));
-        TRY_ASSIGN(auto r, send("GET", key, {}, {}));
+        const auto what = "get \"" + url_name(key) + "\"";
+        TRY_ASSIGN(auto r, send(what, "GET", key, {}, {}));
         if (r.status == 404) {
             return std::optional<std::string>();
         }
         if (r.status != 200) {
-            return fail("get \"" + url_name(key) + "\" failed: " + s3_status(r));
+            return fail(what + " failed: " + s3_status(r));
         }
         return std::optional<std::string>(std::move(r.body));
     }
 
-    Result<bool> exists(std::string_view key) override {
+    Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
         TRY(check_object_key(key));
-        TRY_ASSIGN(const auto r, send("HEAD", key, {}, {}));
-        if (r.status == 200) {
-            return true;
-        }
+        const auto what = "head \"" + url_name(key) + "\"";
+        TRY_ASSIGN(const auto r, send(what, "HEAD", key, {}, {}));
         if (r.status == 404) {
-            return false;
+            return std::optional<ObjectInfo>();
         }
-        return fail("head \"" + url_name(key) + "\" failed: " + describe_status(r, {}));
+        if (r.status != 200) {
+            // A HEAD answer has no body to read an error code from.
+            return fail(what + " failed: " + describe_status(r, {}));
+        }
+        ObjectInfo info;
+        info.size = std::strtoull(r.header("content-length").c_str(), nullptr, 10);
+        info.content_type = r.header("content-type");
+        return std::optional<ObjectInfo>(std::move(info));
     }
 
     Result<BlobLocation> locate(std::string_view key) override {
@@ -150,9 +177,10 @@ public:
 
     Result<void> remove(std::string_view key) override {
         TRY(check_object_key(key));
-        TRY_ASSIGN(const auto r, send("DELETE", key, {}, {}));
+        const auto what = "delete \"" + url_name(key) + "\"";
+        TRY_ASSIGN(const auto r, send(what, "DELETE", key, {}, {}));
         if (r.status != 204 && r.status != 200 && r.status != 404) {
-            return fail("delete \"" + url_name(key) + "\" failed: " + s3_status(r));
+            return fail(what + " failed: " + s3_status(r));
         }
         return {};
     }
@@ -160,14 +188,15 @@ public:
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
         std::vector<StoredObject> out;
         std::string token;
+        const auto what = "list \"" + url_name(prefix) + "\"";
         do {
             QueryParams query{{"list-type", "2"}, {"prefix", std::string(prefix)}};
             if (!token.empty()) {
                 query.emplace_back("continuation-token", token);
             }
-            TRY_ASSIGN(const auto r, send("GET", "", query, {}));
+            TRY_ASSIGN(const auto r, send(what, "GET", "", query, {}));
             if (r.status != 200) {
-                return fail("list \"" + url_name(prefix) + "\" failed: " + s3_status(r));
+                return fail(what + " failed: " + s3_status(r));
             }
             for (const auto contents : xml::elements(r.body, "Contents")) {
                 StoredObject o;
@@ -213,63 +242,73 @@ private:
     sigv4::Scope scope(std::time_t now) const { return {sigv4::timestamp(now), m_s.region, "s3"}; }
 
     // One signed request, retried with backoff on transport errors and
-    // 5xx/429. Transport errors come back naming the request.
-    Result<HttpResponse> send(const std::string& method, std::string_view key,
-                              const QueryParams& query, const HttpHeaders& extra,
-                              std::string_view body = {},
+    // 5xx/429. `what` is the operation and its object ("upload
+    // \"s3://b/k\""); transport errors come back worded with it. A body
+    // from a file is a transfer, bounded by the client's low-speed limit
+    // rather than the default time budget.
+    Result<HttpResponse> send(const std::string& what, const std::string& method,
+                              std::string_view key, const QueryParams& query,
+                              const HttpHeaders& extra, std::string_view body = {},
                               std::optional<FileRange> file = std::nullopt) {
         const auto t = target(key);
         const auto payload_hash = file ? std::string(sigv4::k_unsigned_payload) : sha256_hex(body);
+        const bool transfer = file || body.size() > (1 << 20);
         auto made = [&]() -> Result<HttpRequest> {
             HttpRequest r;
             r.method = method;
             r.url = t.url + (query.empty() ? "" : "?" + sigv4::canonical_query(query));
             r.body = std::string(body);
             r.file = file;
-            r.timeout =
-                file || body.size() > (1 << 20) ? k_transfer_timeout : std::chrono::seconds(30);
+            if (transfer) {
+                r.timeout = std::chrono::milliseconds(0);
+            }
             sigv4::Request s;
             s.method = method;
             s.path = t.path;
             s.query = query;
             s.payload_hash = payload_hash;
-            s.headers = {{"host", t.host},
-                         {"x-amz-date", sigv4::timestamp(std::time(nullptr))},
-                         {"x-amz-content-sha256", payload_hash}};
-            if (!m_credentials.session_token.empty()) {
-                s.headers.emplace_back("x-amz-security-token", m_credentials.session_token);
-            }
+            s.headers = {{"host", t.host}};
             for (const auto& h : extra) {
                 s.headers.push_back(h);
             }
-            r.headers = s.headers;
-            if (!m_credentials.access_key_id.empty()) {
-                r.headers.emplace_back(
-                    "authorization",
-                    sigv4::authorization(s, m_credentials, scope(std::time(nullptr))));
-            }
+            // One clock reading per attempt, for the header and the scope.
+            r.headers = sigv4::sign(std::move(s), m_credentials, scope(std::time(nullptr)));
             return r;
         };
-        auto r = perform_with_retries(m_http, made);
+        auto r = perform_with_retries(m_http, made, transfer ? k_transfer_policy : RetryPolicy{});
         if (!r) {
-            return fail(method + " \"" + url_name(key) + "\" at " + m_endpoint.base() +
-                        " failed: " + r.error().message);
+            return fail(what + " at " + m_endpoint.base() + " failed: " + r.error().message);
         }
         return r;
     }
 
+    Result<void> single_put(std::string_view key, std::string_view content_type,
+                            std::string_view data, std::optional<FileRange> file) {
+        const auto what = "upload \"" + url_name(key) + "\"";
+        HttpHeaders headers{{"content-type", std::string(content_type)}};
+        if (auto checksum = blob_checksum(key)) {
+            headers.emplace_back("x-amz-checksum-sha256", std::move(*checksum));
+        }
+        TRY_ASSIGN(const auto r, send(what, "PUT", key, {}, headers, data, file));
+        if (r.status != 200) {
+            return fail(what + " failed: " + s3_status(r));
+        }
+        return {};
+    }
+
     Result<void> multipart(int fd, std::uint64_t size, std::string_view key,
                            std::string_view content_type) {
-        TRY_ASSIGN(const auto init, send("POST", key, {{"uploads", ""}},
+        const auto what = "start multipart upload \"" + url_name(key) + "\"";
+        TRY_ASSIGN(const auto init, send(what, "POST", key, {{"uploads", ""}},
                                          {{"content-type", std::string(content_type)}}));
         const auto upload_id = xml::text(init.body, "UploadId");
         if (init.status != 200 || upload_id.empty()) {
-            return fail("start multipart upload \"" + url_name(key) +
-                        "\" failed: " + s3_status(init));
+            return fail(what + " failed: " + s3_status(init));
         }
         auto uploaded = upload_parts(fd, size, key, upload_id);
         if (!uploaded) {
-            auto aborted = send("DELETE", key, {{"uploadId", upload_id}}, {});
+            auto aborted = send("abort multipart upload \"" + url_name(key) + "\"", "DELETE", key,
+                                {{"uploadId", upload_id}}, {});
             if (!aborted || (aborted->status != 204 && aborted->status != 200)) {
                 log::warn("aborting multipart upload failed",
                           {{"key", url_name(key)},
@@ -286,25 +325,36 @@ private:
         int number = 1;
         for (std::uint64_t offset = 0; offset < size; offset += k_part_size, ++number) {
             const auto length = std::min(k_part_size, size - offset);
+            const auto what =
+                "upload part " + std::to_string(number) + " of \"" + url_name(key) + "\"";
             TRY_ASSIGN(const auto r,
-                       send("PUT", key,
+                       send(what, "PUT", key,
                             {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}, {},
                             {}, FileRange{fd, offset, length}));
             const auto etag = r.header("etag");
             if (r.status != 200 || etag.empty()) {
-                return fail("upload part " + std::to_string(number) + " of \"" + url_name(key) +
-                            "\" failed: " + s3_status(r));
+                return fail(what + " failed: " + s3_status(r));
             }
             complete += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" +
                         escape_markup(etag) + "</ETag></Part>";
         }
         complete += "</CompleteMultipartUpload>";
-        TRY_ASSIGN(const auto r, send("POST", key, {{"uploadId", upload_id}},
+        const auto what = "complete multipart upload \"" + url_name(key) + "\"";
+        TRY_ASSIGN(const auto r, send(what, "POST", key, {{"uploadId", upload_id}},
                                       {{"content-type", "application/xml"}}, complete));
+        if (r.status == 404 && xml::text(r.body, "Code") == "NoSuchUpload") {
+            // A retry after the answer to a completion that succeeded was
+            // lost finds the upload gone. The object is there if it has
+            // the size we sent; blob keys name their content, so that
+            // object is this one.
+            TRY_ASSIGN(const auto info, stat(key));
+            if (info && info->size == size) {
+                return {};
+            }
+        }
         // S3 may answer 200 and still report an error in the body.
         if (r.status != 200 || !xml::elements(r.body, "Error").empty()) {
-            return fail("complete multipart upload \"" + url_name(key) +
-                        "\" failed: " + s3_status(r));
+            return fail(what + " failed: " + s3_status(r));
         }
         return {};
     }
@@ -316,6 +366,35 @@ private:
     HttpClient m_http;
 };
 
+bool is_ip_literal(const std::string& host) {
+    in_addr v4{};
+    return (!host.empty() && host.front() == '[') || ::inet_pton(AF_INET, host.c_str(), &v4) == 1;
+}
+
+// Virtual-host addressing names the bucket in the host name, which needs
+// a domain under which "<bucket>." resolves, and, over https, a
+// certificate for it: a wildcard covers one label, so not a dotted bucket.
+Result<void> check_virtual_host(const S3Settings& settings, const EndpointUrl& endpoint,
+                                const std::string& endpoint_text) {
+    if (settings.path_style) {
+        return {};
+    }
+    auto host = endpoint.host();
+    std::transform(host.begin(), host.end(), host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (host == "localhost" || host == "localhost." || is_ip_literal(host)) {
+        return fail("S3_ENDPOINT=\"" + endpoint_text +
+                    "\" has no domain to put the bucket name in front of, as virtual-host "
+                    "addressing does: set S3_PATH_STYLE=true");
+    }
+    if (endpoint.scheme == "https" && settings.bucket.find('.') != std::string::npos) {
+        return fail("S3_BUCKET=\"" + settings.bucket + "\" has dots: in virtual-host addressing " +
+                    "its host name \"" + settings.bucket + "." + endpoint.host() +
+                    "\" is not covered by the store's TLS certificate: set S3_PATH_STYLE=true");
+    }
+    return {};
+}
+
 } // namespace
 
 Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
@@ -324,6 +403,7 @@ Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settin
                                    ? "https://s3." + settings.region + ".amazonaws.com"
                                    : settings.endpoint;
     TRY_ASSIGN(auto endpoint, parse_endpoint(endpoint_text, "S3_ENDPOINT"));
+    TRY(check_virtual_host(settings, endpoint, endpoint_text));
     const auto staging = state_dir / "staging";
     TRY(make_dirs(staging));
     return std::unique_ptr<StorageBackend>(

@@ -5,8 +5,9 @@
 
 namespace nixery {
 
-// Checks the settings (endpoint URL); makes the staging directory under
-// state_dir. Reachability and credentials are check()'s job.
+// Checks the settings (the endpoint URL, and that virtual-host addressing
+// can work with it and the bucket's name); makes the staging directory
+// under state_dir. Reachability and credentials are check()'s job.
 Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
                                                         const std::filesystem::path& state_dir);
 

@@ -125,6 +125,19 @@ std::string authorization(const Request& request, const Credentials& credentials
            ", Signature=" + signature(credentials.secret_access_key, scope, sts);
 }
 
+QueryParams sign(Request request, const Credentials& credentials, const Scope& scope) {
+    request.headers.emplace_back("x-amz-date", scope.timestamp);
+    request.headers.emplace_back("x-amz-content-sha256", request.payload_hash);
+    if (!credentials.session_token.empty()) {
+        request.headers.emplace_back("x-amz-security-token", credentials.session_token);
+    }
+    auto headers = request.headers;
+    if (!credentials.access_key_id.empty()) {
+        headers.emplace_back("authorization", authorization(request, credentials, scope));
+    }
+    return headers;
+}
+
 std::string presigned_query(Request request, const Credentials& credentials, const Scope& scope,
                             std::int64_t expires_seconds) {
     request.query.emplace_back("X-Amz-Algorithm", std::string(k_algorithm));

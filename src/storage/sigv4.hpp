@@ -73,6 +73,13 @@ std::string signature(std::string_view secret_access_key, const Scope& scope,
 std::string authorization(const Request& request, const Credentials& credentials,
                           const Scope& scope);
 
+// Signs `request` (its headers: host and what else the caller sends) at
+// scope.timestamp: returns its headers with x-amz-date (that same time:
+// one clock reading makes both, or the store recomputes another
+// signature), x-amz-content-sha256, the session token if any and, when
+// there is an access key, authorization. Ready to send.
+QueryParams sign(Request request, const Credentials& credentials, const Scope& scope);
+
 // Presigns `request` (its headers normally only host): returns its query
 // with the X-Amz-* parameters and X-Amz-Signature, ready to append after '?'.
 std::string presigned_query(Request request, const Credentials& credentials, const Scope& scope,

@@ -6,6 +6,7 @@
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace nixery {
 
@@ -42,6 +43,24 @@ Result<std::string> read_file(const fs::path& path) {
             return out;
         }
         out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+Result<void> read_chunks(int fd, const fs::path& what,
+                         const std::function<Result<void>(std::string_view)>& each) {
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        const auto n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return fail("read \"" + what.string() + "\" failed: " + errno_text(errno));
+        }
+        if (n == 0) {
+            return {};
+        }
+        TRY(each(std::string_view(buf.data(), static_cast<std::size_t>(n))));
     }
 }
 

@@ -7,6 +7,7 @@
 #include "util/result.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,12 @@ private:
 
 // The whole content of a small file. Absence is an error like any other.
 Result<std::string> read_file(const std::filesystem::path& path);
+
+// Reads `fd` to its end 1 MiB at a time, handing each piece to `each`,
+// so a file of any size passes through in bounded memory. Stops at the
+// first error, its own (worded with `what`) or one of `each`.
+Result<void> read_chunks(int fd, const std::filesystem::path& what,
+                         const std::function<Result<void>(std::string_view)>& each);
 
 // Writes all of `data` to `fd`, retrying short writes.
 Result<void> write_all(int fd, std::string_view data, const std::filesystem::path& what);

@@ -14,8 +14,14 @@ in for the real thing and checks what the real one checks:
   object; resumable chunks are contiguous multiples of 256 KiB but the last,
   and an object exists only once its upload is complete;
 - a signed download URL (GOOG4-RSA-SHA256) is served only when its
-  signature verifies against the recomputed canonical request and it has
-  not expired; unsigned downloads only with --public-read.
+  signature verifies against the recomputed canonical request (method
+  included: a URL signed for GET does not serve a HEAD) and it has not
+  expired; unsigned downloads only with --public-read.
+
+Tests can inject faults through /_control/: fail?status=S&count=N answers
+the next N API calls with S; stall-chunks?count=N drops the next N
+resumable chunks and answers 308 with the unchanged Range, as a session
+that persisted none of them.
 
 Objects live in memory. Every request is logged as one JSON line to
 --log (method, path, query, status, whether it carried a bearer token), so
@@ -37,11 +43,12 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+
+from store_server import QuietHandler, RequestLog, serve
 
 CHUNK_QUANTUM = 256 * 1024
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -104,28 +111,15 @@ class State:
         if args.public_key:
             with open(args.public_key, "rb") as f:
                 self.public_key = serialization.load_pem_public_key(f.read())
-        self.log = open(args.log, "a") if args.log else None
+        self.log = RequestLog(args.log)
         self.failures = []  # injected: [status, remaining]
-
-    def record(self, entry):
-        if self.log:
-            with self.lock:
-                self.log.write(json.dumps(entry) + "\n")
-                self.log.flush()
+        self.stalled_chunks = 0  # injected: chunks to drop, answering 308 without progress
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(QuietHandler):
     server_version = "gcs-test-server"
 
-    def log_message(self, fmt, *args):
-        pass
-
     # -- plumbing -------------------------------------------------------------
-
-    @property
-    def state(self):
-        return self.server.state
 
     def body(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -143,10 +137,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.state.record({"method": self.command, "path": self.path.split("?")[0],
-                           "query": sorted(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)),
-                           "status": status,
-                           "bearer": self.headers.get("Authorization", "").startswith("Bearer ")})
+        self.state.log.record({"method": self.command, "path": self.path.split("?")[0],
+                               "query": sorted(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)),
+                               "status": status,
+                               "bearer": self.headers.get("Authorization", "").startswith("Bearer ")})
 
     def error(self, status, message, reason="invalid"):
         self.reply(status, {"error": {"code": status, "message": message,
@@ -219,6 +213,10 @@ class Handler(BaseHTTPRequestHandler):
                 params = dict(query)
                 with self.state.lock:
                     self.state.failures = [[int(params["status"]), int(params["count"])]]
+                return self.reply(200, {})
+            if path == "/_control/stall-chunks":
+                with self.state.lock:
+                    self.state.stalled_chunks = int(dict(query)["count"])
                 return self.reply(200, {})
             if path == "/token" and self.command == "POST":
                 return self.token()
@@ -401,6 +399,14 @@ class Handler(BaseHTTPRequestHandler):
         else:
             first, _, last = spec.partition("-")
             first, last = int(first), int(last)
+            with self.state.lock:
+                stall = self.state.stalled_chunks > 0
+                self.state.stalled_chunks -= 1 if stall else 0
+            if stall:
+                # GCS may persist less than a chunk, down to nothing; the
+                # client learns it from the Range of the 308.
+                headers = [("Range", "bytes=0-%d" % (len(up.data) - 1))] if up.data else []
+                return self.reply(308, b"", "text/plain", headers)
             if last - first + 1 != len(body):
                 return self.error(400, "Content-Range does not match Content-Length")
             if first != len(up.data):
@@ -463,7 +469,9 @@ class Handler(BaseHTTPRequestHandler):
         if "host" not in signed_names:
             return "the host header must be signed"
         headers = {k.lower(): v for k, v in self.headers.items()}
-        sts = v4_string_to_sign(self.command if self.command != "HEAD" else "GET", raw_path,
+        # The method is part of what was signed: a URL signed for GET is
+        # refused to a HEAD, as by Google.
+        sts = v4_string_to_sign(self.command, raw_path,
                                 [(k, v) for k, v in query if k != "X-Goog-Signature"], headers, signed_names)
         try:
             self.state.public_key.verify(bytes.fromhex(params["X-Goog-Signature"]), sts.encode(),
@@ -486,14 +494,7 @@ def main():
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--log")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.state = State(args)
-    print("listening %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve(args.port, Handler, State(args))
 
 
 if __name__ == "__main__":

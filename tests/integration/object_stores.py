@@ -1,8 +1,10 @@
 """Object stores for the tests, on 127.0.0.1 and stopped by PID: s3rver
-(from the npm registry, installed under build/npm when missing), the GCS
-test server of gcs_server.py with a service-account key made by openssl,
-and a TCP proxy that stalls or cuts uploads on the way to either. Also
-storage_tool(), which drives one backend through build/storage-tool.
+(from the npm registry, installed under build/npm when missing) behind the
+SigV4-checking proxy of s3_sigv4_proxy.py, the GCS test server of
+gcs_server.py with a service-account key made by openssl, a TCP proxy that
+stalls or cuts uploads on the way to either, and a black hole that accepts
+connections and never answers. Also storage_tool(), which drives one
+backend through build/storage-tool.
 """
 
 import json
@@ -22,6 +24,7 @@ STORAGE_TOOL = ROOT / "build" / "storage-tool"
 NPM_PREFIX = ROOT / "build" / "npm"
 S3RVER = NPM_PREFIX / "node_modules" / ".bin" / "s3rver"
 GCS_SERVER = Path(__file__).resolve().parent / "gcs_server.py"
+SIGV4_PROXY = Path(__file__).resolve().parent / "s3_sigv4_proxy.py"
 PYTHON = "/usr/bin/python3"
 
 
@@ -83,16 +86,24 @@ class StoreProcess:
 
 
 class S3rver(StoreProcess):
-    """s3rver with one bucket. It accepts only its own access key (S3RVER)
-    but does not recompute SigV4 signatures; the unit tests cover those."""
+    """s3rver with its buckets, behind s3_sigv4_proxy.py: clients talk to
+    the proxy (`port`), which recomputes every SigV4 signature (s3rver
+    checks only the access key) and serves virtual-host addressing for
+    hosts under VIRTUAL_HOST_DOMAIN."""
 
     ACCESS_KEY = "S3RVER"
     SECRET_KEY = "S3RVER"
+    # A reserved name (RFC 6761) that never resolves: clients reach the
+    # proxy for it through http_proxy, as they would a real forward proxy.
+    VIRTUAL_HOST_DOMAIN = "s3.test"
 
     def __init__(self, bucket="nixery-test", more_buckets=()):
         self.bucket = bucket
         self.buckets = [bucket] + list(more_buckets)
         super().__init__("nixery-s3rver-")
+        self.s3rver_port = free_port()
+        self.proxy = None
+        self.requests_log = self.dir / "requests.log"
 
     def start(self):
         self.log = open(self.dir / "s3rver.log", "ab")
@@ -101,10 +112,21 @@ class S3rver(StoreProcess):
         # in its legacy provider; without it, paginated listings fail.
         env = dict(base_environment(), NODE_OPTIONS="--openssl-legacy-provider")
         self.process = subprocess.Popen(
-            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.port)] + buckets,
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        wait_for_port(self.port, self.process, "s3rver")
+            [str(ensure_s3rver()), "-d", str(self.dir / "data"), "-a", "127.0.0.1", "-p", str(self.s3rver_port)]
+            + buckets, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        wait_for_port(self.s3rver_port, self.process, "s3rver")
+        self.proxy = subprocess.Popen(
+            [PYTHON, str(SIGV4_PROXY), "--port", str(self.port), "--upstream-port", str(self.s3rver_port),
+             "--access-key", self.ACCESS_KEY, "--secret-key", self.SECRET_KEY, "--region", "us-east-1",
+             "--domain", self.VIRTUAL_HOST_DOMAIN, "--log", str(self.requests_log)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, self.proxy, "the SigV4 proxy")
         return self
+
+    def stop(self):
+        stop_process(self.proxy)
+        self.proxy = None
+        super().stop()
 
     def settings(self, port=None, bucket=None, **overrides):
         env = {"NIXERY_STORAGE_BACKEND": "s3", "S3_BUCKET": bucket or self.bucket, "S3_ENDPOINT": self.endpoint(port),
@@ -112,6 +134,31 @@ class S3rver(StoreProcess):
                "AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY}
         env.update(overrides)
         return env
+
+    def virtual_host_settings(self, port=None, bucket=None, **overrides):
+        """Virtual-host addressing: the endpoint is a name under the test
+        domain, reached through the proxy as an HTTP proxy (libcurl honours
+        http_proxy), so "<bucket>.s3.test" needs no DNS."""
+        env = self.settings(bucket=bucket, S3_ENDPOINT="http://" + self.VIRTUAL_HOST_DOMAIN, S3_PATH_STYLE="false",
+                            http_proxy="http://127.0.0.1:%d" % (port or self.port), no_proxy=None, NO_PROXY=None)
+        env.update(overrides)
+        return env
+
+    def opener(self, port=None):
+        """A urllib opener that goes through the proxy, for following
+        presigned virtual-host URLs."""
+        import urllib.request
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": "http://127.0.0.1:%d" % (port or self.port)}))
+
+    def requests(self):
+        if not self.requests_log.exists():
+            return []
+        return [json.loads(l) for l in self.requests_log.read_text().splitlines() if l.strip()]
+
+    def lose_complete_answers(self, count):
+        import urllib.request
+        urllib.request.urlopen("%s/_control/lose-complete?count=%d" % (self.endpoint(), count)).read()
 
 
 class GcsServer(StoreProcess):
@@ -171,8 +218,74 @@ class GcsServer(StoreProcess):
         import urllib.request
         urllib.request.urlopen("%s/_control/fail?status=%d&count=%d" % (self.endpoint(), status, count)).read()
 
+    def stall_chunks(self, count):
+        """The next `count` resumable chunks are dropped: 308 without progress."""
+        import urllib.request
+        urllib.request.urlopen("%s/_control/stall-chunks?count=%d" % (self.endpoint(), count)).read()
 
-class FaultProxy:
+
+class LoopbackListener:
+    """A TCP listener on a free loopback port whose accepted connections go
+    to `_serve(client)` on the accepting thread; close() ends listening and
+    closes every socket kept in `sockets`."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def endpoint(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self._serve(client)
+
+    def _serve(self, client):
+        raise NotImplementedError
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        for s in list(self.sockets):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class BlackHole(LoopbackListener):
+    """A TCP server that accepts every connection, reads what comes and
+    never answers: a store (or token endpoint) that is up but stuck."""
+
+    def __init__(self):
+        self.accepted = 0
+        super().__init__()
+
+    def _serve(self, client):
+        self.accepted += 1
+        self.sockets.append(client)
+        threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _swallow(client):
+        try:
+            while client.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+class FaultProxy(LoopbackListener):
     """A TCP proxy in front of a store. After `limit` bytes from clients
     (counted over all connections) it stalls (holds every byte until
     release()), cuts (closes every connection once, then passes again) or
@@ -180,20 +293,13 @@ class FaultProxy:
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.mode = None
         self.limit = None
         self.forwarded = 0
         self.tripped = threading.Event()
         self.released = threading.Event()
-        self.sockets = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     def stall_after(self, limit):
         self.mode, self.limit, self.forwarded = "stall", limit, 0
@@ -209,29 +315,18 @@ class FaultProxy:
         self.released.set()
 
     def close(self):
-        self.closed = True
         self.released.set()
-        self.listener.close()
-        for s in list(self.sockets):
-            try:
-                s.close()
-            except OSError:
-                pass
+        super().close()
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                client.close()
-                continue
-            self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+    def _serve(self, client):
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            client.close()
+            return
+        self.sockets += [client, upstream]
+        threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
     def _cut_all(self):
         for s in list(self.sockets):

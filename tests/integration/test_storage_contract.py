@@ -1,13 +1,16 @@
 """The storage contract, the same for every backend: publish (put, and
-persist through a staging file), fetch, exists, serve (locate, and what a
-client gets when it follows the location), remove, list, missing objects,
-and atomic publication (an interrupted upload leaves nothing under the
-final name). Run against the filesystem, S3 (s3rver) and GCS (the test
-server of gcs_server.py) through build/storage-tool."""
+persist through a staging file, streamed), fetch, exists, stat, serve
+(locate, and what a client gets when it follows the location), remove,
+list, missing objects, atomic publication (an interrupted upload leaves
+nothing under the final name) and bounded waiting (a store that never
+answers fails a call within its budget). Run against the filesystem, S3
+(s3rver behind the SigV4-checking proxy, path style and virtual host) and
+GCS (the test server of gcs_server.py) through build/storage-tool."""
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,11 +22,14 @@ import urllib.request
 from pathlib import Path
 
 from harness import ROOT, TestCase, base_environment, free_port, have, keep_dirs
-from object_stores import (STORAGE_TOOL, FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool)
+from object_stores import (STORAGE_TOOL, BlackHole, FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool)
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 BIG = 20 * 1024 * 1024 + 12345  # above the 8 MiB single-request limit: multipart / resumable
+HUGE = 100 * 1024 * 1024 + 54321  # for the streaming check: far above what a process should hold
+# What a storage call may take (src/http/retry.hpp), and some slack.
+BUDGET = 30
 
 
 class Contract:
@@ -39,6 +45,16 @@ class Contract:
         with open(cls.big, "wb") as f:
             f.write(os.urandom(BIG))
         cls.big_sha = hashlib.sha256(cls.big.read_bytes()).hexdigest()
+        cls.huge = cls.work / "huge"
+        digest = hashlib.sha256()
+        with open(cls.huge, "wb") as f:
+            left = HUGE
+            while left:
+                chunk = os.urandom(min(left, 1 << 20))
+                digest.update(chunk)
+                f.write(chunk)
+                left -= len(chunk)
+        cls.huge_sha = digest.hexdigest()
 
     @classmethod
     def tearDownClass(cls):
@@ -61,17 +77,41 @@ class Contract:
         out = self.tool("list", prefix, settings=settings).stdout.decode()
         return {o["key"]: o for o in map(json.loads, out.splitlines())}
 
-    def follow(self, key):
-        """What a client gets for `key`: (body, content type)."""
+    def urlopen(self, request):
+        """Opens a URL the backend gave out, as a client would."""
+        return urllib.request.urlopen(request, timeout=30)
+
+    def follow(self, key, digest=False):
+        """What a client gets for `key`: (body, content type), or (sha256
+        hex of the body, content type) with `digest`."""
         location = json.loads(self.tool("locate", key).stdout)
         if location["kind"] == "accel_redirect":
             # nginx serves STORAGE_PATH + the part after /_storage/.
             self.assertTrue(location["location"].startswith("/_storage/"), location)
             path = Path(self.settings()["STORAGE_PATH"]) / location["location"][len("/_storage/"):]
-            return path.read_bytes(), None
+            with open(path, "rb") as f:
+                return self.read(f, digest), None
         self.assertEqual(location["kind"], "redirect")
-        with urllib.request.urlopen(location["location"], timeout=30) as r:
-            return r.read(), r.headers.get("Content-Type")
+        with self.urlopen(location["location"]) as r:
+            return self.read(r, digest), r.headers.get("Content-Type")
+
+    @staticmethod
+    def read(stream, digest):
+        if not digest:
+            return stream.read()
+        h = hashlib.sha256()
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            h.update(chunk)
+        return h.hexdigest()
+
+    def assertWellWorded(self, stderr, key):
+        """The error (the last line; warnings logged on the way come
+        before it) in the house shape: a lowercase operation, the object
+        named once, no repeated prefixes."""
+        message = stderr.strip().splitlines()[-1]
+        self.assertRegex(message, r"^[a-z]", message)
+        self.assertEqual(message.count(key), 1, message)
+        self.assertEqual(len(re.findall(r"\bfailed( after \d+ attempts)?:", message)), 1, message)
 
     # -- the contract ----------------------------------------------------------
 
@@ -113,6 +153,29 @@ class Contract:
             self.assertEqual(content_type, LAYER_TYPE)
         self.assertEqual(set(staging.iterdir()), before, "the staging file is removed after the upload")
 
+    def test_persist_never_holds_the_blob(self):
+        # The tool copies the file into the staging file in chunks, so its
+        # peak memory is what the backend holds while it uploads.
+        key = "layers/" + self.huge_sha
+        out = self.tool("persist", key, self.huge, LAYER_TYPE).stdout.decode()
+        peak = json.loads(out)["peak_rss_kib"] * 1024
+        self.assertGreater(peak, 0)
+        self.assertLess(peak, HUGE / 4, "the upload held %d MiB" % (peak >> 20))
+        self.assertEqual(self.listed("layers/")[key]["size"], HUGE)
+        self.assertEqual(self.follow(key, digest=True)[0], self.huge_sha)
+        self.tool("remove", key)
+
+    def test_stat(self):
+        data = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "stat": True}).encode()
+        key = "layers/" + hashlib.sha256(data).hexdigest()
+        self.tool("put", key, self.file("stat", data), MANIFEST_TYPE)
+        info = json.loads(self.tool("stat", key).stdout)
+        self.assertEqual(info["size"], len(data))
+        # Object stores keep the type given at upload; files have none.
+        self.assertEqual(info["content_type"], MANIFEST_TYPE if self.remote else "")
+        r = self.tool("stat", "layers/" + "1" * 64, check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+
     def test_served_manifest_keeps_its_media_type(self):
         data = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE}).encode()
         key = "layers/" + hashlib.sha256(data).hexdigest()
@@ -143,14 +206,15 @@ class FilesystemContractTest(Contract, TestCase):
         return {"NIXERY_STORAGE_BACKEND": "filesystem", "STORAGE_PATH": str(self.work / "storage")}
 
 
-class RemoteContract(Contract):
-    """What only object stores need: surviving a cut connection, and the
-    atomic publication of uploads that never finish."""
+class StoreContract(Contract):
+    """The contract against a store server that make_server() gives, started
+    once for the class."""
 
     @classmethod
     def setUpClass(cls):
+        server = cls.make_server()  # may skip the class: before any set-up
         super().setUpClass()
-        cls.server = cls.make_server().start()
+        cls.server = server.start()
 
     @classmethod
     def tearDownClass(cls):
@@ -160,11 +224,52 @@ class RemoteContract(Contract):
     def settings(self):
         return self.server.settings()
 
+
+def make_s3rver():
+    if ensure_s3rver() is None:
+        raise unittest.SkipTest("s3rver cannot be installed (npm missing)")
+    return S3rver()
+
+
+class RemoteContract(StoreContract):
+    """What only object stores need: surviving a cut connection, and the
+    atomic publication of uploads that never finish."""
+
     def settings_at(self, port):
         return self.server.settings(port)
 
     def through_proxy(self, proxy):
         return self.server.settings(proxy.port)
+
+    def test_located_url_serves_get_only(self):
+        # Signatures cover the method: a HEAD on a URL signed for GET is
+        # refused by the store, which is why the registry answers HEAD
+        # itself.
+        data = b"get only"
+        key = "layers/" + hashlib.sha256(data).hexdigest()
+        self.tool("put", key, self.file("g", data), LAYER_TYPE)
+        location = json.loads(self.tool("locate", key).stdout)["location"]
+        with self.urlopen(location) as r:
+            self.assertEqual(r.read(), data)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            self.urlopen(urllib.request.Request(location, method="HEAD"))
+        self.assertEqual(e.exception.code, 403)
+
+    def test_a_store_that_never_answers_fails_within_the_budget(self):
+        hole = BlackHole()
+        try:
+            started = time.time()
+            r = self.tool("exists", "layers/x", settings=self.settings_at(hole.port), check=False, timeout=300)
+            took = time.time() - started
+        finally:
+            hole.close()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        message = r.stderr.decode().strip()
+        self.assertIn("timed out", message)
+        self.assertWellWorded(message, "layers/x")
+        # Four attempts of 30 s each would be two minutes.
+        self.assertLess(took, BUDGET + 10)
+        self.assertGreater(took, BUDGET - 5)
 
     def test_interrupted_upload_leaves_nothing(self):
         key = "layers/interrupted-" + self.big_sha
@@ -197,7 +302,7 @@ class RemoteContract(Contract):
         finally:
             proxy.close()
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn(key, r.stderr.decode())
+        self.assertWellWorded(r.stderr.decode().strip(), key)
         self.assertFalse(self.exists(key))
         self.assertNotIn(key, self.listed("layers/"))
 
@@ -224,16 +329,13 @@ class RemoteContract(Contract):
         self.assertIn("connect", message.lower())
         r = self.tool("exists", "layers/x", settings=settings, check=False)
         self.assertEqual(r.returncode, 1)
+        self.assertWellWorded(r.stderr.decode().strip(), "layers/x")
         self.assertLess(time.time() - started, 20)
 
 
 @unittest.skipUnless(have("node") or have("npm"), "node and npm are needed for s3rver")
 class S3ContractTest(RemoteContract, TestCase):
-    @classmethod
-    def make_server(cls):
-        if ensure_s3rver() is None:
-            raise unittest.SkipTest("s3rver cannot be installed (npm missing)")
-        return S3rver()
+    make_server = staticmethod(make_s3rver)
 
     def test_refused_credentials(self):
         r = self.tool("check", settings=self.server.settings(AWS_ACCESS_KEY_ID="NOT-A-KEY"), check=False)
@@ -247,6 +349,70 @@ class S3ContractTest(RemoteContract, TestCase):
         r = self.tool("check", settings=self.server.settings(S3_BUCKET="no-such-bucket"), check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("NoSuchBucket", r.stderr.decode())
+
+    def test_signatures_are_checked(self):
+        # The proxy in front of s3rver recomputes every signature.
+        r = self.tool("check", settings=self.server.settings(AWS_SECRET_ACCESS_KEY="not-the-secret"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 403: SignatureDoesNotMatch", r.stderr.decode())
+        self.tool("check")
+        requests = self.server.requests()
+        self.assertTrue(requests and all(e["auth"] in ("header", "presigned") for e in requests
+                                         if e["path"].startswith("/nixery-test")), requests)
+
+    def test_single_put_of_a_blob_carries_its_checksum(self):
+        data = b"checked by the store"
+        key = "layers/" + hashlib.sha256(data).hexdigest()
+        self.tool("persist", key, self.file("c", data), LAYER_TYPE)
+        self.tool("put", "cache/checksum-record", self.file("r", data), "application/json")
+        puts = {e["path"]: e for e in self.server.requests() if e["method"] == "PUT"}
+        self.assertTrue(puts["/nixery-test/" + key]["checksum"])
+        self.assertFalse(puts["/nixery-test/cache/checksum-record"]["checksum"], "records are not blobs")
+        # A body that is not what its key names is refused, as S3 does.
+        wrong = "layers/" + hashlib.sha256(b"something else").hexdigest()
+        r = self.tool("persist", wrong, self.file("w", data), LAYER_TYPE, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 400: BadDigest", r.stderr.decode())
+        self.assertFalse(self.exists(wrong))
+
+    def test_a_lost_answer_to_complete_multipart_upload(self):
+        # The completion succeeds but its answer is lost; the retry finds
+        # the upload gone (NoSuchUpload) and the object there.
+        key = "layers/lost-answer-" + self.big_sha
+        self.server.lose_complete_answers(1)
+        self.tool("persist", key, self.big, LAYER_TYPE)
+        completes = [e for e in self.server.requests()
+                     if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
+        self.assertEqual([str(e["status"]) for e in completes], ["lost 200", "404"], completes)
+        self.assertEqual(json.loads(self.tool("stat", key).stdout)["size"], BIG)
+
+
+@unittest.skipUnless(have("node") or have("npm"), "node and npm are needed for s3rver")
+class S3VirtualHostContractTest(StoreContract, TestCase):
+    """Virtual-host addressing ("<bucket>.s3.test"), signed and checked by
+    the proxy, reached through it as http_proxy since no such name
+    resolves."""
+
+    make_server = staticmethod(make_s3rver)
+
+    def settings(self):
+        return self.server.virtual_host_settings()
+
+    def urlopen(self, request):
+        return self.server.opener().open(request, timeout=30)
+
+    def test_requests_name_the_bucket_in_the_host(self):
+        self.tool("check")
+        hosts = {e["host"] for e in self.server.requests() if e.get("auth") == "header"}
+        self.assertEqual(hosts, {"nixery-test.s3.test"})
+        location = json.loads(self.tool("locate", "cache/x").stdout)["location"]
+        self.assertTrue(location.startswith("http://nixery-test.s3.test/cache/x?X-Amz-"), location)
+
+    def test_an_ip_endpoint_is_refused_at_start_up(self):
+        settings = self.server.settings(S3_PATH_STYLE="false")
+        r = self.tool("check", settings=settings, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("set S3_PATH_STYLE=true", r.stderr.decode())
 
 
 @unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
@@ -293,6 +459,51 @@ class GcsContractTest(RemoteContract, TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("404", r.stderr.decode())
         self.assertIn("GCS_BUCKET", r.stderr.decode())
+
+    def test_chunks_without_progress_count_as_failures(self):
+        key = "layers/stalled-" + self.big_sha
+        # A session that keeps nothing of what it is sent: four chunks in a
+        # row without progress end the upload, instead of looping forever.
+        self.server.stall_chunks(1000000)
+        try:
+            started = time.time()
+            r = self.tool("persist", key, self.big, LAYER_TYPE, check=False, timeout=120)
+        finally:
+            self.server.stall_chunks(0)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        message = r.stderr.decode().strip()
+        self.assertIn("failed after 4 attempts: the session kept nothing of the chunk at 0", message)
+        self.assertWellWorded(message, key)
+        self.assertLess(time.time() - started, 60)
+        self.assertFalse(self.exists(key))
+        # Progress between stalls resets the count.
+        self.server.stall_chunks(3)
+        self.tool("persist", key, self.big, LAYER_TYPE)
+        self.assertEqual(json.loads(self.tool("stat", key).stdout)["size"], BIG)
+
+    def test_a_quoted_content_type_survives_a_resumable_upload(self):
+        key = "layers/quoted-" + self.big_sha
+        content_type = 'application/x-test; name="a \\"quoted\\" value"'
+        self.tool("persist", key, self.big, content_type)
+        self.assertEqual(json.loads(self.tool("stat", key).stdout)["content_type"], content_type)
+
+    def test_a_token_endpoint_that_never_answers(self):
+        hole = BlackHole()
+        key_file = self.work / "black-hole-key.json"
+        self.server.write_key_file(key_file, self.server.dir / "key.pem", hole.endpoint() + "/token")
+        try:
+            started = time.time()
+            r = self.tool("check", settings=self.server.settings(GOOGLE_APPLICATION_CREDENTIALS=str(key_file)),
+                          check=False)
+            took = time.time() - started
+        finally:
+            hole.close()
+        self.assertEqual(r.returncode, 1)
+        message = r.stderr.decode()
+        self.assertIn("get an access token from \"%s/token\" failed" % hole.endpoint(), message)
+        self.assertIn("timed out", message)
+        self.assertLess(took, BUDGET + 10)
+        self.assertEqual(hole.accepted, 1, "one attempt: the budget leaves no time for another")
 
     def test_signed_urls_are_checked(self):
         data = b"signed"

@@ -1,21 +1,33 @@
 """Whole instances on object storage: two instances (own state directories
 and SQLite files) sharing one bucket, where the second serves what the
 first built without packing a layer; a real client (skopeo) pulling through
-the redirect to the store; and a store that is unreachable at start-up or
-goes away while serving. For S3 (s3rver) and GCS (gcs_server.py)."""
+the redirect to the store; HEAD answered by the registry (the redirect
+target is signed for GET only); and a store that is unreachable at
+start-up, goes away while serving, or stops answering. For S3 (s3rver
+behind the SigV4-checking proxy) and GCS (gcs_server.py); and, for the
+filesystem, how a manifest by digest is told from a layer."""
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from harness import NIXERY, Instance, TestCase, base_environment, free_port, have, in_rootfs, run, skopeo_copy, unpack
-from object_stores import GcsServer, S3rver, ensure_s3rver
+from object_stores import FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool
+
+LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+# What the registry says a blob is (src/core/manifest.hpp); the store keeps
+# the layer's type, which a client following the redirect gets.
+BLOB_TYPE = "application/octet-stream"
+# What a storage call may take (src/http/retry.hpp).
+BUDGET = 30
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -26,12 +38,27 @@ class SharedBucket:
     signature_parameter = None
 
     # One bucket per test, so each starts from an empty store.
-    BUCKETS = ("share", "layers", "pull", "digests", "tokens")
+    BUCKETS = ("share", "layers", "pull", "digests", "tokens", "big", "stuck")
 
     def instance(self, bucket, **extra):
         settings = dict(self.server.settings(bucket=bucket), STORAGE_PATH=None)
         settings.update(extra)
         return Instance(**settings)
+
+    def urlopen(self, request):
+        """Opens a URL the registry redirected to, as a client would."""
+        return urllib.request.urlopen(request, timeout=30)
+
+    def assertHeadAnswered(self, inst, path, digest, length, content_type):
+        """HEAD is answered by the registry: 200 with what a client checks,
+        never a redirect to a URL signed for GET."""
+        r = inst.head(path)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("Location"))
+        self.assertEqual(r.header("Docker-Content-Digest"), digest)
+        self.assertEqual(r.header("Content-Length"), str(length))
+        self.assertEqual(r.header("Content-Type"), content_type)
+        self.assertEqual(r.body, b"")
 
     def test_second_instance_reuses_the_first_ones_work(self):
         name = "shell/hello"
@@ -49,9 +76,16 @@ class SharedBucket:
             record = second.builds(name)[-1]
             self.assertEqual(record["layers_built"], 0, record)
             self.assertEqual(record["layers_reused"], len(layers), record)
-            # And it serves the first one's layers (by redirect to the bucket).
-            for digest in layers:
-                self.assertEqual(second.head("/v2/%s/blobs/%s" % (name, digest)).status, 307)
+            # And it serves the first one's layers (by redirect to the bucket)
+            # and its manifest by digest, whose type the bucket kept.
+            for layer in built.json()["layers"]:
+                path = "/v2/%s/blobs/%s" % (name, layer["digest"])
+                self.assertEqual(second.get(path).status, 307)
+                self.assertHeadAnswered(second, path, layer["digest"], layer["size"], BLOB_TYPE)
+            digest = built.header("Docker-Content-Digest")
+            path = "/v2/%s/manifests/%s" % (name, digest)
+            self.assertEqual(second.get(path).status, 307)
+            self.assertHeadAnswered(second, path, digest, len(built.body), MANIFEST_TYPE)
 
     def test_a_layer_packed_by_one_instance_is_reused_by_another(self):
         # Different images, one shared layer: the second image's build on
@@ -92,15 +126,24 @@ class SharedBucket:
             location = r.header("Location")
             self.assertIn(self.signature_parameter, location)
             self.assertEqual(r.header("Docker-Content-Digest"), layer)
-            with urllib.request.urlopen(location, timeout=30) as blob:
-                self.assertEqual("sha256:" + hashlib.sha256(blob.read()).hexdigest(), layer)
+            with self.urlopen(location) as blob:
+                body = blob.read()
+                self.assertEqual("sha256:" + hashlib.sha256(body).hexdigest(), layer)
+            # The store refuses HEAD on the URL signed for GET; the registry
+            # answers HEAD itself.
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                self.urlopen(urllib.request.Request(location, method="HEAD"))
+            self.assertEqual(e.exception.code, 403)
+            self.assertHeadAnswered(inst, "/v2/hello/blobs/" + layer, layer, len(body), BLOB_TYPE)
 
             digest = manifest.header("Docker-Content-Digest")
             r = inst.get("/v2/hello/manifests/" + digest)
             self.assertEqual(r.status, 307, r)
-            with urllib.request.urlopen(r.header("Location"), timeout=30) as m:
+            with self.urlopen(r.header("Location")) as m:
                 self.assertEqual(m.headers.get("Content-Type"), MANIFEST_TYPE)
                 self.assertEqual(m.read(), manifest.body)
+            self.assertHeadAnswered(inst, "/v2/hello/manifests/" + digest, digest, len(manifest.body),
+                                    MANIFEST_TYPE)
 
             unknown = inst.get("/v2/hello/blobs/sha256:" + "0" * 64)
             self.assertRegistryError(unknown, 404, "BLOB_UNKNOWN")
@@ -127,6 +170,54 @@ class SharedBucket:
                 self.assertLess(time.time() - started, 30)
         finally:
             server.cleanup()
+
+    def test_a_large_blob_asked_for_as_a_manifest(self):
+        # Stored by another instance (no local record), larger than any
+        # response the registry would read: its type comes from the store's
+        # metadata, not from loading it.
+        state = Path(tempfile.mkdtemp(prefix="nixery-big-blob-"))
+        try:
+            blob = state / "blob"
+            digest = hashlib.sha256()
+            with open(blob, "wb") as f:
+                for _ in range(65):
+                    chunk = os.urandom(1 << 20)
+                    digest.update(chunk)
+                    f.write(chunk)
+            digest = "sha256:" + digest.hexdigest()
+            settings = self.server.settings(bucket="big")
+            storage_tool(settings, "persist", "layers/" + digest[7:], blob, LAYER_TYPE, state_dir=state)
+            with self.instance("big") as inst:
+                r = inst.get("/v2/hello/manifests/" + digest)
+                self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN")
+                self.assertEqual(inst.get("/v2/hello/blobs/" + digest).status, 307)
+                self.assertHeadAnswered(inst, "/v2/hello/blobs/" + digest, digest, 65 << 20, BLOB_TYPE)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+    def test_a_store_that_stops_answering_fails_requests_within_the_budget(self):
+        proxy = FaultProxy(self.server.port)
+        try:
+            with self.instance("stuck", expected_errors=("serving stored object failed",),
+                               **self.through(proxy)) as inst:
+                manifest = inst.manifest("hello")
+                self.assertEqual(manifest.status, 200, manifest)
+                layer = manifest.json()["layers"][0]["digest"]
+                proxy.stall_after(0)  # connections are accepted, nothing is answered
+                started = time.time()
+                r = inst.get("/v2/hello/blobs/" + layer, timeout=300)
+                took = time.time() - started
+                self.assertRegistryError(r, 500, "INTERNAL_ERROR", layer)
+                # Without a budget: four attempts of 30 s each.
+                self.assertLess(took, BUDGET + 10)
+                proxy.release()
+        finally:
+            proxy.close()
+
+    def through(self, proxy):
+        """Settings that reach the store through `proxy`."""
+        return {"S3_ENDPOINT" if "S3_BUCKET" in self.server.settings() else "GCS_ENDPOINT":
+                self.server.endpoint(proxy.port)}
 
     def start_and_fail(self, settings):
         """Runs `nixery run` with `settings`; returns its exit code and log."""
@@ -171,6 +262,35 @@ class S3InstancesTest(SharedBucket, TestCase):
         self.assertIn("AWS_ACCESS_KEY_ID", out)
 
 
+@unittest.skipUnless(have("node") or have("npm"), "node and npm are needed for s3rver")
+class S3VirtualHostInstancesTest(TestCase):
+    """An instance on virtual-host addressing ("<bucket>.s3.test", through
+    the SigV4-checking proxy as http_proxy): blobs and manifests by digest,
+    GET redirected to presigned URLs, HEAD answered."""
+
+    def test_blobs_and_manifests_by_digest(self):
+        if ensure_s3rver() is None:
+            raise unittest.SkipTest("s3rver cannot be installed (npm missing)")
+        server = S3rver().start()
+        try:
+            settings = dict(server.virtual_host_settings(), STORAGE_PATH=None)
+            with Instance(**settings) as inst:
+                manifest = inst.manifest("hello")
+                self.assertEqual(manifest.status, 200, manifest)
+                for layer in manifest.json()["layers"]:
+                    r = inst.get("/v2/hello/blobs/" + layer["digest"])
+                    self.assertEqual(r.status, 307, r)
+                    self.assertTrue(r.header("Location").startswith("http://nixery-test.s3.test/layers/"))
+                    with server.opener().open(r.header("Location"), timeout=30) as blob:
+                        self.assertEqual("sha256:" + hashlib.sha256(blob.read()).hexdigest(), layer["digest"])
+                    r = inst.head("/v2/hello/blobs/" + layer["digest"])
+                    self.assertEqual((r.status, r.header("Content-Length")), (200, str(layer["size"])))
+            self.assertTrue(all(e["host"] == "nixery-test.s3.test" for e in server.requests()
+                                if e.get("auth") == "header"))
+        finally:
+            server.cleanup()
+
+
 @unittest.skipUnless(have("openssl"), "openssl is needed to make a service-account key")
 class GcsInstancesTest(SharedBucket, TestCase):
     signature_parameter = "X-Goog-Signature="
@@ -204,3 +324,48 @@ class GcsInstancesTest(SharedBucket, TestCase):
             self.server.settings(GOOGLE_APPLICATION_CREDENTIALS=str(self.server.wrong_key_file)))
         self.assertEqual(code, 1, out)
         self.assertIn("Invalid JWT Signature", out)
+
+
+class FilesystemManifestTest(TestCase):
+    """The filesystem keeps no content type: a manifest by digest without
+    a local record is read to learn its type, but only when it is small
+    enough to be one."""
+
+    @staticmethod
+    def peak_memory(pids):
+        total = 0
+        for pid in pids:
+            for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+    def test_a_large_file_is_not_read_to_learn_its_type(self):
+        with Instance() as inst:
+            self.assertEqual(inst.get("/v2/").status, 200)
+            data = os.urandom(48 << 20)
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            (inst.storage / "layers" / digest[7:]).write_bytes(data)
+            del data
+            # Every worker thread answers once, so each has its memory.
+            for _ in range(20):
+                inst.get("/v2/hello/manifests/sha256:" + "0" * 64)
+            workers = inst.worker_pids()
+            before = self.peak_memory(workers)
+            for _ in range(4):
+                r = inst.get("/v2/hello/manifests/" + digest)
+                self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN")
+            grown = self.peak_memory(workers) - before
+            self.assertLess(grown, 16 << 20, "a worker read the 48 MiB file (%d MiB more)" % (grown >> 20))
+            # Served as a blob all the same.
+            r = inst.head("/v2/hello/blobs/" + digest)
+            self.assertEqual((r.status, r.header("Content-Length")), (200, str(48 << 20)))
+
+            # A small manifest without a record is read and served.
+            small = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "layers": []}).encode()
+            small_digest = "sha256:" + hashlib.sha256(small).hexdigest()
+            (inst.storage / "layers" / small_digest[7:]).write_bytes(small)
+            r = inst.get("/v2/hello/manifests/" + small_digest)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("Content-Type"), MANIFEST_TYPE)
+            self.assertEqual(r.body, small)

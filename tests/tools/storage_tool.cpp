@@ -5,9 +5,14 @@
 //
 //   storage-tool check
 //   storage-tool put KEY FILE CONTENT-TYPE       (the file's bytes, from memory)
-//   storage-tool persist KEY FILE CONTENT-TYPE   (through a staging file)
+//   storage-tool persist KEY FILE CONTENT-TYPE   (through a staging file, copied
+//                                                 in chunks; prints
+//                                                 {"peak_rss_kib":…} so a test
+//                                                 can see the backend streamed)
 //   storage-tool fetch KEY                       (stdout; exit 3 when absent)
 //   storage-tool exists KEY                      (prints true or false)
+//   storage-tool stat KEY                        (prints {"size":…,"content_type":…};
+//                                                 exit 3 when absent)
 //   storage-tool locate KEY                      (prints {"kind":…,"location":…})
 //   storage-tool remove KEY
 //   storage-tool list PREFIX                     (one JSON object a line)
@@ -19,6 +24,7 @@
 #include "storage/backend.hpp"
 #include "util/files.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
 #include <string>
@@ -32,6 +38,37 @@ namespace {
 int failed(const Error& e) {
     std::fprintf(stderr, "%s\n", e.message.c_str());
     return 1;
+}
+
+// Copies `file` into the staging file a chunk at a time: the tool itself
+// never holds the file, so its peak memory is the backend's doing.
+Result<void> copy_into(const std::string& file, StagingFile& staged) {
+    const UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) {
+        return fail("open \"" + file + "\" failed: " + errno_text(errno));
+    }
+    return read_chunks(in.get(), file, [&](std::string_view piece) {
+        return write_all(staged.fd(), piece, staged.path());
+    });
+}
+
+// The peak resident set of this program: VmHWM of /proc/self/status, not
+// getrusage()'s ru_maxrss, which Linux carries over exec() from the process
+// that forked us (a test driver holding its own data), or -1.
+long peak_rss_kib() {
+    std::FILE* status = std::fopen("/proc/self/status", "r");
+    if (status == nullptr) {
+        return -1;
+    }
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, status) != nullptr) {
+        if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) {
+            break;
+        }
+    }
+    std::fclose(status);
+    return kib;
 }
 
 std::string json_string(const std::string& s) {
@@ -59,24 +96,28 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
         std::printf("%s\n", storage.staging_dir().c_str());
         return 0;
     }
-    if ((op == "put" || op == "persist") && need(3)) {
+    if (op == "put" && need(3)) {
         auto data = read_file(args[2]);
         if (!data) {
             return failed(data.error());
         }
-        if (op == "put") {
-            auto r = storage.put(args[1], *data, args[3]);
-            return r ? 0 : failed(r.error());
-        }
+        auto r = storage.put(args[1], *data, args[3]);
+        return r ? 0 : failed(r.error());
+    }
+    if (op == "persist" && need(3)) {
         auto staged = StagingFile::create(storage.staging_dir());
         if (!staged) {
             return failed(staged.error());
         }
-        if (auto w = write_all(staged->fd(), *data, staged->path()); !w) {
+        if (auto w = copy_into(args[2], *staged); !w) {
             return failed(w.error());
         }
         auto r = storage.persist(std::move(*staged), args[1], args[3]);
-        return r ? 0 : failed(r.error());
+        if (!r) {
+            return failed(r.error());
+        }
+        std::printf("{\"peak_rss_kib\":%ld}\n", peak_rss_kib());
+        return 0;
     }
     if (op == "fetch" && need(1)) {
         auto r = storage.fetch(args[1]);
@@ -94,6 +135,19 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
             return failed(r.error());
         }
         std::printf("%s\n", *r ? "true" : "false");
+        return 0;
+    }
+    if (op == "stat" && need(1)) {
+        auto r = storage.stat(args[1]);
+        if (!r) {
+            return failed(r.error());
+        }
+        if (!*r) {
+            return 3;
+        }
+        std::printf("{\"size\":%llu,\"content_type\":%s}\n",
+                    static_cast<unsigned long long>((*r)->size),
+                    json_string((*r)->content_type).c_str());
         return 0;
     }
     if (op == "locate" && need(1)) {

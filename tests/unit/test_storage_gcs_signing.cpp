@@ -28,9 +28,14 @@ std::string basic_timestamp(std::string iso) {
     return iso;
 }
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
+// Some expected URLs spell the parameter x-goog-signature; the name is
+// case-insensitive to Google, everything else must match exactly.
+std::string signature_name_normalised(std::string url) {
+    const auto at = url.find("x-goog-signature=");
+    if (at != std::string::npos) {
+        url.replace(at, 16, "X-Goog-Signature");
+    }
+    return url;
 }
 
 } // namespace
@@ -74,8 +79,8 @@ TEST_CASE("gcs_signed_url") {
         }
         const auto signed_url = gcs_signed_url(url, *key);
         REQUIRE_MESSAGE(signed_url, description);
-        // Some expected URLs spell the parameter x-goog-signature.
-        CHECK_MESSAGE(lower(*signed_url) == lower(t["expectedUrl"].GetString()), description);
+        CHECK_MESSAGE(*signed_url == signature_name_normalised(t["expectedUrl"].GetString()),
+                      description);
         ++checked;
     }
     CHECK(checked == 14);

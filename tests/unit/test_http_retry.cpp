@@ -1,0 +1,100 @@
+// perform_with_retries: the time budget of a whole call.
+#include "http/retry.hpp"
+#include "loopback_server.hpp"
+
+#include <chrono>
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <thread>
+
+using namespace nixery;
+using testutil::LoopbackServer;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Accepts, reads whatever comes, never answers.
+void never_answer(int fd, int) {
+    char c;
+    while (::recv(fd, &c, 1, 0) > 0) {
+    }
+}
+
+// A GET of `url` under `policy`, each attempt with `timeout`; counts the
+// requests built in `attempts`.
+Result<HttpResponse> call(HttpClient& client, const std::string& url, const RetryPolicy& policy,
+                          int& attempts,
+                          std::chrono::milliseconds timeout = HttpRequest{}.timeout) {
+    return perform_with_retries(
+        client,
+        [&]() -> Result<HttpRequest> {
+            ++attempts;
+            HttpRequest request;
+            request.url = url;
+            request.timeout = timeout;
+            return request;
+        },
+        policy);
+}
+
+} // namespace
+
+TEST_CASE("perform_with_retries") {
+    HttpClient client;
+
+    SUBCASE("a store that never answers fails the call within the budget") {
+        LoopbackServer server(never_answer);
+        RetryPolicy policy;
+        policy.budget = std::chrono::milliseconds(800);
+        int attempts = 0;
+        const auto started = Clock::now();
+        // Each attempt alone could take 30 s; four of them, two minutes.
+        const auto r = call(client, server.url("/"), policy, attempts);
+        const auto took = Clock::now() - started;
+        REQUIRE_FALSE(r);
+        CHECK(took < std::chrono::seconds(3));
+        CHECK(attempts == 1);
+        CHECK(r.error().message.find("timed out") != std::string::npos);
+    }
+
+    SUBCASE("no budget leaves the request's own timeout") {
+        LoopbackServer server(never_answer);
+        RetryPolicy policy;
+        policy.attempts = 2;
+        policy.budget = std::chrono::milliseconds(0);
+        int attempts = 0;
+        const auto r =
+            call(client, server.url("/"), policy, attempts, std::chrono::milliseconds(200));
+        REQUIRE_FALSE(r);
+        CHECK(attempts == 2);
+    }
+
+    SUBCASE("server errors are retried while the budget lasts") {
+        LoopbackServer server([](int fd, int) {
+            while (LoopbackServer::read_request(fd)) {
+                LoopbackServer::reply(fd, 503, "busy");
+            }
+        });
+        int attempts = 0;
+        const auto r = call(client, server.url("/"), RetryPolicy{}, attempts);
+        REQUIRE(r);
+        CHECK(r->status == 503);
+        CHECK(attempts == 4);
+    }
+
+    SUBCASE("a request that took the whole budget to build is not sent") {
+        RetryPolicy policy;
+        policy.budget = std::chrono::milliseconds(50);
+        const auto r = perform_with_retries(
+            client,
+            [&]() -> Result<HttpRequest> {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                HttpRequest request;
+                request.url = "http://127.0.0.1:9/";
+                return request;
+            },
+            policy);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message == "the time budget of 50 ms ran out before the request was sent");
+    }
+}
