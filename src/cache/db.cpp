@@ -127,17 +127,6 @@ Db::~Db() {
 }
 
 Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::path& migrations) {
-    // The database is ours alone, whatever the umask: nginx's user shares
-    // our group to reach the blobs. SQLite gives its -wal and -shm files the
-    // database's mode.
-    {
-        UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-        struct stat st {};
-        if (fd && ::fstat(fd.get(), &st) == 0 && (st.st_mode & 077) != 0 &&
-            st.st_uid == ::geteuid()) {
-            ::fchmod(fd.get(), st.st_mode & 0700);
-        }
-    }
     sqlite3* raw = nullptr;
     const int rc =
         sqlite3_open_v2(file.c_str(), &raw,
@@ -145,6 +134,16 @@ Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::pa
     Db db(raw);
     if (rc != SQLITE_OK) {
         return fail("open database \"" + file.string() + "\" failed: " + sqlite_error(raw));
+    }
+    // The database is ours alone, whatever the umask: nginx's user shares
+    // our group to reach the blobs. Tightened before WAL mode, since SQLite
+    // gives the -wal and -shm files the database's mode, and before the
+    // schema is written. By path: opening and closing the file here would
+    // drop every POSIX lock this process holds on it, those of the other
+    // threads' connections included (sqlite.org/howtocorrupt.html, 2.2).
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) != 0 && st.st_uid == ::geteuid()) {
+        ::chmod(file.c_str(), st.st_mode & 0700);
     }
     sqlite3_busy_timeout(raw, k_busy_timeout_ms);
     TRY(db.exec("PRAGMA journal_mode = WAL"));

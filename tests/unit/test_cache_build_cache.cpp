@@ -2,6 +2,7 @@
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,6 +59,42 @@ TEST_CASE("Db::open: the database is its owner's only") {
     struct stat st {};
     REQUIRE(::stat((dir / "cache.sqlite").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
+}
+
+// Whether a process other than this one would find SQLite's lock bytes
+// of `file` locked: asked from a child, since F_GETLK never reports the
+// asking process's own locks.
+bool locked_for_others(const std::filesystem::path& file) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        struct flock lock {};
+        lock.l_type = F_WRLCK;
+        lock.l_whence = SEEK_SET;
+        lock.l_start = 0x40000000; // SQLite's PENDING byte, then RESERVED and SHARED
+        lock.l_len = 512;
+        const bool held = fd >= 0 && ::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+        ::_exit(held ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    return WEXITSTATUS(status) == 0;
+}
+
+TEST_CASE("Db::open keeps the locks of the process's other connections") {
+    // A connection in WAL mode holds a shared lock on the database for its
+    // lifetime, so that another process closing the last of its own
+    // connections does not checkpoint and delete the WAL under it. POSIX
+    // locks belong to the process: closing any descriptor of the file
+    // drops them all. So opening a second connection (another worker
+    // thread) must not open and close the file itself.
+    TempDir dir;
+    auto first = open_cache(dir);
+    REQUIRE(first.record_tag("hello", "latest", 1));
+    REQUIRE(locked_for_others(dir / "cache.sqlite"));
+    auto second = open_cache(dir);
+    CHECK(locked_for_others(dir / "cache.sqlite"));
 }
 
 TEST_CASE("Db::open_read_only") {
