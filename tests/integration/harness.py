@@ -8,6 +8,7 @@ not expect. Set NIXERY_KEEP_TEST_DIRS=1 to keep every instance's
 directories for inspection (they are kept anyway when a check fails).
 """
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -240,10 +241,19 @@ class Instance:
 
     # -- state ------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def db(self):
+        """A connection to the instance's database, committed and closed at
+        the end of the block. Not left open: SQLite's POSIX locks belong to
+        the process, and another open and close of the file in this process
+        would drop them under the connection (sqlite.org/howtocorrupt.html)."""
         conn = sqlite3.connect(str(self.state / "nixery.sqlite"), timeout=30)
         conn.row_factory = sqlite3.Row
-        return conn
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
 
     def builds(self, image=None):
         with self.db() as conn:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import struct
 import subprocess
 import tempfile
@@ -60,10 +61,21 @@ def last_used(instance, name):
             "JOIN builds b ON b.image_key = e.image_key WHERE b.image = ?1", (name,)).fetchone()[0]
 
 
+def database_dump(path):
+    """The SQL text of a database, read through SQLite: reading the file
+    directly would close a descriptor of it in this process, dropping the
+    locks of any connection the process has open."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
 def snapshot(*roots):
-    """Every file under `roots` with its size and modification time, and the
-    content of SQLite databases (whose -wal and -shm files a reader may
-    create; they do not change the data)."""
+    """Every file under `roots` with its mode, size and modification time,
+    and the content of SQLite databases (whose -wal and -shm files a reader
+    may create; they do not change the data)."""
     out = {}
     for root in roots:
         for path in sorted(Path(root).rglob("*")):
@@ -71,7 +83,7 @@ def snapshot(*roots):
                 continue
             st = path.lstat()
             out[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns,
-                              path.read_bytes() if path.suffix == ".sqlite" else None)
+                              database_dump(path) if path.suffix == ".sqlite" else None)
     return out
 
 
