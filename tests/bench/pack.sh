@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 make -s build/bench-pack
 work=$(mktemp -d /tmp/nixery-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-for size in "${@:-64 1024}"; do
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(64 1024)
+for size in "${sizes[@]}"; do
   store="$work/store"
   path="$store/$(printf '%032d' "$size")-bench-$size"
   rm -rf "$store"; mkdir -p "$path"
