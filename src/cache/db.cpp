@@ -40,12 +40,23 @@ migration_files(const std::filesystem::path& dir) {
 
 } // namespace
 
-Statement::Statement(Statement&& o) noexcept : m_stmt(o.m_stmt), m_db(o.m_db) {
+Statement::Statement(Statement&& o) noexcept
+    : m_stmt(o.m_stmt), m_db(o.m_db), m_in_use(o.m_in_use) {
     o.m_stmt = nullptr;
+    o.m_in_use = nullptr;
 }
 
 Statement::~Statement() {
-    if (m_stmt != nullptr) {
+    if (m_stmt == nullptr) {
+        return;
+    }
+    if (m_in_use != nullptr) {
+        // Ends its read or write, as finalizing would, and forgets the
+        // bindings, for the next user.
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+        *m_in_use = false;
+    } else {
         sqlite3_finalize(m_stmt);
     }
 }
@@ -111,18 +122,29 @@ bool Statement::is_null(int column) const {
     return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
 }
 
-Db::Db(Db&& o) noexcept : m_db(o.m_db) {
+Db::Db(Db&& o) noexcept : m_db(o.m_db), m_statements(std::move(o.m_statements)) {
     o.m_db = nullptr;
+    o.m_statements.clear();
 }
 
 Db& Db::operator=(Db&& o) noexcept {
     std::swap(m_db, o.m_db);
+    std::swap(m_statements, o.m_statements);
     return *this;
 }
 
 Db::~Db() {
+    close();
+}
+
+void Db::close() {
+    for (auto& [sql, cached] : m_statements) {
+        sqlite3_finalize(cached->stmt);
+    }
+    m_statements.clear();
     if (m_db != nullptr) {
         sqlite3_close_v2(m_db);
+        m_db = nullptr;
     }
 }
 
@@ -175,12 +197,25 @@ Result<Db> Db::open_read_only(const std::filesystem::path& file,
 }
 
 Result<Statement> Db::prepare(std::string_view sql) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()), 0, &stmt, nullptr) !=
-        SQLITE_OK) {
-        return fail("sqlite prepare \"" + std::string(sql) + "\" failed: " + sqlite_error(m_db));
+    std::string key(sql);
+    const auto found = m_statements.find(key);
+    const bool reuse = found != m_statements.end() && !found->second->in_use;
+    if (reuse) {
+        found->second->in_use = true;
+        return Statement(found->second->stmt, m_db, &found->second->in_use);
     }
-    return Statement(stmt, m_db);
+    const bool cache = found == m_statements.end();
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()),
+                           cache ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr) != SQLITE_OK) {
+        return fail("sqlite prepare \"" + key + "\" failed: " + sqlite_error(m_db));
+    }
+    if (!cache) {
+        return Statement(stmt, m_db, nullptr);
+    }
+    auto& cached = m_statements[std::move(key)];
+    cached = std::make_unique<CachedStatement>(CachedStatement{stmt, true});
+    return Statement(stmt, m_db, &cached->in_use);
 }
 
 Result<void> Db::exec(std::string_view sql) {

@@ -45,9 +45,11 @@ public:
 
 private:
     friend class Db;
-    Statement(sqlite3_stmt* stmt, sqlite3* db) : m_stmt(stmt), m_db(db) {}
+    Statement(sqlite3_stmt* stmt, sqlite3* db, bool* in_use)
+        : m_stmt(stmt), m_db(db), m_in_use(in_use) {}
     sqlite3_stmt* m_stmt;
     sqlite3* m_db;
+    bool* m_in_use; // set: the Db's cached statement, reset (not finalized) when done
 };
 
 class Db {
@@ -66,14 +68,25 @@ public:
     ~Db();
 
     // A compiled statement; bind its parameters, then step() or run().
+    // Compiled once per connection and reused: a request runs the same few
+    // queries every time. (All SQL is literal, so the cache is bounded.)
     Result<Statement> prepare(std::string_view sql);
     Result<void> exec(std::string_view sql);
     int schema_version();
 
 private:
+    struct CachedStatement {
+        sqlite3_stmt* stmt = nullptr;
+        bool in_use = false;
+    };
+
     explicit Db(sqlite3* db) : m_db(db) {}
     Result<void> migrate(const std::filesystem::path& dir);
+    void close();
     sqlite3* m_db = nullptr;
+    // By SQL text; a statement already in use (a query run inside the loop
+    // over another's rows) is compiled afresh for the inner use.
+    std::unordered_map<std::string, std::unique_ptr<CachedStatement>> m_statements;
 };
 
 // BEGIN IMMEDIATE … COMMIT, rolled back unless commit() ran.

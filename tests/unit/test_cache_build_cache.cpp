@@ -61,6 +61,50 @@ TEST_CASE("Db::open: the database is its owner's only") {
     CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("Db::prepare: statements are reused, each use starting afresh") {
+    TempDir dir;
+    auto db = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE(db);
+    REQUIRE(db->exec("CREATE TABLE t (n INTEGER)"));
+    for (std::int64_t n : {1, 2, 3}) {
+        auto insert = db->prepare("INSERT INTO t (n) VALUES (?1)");
+        REQUIRE(insert);
+        REQUIRE(insert->bind(1, n).run());
+    }
+    const auto count_at_least = [&](std::optional<std::int64_t> n) {
+        auto s = db->prepare("SELECT count(*) FROM t WHERE n >= ?1");
+        REQUIRE(s);
+        if (n) {
+            s->bind(1, *n);
+        }
+        REQUIRE(*s->step());
+        return s->integer(0);
+    };
+    CHECK(count_at_least(2) == 2);
+    CHECK(count_at_least(std::nullopt) == 0); // the last use's binding is gone: NULL
+    // The same query inside the loop over its own rows, left mid-way.
+    auto outer = db->prepare("SELECT n FROM t ORDER BY n");
+    REQUIRE(outer);
+    std::vector<std::int64_t> pairs;
+    while (*outer->step()) {
+        auto inner = db->prepare("SELECT n FROM t ORDER BY n");
+        REQUIRE(inner);
+        REQUIRE(*inner->step());
+        pairs.push_back(outer->integer(0) * 10 + inner->integer(0));
+    }
+    CHECK(pairs == std::vector<std::int64_t>{11, 21, 31});
+    // A statement left mid-way does not keep the connection in its read
+    // transaction: a later query sees another connection's write.
+    {
+        auto partial = db->prepare("SELECT n FROM t ORDER BY n");
+        REQUIRE(*partial->step());
+    }
+    auto other = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE(other);
+    REQUIRE(other->exec("INSERT INTO t (n) VALUES (4)"));
+    CHECK(count_at_least(4) == 1);
+}
+
 // Whether a process other than this one would find SQLite's lock bytes
 // of `file` locked: asked from a child, since F_GETLK never reports the
 // asking process's own locks.
