@@ -72,12 +72,12 @@ struct Request {
     std::optional<FileRange> file;
 };
 
-class GcsBackend final : public StorageBackend {
+class GcsBackend final : public ObjectStoreBackend {
 public:
     GcsBackend(GcsSettings settings, EndpointUrl api, std::optional<ServiceAccount> signer,
                bool emulator, fs::path staging)
-        : m_s(std::move(settings)), m_api(std::move(api)), m_signer(std::move(signer)),
-          m_staging(std::move(staging)) {
+        : ObjectStoreBackend(std::move(staging), k_chunk_size), m_s(std::move(settings)),
+          m_api(std::move(api)), m_signer(std::move(signer)) {
         // The emulator convention (STORAGE_EMULATOR_HOST) is: no auth.
         if (emulator) {
             return;
@@ -96,7 +96,7 @@ public:
     }
 
     Result<void> check() override {
-        TRY(make_dirs(m_staging));
+        TRY(make_dirs(staging_dir()));
         Request list;
         list.url = bucket_url() + "/o";
         list.query = {{"maxResults", "1"}, {"fields", "items(name)"}};
@@ -113,27 +113,6 @@ public:
                         " failed: " + gcs_status(r) + hint);
         }
         return write_probe(*this);
-    }
-
-    const fs::path& staging_dir() const override { return m_staging; }
-
-    // `staged` is removed when this returns, uploaded or not.
-    Result<void> persist(StagingFile staged, std::string_view key,
-                         std::string_view content_type) override {
-        TRY(check_object_key(key));
-        TRY_ASSIGN(const auto source, open_upload_source(staged));
-        const int fd = source.fd.get();
-        const auto size = source.size;
-        if (size <= k_chunk_size) {
-            return media_upload(key, content_type, {}, FileRange{fd, 0, size});
-        }
-        return resumable_upload(key, content_type, fd, size);
-    }
-
-    Result<void> put(std::string_view key, std::string_view data,
-                     std::string_view content_type) override {
-        TRY(check_object_key(key));
-        return media_upload(key, content_type, data, std::nullopt);
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
@@ -315,8 +294,9 @@ private:
         return r;
     }
 
-    Result<void> media_upload(std::string_view key, std::string_view content_type,
-                              std::string_view data, std::optional<FileRange> file) {
+    // A media upload (cloud.google.com/storage/docs/uploading-objects).
+    Result<void> upload_whole(std::string_view key, std::string_view content_type,
+                              std::string_view data, std::optional<FileRange> file) override {
         Request post;
         post.method = "POST";
         post.url = upload_url();
@@ -331,8 +311,9 @@ private:
         return {};
     }
 
-    Result<void> resumable_upload(std::string_view key, std::string_view content_type, int fd,
-                                  std::uint64_t size) {
+    // A resumable upload, in chunks of k_chunk_size.
+    Result<void> upload_in_parts(std::string_view key, std::string_view content_type, int fd,
+                                 std::uint64_t size) override {
         const auto name = url_name(key);
         Request start;
         start.method = "POST";
@@ -431,7 +412,6 @@ private:
     GcsSettings m_s;
     EndpointUrl m_api;
     std::optional<ServiceAccount> m_signer;
-    fs::path m_staging;
     HttpClient m_http;
     std::unique_ptr<AccessTokens> m_tokens; // null for an emulator
 };

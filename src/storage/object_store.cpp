@@ -15,15 +15,25 @@ Result<void> check_object_key(std::string_view key) {
     return {};
 }
 
-Result<UploadSource> open_upload_source(const StagingFile& staged) {
-    UploadSource source;
-    source.fd = UniqueFd(::open(staged.path().c_str(), O_RDONLY | O_CLOEXEC));
+Result<void> ObjectStoreBackend::persist(StagingFile staged, std::string_view key,
+                                         std::string_view content_type) {
+    TRY(check_object_key(key));
+    const UniqueFd fd(::open(staged.path().c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
-    if (!source.fd || ::fstat(source.fd.get(), &st) != 0) {
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
         return fail("open \"" + staged.path().string() + "\" failed: " + errno_text(errno));
     }
-    source.size = static_cast<std::uint64_t>(st.st_size);
-    return source;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size <= m_part_size) {
+        return upload_whole(key, content_type, {}, FileRange{fd.get(), 0, size});
+    }
+    return upload_in_parts(key, content_type, fd.get(), size);
+}
+
+Result<void> ObjectStoreBackend::put(std::string_view key, std::string_view data,
+                                     std::string_view content_type) {
+    TRY(check_object_key(key));
+    return upload_whole(key, content_type, data, std::nullopt);
 }
 
 Result<void> write_probe(StorageBackend& storage) {

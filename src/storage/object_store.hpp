@@ -1,11 +1,14 @@
 // What the object-store backends (gcs.cpp, s3.cpp) share: the key check,
-// opening a staging file for streaming, and the start-up write probe. Not
-// for the filesystem backend, which renames instead of uploading.
+// the choice between one upload request and an upload in parts, streamed
+// from the staging file, and the start-up write probe. Not for the
+// filesystem backend, which renames instead of uploading.
 #pragma once
 
+#include "http/client.hpp"
 #include "storage/backend.hpp"
 
 #include <cstdint>
+#include <optional>
 
 namespace nixery {
 
@@ -13,12 +16,33 @@ namespace nixery {
 // request; anything else is a bug to stop before it names a wrong object.
 Result<void> check_object_key(std::string_view key);
 
-// A staging file opened for reading, and its size, for streaming uploads.
-struct UploadSource {
-    UniqueFd fd;
-    std::uint64_t size = 0;
+// persist() and put() for a store: a body of up to `part_size` bytes goes
+// up in one request, a larger staging file in parts of that size. Both read
+// the staging file by ranges, never into memory.
+class ObjectStoreBackend : public StorageBackend {
+public:
+    const std::filesystem::path& staging_dir() const final { return m_staging; }
+    // `staged` is removed when this returns, uploaded or not.
+    Result<void> persist(StagingFile staged, std::string_view key,
+                         std::string_view content_type) final;
+    Result<void> put(std::string_view key, std::string_view data,
+                     std::string_view content_type) final;
+
+protected:
+    ObjectStoreBackend(std::filesystem::path staging, std::uint64_t part_size)
+        : m_staging(std::move(staging)), m_part_size(part_size) {}
+
+    // One request; the body is `file` when set, `data` otherwise.
+    virtual Result<void> upload_whole(std::string_view key, std::string_view content_type,
+                                      std::string_view data, std::optional<FileRange> file) = 0;
+    // The `size` bytes of `fd`, in parts of part_size.
+    virtual Result<void> upload_in_parts(std::string_view key, std::string_view content_type,
+                                         int fd, std::uint64_t size) = 0;
+
+private:
+    std::filesystem::path m_staging;
+    std::uint64_t m_part_size;
 };
-Result<UploadSource> open_upload_source(const StagingFile& staged);
 
 // Writes and deletes "probes/<host>-<pid>": proves at start-up that the
 // credentials may write and delete, not only read.

@@ -76,12 +76,12 @@ std::optional<std::string> blob_checksum(std::string_view key) {
     return base64_encode(raw);
 }
 
-class S3Backend final : public StorageBackend {
+class S3Backend final : public ObjectStoreBackend {
 public:
     S3Backend(S3Settings settings, EndpointUrl endpoint, fs::path staging)
-        : m_s(std::move(settings)), m_endpoint(std::move(endpoint)),
-          m_staging(std::move(staging)), m_credentials{m_s.access_key_id, m_s.secret_access_key,
-                                                       m_s.session_token} {}
+        : ObjectStoreBackend(std::move(staging), k_part_size), m_s(std::move(settings)),
+          m_endpoint(std::move(endpoint)), m_credentials{m_s.access_key_id, m_s.secret_access_key,
+                                                         m_s.session_token} {}
 
     std::string describe() const override {
         return "s3 bucket \"" + m_s.bucket + "\" at " + m_endpoint.base() +
@@ -89,7 +89,7 @@ public:
     }
 
     Result<void> check() override {
-        TRY(make_dirs(m_staging));
+        TRY(make_dirs(staging_dir()));
         // Listing proves the bucket exists and the credentials are accepted;
         // the probe proves they may write and delete.
         const auto what = "list \"" + url_name("") + "\"";
@@ -107,27 +107,6 @@ public:
             return fail(what + " at " + m_endpoint.base() + " failed: " + s3_status(r) + hint);
         }
         return write_probe(*this);
-    }
-
-    const fs::path& staging_dir() const override { return m_staging; }
-
-    // `staged` is removed when this returns, uploaded or not.
-    Result<void> persist(StagingFile staged, std::string_view key,
-                         std::string_view content_type) override {
-        TRY(check_object_key(key));
-        TRY_ASSIGN(const auto source, open_upload_source(staged));
-        const int fd = source.fd.get();
-        const auto size = source.size;
-        if (size <= k_part_size) {
-            return single_put(key, content_type, {}, FileRange{fd, 0, size});
-        }
-        return multipart(fd, size, key, content_type);
-    }
-
-    Result<void> put(std::string_view key, std::string_view data,
-                     std::string_view content_type) override {
-        TRY(check_object_key(key));
-        return single_put(key, content_type, data, std::nullopt);
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
@@ -282,8 +261,8 @@ private:
         return r;
     }
 
-    Result<void> single_put(std::string_view key, std::string_view content_type,
-                            std::string_view data, std::optional<FileRange> file) {
+    Result<void> upload_whole(std::string_view key, std::string_view content_type,
+                              std::string_view data, std::optional<FileRange> file) override {
         const auto what = "upload \"" + url_name(key) + "\"";
         HttpHeaders headers{{"content-type", std::string(content_type)}};
         if (auto checksum = blob_checksum(key)) {
@@ -296,8 +275,9 @@ private:
         return {};
     }
 
-    Result<void> multipart(int fd, std::uint64_t size, std::string_view key,
-                           std::string_view content_type) {
+    // A multipart upload, in parts of k_part_size.
+    Result<void> upload_in_parts(std::string_view key, std::string_view content_type, int fd,
+                                 std::uint64_t size) override {
         const auto what = "start multipart upload \"" + url_name(key) + "\"";
         TRY_ASSIGN(const auto init, send(what, "POST", key, {{"uploads", ""}},
                                          {{"content-type", std::string(content_type)}}));
@@ -361,7 +341,6 @@ private:
 
     S3Settings m_s;
     EndpointUrl m_endpoint;
-    fs::path m_staging;
     sigv4::Credentials m_credentials;
     HttpClient m_http;
 };
