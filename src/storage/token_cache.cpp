@@ -4,26 +4,35 @@
 
 namespace nixery {
 
+using namespace std::chrono_literals;
+
 TokenCache::TokenCache(Fetch fetch, std::chrono::milliseconds failure_memory)
     : m_fetch(std::move(fetch)), m_failure_memory(failure_memory) {}
 
 Result<std::string> TokenCache::token() {
     std::unique_lock lock(m_mutex);
+    // A token past its refresh time still works until it expires: while a
+    // refresh runs, or after one failed, callers keep using it.
+    const auto still_valid = [&](Clock::time_point now) {
+        return !m_token.empty() && now < m_expires_at;
+    };
     for (;;) {
         const auto now = Clock::now();
         if (!m_token.empty() && now < m_refresh_at) {
             return m_token;
         }
         if (m_fetching) {
-            // Another thread refreshes: an old token that still works will
-            // do meanwhile; without one, wait for the outcome and share it.
-            if (!m_token.empty() && now < m_expires_at) {
+            // Without a valid token, wait for the refresh and share it.
+            if (still_valid(now)) {
                 return m_token;
             }
             m_fetched.wait(lock, [&] { return !m_fetching; });
             continue;
         }
         if (m_failure && now < m_failure_until) {
+            if (still_valid(now)) {
+                return m_token;
+            }
             return unexpected(*m_failure);
         }
         break;
@@ -48,16 +57,19 @@ Result<std::string> TokenCache::token() {
     if (!fresh) {
         m_failure = fresh.error();
         m_failure_until = now + m_failure_memory;
+        if (still_valid(now)) {
+            return m_token;
+        }
         return unexpected(fresh.error());
     }
     // Refresh five minutes before the end (or halfway through a
-    // short-lived token), so a request never carries one about to expire.
-    const auto margin =
-        std::min<std::chrono::seconds>(std::chrono::minutes(5), fresh->lifetime / 2);
+    // short-lived token), and stop using it ten seconds before (or at three
+    // quarters), so a request never carries one about to expire.
+    const auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(fresh->lifetime);
     m_failure.reset();
     m_token = fresh->value;
-    m_expires_at = now + fresh->lifetime - std::chrono::seconds(10);
-    m_refresh_at = now + fresh->lifetime - margin;
+    m_expires_at = now + lifetime - std::min<std::chrono::milliseconds>(10s, lifetime / 4);
+    m_refresh_at = now + lifetime - std::min<std::chrono::milliseconds>(5min, lifetime / 2);
     return m_token;
 }
 

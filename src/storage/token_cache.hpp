@@ -1,6 +1,7 @@
 // One bearer token shared by every thread of a process, refreshed by one
 // thread at a time: the others keep using the current token while it is
-// still valid, or wait for the refresh and share its result. A failed
+// still valid, or wait for the refresh and share its result; a token that
+// still works also outlives a failed refresh. A failed
 // refresh is remembered for a moment and handed to every caller in that
 // time, so when the token endpoint is down the 8 threads of a worker make
 // one attempt between them, not 8 × the retries. Owns no I/O: the fetch is

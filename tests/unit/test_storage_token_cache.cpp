@@ -83,6 +83,31 @@ TEST_CASE("TokenCache") {
         CHECK(fetches == 2);
     }
 
+    SUBCASE("while the refresh fails, the current token serves until it expires") {
+        // A 2 s token: refreshed after 1 s, used until 1.5 s.
+        TokenCache cache(
+            [&]() -> Result<FetchedToken> {
+                if (++fetches == 1) {
+                    return FetchedToken{"t1", std::chrono::seconds(2)};
+                }
+                return fail("get an access token failed: HTTP 503");
+            },
+            200ms);
+        CHECK(*cache.token() == "t1");
+        std::this_thread::sleep_for(1100ms);
+        auto r = cache.token(); // the refresh fails
+        REQUIRE(r);
+        CHECK(*r == "t1");
+        CHECK(fetches == 2);
+        CHECK(*cache.token() == "t1"); // the failure is remembered: no fetch
+        CHECK(fetches == 2);
+        std::this_thread::sleep_for(500ms); // expired, failure forgotten
+        r = cache.token();
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("HTTP 503") != std::string::npos);
+        CHECK(fetches == 3);
+    }
+
     SUBCASE("a short-lived token is refreshed halfway") {
         TokenCache cache(numbered(fetches, std::chrono::seconds(2)));
         CHECK(*cache.token() == "t1");
