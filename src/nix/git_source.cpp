@@ -30,7 +30,7 @@ public:
           m_timeout(config.nix_timeout),
           m_ssh(config.git_ssh_command.empty() ? "ssh -o BatchMode=yes" : config.git_ssh_command),
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
-          m_locks(config.locks() / "builds.lock") {}
+          m_locks(config.lock_file()) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
         if (is_commit_hash(tag)) {
@@ -72,13 +72,16 @@ public:
         const auto& commit = source.revision;
         auto lock = m_locks.acquire(
             "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
-        if (!lock || !*lock) {
+        if (!lock) {
+            return unexpected(internal_error(lock.error().message));
+        }
+        if (!*lock) {
             return unexpected(source_unavailable("git repository " + m_shown,
                                                  "another fetch is taking too long"));
         }
         if (!std::filesystem::exists(m_mirror / "HEAD")) {
             if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
-                return unexpected(RegistryError{500, "INTERNAL_ERROR", made.error().message, {}});
+                return unexpected(internal_error(made.error().message));
             }
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
         }
