@@ -146,8 +146,7 @@ int popcount_command(const std::vector<std::string>& args) {
     }
 
     Progress progress;
-    const Nix nix(
-        NixSettings{config->data.nix_dir / "image.nix", config->nix_timeout, config->source_ttl});
+    const Nix nix(nix_settings(*config));
     const auto popcount_nix = config->data.nix_dir / "popcount.nix";
     auto source = make_source(*config, nix);
     progress.phase("fetching " + config->describe_source());

@@ -55,17 +55,11 @@ std::vector<std::string> strings_of(const rapidjson::Value& v) {
 
 } // namespace
 
-std::vector<std::string> nix_options(const NixSettings& settings, std::string_view request) {
-    rapidjson::Document d;
-    d.Parse(request.data(), request.size());
-    const bool tarball = !d.HasParseError() && d.IsObject() && d.HasMember("source") &&
-                         d["source"].IsObject() && d["source"].HasMember("type") &&
-                         d["source"]["type"].IsString() &&
-                         std::string_view(d["source"]["type"].GetString()) == "tarball";
-    if (!tarball) {
+std::vector<std::string> nix_options(const NixSettings& settings) {
+    if (!settings.tarball_ttl) {
         return {};
     }
-    return {"--option", "tarball-ttl", std::to_string(settings.tarball_ttl.count())};
+    return {"--option", "tarball-ttl", std::to_string(settings.tarball_ttl->count())};
 }
 
 std::string clean_nix_output(std::string_view text) {
@@ -161,7 +155,7 @@ std::vector<std::string> expression_args(const NixSettings& settings,
                                          const std::filesystem::path& file, const char* attr,
                                          const std::string& request) {
     std::vector<std::string> args{file.string(), "-A", attr, "--argstr", "request", request};
-    for (auto& option : nix_options(settings, request)) {
+    for (auto& option : nix_options(settings)) {
         args.push_back(std::move(option));
     }
     return args;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,9 +53,12 @@ struct NixFailure {
 struct NixSettings {
     std::filesystem::path expression; // image.nix
     std::chrono::seconds timeout{60};
-    // How long Nix may reuse a downloaded tarball (a channel) without asking
-    // the server again: NIXERY_SOURCE_TTL, so a re-evaluation sees news.
-    std::chrono::seconds tarball_ttl{300};
+    // For a channel source (a tarball): how long Nix may reuse the download
+    // without asking the server again, NIXERY_SOURCE_TTL, so that a
+    // re-evaluation sees a moved channel. Unset for other sources: a Nix
+    // daemon (2.14 and newer) answers every option of a user it does not
+    // trust with a warning.
+    std::optional<std::chrono::seconds> tarball_ttl;
 };
 
 class Nix {
@@ -91,13 +95,8 @@ private:
     NixSettings m_settings;
 };
 
-// The options an evaluation or build of `request` passes to Nix: for a
-// request whose source is a tarball (a channel), `--option tarball-ttl`,
-// so that a re-evaluation after NIXERY_SOURCE_TTL sees a moved channel;
-// none for other sources. A Nix daemon (2.14 and newer) answers every
-// option of a user it does not trust with a warning, which would end up in
-// every Nix error reported to clients.
-std::vector<std::string> nix_options(const NixSettings& settings, std::string_view request);
+// The options every evaluation or build passes to Nix.
+std::vector<std::string> nix_options(const NixSettings& settings);
 
 // Nix's stderr as clients see it: no colours, and without the daemon's
 // warning that it ignores our tarball-ttl (the evaluating client applies it

@@ -45,6 +45,14 @@ std::unique_ptr<PackageSource> make_path_source(std::string path) {
     return std::make_unique<PathSource>(std::move(path));
 }
 
+NixSettings nix_settings(const Config& config) {
+    NixSettings settings{config.data.nix_dir / "image.nix", config.nix_timeout, std::nullopt};
+    if (config.source == SourceKind::channel) {
+        settings.tarball_ttl = config.source_ttl;
+    }
+    return settings;
+}
+
 std::unique_ptr<PackageSource> make_source(const Config& config, const Nix& nix) {
     switch (config.source) {
     case SourceKind::path:

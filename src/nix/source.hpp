@@ -11,6 +11,7 @@
 
 #include "config.hpp"
 #include "core/routes.hpp"
+#include "nix/nix.hpp"
 #include "util/result.hpp"
 
 #include <memory>
@@ -18,8 +19,6 @@
 #include <string_view>
 
 namespace nixery {
-
-class Nix;
 
 enum class Pinning {
     pinned, // the revision names immutable content (a commit)
@@ -41,6 +40,9 @@ public:
     // image.nix. Same error conventions as resolve().
     virtual Result<std::string, RegistryError> prepare(const ResolvedSource& source) = 0;
 };
+
+// How Nix runs for the configured source.
+NixSettings nix_settings(const Config& config);
 
 // The source the configuration names; `nix` is used to fetch channels.
 std::unique_ptr<PackageSource> make_source(const Config& config, const Nix& nix);

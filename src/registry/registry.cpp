@@ -52,9 +52,7 @@ Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServ
 }
 
 RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
-    : m_services(services), m_cache(std::move(cache)),
-      m_nix(NixSettings{services.config.data.nix_dir / "image.nix", services.config.nix_timeout,
-                        services.config.source_ttl}),
+    : m_services(services), m_cache(std::move(cache)), m_nix(nix_settings(services.config)),
       m_source(make_source(services.config, m_nix)) {}
 
 Response RegistryHandler::handle(const Request& request) {

@@ -1,5 +1,6 @@
 #include "builder/records.hpp"
 #include "nix/nix.hpp"
+#include "nix/source.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
@@ -24,17 +25,17 @@ TEST_CASE("request_json passes names as data") {
     CHECK(d["implicit"].Size() == 2);
 }
 
-TEST_CASE("nix_options") {
-    const NixSettings settings{"image.nix", std::chrono::seconds(60), std::chrono::seconds(300)};
-    NixRequest req;
-    req.source_json = R"({"type":"tarball","url":"https://example.com/nixos-24.05.tar.gz"})";
-    CHECK(nix_options(settings, request_json(req)) ==
+TEST_CASE("nix_settings: tarball-ttl for channels only") {
+    Config config;
+    config.source_ttl = std::chrono::seconds(300);
+    config.source = SourceKind::channel;
+    CHECK(nix_options(nix_settings(config)) ==
           std::vector<std::string>{"--option", "tarball-ttl", "300"});
     // Other sources pass no option a Nix daemon would warn about.
-    req.source_json = R"({"type":"path","path":"/srv/pkgs"})";
-    CHECK(nix_options(settings, request_json(req)).empty());
-    req.source_json = R"({"type":"git","url":"/var/lib/nixery/git/x.git","rev":"abc"})";
-    CHECK(nix_options(settings, request_json(req)).empty());
+    config.source = SourceKind::path;
+    CHECK(nix_options(nix_settings(config)).empty());
+    config.source = SourceKind::git;
+    CHECK(nix_options(nix_settings(config)).empty());
 }
 
 TEST_CASE("clean_nix_output") {
