@@ -8,6 +8,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <unordered_set>
 
 namespace nixery {
 
@@ -275,32 +276,51 @@ Result<std::string, NixFailure> Nix::source_path(const std::string& request) con
     return std::string(doc.GetString());
 }
 
+Result<void, NixFailure>
+run_nix_on_paths(const std::vector<std::string>& command, const std::vector<std::string>& paths,
+                 const std::string& operation, std::chrono::seconds timeout,
+                 const std::function<Result<void, NixFailure>(const std::string&)>& on_output) {
+    for (std::size_t first = 0; first < paths.size(); first += k_paths_per_call) {
+        auto argv = command;
+        const auto last = std::min(paths.size(), first + k_paths_per_call);
+        argv.insert(argv.end(), paths.begin() + static_cast<std::ptrdiff_t>(first),
+                    paths.begin() + static_cast<std::ptrdiff_t>(last));
+        TRY_ASSIGN(const auto run, run_nix(std::move(argv), operation, timeout));
+        TRY(on_output(run.out));
+    }
+    return {};
+}
+
 Result<ClosureGraph, NixFailure> Nix::closure(const std::vector<std::string>& roots) const {
     ClosureGraph graph{roots, {}};
     if (roots.empty()) {
         return graph; // and `nix-store --dump-db` without paths would dump the whole store
     }
-    std::vector<std::string> argv{"nix-store", "--query", "--requisites"};
-    argv.insert(argv.end(), roots.begin(), roots.end());
-    TRY_ASSIGN(auto requisites, run_nix(std::move(argv), "query closure", m_settings.timeout));
-
-    const auto paths = split_nonempty(requisites.out);
-    // In batches, to stay far below the kernel's limit on argument size.
-    constexpr std::size_t k_batch = 1000;
-    for (std::size_t first = 0; first < paths.size(); first += k_batch) {
-        argv = {"nix-store", "--dump-db"};
-        const auto last = std::min(paths.size(), first + k_batch);
-        argv.insert(argv.end(), paths.begin() + static_cast<std::ptrdiff_t>(first),
-                    paths.begin() + static_cast<std::ptrdiff_t>(last));
-        TRY_ASSIGN(auto dump, run_nix(std::move(argv), "query closure", m_settings.timeout));
-        auto infos = parse_validity_registration(dump.out);
-        if (!infos) {
-            return unexpected(
-                NixFailure{NixFailure::Kind::failed, "query closure", infos.error().message});
-        }
-        graph.paths.insert(graph.paths.end(), std::make_move_iterator(infos->begin()),
-                           std::make_move_iterator(infos->end()));
-    }
+    // The closures of batches of roots overlap: each path once.
+    std::vector<std::string> paths;
+    std::unordered_set<std::string> seen;
+    TRY(run_nix_on_paths({"nix-store", "--query", "--requisites"}, roots, "query closure",
+                         m_settings.timeout,
+                         [&](const std::string& out) -> Result<void, NixFailure> {
+                             for (const auto path : split_nonempty(out)) {
+                                 if (seen.emplace(path).second) {
+                                     paths.emplace_back(path);
+                                 }
+                             }
+                             return {};
+                         }));
+    TRY(run_nix_on_paths(
+        {"nix-store", "--dump-db"}, paths, "query closure", m_settings.timeout,
+        [&](const std::string& out) -> Result<void, NixFailure> {
+            auto infos = parse_validity_registration(out);
+            if (!infos) {
+                return unexpected(
+                    NixFailure{NixFailure::Kind::failed, "query closure", infos.error().message});
+            }
+            graph.paths.insert(graph.paths.end(), std::make_move_iterator(infos->begin()),
+                               std::make_move_iterator(infos->end()));
+            return {};
+        }));
     return graph;
 }
 
@@ -328,13 +348,15 @@ Result<void, NixFailure> Nix::build_keep_going(const std::filesystem::path& file
 
 Result<std::vector<std::string>, NixFailure>
 Nix::invalid_paths(const std::vector<std::string>& paths) const {
-    std::vector<std::string> argv{"nix-store", "--check-validity", "--print-invalid"};
-    argv.insert(argv.end(), paths.begin(), paths.end());
-    TRY_ASSIGN(auto run, run_nix(std::move(argv), "check validity", m_settings.timeout));
     std::vector<std::string> invalid;
-    for (const auto path : split_nonempty(run.out)) {
-        invalid.emplace_back(path);
-    }
+    TRY(run_nix_on_paths({"nix-store", "--check-validity", "--print-invalid"}, paths,
+                         "check validity", m_settings.timeout,
+                         [&](const std::string& out) -> Result<void, NixFailure> {
+                             for (const auto path : split_nonempty(out)) {
+                                 invalid.emplace_back(path);
+                             }
+                             return {};
+                         }));
     return invalid;
 }
 

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,16 @@ public:
 private:
     NixSettings m_settings;
 };
+
+// Runs `command` (a Nix command, through PATH) with `paths` appended, in
+// calls of at most k_paths_per_call paths, far below the kernel's limit on
+// the size of arguments (popcount passes every package of nixpkgs), and
+// hands each call's output to `on_output`, in order.
+inline constexpr std::size_t k_paths_per_call = 1000;
+Result<void, NixFailure>
+run_nix_on_paths(const std::vector<std::string>& command, const std::vector<std::string>& paths,
+                 const std::string& operation, std::chrono::seconds timeout,
+                 const std::function<Result<void, NixFailure>(const std::string&)>& on_output);
 
 // The options every evaluation or build passes to Nix.
 std::vector<std::string> nix_options(const NixSettings& settings);

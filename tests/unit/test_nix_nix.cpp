@@ -1,6 +1,7 @@
 #include "builder/records.hpp"
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
+#include "util/text.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
@@ -89,4 +90,31 @@ TEST_CASE("shared build-cache records round-trip and reject garbage") {
     CHECK(img->blobs == image.blobs);
     CHECK_FALSE(decode_image_record("not json"));
     CHECK(layer_record_key("k") == "cache/layers/k.json");
+}
+
+TEST_CASE("run_nix_on_paths: paths go in calls of k_paths_per_call, in order") {
+    std::vector<std::string> paths;
+    for (std::size_t i = 0; i < 2 * k_paths_per_call + 500; ++i) {
+        paths.push_back("/nix/store/p" + std::to_string(i));
+    }
+    std::vector<std::size_t> call_sizes;
+    std::vector<std::string> seen;
+    auto r = run_nix_on_paths({"printf", "%s\\n"}, paths, "print", std::chrono::seconds(10),
+                              [&](const std::string& out) -> Result<void, NixFailure> {
+                                  const auto lines = split_nonempty(out);
+                                  call_sizes.push_back(lines.size());
+                                  seen.insert(seen.end(), lines.begin(), lines.end());
+                                  return {};
+                              });
+    REQUIRE(r);
+    CHECK(call_sizes == std::vector<std::size_t>{k_paths_per_call, k_paths_per_call, 500});
+    CHECK(seen == paths);
+    // No paths: no call at all (nix-store --dump-db without paths dumps the whole store).
+    call_sizes.clear();
+    REQUIRE(run_nix_on_paths({"false"}, {}, "nothing", std::chrono::seconds(10),
+                             [&](const std::string&) -> Result<void, NixFailure> {
+                                 call_sizes.push_back(0);
+                                 return {};
+                             }));
+    CHECK(call_sizes.empty());
 }
