@@ -387,11 +387,9 @@ private:
             return false;
         }
         for (const auto& key : records->second) {
-            TRY_ASSIGN(const auto objects, m_s.storage.list(key));
-            for (const auto& object : objects) {
-                if (object.key == key && object.modified >= m_young) {
-                    return true;
-                }
+            TRY_ASSIGN(const auto info, m_s.storage.stat(key));
+            if (info && info->modified >= m_young) {
+                return true;
             }
         }
         return false;

@@ -34,6 +34,7 @@ struct ObjectInfo {
     // As given to put()/persist(); object stores keep it, the filesystem
     // does not (empty).
     std::string content_type;
+    std::int64_t modified = 0; // Unix seconds
 };
 
 struct StoredObject {

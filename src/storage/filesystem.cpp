@@ -67,7 +67,7 @@ public:
         struct stat st {};
         if (::stat(path.c_str(), &st) == 0) {
             return std::optional<ObjectInfo>(
-                ObjectInfo{static_cast<std::uint64_t>(st.st_size), {}});
+                ObjectInfo{static_cast<std::uint64_t>(st.st_size), {}, st.st_mtime});
         }
         if (errno == ENOENT) {
             return std::optional<ObjectInfo>();

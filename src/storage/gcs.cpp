@@ -135,7 +135,7 @@ public:
         const auto what = "get metadata of \"" + url_name(key) + "\"";
         Request get;
         get.url = object_url(key);
-        get.query = {{"fields", "size,contentType"}};
+        get.query = {{"fields", "size,contentType,updated"}};
         TRY_ASSIGN(const auto r, send(get, what));
         if (r.status == 404) {
             return std::optional<ObjectInfo>();
@@ -155,6 +155,9 @@ public:
         }
         if (d.HasMember("contentType") && d["contentType"].IsString()) {
             info.content_type = d["contentType"].GetString();
+        }
+        if (d.HasMember("updated") && d["updated"].IsString()) {
+            info.modified = parse_rfc3339(d["updated"].GetString()).value_or(0);
         }
         return std::optional<ObjectInfo>(std::move(info));
     }

@@ -136,6 +136,7 @@ public:
         ObjectInfo info;
         info.size = std::strtoull(r.header("content-length").c_str(), nullptr, 10);
         info.content_type = r.header("content-type");
+        info.modified = parse_http_date(r.header("last-modified")).value_or(0);
         return std::optional<ObjectInfo>(std::move(info));
     }
 

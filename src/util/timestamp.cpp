@@ -44,4 +44,14 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
     return t;
 }
 
+std::optional<std::int64_t> parse_http_date(std::string_view text) {
+    const std::string s(text);
+    std::tm tm{};
+    const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == nullptr || *end != '\0') {
+        return std::nullopt;
+    }
+    return static_cast<std::int64_t>(timegm(&tm));
+}
+
 } // namespace nixery

@@ -1,5 +1,6 @@
-// Reading RFC 3339 timestamps ("2026-11-27T21:56:08.123Z"), as object stores
-// report modification times. Pure.
+// Reading the timestamps object stores report modification times in:
+// RFC 3339 ("2026-11-27T21:56:08.123Z") in listings and GCS metadata, the
+// HTTP date ("Fri, 27 Nov 2026 21:56:08 GMT") in an S3 HEAD. Pure.
 #pragma once
 
 #include <cstdint>
@@ -10,5 +11,8 @@ namespace nixery {
 
 // Unix seconds (fractions dropped); nullopt when `text` is not RFC 3339.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);
+
+// Unix seconds; nullopt when `text` is not an IMF-fixdate (RFC 9110 5.6.7).
+std::optional<std::int64_t> parse_http_date(std::string_view text);
 
 } // namespace nixery

@@ -61,6 +61,11 @@ class Contract:
         if not keep_dirs():
             shutil.rmtree(cls.work, ignore_errors=True)
 
+    def setUp(self):
+        # What every nixery process does first (it creates the staging
+        # directory), so each test stands on its own.
+        self.tool("check")
+
     def tool(self, *args, settings=None, check=True, timeout=300):
         return storage_tool(settings or self.settings(), *args, state_dir=self.state, check=check,
                             timeout=timeout)
@@ -171,6 +176,7 @@ class Contract:
         self.tool("put", key, self.file("stat", data), MANIFEST_TYPE)
         info = json.loads(self.tool("stat", key).stdout)
         self.assertEqual(info["size"], len(data))
+        self.assertLess(abs(info["modified"] - time.time()), 120, info)
         # Object stores keep the type given at upload; files have none.
         self.assertEqual(info["content_type"], MANIFEST_TYPE if self.remote else "")
         r = self.tool("stat", "layers/" + "1" * 64, check=False)

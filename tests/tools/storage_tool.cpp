@@ -11,7 +11,7 @@
 //                                                 can see the backend streamed)
 //   storage-tool fetch KEY                       (stdout; exit 3 when absent)
 //   storage-tool exists KEY                      (prints true or false)
-//   storage-tool stat KEY                        (prints {"size":…,"content_type":…};
+//   storage-tool stat KEY                        (prints {"content_type":…,"size":…,"modified":…};
 //                                                 exit 3 when absent)
 //   storage-tool locate KEY                      (prints {"kind":…,"location":…})
 //   storage-tool remove KEY
@@ -23,6 +23,7 @@
 #include "config.hpp"
 #include "storage/backend.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -69,17 +70,6 @@ long peak_rss_kib() {
     }
     std::fclose(status);
     return kib;
-}
-
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out + "\"";
 }
 
 int run(StorageBackend& storage, const std::vector<std::string>& args) {
@@ -145,9 +135,10 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
         if (!*r) {
             return 3;
         }
-        std::printf("{\"size\":%llu,\"content_type\":%s}\n",
-                    static_cast<unsigned long long>((*r)->size),
-                    json_string((*r)->content_type).c_str());
+        std::printf("%s\n", json_object({{"content_type", (*r)->content_type}},
+                                        {{"size", static_cast<std::int64_t>((*r)->size)},
+                                         {"modified", (*r)->modified}})
+                                .c_str());
         return 0;
     }
     if (op == "locate" && need(1)) {
@@ -156,7 +147,7 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
             return failed(r.error());
         }
         const char* kind = r->kind == BlobLocation::Kind::redirect ? "redirect" : "accel_redirect";
-        std::printf("{\"kind\":\"%s\",\"location\":%s}\n", kind, json_string(r->location).c_str());
+        std::printf("%s\n", json_object({{"kind", kind}, {"location", r->location}}).c_str());
         return 0;
     }
     if (op == "remove" && need(1)) {
@@ -169,9 +160,10 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
             return failed(r.error());
         }
         for (const auto& o : *r) {
-            std::printf("{\"key\":%s,\"size\":%llu,\"modified\":%lld}\n",
-                        json_string(o.key).c_str(), static_cast<unsigned long long>(o.size),
-                        static_cast<long long>(o.modified));
+            std::printf("%s\n",
+                        json_object({{"key", o.key}}, {{"size", static_cast<std::int64_t>(o.size)},
+                                                       {"modified", o.modified}})
+                            .c_str());
         }
         return 0;
     }
