@@ -218,11 +218,15 @@ TEST_CASE("BuildCache records") {
         CHECK(t->integer(0) == 1100);
         REQUIRE(cache.record_image(
             "c", ImageRecord{digest('c'), "{}", digest('d'), "{}", digest('e'), {}}, 1000));
+        const auto last_used = [&] {
+            auto u = cache.db().prepare("SELECT last_used_at FROM images WHERE closure_key = 'c'");
+            REQUIRE(*u->step());
+            return u->integer(0);
+        };
         REQUIRE(cache.touch_image("c", 1059));
+        CHECK(last_used() == 1000); // within a minute: no write
         REQUIRE(cache.touch_image("c", 1061));
-        auto u = cache.db().prepare("SELECT last_used_at FROM images WHERE closure_key = 'c'");
-        REQUIRE(*u->step());
-        CHECK(u->integer(0) == 1061);
+        CHECK(last_used() == 1061);
     }
     SUBCASE("images by their manifests' digests, and forgetting them") {
         REQUIRE(cache.record_image(
