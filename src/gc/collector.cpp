@@ -195,6 +195,9 @@ private:
             }
         }
 
+        if (plan.candidates.empty()) {
+            return plan; // no layer record can name a blob to delete
+        }
         TRY_ASSIGN(const auto layer_objects, m_s.storage.list(k_layer_records));
         for (const auto& object : layer_objects) {
             if (record_name(object.key, k_layer_records).empty()) {
@@ -324,6 +327,9 @@ private:
 
     Result<void> delete_unreferenced(Plan& plan) {
         std::vector<Deletion> work;
+        // Listed before the lock, which keeps out only this instance's
+        // builds: the markers that matter are other instances'.
+        TRY_ASSIGN(plan.markers, list_markers());
         {
             TRY_ASSIGN(const auto holding, lock_out_builds());
             TRY(forget_unused_images(plan, work));
@@ -397,10 +403,10 @@ private:
 
     // Under the lock: the images still unused as of now (a request here may
     // have used one since the plan, another instance may have written a
-    // marker), whose rows go at once and whose shared objects are queued.
+    // marker, listed again right before), whose rows go at once and whose
+    // shared objects are queued.
     // The blobs of an image used meanwhile are no longer candidates.
     Result<void> forget_unused_images(Plan& plan, std::vector<Deletion>& work) {
-        TRY_ASSIGN(plan.markers, list_markers());
         TRY_ASSIGN(const auto unused_here, m_q.images_unused_since(m_cutoff));
         std::set<std::string> still_unused_here;
         for (const auto& image : unused_here) {
