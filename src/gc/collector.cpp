@@ -5,6 +5,7 @@
 #include "builder/usage.hpp"
 #include "cache/gc_queries.hpp"
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -46,10 +47,6 @@ std::string utc_time(std::int64_t unix_seconds) {
         std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
     }
     return buf;
-}
-
-bool is_hex64(std::string_view s) {
-    return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 // "cache/images/<key>.json" → "<key>"; empty when `object` is not one.
@@ -174,7 +171,7 @@ private:
         TRY_ASSIGN(const auto blobs, m_s.storage.list(k_blob_prefix));
         for (const auto& object : blobs) {
             const auto hex = std::string_view(object.key).substr(k_blob_prefix.size());
-            if (!is_hex64(hex)) {
+            if (!is_lower_hex(hex, 64)) {
                 continue;
             }
             const auto digest = "sha256:" + std::string(hex);
@@ -225,7 +222,7 @@ private:
         TRY_ASSIGN(const auto objects, m_s.storage.list(k_use_markers));
         for (const auto& object : objects) {
             const auto hex = std::string_view(object.key).substr(k_use_markers.size());
-            if (is_hex64(hex)) {
+            if (is_lower_hex(hex, 64)) {
                 markers["sha256:" + std::string(hex)] = object.modified;
             }
         }

@@ -1,5 +1,7 @@
 #include "http/client.hpp"
 
+#include "util/text.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -23,13 +25,6 @@ struct Exchange {
     bool read_failed = false;
 };
 
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
         s.remove_prefix(1);
@@ -52,7 +47,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) noexcept {
     const auto colon = line.find(':');
     if (colon != std::string_view::npos) {
         try {
-            x->response.headers.emplace_back(lowercase(trim(line.substr(0, colon))),
+            x->response.headers.emplace_back(ascii_lowercase(trim(line.substr(0, colon))),
                                              std::string(trim(line.substr(colon + 1))));
         } catch (...) {
             return 0;

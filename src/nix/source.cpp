@@ -2,6 +2,7 @@
 
 #include "core/routes.hpp"
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 namespace nixery {
 
@@ -28,8 +29,7 @@ private:
 } // namespace
 
 bool is_commit_hash(std::string_view text) {
-    return text.size() == 40 &&
-           text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+    return is_lower_hex(text, 40);
 }
 
 RegistryError source_unavailable(std::string what, std::string_view cause) {

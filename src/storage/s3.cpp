@@ -28,6 +28,7 @@
 #include "util/log.hpp"
 #include "util/markup.hpp"
 #include "util/sha256.hpp"
+#include "util/text.hpp"
 #include "util/timestamp.hpp"
 
 #include <algorithm>
@@ -66,7 +67,7 @@ std::optional<std::string> blob_checksum(std::string_view key) {
         return std::nullopt;
     }
     const auto hex = key.substr(prefix.size());
-    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    if (!is_lower_hex(hex, 64)) {
         return std::nullopt;
     }
     std::string raw;
@@ -359,9 +360,7 @@ Result<void> check_virtual_host(const S3Settings& settings, const EndpointUrl& e
     if (settings.path_style) {
         return {};
     }
-    auto host = endpoint.host();
-    std::transform(host.begin(), host.end(), host.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const auto host = ascii_lowercase(endpoint.host());
     if (host == "localhost" || host == "localhost." || is_ip_literal(host)) {
         return fail("S3_ENDPOINT=\"" + endpoint_text +
                     "\" has no domain to put the bucket name in front of, as virtual-host "

@@ -2,23 +2,15 @@
 
 #include "util/crypto.hpp"
 #include "util/sha256.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace nixery::sigv4 {
 
 namespace {
 
 constexpr std::string_view k_algorithm = "AWS4-HMAC-SHA256";
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
 
 std::string hex(std::string_view raw) {
     return to_hex(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
@@ -76,7 +68,7 @@ std::string canonical_header_value(std::string_view value) {
 CanonicalHeaders canonical_headers(const QueryParams& headers) {
     std::vector<std::pair<std::string, std::string>> sorted;
     for (const auto& [name, value] : headers) {
-        sorted.emplace_back(lowercase(name), canonical_header_value(value));
+        sorted.emplace_back(ascii_lowercase(name), canonical_header_value(value));
     }
     std::stable_sort(sorted.begin(), sorted.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -1,6 +1,8 @@
-// Splitting text into pieces without copying (views into the input).
+// Small text helpers: splitting without copying (views into the input),
+// ASCII case, hex digits.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +19,24 @@ inline std::vector<std::string_view> split_nonempty(std::string_view text, char 
         text = at == std::string_view::npos ? std::string_view() : text.substr(at + 1);
     }
     return out;
+}
+
+// `text` with ASCII A-Z as a-z, whatever the locale (header and host names).
+inline std::string ascii_lowercase(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+// True when `text` is exactly `digits` lowercase hex digits (a SHA-256 in
+// hex is 64, a git commit 40).
+inline bool is_lower_hex(std::string_view text, std::size_t digits) {
+    return text.size() == digits &&
+           text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 } // namespace nixery

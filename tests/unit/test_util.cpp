@@ -5,6 +5,7 @@
 #include "util/markup.hpp"
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
+#include "util/text.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -198,4 +199,12 @@ TEST_CASE("LockTable") {
         waitpid(pid, nullptr, 0);
         CHECK(table->try_acquire("image:dies")->has_value());
     }
+}
+
+TEST_CASE("ascii_lowercase and is_lower_hex") {
+    CHECK(ascii_lowercase("Content-Type: ÄB") == "content-type: Äb");
+    CHECK(is_lower_hex(std::string(64, 'a'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(64, 'A'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(63, 'a'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(39, '0') + "g", 40));
 }
