@@ -17,6 +17,10 @@ std::string duration_text(std::chrono::milliseconds d) {
 
 } // namespace
 
+bool is_transfer(const HttpRequest& request) {
+    return request.file.has_value() || request.body.size() > (1 << 20);
+}
+
 bool is_retryable_status(long status) {
     return status == 408 || status == 429 || status >= 500;
 }
@@ -42,16 +46,20 @@ Result<HttpResponse> perform_with_retries(HttpClient& client,
         return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     };
     std::optional<Result<HttpResponse>> last;
+    bool transfer = false;
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
             const auto delay = backoff_delay(policy, attempt, jitter(rng));
-            if (bounded && left() <= delay) {
+            if (bounded && !transfer && left() <= delay) {
                 return std::move(*last); // no time for another attempt
             }
             std::this_thread::sleep_for(delay);
         }
         TRY_ASSIGN(auto request, make());
-        if (bounded) {
+        transfer = is_transfer(request);
+        if (transfer) {
+            request.timeout = std::chrono::milliseconds(0);
+        } else if (bounded) {
             // Building the request may have waited (for a token, say).
             const auto remaining = left();
             if (remaining.count() <= 0) {

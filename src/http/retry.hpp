@@ -23,13 +23,17 @@ struct RetryPolicy {
     // Every attempt and pause together: an attempt gets at most what is
     // left and none starts once it has run out, so a store that accepts
     // connections and never answers fails the call in this time rather
-    // than in attempts × the request's timeout. Zero: no total, for uploads
-    // of large bodies, which take as long as the link needs; the client's
-    // low-speed limit bounds each of their attempts instead.
+    // than in attempts × the request's timeout. Zero: no total. Transfers
+    // (is_transfer) are never bounded by it.
     std::chrono::milliseconds budget = k_default_budget;
 };
 
 bool is_retryable_status(long status);
+
+// A request whose body comes from a file or is larger than 1 MiB: it takes
+// as long as the link needs, so neither the budget nor a total timeout
+// applies to it; the client's low-speed limit stops an attempt that stalls.
+bool is_transfer(const HttpRequest& request);
 
 // The pause before attempt `attempt` (1 = the first retry): the policy's
 // exponential delay scaled by `jitter` in [0, 1) to somewhere between half

@@ -46,10 +46,6 @@ namespace {
 // requires); smaller staging files go up in one request.
 constexpr std::uint64_t k_chunk_size = 8 << 20;
 constexpr std::int64_t k_url_lifetime = 300;
-
-// Bodies from staging files take as long as the link needs: no total,
-// the client's low-speed limit stops a stalled attempt.
-const RetryPolicy k_transfer_policy{.budget = std::chrono::milliseconds(0)};
 constexpr std::string_view k_google = "https://storage.googleapis.com";
 
 // "HTTP 403: <message>" from a JSON API error ({"error": {"message": …}}).
@@ -253,11 +249,8 @@ private:
 
     // One request with the bearer token, retried with backoff on transport
     // errors and 5xx/429; a 401 drops the token it carried and tries once
-    // more. A body from a file is a transfer, bounded by the client's
-    // low-speed limit rather than the default time budget. Errors are the
-    // cause alone.
+    // more. Errors are the cause alone.
     Result<HttpResponse> perform(const Request& request, const RetryPolicy& policy) {
-        const bool transfer = request.file || request.body.size() > (1 << 20);
         for (int round = 0;; ++round) {
             std::string token;
             auto made = [&]() -> Result<HttpRequest> {
@@ -268,9 +261,6 @@ private:
                 r.headers = request.headers;
                 r.body = request.body;
                 r.file = request.file;
-                if (transfer) {
-                    r.timeout = std::chrono::milliseconds(0);
-                }
                 if (m_tokens) {
                     TRY_ASSIGN(token, m_tokens->token());
                     r.headers.emplace_back("Authorization", "Bearer " + token);
@@ -286,11 +276,10 @@ private:
         }
     }
 
-    // perform() with the default policy for `request`; `what` names the
+    // perform() with the default policy; `what` names the
     // operation and its object for transport errors.
     Result<HttpResponse> send(const Request& request, const std::string& what) {
-        const bool transfer = request.file || request.body.size() > (1 << 20);
-        auto r = perform(request, transfer ? k_transfer_policy : RetryPolicy{});
+        auto r = perform(request, RetryPolicy{});
         if (!r) {
             return fail(what + " failed: " + r.error().message);
         }
@@ -353,7 +342,7 @@ private:
     // kept nothing of counts as one: only progress resets the count.
     Result<void> send_chunks(const std::string& session, const std::string& name, int fd,
                              std::uint64_t size) {
-        const RetryPolicy once{.attempts = 1, .budget = std::chrono::milliseconds(0)};
+        const RetryPolicy once{.attempts = 1};
         const RetryPolicy backoff{};
         const auto what = "upload \"" + name + "\"";
         std::uint64_t offset = 0;

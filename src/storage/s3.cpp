@@ -47,10 +47,6 @@ namespace {
 constexpr std::uint64_t k_part_size = 8 << 20;
 constexpr std::int64_t k_url_lifetime = 300;
 
-// Bodies from staging files take as long as the link needs: no total,
-// the client's low-speed limit stops a stalled attempt.
-const RetryPolicy k_transfer_policy{.budget = std::chrono::milliseconds(0)};
-
 // "HTTP 403 AccessDenied: Access Denied" from an S3 error document.
 std::string s3_status(const HttpResponse& r) {
     const auto code = xml::text(r.body, "Code");
@@ -224,25 +220,19 @@ private:
 
     // One signed request, retried with backoff on transport errors and
     // 5xx/429. `what` is the operation and its object ("upload
-    // \"s3://b/k\""); transport errors come back worded with it. A body
-    // from a file is a transfer, bounded by the client's low-speed limit
-    // rather than the default time budget.
+    // \"s3://b/k\""); transport errors come back worded with it.
     Result<HttpResponse> send(const std::string& what, const std::string& method,
                               std::string_view key, const QueryParams& query,
                               const HttpHeaders& extra, std::string_view body = {},
                               std::optional<FileRange> file = std::nullopt) {
         const auto t = target(key);
         const auto payload_hash = file ? std::string(sigv4::k_unsigned_payload) : sha256_hex(body);
-        const bool transfer = file || body.size() > (1 << 20);
         auto made = [&]() -> Result<HttpRequest> {
             HttpRequest r;
             r.method = method;
             r.url = t.url + (query.empty() ? "" : "?" + sigv4::canonical_query(query));
             r.body = std::string(body);
             r.file = file;
-            if (transfer) {
-                r.timeout = std::chrono::milliseconds(0);
-            }
             sigv4::Request s;
             s.method = method;
             s.path = t.path;
@@ -256,7 +246,7 @@ private:
             r.headers = sigv4::sign(std::move(s), m_credentials, scope(std::time(nullptr)));
             return r;
         };
-        auto r = perform_with_retries(m_http, made, transfer ? k_transfer_policy : RetryPolicy{});
+        auto r = perform_with_retries(m_http, made);
         if (!r) {
             return fail(what + " at " + m_endpoint.base() + " failed: " + r.error().message);
         }

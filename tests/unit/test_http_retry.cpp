@@ -82,6 +82,37 @@ TEST_CASE("perform_with_retries") {
         CHECK(attempts == 4);
     }
 
+    SUBCASE("a transfer takes as long as it needs; anything else gets the budget") {
+        LoopbackServer server([](int fd, int) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(400)); // a slow link
+            while (LoopbackServer::read_request(fd)) {
+                LoopbackServer::reply(fd, 200, "stored");
+            }
+        });
+        RetryPolicy policy;
+        policy.attempts = 1;
+        policy.budget = std::chrono::milliseconds(100);
+        const auto put = [&](std::size_t size) {
+            return perform_with_retries(
+                client,
+                [&]() -> Result<HttpRequest> {
+                    HttpRequest request;
+                    request.method = "PUT";
+                    request.url = server.url("/object");
+                    request.body = std::string(size, 'x');
+                    return request;
+                },
+                policy);
+        };
+        // Each on a new connection, which the server answers after 400 ms.
+        const auto small = put(1024);
+        REQUIRE_FALSE(small);
+        CHECK(small.error().message.find("timed out") != std::string::npos);
+        const auto large = put(2 << 20);
+        REQUIRE_MESSAGE(large, (large ? "" : large.error().message));
+        CHECK(large->body == "stored");
+    }
+
     SUBCASE("a request that took the whole budget to build is not sent") {
         RetryPolicy policy;
         policy.budget = std::chrono::milliseconds(50);
