@@ -157,15 +157,21 @@ Result<std::optional<std::string>> BuildCache::image_with_manifest(std::string_v
     return std::optional<std::string>(s.text(0));
 }
 
-Result<void> BuildCache::forget_image(std::string_view closure_key) {
-    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
-    for (const char* sql : {"DELETE FROM evaluations WHERE closure_key = ?1",
-                            "DELETE FROM images WHERE closure_key = ?1"}) {
-        TRY_ASSIGN(auto s, m_db.prepare(sql));
-        s.bind(1, closure_key);
-        TRY(s.run());
+Result<void> forget_images(Db& db, const std::vector<std::string>& closure_keys) {
+    TRY_ASSIGN(auto tx, Transaction::begin(db));
+    for (const auto& key : closure_keys) {
+        for (const char* sql : {"DELETE FROM evaluations WHERE closure_key = ?1",
+                                "DELETE FROM images WHERE closure_key = ?1"}) {
+            TRY_ASSIGN(auto s, db.prepare(sql));
+            s.bind(1, key);
+            TRY(s.run());
+        }
     }
     return tx.commit();
+}
+
+Result<void> BuildCache::forget_image(std::string_view closure_key) {
+    return forget_images(m_db, {std::string(closure_key)});
 }
 
 Result<std::optional<std::int64_t>> BuildCache::shared_use_written(std::string_view digest) {

@@ -52,6 +52,11 @@ struct BuildRecord {
     std::string error;
 };
 
+// Deletes the images (and, by cascade, their image_blobs rows) and the
+// evaluations that lead to them, in one transaction: for the builder (an
+// image whose shared record is gone) and for gc.
+Result<void> forget_images(Db& db, const std::vector<std::string>& closure_keys);
+
 class BuildCache {
 public:
     explicit BuildCache(Db db) : m_db(std::move(db)) {}

@@ -29,18 +29,10 @@ Result<int> count_rows(Statement& s) {
 
 } // namespace
 
-Result<std::vector<UnusedImage>> GcQueries::images_unused_since(std::int64_t cutoff) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key, last_used_at FROM images "
-                                    "WHERE last_used_at < ?1 ORDER BY last_used_at"));
+Result<std::set<std::string>> GcQueries::images_unused_since(std::int64_t cutoff) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key FROM images WHERE last_used_at < ?1"));
     s.bind(1, cutoff);
-    std::vector<UnusedImage> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out.push_back({s.text(0), s.integer(1)});
-    }
+    return first_column(s);
 }
 
 Result<std::vector<LocalImage>> GcQueries::images() {
@@ -73,20 +65,6 @@ Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_ke
                                     "ON b.image_key = e.image_key WHERE e.closure_key = ?1"));
     s.bind(1, closure_key);
     return first_column(s);
-}
-
-Result<void> GcQueries::forget_images(const std::vector<std::string>& closure_keys) {
-    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
-    for (const auto& key : closure_keys) {
-        TRY_ASSIGN(auto evaluations,
-                   m_db.prepare("DELETE FROM evaluations WHERE closure_key = ?1"));
-        evaluations.bind(1, key);
-        TRY(evaluations.run());
-        TRY_ASSIGN(auto image, m_db.prepare("DELETE FROM images WHERE closure_key = ?1"));
-        image.bind(1, key);
-        TRY(image.run());
-    }
-    return tx.commit();
 }
 
 Result<bool> GcQueries::is_referenced(std::string_view digest) {

@@ -18,11 +18,6 @@
 
 namespace nixery {
 
-struct UnusedImage {
-    std::string closure_key;
-    std::int64_t last_used_at = 0;
-};
-
 struct LocalImage {
     std::string closure_key;
     std::int64_t last_used_at = 0;
@@ -36,15 +31,12 @@ public:
 
     // Every image of this instance.
     Result<std::vector<LocalImage>> images();
-    // Images whose manifest was last served (or built) here before `cutoff`.
-    Result<std::vector<UnusedImage>> images_unused_since(std::int64_t cutoff);
+    // The closure keys of images last used here before `cutoff`.
+    Result<std::set<std::string>> images_unused_since(std::int64_t cutoff);
     // closure key → every digest the image references.
     Result<std::map<std::string, std::vector<std::string>>> image_blobs();
     // The image names builds of this image were requested as, for people.
     Result<std::set<std::string>> image_names(std::string_view closure_key);
-    // Deletes the images (and, by cascade, their image_blobs rows) and the
-    // evaluations that lead to them, in one transaction.
-    Result<void> forget_images(const std::vector<std::string>& closure_keys);
 
     // Whether any image still references `digest`.
     Result<bool> is_referenced(std::string_view digest);

@@ -3,6 +3,7 @@
 #include "builder/builder.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
+#include "cache/build_cache.hpp"
 #include "cache/gc_queries.hpp"
 #include "util/log.hpp"
 #include "util/text.hpp"
@@ -404,11 +405,7 @@ private:
     // shared objects are queued.
     // The blobs of an image used meanwhile are no longer candidates.
     Result<void> forget_unused_images(Plan& plan, std::vector<Deletion>& work) {
-        TRY_ASSIGN(const auto unused_here, m_q.images_unused_since(m_cutoff));
-        std::set<std::string> still_unused_here;
-        for (const auto& image : unused_here) {
-            still_unused_here.insert(image.closure_key);
-        }
+        TRY_ASSIGN(const auto still_unused_here, m_q.images_unused_since(m_cutoff));
         std::vector<std::string> rows;
         for (auto it = plan.unused.begin(); it != plan.unused.end();) {
             const auto& image = plan.images.at(*it);
@@ -431,7 +428,7 @@ private:
             }
             ++it;
         }
-        TRY(m_q.forget_images(rows));
+        TRY(forget_images(m_s.db, rows));
         m_report.images += static_cast<int>(plan.unused.size());
         return {};
     }
