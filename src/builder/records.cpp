@@ -30,12 +30,24 @@ bool is_digest(const std::optional<std::string>& s) {
 
 } // namespace
 
+constexpr std::string_view k_record_suffix = ".json";
+
 std::string layer_record_key(std::string_view layer_key) {
-    return "cache/layers/" + std::string(layer_key) + ".json";
+    return std::string(k_layer_records) + std::string(layer_key) + std::string(k_record_suffix);
 }
 
 std::string image_record_key(std::string_view closure_key) {
-    return "cache/images/" + std::string(closure_key) + ".json";
+    return std::string(k_image_records) + std::string(closure_key) + std::string(k_record_suffix);
+}
+
+std::string record_name(std::string_view object, std::string_view prefix) {
+    if (object.size() <= prefix.size() + k_record_suffix.size() ||
+        object.substr(0, prefix.size()) != prefix ||
+        object.substr(object.size() - k_record_suffix.size()) != k_record_suffix) {
+        return {};
+    }
+    return std::string(
+        object.substr(prefix.size(), object.size() - prefix.size() - k_record_suffix.size()));
 }
 
 std::string encode_layer_record(const LayerRecord& layer) {

@@ -11,8 +11,14 @@
 
 namespace nixery {
 
+inline constexpr std::string_view k_layer_records = "cache/layers/";
+inline constexpr std::string_view k_image_records = "cache/images/";
+
 std::string layer_record_key(std::string_view layer_key);
 std::string image_record_key(std::string_view closure_key);
+// The key of a record object under `prefix` ("cache/images/<key>.json" →
+// "<key>"); empty when `object` is not one.
+std::string record_name(std::string_view object, std::string_view prefix);
 
 std::string encode_layer_record(const LayerRecord& layer);
 std::optional<LayerRecord> decode_layer_record(std::string_view json);

@@ -7,12 +7,12 @@
 #include "cache/gc_queries.hpp"
 #include "util/log.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <set>
@@ -32,33 +32,9 @@ constexpr auto k_hold = std::chrono::seconds(1);
 constexpr auto k_lock_wait = std::chrono::minutes(30);
 
 constexpr std::string_view k_blob_prefix = "layers/";
-constexpr std::string_view k_image_records = "cache/images/";
-constexpr std::string_view k_layer_records = "cache/layers/";
-constexpr std::string_view k_record_suffix = ".json";
 
 std::int64_t seconds(std::chrono::seconds s) {
     return s.count();
-}
-
-std::string utc_time(std::int64_t unix_seconds) {
-    const auto t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    char buf[32] = "?";
-    if (gmtime_r(&t, &tm) != nullptr) {
-        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    }
-    return buf;
-}
-
-// "cache/images/<key>.json" → "<key>"; empty when `object` is not one.
-std::string record_name(std::string_view object, std::string_view prefix) {
-    if (object.size() <= prefix.size() + k_record_suffix.size() ||
-        object.substr(0, prefix.size()) != prefix ||
-        object.substr(object.size() - k_record_suffix.size()) != k_record_suffix) {
-        return {};
-    }
-    return std::string(
-        object.substr(prefix.size(), object.size() - prefix.size() - k_record_suffix.size()));
 }
 
 // An image as gc sees it: this instance's row, its shared record, or both.
@@ -275,7 +251,7 @@ private:
             named = "known from its shared record";
         }
         m_say(verb() + " image " + key + (named.empty() ? "" : " (" + named + ")") +
-              ", last used " + utc_time(last_use(image, markers)));
+              ", last used " + format_utc(last_use(image, markers)) + " UTC");
         return {};
     }
 

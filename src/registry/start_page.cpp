@@ -2,10 +2,10 @@
 
 #include "core/image.hpp"
 #include "util/markup.hpp"
+#include "util/timestamp.hpp"
 
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 
 namespace nixery {
 
@@ -23,17 +23,6 @@ td.n { text-align: right; }
 .failed { color: #a00; }
 .muted { color: #777; }
 )";
-
-std::string utc_time(double unix_seconds) {
-    const auto t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    if (gmtime_r(&t, &tm) == nullptr) {
-        return "?";
-    }
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-    return buf;
-}
 
 std::string seconds_text(double seconds) {
     char buf[32];
@@ -64,7 +53,8 @@ void builds_table(std::string& out, const std::vector<BuildRecord>& builds) {
     for (const auto& b : builds) {
         const bool failed = b.status && *b.status != 200;
         out += "<tr><td><code>" + escape_markup(b.image) + "</code></td><td><code>" +
-               escape_markup(b.tag) + "</code></td><td>" + utc_time(b.started_at) + "</td><td>" +
+               escape_markup(b.tag) + "</code></td><td>" +
+               format_utc(static_cast<std::int64_t>(b.started_at)) + "</td><td>" +
                (b.duration ? seconds_text(*b.duration) : "…") + "</td><td class=\"n\">" +
                std::to_string(b.layers_built) + "</td><td class=\"n\">" +
                std::to_string(b.layers_reused) + "</td><td" + (failed ? " class=\"failed\"" : "") +
@@ -126,8 +116,9 @@ std::string render_start_page(const StartPage& page) {
     }
     for (const auto& b : page.errors) {
         out += "<h3><code>" + escape_markup(b.image) + ":" + escape_markup(b.tag) +
-               "</code></h3>\n" + "<p class=\"muted\">" + utc_time(b.started_at) + " UTC, " +
-               outcome_text(b) + "</p>\n<pre>" + escape_markup(b.error) + "</pre>\n";
+               "</code></h3>\n" + "<p class=\"muted\">" +
+               format_utc(static_cast<std::int64_t>(b.started_at)) + " UTC, " + outcome_text(b) +
+               "</p>\n<pre>" + escape_markup(b.error) + "</pre>\n";
     }
     out += "</body>\n</html>\n";
     return out;

@@ -6,6 +6,17 @@
 
 namespace nixery {
 
+std::string format_utc(std::int64_t unix_seconds) {
+    const auto t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    if (gmtime_r(&t, &tm) == nullptr) {
+        return "?";
+    }
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
 std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
     const std::string s(text);
     std::tm tm{};

@@ -1,13 +1,18 @@
-// Reading the timestamps object stores report modification times in:
+// Timestamps: "2026-11-27 21:56:08" for people (UTC), and reading the ones
+// object stores report modification times in:
 // RFC 3339 ("2026-11-27T21:56:08.123Z") in listings and GCS metadata, the
 // HTTP date ("Fri, 27 Nov 2026 21:56:08 GMT") in an S3 HEAD. Pure.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace nixery {
+
+// "YYYY-MM-DD hh:mm:ss" in UTC, for logs and pages; "?" when out of range.
+std::string format_utc(std::int64_t unix_seconds);
 
 // Unix seconds (fractions dropped); nullopt when `text` is not RFC 3339.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);

@@ -90,6 +90,10 @@ TEST_CASE("shared build-cache records round-trip and reject garbage") {
     CHECK(img->blobs == image.blobs);
     CHECK_FALSE(decode_image_record("not json"));
     CHECK(layer_record_key("k") == "cache/layers/k.json");
+    CHECK(record_name(image_record_key("k"), k_image_records) == "k");
+    CHECK(record_name(layer_record_key("k"), k_image_records).empty());
+    CHECK(record_name("cache/images/.json", k_image_records).empty());
+    CHECK(record_name("cache/images/k.txt", k_image_records).empty());
 }
 
 TEST_CASE("run_nix_on_paths: paths go in calls of k_paths_per_call, in order") {
