@@ -12,14 +12,10 @@ namespace {
 
 constexpr std::string_view k_algorithm = "AWS4-HMAC-SHA256";
 
-std::string hex(std::string_view raw) {
-    return to_hex(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
-}
-
 } // namespace
 
-std::string Scope::credential_scope(std::string_view terminator) const {
-    return date() + "/" + region + "/" + service + "/" + std::string(terminator);
+std::string Scope::credential_scope() const {
+    return date() + "/" + region + "/" + service + "/" + terminator;
 }
 
 std::string timestamp(std::time_t t) {
@@ -105,7 +101,7 @@ std::string signature(std::string_view secret_access_key, const Scope& scope,
     key = hmac_sha256(key, scope.region);
     key = hmac_sha256(key, scope.service);
     key = hmac_sha256(key, "aws4_request");
-    return hex(hmac_sha256(key, string_to_sign));
+    return to_hex(hmac_sha256(key, string_to_sign));
 }
 
 std::string authorization(const Request& request, const Credentials& credentials,

@@ -40,10 +40,11 @@ struct Scope {
     std::string timestamp; // "20150830T123600Z" (ISO 8601 basic, UTC)
     std::string region;
     std::string service;
+    std::string terminator = "aws4_request"; // GCS's V4 signing: "goog4_request"
 
     std::string date() const { return timestamp.substr(0, 8); }
     // "20150830/us-east-1/service/aws4_request"
-    std::string credential_scope(std::string_view terminator = "aws4_request") const;
+    std::string credential_scope() const;
 };
 
 // "20150830T123600Z" for a Unix time.

@@ -31,6 +31,10 @@ private:
 };
 
 std::string to_hex(const std::uint8_t* data, std::size_t size);
+// Raw bytes (a signature, an HMAC) as lowercase hex.
+inline std::string to_hex(std::string_view raw) {
+    return to_hex(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
+}
 std::string sha256_hex(std::string_view data);
 // "sha256:" + sha256_hex(data): the digest of a blob as the registry names it.
 std::string sha256_digest(std::string_view data);
