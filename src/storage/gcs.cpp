@@ -92,7 +92,6 @@ public:
     }
 
     Result<void> check() override {
-        TRY(make_dirs(staging_dir()));
         Request list;
         list.url = bucket_url() + "/o";
         list.query = {{"maxResults", "1"}, {"fields", "items(name)"}};

@@ -86,7 +86,6 @@ public:
     }
 
     Result<void> check() override {
-        TRY(make_dirs(staging_dir()));
         // Listing proves the bucket exists and the credentials are accepted;
         // the probe proves they may write and delete.
         const auto what = "list \"" + url_name("") + "\"";
