@@ -64,12 +64,19 @@ def ensure_s3rver():
 
 
 class StoreProcess:
-    """A store server run by the tests: its directory, port and process."""
+    """A store server run by the tests: its directory, port and process, and
+    the log of the requests it checked (one JSON object per line)."""
 
     def __init__(self, prefix):
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_port()
         self.process = None
+        self.requests_log = self.dir / "requests.log"
+
+    def requests(self):
+        if not self.requests_log.exists():
+            return []
+        return [json.loads(l) for l in self.requests_log.read_text().splitlines() if l.strip()]
 
     def stop(self):
         stop_process(self.process)
@@ -103,7 +110,6 @@ class S3rver(StoreProcess):
         super().__init__("nixery-s3rver-")
         self.s3rver_port = free_port()
         self.proxy = None
-        self.requests_log = self.dir / "requests.log"
 
     def start(self):
         self.log = open(self.dir / "s3rver.log", "ab")
@@ -151,11 +157,6 @@ class S3rver(StoreProcess):
         return urllib.request.build_opener(
             urllib.request.ProxyHandler({"http": "http://127.0.0.1:%d" % (port or self.port)}))
 
-    def requests(self):
-        if not self.requests_log.exists():
-            return []
-        return [json.loads(l) for l in self.requests_log.read_text().splitlines() if l.strip()]
-
     def lose_complete_answers(self, count):
         import urllib.request
         urllib.request.urlopen("%s/_control/lose-complete?count=%d" % (self.endpoint(), count)).read()
@@ -172,7 +173,6 @@ class GcsServer(StoreProcess):
         self.flags = list(flags) + [a for b in more_buckets for a in ("--bucket", b)]
         super().__init__("nixery-gcs-")
         self.key_file = self.dir / "service-account.json"
-        self.requests_log = self.dir / "requests.log"
 
     def make_key(self, name):
         private = self.dir / (name + ".pem")
@@ -208,11 +208,6 @@ class GcsServer(StoreProcess):
                "GOOGLE_APPLICATION_CREDENTIALS": str(self.key_file)}
         env.update(overrides)
         return env
-
-    def requests(self):
-        if not self.requests_log.exists():
-            return []
-        return [json.loads(l) for l in self.requests_log.read_text().splitlines() if l.strip()]
 
     def fail_next(self, status, count):
         import urllib.request
