@@ -162,7 +162,6 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         }
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
-    c.git_ssh_command = get(env, "GIT_SSH_COMMAND");
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {
         c.channel_url = url;
         while (!c.channel_url.empty() && c.channel_url.back() == '/') {

@@ -55,9 +55,6 @@ struct Config {
     std::string source_location; // a path, a git URL, or a channel name / commit
     bool demo_source = false;    // no source configured: the shipped demo set
     std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
-    // The operator's GIT_SSH_COMMAND, if any; otherwise git runs ssh in batch
-    // mode so it never waits for an answer nobody will give.
-    std::string git_ssh_command;
     std::chrono::seconds source_ttl{300};
 
     StorageKind storage = StorageKind::filesystem;

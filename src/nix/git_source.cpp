@@ -28,7 +28,6 @@ public:
     explicit GitSource(const Config& config)
         : m_url(config.source_location), m_shown(log::without_userinfo(m_url)),
           m_timeout(config.nix_timeout),
-          m_ssh(config.git_ssh_command.empty() ? "ssh -o BatchMode=yes" : config.git_ssh_command),
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
           m_locks(config.lock_file()) {}
 
@@ -110,10 +109,13 @@ private:
 
     Result<std::string, RegistryError> git(std::vector<std::string> argv, std::string_view what) {
         ProcessSpec spec;
+        // Never wait for a password or a host-key question nobody will
+        // answer. The operator's GIT_SSH_COMMAND, inherited, overrides
+        // core.sshCommand.
+        argv.insert(argv.begin() + 1, {"-c", "core.sshCommand=ssh -o BatchMode=yes"});
         spec.argv = std::move(argv);
         spec.timeout = m_timeout;
-        // Never wait for a password or a host-key question nobody will answer.
-        spec.env = {"GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=" + m_ssh};
+        spec.env = {"GIT_TERMINAL_PROMPT=0"};
         const auto run = run_process(spec);
         if (!run) {
             return unexpected(source_unavailable("git repository " + m_shown,
@@ -134,7 +136,6 @@ private:
     std::string m_url;   // as configured: git needs its credentials
     std::string m_shown; // without them: for messages people see
     std::chrono::seconds m_timeout;
-    std::string m_ssh;
     std::filesystem::path m_mirror;
     LockTable m_locks;
 };
