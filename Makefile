@@ -15,7 +15,8 @@ PKGS       := libcurl openssl sqlite3 libarchive zlib RapidJSON
 
 CXXFLAGS   ?= -O2 -g
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align \
-              -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2
+              -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2 \
+              -Wimplicit-fallthrough -Wextra-semi -Wlogical-op
 ALL_CXXFLAGS = -std=c++20 $(WARNINGS) $(CXXFLAGS) -Isrc -MMD -MP \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
