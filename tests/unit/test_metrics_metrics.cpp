@@ -19,6 +19,8 @@ bool has_line(const std::string& text, const std::string& line) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("metrics");
+
 TEST_CASE("Metrics: counters shared by forked processes and threads") {
     auto metrics = Metrics::create_shared();
     REQUIRE(metrics);
@@ -80,3 +82,5 @@ TEST_CASE("Metrics: counters shared by forked processes and threads") {
         CHECK(text.back() == '\n');
     }
 }
+
+TEST_SUITE_END();
