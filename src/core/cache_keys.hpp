@@ -2,9 +2,14 @@
 // inputs that determine what it names, with a version prefix to bump when
 // the way those bytes are produced changes. Pure: no I/O.
 //
-//   image key   (source revision, architecture, packages)  → an evaluation
-//   closure key (output paths, architecture, Cmd, popularity data, budget)
-//                                                          → an image's bytes
+//   image key   (source revision, architecture, image name, packages)
+//                                                          → an evaluation
+//   closure key (output paths, architecture, Cmd, popularity data, budget,
+//                provenance: name, packages, source)       → an image's bytes
+//
+// The image name is part of both because the image's labels carry it
+// (core/provenance.hpp): "a/b" and "b/a" are the same packages but not the
+// same config.
 //   layer key   (sorted store paths)                       → a layer blob
 //   top key     (package output paths, in precedence order) → the top layer
 #pragma once
@@ -20,7 +25,8 @@ namespace nixery {
 
 std::string image_key(std::string_view revision, const Image& image);
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
-                        std::string_view popularity_digest, std::size_t budget);
+                        std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest);
 std::string layer_key(const std::vector<std::string>& sorted_store_paths);
 std::string top_layer_key(const std::vector<std::string>& package_paths);
 
