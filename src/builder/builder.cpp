@@ -306,7 +306,7 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     Outcome out;
     const bool bash = ev->has_attribute("bashInteractive");
     const auto out_paths = ev->out_paths();
-    ImageProvenance provenance{image.name, {}, prepared.provenance};
+    ImageProvenance provenance{canonical_image_name(image), {}, prepared.provenance};
     for (const auto* list : {&ev->packages, &ev->implicit}) {
         for (const auto& p : *list) {
             provenance.packages.emplace_back(p.name, p.out_path);

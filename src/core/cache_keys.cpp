@@ -24,8 +24,8 @@ private:
 } // namespace
 
 std::string image_key(std::string_view revision, const Image& image) {
-    KeyHasher h("image-v2");
-    h.add(revision).add(nix_system(image.arch)).add(image.name);
+    KeyHasher h("image-v2"); // v2: evaluations lead to images with labels
+    h.add(revision).add(nix_system(image.arch));
     for (const auto& p : image.packages) {
         h.add(p);
     }

@@ -2,14 +2,9 @@
 // inputs that determine what it names, with a version prefix to bump when
 // the way those bytes are produced changes. Pure: no I/O.
 //
-//   image key   (source revision, architecture, image name, packages)
-//                                                          → an evaluation
+//   image key   (source revision, architecture, packages)  → an evaluation
 //   closure key (output paths, architecture, Cmd, popularity data, budget,
-//                provenance: name, packages, source)       → an image's bytes
-//
-// The image name is part of both because the image's labels carry it
-// (core/provenance.hpp): "a/b" and "b/a" are the same packages but not the
-// same config.
+//                provenance: the labels but the layers)    → an image's bytes
 //   layer key   (sorted store paths)                       → a layer blob
 //   top key     (package output paths, in precedence order) → the top layer
 #pragma once

@@ -42,6 +42,25 @@ void sort(Labels& labels) {
 
 } // namespace
 
+std::string canonical_image_name(const Image& image) {
+    std::string out = image.arch == Arch::arm64 ? "arm64" : "";
+    const auto& shell = shell_packages();
+    const auto has = [&](const std::string& p) {
+        return std::binary_search(image.packages.begin(), image.packages.end(), p);
+    };
+    const bool is_shell = std::all_of(shell.begin(), shell.end(), has);
+    if (is_shell) {
+        out += out.empty() ? "shell" : "/shell";
+    }
+    for (const auto& p : image.packages) {
+        if (is_shell && std::find(shell.begin(), shell.end(), p) != shell.end()) {
+            continue;
+        }
+        out += (out.empty() ? "" : "/") + p;
+    }
+    return out;
+}
+
 Labels manifest_annotations(const ImageProvenance& image) {
     const auto& s = image.source;
     Labels labels;

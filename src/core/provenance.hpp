@@ -9,6 +9,8 @@
 // for org.opencontainers.image.*; org.nixos.nixery.* are this registry's.
 #pragma once
 
+#include "core/image.hpp"
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,12 +29,19 @@ struct SourceProvenance {
 };
 
 struct ImageProvenance {
-    std::string name; // the image name as requested, e.g. "shell/hello"
+    std::string name; // canonical_image_name(): "shell/hello" for "hello/…"
     // Package name → output path: the requested packages in request order,
     // then the implicit ones the package set has.
     std::vector<std::pair<std::string, std::string>> packages;
     SourceProvenance source;
 };
+
+// The image's name in the one spelling every name of the same image shares
+// (the same architecture and packages, core/cache_keys.hpp): "arm64/" for
+// arm64, "shell/" when every shell package is in it (those then left out),
+// and the other packages sorted: "hello/shell/app" (a package "shell") is
+// "app/hello/shell", "shell/hello/coreutils" is "shell/hello".
+std::string canonical_image_name(const Image& image);
 
 // Key → value, sorted by key (as they are written).
 using Labels = std::vector<std::pair<std::string, std::string>>;

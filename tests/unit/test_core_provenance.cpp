@@ -116,11 +116,28 @@ TEST_CASE("provenance_digest") {
     };
     CHECK(key(base) != key(provenance_digest(other)));
     CHECK(key(base) == key(base));
+}
 
-    // And the image key has the name: "a/b" and "b/a" get their own titles.
-    Image a{"a/b", Arch::amd64, {"a", "b"}};
-    Image b{"b/a", Arch::amd64, {"a", "b"}};
-    CHECK(image_key("rev", a) != image_key("rev", b));
+TEST_CASE("canonical_image_name") {
+    const auto canonical = [](std::string_view name) {
+        return canonical_image_name(parse_image_name(name));
+    };
+    CHECK(canonical("hello") == "hello");
+    CHECK(canonical("b/a") == "a/b");
+    CHECK(canonical("a/b") == "a/b");
+    CHECK(canonical("shell/hello") == "shell/hello");
+    CHECK(canonical("shell/hello/coreutils") == "shell/hello");
+    CHECK(canonical("arm64/shell/b/a") == "arm64/shell/a/b");
+    CHECK(canonical("shell/arm64/a") == "arm64/shell/a");
+    CHECK(canonical("hello/shell") == "hello/shell"); // a package named "shell"
+    CHECK(canonical("arm64") == "arm64");
+    // Every spelling of one image key has one title.
+    for (const auto* name : {"shell/hello/nano", "nano/shell/hello", "shell/shell/hello"}) {
+        const auto image = parse_image_name(name);
+        if (image_key("r", image) == image_key("r", parse_image_name("shell/hello"))) {
+            CHECK(canonical(name) == "shell/hello");
+        }
+    }
 }
 
 TEST_CASE("url_without_credentials") {
