@@ -113,13 +113,13 @@ std::string provenance_digest(const ImageProvenance& image) {
 }
 
 std::string url_without_credentials(std::string_view url) {
-    const auto cut = url.find_first_of("?#");
-    url = url.substr(0, cut);
-    // An scp-like git address ("git@host:repo") names an SSH user, no secret.
+    // A local path or an scp-like git address ("git@host:repo", an SSH
+    // user, no secret) has neither user info nor query.
     const auto scheme = url.find("://");
     if (scheme == std::string_view::npos) {
         return std::string(url);
     }
+    url = url.substr(0, url.find_first_of("?#"));
     const auto authority = scheme + 3;
     const auto path = url.find('/', authority);
     const auto at = url.substr(0, path).rfind('@');

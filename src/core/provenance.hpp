@@ -78,8 +78,8 @@ Labels config_labels(const ImageProvenance& image,
 std::string provenance_digest(const ImageProvenance& image);
 
 // `url` without user info ("user:secret@"), query and fragment, where
-// credentials and tokens travel; an scp-like git address ("git@host:repo")
-// as it is.
+// credentials and tokens travel; a local path or an scp-like git address
+// ("git@host:repo") as it is.
 std::string url_without_credentials(std::string_view url);
 
 // A SourceProvenance as one JSON object and back (the start page's record

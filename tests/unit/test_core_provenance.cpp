@@ -148,6 +148,7 @@ TEST_CASE("url_without_credentials") {
     CHECK(url_without_credentials("https://example.com/x.tar.gz") ==
           "https://example.com/x.tar.gz");
     CHECK(url_without_credentials("git@example.com:pkgs.git") == "git@example.com:pkgs.git");
+    CHECK(url_without_credentials("/srv/pkgs#1.git") == "/srv/pkgs#1.git");
     CHECK(url_without_credentials("file:///srv/pkgs.git") == "file:///srv/pkgs.git");
 }
 
