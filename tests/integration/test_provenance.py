@@ -1,6 +1,7 @@
 """Provenance (issue 14, section 2): the image says which package set it came
-from, which packages it holds and which store paths each layer holds, in the
-config's Labels and the OCI manifest's annotations, read here with skopeo;
+from (a path, a git repository, a channel), which packages it holds and which
+store paths each layer holds, in the config's Labels and the OCI manifest's
+annotations, read here with skopeo, never with a URL's credentials;
 two instances building from the same source serve byte-identical manifests;
 the start page shows the current revision."""
 
@@ -9,7 +10,7 @@ import functools
 import http.server
 import json
 import shutil
-import subprocess
+import tarfile
 import tempfile
 import threading
 import unittest
@@ -162,6 +163,44 @@ class GitSourceTest(ProvenanceCase):
             page = inst.get("/").body.decode()
             self.assertIn("Current revision: <code>%s</code>" % self.two, page)
             self.assertNotIn("s3cret", page)
+
+
+@unittest.skipUnless(have("skopeo"), "skopeo is needed")
+class ChannelSourceTest(ProvenanceCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="nixery-prov-chan-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.pkgs = make_package_set(self.dir)
+        self.commit = "0123456789abcdef0123456789abcdef01234567"
+        # As channels.nixos.org's tarballs: the nixpkgs commit in .git-revision.
+        (self.pkgs / ".git-revision").write_text(self.commit + "\n")
+        served = self.dir / "served"
+        served.mkdir()
+        with tarfile.open(served / "nixos-test.tar.gz", "w:gz") as tar:
+            tar.add(str(self.pkgs), arcname="nixexprs")
+        handler = functools.partial(QuietHandler, directory=str(served))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        self.port = self.server.server_address[1]
+
+    def test_channel_labels(self):
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="nixos-test",
+                      NIXERY_CHANNEL_URL="http://mirror:s3cret@127.0.0.1:%d" % self.port) as inst:
+            labels, oci = self.labels(inst)
+            url = "http://127.0.0.1:%d/nixos-test.tar.gz" % self.port
+            self.assertEqual(labels["org.nixos.nixery.source.type"], "channel")
+            self.assertEqual(labels["org.nixos.nixery.source.channel"], "nixos-test")
+            self.assertEqual(labels["org.opencontainers.image.source"], url)
+            self.assertEqual(labels["org.nixos.nixery.source.location"], url)
+            self.assertEqual(labels["org.opencontainers.image.revision"], self.commit)
+            # The unpacked tarball's NAR hash: the package set's own.
+            self.assertEqual(labels["org.nixos.nixery.source.hash"], sri(self.pkgs))
+            self.assertNotIn(b"s3cret", oci.body)
+            self.assertNotIn("s3cret", json.dumps(labels))
+            page = inst.get("/").body.decode()
+            self.assertIn("Current revision: <code>%s</code>" % self.commit, page)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
