@@ -69,7 +69,10 @@ std::string_view config_media_type(ManifestFormat format) {
     return format == ManifestFormat::oci ? media_type::oci_config : media_type::docker_config;
 }
 
-std::string_view layer_media_type(ManifestFormat format) {
+std::string_view layer_media_type(ManifestFormat format, LayerCompression compression) {
+    if (compression == LayerCompression::zstd) {
+        return media_type::oci_layer_zstd;
+    }
     return format == ManifestFormat::oci ? media_type::oci_layer : media_type::docker_layer;
 }
 
@@ -174,7 +177,7 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
     for (const auto& l : layers) {
         w.StartObject();
         w.Key("mediaType");
-        put(w, layer_media_type(format));
+        put(w, layer_media_type(format, l.compression));
         w.Key("size");
         w.Uint64(l.size);
         w.Key("digest");
