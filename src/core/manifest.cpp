@@ -76,9 +76,11 @@ std::string_view layer_media_type(ManifestFormat format, LayerCompression compre
     return format == ManifestFormat::oci ? media_type::oci_layer : media_type::docker_layer;
 }
 
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) {
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression) {
     bool docker = false;
     bool oci = false;
+    bool oci_first = false;
     for (const auto& header : accept_headers) {
         std::string_view rest(header);
         while (!rest.empty()) {
@@ -93,9 +95,13 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) 
             if (ieq(type, media_type::docker_manifest)) {
                 docker = true;
             } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
+                oci_first = oci_first || !docker;
                 oci = true;
             }
         }
+    }
+    if (compression == LayerCompression::zstd && oci_first) {
+        return ManifestFormat::oci;
     }
     return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;
 }

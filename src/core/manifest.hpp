@@ -47,7 +47,13 @@ std::string_view layer_media_type(ManifestFormat format,
 // OCI only when some Accept value names an OCI type and none names the
 // Docker manifest; Docker otherwise (also with no Accept at all). Each
 // element is one Accept header, possibly a comma-separated list.
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers);
+//
+// With zstd layers, OCI also when an OCI type comes before the Docker
+// manifest: containers/image (podman, skopeo, buildah, CRI-O) lists OCI first
+// and reads zstd; Docker and containerd list the Docker manifest first and
+// so keep gzip layers, which every version of them reads.
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression = LayerCompression::gzip);
 
 struct LayerDescriptor {
     std::string digest;  // "sha256:…" of the compressed blob
