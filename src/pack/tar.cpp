@@ -22,6 +22,9 @@ constexpr Field f_name{0, 100}, f_mode{100, 8}, f_uid{108, 8}, f_gid{116, 8}, f_
     f_version{263, 2}, f_devmajor{329, 8}, f_devminor{337, 8}, f_prefix{345, 155};
 
 void put_bytes(std::string& block, Field f, std::string_view value) {
+    if (value.empty()) {
+        return;
+    }
     std::memcpy(block.data() + f.offset, value.data(), std::min(value.size(), f.size));
 }
 

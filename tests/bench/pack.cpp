@@ -60,7 +60,11 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    std::printf("seconds %.3f bytes %llu rss_kib %ld digest %s\n", seconds,
+    const auto cpu = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6;
+    };
+    std::printf("seconds %.3f cpu %.3f bytes %llu rss_kib %ld digest %s\n", seconds,
+                cpu(usage.ru_utime) + cpu(usage.ru_stime),
                 static_cast<unsigned long long>(packed->size), usage.ru_maxrss,
                 packed->digest.c_str());
     if (!keep) {

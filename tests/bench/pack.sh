@@ -3,9 +3,10 @@
 # yardsticks:
 #  1. a store path of real binaries: a copy of the host's /usr/lib/gcc
 #     (about 240 MB) built by Nix once, before anything is timed;
-#  2. our layer writer on it (gzip and zstd, N threads; gzip on 1 thread
-#     too, which must give the same digest) against tar | gzip -6,
-#     tar | pigz -6 -p N and tar | zstd -3 -T N: MB/s, sizes, ratios;
+#  2. our layer writer on it (gzip and zstd, N threads; on 1 thread too,
+#     which must give the same digests) against tar | gzip -6,
+#     tar | pigz -6 -p N and tar | zstd -3 -T N: seconds, MB/s, CPU
+#     seconds, sizes, ratios;
 #  3. a cold pull of that image (nixery run, fresh state; skopeo copy)
 #     against nix-build + tar | pigz of the same closure;
 #  4. peak memory of the writer on 64 MiB and 1 GiB of data (half random,
@@ -51,20 +52,24 @@ echo "store path: $path ($mb MB, $threads CPUs)"
 
 # --- 2. packing ----------------------------------------------------------------
 rate() { python3 -c "import sys; print('%.1f' % ($input / 1e6 / float(sys.argv[1])))" "$1"; }
-declare -A secs size
+# Wall-clock seconds, and CPU seconds (user + system, of every process of
+# a pipeline): on a busy machine the second is the steadier comparison.
+declare -A secs cpu size digest
 run_ours() { # name args...
   local name=$1; shift
   local out
   out=$(build/bench-pack "$@" /nix/store "$path")
-  secs[$name]=$(field seconds "$out"); size[$name]=$(field bytes "$out")
-  digest[$name]=$(field digest "$out")
+  secs[$name]=$(field seconds "$out"); cpu[$name]=$(field cpu "$out")
+  size[$name]=$(field bytes "$out"); digest[$name]=$(field digest "$out")
 }
-declare -A digest
 run_pipe() { # name command
-  local name=$1 start
-  start=$(now)
-  size[$name]=$(tar -cf - -C /nix/store "$(basename "$path")" | $2 | wc -c)
-  secs[$name]=$(since "$start")
+  local name=$1 times wall user sys
+  times=$( { /usr/bin/time -f "%e %U %S" bash -c \
+    "tar -cf - -C /nix/store '$(basename "$path")' | $2 | wc -c > '$work/size'" ; } 2>&1 )
+  read -r wall user sys <<<"$(tail -1 <<<"$times")"
+  secs[$name]=$wall
+  cpu[$name]=$(python3 -c "print('%.2f' % ($user + $sys))")
+  size[$name]=$(cat "$work/size")
 }
 tar -cf - -C /nix/store "$(basename "$path")" > /dev/null # the page cache, for everyone alike
 run_pipe "tar | gzip -6" "gzip -6"
@@ -77,12 +82,12 @@ run_ours "nixery zstd, 1 thread" --zstd --threads 1
 
 gzip_secs=${secs["tar | gzip -6"]}; gzip_size=${size["tar | gzip -6"]}
 echo
-printf '%-28s %8s %8s %10s %12s %10s\n' "packing $mb MB" seconds MB/s "x gzip-6" bytes "vs gzip-6"
+printf '%-28s %8s %8s %10s %8s %12s %10s\n' "packing $mb MB" seconds MB/s "x gzip-6" "CPU s" bytes "vs gzip-6"
 for name in "tar | gzip -6" "tar | pigz -6 -p $threads" "nixery gzip, $threads threads" \
             "nixery gzip, 1 thread" "tar | zstd -3 -T$threads" "nixery zstd, $threads threads" \
             "nixery zstd, 1 thread"; do
-  printf '%-28s %8s %8s %9sx %12s %9s%%\n' "$name" "${secs[$name]}" "$(rate "${secs[$name]}")" \
-    "$(python3 -c "print('%.2f' % ($gzip_secs / ${secs[$name]}))")" "${size[$name]}" \
+  printf '%-28s %8s %8s %9sx %8s %12s %9s%%\n' "$name" "${secs[$name]}" "$(rate "${secs[$name]}")" \
+    "$(python3 -c "print('%.2f' % ($gzip_secs / ${secs[$name]}))")" "${cpu[$name]}" "${size[$name]}" \
     "$(python3 -c "print('%+.1f' % (100.0 * ${size[$name]} / $gzip_size - 100))")"
 done
 same() { [ "${digest[$1]}" = "${digest[$2]}" ] && echo "same digest" || echo "DIFFERENT DIGESTS"; }
