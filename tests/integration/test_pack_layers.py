@@ -17,7 +17,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from harness import Instance, TestCase, have, run, skopeo_copy, unpack
+from harness import PODMAN_RUN, Instance, TestCase, have, podman_argv, run, skopeo_copy, unpack
 
 OCI_ONLY = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -125,13 +125,10 @@ class ZstdTest(TestCase):
     def test_podman_pulls_and_runs_zstd(self):
         storage = Path(tempfile.mkdtemp(prefix="nixery-podman-zstd-"))
         self.addCleanup(shutil.rmtree, storage, True)
-        podman = ["podman", "--root", str(storage / "root"), "--runroot", str(storage / "run"),
-                  "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
-                  "--events-backend", "none"]
+        podman = podman_argv(storage)
         image = "127.0.0.1:%d/shell/hello" % self.instance.port
         run(podman + ["pull", "--tls-verify=false", image])
-        out = run(podman + ["run", "--rm", "--network=none", "--ulimit", "nofile=1024:1024",
-                            "--ulimit", "nproc=1024:1024", image, "hello"]).stdout.decode()
+        out = run(podman + PODMAN_RUN + [image, "hello"]).stdout.decode()
         self.assertEqual(out, "Hello, world!\n")
         # podman lists OCI first: it got, and unpacked, zstd layers.
         inspect = json.loads(run(podman + ["image", "inspect", image]).stdout)
