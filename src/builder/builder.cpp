@@ -304,7 +304,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     const auto out_paths = ev->out_paths();
     const auto compression = m_s.config.layer_compression;
     out.closure_key = closure_key(out_paths, image.arch, bash, m_s.popularity.digest(),
-                                  k_default_budget, compression);
+                                  k_default_layer_budget, compression);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
         TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
@@ -352,7 +352,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         }
         return {};
     };
-    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_budget)) {
+    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
         TRY(add_layer(layer.paths, false));
     }
     TRY(add_layer(out_paths, true));

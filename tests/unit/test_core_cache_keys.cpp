@@ -19,6 +19,8 @@ std::string key_before_zstd(std::string_view kind, const std::vector<std::string
 
 } // namespace
 
+TEST_SUITE_BEGIN("core");
+
 TEST_CASE("layer_key and top_layer_key") {
     const std::vector<std::string> paths = {"/nix/store/aaaa-a", "/nix/store/bbbb-b"};
     SUBCASE("gzip keys are those from before zstd existed") {
@@ -41,3 +43,5 @@ TEST_CASE("closure_key") {
     CHECK(closure_key(out, Arch::amd64, false, "pop", 94, LayerCompression::zstd) !=
           closure_key(out, Arch::amd64, false, "pop", 94));
 }
+
+TEST_SUITE_END();

@@ -78,6 +78,8 @@ std::string run_filter(const std::vector<std::string>& argv) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("pack");
+
 TEST_CASE("make_compressor") {
     TempDir dir;
     for (const std::size_t size :
@@ -119,3 +121,5 @@ TEST_CASE("default_pack_threads") {
     CHECK(default_pack_threads() >= 1);
     CHECK(default_pack_threads() <= 8);
 }
+
+TEST_SUITE_END();

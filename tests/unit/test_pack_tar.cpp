@@ -101,6 +101,8 @@ PackedLayer pack(const std::string& store, const std::string& path,
 
 } // namespace
 
+TEST_SUITE_BEGIN("pack");
+
 TEST_CASE("tar_header") {
     SUBCASE("a short name: one ustar block, bytes as given") {
         const auto h = tar_header({"nix/caf\xe9", TarType::file, 0555, 12, {}});
@@ -201,3 +203,5 @@ TEST_CASE("layers hold every name a store path can") {
         CHECK(other.diff_id == packed.diff_id);
     }
 }
+
+TEST_SUITE_END();
