@@ -88,15 +88,7 @@ std::string odd_store_path(const std::string& store) {
 
 PackedLayer pack(const std::string& store, const std::string& path,
                  const std::filesystem::path& out, PackOptions options = {}) {
-    UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    REQUIRE(fd);
-    auto w = LayerWriter::open(fd.get(), out, options);
-    REQUIRE(w);
-    auto added = add_store_paths(**w, {path}, store);
-    REQUIRE_MESSAGE(added, (added ? "" : added.error().message));
-    auto packed = (*w)->finish();
-    REQUIRE(packed);
-    return *packed;
+    return testutil::pack_store_paths({path}, store, out, options);
 }
 
 } // namespace
