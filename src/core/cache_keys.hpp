@@ -4,13 +4,14 @@
 //
 //   image key   (source revision, architecture, packages)  → an evaluation
 //   closure key (output paths, architecture, Cmd, popularity data, budget,
-//                OCI layer compression)                    → an image's bytes
+//                provenance: the labels but the layers, OCI layer
+//                compression)                              → an image's bytes
 //   layer key   (sorted store paths, compression)          → a layer blob
 //   top key     (package output paths, in precedence order, compression)
 //                                                          → the top layer
 //
-// With gzip, the keys are those from before zstd existed (nothing added), so
-// layers and images the cache recorded then are found, not packed again.
+// With gzip, layer and top keys are those from before zstd existed (nothing
+// added), so layers the cache recorded then are found, not packed again.
 #pragma once
 
 #include "core/image.hpp"
@@ -26,6 +27,7 @@ namespace nixery {
 std::string image_key(std::string_view revision, const Image& image);
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
                         std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest,
                         LayerCompression compression = LayerCompression::gzip);
 std::string layer_key(const std::vector<std::string>& sorted_store_paths,
                       LayerCompression compression = LayerCompression::gzip);
