@@ -118,6 +118,7 @@ Result<std::string> render_production_nginx_config(const Config& config,
         indented.pop_back();
     }
     values["LOCATIONS"] = indented;
+    values["CACHE_DIR"] = site.cache_dir;
     values["SERVER_NAME"] = site.server_name;
     values["HTTPS_LISTEN"] = site.https_listen;
     values["HTTP_LISTEN"] = site.http_listen;
@@ -138,7 +139,7 @@ namespace {
 constexpr const char* k_nginx_config_usage =
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH] [--http2-directive] [--ktls]\n";
+    "           [--socket PATH] [--cache-dir DIR] [--http2-directive] [--ktls]\n";
 
 // A value that becomes one nginx directive argument (or, for server names,
 // several): nothing that could end the directive or start another.
@@ -151,10 +152,13 @@ bool plain_value(const std::string& value, bool spaces) {
 
 int nginx_config_command(const std::vector<std::string>& args) {
     ProductionSite site;
-    const std::map<std::string, std::string*> options{
-        {"--server-name", &site.server_name},         {"--listen", &site.https_listen},
-        {"--http-listen", &site.http_listen},         {"--certificate", &site.certificate},
-        {"--certificate-key", &site.certificate_key}, {"--socket", &site.socket}};
+    const std::map<std::string, std::string*> options{{"--server-name", &site.server_name},
+                                                      {"--listen", &site.https_listen},
+                                                      {"--http-listen", &site.http_listen},
+                                                      {"--certificate", &site.certificate},
+                                                      {"--certificate-key", &site.certificate_key},
+                                                      {"--socket", &site.socket},
+                                                      {"--cache-dir", &site.cache_dir}};
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--http2-directive") {
             site.http2 = Http2Syntax::directive;

@@ -33,6 +33,10 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     log::Fields log_fields; // added to the request's log line
+    // The body goes to nginx for a HEAD too: nginx caches the response
+    // (X-Accel-Expires) for GET and HEAD alike, and leaves the body out of
+    // a HEAD's answer itself.
+    bool body_for_head = false;
 
     Response& header(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));
