@@ -9,10 +9,15 @@ are registry JSON too, never nginx's HTML."""
 import hashlib
 import json
 import os
+import shutil
 import socket
+import tempfile
 import time
+import unittest
+from pathlib import Path
 
-from harness import Instance, TestCase
+from harness import Instance, TestCase, have, make_package_set
+from test_sources import git
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -313,3 +318,34 @@ class NginxErrorsTest(TestCase):
         self.assertJsonError(answer, 503, "UNAVAILABLE")
         self.assertEqual(answer[1].get("retry-after"), "5")
         self.assertEqual(self.instance.get("/v2/").status, 200)
+
+
+@unittest.skipUnless(have("git"), "git is needed")
+class GitTagWindowTest(TestCase):
+    """A git branch that moves is seen once NIXERY_TAG_CACHE_SECONDS have
+    passed; a commit names the same image for good and stays cached."""
+
+    def test_branches_move_commits_stay(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-git-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        repo = make_package_set(work)
+        git(repo, "init", "-q")
+        commits = []
+        for stamp in ("one", "two"):
+            (repo / "stamp.nix").write_text('"%s"\n' % stamp)
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", stamp)
+            commits.append(git(repo, "rev-parse", "HEAD"))
+        git(repo, "branch", "moving", commits[0])
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=2) as inst:
+            branch = "/v2/stamp/manifests/moving"
+            commit = "/v2/stamp/manifests/" + commits[0]
+            before = inst.get(branch).header("Docker-Content-Digest")
+            self.assertEqual(inst.get(commit).header("Docker-Content-Digest"), before)
+            git(repo, "branch", "-f", "moving", commits[1])
+            self.assertEqual(inst.get(branch).header("Docker-Content-Digest"), before)
+            time.sleep(2.5)
+            self.assertNotEqual(inst.get(branch).header("Docker-Content-Digest"), before)
+            self.assertEqual(wait_for_pool_log(inst, branch, 2), 2)
+            self.assertEqual(inst.get(commit).header("Docker-Content-Digest"), before)
+            self.assertEqual(pool_requests(inst, commit), 1, "a commit's manifest left nginx's cache")
