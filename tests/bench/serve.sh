@@ -2,12 +2,13 @@
 # Serving benchmark: a local instance (nixery run, filesystem storage) and,
 # beside it, a plain nginx serving the very same bytes as static files with
 # the same worker count, access log and sendfile: the yardstick. wrk drives
-# both, one request kind after the other, ours then static, three rounds;
+# both, one request kind after the other, ours and static in turn, three rounds;
 # the figures are the medians of the three.
 #   tests/bench/serve.sh [SECONDS] [CONNECTIONS]   (default 5 s, 64 connections)
 # Request kinds: a cached manifest by tag (GET, and HEAD as clients check a
 # tag), a manifest by digest, a blob of about 4 KiB and one of 10 MiB
-# (random bytes, which gzip leaves as they are).
+# (random bytes, which gzip leaves as they are); and a manifest by tag of an
+# instance on an object store (the GCS test server of tests/integration).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in wrk ab; do
@@ -71,11 +72,14 @@ print("sha256:" + hashlib.sha256(data).hexdigest(), small["digest"], big["digest
 PY
 )
 
-# The yardstick: the same bytes as files, nginx as ours runs it.
-mkdir -p "$work/static/root" "$work/static/tmp"
-cp "$work/manifest.json" "$work/static/root/manifest"
-cp "$work/storage/layers/${small#sha256:}" "$work/static/root/small"
-cp "$work/storage/layers/${big#sha256:}" "$work/static/root/big"
+# The yardstick: the same bytes as files under the same URIs (a longer
+# request line and log line cost something too), nginx as ours runs it.
+static_root=$work/static/root/v2/big/small
+mkdir -p "$static_root/manifests" "$static_root/blobs" "$work/static/tmp"
+cp "$work/manifest.json" "$static_root/manifests/latest"
+cp "$work/manifest.json" "$static_root/manifests/$manifest_digest"
+cp "$work/storage/layers/${small#sha256:}" "$static_root/blobs/$small"
+cp "$work/storage/layers/${big#sha256:}" "$static_root/blobs/$big"
 user=""
 [ "$(id -u)" = 0 ] && user="user root;"
 cat > "$work/static/nginx.conf" <<CONF
@@ -102,15 +106,41 @@ http {
 CONF
 nginx -p "$work/static" -e "$work/static/error.log" -c "$work/static/nginx.conf" &
 pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$static_port/manifest" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$static_port/v2/big/small/manifests/latest" >/dev/null && break
+  sleep 0.1
+done
+
+# An object store's manifests by tag take the same path through nginx's
+# cache: an instance on the GCS test server (tests/integration), with the
+# small image.
+gcs_port=$(free_port)
+gcs_instance_port=$(free_port)
+/usr/bin/python3 tests/integration/gcs_server.py --port "$gcs_port" --bucket bench --no-auth \
+  > "$work/gcs.log" 2>&1 &
+pids+=($!)
+NIX_CONFIG='substituters =' PORT=$gcs_instance_port NIXERY_STORAGE_BACKEND=gcs GCS_BUCKET=bench \
+  STORAGE_EMULATOR_HOST=127.0.0.1:$gcs_port NIXERY_STATE_DIR=$work/gcs-state \
+  NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn build/nixery run > "$work/gcs-instance.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gcs_instance_port/v2/" >/dev/null && break; sleep 0.1; done
+mkdir -p "$work/static/root/v2/small/manifests"
+curl -sf -H "$accept" "http://127.0.0.1:$gcs_instance_port/v2/small/manifests/latest" \
+  -o "$work/static/root/v2/small/manifests/latest" || {
+  echo "the image did not build on GCS:"; cat "$work/gcs-instance.log"; exit 1; }
 
 ours="http://127.0.0.1:$port/v2/big/small"
-static="http://127.0.0.1:$static_port"
-kinds=("manifest by tag|GET|$ours/manifests/latest|$static/manifest"
-       "manifest by tag, HEAD|HEAD|$ours/manifests/latest|$static/manifest"
-       "manifest by digest|GET|$ours/manifests/$manifest_digest|$static/manifest"
-       "blob of $small_size bytes|GET|$ours/blobs/$small|$static/small"
-       "blob of $big_size bytes|GET|$ours/blobs/$big|$static/big")
+static="http://127.0.0.1:$static_port/v2/big/small"
+kinds=()
+for kind in "manifest by tag|GET|manifests/latest" "manifest by tag, HEAD|HEAD|manifests/latest" \
+            "manifest by digest|GET|manifests/$manifest_digest" \
+            "blob of $small_size bytes|GET|blobs/$small" "blob of $big_size bytes|GET|blobs/$big"; do
+  IFS='|' read -r name method path <<<"$kind"
+  kinds+=("$name|$method|$ours/$path|$static/$path")
+done
+gcs_tag="http://127.0.0.1:$gcs_instance_port/v2/small/manifests/latest"
+static_tag="http://127.0.0.1:$static_port/v2/small/manifests/latest"
+kinds+=("GCS: manifest by tag|GET|$gcs_tag|$static_tag" "GCS: manifest by tag, HEAD|HEAD|$gcs_tag|$static_tag")
 # Every URL once before measuring: the pool's first answers (a blob's
 # link, the manifest cache) are not what is measured.
 for kind in "${kinds[@]}"; do
@@ -134,8 +164,14 @@ declare -A ours_rates static_rates
 for round in $(seq $rounds); do
   for i in "${!kinds[@]}"; do
     IFS='|' read -r _ method url static_url <<<"${kinds[$i]}"
-    ours_rates[$i]+="$(rate "$method" "$url") "
-    static_rates[$i]+="$(rate "$method" "$static_url") "
+    # Which goes first alternates, so a trend in the machine's load favours neither.
+    if [ $((round % 2)) = 1 ]; then
+      ours_rates[$i]+="$(rate "$method" "$url") "
+      static_rates[$i]+="$(rate "$method" "$static_url") "
+    else
+      static_rates[$i]+="$(rate "$method" "$static_url") "
+      ours_rates[$i]+="$(rate "$method" "$url") "
+    fi
   done
   echo "round $round of $rounds done" >&2
 done
