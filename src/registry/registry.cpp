@@ -59,10 +59,14 @@ std::chrono::seconds manifest_cache_time(const Config& config, std::string_view 
     return std::min(config.source_ttl, k_max_manifest_cache);
 }
 
-// Lets nginx keep `r` for `time` and answer GET and HEAD from it.
+// Lets nginx answer GET and HEAD from `r` for less than `time`. nginx
+// counts in whole seconds of its clock: an entry valid for N seconds may be
+// served until almost N + 1 seconds after it was stored, so it gets one
+// second less (and a time of a second is no caching at all).
 void cache_in_nginx(Response& r, std::chrono::seconds time) {
-    if (time.count() > 0) {
-        r.header("X-Accel-Expires", std::to_string(time.count()));
+    const auto seconds = time.count() - 1;
+    if (seconds > 0) {
+        r.header("X-Accel-Expires", std::to_string(seconds));
         r.body_for_head = true;
     }
 }

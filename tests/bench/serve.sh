@@ -4,7 +4,9 @@
 # the same worker count, access log and sendfile: the yardstick. wrk drives
 # both, one request kind after the other, ours and static in turn, three rounds;
 # the figures are the medians of the three.
-#   tests/bench/serve.sh [SECONDS] [CONNECTIONS]   (default 5 s, 64 connections)
+#   tests/bench/serve.sh [SECONDS] [CONNECTIONS] [ROUNDS] [PATTERN]
+# (default 5 s, 64 connections, 3 rounds, every request kind; PATTERN
+# chooses the kinds whose names match, e.g. 'blob').
 # Request kinds: a cached manifest by tag (GET, and HEAD as clients check a
 # tag), a manifest by digest, a blob of about 4 KiB and one of 10 MiB
 # (random bytes, which gzip leaves as they are); and a manifest by tag of an
@@ -17,7 +19,8 @@ done
 make -s build/nixery
 seconds=${1:-5}
 connections=${2:-64}
-rounds=3
+rounds=${3:-3}
+pattern=${4:-}
 work=$(mktemp -d /tmp/nixery-bench-XXXXXX)
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -141,6 +144,13 @@ done
 gcs_tag="http://127.0.0.1:$gcs_instance_port/v2/small/manifests/latest"
 static_tag="http://127.0.0.1:$static_port/v2/small/manifests/latest"
 kinds+=("GCS: manifest by tag|GET|$gcs_tag|$static_tag" "GCS: manifest by tag, HEAD|HEAD|$gcs_tag|$static_tag")
+if [ -n "$pattern" ]; then
+  chosen=()
+  for kind in "${kinds[@]}"; do
+    [[ ${kind%%|*} =~ $pattern ]] && chosen+=("$kind")
+  done
+  kinds=("${chosen[@]}")
+fi
 # Every URL once before measuring: the pool's first answers (a blob's
 # link, the manifest cache) are not what is measured.
 for kind in "${kinds[@]}"; do
@@ -174,6 +184,9 @@ for round in $(seq $rounds); do
     fi
   done
   echo "round $round of $rounds done" >&2
+  for i in "${!kinds[@]}"; do
+    echo "  ${kinds[$i]%%|*}: ours ${ours_rates[$i]}/ static ${static_rates[$i]}" >&2
+  done
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -25,7 +25,7 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/octet-stream"
 # What skopeo and podman send: several Accept lines, an OCI type first.
 SKOPEO_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, "application/vnd.oci.image.index.v1+json"]
-WINDOW = 5  # NIXERY_TAG_CACHE_SECONDS
+WINDOW = 8  # NIXERY_TAG_CACHE_SECONDS
 SERVED_HEADERS = ("Content-Type", "Content-Length", "Docker-Content-Digest",
                   "Docker-Distribution-API-Version")
 
@@ -45,16 +45,14 @@ def wait_for_pool_log(instance, path, count):
     return pool_requests(instance, path)
 
 
-def raw_request(port, data, timeout=10):
-    """Sends bytes as they are and returns the whole answer (status, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
+def read_answer(connection):
+    """Reads an HTTP answer until the server closes: (status, headers, body)."""
+    out = b""
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        out += chunk
     head, _, body = out.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -63,6 +61,13 @@ def raw_request(port, data, timeout=10):
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers, body
+
+
+def raw_request(port, data, timeout=10):
+    """Sends bytes as they are and returns the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        return read_answer(s)
 
 
 def request_with_accepts(instance, path, accepts, method="GET"):
@@ -302,19 +307,10 @@ class NginxErrorsTest(TestCase):
                     client.sendall(b"GET /v2/x/manifests/latest HTTP/1.1\r\nHost: x\r\n"
                                    b"Connection: close\r\n\r\n")
                     impostor.accept()[0].close()
-                    answer = b""
-                    while True:
-                        chunk = client.recv(65536)
-                        if not chunk:
-                            break
-                        answer += chunk
+                    answer = read_answer(client)
             sock.unlink()
         finally:
             os.rename(moved, sock)
-        head, _, body = answer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {l.partition(":")[0].lower(): l.partition(":")[2].strip() for l in lines[1:]}
-        answer = (int(lines[0].split()[1]), headers, body)
         self.assertJsonError(answer, 503, "UNAVAILABLE")
         self.assertEqual(answer[1].get("retry-after"), "5")
         self.assertEqual(self.instance.get("/v2/").status, 200)
@@ -337,14 +333,14 @@ class GitTagWindowTest(TestCase):
             git(repo, "commit", "-q", "-m", stamp)
             commits.append(git(repo, "rev-parse", "HEAD"))
         git(repo, "branch", "moving", commits[0])
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=2) as inst:
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=4) as inst:
             branch = "/v2/stamp/manifests/moving"
             commit = "/v2/stamp/manifests/" + commits[0]
             before = inst.get(branch).header("Docker-Content-Digest")
             self.assertEqual(inst.get(commit).header("Docker-Content-Digest"), before)
             git(repo, "branch", "-f", "moving", commits[1])
             self.assertEqual(inst.get(branch).header("Docker-Content-Digest"), before)
-            time.sleep(2.5)
+            time.sleep(4)
             self.assertNotEqual(inst.get(branch).header("Docker-Content-Digest"), before)
             self.assertEqual(wait_for_pool_log(inst, branch, 2), 2)
             self.assertEqual(inst.get(commit).header("Docker-Content-Digest"), before)
