@@ -33,6 +33,9 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     log::Fields log_fields; // added to the request's log line
+    // The route's label in the request metrics ("manifest", "blob"…), which
+    // the handler knows and the transport does not; static storage.
+    std::string_view route;
     // The body goes to nginx for a HEAD too: nginx caches the response
     // (X-Accel-Expires) for GET and HEAD alike, and leaves the body out of
     // a HEAD's answer itself.

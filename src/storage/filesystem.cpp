@@ -9,6 +9,7 @@
 #include "storage/filesystem.hpp"
 
 #include "core/manifest.hpp"
+#include "storage/layout.hpp"
 #include "util/files.hpp"
 
 #include <algorithm>
@@ -31,17 +32,15 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 3> k_served_
     {media_type::oci_config, "oci-config"},
 }};
 
-constexpr std::string_view k_blob_prefix = "layers/";
-
 class FilesystemBackend final : public StorageBackend {
 public:
     FilesystemBackend(fs::path root, fs::path served)
-        : m_root(std::move(root)), m_staging(m_root / "staging"), m_served(std::move(served)) {}
+        : m_root(std::move(root)), m_staging(m_root / k_staging_dir), m_served(std::move(served)) {}
 
     std::string describe() const override { return "filesystem " + m_root.string(); }
 
     Result<void> check() override {
-        for (const char* dir : {"layers", "staging", "cache"}) {
+        for (const auto dir : {k_blob_dir, k_staging_dir, k_cache_dir}) {
             TRY(make_dirs(m_root / dir));
         }
         if (!m_served.empty()) {

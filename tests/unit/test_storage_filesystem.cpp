@@ -20,6 +20,8 @@ std::string link_target(const std::filesystem::path& link) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("storage");
+
 TEST_CASE("FilesystemBackend::serve_directly") {
     TempDir dir;
     const auto served = dir / "state/served";
@@ -61,3 +63,5 @@ TEST_CASE("FilesystemBackend::serve_directly") {
         CHECK(std::filesystem::is_empty(served / "blobs"));
     }
 }
+
+TEST_SUITE_END();
