@@ -66,7 +66,12 @@ struct Config {
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
     int workers = 2;
-    int gc_keep_days = 30; // nixery gc's default retention
+    // A manifest request whose image is not ready by then gets its status
+    // line and headers, and its body when the build ends (builder/jobs.hpp).
+    std::chrono::seconds header_deadline{20};
+    int max_builds = 2;         // image builds at once, across the worker pool
+    int max_queued_builds = 64; // builds waiting for a slot; past that, 429
+    int gc_keep_days = 30;      // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;
 

@@ -1,5 +1,6 @@
 #include "serve.hpp"
 
+#include "builder/build_runner.hpp"
 #include "cache/db.hpp"
 #include "config.hpp"
 #include "core/popularity.hpp"
@@ -121,6 +122,7 @@ struct Startup {
     Popularity popularity;
     Listener listener;
     Metrics metrics; // shared with the workers
+    JobBoard jobs;   // shared with the workers
 };
 
 Result<Startup> start_up() {
@@ -147,7 +149,10 @@ Result<Startup> start_up() {
     }
     TRY_ASSIGN(auto listener, open_listener(config, env));
     TRY_ASSIGN(auto metrics, Metrics::create_shared());
-    return Startup{std::move(config), std::move(popularity), listener, std::move(metrics)};
+    TRY_ASSIGN(auto jobs,
+               JobBoard::create_shared(JobLimits{config.max_builds, config.max_queued_builds}));
+    return Startup{std::move(config), std::move(popularity), listener, std::move(metrics),
+                   std::move(jobs)};
 }
 
 [[noreturn]] void worker_main(Startup& s) {
@@ -161,7 +166,15 @@ Result<Startup> start_up() {
                    {{"error", !storage ? storage.error().message : locks.error().message}});
         std::_Exit(1);
     }
-    const ProcessServices services{s.config, s.popularity, **storage, *locks, s.metrics};
+    // The job threads must leave SIGTERM to run_worker's sigwait.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    BuildRunner runner({s.config, s.popularity, **storage, *locks, s.metrics});
+    JobDispatcher dispatcher(s.jobs, runner);
+    const ProcessServices services{s.config, s.popularity, **storage, *locks, s.metrics, s.jobs};
     const auto code = run_worker(
         s.listener.fd, k_threads_per_worker,
         [&]() -> std::unique_ptr<RequestHandler> {
@@ -172,6 +185,7 @@ Result<Startup> start_up() {
             return std::move(*handler);
         },
         s.metrics);
+    dispatcher.stop(); // builds this process started run to their end
     std::_Exit(code);
 }
 
@@ -192,6 +206,7 @@ int serve_command() {
         return 1;
     }
     auto& s = *startup;
+    s.jobs.report_to(&s.metrics);
     log::info("serving", {{"socket", s.listener.path.empty() ? "systemd" : s.listener.path},
                           {"workers", s.config.workers},
                           {"source", s.config.describe_source()}});

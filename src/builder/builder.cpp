@@ -93,90 +93,101 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
 
 } // namespace
 
-Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std::string_view tag,
-                                                        ManifestFormat format) {
+Result<Builder::Resolved, RegistryError> Builder::resolve(const Image& image,
+                                                          std::string_view tag) {
+    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    return Resolved{image_key(source.revision, image), source.pinning};
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& image) {
     m_deadline =
         std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
-    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
-    const auto key = image_key(source.revision, image);
-    TRY_ASSIGN(auto hit, cached(key, source.pinning, unix_now()));
-
-    if (!hit) {
-        const auto remembered = m_s.cache.find_failure(key, unix_now());
-        if (!remembered) {
-            return unexpected(server_fault(remembered.error(), image.name));
-        }
-        if (*remembered) {
-            return unexpected(**remembered);
-        }
-        // Another thread or process may be building the same image; wait
-        // for it as long as nginx waits for us.
-        auto lock = m_s.locks.acquire("image:" + key, time_left());
-        if (!lock) {
-            return unexpected(server_fault(lock.error(), image.name));
-        }
-        if (!*lock) {
-            return unexpected(RegistryError{503,
-                                            "UNAVAILABLE",
-                                            "another build of \"" + image.name +
-                                                "\" is still running; retry later",
-                                            {}});
-        }
-        // Whoever held the lock may have finished this image, or failed it.
-        TRY_ASSIGN(hit, cached(key, source.pinning, unix_now()));
-        if (!hit) {
-            const auto again = m_s.cache.find_failure(key, unix_now());
-            if (again && *again) {
-                return unexpected(**again);
-            }
-            TRY_ASSIGN(const auto nix_source, m_s.source.prepare(source));
-            const auto started = precise_now();
-            auto id = m_s.cache.start_build(image.name, tag, key, started);
-            if (!id) {
-                return unexpected(server_fault(id.error(), image.name));
-            }
-            auto built = build(image, nix_source, *id);
-            const auto duration = precise_now() - started;
-            m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed,
-                                    duration);
-            if (built) {
-                m_s.metrics.count_layers(built->layers_built, built->layers_reused,
-                                         built->bytes_packed);
-            }
-            if (!built) {
-                const auto& err = built.error();
-                (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
-                (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
-                log::warn("build failed", {{"image", image.name},
-                                           {"tag", tag},
-                                           {"status", err.status},
-                                           {"duration", duration},
-                                           {"error", err.message}});
-                return unexpected(built.error());
-            }
-            (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused,
-                                         200, {});
-            auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
-            if (!recorded) {
-                return unexpected(server_fault(recorded.error(), image.name));
-            }
-            log::info("image built", {{"image", image.name},
-                                      {"tag", tag},
-                                      {"duration", duration},
-                                      {"layers_built", built->layers_built},
-                                      {"layers_reused", built->layers_reused}});
-            hit = std::move(built->image);
-        }
+    TRY_ASSIGN(auto hit, cached(image.key, image.pinning, unix_now()));
+    if (hit) {
+        return hit;
     }
+    const auto remembered = m_s.cache.find_failure(image.key, unix_now());
+    if (!remembered) {
+        return unexpected(server_fault(remembered.error(), image.key));
+    }
+    if (*remembered) {
+        return unexpected(**remembered);
+    }
+    return std::optional<ImageRecord>();
+}
 
-    (void)m_s.cache.record_tag(image.name, tag, unix_now());
-    const auto& record = *hit;
+ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
+                              std::string_view tag, ManifestFormat format) {
+    (void)m_s.cache.record_tag(image, tag, unix_now());
     if (format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
                               record.oci_digest};
     }
     return ServedManifest{record.docker_manifest, std::string(media_type::docker_manifest),
                           record.docker_digest};
+}
+
+JobOutcome Builder::build_job(const JobSpec& job) {
+    m_deadline =
+        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
+    const auto image = parse_image_name(job.image);
+    const auto& key = job.key;
+    const auto failed = [&](const RegistryError& err, double duration,
+                            std::optional<std::int64_t> id) {
+        if (id) {
+            (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
+        }
+        (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
+        log::warn("build failed", {{"image", job.image},
+                                   {"tag", job.tag},
+                                   {"status", err.status},
+                                   {"duration", duration},
+                                   {"error", err.message}});
+        return JobOutcome::failed;
+    };
+    // The source is resolved again: a job runs in another thread than the
+    // request that queued it. A revision that moved meanwhile builds the
+    // image under the key the request asked for, which is what it waits on.
+    auto source = m_s.source.resolve(job.tag);
+    if (!source) {
+        return failed(source.error(), 0, std::nullopt);
+    }
+    // Another instance sharing the storage, or a job that ended just before
+    // this one was queued, may have built it.
+    auto hit = cached(key, source->pinning, unix_now());
+    if (!hit) {
+        return failed(hit.error(), 0, std::nullopt);
+    }
+    if (*hit) {
+        return JobOutcome::succeeded;
+    }
+    auto nix_source = m_s.source.prepare(*source);
+    if (!nix_source) {
+        return failed(nix_source.error(), 0, std::nullopt);
+    }
+    const auto started = precise_now();
+    auto id = m_s.cache.start_build(job.image, job.tag, key, started);
+    if (!id) {
+        return failed(server_fault(id.error(), job.image), 0, std::nullopt);
+    }
+    auto built = build(image, *nix_source, *id);
+    const auto duration = precise_now() - started;
+    m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed, duration);
+    if (!built) {
+        return failed(built.error(), duration, *id);
+    }
+    m_s.metrics.count_layers(built->layers_built, built->layers_reused, built->bytes_packed);
+    (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
+    auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
+    if (!recorded) {
+        return failed(server_fault(recorded.error(), job.image), duration, std::nullopt);
+    }
+    log::info("image built", {{"image", job.image},
+                              {"tag", job.tag},
+                              {"duration", duration},
+                              {"layers_built", built->layers_built},
+                              {"layers_reused", built->layers_reused}});
+    return JobOutcome::succeeded;
 }
 
 std::chrono::milliseconds Builder::time_left() const {

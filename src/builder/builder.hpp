@@ -1,13 +1,16 @@
 // From an image name and tag to a manifest: resolve the source, reuse what
-// the cache knows, otherwise evaluate with Nix, realise, group the closure
-// into layers, pack the layers nobody packed before, and record it all.
+// the cache knows, otherwise (as a job, builder/jobs.hpp) evaluate with Nix,
+// realise, group the closure into layers, pack the layers nobody packed
+// before, and record it all.
 //
-// Concurrency: one build per image key and one packing per layer key at a
-// time across every thread and process of the instance (named locks); the
-// others wait and then find the result in the cache. Failures are remembered
-// briefly so a client's retry does not start the same failing build again.
+// Concurrency: one build per image key at a time across every thread and
+// process of the instance (the job board), one packing per layer key (named
+// locks); the others wait and then find the result in the cache. Failures
+// are remembered briefly so a client's retry does not start the same failing
+// build again.
 #pragma once
 
+#include "builder/jobs.hpp"
 #include "cache/build_cache.hpp"
 #include "config.hpp"
 #include "core/image.hpp"
@@ -59,10 +62,26 @@ class Builder {
 public:
     explicit Builder(BuildServices services) : m_s(services) {}
 
-    // The manifest for `image` at `tag`, building the image if needed.
-    // Errors are what the client should see.
-    Result<ServedManifest, RegistryError> manifest(const Image& image, std::string_view tag,
-                                                   ManifestFormat format);
+    // Which image `image` at `tag` is: its key, from the package source's
+    // revision for the tag.
+    struct Resolved {
+        std::string key;
+        Pinning pinning = Pinning::pinned;
+    };
+    Result<Resolved, RegistryError> resolve(const Image& image, std::string_view tag);
+
+    // The image if it was built (and is still fresh), nullopt if it needs a
+    // build; a build that failed recently is its error. Records the use (gc
+    // keeps what is used).
+    Result<std::optional<ImageRecord>, RegistryError> find(const Resolved& image);
+
+    // The manifest of a found image in `format`; records `tag` for tags/list.
+    ServedManifest serve(const ImageRecord& record, std::string_view image, std::string_view tag,
+                         ManifestFormat format);
+
+    // Builds the image `key` names (from `image` at `tag`) and records it, or
+    // remembers why it failed. Run as a job: nobody waits on the caller.
+    JobOutcome build_job(const JobSpec& job);
 
 private:
     struct Outcome {

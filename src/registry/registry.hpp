@@ -20,6 +20,7 @@ struct ProcessServices {
     StorageBackend& storage;
     const LockTable& locks;
     Metrics& metrics; // shared by every worker process
+    JobBoard& jobs;   // shared by every worker process
 };
 
 class RegistryHandler final : public RequestHandler {
@@ -34,6 +35,10 @@ private:
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);
+    // A manifest by tag whose image needs a build: answered later, when the
+    // build ends, or with early headers at NIXERY_HEADER_DEADLINE.
+    Response after_build(const Image& image, const std::string& tag, ManifestFormat format,
+                         const Builder::Resolved& resolved);
     // A blob or manifest by digest, from storage: a GET gets the location
     // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
     // size, type and digest from here, since the redirect target is
