@@ -91,19 +91,6 @@ Result<Listener> open_listener(const Config& config, const Environment& env) {
     return Listener{fd.release(), path};
 }
 
-Result<Popularity> load_popularity(const Config& config) {
-    if (config.popularity_url.empty()) {
-        return Popularity();
-    }
-    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
-    auto parsed = Popularity::parse(body);
-    if (!parsed) {
-        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
-                    "\": " + parsed.error().message);
-    }
-    return parsed;
-}
-
 Result<void> check_nix() {
     ProcessSpec spec;
     spec.argv = {"nix-instantiate", "--version"};
@@ -190,6 +177,19 @@ Result<Startup> start_up() {
 }
 
 } // namespace
+
+Result<Popularity> load_popularity(const Config& config) {
+    if (config.popularity_url.empty()) {
+        return Popularity();
+    }
+    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
+    auto parsed = Popularity::parse(body);
+    if (!parsed) {
+        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
+                    "\": " + parsed.error().message);
+    }
+    return parsed;
+}
 
 int serve_command() {
     // Signals are taken synchronously by the master loop below.

@@ -152,8 +152,18 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     if (!source) {
         return failed(source.error(), 0, std::nullopt);
     }
-    // Another instance sharing the storage, or a job that ended just before
-    // this one was queued, may have built it.
+    // One build per image across processes: the job board keeps a serving
+    // pool to one, this lock also `nixery prebuild` running beside it.
+    auto lock = m_s.locks.acquire("image:" + key, time_left());
+    if (!lock) {
+        return failed(server_fault(lock.error(), job.image), 0, std::nullopt);
+    }
+    if (!*lock) {
+        log::warn("another build of the image is still running", {{"image", job.image}});
+        return JobOutcome::lost; // its waiters are told to retry
+    }
+    // Another instance sharing the storage, another process, or a job that
+    // ended just before this one was queued, may have built it.
     auto hit = cached(key, source->pinning, unix_now());
     if (!hit) {
         return failed(hit.error(), 0, std::nullopt);

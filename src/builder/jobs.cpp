@@ -6,15 +6,17 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <linux/futex.h>
 #include <mutex>
 #include <new>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <thread>
-#include <time.h>
 #include <unistd.h>
 
 namespace nixery {
@@ -60,15 +62,30 @@ bool copy_text(char* to, std::size_t size, std::string_view from) {
     return true;
 }
 
+// Wakes everyone waiting for a change of the board, in any process.
+void notify(std::atomic<std::uint32_t>& changes) {
+    changes.fetch_add(1);
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&changes), FUTEX_WAKE, INT_MAX, nullptr,
+              nullptr, 0);
+}
+
 bool process_gone(pid_t pid) {
     return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 } // namespace
 
+using ChangeCount = std::atomic<std::uint32_t>;
+// A futex word: the kernel waits on its 32 bits.
+static_assert(sizeof(ChangeCount) == sizeof(std::uint32_t) && ChangeCount::is_always_lock_free);
+
 struct JobBoard::Shared {
     pthread_mutex_t mutex;
-    pthread_cond_t changed; // any slot changed state
+    // Counts changes of any slot; waiters sleep on it with futex(2). Not a
+    // process-shared condition variable: one whose waiter was killed blocks
+    // the next broadcast for good (glibc waits for every waiter of a group
+    // to wake up).
+    ChangeCount changes;
     JobLimits limits;
     int capacity;
     std::uint64_t next_id;
@@ -85,12 +102,21 @@ public:
     BoardLock(const BoardLock&) = delete;
     BoardLock& operator=(const BoardLock&) = delete;
 
-    // Waits on `cond` until `until` at the latest (or a signal).
-    void wait(pthread_cond_t& cond, JobBoard::Clock::time_point until) {
-        const auto t =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count();
-        timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
-        recover(pthread_cond_timedwait(&cond, &m_mutex, &ts));
+    // Lets go of the board until its change count moves or `until` passed
+    // (or a signal came), then takes it again.
+    void wait(ChangeCount& changes, JobBoard::Clock::time_point until) {
+        const auto seen = changes.load();
+        pthread_mutex_unlock(&m_mutex);
+        const auto left =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(until - JobBoard::Clock::now())
+                .count();
+        if (left > 0) {
+            timespec ts{static_cast<time_t>(left / 1'000'000'000),
+                        static_cast<long>(left % 1'000'000'000)};
+            ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&changes), FUTEX_WAIT, seen, &ts,
+                      nullptr, 0);
+        }
+        recover(pthread_mutex_lock(&m_mutex));
     }
 
 private:
@@ -125,12 +151,7 @@ Result<JobBoard> JobBoard::create_shared(JobLimits limits) {
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&s->mutex, &ma);
     pthread_mutexattr_destroy(&ma);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); // steady_clock's
-    pthread_cond_init(&s->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    new (&s->changes) ChangeCount(0);
     s->limits = limits;
     s->capacity = capacity;
     s->next_id = 1;
@@ -199,7 +220,7 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
     copy_text(slot.image, k_image_size, spec.image);
     copy_text(slot.tag, k_tag_size, spec.tag);
     publish();
-    pthread_cond_broadcast(&s.changed);
+    notify(s.changes);
     return std::optional<JobTicket>(JobTicket{static_cast<int>(free_slot - s.slots), slot.id});
 }
 
@@ -220,7 +241,7 @@ JobBoard::WaitResult JobBoard::wait(const JobTicket& ticket, Clock::time_point u
             if (now >= until) {
                 return {Waited::timed_out, JobOutcome::lost};
             }
-            lock.wait(s.changed, std::min(until, now + k_poll));
+            lock.wait(s.changes, std::min(until, now + k_poll));
             if (slot.state == SlotState::ended) {
                 return {Waited::ended, slot.outcome};
             }
@@ -255,7 +276,7 @@ void JobBoard::leave(const JobTicket& ticket, Leaving how) {
         }
     }
     publish();
-    pthread_cond_broadcast(&s.changed);
+    notify(s.changes);
 }
 
 std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point until) {
@@ -269,8 +290,8 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
         for (int i = 0; i < s.capacity; ++i) {
             auto& slot = s.slots[i];
             if (slot.state == SlotState::running && process_gone(slot.owner)) {
-                log::error("a build's worker process died; its waiters get an error",
-                           {{"image", std::string_view(slot.image)}});
+                log::warn("a build's worker process died; its waiters get an error",
+                          {{"image", std::string_view(slot.image)}});
                 slot.state = SlotState::ended;
                 slot.outcome = JobOutcome::lost;
                 slot.ended_at = now;
@@ -300,19 +321,19 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
                 m_metrics->observe_queue_wait(static_cast<double>(now - oldest->queued_at) / 1e9);
             }
             publish();
-            pthread_cond_broadcast(&s.changed);
+            notify(s.changes);
             return std::make_pair(JobTicket{static_cast<int>(oldest - s.slots), oldest->id},
                                   JobSpec{oldest->key, oldest->image, oldest->tag});
         }
         if (changed) {
             publish();
-            pthread_cond_broadcast(&s.changed);
+            notify(s.changes);
         }
         const auto t = Clock::now();
         if (t >= until) {
             return std::nullopt;
         }
-        lock.wait(s.changed, std::min(until, t + k_poll * 5));
+        lock.wait(s.changes, std::min(until, t + k_poll * 5));
     }
 }
 
@@ -327,7 +348,7 @@ void JobBoard::finish(const JobTicket& ticket, JobOutcome outcome) {
     slot.outcome = outcome;
     slot.ended_at = ns(Clock::now());
     publish();
-    pthread_cond_broadcast(&s.changed);
+    notify(s.changes);
 }
 
 JobBoard::Counts JobBoard::counts() const {
