@@ -1,10 +1,10 @@
-#include "prebuild_command.hpp"
+#include "cmd/prebuild.hpp"
 
 #include "builder/builder.hpp"
 #include "cache/db.hpp"
+#include "cmd/serve.hpp"
 #include "config.hpp"
 #include "core/reference.hpp"
-#include "serve.hpp"
 #include "util/files.hpp"
 #include "util/log.hpp"
 
