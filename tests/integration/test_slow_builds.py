@@ -10,7 +10,7 @@ import statistics
 import threading
 import time
 
-from harness import Instance, Response, TestCase
+from harness import NIXERY, Instance, Response, TestCase, run
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -180,3 +180,27 @@ class BuildQueueTest(TestCase):
                 for c in clients:
                     c.close()
             wait_for(lambda: inst.metric("nixery_builds_queued") == 0, 30, "the queue to empty")
+
+
+class PrebuildTest(TestCase):
+    def test_prebuilt_images_are_served_without_a_build(self):
+        with Instance(salt=fresh_salt()) as inst:
+            out = run([str(NIXERY), "prebuild", "pause.s1.v0/app-b", "app-c:latest"], env=inst.env).stdout.decode()
+            lines = out.splitlines()
+            self.assertEqual(len(lines), 2, out)
+            self.assertTrue(lines[0].startswith("ready pause.s1.v0/app-b:latest sha256:"), out)
+            digest = lines[0].split()[-1]
+            builds = inst.builds("pause.s1.v0/app-b")
+            self.assertEqual(len(builds), 1, builds)
+            r = inst.manifest("pause.s1.v0/app-b")
+            self.assertEqual(r.header("Docker-Content-Digest"), digest)
+            self.assertEqual(len(inst.builds("pause.s1.v0/app-b")), 1, "the pull built it again")
+            # Built already: said so, not built again.
+            again = run([str(NIXERY), "prebuild", "app-c"], env=inst.env).stdout.decode()
+            self.assertTrue(again.startswith("ready app-c:latest sha256:"), again)
+            self.assertEqual(len(inst.builds("app-c")), 1)
+            failed = run([str(NIXERY), "prebuild", "nosuchpackage"], env=inst.env, check=False)
+            self.assertEqual(failed.returncode, 1)
+            self.assertIn(b"nosuchpackage", failed.stdout)
+            bad = run([str(NIXERY), "prebuild", "Bad Name"], env=inst.env, check=False)
+            self.assertEqual(bad.returncode, 2)
