@@ -1,15 +1,15 @@
 #include "builder/builder.hpp"
 
+#include "builder/failure_memory.hpp"
+#include "builder/gc_roots.hpp"
+#include "builder/lookup.hpp"
+#include "builder/nix_errors.hpp"
 #include "builder/records.hpp"
+#include "builder/server_fault.hpp"
 #include "builder/usage.hpp"
 #include "core/cache_keys.hpp"
-#include "core/closure_graph.hpp"
 #include "core/layers.hpp"
-#include "pack/layer_writer.hpp"
-#include "pack/store_paths.hpp"
-#include "pack/top_layer.hpp"
 #include "util/log.hpp"
-#include "util/sha256.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -29,51 +29,6 @@ double precise_now() {
         .count();
 }
 
-// A fault of this server (disk, database, storage): logged with its cause,
-// reported without internals the client cannot act on.
-RegistryError server_fault(const Error& e, std::string_view image) {
-    log::error("build failed", {{"image", image}, {"error", e.message}});
-    return internal_error("building \"" + std::string(image) +
-                          "\" failed on the server: " + e.message);
-}
-
-std::string quoted_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + json_string(names[i]);
-    }
-    return out;
-}
-
-std::string json_list(const std::vector<std::string>& names) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        out += (i == 0 ? "" : ",") + json_string(names[i]);
-    }
-    return out + "]";
-}
-
-RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout) {
-    const std::string name(image);
-    switch (f.kind) {
-    case NixFailure::Kind::timed_out:
-        return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
-                                    ") ran longer than NIX_TIMEOUT (" +
-                                    std::to_string(timeout.count()) + " s)" +
-                                    (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
-                                    json_string(f.log_tail) + "}");
-    case NixFailure::Kind::failed:
-        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
-                                    ") said:\n" + f.log_tail,
-                                R"({"log":)" + json_string(f.log_tail) + "}");
-    case NixFailure::Kind::not_runnable:
-        log::error("cannot run nix", {{"error", f.log_tail}});
-        return internal_error("cannot run Nix on the server: " + f.log_tail);
-    }
-    return internal_error("unknown Nix failure");
-}
-
 int layer_count(const ImageRecord& image) {
     rapidjson::Document d;
     d.Parse(image.docker_manifest.c_str(), image.docker_manifest.size());
@@ -91,7 +46,28 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
     return out;
 }
 
+// Turns a routine failure of the server into the client's error.
+template <typename T> Result<T, RegistryError> or_fault(Result<T> result, std::string_view what) {
+    if (!result) {
+        return unexpected(server_fault(result.error(), what));
+    }
+    return std::move(*result);
+}
+
+Result<void, RegistryError> or_fault(Result<void> result, std::string_view what) {
+    if (!result) {
+        return unexpected(server_fault(result.error(), what));
+    }
+    return {};
+}
+
 } // namespace
+
+Builder::Builder(BuildServices services)
+    : m_s(services), m_deadline(std::chrono::steady_clock::now() +
+                                services.config.request_timeout() - std::chrono::minutes(1)) {}
+
+// --- requests ------------------------------------------------------------------
 
 Result<Builder::Resolved, RegistryError> Builder::resolve(const Image& image,
                                                           std::string_view tag) {
@@ -100,18 +76,14 @@ Result<Builder::Resolved, RegistryError> Builder::resolve(const Image& image,
 }
 
 Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& image) {
-    m_deadline =
-        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
-    TRY_ASSIGN(auto hit, cached(image.key, image.pinning, unix_now()));
+    TRY_ASSIGN(auto hit, use_evaluated(image.key, image.pinning));
     if (hit) {
         return hit;
     }
-    const auto remembered = m_s.cache.find_failure(image.key, unix_now());
-    if (!remembered) {
-        return unexpected(server_fault(remembered.error(), image.key));
-    }
-    if (*remembered) {
-        return unexpected(**remembered);
+    TRY_ASSIGN(const auto failure,
+               or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
+    if (failure) {
+        return unexpected(*failure);
     }
     return std::optional<ImageRecord>();
 }
@@ -127,22 +99,30 @@ ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
                           record.docker_digest};
 }
 
+// --- a build job -----------------------------------------------------------------
+
 JobOutcome Builder::build_job(const JobSpec& job) {
-    m_deadline =
-        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
     const auto image = parse_image_name(job.image);
     const auto& key = job.key;
-    const auto failed = [&](const RegistryError& err, double duration,
-                            std::optional<std::int64_t> id) {
+    const auto started = precise_now();
+    std::optional<std::int64_t> id;
+    // The one log line of a job that failed, and its failure remembered.
+    const auto failed = [&](const RegistryError& err) {
+        const auto duration = id ? precise_now() - started : 0.0;
         if (id) {
             (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
         }
-        (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
-        log::warn("build failed", {{"image", job.image},
-                                   {"tag", job.tag},
-                                   {"status", err.status},
-                                   {"duration", duration},
-                                   {"error", err.message}});
+        remember_failure(m_s.cache, key, err, unix_now());
+        const log::Fields fields{{"image", job.image},
+                                 {"tag", job.tag},
+                                 {"status", err.status},
+                                 {"duration", duration},
+                                 {"error", err.message}};
+        if (err.status >= 500) {
+            log::error("build failed", fields);
+        } else {
+            log::warn("build failed", fields);
+        }
         return JobOutcome::failed;
     };
     // The source is resolved again: a job runs in another thread than the
@@ -150,13 +130,13 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     // image under the key the request asked for, which is what it waits on.
     auto source = m_s.source.resolve(job.tag);
     if (!source) {
-        return failed(source.error(), 0, std::nullopt);
+        return failed(source.error());
     }
     // One build per image across processes: the job board keeps a serving
     // pool to one, this lock also `nixery prebuild` running beside it.
     auto lock = m_s.locks.acquire("image:" + key, time_left());
     if (!lock) {
-        return failed(server_fault(lock.error(), job.image), 0, std::nullopt);
+        return failed(server_fault(lock.error(), job.image));
     }
     if (!*lock) {
         log::warn("another build of the image is still running", {{"image", job.image}});
@@ -164,33 +144,32 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     }
     // Another instance sharing the storage, another process, or a job that
     // ended just before this one was queued, may have built it.
-    auto hit = cached(key, source->pinning, unix_now());
+    auto hit = use_evaluated(key, source->pinning);
     if (!hit) {
-        return failed(hit.error(), 0, std::nullopt);
+        return failed(hit.error());
     }
     if (*hit) {
         return JobOutcome::succeeded;
     }
     auto nix_source = m_s.source.prepare(*source);
     if (!nix_source) {
-        return failed(nix_source.error(), 0, std::nullopt);
+        return failed(nix_source.error());
     }
-    const auto started = precise_now();
-    auto id = m_s.cache.start_build(job.image, job.tag, key, started);
-    if (!id) {
-        return failed(server_fault(id.error(), job.image), 0, std::nullopt);
+    auto started_build = m_s.cache.start_build(job.image, job.tag, key, started);
+    if (!started_build) {
+        return failed(server_fault(started_build.error(), job.image));
     }
+    id = *started_build;
     auto built = build(image, *nix_source, *id);
     const auto duration = precise_now() - started;
     m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed, duration);
     if (!built) {
-        return failed(built.error(), duration, *id);
+        return failed(built.error());
     }
     m_s.metrics.count_layers(built->layers_built, built->layers_reused, built->bytes_packed);
     (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
-    auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
-    if (!recorded) {
-        return failed(server_fault(recorded.error(), job.image), duration, std::nullopt);
+    if (auto r = m_s.cache.record_evaluation(key, built->closure_key, unix_now()); !r) {
+        return failed(server_fault(r.error(), job.image));
     }
     log::info("image built", {{"image", job.image},
                               {"tag", job.tag},
@@ -200,134 +179,19 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     return JobOutcome::succeeded;
 }
 
-std::chrono::milliseconds Builder::time_left() const {
-    const auto left = m_deadline - std::chrono::steady_clock::now();
-    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
-                    std::chrono::milliseconds(0));
-}
-
-Result<NamedLock, RegistryError> Builder::hold_off_gc(std::string_view image) {
-    // gc holds the lock for a second or so at a time; waiting longer than
-    // this means something is wrong with it.
-    const auto wait = std::min(time_left(), std::chrono::milliseconds(std::chrono::minutes(5)));
-    auto lock = m_s.locks.acquire(k_gc_lock, wait, LockMode::shared);
-    if (!lock) {
-        return unexpected(server_fault(lock.error(), image));
-    }
-    if (!*lock) {
-        log::error("garbage collection held the cache too long", {{"image", image}});
-        return unexpected(RegistryError{
-            503, "UNAVAILABLE", "the registry is collecting garbage; retry shortly", {}});
-    }
-    return std::move(**lock);
-}
-
-Result<std::optional<ImageRecord>, RegistryError>
-Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
-    // The image found here must not be collected before its use is recorded.
-    TRY_ASSIGN(const auto holding, hold_off_gc(image_key));
-    auto evaluation = m_s.cache.find_evaluation(image_key);
-    if (!evaluation) {
-        return unexpected(server_fault(evaluation.error(), image_key));
-    }
-    if (!*evaluation) {
-        return std::optional<ImageRecord>();
-    }
-    const bool fresh = pinning == Pinning::pinned ||
-                       now - (*evaluation)->evaluated_at < m_s.config.source_ttl.count();
-    if (!fresh) {
-        return std::optional<ImageRecord>();
-    }
-    return use_image((*evaluation)->closure_key, now);
-}
-
-Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key,
-                                                                     std::int64_t now) {
-    TRY_ASSIGN(auto image, find_image(closure_key));
-    if (image &&
-        record_image_use(m_s.cache, m_s.storage, closure_key, *image, now) == SharedImage::gone) {
-        if (auto forgot = m_s.cache.forget_image(closure_key); !forgot) {
-            return unexpected(server_fault(forgot.error(), closure_key));
-        }
-        return std::optional<ImageRecord>();
-    }
-    return image;
-}
-
-Result<std::optional<ImageRecord>, RegistryError>
-Builder::find_image(std::string_view closure_key) {
-    auto local = m_s.cache.find_image(closure_key);
-    if (!local) {
-        return unexpected(server_fault(local.error(), closure_key));
-    }
-    if (*local) {
-        return std::move(*local);
-    }
-    // Another instance sharing the storage may have built it.
-    auto shared = m_s.storage.fetch(image_record_key(closure_key));
-    if (!shared) {
-        log::warn("reading shared image record failed", {{"error", shared.error().message}});
-        return std::optional<ImageRecord>();
-    }
-    if (!*shared) {
-        return std::optional<ImageRecord>();
-    }
-    auto record = decode_image_record(**shared);
-    if (!record) {
-        log::warn("ignoring malformed shared image record", {{"closure_key", closure_key}});
-        return std::optional<ImageRecord>();
-    }
-    auto stored = m_s.cache.record_image(closure_key, *record, unix_now());
-    if (!stored) {
-        return unexpected(server_fault(stored.error(), closure_key));
-    }
-    return std::optional<ImageRecord>(std::move(*record));
-}
-
 Result<Builder::Outcome, RegistryError>
 Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
-    const auto timeout = m_s.config.nix_timeout;
     const auto request = request_json({nix_source, image.arch, image.packages});
-    auto ev = m_s.nix.evaluate(request);
-    if (!ev) {
-        return unexpected(nix_error(ev.error(), image.name, timeout));
-    }
-    if (!ev->missing.empty()) {
-        const bool one = ev->missing.size() == 1;
-        return unexpected(manifest_unknown(
-            std::string(one ? "package " : "packages ") + quoted_list(ev->missing) +
-                (one ? " is" : " are") + " not in the package set (" +
-                m_s.config.describe_source() +
-                "); check the spelling of each path component of \"" + image.name + "\"",
-            R"({"missing":)" + json_list(ev->missing) + "}"));
-    }
-    if (!ev->not_packages.empty()) {
-        return unexpected(manifest_unknown(
-            quoted_list(ev->not_packages) + " in \"" + image.name +
-                "\" is an attribute of the package set but not a package (a derivation)",
-            R"({"notPackages":)" + json_list(ev->not_packages) + "}"));
-    }
-    if (!ev->refused.empty()) {
-        const auto& name = ev->refused.front();
-        const auto why = m_s.nix.explain(request_json({nix_source, image.arch, {name}}));
-        return unexpected(manifest_unknown(
-            "package " + quoted_list(ev->refused) +
-                " cannot be used: Nix refuses to evaluate it:\n" + why,
-            R"({"refused":)" + json_list(ev->refused) + R"(,"log":)" + json_string(why) + "}"));
-    }
-    if (image.arch == Arch::arm64 && !ev->system_applied) {
-        return unexpected(manifest_unknown(
-            "the package set takes no \"system\" argument, so it cannot build arm64 images"));
-    }
+    TRY_ASSIGN(const auto ev, evaluate(image, request, nix_source));
 
     Outcome out;
-    const bool bash = ev->has_attribute("bashInteractive");
-    const auto out_paths = ev->out_paths();
+    const bool bash = ev.has_attribute("bashInteractive");
+    const auto out_paths = ev.out_paths();
     out.closure_key =
         closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
     {
-        TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-        TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
+        TRY_ASSIGN(const auto holding, hold_off_gc());
+        TRY_ASSIGN(auto existing, use_image(out.closure_key));
         if (existing) {
             // Same outputs as an image already built: nothing to build or pack.
             out.layers_reused = layer_count(*existing);
@@ -336,41 +200,130 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         }
     }
 
-    const auto gcroot = m_s.config.state_dir / "gcroots" / std::to_string(build_id);
-    if (auto made = make_dirs(gcroot); !made) {
-        return unexpected(server_fault(made.error(), image.name));
-    }
-    struct RemoveRoots {
-        std::filesystem::path dir;
-        ~RemoveRoots() {
-            std::error_code ec;
-            std::filesystem::remove_all(dir, ec);
-        }
-    } remove_roots{gcroot};
+    TRY_ASSIGN(const auto graph, realise(image, request, out_paths, build_id));
 
-    if (auto built = m_s.nix.realise(request, gcroot / "result"); !built) {
-        return unexpected(nix_error(built.error(), image.name, timeout));
+    // From the first layer looked up to the image recorded: see k_gc_lock.
+    TRY_ASSIGN(const auto holding, hold_off_gc());
+    std::vector<LayerDescriptor> layers;
+    for (const auto& layer : group_layers(graph, m_s.popularity, k_default_budget)) {
+        TRY_ASSIGN(auto d, ensure_layer(layer.paths, LayerKind::store_paths, out));
+        layers.push_back(std::move(d));
+    }
+    TRY_ASSIGN(auto top, ensure_layer(out_paths, LayerKind::top, out));
+    layers.push_back(std::move(top));
+    TRY(record_image(image, bash, layers, out));
+    return out;
+}
+
+Result<Evaluation, RegistryError> Builder::evaluate(const Image& image, const std::string& request,
+                                                    const std::string& nix_source) {
+    auto ev = m_s.nix.evaluate(request);
+    if (!ev) {
+        return unexpected(nix_error(ev.error(), image.name, m_s.config.nix_timeout));
+    }
+    const auto explain = [&](const std::string& package) {
+        return m_s.nix.explain(request_json({nix_source, image.arch, {package}}));
+    };
+    if (auto why = evaluation_error(*ev, image, m_s.config.describe_source(), explain)) {
+        return unexpected(std::move(*why));
+    }
+    return std::move(*ev);
+}
+
+Result<ClosureGraph, RegistryError> Builder::realise(const Image& image, const std::string& request,
+                                                     const std::vector<std::string>& out_paths,
+                                                     std::int64_t build_id) {
+    TRY_ASSIGN(const auto roots,
+               or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
+    if (auto built = m_s.nix.realise(request, roots.link()); !built) {
+        return unexpected(nix_error(built.error(), image.name, m_s.config.nix_timeout));
     }
     auto graph = m_s.nix.closure(out_paths);
     if (!graph) {
-        return unexpected(nix_error(graph.error(), image.name, timeout));
+        return unexpected(nix_error(graph.error(), image.name, m_s.config.nix_timeout));
     }
+    return std::move(*graph);
+}
 
-    // From the first layer looked up to the image recorded: see k_gc_lock.
-    TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-    std::vector<LayerDescriptor> descriptors;
-    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_budget)) {
-        TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
-        descriptors.push_back(std::move(d));
+Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
+                                                             LayerKind kind, Outcome& outcome) {
+    const bool top = kind == LayerKind::top;
+    const auto key = top ? top_layer_key(paths) : layer_key(paths);
+    const auto what = "layer " + key;
+    LayerDescriptor descriptor;
+    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
+    const auto use = [&](const LayerRecord& r) {
+        descriptor.digest = r.digest;
+        descriptor.diff_id = r.diff_id;
+        descriptor.size = r.size;
+        return descriptor;
+    };
+
+    TRY_ASSIGN(auto found, or_fault(reusable_layer(key), what));
+    if (!found) {
+        // Another build may be packing the same layer: wait as long as
+        // nginx waits for us, then say so rather than let nginx time out.
+        TRY_ASSIGN(const auto lock, or_fault(m_s.locks.acquire("layer:" + key, time_left()), what));
+        if (!lock) {
+            return unexpected(
+                RegistryError{503,
+                              "UNAVAILABLE",
+                              "another build is still packing a layer of this image; retry later",
+                              {}});
+        }
+        TRY_ASSIGN(found, or_fault(reusable_layer(key), what));
+        if (!found) {
+            const auto started = precise_now();
+            TRY_ASSIGN(
+                const auto packed,
+                or_fault(pack_layer(m_s.storage, m_s.cache, key, paths, kind, unix_now()), what));
+            log::info("layer packed", {{"digest", packed.digest},
+                                       {"size", packed.size},
+                                       {"paths", paths.size()},
+                                       {"duration", precise_now() - started}});
+            ++outcome.layers_built;
+            outcome.bytes_packed += packed.size;
+            return use(packed);
+        }
     }
-    TRY_ASSIGN(auto top, ensure_layer(out_paths, true, out));
-    descriptors.push_back(std::move(top));
+    ++outcome.layers_reused;
+    return use(*found);
+}
 
-    const auto config = config_json(ImageConfig{image.arch, descriptors, bash});
-    TRY_ASSIGN(out.image.config_digest, store_document(config, media_type::docker_config));
+Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& key) {
+    TRY_ASSIGN(auto found, find_layer(m_s.cache, m_s.storage, key));
+    if (!found) {
+        return std::optional<LayerRecord>();
+    }
+    const auto& record = found->record;
+    // Rewritten before the blob is checked, so its time tells gc on an
+    // instance sharing the storage that the layer is in use again, old as
+    // it may be: gc there keeps a layer whose record is young, and looks
+    // again right before deleting (gc/collector.hpp).
+    TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record), "application/json"));
+    TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record.digest.substr(7))));
+    if (!stored) {
+        return std::optional<LayerRecord>();
+    }
+    if (found->origin == Origin::shared) {
+        TRY(m_s.cache.record_blob({record.digest, record.size, std::string(media_type::layer_blob)},
+                                  unix_now()));
+        TRY(m_s.cache.record_layer(key, record, unix_now()));
+    }
+    return std::optional<LayerRecord>(record);
+}
+
+Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
+                                                  const std::vector<LayerDescriptor>& layers,
+                                                  Outcome& out) {
+    const auto store = [&](std::string_view data, std::string_view type) {
+        return or_fault(store_document(m_s.storage, m_s.cache, data, type, unix_now()), image.name);
+    };
+    const auto config = config_json(ImageConfig{image.arch, layers, bash});
+    TRY_ASSIGN(out.image.config_digest, store(config, media_type::docker_config));
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        auto body = manifest_json(format, out.image.config_digest, config.size(), descriptors);
-        TRY_ASSIGN(auto digest, store_document(body, manifest_media_type(format)));
+        auto body = manifest_json(format, out.image.config_digest, config.size(), layers);
+        TRY_ASSIGN(auto digest, store(body, manifest_media_type(format)));
         if (format == ManifestFormat::docker) {
             out.image.docker_manifest = std::move(body);
             out.image.docker_digest = std::move(digest);
@@ -379,150 +332,63 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
             out.image.oci_digest = std::move(digest);
         }
     }
-    for (const auto& d : descriptors) {
+    for (const auto& d : layers) {
         out.image.blobs.push_back(d.digest);
     }
     out.image.blobs.push_back(out.image.config_digest);
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
-    if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
-        return unexpected(server_fault(r.error(), image.name));
-    }
-    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image),
-                                 "application/json");
-        !r) {
-        return unexpected(server_fault(r.error(), image.name));
-    }
-    return out;
+    TRY(or_fault(m_s.cache.record_image(out.closure_key, out.image, unix_now()), image.name));
+    return or_fault(m_s.storage.put(image_record_key(out.closure_key),
+                                    encode_image_record(out.image), "application/json"),
+                    image.name);
 }
 
-Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
-                                                             bool top, Outcome& outcome) {
-    const auto key = top ? top_layer_key(paths) : layer_key(paths);
-    LayerDescriptor descriptor;
-    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
+// --- cache hits and uses ------------------------------------------------------------
 
-    // Known here, or to another instance sharing the storage, and still stored?
-    const auto lookup = [&]() -> Result<std::optional<LayerRecord>> {
-        TRY_ASSIGN(auto local, m_s.cache.find_layer(key));
-        std::optional<LayerRecord> record = std::move(local);
-        bool shared = false;
-        if (!record) {
-            TRY_ASSIGN(auto blob, m_s.storage.fetch(layer_record_key(key)));
-            if (blob) {
-                record = decode_layer_record(*blob);
-                shared = record.has_value();
-            }
-        }
-        if (!record) {
-            return std::optional<LayerRecord>();
-        }
-        // Rewritten before the blob is checked, so its time tells gc on an
-        // instance sharing the storage that the layer is in use again, old
-        // as it may be: gc there keeps a layer whose record is young, and
-        // looks again right before deleting (gc/collector.hpp).
-        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(*record),
-                            "application/json"));
-        TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record->digest.substr(7))));
-        if (!stored) {
-            return std::optional<LayerRecord>();
-        }
-        if (shared) {
-            TRY(m_s.cache.record_blob(
-                {record->digest, record->size, std::string(media_type::layer_blob)}, unix_now()));
-            TRY(m_s.cache.record_layer(key, *record, unix_now()));
-        }
-        return record;
-    };
-    const auto reuse = [&](const LayerRecord& r) {
-        descriptor.digest = r.digest;
-        descriptor.diff_id = r.diff_id;
-        descriptor.size = r.size;
-        ++outcome.layers_reused;
-        return descriptor;
-    };
-
-    auto found = lookup();
-    if (!found) {
-        return unexpected(server_fault(found.error(), "layer " + key));
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_evaluated(std::string_view image_key,
+                                                                         Pinning pinning) {
+    // The image found here must not be collected before its use is recorded.
+    TRY_ASSIGN(const auto holding, hold_off_gc());
+    TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image_key), image_key));
+    if (!evaluation) {
+        return std::optional<ImageRecord>();
     }
-    if (*found) {
-        return reuse(**found);
+    const bool fresh = pinning == Pinning::pinned ||
+                       unix_now() - evaluation->evaluated_at < m_s.config.source_ttl.count();
+    if (!fresh) {
+        return std::optional<ImageRecord>();
     }
-    // Another build may be packing the same layer: wait as long as nginx
-    // waits for us, then say so rather than let nginx time out.
-    auto lock = m_s.locks.acquire("layer:" + key, time_left());
-    if (!lock) {
-        return unexpected(server_fault(lock.error(), "layer " + key));
-    }
-    if (!*lock) {
-        return unexpected(
-            RegistryError{503,
-                          "UNAVAILABLE",
-                          "another build is still packing a layer of this image; retry later",
-                          {}});
-    }
-    found = lookup();
-    if (!found) {
-        return unexpected(server_fault(found.error(), "layer " + key));
-    }
-    if (*found) {
-        return reuse(**found);
-    }
-
-    const auto pack = [&]() -> Result<LayerRecord> {
-        TRY_ASSIGN(auto staged, StagingFile::create(m_s.storage.staging_dir()));
-        TRY_ASSIGN(auto writer, LayerWriter::open(staged.fd(), staged.path()));
-        if (top) {
-            TRY_ASSIGN(const auto plan, plan_top_layer(paths));
-            TRY(add_top_layer(*writer, plan));
-        } else {
-            TRY(add_store_paths(*writer, paths));
-        }
-        TRY_ASSIGN(const auto packed, writer->finish());
-        TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7)),
-                                media_type::layer_blob));
-        const LayerRecord record{packed.digest, packed.diff_id, packed.size};
-        TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)},
-                                  unix_now()));
-        TRY(m_s.cache.record_layer(key, record, unix_now()));
-        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record),
-                            "application/json"));
-        return record;
-    };
-    const auto started = precise_now();
-    auto packed = pack();
-    if (!packed) {
-        return unexpected(server_fault(packed.error(), "layer " + key));
-    }
-    log::info("layer packed", {{"digest", packed->digest},
-                               {"size", packed->size},
-                               {"paths", paths.size()},
-                               {"duration", precise_now() - started}});
-    descriptor.digest = packed->digest;
-    descriptor.diff_id = packed->diff_id;
-    descriptor.size = packed->size;
-    ++outcome.layers_built;
-    outcome.bytes_packed += packed->size;
-    return descriptor;
+    return use_image(evaluation->closure_key);
 }
 
-Result<std::string, RegistryError> Builder::store_document(std::string_view data,
-                                                           std::string_view media_type) {
-    const auto digest = sha256_digest(data);
-    const auto store = [&]() -> Result<void> {
-        const auto key = blob_key(digest.substr(7));
-        TRY_ASSIGN(const bool stored, m_s.storage.exists(key));
-        if (!stored) {
-            TRY(m_s.storage.put(key, data, media_type));
-        }
-        return m_s.cache.record_blob({digest, data.size(), std::string(media_type)}, unix_now());
-    };
-    if (auto r = store(); !r) {
-        return unexpected(server_fault(r.error(), "document " + digest));
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key) {
+    TRY_ASSIGN(auto found, or_fault(find_image(m_s.cache, m_s.storage, closure_key), closure_key));
+    if (!found) {
+        return std::optional<ImageRecord>();
     }
-    return digest;
+    const auto now = unix_now();
+    if (found->origin == Origin::shared) {
+        // Built by another instance sharing the storage: known here from now.
+        TRY(or_fault(m_s.cache.record_image(closure_key, found->record, now), closure_key));
+    }
+    if (record_image_use(m_s.cache, m_s.storage, closure_key, found->record, now) ==
+        SharedImage::gone) {
+        TRY(or_fault(m_s.cache.forget_image(closure_key), closure_key));
+        return std::optional<ImageRecord>();
+    }
+    return std::optional<ImageRecord>(std::move(found->record));
+}
+
+Result<NamedLock, RegistryError> Builder::hold_off_gc() const {
+    return nixery::hold_off_gc(m_s.locks, time_left());
+}
+
+std::chrono::milliseconds Builder::time_left() const {
+    const auto left = m_deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                    std::chrono::milliseconds(0));
 }
 
 } // namespace nixery

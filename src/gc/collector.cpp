@@ -1,6 +1,6 @@
 #include "gc/collector.hpp"
 
-#include "builder/builder.hpp"
+#include "builder/gc_lock.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
 #include "cache/build_cache.hpp"

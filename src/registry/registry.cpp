@@ -47,6 +47,10 @@ Response error_response(const RegistryError& error) {
     r.body = error_json(error);
     r.header("Content-Type", "application/json");
     r.log_fields.emplace_back("error", error.code);
+    if (error.status >= 500) {
+        // The server's fault: its cause goes in the request's one log line.
+        r.log_fields.emplace_back("error_message", error.message);
+    }
     if (error.status == 405) {
         r.header("Allow", "GET, HEAD");
     }
@@ -146,9 +150,6 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     auto& jobs = m_services.jobs;
     const auto joined = jobs.join({resolved.key, image.name, tag});
     if (!joined || !*joined) {
-        if (!joined) {
-            log::error("queueing a build failed", {{"error", joined.error().message}});
-        }
         auto r = error_response(
             !joined ? internal_error("queueing the build of \"" + image.name + "\" failed")
                     : RegistryError{429,
@@ -159,6 +160,9 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
                                     {}});
         r.log_fields.emplace_back("image", image.name);
         r.log_fields.emplace_back("tag", tag);
+        if (!joined) {
+            r.log_fields.emplace_back("cause", joined.error().message);
+        }
         return r;
     }
     const auto ticket = **joined;
@@ -175,7 +179,7 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
         const auto answer = [&]() -> Result<ServedManifest, RegistryError> {
             auto db = Db::open(config.database(), config.data.sql_dir);
             if (!db) {
-                log::error("opening the database failed", {{"error", db.error().message}});
+                w.log_fields.emplace_back("cause", db.error().message);
                 return unexpected(internal_error("reading the built image failed"));
             }
             BuildCache cache(std::move(*db));
