@@ -8,8 +8,9 @@
 
 namespace nixery {
 
-// What every job of a worker process shares (owned by the process).
-struct BuildRunnerServices {
+// What every thread and job of a worker process shares (owned by the
+// process).
+struct PoolServices {
     const Config& config;
     const Popularity& popularity;
     StorageBackend& storage;
@@ -19,13 +20,13 @@ struct BuildRunnerServices {
 
 class BuildRunner final : public JobRunner {
 public:
-    explicit BuildRunner(BuildRunnerServices services) : m_s(services) {}
+    explicit BuildRunner(PoolServices services) : m_s(services) {}
     // Succeeded: the image is recorded; failed: the failure is remembered
     // (or, if the database cannot be opened, logged).
     JobOutcome run(const JobSpec& job) override;
 
 private:
-    BuildRunnerServices m_s;
+    PoolServices m_s;
 };
 
 } // namespace nixery

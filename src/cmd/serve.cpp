@@ -157,7 +157,7 @@ Result<Startup> start_up() {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     BuildRunner runner({s.config, s.popularity, **storage, *locks, s.metrics});
     JobDispatcher dispatcher(s.jobs, runner);
-    const ProcessServices services{s.config, s.popularity, **storage, *locks, s.metrics, s.jobs};
+    const ProcessServices services{{s.config, s.popularity, **storage, *locks, s.metrics}, s.jobs};
     const auto code = run_worker(
         s.listener.fd, k_threads_per_worker,
         [&]() -> std::unique_ptr<RequestHandler> {

@@ -5,6 +5,7 @@
 // (/metrics). One instance per worker thread.
 #pragma once
 
+#include "builder/build_runner.hpp"
 #include "builder/builder.hpp"
 #include "fcgi/worker.hpp"
 #include "metrics/metrics.hpp"
@@ -14,13 +15,8 @@
 namespace nixery {
 
 // What every thread of a worker process shares (owned by the process).
-struct ProcessServices {
-    const Config& config;
-    const Popularity& popularity;
-    StorageBackend& storage;
-    const LockTable& locks;
-    Metrics& metrics; // shared by every worker process
-    JobBoard& jobs;   // shared by every worker process
+struct ProcessServices : PoolServices {
+    JobBoard& jobs; // shared by every worker process
 };
 
 class RegistryHandler final : public RequestHandler {
