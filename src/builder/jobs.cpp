@@ -199,15 +199,20 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
         return std::optional<JobTicket>(JobTicket{static_cast<int>(slot - s.slots), slot->id});
     }
     int queued = 0;
+    int running = 0;
     Slot* free_slot = nullptr;
     for (int i = 0; i < s.capacity; ++i) {
         auto& slot = s.slots[i];
         queued += slot.state == SlotState::queued ? 1 : 0;
+        running += slot.state == SlotState::running ? 1 : 0;
         if (slot.state == SlotState::free && free_slot == nullptr) {
             free_slot = &slot;
         }
     }
-    if (queued >= s.limits.max_queued || free_slot == nullptr) {
+    // Queued jobs that free slots will start at once do not count against
+    // max_queued.
+    const int starting = std::max(0, s.limits.max_running - running);
+    if (queued >= s.limits.max_queued + starting || free_slot == nullptr) {
         return std::optional<JobTicket>();
     }
     auto& slot = *free_slot;

@@ -103,16 +103,26 @@ TEST_CASE("JobBoard::join") {
         CHECK(claim_now(b) == std::nullopt); // nothing else queued
     }
     SUBCASE("past max_queued, a new job is refused; joining a queued one is not") {
-        auto b = board(1, 2);
-        join(b, "a");
+        auto b = board(1, 1);
+        join(b, "a"); // starts as soon as it is claimed
         join(b, "b");
         auto refused = b.join(spec("c"));
         REQUIRE(refused);
         CHECK_FALSE(*refused);
-        CHECK(b.join(spec("a")).value().has_value());
-        // A job that starts leaves the queue, making room.
-        claim(b, "a");
+        CHECK(b.join(spec("b")).value().has_value());
+        const auto a = claim(b, "a");
+        CHECK_FALSE(b.join(spec("c")).value().has_value());
+        // A job that ends makes room.
+        b.finish(a, JobOutcome::succeeded);
         CHECK(b.join(spec("c")).value().has_value());
+    }
+    SUBCASE("jobs that start at once do not count as queued") {
+        auto b = board(2, 0);
+        join(b, "a");
+        join(b, "b");
+        CHECK_FALSE(b.join(spec("c")).value().has_value());
+        claim(b, "a");
+        CHECK_FALSE(b.join(spec("c")).value().has_value());
     }
     SUBCASE("a name too long for the board is an error") {
         auto b = board(1, 1);
