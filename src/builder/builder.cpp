@@ -118,7 +118,7 @@ JobOutcome Builder::build_job(const JobSpec& job) {
                                  {"status", err.status},
                                  {"duration", duration},
                                  {"error", err.message}};
-        if (err.status >= 500) {
+        if (err.status >= 500 && err.status != 503) { // 503: retry later, not a fault
             log::error("build failed", fields);
         } else {
             log::warn("build failed", fields);
