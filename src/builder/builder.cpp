@@ -1,7 +1,6 @@
 #include "builder/builder.hpp"
 
 #include "builder/failure_memory.hpp"
-#include "builder/gc_roots.hpp"
 #include "builder/lookup.hpp"
 #include "builder/nix_errors.hpp"
 #include "builder/records.hpp"
@@ -79,6 +78,22 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& 
     TRY_ASSIGN(auto hit, use_evaluated(image.key, image.pinning));
     if (hit) {
         return hit;
+    }
+    TRY_ASSIGN(const auto failure,
+               or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
+    if (failure) {
+        return unexpected(*failure);
+    }
+    return std::optional<ImageRecord>();
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::built(const Resolved& image) {
+    TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image.key), image.key));
+    if (evaluation) {
+        TRY_ASSIGN(auto found, or_fault(m_s.cache.find_image(evaluation->closure_key), image.key));
+        if (found) {
+            return found;
+        }
     }
     TRY_ASSIGN(const auto failure,
                or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
@@ -200,7 +215,9 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         }
     }
 
-    TRY_ASSIGN(const auto graph, realise(image, request, out_paths, build_id));
+    TRY_ASSIGN(const auto roots,
+               or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
+    TRY_ASSIGN(const auto graph, realise(image, request, out_paths, roots));
 
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc());
@@ -232,9 +249,7 @@ Result<Evaluation, RegistryError> Builder::evaluate(const Image& image, const st
 
 Result<ClosureGraph, RegistryError> Builder::realise(const Image& image, const std::string& request,
                                                      const std::vector<std::string>& out_paths,
-                                                     std::int64_t build_id) {
-    TRY_ASSIGN(const auto roots,
-               or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
+                                                     const GcRoots& roots) {
     if (auto built = m_s.nix.realise(request, roots.link()); !built) {
         return unexpected(nix_error(built.error(), image.name, m_s.config.nix_timeout));
     }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "builder/gc_lock.hpp"
+#include "builder/gc_roots.hpp"
 #include "builder/jobs.hpp"
 #include "builder/packing.hpp"
 #include "cache/build_cache.hpp"
@@ -70,6 +71,11 @@ public:
     // keeps what is used).
     Result<std::optional<ImageRecord>, RegistryError> find(const Resolved& image);
 
+    // The image a job has just built for `image` (or its error, remembered),
+    // whatever NIXERY_SOURCE_TTL says; nullopt if there is neither. Reads
+    // only: the build recorded the image's use.
+    Result<std::optional<ImageRecord>, RegistryError> built(const Resolved& image);
+
     // The manifest of a found image in `format`; records `tag` for tags/list.
     ServedManifest serve(const ImageRecord& record, std::string_view image, std::string_view tag,
                          ManifestFormat format);
@@ -95,9 +101,11 @@ private:
                                          std::int64_t build_id);
     Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request,
                                                const std::string& nix_source);
+    // Realises the outputs, linked from `roots` (which must live until the
+    // image is recorded: packing reads them), and returns their closure.
     Result<ClosureGraph, RegistryError> realise(const Image& image, const std::string& request,
                                                 const std::vector<std::string>& out_paths,
-                                                std::int64_t build_id);
+                                                const GcRoots& roots);
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
                                                         LayerKind kind, Outcome& outcome);
     // A layer packed before (here or by an instance sharing the storage)

@@ -187,9 +187,7 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             const auto source = make_source(config, nix);
             Builder builder({config, services.popularity, *source, services.storage, cache,
                              services.locks, nix, services.metrics});
-            // Fresh for this request, whatever NIXERY_SOURCE_TTL says: it
-            // was evaluated after the request came.
-            TRY_ASSIGN(auto found, builder.find({resolved.key, Pinning::pinned}));
+            TRY_ASSIGN(auto found, builder.built(resolved));
             if (!found) {
                 return unexpected(RegistryError{503,
                                                 "UNAVAILABLE",
