@@ -203,7 +203,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     const bool bash = ev.has_attribute("bashInteractive");
     const auto out_paths = ev.out_paths();
     out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
+        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc());
         TRY_ASSIGN(auto existing, use_image(out.closure_key));
@@ -222,7 +222,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc());
     std::vector<LayerDescriptor> layers;
-    for (const auto& layer : group_layers(graph, m_s.popularity, k_default_budget)) {
+    for (const auto& layer : group_layers(graph, m_s.popularity, k_default_layer_budget)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, LayerKind::store_paths, out));
         layers.push_back(std::move(d));
     }

@@ -36,6 +36,9 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     log::Fields log_fields; // added to the request's log line
+    // The route's label in the request metrics ("manifest", "blob"…), which
+    // the handler knows and the transport does not; static storage.
+    std::string_view route;
     // Set when the answer needs a long wait (for a build): the worker hands
     // the request's connection to a thread of its own and runs this there,
     // and the thread that accepted it goes back to accepting, so waits never

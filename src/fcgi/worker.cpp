@@ -1,6 +1,5 @@
 #include "fcgi/worker.hpp"
 
-#include "core/routes.hpp"
 #include "util/log.hpp"
 
 #include <atomic>
@@ -57,14 +56,6 @@ Request read_request(const FCGX_Request& raw) {
 void finish(FCGX_Request& raw) {
     FCGX_Finish_r(&raw);
     FCGX_Free(&raw, 1);
-}
-
-Response json_error(const RegistryError& err) {
-    Response r;
-    r.status = err.status;
-    r.body = error_json(err);
-    r.header("Content-Type", "application/json");
-    return r;
 }
 
 std::string status_line(int status) {
@@ -138,8 +129,10 @@ void log_request(const Request& request, int status, std::chrono::steady_clock::
 // Runs `later` on a thread of its own with the accepted request `raw`,
 // which it finishes and frees.
 void answer_later(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
-                  Metrics& metrics, std::chrono::steady_clock::time_point started) {
-    std::thread([raw, request = std::move(request), later = std::move(later), &metrics, started] {
+                  std::string_view route, Metrics& metrics,
+                  std::chrono::steady_clock::time_point started) {
+    std::thread([raw, request = std::move(request), later = std::move(later), route, &metrics,
+                 started] {
         FcgiWriter writer(*raw, request.method == "HEAD");
         try {
             later(writer);
@@ -147,7 +140,7 @@ void answer_later(FCGX_Request* raw, Request request, std::function<void(Respons
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
             writer.abort();
         }
-        metrics.count_request(parse_route(request.path).kind, writer.status);
+        metrics.count_request(route, writer.status);
         finish(*raw);
         delete raw;
         log_request(request, writer.status, started, writer.log_fields);
@@ -193,25 +186,24 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             response = handler->handle(request);
         } catch (const std::exception& e) {
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
-            response = json_error(internal_error("the server failed to answer this request"));
+            response = handler->failed(request);
         }
         if (response.later && g_later.fetch_add(1) < k_max_later) {
             // The connection moves to the answering thread; this one
             // accepts with a fresh request.
-            answer_later(held, request, std::move(response.later), metrics, started);
+            answer_later(held, request, std::move(response.later), response.route, metrics,
+                         started);
             held = new FCGX_Request;
             FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
             continue;
         }
         if (response.later) {
             g_later.fetch_sub(1);
-            response = json_error(
-                {429, "TOOMANYREQUESTS", "too many requests wait for builds; retry later", {}});
-            response.header("Retry-After", "10");
+            response = handler->busy(request);
         }
         // Counted before the client can see the answer, so a scrape that
         // follows a response always includes it.
-        metrics.count_request(parse_route(request.path).kind, response.status);
+        metrics.count_request(response.route, response.status);
         const auto bytes = serialize_response(response, request.method == "HEAD");
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         finish(raw);

@@ -6,6 +6,8 @@
 using namespace nixery;
 using testutil::TempDir;
 
+TEST_SUITE_BEGIN("builder");
+
 TEST_CASE("failure memory") {
     TempDir dir;
     auto db = Db::open(dir / "cache.sqlite", "sql");
@@ -28,3 +30,5 @@ TEST_CASE("failure memory") {
         CHECK_FALSE(*remembered_failure(cache, "img", now + k_failure_memory.count()));
     }
 }
+
+TEST_SUITE_END();

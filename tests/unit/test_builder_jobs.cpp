@@ -9,6 +9,8 @@
 
 using namespace nixery;
 
+TEST_SUITE_BEGIN("builder");
+
 namespace {
 
 using Clock = JobBoard::Clock;
@@ -292,3 +294,5 @@ TEST_CASE("JobDispatcher") {
     }
     dispatcher.stop();
 }
+
+TEST_SUITE_END();
