@@ -166,16 +166,19 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     if (*hit) {
         return JobOutcome::succeeded;
     }
-    auto nix_source = m_s.source.prepare(*source);
-    if (!nix_source) {
-        return failed(nix_source.error());
+    auto prepared = m_s.source.prepare(*source);
+    if (!prepared) {
+        return failed(prepared.error());
+    }
+    if (job.tag == "latest") {
+        record_current_source(m_s.config, prepared->provenance);
     }
     auto started_build = m_s.cache.start_build(job.image, job.tag, key, started);
     if (!started_build) {
         return failed(server_fault(started_build.error(), job.image));
     }
     id = *started_build;
-    auto built = build(image, *nix_source, *id);
+    auto built = build(image, *prepared, *id);
     const auto duration = precise_now() - started;
     m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed, duration);
     if (!built) {
@@ -195,15 +198,22 @@ JobOutcome Builder::build_job(const JobSpec& job) {
 }
 
 Result<Builder::Outcome, RegistryError>
-Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
+Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
+    const auto& nix_source = prepared.nix_source;
     const auto request = request_json({nix_source, image.arch, image.packages});
     TRY_ASSIGN(const auto ev, evaluate(image, request, nix_source));
 
     Outcome out;
     const bool bash = ev.has_attribute("bashInteractive");
     const auto out_paths = ev.out_paths();
-    out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget);
+    ImageProvenance provenance{canonical_image_name(image), {}, prepared.provenance};
+    for (const auto* list : {&ev.packages, &ev.implicit}) {
+        for (const auto& p : *list) {
+            provenance.packages.emplace_back(p.name, p.out_path);
+        }
+    }
+    out.closure_key = closure_key(out_paths, image.arch, bash, m_s.popularity.digest(),
+                                  k_default_layer_budget, provenance_digest(provenance));
     {
         TRY_ASSIGN(const auto holding, hold_off_gc());
         TRY_ASSIGN(auto existing, use_image(out.closure_key));
@@ -222,13 +232,16 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc());
     std::vector<LayerDescriptor> layers;
-    for (const auto& layer : group_layers(graph, m_s.popularity, k_default_layer_budget)) {
+    std::vector<std::vector<std::string>> layer_paths;
+    for (auto& layer : group_layers(graph, m_s.popularity, k_default_layer_budget)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, LayerKind::store_paths, out));
         layers.push_back(std::move(d));
+        layer_paths.push_back(std::move(layer.paths));
     }
     TRY_ASSIGN(auto top, ensure_layer(out_paths, LayerKind::top, out));
     layers.push_back(std::move(top));
-    TRY(record_image(image, bash, layers, out));
+    layer_paths.emplace_back(); // symlinks only
+    TRY(record_image(image, bash, layers, provenance, layer_paths, out));
     return out;
 }
 
@@ -328,16 +341,20 @@ Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& ke
     return std::optional<LayerRecord>(record);
 }
 
-Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
-                                                  const std::vector<LayerDescriptor>& layers,
-                                                  Outcome& out) {
+Result<void, RegistryError>
+Builder::record_image(const Image& image, bool bash, const std::vector<LayerDescriptor>& layers,
+                      const ImageProvenance& provenance,
+                      const std::vector<std::vector<std::string>>& paths, Outcome& out) {
     const auto store = [&](std::string_view data, std::string_view type) {
         return or_fault(store_document(m_s.storage, m_s.cache, data, type, unix_now()), image.name);
     };
-    const auto config = config_json(ImageConfig{image.arch, layers, bash});
+    const auto config =
+        config_json(ImageConfig{image.arch, layers, bash, config_labels(provenance, paths)});
+    const auto annotations = manifest_annotations(provenance);
     TRY_ASSIGN(out.image.config_digest, store(config, media_type::docker_config));
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        auto body = manifest_json(format, out.image.config_digest, config.size(), layers);
+        auto body =
+            manifest_json(format, out.image.config_digest, config.size(), layers, annotations);
         TRY_ASSIGN(auto digest, store(body, manifest_media_type(format)));
         if (format == ManifestFormat::docker) {
             out.image.docker_manifest = std::move(body);

@@ -24,6 +24,7 @@
 #include "core/image.hpp"
 #include "core/manifest.hpp"
 #include "core/popularity.hpp"
+#include "core/provenance.hpp"
 #include "core/routes.hpp"
 #include "metrics/metrics.hpp"
 #include "nix/nix.hpp"
@@ -97,7 +98,7 @@ private:
     // The steps of a build, in order: evaluate (Nix), reuse an image with
     // the same outputs, realise (Nix), group the closure into layers and
     // ensure each is packed, then record the image.
-    Result<Outcome, RegistryError> build(const Image& image, const std::string& nix_source,
+    Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
                                          std::int64_t build_id);
     Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request,
                                                const std::string& nix_source);
@@ -114,6 +115,8 @@ private:
     Result<std::optional<LayerRecord>> reusable_layer(const std::string& key);
     Result<void, RegistryError> record_image(const Image& image, bool bash,
                                              const std::vector<LayerDescriptor>& layers,
+                                             const ImageProvenance& provenance,
+                                             const std::vector<std::vector<std::string>>& paths,
                                              Outcome& out);
 
     // The image evaluated from `image_key` if that evaluation is still
