@@ -1,6 +1,8 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <climits>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -53,6 +55,12 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
+        {"NIXERY_HEADER_DEADLINE",
+         "seconds after which a manifest request waiting for a build gets its headers (default "
+         "20)"},
+        {"NIXERY_MAX_BUILDS", "image builds running at once (default: the number of cores)"},
+        {"NIXERY_MAX_QUEUED_BUILDS",
+         "image builds waiting for a slot before new ones are refused (default 64)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
         {"NIXERY_LAYER_COMPRESSION",
          "gzip (default) or zstd: layers of OCI-format manifests (Docker-format ones keep gzip)"},
@@ -160,6 +168,14 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.tag_cache = std::chrono::seconds(tag_cache);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
+    TRY_ASSIGN(const long header_deadline,
+               parse_number(env, "NIXERY_HEADER_DEADLINE", 20, 1, 3600));
+    c.header_deadline = std::chrono::seconds(header_deadline);
+    const long cores = std::max(1L, static_cast<long>(std::thread::hardware_concurrency()));
+    TRY_ASSIGN(const long max_builds, parse_number(env, "NIXERY_MAX_BUILDS", cores, 1, 1024));
+    c.max_builds = static_cast<int>(max_builds);
+    TRY_ASSIGN(const long max_queued, parse_number(env, "NIXERY_MAX_QUEUED_BUILDS", 64, 0, 4096));
+    c.max_queued_builds = static_cast<int>(max_queued);
     TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));
     c.gc_keep_days = static_cast<int>(keep_days);
     if (const auto level = get(env, "NIXERY_LOG_LEVEL"); !level.empty()) {

@@ -73,7 +73,12 @@ struct Config {
     int workers = 2;
     // Layers of OCI-format manifests; Docker-format manifests always get gzip.
     LayerCompression layer_compression = LayerCompression::gzip;
-    int gc_keep_days = 30; // nixery gc's default retention
+    // A manifest request whose image is not ready by then gets its status
+    // line and headers, and its body when the build ends (builder/jobs.hpp).
+    std::chrono::seconds header_deadline{20};
+    int max_builds = 2;         // image builds at once, across the worker pool
+    int max_queued_builds = 64; // builds waiting for a slot; past that, 429
+    int gc_keep_days = 30;      // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;
 

@@ -1,13 +1,15 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
 // instance: nginx and the pool in the foreground), `gc` (garbage collection
-// of an instance), `nginx-config` (the production nginx configuration), and
-// tools that work on their own (`layers`, `popcount`). Each command lives in
+// of an instance), `prebuild` (images ahead of their first pull),
+// `nginx-config` (the production nginx configuration), and tools that work
+// on their own (`layers`, `popcount`). Each command lives in
 // src/cmd/ (parse, wire, exit code); this file only dispatches to them.
 
 #include "cmd/gc.hpp"
 #include "cmd/layers.hpp"
 #include "cmd/nginx_config.hpp"
 #include "cmd/popcount.hpp"
+#include "cmd/prebuild.hpp"
 #include "cmd/run.hpp"
 #include "cmd/serve.hpp"
 
@@ -26,6 +28,10 @@ commands:
              delete the blobs no image served in the last N days references
              (default NIXERY_GC_KEEP_DAYS, 30; images served within the
              last hour are always kept), and what killed processes left behind
+  prebuild IMAGE[:TAG]...
+             build images before their first pull (popular ones, big ones),
+             for the instance the environment configures; prints each
+             image's digest
   nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
              [--certificate FILE] [--certificate-key FILE] [--socket PATH]
              [--http2-directive] [--ktls]
@@ -58,6 +64,9 @@ int main(int argc, char** argv) {
     }
     if (command == "gc") {
         return nixery::gc_command(args);
+    }
+    if (command == "prebuild") {
+        return nixery::prebuild_command(args);
     }
     if (command == "nginx-config") {
         return nixery::nginx_config_command(args);

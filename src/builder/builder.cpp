@@ -1,15 +1,14 @@
 #include "builder/builder.hpp"
 
+#include "builder/failure_memory.hpp"
+#include "builder/lookup.hpp"
+#include "builder/nix_errors.hpp"
 #include "builder/records.hpp"
+#include "builder/server_fault.hpp"
 #include "builder/usage.hpp"
 #include "core/cache_keys.hpp"
-#include "core/closure_graph.hpp"
 #include "core/layers.hpp"
-#include "pack/layer_writer.hpp"
-#include "pack/store_paths.hpp"
-#include "pack/top_layer.hpp"
 #include "util/log.hpp"
-#include "util/sha256.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -29,51 +28,6 @@ double precise_now() {
         .count();
 }
 
-// A fault of this server (disk, database, storage): logged with its cause,
-// reported without internals the client cannot act on.
-RegistryError server_fault(const Error& e, std::string_view image) {
-    log::error("build failed", {{"image", image}, {"error", e.message}});
-    return internal_error("building \"" + std::string(image) +
-                          "\" failed on the server: " + e.message);
-}
-
-std::string quoted_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + json_string(names[i]);
-    }
-    return out;
-}
-
-std::string json_list(const std::vector<std::string>& names) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        out += (i == 0 ? "" : ",") + json_string(names[i]);
-    }
-    return out + "]";
-}
-
-RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout) {
-    const std::string name(image);
-    switch (f.kind) {
-    case NixFailure::Kind::timed_out:
-        return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
-                                    ") ran longer than NIX_TIMEOUT (" +
-                                    std::to_string(timeout.count()) + " s)" +
-                                    (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
-                                    json_string(f.log_tail) + "}");
-    case NixFailure::Kind::failed:
-        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
-                                    ") said:\n" + f.log_tail,
-                                R"({"log":)" + json_string(f.log_tail) + "}");
-    case NixFailure::Kind::not_runnable:
-        log::error("cannot run nix", {{"error", f.log_tail}});
-        return internal_error("cannot run Nix on the server: " + f.log_tail);
-    }
-    return internal_error("unknown Nix failure");
-}
-
 int layer_count(const ImageRecord& image) {
     rapidjson::Document d;
     d.Parse(image.docker_manifest.c_str(), image.docker_manifest.size());
@@ -91,89 +45,67 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
     return out;
 }
 
+// Turns a routine failure of the server into the client's error.
+template <typename T> Result<T, RegistryError> or_fault(Result<T> result, std::string_view what) {
+    if (!result) {
+        return unexpected(server_fault(result.error(), what));
+    }
+    return std::move(*result);
+}
+
+Result<void, RegistryError> or_fault(Result<void> result, std::string_view what) {
+    if (!result) {
+        return unexpected(server_fault(result.error(), what));
+    }
+    return {};
+}
+
 } // namespace
 
-Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std::string_view tag,
-                                                        ManifestFormat format) {
-    m_deadline =
-        std::chrono::steady_clock::now() + m_s.config.request_timeout() - std::chrono::minutes(1);
-    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
-    const auto key = image_key(source.revision, image);
-    TRY_ASSIGN(auto hit, cached(key, source.pinning, unix_now()));
+Builder::Builder(BuildServices services)
+    : m_s(services), m_deadline(std::chrono::steady_clock::now() +
+                                services.config.request_timeout() - std::chrono::minutes(1)) {}
 
-    if (!hit) {
-        const auto remembered = m_s.cache.find_failure(key, unix_now());
-        if (!remembered) {
-            return unexpected(server_fault(remembered.error(), image.name));
-        }
-        if (*remembered) {
-            return unexpected(**remembered);
-        }
-        // Another thread or process may be building the same image; wait
-        // for it as long as nginx waits for us.
-        auto lock = m_s.locks.acquire("image:" + key, time_left());
-        if (!lock) {
-            return unexpected(server_fault(lock.error(), image.name));
-        }
-        if (!*lock) {
-            return unexpected(RegistryError{503,
-                                            "UNAVAILABLE",
-                                            "another build of \"" + image.name +
-                                                "\" is still running; retry later",
-                                            {}});
-        }
-        // Whoever held the lock may have finished this image, or failed it.
-        TRY_ASSIGN(hit, cached(key, source.pinning, unix_now()));
-        if (!hit) {
-            const auto again = m_s.cache.find_failure(key, unix_now());
-            if (again && *again) {
-                return unexpected(**again);
-            }
-            TRY_ASSIGN(const auto prepared, m_s.source.prepare(source));
-            if (tag == "latest") {
-                record_current_source(m_s.config, prepared.provenance);
-            }
-            const auto started = precise_now();
-            auto id = m_s.cache.start_build(image.name, tag, key, started);
-            if (!id) {
-                return unexpected(server_fault(id.error(), image.name));
-            }
-            auto built = build(image, prepared, *id);
-            const auto duration = precise_now() - started;
-            m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed,
-                                    duration);
-            if (built) {
-                m_s.metrics.count_layers(built->layers_built, built->layers_reused,
-                                         built->bytes_packed);
-            }
-            if (!built) {
-                const auto& err = built.error();
-                (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
-                (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
-                log::warn("build failed", {{"image", image.name},
-                                           {"tag", tag},
-                                           {"status", err.status},
-                                           {"duration", duration},
-                                           {"error", err.message}});
-                return unexpected(built.error());
-            }
-            (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused,
-                                         200, {});
-            auto recorded = m_s.cache.record_evaluation(key, built->closure_key, unix_now());
-            if (!recorded) {
-                return unexpected(server_fault(recorded.error(), image.name));
-            }
-            log::info("image built", {{"image", image.name},
-                                      {"tag", tag},
-                                      {"duration", duration},
-                                      {"layers_built", built->layers_built},
-                                      {"layers_reused", built->layers_reused}});
-            hit = std::move(built->image);
+// --- requests ------------------------------------------------------------------
+
+Result<Builder::Resolved, RegistryError> Builder::resolve(const Image& image,
+                                                          std::string_view tag) {
+    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    return Resolved{image_key(source.revision, image), source.pinning};
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& image) {
+    TRY_ASSIGN(auto hit, use_evaluated(image.key, image.pinning));
+    if (hit) {
+        return hit;
+    }
+    TRY_ASSIGN(const auto failure,
+               or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
+    if (failure) {
+        return unexpected(*failure);
+    }
+    return std::optional<ImageRecord>();
+}
+
+Result<std::optional<ImageRecord>, RegistryError> Builder::built(const Resolved& image) {
+    TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image.key), image.key));
+    if (evaluation) {
+        TRY_ASSIGN(auto found, or_fault(m_s.cache.find_image(evaluation->closure_key), image.key));
+        if (found) {
+            return found;
         }
     }
+    TRY_ASSIGN(const auto failure,
+               or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
+    if (failure) {
+        return unexpected(*failure);
+    }
+    return std::optional<ImageRecord>();
+}
 
-    (void)m_s.cache.record_tag(image.name, tag, unix_now());
-    const auto& record = *hit;
+ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
+                              std::string_view tag, ManifestFormat format) {
+    (void)m_s.cache.record_tag(image, tag, unix_now());
     if (format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
                               record.oci_digest};
@@ -182,132 +114,100 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
                           record.docker_digest};
 }
 
-std::chrono::milliseconds Builder::time_left() const {
-    const auto left = m_deadline - std::chrono::steady_clock::now();
-    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
-                    std::chrono::milliseconds(0));
-}
+// --- a build job -----------------------------------------------------------------
 
-Result<NamedLock, RegistryError> Builder::hold_off_gc(std::string_view image) {
-    // gc holds the lock for a second or so at a time; waiting longer than
-    // this means something is wrong with it.
-    const auto wait = std::min(time_left(), std::chrono::milliseconds(std::chrono::minutes(5)));
-    auto lock = m_s.locks.acquire(k_gc_lock, wait, LockMode::shared);
+JobOutcome Builder::build_job(const JobSpec& job) {
+    const auto image = parse_image_name(job.image);
+    const auto& key = job.key;
+    const auto started = precise_now();
+    std::optional<std::int64_t> id;
+    // The one log line of a job that failed, and its failure remembered.
+    const auto failed = [&](const RegistryError& err) {
+        const auto duration = id ? precise_now() - started : 0.0;
+        if (id) {
+            (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
+        }
+        remember_failure(m_s.cache, key, err, unix_now());
+        const log::Fields fields{{"image", job.image},
+                                 {"tag", job.tag},
+                                 {"status", err.status},
+                                 {"duration", duration},
+                                 {"error", err.message}};
+        if (err.status >= 500 && err.status != 503) { // 503: retry later, not a fault
+            log::error("build failed", fields);
+        } else {
+            log::warn("build failed", fields);
+        }
+        return JobOutcome::failed;
+    };
+    // The source is resolved again: a job runs in another thread than the
+    // request that queued it. A revision that moved meanwhile builds the
+    // image under the key the request asked for, which is what it waits on.
+    auto source = m_s.source.resolve(job.tag);
+    if (!source) {
+        return failed(source.error());
+    }
+    // One build per image across processes: the job board keeps a serving
+    // pool to one, this lock also `nixery prebuild` running beside it.
+    auto lock = m_s.locks.acquire("image:" + key, time_left());
     if (!lock) {
-        return unexpected(server_fault(lock.error(), image));
+        return failed(server_fault(lock.error(), job.image));
     }
     if (!*lock) {
-        log::error("garbage collection held the cache too long", {{"image", image}});
-        return unexpected(RegistryError{
-            503, "UNAVAILABLE", "the registry is collecting garbage; retry shortly", {}});
+        log::warn("another build of the image is still running", {{"image", job.image}});
+        return JobOutcome::lost; // its waiters are told to retry
     }
-    return std::move(**lock);
-}
-
-Result<std::optional<ImageRecord>, RegistryError>
-Builder::cached(std::string_view image_key, Pinning pinning, std::int64_t now) {
-    // The image found here must not be collected before its use is recorded.
-    TRY_ASSIGN(const auto holding, hold_off_gc(image_key));
-    auto evaluation = m_s.cache.find_evaluation(image_key);
-    if (!evaluation) {
-        return unexpected(server_fault(evaluation.error(), image_key));
+    // Another instance sharing the storage, another process, or a job that
+    // ended just before this one was queued, may have built it.
+    auto hit = use_evaluated(key, source->pinning);
+    if (!hit) {
+        return failed(hit.error());
     }
-    if (!*evaluation) {
-        return std::optional<ImageRecord>();
+    if (*hit) {
+        return JobOutcome::succeeded;
     }
-    const bool fresh = pinning == Pinning::pinned ||
-                       now - (*evaluation)->evaluated_at < m_s.config.source_ttl.count();
-    if (!fresh) {
-        return std::optional<ImageRecord>();
+    auto prepared = m_s.source.prepare(*source);
+    if (!prepared) {
+        return failed(prepared.error());
     }
-    return use_image((*evaluation)->closure_key, now);
-}
-
-Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key,
-                                                                     std::int64_t now) {
-    TRY_ASSIGN(auto image, find_image(closure_key));
-    if (image &&
-        record_image_use(m_s.cache, m_s.storage, closure_key, *image, now) == SharedImage::gone) {
-        if (auto forgot = m_s.cache.forget_image(closure_key); !forgot) {
-            return unexpected(server_fault(forgot.error(), closure_key));
-        }
-        return std::optional<ImageRecord>();
+    if (job.tag == "latest") {
+        record_current_source(m_s.config, prepared->provenance);
     }
-    return image;
-}
-
-Result<std::optional<ImageRecord>, RegistryError>
-Builder::find_image(std::string_view closure_key) {
-    auto local = m_s.cache.find_image(closure_key);
-    if (!local) {
-        return unexpected(server_fault(local.error(), closure_key));
+    auto started_build = m_s.cache.start_build(job.image, job.tag, key, started);
+    if (!started_build) {
+        return failed(server_fault(started_build.error(), job.image));
     }
-    if (*local) {
-        return std::move(*local);
+    id = *started_build;
+    auto built = build(image, *prepared, *id);
+    const auto duration = precise_now() - started;
+    m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed, duration);
+    if (!built) {
+        return failed(built.error());
     }
-    // Another instance sharing the storage may have built it.
-    auto shared = m_s.storage.fetch(image_record_key(closure_key));
-    if (!shared) {
-        log::warn("reading shared image record failed", {{"error", shared.error().message}});
-        return std::optional<ImageRecord>();
+    m_s.metrics.count_layers(built->layers_built, built->layers_reused, built->bytes_packed);
+    (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
+    if (auto r = m_s.cache.record_evaluation(key, built->closure_key, unix_now()); !r) {
+        return failed(server_fault(r.error(), job.image));
     }
-    if (!*shared) {
-        return std::optional<ImageRecord>();
-    }
-    auto record = decode_image_record(**shared);
-    if (!record) {
-        log::warn("ignoring malformed shared image record", {{"closure_key", closure_key}});
-        return std::optional<ImageRecord>();
-    }
-    auto stored = m_s.cache.record_image(closure_key, *record, unix_now());
-    if (!stored) {
-        return unexpected(server_fault(stored.error(), closure_key));
-    }
-    return std::optional<ImageRecord>(std::move(*record));
+    log::info("image built", {{"image", job.image},
+                              {"tag", job.tag},
+                              {"duration", duration},
+                              {"layers_built", built->layers_built},
+                              {"layers_reused", built->layers_reused}});
+    return JobOutcome::succeeded;
 }
 
 Result<Builder::Outcome, RegistryError>
 Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
     const auto& nix_source = prepared.nix_source;
-    const auto timeout = m_s.config.nix_timeout;
     const auto request = request_json({nix_source, image.arch, image.packages});
-    auto ev = m_s.nix.evaluate(request);
-    if (!ev) {
-        return unexpected(nix_error(ev.error(), image.name, timeout));
-    }
-    if (!ev->missing.empty()) {
-        const bool one = ev->missing.size() == 1;
-        return unexpected(manifest_unknown(
-            std::string(one ? "package " : "packages ") + quoted_list(ev->missing) +
-                (one ? " is" : " are") + " not in the package set (" +
-                m_s.config.describe_source() +
-                "); check the spelling of each path component of \"" + image.name + "\"",
-            R"({"missing":)" + json_list(ev->missing) + "}"));
-    }
-    if (!ev->not_packages.empty()) {
-        return unexpected(manifest_unknown(
-            quoted_list(ev->not_packages) + " in \"" + image.name +
-                "\" is an attribute of the package set but not a package (a derivation)",
-            R"({"notPackages":)" + json_list(ev->not_packages) + "}"));
-    }
-    if (!ev->refused.empty()) {
-        const auto& name = ev->refused.front();
-        const auto why = m_s.nix.explain(request_json({nix_source, image.arch, {name}}));
-        return unexpected(manifest_unknown(
-            "package " + quoted_list(ev->refused) +
-                " cannot be used: Nix refuses to evaluate it:\n" + why,
-            R"({"refused":)" + json_list(ev->refused) + R"(,"log":)" + json_string(why) + "}"));
-    }
-    if (image.arch == Arch::arm64 && !ev->system_applied) {
-        return unexpected(manifest_unknown(
-            "the package set takes no \"system\" argument, so it cannot build arm64 images"));
-    }
+    TRY_ASSIGN(const auto ev, evaluate(image, request, nix_source));
 
     Outcome out;
-    const bool bash = ev->has_attribute("bashInteractive");
-    const auto out_paths = ev->out_paths();
+    const bool bash = ev.has_attribute("bashInteractive");
+    const auto out_paths = ev.out_paths();
     ImageProvenance provenance{canonical_image_name(image), {}, prepared.provenance};
-    for (const auto* list : {&ev->packages, &ev->implicit}) {
+    for (const auto* list : {&ev.packages, &ev.implicit}) {
         for (const auto& p : *list) {
             provenance.packages.emplace_back(p.name, p.out_path);
         }
@@ -317,8 +217,8 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
         closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget,
                     provenance_digest(provenance), compression);
     {
-        TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-        TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
+        TRY_ASSIGN(const auto holding, hold_off_gc());
+        TRY_ASSIGN(auto existing, use_image(out.closure_key));
         if (existing) {
             // Same outputs as an image already built: nothing to build or pack.
             out.layers_reused = layer_count(*existing);
@@ -327,68 +227,160 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
         }
     }
 
-    const auto gcroot = m_s.config.state_dir / "gcroots" / std::to_string(build_id);
-    if (auto made = make_dirs(gcroot); !made) {
-        return unexpected(server_fault(made.error(), image.name));
-    }
-    struct RemoveRoots {
-        std::filesystem::path dir;
-        ~RemoveRoots() {
-            std::error_code ec;
-            std::filesystem::remove_all(dir, ec);
-        }
-    } remove_roots{gcroot};
-
-    if (auto built = m_s.nix.realise(request, gcroot / "result"); !built) {
-        return unexpected(nix_error(built.error(), image.name, timeout));
-    }
-    auto graph = m_s.nix.closure(out_paths);
-    if (!graph) {
-        return unexpected(nix_error(graph.error(), image.name, timeout));
-    }
+    TRY_ASSIGN(const auto roots,
+               or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
+    TRY_ASSIGN(const auto graph, realise(image, request, out_paths, roots));
 
     // From the first layer looked up to the image recorded: see k_gc_lock.
-    TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
+    TRY_ASSIGN(const auto holding, hold_off_gc());
     // Docker-format manifests reference gzip layers, OCI-format ones layers
     // compressed as configured (the same ones when that is gzip).
-    std::vector<LayerDescriptor> descriptors; // gzip
-    std::vector<LayerDescriptor> oci_descriptors;
-    std::vector<std::vector<std::string>> layer_paths;
+    Layers layers;
     const auto add_layer = [&](const std::vector<std::string>& paths,
-                               bool top) -> Result<void, RegistryError> {
-        TRY_ASSIGN(auto d, ensure_layer(paths, top, LayerCompression::gzip, out));
-        descriptors.push_back(std::move(d));
+                               LayerKind kind) -> Result<void, RegistryError> {
+        TRY_ASSIGN(auto d, ensure_layer(paths, kind, LayerCompression::gzip, out));
+        layers.gzip.push_back(std::move(d));
         if (compression != LayerCompression::gzip) {
-            TRY_ASSIGN(auto o, ensure_layer(paths, top, compression, out));
-            oci_descriptors.push_back(std::move(o));
+            TRY_ASSIGN(auto o, ensure_layer(paths, kind, compression, out));
+            layers.oci.push_back(std::move(o));
         }
         return {};
     };
-    for (auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
-        TRY(add_layer(layer.paths, false));
-        layer_paths.push_back(std::move(layer.paths));
+    for (auto& layer : group_layers(graph, m_s.popularity, k_default_layer_budget)) {
+        TRY(add_layer(layer.paths, LayerKind::store_paths));
+        layers.paths.push_back(std::move(layer.paths));
     }
-    TRY(add_layer(out_paths, true));
-    layer_paths.emplace_back(); // symlinks only
+    TRY(add_layer(out_paths, LayerKind::top));
+    layers.paths.emplace_back(); // symlinks only
     if (compression == LayerCompression::gzip) {
-        oci_descriptors = descriptors;
+        layers.oci = layers.gzip;
     }
+    TRY(record_image(image, bash, layers, provenance, out));
+    return out;
+}
 
+Result<Evaluation, RegistryError> Builder::evaluate(const Image& image, const std::string& request,
+                                                    const std::string& nix_source) {
+    auto ev = m_s.nix.evaluate(request);
+    if (!ev) {
+        return unexpected(nix_error(ev.error(), image.name, m_s.config.nix_timeout));
+    }
+    const auto explain = [&](const std::string& package) {
+        return m_s.nix.explain(request_json({nix_source, image.arch, {package}}));
+    };
+    if (auto why = evaluation_error(*ev, image, m_s.config.describe_source(), explain)) {
+        return unexpected(std::move(*why));
+    }
+    return std::move(*ev);
+}
+
+Result<ClosureGraph, RegistryError> Builder::realise(const Image& image, const std::string& request,
+                                                     const std::vector<std::string>& out_paths,
+                                                     const GcRoots& roots) {
+    if (auto built = m_s.nix.realise(request, roots.link()); !built) {
+        return unexpected(nix_error(built.error(), image.name, m_s.config.nix_timeout));
+    }
+    auto graph = m_s.nix.closure(out_paths);
+    if (!graph) {
+        return unexpected(nix_error(graph.error(), image.name, m_s.config.nix_timeout));
+    }
+    return std::move(*graph);
+}
+
+Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
+                                                             LayerKind kind,
+                                                             LayerCompression compression,
+                                                             Outcome& outcome) {
+    const bool top = kind == LayerKind::top;
+    const auto key = top ? top_layer_key(paths, compression) : layer_key(paths, compression);
+    const auto what = "layer " + key;
+    LayerDescriptor descriptor;
+    descriptor.compression = compression;
+    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
+    const auto use = [&](const LayerRecord& r) {
+        descriptor.digest = r.digest;
+        descriptor.diff_id = r.diff_id;
+        descriptor.size = r.size;
+        return descriptor;
+    };
+
+    TRY_ASSIGN(auto found, or_fault(reusable_layer(key), what));
+    if (!found) {
+        // Another build may be packing the same layer: wait as long as
+        // nginx waits for us, then say so rather than let nginx time out.
+        TRY_ASSIGN(const auto lock, or_fault(m_s.locks.acquire("layer:" + key, time_left()), what));
+        if (!lock) {
+            return unexpected(
+                RegistryError{503,
+                              "UNAVAILABLE",
+                              "another build is still packing a layer of this image; retry later",
+                              {}});
+        }
+        TRY_ASSIGN(found, or_fault(reusable_layer(key), what));
+        if (!found) {
+            const auto started = precise_now();
+            TRY_ASSIGN(const auto packed, or_fault(pack_layer(m_s.storage, m_s.cache, key, paths,
+                                                              kind, compression, unix_now()),
+                                                   what));
+            log::info("layer packed",
+                      {{"digest", packed.digest},
+                       {"size", packed.size},
+                       {"compression", compression == LayerCompression::zstd ? "zstd" : "gzip"},
+                       {"paths", paths.size()},
+                       {"duration", precise_now() - started}});
+            ++outcome.layers_built;
+            outcome.bytes_packed += packed.size;
+            return use(packed);
+        }
+    }
+    ++outcome.layers_reused;
+    return use(*found);
+}
+
+Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& key) {
+    TRY_ASSIGN(auto found, find_layer(m_s.cache, m_s.storage, key));
+    if (!found) {
+        return std::optional<LayerRecord>();
+    }
+    const auto& record = found->record;
+    // Rewritten before the blob is checked, so its time tells gc on an
+    // instance sharing the storage that the layer is in use again, old as
+    // it may be: gc there keeps a layer whose record is young, and looks
+    // again right before deleting (gc/collector.hpp).
+    TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record), "application/json"));
+    TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record.digest.substr(7))));
+    if (!stored) {
+        return std::optional<LayerRecord>();
+    }
+    if (found->origin == Origin::shared) {
+        TRY(m_s.cache.record_blob({record.digest, record.size, std::string(media_type::layer_blob)},
+                                  unix_now()));
+        TRY(m_s.cache.record_layer(key, record, unix_now()));
+    }
+    return std::optional<LayerRecord>(record);
+}
+
+Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
+                                                  const Layers& layers,
+                                                  const ImageProvenance& provenance, Outcome& out) {
+    const auto store = [&](std::string_view data, std::string_view type) {
+        return or_fault(store_document(m_s.storage, m_s.cache, data, type, unix_now()), image.name);
+    };
     // One config for both formats, unless a gzip layer recorded by an older
     // packer has another diff_id than its zstd twin.
-    const auto labels = config_labels(provenance, layer_paths);
-    const auto config = config_json(ImageConfig{image.arch, descriptors, bash, labels});
+    const auto labels = config_labels(provenance, layers.paths);
+    const auto config = config_json(ImageConfig{image.arch, layers.gzip, bash, labels});
+    const auto oci_config = config_json(ImageConfig{image.arch, layers.oci, bash, labels});
     const auto annotations = manifest_annotations(provenance);
-    TRY_ASSIGN(out.image.config_digest, store_document(config, media_type::docker_config));
-    const auto oci_config = config_json(ImageConfig{image.arch, oci_descriptors, bash, labels});
-    TRY_ASSIGN(const auto oci_config_digest, store_document(oci_config, media_type::docker_config));
+    TRY_ASSIGN(out.image.config_digest, store(config, media_type::docker_config));
+    TRY_ASSIGN(const auto oci_config_digest, store(oci_config, media_type::docker_config));
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
         const bool oci = format == ManifestFormat::oci;
-        auto body = oci ? manifest_json(format, oci_config_digest, oci_config.size(),
-                                        oci_descriptors, annotations)
-                        : manifest_json(format, out.image.config_digest, config.size(), descriptors,
+        auto body = oci ? manifest_json(format, oci_config_digest, oci_config.size(), layers.oci,
+                                        annotations)
+                        : manifest_json(format, out.image.config_digest, config.size(), layers.gzip,
                                         annotations);
-        TRY_ASSIGN(auto digest, store_document(body, manifest_media_type(format)));
+        TRY_ASSIGN(auto digest, store(body, manifest_media_type(format)));
         if (format == ManifestFormat::docker) {
             out.image.docker_manifest = std::move(body);
             out.image.docker_digest = std::move(digest);
@@ -397,11 +389,11 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
             out.image.oci_digest = std::move(digest);
         }
     }
-    for (const auto& d : descriptors) {
+    for (const auto& d : layers.gzip) {
         out.image.blobs.push_back(d.digest);
     }
-    if (compression != LayerCompression::gzip) {
-        for (const auto& d : oci_descriptors) {
+    if (layers.oci.size() && layers.oci.front().compression != LayerCompression::gzip) {
+        for (const auto& d : layers.oci) {
             out.image.blobs.push_back(d.digest);
         }
     }
@@ -412,148 +404,56 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
-    if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
-        return unexpected(server_fault(r.error(), image.name));
-    }
-    if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image),
-                                 "application/json");
-        !r) {
-        return unexpected(server_fault(r.error(), image.name));
-    }
-    return out;
+    TRY(or_fault(m_s.cache.record_image(out.closure_key, out.image, unix_now()), image.name));
+    return or_fault(m_s.storage.put(image_record_key(out.closure_key),
+                                    encode_image_record(out.image), "application/json"),
+                    image.name);
 }
 
-Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
-                                                             bool top, LayerCompression compression,
-                                                             Outcome& outcome) {
-    const auto key = top ? top_layer_key(paths, compression) : layer_key(paths, compression);
-    LayerDescriptor descriptor;
-    descriptor.compression = compression;
-    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
+// --- cache hits and uses ------------------------------------------------------------
 
-    // Known here, or to another instance sharing the storage, and still stored?
-    const auto lookup = [&]() -> Result<std::optional<LayerRecord>> {
-        TRY_ASSIGN(auto local, m_s.cache.find_layer(key));
-        std::optional<LayerRecord> record = std::move(local);
-        bool shared = false;
-        if (!record) {
-            TRY_ASSIGN(auto blob, m_s.storage.fetch(layer_record_key(key)));
-            if (blob) {
-                record = decode_layer_record(*blob);
-                shared = record.has_value();
-            }
-        }
-        if (!record) {
-            return std::optional<LayerRecord>();
-        }
-        // Rewritten before the blob is checked, so its time tells gc on an
-        // instance sharing the storage that the layer is in use again, old
-        // as it may be: gc there keeps a layer whose record is young, and
-        // looks again right before deleting (gc/collector.hpp).
-        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(*record),
-                            "application/json"));
-        TRY_ASSIGN(const bool stored, m_s.storage.exists(blob_key(record->digest.substr(7))));
-        if (!stored) {
-            return std::optional<LayerRecord>();
-        }
-        if (shared) {
-            TRY(m_s.cache.record_blob(
-                {record->digest, record->size, std::string(media_type::layer_blob)}, unix_now()));
-            TRY(m_s.cache.record_layer(key, *record, unix_now()));
-        }
-        return record;
-    };
-    const auto reuse = [&](const LayerRecord& r) {
-        descriptor.digest = r.digest;
-        descriptor.diff_id = r.diff_id;
-        descriptor.size = r.size;
-        ++outcome.layers_reused;
-        return descriptor;
-    };
-
-    auto found = lookup();
-    if (!found) {
-        return unexpected(server_fault(found.error(), "layer " + key));
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_evaluated(std::string_view image_key,
+                                                                         Pinning pinning) {
+    // The image found here must not be collected before its use is recorded.
+    TRY_ASSIGN(const auto holding, hold_off_gc());
+    TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image_key), image_key));
+    if (!evaluation) {
+        return std::optional<ImageRecord>();
     }
-    if (*found) {
-        return reuse(**found);
+    const bool fresh = pinning == Pinning::pinned ||
+                       unix_now() - evaluation->evaluated_at < m_s.config.source_ttl.count();
+    if (!fresh) {
+        return std::optional<ImageRecord>();
     }
-    // Another build may be packing the same layer: wait as long as nginx
-    // waits for us, then say so rather than let nginx time out.
-    auto lock = m_s.locks.acquire("layer:" + key, time_left());
-    if (!lock) {
-        return unexpected(server_fault(lock.error(), "layer " + key));
-    }
-    if (!*lock) {
-        return unexpected(
-            RegistryError{503,
-                          "UNAVAILABLE",
-                          "another build is still packing a layer of this image; retry later",
-                          {}});
-    }
-    found = lookup();
-    if (!found) {
-        return unexpected(server_fault(found.error(), "layer " + key));
-    }
-    if (*found) {
-        return reuse(**found);
-    }
-
-    const auto pack = [&]() -> Result<LayerRecord> {
-        TRY_ASSIGN(auto staged, StagingFile::create(m_s.storage.staging_dir()));
-        TRY_ASSIGN(auto writer,
-                   LayerWriter::open(staged.fd(), staged.path(), PackOptions{compression}));
-        if (top) {
-            TRY_ASSIGN(const auto plan, plan_top_layer(paths));
-            TRY(add_top_layer(*writer, plan));
-        } else {
-            TRY(add_store_paths(*writer, paths));
-        }
-        TRY_ASSIGN(const auto packed, writer->finish());
-        TRY(m_s.storage.persist(std::move(staged), blob_key(packed.digest.substr(7)),
-                                media_type::layer_blob));
-        const LayerRecord record{packed.digest, packed.diff_id, packed.size};
-        TRY(m_s.cache.record_blob({packed.digest, packed.size, std::string(media_type::layer_blob)},
-                                  unix_now()));
-        TRY(m_s.cache.record_layer(key, record, unix_now()));
-        TRY(m_s.storage.put(layer_record_key(key), encode_layer_record(record),
-                            "application/json"));
-        return record;
-    };
-    const auto started = precise_now();
-    auto packed = pack();
-    if (!packed) {
-        return unexpected(server_fault(packed.error(), "layer " + key));
-    }
-    log::info("layer packed",
-              {{"digest", packed->digest},
-               {"size", packed->size},
-               {"compression", compression == LayerCompression::zstd ? "zstd" : "gzip"},
-               {"paths", paths.size()},
-               {"duration", precise_now() - started}});
-    descriptor.digest = packed->digest;
-    descriptor.diff_id = packed->diff_id;
-    descriptor.size = packed->size;
-    ++outcome.layers_built;
-    outcome.bytes_packed += packed->size;
-    return descriptor;
+    return use_image(evaluation->closure_key);
 }
 
-Result<std::string, RegistryError> Builder::store_document(std::string_view data,
-                                                           std::string_view media_type) {
-    const auto digest = sha256_digest(data);
-    const auto store = [&]() -> Result<void> {
-        const auto key = blob_key(digest.substr(7));
-        TRY_ASSIGN(const bool stored, m_s.storage.exists(key));
-        if (!stored) {
-            TRY(m_s.storage.put(key, data, media_type));
-        }
-        return m_s.cache.record_blob({digest, data.size(), std::string(media_type)}, unix_now());
-    };
-    if (auto r = store(); !r) {
-        return unexpected(server_fault(r.error(), "document " + digest));
+Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key) {
+    TRY_ASSIGN(auto found, or_fault(find_image(m_s.cache, m_s.storage, closure_key), closure_key));
+    if (!found) {
+        return std::optional<ImageRecord>();
     }
-    return digest;
+    const auto now = unix_now();
+    if (found->origin == Origin::shared) {
+        // Built by another instance sharing the storage: known here from now.
+        TRY(or_fault(m_s.cache.record_image(closure_key, found->record, now), closure_key));
+    }
+    if (record_image_use(m_s.cache, m_s.storage, closure_key, found->record, now) ==
+        SharedImage::gone) {
+        TRY(or_fault(m_s.cache.forget_image(closure_key), closure_key));
+        return std::optional<ImageRecord>();
+    }
+    return std::optional<ImageRecord>(std::move(found->record));
+}
+
+Result<NamedLock, RegistryError> Builder::hold_off_gc() const {
+    return nixery::hold_off_gc(m_s.locks, time_left());
+}
+
+std::chrono::milliseconds Builder::time_left() const {
+    const auto left = m_deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                    std::chrono::milliseconds(0));
 }
 
 } // namespace nixery

@@ -1,19 +1,30 @@
 // From an image name and tag to a manifest: resolve the source, reuse what
-// the cache knows, otherwise evaluate with Nix, realise, group the closure
-// into layers, pack the layers nobody packed before, and record it all.
+// the cache knows, otherwise (as a job, builder/jobs.hpp) evaluate with Nix,
+// realise, group the closure into layers, pack the layers nobody packed
+// before, and record it all. This file orchestrates those steps; the parts
+// live beside it: failure memory (failure_memory), the gc-lock protocol
+// (gc_lock), Nix's errors in words (nix_errors), GC roots (gc_roots),
+// lookups across local and shared records (lookup), packing (packing), uses
+// for gc (usage).
 //
-// Concurrency: one build per image key and one packing per layer key at a
-// time across every thread and process of the instance (named locks); the
-// others wait and then find the result in the cache. Failures are remembered
-// briefly so a client's retry does not start the same failing build again.
+// Concurrency: one build per image key at a time across every thread and
+// process of the instance (the job board, and a named lock), one packing per
+// layer key (named locks); the others wait and then find the result in the
+// cache. Failures are remembered briefly so a client's retry does not start
+// the same failing build again.
 #pragma once
 
 #include "builder/gc_lock.hpp"
+#include "builder/gc_roots.hpp"
+#include "builder/jobs.hpp"
+#include "builder/packing.hpp"
 #include "cache/build_cache.hpp"
 #include "config.hpp"
+#include "core/closure_graph.hpp"
 #include "core/image.hpp"
 #include "core/manifest.hpp"
 #include "core/popularity.hpp"
+#include "core/provenance.hpp"
 #include "core/routes.hpp"
 #include "metrics/metrics.hpp"
 #include "nix/nix.hpp"
@@ -44,17 +55,36 @@ struct ServedManifest {
     std::string digest;
 };
 
-// How long a failed build is answered from memory.
-inline constexpr std::chrono::seconds k_failure_memory{30};
-
 class Builder {
 public:
-    explicit Builder(BuildServices services) : m_s(services) {}
+    explicit Builder(BuildServices services);
 
-    // The manifest for `image` at `tag`, building the image if needed.
-    // Errors are what the client should see.
-    Result<ServedManifest, RegistryError> manifest(const Image& image, std::string_view tag,
-                                                   ManifestFormat format);
+    // Which image `image` at `tag` is: its key, from the package source's
+    // revision for the tag.
+    struct Resolved {
+        std::string key;
+        Pinning pinning = Pinning::pinned;
+    };
+    Result<Resolved, RegistryError> resolve(const Image& image, std::string_view tag);
+
+    // The image if it was built (and is still fresh), nullopt if it needs a
+    // build; a build that failed recently is its error. Records the use (gc
+    // keeps what is used).
+    Result<std::optional<ImageRecord>, RegistryError> find(const Resolved& image);
+
+    // The image a job has just built for `image` (or its error, remembered),
+    // whatever NIXERY_SOURCE_TTL says; nullopt if there is neither. Reads
+    // only: the build recorded the image's use.
+    Result<std::optional<ImageRecord>, RegistryError> built(const Resolved& image);
+
+    // The manifest of a found image in `format`; records `tag` for tags/list.
+    ServedManifest serve(const ImageRecord& record, std::string_view image, std::string_view tag,
+                         ManifestFormat format);
+
+    // Builds the image `key` names (from `image` at `tag`) and records it, or
+    // remembers why it failed, and logs the outcome. Run as a job: nobody
+    // waits on the caller.
+    JobOutcome build_job(const JobSpec& job);
 
 private:
     struct Outcome {
@@ -65,26 +95,52 @@ private:
         std::uint64_t bytes_packed = 0;
     };
 
-    // The shared k_gc_lock, for as long as the result lives.
-    Result<NamedLock, RegistryError> hold_off_gc(std::string_view image);
-
-    Result<std::optional<ImageRecord>, RegistryError> cached(std::string_view image_key,
-                                                             Pinning pinning, std::int64_t now);
+    // The steps of a build, in order: evaluate (Nix), reuse an image with
+    // the same outputs, realise (Nix), group the closure into layers and
+    // ensure each is packed, then record the image.
     Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
                                          std::int64_t build_id);
-    Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
-                                                        bool top, LayerCompression compression,
-                                                        Outcome& outcome);
-    Result<std::optional<ImageRecord>, RegistryError> find_image(std::string_view closure_key);
-    // find_image() and, when found, a use of it (builder/usage.hpp); nullopt
-    // also when another instance's gc collected it since this one last used it.
-    Result<std::optional<ImageRecord>, RegistryError> use_image(std::string_view closure_key,
-                                                                std::int64_t now);
-    Result<std::string, RegistryError> store_document(std::string_view data,
-                                                      std::string_view media_type);
+    Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request,
+                                               const std::string& nix_source);
+    // Realises the outputs, linked from `roots` (which must live until the
+    // image is recorded: packing reads them), and returns their closure.
+    Result<ClosureGraph, RegistryError> realise(const Image& image, const std::string& request,
+                                                const std::vector<std::string>& out_paths,
+                                                const GcRoots& roots);
+    // The layers of an image: gzip ones for Docker-format manifests, those
+    // compressed as configured for OCI-format ones (equal for gzip), and
+    // each layer's store paths (none for the top layer).
+    struct Layers {
+        std::vector<LayerDescriptor> gzip;
+        std::vector<LayerDescriptor> oci;
+        std::vector<std::vector<std::string>> paths;
+    };
 
-    // How long this request may still wait for another build or packing:
-    // until a minute before nginx gives up on it (Config::request_timeout).
+    Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
+                                                        LayerKind kind,
+                                                        LayerCompression compression,
+                                                        Outcome& outcome);
+    // A layer packed before (here or by an instance sharing the storage)
+    // whose blob is still stored, taken over into this database; nullopt
+    // when it must be packed.
+    Result<std::optional<LayerRecord>> reusable_layer(const std::string& key);
+    Result<void, RegistryError> record_image(const Image& image, bool bash, const Layers& layers,
+                                             const ImageProvenance& provenance, Outcome& out);
+
+    // The image evaluated from `image_key` if that evaluation is still
+    // fresh, with its use recorded (gc keeps what is used).
+    Result<std::optional<ImageRecord>, RegistryError> use_evaluated(std::string_view image_key,
+                                                                    Pinning pinning);
+    // The image with outputs `closure_key`, taken over from a shared record
+    // if need be, with its use recorded; nullopt also when another
+    // instance's gc collected it since this one last used it.
+    Result<std::optional<ImageRecord>, RegistryError> use_image(std::string_view closure_key);
+
+    // The shared k_gc_lock, for as long as the result lives.
+    Result<NamedLock, RegistryError> hold_off_gc() const;
+    // How long this request or job may still wait for another build or
+    // packing: until a minute before nginx gives up on a request
+    // (Config::request_timeout).
     std::chrono::milliseconds time_left() const;
 
     BuildServices m_s;

@@ -1,7 +1,11 @@
 // The one name builders and `nixery gc` agree on, in a header of its own so
-// gc need not include the builder.
+// gc need not include the builder, and how a builder holds it.
 #pragma once
 
+#include "core/routes.hpp"
+#include "util/lock.hpp"
+
+#include <chrono>
 #include <string_view>
 
 namespace nixery {
@@ -14,5 +18,11 @@ namespace nixery {
 // exclusively while it decides and deletes, so it never sees such a window
 // half done. Nix runs outside it: gc waits for packing, not for builds.
 inline constexpr std::string_view k_gc_lock = "gc";
+
+// k_gc_lock held shared, for as long as the result lives. Waits up to
+// `wait` (at most five minutes: gc holds it for a second or so at a time);
+// an error when gc held it longer, or the lock file failed.
+Result<NamedLock, RegistryError> hold_off_gc(const LockTable& locks,
+                                             std::chrono::milliseconds wait);
 
 } // namespace nixery

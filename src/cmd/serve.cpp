@@ -1,5 +1,6 @@
 #include "cmd/serve.hpp"
 
+#include "builder/build_runner.hpp"
 #include "cache/db.hpp"
 #include "config.hpp"
 #include "core/popularity.hpp"
@@ -89,19 +90,6 @@ Result<Listener> open_listener(const Config& config, const Environment& env) {
     return Listener{fd.release(), path};
 }
 
-Result<Popularity> load_popularity(const Config& config) {
-    if (config.popularity_url.empty()) {
-        return Popularity();
-    }
-    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
-    auto parsed = Popularity::parse(body);
-    if (!parsed) {
-        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
-                    "\": " + parsed.error().message);
-    }
-    return parsed;
-}
-
 Result<void> check_nix() {
     ProcessSpec spec;
     spec.argv = {"nix-instantiate", "--version"};
@@ -120,6 +108,7 @@ struct Startup {
     Popularity popularity;
     Listener listener;
     Metrics metrics; // shared with the workers
+    JobBoard jobs;   // shared with the workers
 };
 
 Result<Startup> start_up() {
@@ -146,7 +135,10 @@ Result<Startup> start_up() {
     }
     TRY_ASSIGN(auto listener, open_listener(config, env));
     TRY_ASSIGN(auto metrics, Metrics::create_shared());
-    return Startup{std::move(config), std::move(popularity), listener, std::move(metrics)};
+    TRY_ASSIGN(auto jobs,
+               JobBoard::create_shared(JobLimits{config.max_builds, config.max_queued_builds}));
+    return Startup{std::move(config), std::move(popularity), listener, std::move(metrics),
+                   std::move(jobs)};
 }
 
 [[noreturn]] void worker_main(Startup& s) {
@@ -157,7 +149,15 @@ Result<Startup> start_up() {
                    {{"error", !storage ? storage.error().message : locks.error().message}});
         std::_Exit(1);
     }
-    const ProcessServices services{s.config, s.popularity, **storage, *locks, s.metrics};
+    // The job threads must leave SIGTERM to run_worker's sigwait.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    BuildRunner runner({s.config, s.popularity, **storage, *locks, s.metrics});
+    JobDispatcher dispatcher(s.jobs, runner);
+    const ProcessServices services{{s.config, s.popularity, **storage, *locks, s.metrics}, s.jobs};
     const auto code = run_worker(
         s.listener.fd, k_threads_per_worker,
         [&]() -> std::unique_ptr<RequestHandler> {
@@ -168,10 +168,24 @@ Result<Startup> start_up() {
             return std::move(*handler);
         },
         s.metrics);
+    dispatcher.stop(); // builds this process started run to their end
     std::_Exit(code);
 }
 
 } // namespace
+
+Result<Popularity> load_popularity(const Config& config) {
+    if (config.popularity_url.empty()) {
+        return Popularity();
+    }
+    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
+    auto parsed = Popularity::parse(body);
+    if (!parsed) {
+        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
+                    "\": " + parsed.error().message);
+    }
+    return parsed;
+}
 
 int serve_command() {
     // Signals are taken synchronously by the master loop below.
@@ -183,6 +197,7 @@ int serve_command() {
         return 1;
     }
     auto& s = *startup;
+    s.jobs.report_to(&s.metrics);
     log::info("serving", {{"socket", s.listener.path.empty() ? "systemd" : s.listener.path},
                           {"workers", s.config.workers},
                           {"source", s.config.describe_source()}});

@@ -4,8 +4,14 @@
 // the workers (requests in flight finish) and exits.
 #pragma once
 
+#include "config.hpp"
+#include "core/popularity.hpp"
+
 namespace nixery {
 
 int serve_command();
+
+// The popularity data NIX_POPULARITY_URL names, fetched; empty without one.
+Result<Popularity> load_popularity(const Config& config);
 
 } // namespace nixery

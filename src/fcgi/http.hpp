@@ -5,6 +5,7 @@
 
 #include "util/log.hpp"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -28,6 +29,8 @@ struct Request {
     std::string query_param(std::string_view name) const;
 };
 
+class ResponseWriter;
+
 struct Response {
     int status = 200;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -40,11 +43,42 @@ struct Response {
     // (X-Accel-Expires) for GET and HEAD alike, and leaves the body out of
     // a HEAD's answer itself.
     bool body_for_head = false;
+    // Set when the answer needs a long wait (for a build): the worker hands
+    // the request's connection to a thread of its own and runs this there,
+    // and the thread that accepted it goes back to accepting, so waits never
+    // hold up requests that need no build. Everything else is then ignored.
+    std::function<void(ResponseWriter&)> later;
 
     Response& header(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));
         return *this;
     }
+};
+
+// How a Response::later answers, on its own thread.
+class ResponseWriter {
+public:
+    virtual ~ResponseWriter() = default;
+    // Whether the client has gone (nginx closed the connection when it hung
+    // up), or the worker is draining.
+    virtual bool client_gone() = 0;
+    virtual bool stopping() = 0;
+    // Whether the request is a HEAD (no body is sent).
+    virtual bool head_only() const = 0;
+    // A whole response, as a handler returns one. Ends the response.
+    virtual void send(Response response) = 0;
+    // The status line and headers now, through nginx to the client, and the
+    // body later (send_body): without Content-Length, and unbuffered by
+    // nginx. For HEAD this ends the response.
+    virtual void start(int status, std::vector<std::pair<std::string, std::string>> headers) = 0;
+    // The body after start(). Ends the response.
+    virtual void send_body(std::string_view body) = 0;
+    // Ends a started response broken: the connection closes without the
+    // response's end, so the client sees a failed transfer, never a
+    // truncated body taken for a whole one.
+    virtual void abort() = 0;
+    // Added to the request's log line.
+    log::Fields log_fields;
 };
 
 std::string_view status_text(int status);

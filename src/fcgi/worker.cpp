@@ -6,7 +6,9 @@
 #include <chrono>
 #include <csignal>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -15,6 +17,12 @@ namespace nixery {
 namespace {
 
 std::atomic<bool> g_stopping{false};
+
+// Requests answered later (Response::later) on threads of their own, and the
+// most this process keeps: each holds a connection, and libfcgi select()s on
+// descriptors below FD_SETSIZE.
+std::atomic<int> g_later{0};
+constexpr int k_max_later = 512;
 
 void on_wake(int) {} // only interrupts accept()
 
@@ -42,6 +50,104 @@ Request read_request(const FCGX_Request& raw) {
     return r;
 }
 
+// Ends the request and closes its connection, also when nginx asked to keep
+// it (fastcgi_keep_conn, nginx/locations.conf.in): a thread never waits for
+// a next request on a connection nginx may leave idle.
+void finish(FCGX_Request& raw) {
+    FCGX_Finish_r(&raw);
+    FCGX_Free(&raw, 1);
+}
+
+std::string status_line(int status) {
+    return "Status: " + std::to_string(status) + " " + std::string(status_text(status)) + "\r\n";
+}
+
+// Writes a deferred response on the request's own connection.
+class FcgiWriter final : public ResponseWriter {
+public:
+    FcgiWriter(FCGX_Request& raw, bool head) : m_raw(raw), m_head(head) {}
+
+    bool client_gone() override {
+        pollfd p{m_raw.ipcFd, POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    }
+    bool stopping() override { return g_stopping.load(); }
+    bool head_only() const override { return m_head; }
+
+    void send(Response response) override {
+        status = response.status;
+        const auto bytes = serialize_response(response, m_head && !response.body_for_head);
+        FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), m_raw.out);
+        log_fields.insert(log_fields.end(), response.log_fields.begin(), response.log_fields.end());
+    }
+
+    void start(int status_code, std::vector<std::pair<std::string, std::string>> headers) override {
+        status = status_code;
+        std::string out = status_line(status_code);
+        for (const auto& [name, value] : headers) {
+            out += name + ": " + value + "\r\n";
+        }
+        out += "\r\n";
+        FCGX_PutStr(out.data(), static_cast<int>(out.size()), m_raw.out);
+        FCGX_FFlush(m_raw.out);
+        log_fields.emplace_back("early_headers", true);
+    }
+
+    void send_body(std::string_view body) override {
+        if (!m_head) {
+            FCGX_PutStr(body.data(), static_cast<int>(body.size()), m_raw.out);
+        }
+    }
+
+    void abort() override {
+        // No FastCGI end-of-request: nginx sees the connection close early
+        // and cuts the client's transfer (no last chunk).
+        ::shutdown(m_raw.ipcFd, SHUT_RDWR);
+        log_fields.emplace_back("aborted", true);
+    }
+
+    int status = 499; // nginx's "client closed request", until something is sent
+
+private:
+    FCGX_Request& m_raw;
+    bool m_head;
+};
+
+void log_request(const Request& request, int status, std::chrono::steady_clock::time_point started,
+                 const log::Fields& extra) {
+    const auto ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    log::Fields fields{{"method", request.method},
+                       {"path", request.path},
+                       {"status", status},
+                       {"duration_ms", ms}};
+    fields.insert(fields.end(), extra.begin(), extra.end());
+    log::info("request", fields);
+}
+
+// Runs `later` on a thread of its own with the accepted request `raw`,
+// which it finishes and frees.
+void answer_later(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
+                  std::string_view route, Metrics& metrics,
+                  std::chrono::steady_clock::time_point started) {
+    std::thread([raw, request = std::move(request), later = std::move(later), route, &metrics,
+                 started] {
+        FcgiWriter writer(*raw, request.method == "HEAD");
+        try {
+            later(writer);
+        } catch (const std::exception& e) {
+            log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
+            writer.abort();
+        }
+        metrics.count_request(route, writer.status);
+        finish(*raw);
+        delete raw;
+        log_request(request, writer.status, started, writer.log_fields);
+        g_later.fetch_sub(1);
+    }).detach();
+}
+
 // Per-thread state the draining main thread looks at.
 struct ThreadState {
     std::atomic<bool> accepting{false}; // blocked (or about to block) in accept()
@@ -57,10 +163,14 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
         log::error("worker thread set-up failed", {{"error", e.what()}});
         std::_Exit(1);
     }
-    FCGX_Request raw;
-    FCGX_InitRequest(&raw, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+    // On the heap: libfcgi's streams point back at their request, so a
+    // request handed to another thread (Response::later) must keep its
+    // address; this thread then accepts with a new one.
+    auto* held = new FCGX_Request;
+    FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
     while (!g_stopping.load()) {
         state.accepting = true;
+        auto& raw = *held;
         const int accepted = FCGX_Accept_r(&raw);
         state.accepting = false;
         if (accepted != 0) {
@@ -78,25 +188,30 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
             response = handler->failed(request);
         }
+        if (response.later && g_later.fetch_add(1) < k_max_later) {
+            // The connection moves to the answering thread; this one
+            // accepts with a fresh request.
+            answer_later(held, request, std::move(response.later), response.route, metrics,
+                         started);
+            held = new FCGX_Request;
+            FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+            continue;
+        }
+        if (response.later) {
+            g_later.fetch_sub(1);
+            response = handler->busy(request);
+        }
         // Counted before the client can see the answer, so a scrape that
         // follows a response always includes it.
         metrics.count_request(response.route, response.status);
         const auto bytes =
             serialize_response(response, request.method == "HEAD" && !response.body_for_head);
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
-        FCGX_Finish_r(&raw);
-
-        const auto ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                .count();
-        log::Fields fields{{"method", request.method},
-                           {"path", request.path},
-                           {"status", response.status},
-                           {"duration_ms", ms}};
-        fields.insert(fields.end(), response.log_fields.begin(), response.log_fields.end());
-        log::info("request", fields);
+        finish(raw);
+        log_request(request, response.status, started, response.log_fields);
     }
-    FCGX_Free(&raw, 1);
+    FCGX_Free(held, 1);
+    delete held;
 }
 
 } // namespace
@@ -151,6 +266,11 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     }
     for (auto& t : pool) {
         t.join();
+    }
+    // Requests answered later finish too (their waits give up on queued
+    // builds when the worker drains).
+    while (g_later.load() > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return 0;
 }

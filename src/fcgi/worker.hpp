@@ -22,6 +22,9 @@ public:
     // The answer when handle() threw (the worker has logged why): a 500 in
     // the handler's own format, labelled like handle()'s.
     virtual Response failed(const Request& request) = 0;
+    // The answer when too many requests of this process wait already
+    // (Response::later): a 429 in the handler's own format.
+    virtual Response busy(const Request& request) = 0;
 };
 
 // Called once in each thread; a failure to set up is fatal for the worker.

@@ -24,6 +24,10 @@ constexpr int k_routes = static_cast<int>(RouteKind::not_found) + 1;
 constexpr std::array<double, 11> k_duration_buckets{0.5, 1,   2.5, 5,   10,  30,
                                                     60,  120, 300, 600, 1800};
 
+// Upper bounds (seconds) of the queue wait histogram: from a free slot to a
+// queue that holds a build back for several builds' time.
+constexpr std::array<double, 10> k_queue_wait_buckets{0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600};
+
 using Counter = std::atomic<std::uint64_t>;
 // Cross-process atomics must not hide a lock inside the process.
 static_assert(Counter::is_always_lock_free);
@@ -40,6 +44,12 @@ struct Metrics::Counters {
     Counter layers_reused;
     Counter bytes_packed;
     Counter worker_restarts;
+    Counter builds_running; // gauges, set by the job board
+    Counter builds_queued;
+    Counter requests_waiting;
+    Counter queue_wait_buckets[k_queue_wait_buckets.size()]; // non-cumulative
+    Counter queue_waits;
+    Counter queue_wait_micros;
 };
 
 Result<Metrics> Metrics::create_shared() {
@@ -94,6 +104,27 @@ void Metrics::count_layers(int packed, int reused, std::uint64_t bytes_packed) {
     c.bytes_packed.fetch_add(bytes_packed, std::memory_order_relaxed);
 }
 
+void Metrics::set_build_queue(int running, int queued, int waiting) {
+    auto& c = *m_counters;
+    c.builds_running.store(static_cast<std::uint64_t>(std::max(running, 0)));
+    c.builds_queued.store(static_cast<std::uint64_t>(std::max(queued, 0)));
+    c.requests_waiting.store(static_cast<std::uint64_t>(std::max(waiting, 0)));
+}
+
+void Metrics::observe_queue_wait(double seconds) {
+    auto& c = *m_counters;
+    std::size_t bucket = 0;
+    while (bucket < k_queue_wait_buckets.size() && seconds > k_queue_wait_buckets[bucket]) {
+        ++bucket;
+    }
+    if (bucket < k_queue_wait_buckets.size()) {
+        c.queue_wait_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+    }
+    c.queue_wait_micros.fetch_add(seconds > 0 ? static_cast<std::uint64_t>(seconds * 1e6) : 0,
+                                  std::memory_order_relaxed);
+    c.queue_waits.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Metrics::count_worker_restart() {
     m_counters->worker_restarts.fetch_add(1, std::memory_order_relaxed);
 }
@@ -110,10 +141,41 @@ void counter(std::string& out, std::string_view name, std::string_view help, con
     out.append(name).append(" ").append(std::to_string(value.load())).append("\n");
 }
 
+void gauge(std::string& out, std::string_view name, std::string_view help, const Counter& value) {
+    header(out, name, "gauge", help);
+    out.append(name).append(" ").append(std::to_string(value.load())).append("\n");
+}
+
 std::string number(double value) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", value);
+    std::snprintf(buf, sizeof buf, "%.15g", value);
     return buf;
+}
+
+// A histogram from non-cumulative bucket counters; `count` is read once so
+// the +Inf bucket and _count agree.
+template <std::size_t N>
+void histogram(std::string& out, std::string_view name, std::string_view help,
+               const std::array<double, N>& bounds, const Counter (&buckets)[N],
+               const Counter& count, const Counter& micros) {
+    header(out, name, "histogram", help);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        cumulative += buckets[i].load();
+        out.append(name)
+            .append("_bucket{le=\"")
+            .append(number(bounds[i]))
+            .append("\"} ")
+            .append(std::to_string(cumulative))
+            .append("\n");
+    }
+    const auto total = std::max(count.load(), cumulative);
+    out.append(name).append("_bucket{le=\"+Inf\"} ").append(std::to_string(total)).append("\n");
+    out.append(name)
+        .append("_sum ")
+        .append(number(static_cast<double>(micros.load()) / 1e6))
+        .append("\n");
+    out.append(name).append("_count ").append(std::to_string(total)).append("\n");
 }
 
 } // namespace
@@ -145,26 +207,9 @@ std::string Metrics::render() const {
             "unknown).",
             c.build_failures);
 
-    header(out, "nixery_build_duration_seconds", "histogram",
-           "How long image builds took, failed ones included.");
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < k_duration_buckets.size(); ++i) {
-        cumulative += c.duration_buckets[i].load();
-        out.append("nixery_build_duration_seconds_bucket{le=\"")
-            .append(number(k_duration_buckets[i]))
-            .append("\"} ")
-            .append(std::to_string(cumulative))
-            .append("\n");
-    }
-    // Read once: the +Inf bucket and _count must agree.
-    const auto builds = std::max(c.builds.load(), cumulative);
-    out.append("nixery_build_duration_seconds_bucket{le=\"+Inf\"} ")
-        .append(std::to_string(builds))
-        .append("\n");
-    out.append("nixery_build_duration_seconds_sum ")
-        .append(number(static_cast<double>(c.duration_micros.load()) / 1e6))
-        .append("\n");
-    out.append("nixery_build_duration_seconds_count ").append(std::to_string(builds)).append("\n");
+    histogram(out, "nixery_build_duration_seconds",
+              "How long image builds took, failed ones included.", k_duration_buckets,
+              c.duration_buckets, c.builds, c.duration_micros);
 
     counter(out, "nixery_layers_packed_total",
             "Layers packed (tar + gzip) by builds that succeeded.", c.layers_packed);
@@ -175,6 +220,16 @@ std::string Metrics::render() const {
             "Compressed bytes of the layers builds that succeeded packed.", c.bytes_packed);
     counter(out, "nixery_worker_restarts_total",
             "Worker processes that exited and were replaced by the master.", c.worker_restarts);
+    gauge(out, "nixery_builds_running", "Image builds running now, across the worker pool.",
+          c.builds_running);
+    gauge(out, "nixery_builds_queued",
+          "Image builds waiting for one of NIXERY_MAX_BUILDS slots, in arrival order.",
+          c.builds_queued);
+    gauge(out, "nixery_requests_waiting",
+          "Manifest requests waiting for a build that is queued or running.", c.requests_waiting);
+    histogram(out, "nixery_build_queue_wait_seconds",
+              "How long builds waited in the queue before they started.", k_queue_wait_buckets,
+              c.queue_wait_buckets, c.queue_waits, c.queue_wait_micros);
     return out;
 }
 

@@ -35,6 +35,10 @@ public:
     void count_build(BuildOutcome outcome, double seconds);
     void count_layers(int packed, int reused, std::uint64_t bytes_packed);
     void count_worker_restart();
+    // The build queue as the job board (builder/jobs.hpp) sees it now.
+    void set_build_queue(int running, int queued, int waiting);
+    // A build started after waiting `seconds` in the queue.
+    void observe_queue_wait(double seconds);
 
     // Every metric in the text exposition format.
     std::string render() const;

@@ -71,6 +71,19 @@ void cache_in_nginx(Response& r, std::chrono::seconds time) {
     }
 }
 
+// A manifest by tag: its body depends on Accept, so no shared cache may hand
+// an OCI manifest to a Docker client (nginx's own keeps one variant per
+// Accept), and nginx may answer it for `cache_time`.
+Response manifest_response(ServedManifest served, std::chrono::seconds cache_time) {
+    Response r;
+    r.body = std::move(served.body);
+    r.header("Content-Type", served.media_type);
+    r.header("Docker-Content-Digest", served.digest);
+    r.header("Vary", "Accept");
+    cache_in_nginx(r, cache_time);
+    return with_api_version(std::move(r));
+}
+
 } // namespace
 
 Response error_response(const RegistryError& error) {
@@ -79,8 +92,15 @@ Response error_response(const RegistryError& error) {
     r.body = error_json(error);
     r.header("Content-Type", "application/json");
     r.log_fields.emplace_back("error", error.code);
+    if (error.status >= 500) {
+        // The server's fault: its cause goes in the request's one log line.
+        r.log_fields.emplace_back("error_message", error.message);
+    }
     if (error.status == 405) {
         r.header("Allow", "GET, HEAD");
+    }
+    if (error.status == 429 || error.status == 503) {
+        r.header("Retry-After", "10");
     }
     return with_api_version(std::move(r));
 }
@@ -104,7 +124,17 @@ Response RegistryHandler::handle(const Request& request) {
 
 Response RegistryHandler::failed(const Request& request) {
     const auto err = internal_error("the server failed to answer this request");
-    Response r{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}, {}};
+    Response r;
+    r.status = err.status;
+    r.header("Content-Type", "application/json");
+    r.body = error_json(err);
+    r.route = route_label(parse_route(request.path).kind);
+    return r;
+}
+
+Response RegistryHandler::busy(const Request& request) {
+    auto r = error_response(
+        {429, "TOOMANYREQUESTS", "too many requests wait for builds; retry later", {}});
     r.route = route_label(parse_route(request.path).kind);
     return r;
 }
@@ -165,24 +195,135 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         negotiate_format(request.header_values("Accept"), m_services.config.layer_compression);
     Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
                      m_cache, m_services.locks, m_nix, m_services.metrics});
-    auto served = builder.manifest(image, reference, format);
-    if (!served) {
-        auto r = error_response(served.error());
+    const auto logged = [&](Response r) {
         r.log_fields.emplace_back("image", name);
         r.log_fields.emplace_back("tag", reference);
         return r;
+    };
+    auto resolved = builder.resolve(image, reference);
+    if (!resolved) {
+        return logged(error_response(resolved.error()));
     }
+    auto found = builder.find(*resolved);
+    if (!found) {
+        return logged(error_response(found.error()));
+    }
+    if (!*found) {
+        return after_build(image, reference, format, *resolved);
+    }
+    return logged(manifest_response(builder.serve(**found, name, reference, format),
+                                    manifest_cache_time(m_services.config, reference)));
+}
+
+Response RegistryHandler::after_build(const Image& image, const std::string& tag,
+                                      ManifestFormat format, const Builder::Resolved& resolved) {
+    auto& jobs = m_services.jobs;
+    const auto joined = jobs.join({resolved.key, image.name, tag});
+    if (!joined || !*joined) {
+        auto r = error_response(
+            !joined ? internal_error("queueing the build of \"" + image.name + "\" failed")
+                    : RegistryError{429,
+                                    "TOOMANYREQUESTS",
+                                    "too many images are waiting to be built (" +
+                                        std::to_string(m_services.config.max_queued_builds) +
+                                        "); retry later",
+                                    {}});
+        r.log_fields.emplace_back("image", image.name);
+        r.log_fields.emplace_back("tag", tag);
+        if (!joined) {
+            r.log_fields.emplace_back("cause", joined.error().message);
+        }
+        return r;
+    }
+    const auto ticket = **joined;
+    const auto arrived = std::chrono::steady_clock::now();
     Response r;
-    r.body = std::move(served->body);
-    r.header("Content-Type", served->media_type);
-    r.header("Docker-Content-Digest", served->digest);
-    // The body depends on Accept: no shared cache may hand an OCI manifest
-    // to a Docker client (nginx's own keeps one variant per Accept).
-    r.header("Vary", "Accept");
-    cache_in_nginx(r, manifest_cache_time(m_services.config, reference));
-    r.log_fields.emplace_back("image", name);
-    r.log_fields.emplace_back("tag", reference);
-    return with_api_version(std::move(r));
+    r.later = [services = m_services, image, tag, format, resolved, ticket,
+               arrived](ResponseWriter& w) {
+        w.log_fields.emplace_back("image", image.name);
+        w.log_fields.emplace_back("tag", tag);
+        const auto& config = services.config;
+        auto& board = services.jobs;
+        // The answer once the job has ended: from the cache, as if it had
+        // been there when the request came.
+        const auto answer = [&]() -> Result<ServedManifest, RegistryError> {
+            auto db = Db::open(config.database(), config.data.sql_dir);
+            if (!db) {
+                w.log_fields.emplace_back("cause", db.error().message);
+                return unexpected(internal_error("reading the built image failed"));
+            }
+            BuildCache cache(std::move(*db));
+            const Nix nix(nix_settings(config));
+            const auto source = make_source(config, nix);
+            Builder builder({config, services.popularity, *source, services.storage, cache,
+                             services.locks, nix, services.metrics});
+            TRY_ASSIGN(auto found, builder.built(resolved));
+            if (!found) {
+                return unexpected(RegistryError{503,
+                                                "UNAVAILABLE",
+                                                "the build of \"" + image.name +
+                                                    "\" ended without an image; retry",
+                                                {}});
+            }
+            return builder.serve(*found, image.name, tag, format);
+        };
+        const auto ended = [&](JobOutcome outcome) -> Result<ServedManifest, RegistryError> {
+            board.leave(ticket, Leaving::done);
+            if (outcome == JobOutcome::lost) {
+                return unexpected(
+                    RegistryError{503,
+                                  "UNAVAILABLE",
+                                  "the build of \"" + image.name + "\" was interrupted; retry",
+                                  {}});
+            }
+            return answer();
+        };
+        const auto gone = [&] { return w.client_gone() || w.stopping(); };
+
+        auto waited = board.wait(ticket, arrived + config.header_deadline, gone);
+        if (waited.how == JobBoard::Waited::ended) {
+            auto served = ended(waited.outcome);
+            w.send(served ? manifest_response(std::move(*served), manifest_cache_time(config, tag))
+                          : error_response(served.error()));
+            return;
+        }
+        if (waited.how == JobBoard::Waited::given_up) {
+            board.leave(ticket, w.client_gone() ? Leaving::gone : Leaving::done);
+            if (!w.client_gone()) {
+                w.send(error_response(RegistryError{
+                    503, "UNAVAILABLE", "the server is restarting; retry shortly", {}}));
+            }
+            return;
+        }
+        // Not ready by the deadline: the headers now, before clients give
+        // up (containerd waits 30 s for them), without a digest or length
+        // (a client then takes the digest from the body).
+        w.start(200, {{"Content-Type", std::string(manifest_media_type(format))},
+                      {"Vary", "Accept"},
+                      {"Docker-Distribution-API-Version", std::string(k_api_version)}});
+        if (w.head_only()) {
+            // Its GET follows: a queued job keeps its place a while.
+            board.leave(ticket, Leaving::revisit);
+            return;
+        }
+        waited = board.wait(ticket, arrived + config.request_timeout() - std::chrono::minutes(1),
+                            [&] { return w.client_gone(); });
+        if (waited.how != JobBoard::Waited::ended) {
+            board.leave(ticket, Leaving::gone);
+            w.abort();
+            return;
+        }
+        auto served = ended(waited.outcome);
+        if (!served) {
+            // Too late for a status: the failure is remembered, and the
+            // client's retry gets it as a registry error.
+            w.log_fields.emplace_back("error", served.error().code);
+            w.abort();
+            return;
+        }
+        w.send_body(served->body);
+    };
+    return r;
 }
 
 Response RegistryHandler::stored(const std::string& method, const std::string& name,

@@ -5,6 +5,7 @@
 // (/metrics). One instance per worker thread.
 #pragma once
 
+#include "builder/build_runner.hpp"
 #include "builder/builder.hpp"
 #include "fcgi/worker.hpp"
 #include "metrics/metrics.hpp"
@@ -14,12 +15,8 @@
 namespace nixery {
 
 // What every thread of a worker process shares (owned by the process).
-struct ProcessServices {
-    const Config& config;
-    const Popularity& popularity;
-    StorageBackend& storage;
-    const LockTable& locks;
-    Metrics& metrics; // shared by every worker process
+struct ProcessServices : PoolServices {
+    JobBoard& jobs; // shared by every worker process
 };
 
 class RegistryHandler final : public RequestHandler {
@@ -28,6 +25,7 @@ public:
     static Result<std::unique_ptr<RegistryHandler>> open(const ProcessServices& services);
 
     Response handle(const Request& request) override;
+    Response busy(const Request& request) override;
     Response failed(const Request& request) override;
 
 private:
@@ -38,6 +36,10 @@ private:
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);
+    // A manifest by tag whose image needs a build: answered later, when the
+    // build ends, or with early headers at NIXERY_HEADER_DEADLINE.
+    Response after_build(const Image& image, const std::string& tag, ManifestFormat format,
+                         const Builder::Resolved& resolved);
     // A blob or manifest by digest, from storage: a GET gets the location
     // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
     // size, type and digest from here, since the redirect target is

@@ -111,13 +111,15 @@ class Response:
 class Instance:
     """A running nixery (`nixery run`) with its own directories."""
 
-    def __init__(self, package_set=None, expected_errors=(), binary=NIXERY, **settings):
+    def __init__(self, package_set=None, expected_errors=(), binary=NIXERY, salt=SALT, **settings):
+        """`salt`: a salt of its own gives the instance slow packages that
+        no other test has built yet."""
         self.binary = Path(binary)
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-it-"))
         self.port = free_port()
         self.storage = self.dir / "storage"
         self.state = self.dir / "state"
-        self.package_set = Path(package_set) if package_set else make_package_set(self.dir)
+        self.package_set = Path(package_set) if package_set else make_package_set(self.dir, salt)
         self.expected_errors = list(expected_errors)
         self.env = base_environment()
         self.env.update({
@@ -243,6 +245,13 @@ class Instance:
 
     def head(self, path, headers=None, timeout=300):
         return self.request("HEAD", path, headers, timeout)
+
+    def metric(self, name):
+        """The value of an unlabelled metric in /metrics, as a number."""
+        for line in self.get("/metrics").body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no metric " + name)
 
     def manifest(self, name, tag="latest", accept=None):
         headers = {"Accept": accept} if accept else {}

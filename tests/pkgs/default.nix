@@ -27,6 +27,18 @@ let
     printf '#!${sh}\necho "${name} uses $(${demo.busybox}/bin/cat ${lib}/share/greeting)"\n' > $out/bin/${name}
     chmod 0555 $out/bin/${name}
   '';
+  numbered = prefix: count: f: builtins.listToAttrs (builtins.genList (n: {
+    name = "${prefix}${toString n}";
+    value = f n;
+  }) count);
+  mkPauses = name: failure: numbered "s" 61 (seconds: numbered "v" 64 (variant:
+    mkPackage "${name}-${toString seconds}-${toString variant}-${salt}" ''
+      sleep ${toString seconds}
+      ${failure}
+      mkdir -p $out/bin
+      printf '#!${sh}\necho paused ${toString seconds}\n' > $out/bin/pause
+      chmod 0555 $out/bin/pause
+    ''));
 in
 demo // rec {
   libgreet = mkPackage "libgreet-1.0" ''
@@ -88,6 +100,16 @@ demo // rec {
     mkdir -p $out/bin
     printf '#!${sh}\necho slow\n' > $out/bin/slow
     chmod 0555 $out/bin/slow
+  '';
+
+  # Slow builds of a chosen length, new in every test run: the image
+  # "pause.s12.v3" takes 12 s to build; v0…v63 are otherwise equal builds
+  # of that length, for tests that need many distinct images.
+  pause = mkPauses "pause" "";
+  # The same, failing at the end.
+  pausefail = mkPauses "pausefail" ''
+    echo "nixery-test: this slow package fails on purpose" >&2
+    exit 1
   '';
 
   # Never finishes within a short NIX_TIMEOUT.

@@ -1,0 +1,29 @@
+// Failure memory: a build that failed is answered from the database for a
+// while, so a client's retries (and other clients) get its error at once
+// instead of starting the same failing build again.
+#pragma once
+
+#include "cache/build_cache.hpp"
+#include "core/routes.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace nixery {
+
+// How long a failed build is answered from memory.
+inline constexpr std::chrono::seconds k_failure_memory{30};
+
+// The error of a build of `image_key` that failed less than
+// k_failure_memory before `now`, or nullopt.
+Result<std::optional<RegistryError>>
+remembered_failure(BuildCache& cache, std::string_view image_key, std::int64_t now);
+
+// Remembers that the build of `image_key` failed with `error` (best effort:
+// a failure to remember only costs a rebuild).
+void remember_failure(BuildCache& cache, std::string_view image_key, const RegistryError& error,
+                      std::int64_t now);
+
+} // namespace nixery

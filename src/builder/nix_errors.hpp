@@ -1,0 +1,31 @@
+// Nix's failures in words a client can act on: which package is unknown,
+// not a package, refused; what Nix said when a build failed; that it ran
+// out of time. The registry errors of a build's Nix steps come from here
+// and nowhere else.
+#pragma once
+
+#include "core/image.hpp"
+#include "core/routes.hpp"
+#include "nix/nix.hpp"
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nixery {
+
+// A failed or timed-out Nix run: MANIFEST_UNKNOWN with Nix's last output;
+// Nix not runnable at all is the server's fault (500).
+RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout);
+
+// Why an evaluation cannot become an image (unknown packages, attributes
+// that are not packages, packages Nix refuses, arm64 from a package set
+// without `system`), or nullopt when it can. `explain` asks Nix why it
+// refuses one package; `source` describes the package set.
+std::optional<RegistryError>
+evaluation_error(const Evaluation& evaluation, const Image& image, std::string_view source,
+                 const std::function<std::string(const std::string& package)>& explain);
+
+} // namespace nixery
