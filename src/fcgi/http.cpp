@@ -42,6 +42,15 @@ std::string url_decode(std::string_view s) {
 
 } // namespace
 
+std::string Request::param(std::string_view name) const {
+    for (const auto& [n, value] : params) {
+        if (n == name) {
+            return value;
+        }
+    }
+    return {};
+}
+
 std::vector<std::string> Request::header_values(std::string_view name) const {
     const auto key = cgi_name(name);
     std::vector<std::string> out;

@@ -27,6 +27,9 @@ struct Request {
     std::vector<std::string> header_values(std::string_view name) const;
     // The value of query parameter `name`, or empty.
     std::string query_param(std::string_view name) const;
+    // The value of FastCGI param `name` that nginx set (not a header: those
+    // are HTTP_*), or empty.
+    std::string param(std::string_view name) const;
 };
 
 class ResponseWriter;

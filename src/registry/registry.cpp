@@ -209,6 +209,17 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return logged(error_response(found.error()));
     }
     if (!*found) {
+        // nginx's manifest location caches, and a cacheable request is not
+        // given up when its client hangs up (nginx reads on to fill the
+        // cache), so a wait there would keep abandoned builds alive: a
+        // build is waited for in @manifest_build, which does not cache
+        // (nginx/locations.conf.in), and sets NIXERY_WAIT.
+        if (request.param("NIXERY_WAIT").empty()) {
+            Response r;
+            r.header("X-Accel-Redirect", "@manifest_build");
+            r.log_fields.emplace_back("handed_to", "@manifest_build");
+            return logged(with_api_version(std::move(r)));
+        }
         return after_build(image, reference, format, *resolved);
     }
     return logged(manifest_response(builder.serve(**found, name, reference, format),
