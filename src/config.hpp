@@ -4,6 +4,7 @@
 // that says what to change.
 #pragma once
 
+#include "core/layering.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -65,6 +66,7 @@ struct Config {
     std::filesystem::path state_dir;
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
+    LayeringStrategy layering = LayeringStrategy::automatic; // NIXERY_LAYERING
     int workers = 2;
     int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;

@@ -36,9 +36,10 @@ commands:
              instance the environment configures; --http2-directive for
              nginx 1.25.1 and newer, --ktls for kernel TLS (nginx 1.21.4 and
              newer with OpenSSL 3)
-  layers --graph FILE [--popularity FILE] [--budget N]
+  layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
-             is grouped into layers, in manifest order
+             is grouped into layers, in manifest order; S is auto (default:
+             popularity with --popularity, chunks without), popularity or chunks
   popcount [--output FILE]
              compute popularity data (NIX_POPULARITY_URL) for the package set
              configured as for serve
@@ -48,6 +49,7 @@ int layers_command(const std::vector<std::string>& args) {
     std::string graph_file;
     std::string popularity_file;
     std::size_t budget = nixery::k_default_budget;
+    auto strategy = nixery::LayeringStrategy::automatic;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const bool has_value = i + 1 < args.size();
@@ -55,6 +57,16 @@ int layers_command(const std::vector<std::string>& args) {
             graph_file = args[++i];
         } else if (a == "--popularity" && has_value) {
             popularity_file = args[++i];
+        } else if (a == "--strategy" && has_value) {
+            const auto parsed = nixery::parse_layering_strategy(args[++i]);
+            if (!parsed) {
+                std::fprintf(stderr,
+                             "nixery layers: --strategy must be auto, popularity or chunks, not "
+                             "\"%s\"\n",
+                             args[i].c_str());
+                return 2;
+            }
+            strategy = *parsed;
         } else if (a == "--budget" && has_value) {
             const auto& v = args[++i];
             if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
@@ -101,7 +113,8 @@ int layers_command(const std::vector<std::string>& args) {
         }
         popularity = std::move(*parsed);
     }
-    const auto json = nixery::layers_to_json(nixery::group_layers(*graph, popularity, budget));
+    const auto json =
+        nixery::layers_to_json(nixery::group_layers(*graph, popularity, budget, strategy));
     std::printf("%s\n", json.c_str());
     return 0;
 }
