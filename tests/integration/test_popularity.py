@@ -202,13 +202,43 @@ class PopularityUrlTest(TestCase):
 
     def test_popular_paths_get_their_own_layer(self):
         with tempfile.TemporaryDirectory() as tmp:
-            popularity = Path(tmp) / "popularity.json"
-            popularity.write_text(json.dumps({"libgreet-1.0": 1000}))
-            with Instance() as plain, Instance(NIX_POPULARITY_URL="file://" + str(popularity)) as popular:
+            popular, unrelated = Path(tmp) / "popular.json", Path(tmp) / "unrelated.json"
+            popular.write_text(json.dumps({"libgreet-1.0": 1000}))
+            unrelated.write_text(json.dumps({"unrelated-1.0": 1000}))
+            with Instance(NIX_POPULARITY_URL="file://" + str(unrelated)) as plain, \
+                    Instance(NIX_POPULARITY_URL="file://" + str(popular)) as with_popular:
                 without = self.layer_paths(plain, "app-a")
-                with_data = self.layer_paths(popular, "app-a")
+                with_data = self.layer_paths(with_popular, "app-a")
                 self.assertFalse(any(h == "nixery: libgreet-1.0" for h in without))
                 self.assertIn("nixery: libgreet-1.0", with_data)
+
+    def test_a_bumped_version_keeps_the_popularity_of_its_name(self):
+        # The data names libgreet-0.9, the package set has libgreet-1.0.
+        with tempfile.TemporaryDirectory() as tmp:
+            stale = Path(tmp) / "stale.json"
+            stale.write_text(json.dumps({"libgreet-0.9": 1000}))
+            with Instance(NIX_POPULARITY_URL="file://" + str(stale)) as inst:
+                self.assertIn("nixery: libgreet-1.0", self.layer_paths(inst, "app-a"))
+
+    def test_without_data_every_store_path_is_a_layer_when_the_budget_allows(self):
+        # auto without data is the chunks strategy: app-a's closure (app-a,
+        # libgreet, the busybox shell and binary, the certificates and
+        # iana-etc every image gets) fits the budget, one layer each, plus the
+        # top layer; NIXERY_LAYERING=chunks is the same image.
+        with Instance() as auto, Instance(NIXERY_LAYERING="chunks") as chunks:
+            history = self.layer_paths(auto, "app-a")
+            self.assertEqual(set(history[:-1]), {
+                "nixery: app-a", "nixery: libgreet-1.0", "nixery: busybox",
+                "nixery: busybox-static", "nixery: nss-cacert-demo", "nixery: iana-etc-20240318"})
+            self.assertEqual(auto.manifest("app-a").json()["layers"],
+                             chunks.manifest("app-a").json()["layers"])
+
+    def test_popularity_without_data_stops_start_up(self):
+        inst = Instance(NIXERY_LAYERING="popularity")
+        with self.assertRaises(AssertionError) as caught:
+            inst.start(timeout=30)
+        self.assertIn("NIX_POPULARITY_URL", str(caught.exception))
+        inst.stop()
 
     def test_unreachable_popularity_data_stops_start_up(self):
         inst = Instance(NIX_POPULARITY_URL="file:///nonexistent/popularity.json")
