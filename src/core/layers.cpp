@@ -181,15 +181,15 @@ std::vector<Layer> group_by_chunks(const ClosureGraph& graph, const IndexedGraph
     }
 
     // Big paths alone: the lowest threshold of the ladder that leaves at
-    // most half the budget to them.
+    // least one layer for the rest.
     std::uint64_t threshold = k_chunk_alone_floor;
     const auto alone_count = [&](std::uint64_t t) {
         return static_cast<std::size_t>(std::count_if(
             paths.begin(), paths.end(), [t](const StorePathInfo* p) { return p->nar_size >= t; }));
     };
     if (paths.size() > budget) {
-        while (threshold < (std::uint64_t{1} << 62) && alone_count(threshold) > budget / 2) {
-            threshold *= 2;
+        while (threshold < (std::uint64_t{1} << 62) && alone_count(threshold) > budget - 1) {
+            threshold += threshold / 4;
         }
     } else {
         threshold = 0; // everything fits: one layer per store path

@@ -20,8 +20,12 @@
 // path tends to land in the same layer whatever image it is in:
 //
 //   1. if the closure fits the budget: one layer per store path (the ideal);
-//   2. otherwise big paths alone: NAR size at least T, the lowest of 1 MiB,
-//      2 MiB, 4 MiB, … that leaves at most half the budget to them;
+//   2. otherwise the big paths alone: NAR size at least T, the lowest step
+//      of a fixed ladder (64 KiB, then up by a quarter each step) that
+//      leaves at least one layer for the rest. The bytes that matter are
+//      in the big paths, and a path alone is shared by every image that
+//      has it; a fixed ladder makes images of similar closures choose the
+//      same T;
 //   3. the rest sorted by name and cut into chunks where a name's hash has
 //      at least L trailing zero bits, L the lowest that fits the budget:
 //
@@ -51,7 +55,7 @@ namespace nixery {
 inline constexpr std::uint64_t k_big_threshold = 100'000'000; // bytes of NAR
 inline constexpr std::uint64_t k_popular_threshold = 100;
 inline constexpr std::size_t k_default_budget = 94;
-inline constexpr std::uint64_t k_chunk_alone_floor = 1 << 20; // bytes of NAR
+inline constexpr std::uint64_t k_chunk_alone_floor = 1 << 16; // bytes of NAR
 
 struct Layer {
     std::vector<std::string> paths; // sorted

@@ -229,6 +229,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nixery", default=str(ROOT / "build" / "nixery"))
     ap.add_argument("--keep", help="write the corpus (graphs, popularity) into this directory")
+    ap.add_argument("--only", help="only the rows whose strategy is this (auto, chunks, …)")
     args = ap.parse_args()
     if shutil.which("apt-cache") is None or not apt(["show", "zlib1g"]).strip():
         print("layering bench: skipped, needs apt-cache with package lists (apt-get update)")
@@ -266,12 +267,17 @@ def main():
     print("ideal (one layer per store path): %.2f GB for all images, %.0f MB for the bump" % (
         ideal / 1e9, ideal_bump / 1e6))
     print()
-    print("%-34s %6s %10s %8s %12s %8s %14s" % (
-        "strategy", "budget", "all (GB)", "x ideal", "bump (MB)", "x ideal", "stale / fresh"))
+    print("bump: after pulling every image, what pulling every image again costs once the")
+    print("library is bumped; for popularity, with the data counted before the bump (stale)")
+    print("and counted again (fresh)")
+    print()
+    print("%-34s %6s %9s %8s %10s %8s %11s %8s" % (
+        "strategy", "budget", "all (GB)", "x ideal", "bump (MB)", "x ideal", "fresh (MB)",
+        "stale/fresh"))
 
     # (label, strategy, popularity before the bump, after the bump [stale, fresh])
     rows = [
-        ("popularity", "popularity", pop_old, (pop_old, pop_new)),
+        ("popularity (stale after the bump)", "popularity", pop_old, (pop_old, pop_new)),
         ("chunks (no data)", "chunks", None, (None,)),
         ("auto without data (= chunks)", "auto", None, (None,)),
         ("popularity strategy without data", "popularity", None, (None,)),
@@ -279,6 +285,8 @@ def main():
     ]
     for budget in BUDGETS:
         for label, strategy, before_file, after_files in rows:
+            if args.only and strategy != args.only:
+                continue
             before = run_layers(args.nixery, work, old, images, budget, strategy, before_file)
             pulled = set(l for layers in before for l in layers)
             total = layer_bytes(sizes, pulled)
@@ -286,10 +294,11 @@ def main():
             for after_file in after_files:
                 after = run_layers(args.nixery, work, new, images, budget, strategy, after_file)
                 bumps.append(layer_bytes(sizes, set(l for layers in after for l in layers) - pulled))
+            fresh = "%.0f" % (bumps[1] / 1e6) if len(bumps) == 2 else "-"
             stale_fresh = "%.2f" % (bumps[0] / bumps[1]) if len(bumps) == 2 else "-"
-            print("%-34s %6d %10.2f %8.2f %12.0f %8.2f %14s" % (
+            print("%-34s %6d %9.2f %8.2f %10.0f %8.2f %11s %8s" % (
                 label, budget, total / 1e9, total / ideal, bumps[0] / 1e6,
-                bumps[0] / ideal_bump, stale_fresh))
+                bumps[0] / ideal_bump, fresh, stale_fresh))
     if not args.keep:
         shutil.rmtree(work)
     return 0
