@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <deque>
 #include <fcntl.h>
+#include <fstream>
 #include <mutex>
 #include <rapidjson/document.h>
 #include <set>
@@ -167,24 +168,26 @@ struct CacheCount {
 // line off so appends start on a fresh line. Returns the paths it knows.
 Result<std::vector<char>> load_journal(const std::string& file, StorePathGraph& graph,
                                        std::size_t& missing) {
+    // Line by line: the journal of a whole channel is tens of MB.
     std::vector<char> known;
-    const auto text = read_file(file);
-    if (!text) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
         return known; // no journal yet
     }
-    std::size_t valid = 0;
-    std::size_t pos = 0;
-    while (pos < text->size()) {
-        const auto nl = text->find('\n', pos);
-        if (nl == std::string::npos) {
-            break;
+    std::uint64_t valid = 0;
+    std::uint64_t read = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (in.eof()) {
+            break; // no newline: torn by an interruption
         }
-        const auto entry = parse_journal_line(std::string_view(*text).substr(pos, nl + 1 - pos));
-        pos = nl + 1;
+        read += line.size() + 1;
+        line += '\n';
+        const auto entry = parse_journal_line(line);
         if (!entry) {
             continue;
         }
-        valid = pos;
+        valid = read;
         const auto id = graph.intern(entry->base_name);
         std::vector<std::uint32_t> refs;
         if (entry->info) {
@@ -198,7 +201,10 @@ Result<std::vector<char>> load_journal(const std::string& file, StorePathGraph& 
         known.resize(graph.size(), 0);
         known[id] = 1;
     }
-    if (valid < text->size() && ::truncate(file.c_str(), static_cast<off_t>(valid)) != 0) {
+    in.close();
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (!ec && valid < size && ::truncate(file.c_str(), static_cast<off_t>(valid)) != 0) {
         return fail("truncate \"" + file + "\" failed: " + errno_text(errno));
     }
     return known;
@@ -369,7 +375,7 @@ int count_from_cache(const CacheCount& opts) {
     }
     progress.finish("counted " + std::to_string(packages.size()) + " packages over " +
                     std::to_string(graph.size()) + " store paths (" + std::to_string(fetched) +
-                    " narinfo files read, " + std::to_string(resumed) + " from the journal, " +
+                    " looked up in the cache, " + std::to_string(resumed) + " in the journal, " +
                     std::to_string(missing) + " not in the cache, " + std::to_string(invalid) +
                     " invalid lines); " + std::to_string(counts.size()) + " names");
     return 0;

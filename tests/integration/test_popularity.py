@@ -233,16 +233,16 @@ class PopularityUrlTest(TestCase):
             self.assertEqual(auto.manifest("app-a").json()["layers"],
                              chunks.manifest("app-a").json()["layers"])
 
-    def test_popularity_without_data_stops_start_up(self):
-        inst = Instance(NIXERY_LAYERING="popularity")
+    def assertStartUpFails(self, message_part, **settings):
+        inst = Instance(**settings)
         with self.assertRaises(AssertionError) as caught:
             inst.start(timeout=30)
-        self.assertIn("NIX_POPULARITY_URL", str(caught.exception))
+        self.assertIn(message_part, str(caught.exception))
         inst.stop()
 
+    def test_popularity_without_data_stops_start_up(self):
+        self.assertStartUpFails("NIX_POPULARITY_URL", NIXERY_LAYERING="popularity")
+
     def test_unreachable_popularity_data_stops_start_up(self):
-        inst = Instance(NIX_POPULARITY_URL="file:///nonexistent/popularity.json")
-        with self.assertRaises(AssertionError) as caught:
-            inst.start(timeout=30)
-        self.assertIn("/nonexistent/popularity.json", str(caught.exception))
-        inst.stop()
+        self.assertStartUpFails("/nonexistent/popularity.json",
+                                NIX_POPULARITY_URL="file:///nonexistent/popularity.json")
