@@ -6,6 +6,7 @@ import http.server
 import json
 import lzma
 import os
+import pty
 import random
 import subprocess
 import tempfile
@@ -133,12 +134,11 @@ class PopcountFromCacheTest(TestCase):
     """`nixery popcount --store-paths URL --cache URL`, as for nixpkgs: a
     channel's list of store paths and the cache's narinfo references."""
 
-    def popcount(self, server, tmp, *extra, **kwargs):
+    def popcount(self, server, tmp, *extra, stderr=subprocess.PIPE):
         return subprocess.Popen(
             [str(NIXERY), "popcount", "--store-paths", server.url + "/store-paths.xz",
              "--cache", server.url + "/cache/", "--output", str(Path(tmp) / "popularity.json")]
-            + list(extra), env=base_environment(), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, **kwargs)
+            + list(extra), env=base_environment(), stdout=subprocess.PIPE, stderr=stderr)
 
     def test_counts_match_the_generated_closures(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +180,31 @@ class PopcountFromCacheTest(TestCase):
                 second = len(server.narinfo_requests()) - first
                 self.assertLessEqual(first + second, asked_for + 4)
                 self.assertLess(second, asked_for - 1000)
+
+    def test_progress_on_a_terminal(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=2000, packages=1500, missing=5)
+            master, slave = pty.openpty()
+            output = []
+            with CacheServer(tmp) as server:
+                p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
+                os.close(slave)
+                while True:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:  # EIO: the terminal's last writer is gone
+                        break
+                    if not chunk:
+                        break
+                    output.append(chunk)
+                p.wait(timeout=120)
+                os.close(master)
+            text = b"".join(output)
+            self.assertEqual(p.returncode, 0, text)
+            # One line rewritten in place with the counts so far, then a summary.
+            self.assertIn(b"\r\x1b[Kreading narinfo files", text)
+            self.assertRegex(text, rb"\d+ read, \d+ to go, \d+ not in the cache")
+            self.assertIn(b"counted 1500 packages", text)
 
     def test_a_missing_list_stops_the_run_with_its_cause(self):
         with tempfile.TemporaryDirectory() as tmp:
