@@ -21,7 +21,6 @@ sorted store paths)."""
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
