@@ -304,7 +304,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     const auto out_paths = ev->out_paths();
     out.closure_key =
         closure_key(out_paths, image.arch, bash,
-                    layering_identity(m_s.config.layering, m_s.popularity), k_default_budget);
+                    layering_identity(m_s.config.layering, m_s.popularity), k_default_layer_budget);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
         TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
@@ -340,7 +340,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
     std::vector<LayerDescriptor> descriptors;
     for (const auto& layer :
-         group_layers(*graph, m_s.popularity, k_default_budget, m_s.config.layering)) {
+         group_layers(*graph, m_s.popularity, k_default_layer_budget, m_s.config.layering)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
         descriptors.push_back(std::move(d));
     }
