@@ -54,6 +54,8 @@ const std::map<std::string, std::string>& known_settings() {
          "without), popularity or chunks"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
+        {"NIXERY_LAYER_COMPRESSION",
+         "gzip (default) or zstd: layers of OCI-format manifests (Docker-format ones keep gzip)"},
         {"NIXERY_GC_KEEP_DAYS",
          "days nixery gc keeps the blobs of images nobody pulled (default 30)"},
     };
@@ -163,6 +165,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
                         "\" is not one of debug, info, warn, error");
         }
+    }
+    if (const auto compression = get(env, "NIXERY_LAYER_COMPRESSION"); compression == "zstd") {
+        c.layer_compression = LayerCompression::zstd;
+    } else if (!compression.empty() && compression != "gzip") {
+        return fail("NIXERY_LAYER_COMPRESSION=\"" + compression + "\" is not one of gzip, zstd");
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (const auto layering = get(env, "NIXERY_LAYERING"); !layering.empty()) {

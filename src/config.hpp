@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/layering.hpp"
+#include "core/manifest.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -68,6 +69,8 @@ struct Config {
     std::string popularity_url;
     LayeringStrategy layering = LayeringStrategy::automatic; // NIXERY_LAYERING
     int workers = 2;
+    // Layers of OCI-format manifests; Docker-format manifests always get gzip.
+    LayerCompression layer_compression = LayerCompression::gzip;
     int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;
