@@ -128,7 +128,7 @@ integration: $(BUILD)/nixery $(BUILD)/storage-tool
 
 # Benchmarks print figures; they are not pass/fail tests.
 bench: deps-test
-	$(call ensure_debian_packages,wrk)
+	$(call ensure_debian_packages,wrk apache2-utils)
 	tests/bench/pack.sh
 	tests/bench/serve.sh
 	@$(MAKE) --no-print-directory bench-layering
@@ -165,6 +165,7 @@ SITE_HTTP_LISTEN     ?= 80
 SITE_CERTIFICATE     ?= $(SYSCONFDIR)/nixery/tls/fullchain.pem
 SITE_CERTIFICATE_KEY ?= $(SYSCONFDIR)/nixery/tls/privkey.pem
 SITE_SOCKET          ?= /run/nixery/fcgi.sock
+SITE_CACHE_DIR       ?= /var/lib/nginx/nixery-cache
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
 SITE_NIX_TIMEOUT     ?= 60
@@ -197,7 +198,8 @@ install: $(BUILD)/nixery
 	  NIX_TIMEOUT='$(SITE_NIX_TIMEOUT)' $(BUILD)/nixery nginx-config \
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
-	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' $(SITE_NGINX_OPTIONS) \
+	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
+	  --cache-dir '$(SITE_CACHE_DIR)' $(SITE_NGINX_OPTIONS) \
 	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \

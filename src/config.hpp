@@ -58,6 +58,10 @@ struct Config {
     bool demo_source = false;    // no source configured: the shipped demo set
     std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
     std::chrono::seconds source_ttl{300};
+    // NIXERY_TAG_CACHE_SECONDS: how long nginx may answer a manifest by a
+    // tag that can move without asking the pool (at most 60); unset (-1):
+    // each source's safe default (registry.cpp, manifest_cache_time()).
+    std::chrono::seconds tag_cache{-1};
 
     StorageKind storage = StorageKind::filesystem;
     std::filesystem::path storage_path;
