@@ -45,7 +45,7 @@ OBJ_UNIT   := $(SRC_UNIT:%.cpp=$(BUILD)/obj/%.o)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all test unit integration run bench deps-build deps-run deps-test print-debian-packages \
+.PHONY: all test unit integration run bench bench-layering deps-build deps-run deps-test print-debian-packages \
         install uninstall clean format check
 
 all: $(BUILD)/nixery $(BUILD)/unit-tests $(BUILD)/storage-tool
@@ -131,6 +131,13 @@ bench: deps-test
 	$(call ensure_debian_packages,wrk apache2-utils)
 	tests/bench/pack.sh
 	tests/bench/serve.sh
+	@$(MAKE) --no-print-directory bench-layering
+
+# Bytes a node downloads for a corpus of related images (Debian's dependency
+# data standing in for Nix closures), per layering strategy and budget.
+bench-layering: $(BUILD)/nixery
+	@apt-cache show zlib1g >/dev/null 2>&1 || $(SUDO) apt-get update -qq
+	nice -n 19 tests/bench/layering.py --nixery $(BUILD)/nixery
 
 clean:
 	rm -rf $(BUILD)

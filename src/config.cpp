@@ -54,6 +54,9 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_STATE_DIR", "directory for the database, sockets, locks and logs"},
         {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
+        {"NIXERY_LAYERING",
+         "layering strategy: auto (default: popularity with NIX_POPULARITY_URL, chunks "
+         "without), popularity or chunks"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_HEADER_DEADLINE",
          "seconds after which a manifest request waiting for a build gets its headers (default "
@@ -190,6 +193,18 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         return fail("NIXERY_LAYER_COMPRESSION=\"" + compression + "\" is not one of gzip, zstd");
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
+    if (const auto layering = get(env, "NIXERY_LAYERING"); !layering.empty()) {
+        const auto strategy = parse_layering_strategy(layering);
+        if (!strategy) {
+            return fail("NIXERY_LAYERING=\"" + layering +
+                        "\" is not one of auto, popularity, chunks");
+        }
+        if (*strategy == LayeringStrategy::popularity && c.popularity_url.empty()) {
+            return fail("NIXERY_LAYERING=popularity needs popularity data: set NIX_POPULARITY_URL "
+                        "(see nixery popcount), or NIXERY_LAYERING=auto");
+        }
+        c.layering = *strategy;
+    }
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {
         c.channel_url = url;
         while (!c.channel_url.empty() && c.channel_url.back() == '/') {

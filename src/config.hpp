@@ -4,6 +4,7 @@
 // that says what to change.
 #pragma once
 
+#include "core/layering.hpp"
 #include "core/manifest.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
@@ -70,6 +71,7 @@ struct Config {
     std::filesystem::path state_dir;
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
+    LayeringStrategy layering = LayeringStrategy::automatic; // NIXERY_LAYERING
     int workers = 2;
     // Layers of OCI-format manifests; Docker-format manifests always get gzip.
     LayerCompression layer_compression = LayerCompression::gzip;

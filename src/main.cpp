@@ -39,12 +39,17 @@ commands:
              instance the environment configures; --http2-directive for
              nginx 1.25.1 and newer, --ktls for kernel TLS (nginx 1.21.4 and
              newer with OpenSSL 3)
-  layers --graph FILE [--popularity FILE] [--budget N]
+  layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
-             is grouped into layers, in manifest order
+             is grouped into layers, in manifest order; S is auto (default:
+             popularity with --popularity, chunks without), popularity or chunks
   popcount [--output FILE]
              compute popularity data (NIX_POPULARITY_URL) for the package set
-             configured as for serve
+             configured as for serve, building it
+  popcount (--channel NAME | --store-paths URL) [--cache URL] [--journal FILE]
+           [--jobs N] [--output FILE]
+             the same from a channel's list of store paths and a binary
+             cache's narinfo files, without building; resumable
 )";
 
 } // namespace

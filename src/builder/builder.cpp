@@ -213,9 +213,9 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
         }
     }
     const auto compression = m_s.config.layer_compression;
-    out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget,
-                    provenance_digest(provenance), compression);
+    out.closure_key = closure_key(
+        out_paths, image.arch, bash, layering_identity(m_s.config.layering, m_s.popularity),
+        k_default_layer_budget, provenance_digest(provenance), compression);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc());
         TRY_ASSIGN(auto existing, use_image(out.closure_key));
@@ -246,7 +246,8 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
         }
         return {};
     };
-    for (auto& layer : group_layers(graph, m_s.popularity, k_default_layer_budget)) {
+    for (auto& layer :
+         group_layers(graph, m_s.popularity, k_default_layer_budget, m_s.config.layering)) {
         TRY(add_layer(layer.paths, LayerKind::store_paths));
         layers.paths.push_back(std::move(layer.paths));
     }

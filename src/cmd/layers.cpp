@@ -12,7 +12,8 @@ namespace nixery {
 namespace {
 
 constexpr const char* k_layers_usage =
-    "usage: nixery layers --graph FILE [--popularity FILE] [--budget N]\n";
+    "usage: nixery layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]\n"
+    "  S: auto (default: popularity with --popularity, chunks without), popularity or chunks\n";
 
 } // namespace
 
@@ -20,6 +21,7 @@ int layers_command(const std::vector<std::string>& args) {
     std::string graph_file;
     std::string popularity_file;
     std::size_t budget = k_default_layer_budget;
+    auto strategy = LayeringStrategy::automatic;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const bool has_value = i + 1 < args.size();
@@ -27,6 +29,16 @@ int layers_command(const std::vector<std::string>& args) {
             graph_file = args[++i];
         } else if (a == "--popularity" && has_value) {
             popularity_file = args[++i];
+        } else if (a == "--strategy" && has_value) {
+            const auto parsed = parse_layering_strategy(args[++i]);
+            if (!parsed) {
+                std::fprintf(stderr,
+                             "nixery layers: --strategy must be auto, popularity or chunks, not "
+                             "\"%s\"\n",
+                             args[i].c_str());
+                return 2;
+            }
+            strategy = *parsed;
         } else if (a == "--budget" && has_value) {
             const auto& v = args[++i];
             if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
@@ -73,7 +85,7 @@ int layers_command(const std::vector<std::string>& args) {
         }
         popularity = std::move(*parsed);
     }
-    const auto json = layers_to_json(group_layers(*graph, popularity, budget));
+    const auto json = layers_to_json(group_layers(*graph, popularity, budget, strategy));
     std::printf("%s\n", json.c_str());
     return 0;
 }

@@ -2,16 +2,23 @@
 
 #include "config.hpp"
 #include "core/popcount.hpp"
+#include "http/client.hpp"
+#include "http/fetch.hpp"
+#include "http/retry.hpp"
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
 #include "util/files.hpp"
 #include "util/lock.hpp"
 
 #include <algorithm>
+#include <archive.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <fcntl.h>
+#include <fstream>
 #include <mutex>
 #include <rapidjson/document.h>
 #include <set>
@@ -100,21 +107,345 @@ std::string nix_message(const NixFailure& f) {
     return "Nix (" + f.operation + ") failed: " + f.log_tail;
 }
 
+// Splits `text` into lines, keeping an unfinished last line in `carry`.
+template <typename F> void each_line(std::string& carry, std::string_view text, F&& on_line) {
+    carry.append(text);
+    std::size_t start = 0;
+    for (auto nl = carry.find('\n'); nl != std::string::npos; nl = carry.find('\n', start)) {
+        on_line(std::string_view(carry).substr(start, nl - start));
+        start = nl + 1;
+    }
+    carry.erase(0, start);
+}
+
+// The lines of a store-paths file, plain or xz-compressed (as channels
+// publish it), decompressed as a stream.
+Result<void> read_store_paths(const std::string& body,
+                              const std::function<void(std::string_view)>& on_line) {
+    std::string carry;
+    const bool xz = body.size() >= 6 && body.compare(0, 6,
+                                                     "\xfd"
+                                                     "7zXZ\0",
+                                                     6) == 0;
+    if (!xz) {
+        each_line(carry, body, on_line);
+    } else {
+        std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+        archive_read_support_filter_xz(a.get());
+        archive_read_support_format_raw(a.get());
+        archive_entry* entry = nullptr;
+        if (archive_read_open_memory(a.get(), body.data(), body.size()) != ARCHIVE_OK ||
+            archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) {
+            return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
+        }
+        char buf[1 << 16];
+        for (;;) {
+            const auto n = archive_read_data(a.get(), buf, sizeof buf);
+            if (n < 0) {
+                return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
+            }
+            if (n == 0) {
+                break;
+            }
+            each_line(carry, std::string_view(buf, static_cast<std::size_t>(n)), on_line);
+        }
+    }
+    if (!carry.empty()) {
+        on_line(carry);
+    }
+    return {};
+}
+
+struct CacheCount {
+    std::string store_paths; // URL (http, https, file)
+    std::string cache = "https://cache.nixos.org";
+    std::string journal;
+    std::string output;
+    int jobs = 16;
+};
+
+// Reads the journal of an earlier run into `graph`, cutting a torn last
+// line off so appends start on a fresh line. Returns the paths it knows.
+Result<std::vector<char>> load_journal(const std::string& file, StorePathGraph& graph,
+                                       std::size_t& missing) {
+    // Line by line: the journal of a whole channel is tens of MB.
+    std::vector<char> known;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        return known; // no journal yet
+    }
+    std::uint64_t valid = 0;
+    std::uint64_t read = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (in.eof()) {
+            break; // no newline: torn by an interruption
+        }
+        read += line.size() + 1;
+        line += '\n';
+        const auto entry = parse_journal_line(line);
+        if (!entry) {
+            continue;
+        }
+        valid = read;
+        const auto id = graph.intern(entry->base_name);
+        std::vector<std::uint32_t> refs;
+        if (entry->info) {
+            for (const auto& r : entry->info->references) {
+                refs.push_back(graph.intern(r));
+            }
+        } else {
+            ++missing;
+        }
+        graph.set_references(id, std::move(refs));
+        known.resize(graph.size(), 0);
+        known[id] = 1;
+    }
+    in.close();
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (!ec && valid < size && ::truncate(file.c_str(), static_cast<off_t>(valid)) != 0) {
+        return fail("truncate \"" + file + "\" failed: " + errno_text(errno));
+    }
+    return known;
+}
+
+int count_from_cache(const CacheCount& opts) {
+    Progress progress;
+    progress.phase("fetching " + log::redact_url(opts.store_paths));
+    auto body = fetch_url(opts.store_paths, std::chrono::seconds(600), std::size_t{1} << 30);
+    if (!body) {
+        return fail_with(body.error().message);
+    }
+    StorePathGraph graph;
+    std::vector<std::uint32_t> packages;
+    std::size_t invalid = 0;
+    auto read = read_store_paths(*body, [&](std::string_view line) {
+        if (line.empty()) {
+            return;
+        }
+        if (const auto base = store_base_name(line)) {
+            packages.push_back(graph.intern(*base));
+        } else {
+            ++invalid;
+        }
+    });
+    body->clear();
+    body->shrink_to_fit();
+    if (!read) {
+        return fail_with("read \"" + log::redact_url(opts.store_paths) +
+                         "\" failed: " + read.error().message);
+    }
+
+    std::size_t missing = 0;
+    auto loaded = load_journal(opts.journal, graph, missing);
+    if (!loaded) {
+        return fail_with(loaded.error().message);
+    }
+    // state[id]: 0 not seen, 1 queued, 2 read (now or by an earlier run).
+    std::vector<char> state = std::move(*loaded);
+    for (auto& s : state) {
+        s = s ? 2 : 0;
+    }
+    const std::size_t resumed = static_cast<std::size_t>(std::count(state.begin(), state.end(), 2));
+    std::deque<std::uint32_t> queue;
+    const auto enqueue = [&](std::uint32_t id) {
+        if (state.size() <= id) {
+            state.resize(graph.size(), 0);
+        }
+        if (state[id] == 0) {
+            state[id] = 1;
+            queue.push_back(id);
+        }
+    };
+    for (std::uint32_t id = 0; id < graph.size(); ++id) {
+        enqueue(id); // the packages, and references earlier runs learnt
+    }
+
+    const int fd = ::open(opts.journal.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return fail_with("open \"" + opts.journal + "\" failed: " + errno_text(errno));
+    }
+    struct CloseFd {
+        int fd;
+        ~CloseFd() { ::close(fd); }
+    } close_journal{fd};
+
+    progress.phase("reading narinfo files from " + log::redact_url(opts.cache) + " (" +
+                   std::to_string(resumed) + " from " + opts.journal + "):");
+    HttpClient client;
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::size_t in_flight = 0;
+    std::size_t fetched = 0;
+    std::string error;
+    const auto worker = [&] {
+        std::unique_lock<std::mutex> lock(mutex);
+        for (;;) {
+            changed.wait(lock, [&] { return !error.empty() || !queue.empty() || in_flight == 0; });
+            if (!error.empty() || queue.empty()) {
+                return;
+            }
+            const auto id = queue.front();
+            queue.pop_front();
+            ++in_flight;
+            const std::string base = graph.base_name(id);
+            lock.unlock();
+
+            const auto url = opts.cache + "/" + std::string(store_hash(base)) + ".narinfo";
+            auto response = perform_with_retries(client, [&]() -> Result<HttpRequest> {
+                HttpRequest r;
+                r.url = url;
+                r.max_response = 4 << 20;
+                return r;
+            });
+            std::optional<NarInfo> info;
+            std::string failure;
+            if (!response) {
+                failure =
+                    "fetch \"" + log::redact_url(url) + "\" failed: " + response.error().message;
+            } else if (response->status == 200) {
+                auto parsed = parse_narinfo(response->body);
+                if (parsed) {
+                    info = std::move(*parsed);
+                } else {
+                    failure = "\"" + log::redact_url(url) + "\": " + parsed.error().message;
+                }
+            } else if (response->status != 404 && response->status != 403) {
+                failure = "fetch \"" + log::redact_url(url) +
+                          "\" failed: " + describe_status(*response, "");
+            }
+
+            lock.lock();
+            --in_flight;
+            if (!failure.empty()) {
+                if (error.empty()) {
+                    error = failure;
+                }
+                changed.notify_all();
+                continue;
+            }
+            const auto line = journal_line(base, info);
+            if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+                error = "write \"" + opts.journal + "\" failed: " + errno_text(errno);
+                changed.notify_all();
+                continue;
+            }
+            std::vector<std::uint32_t> refs;
+            if (info) {
+                for (const auto& r : info->references) {
+                    refs.push_back(graph.intern(r));
+                }
+            } else {
+                ++missing;
+            }
+            for (const auto r : refs) {
+                enqueue(r);
+            }
+            graph.set_references(id, std::move(refs));
+            state[id] = 2;
+            ++fetched;
+            progress.detail(std::to_string(fetched) + " read, " + std::to_string(queue.size()) +
+                            " to go, " + std::to_string(missing) + " not in the cache,");
+            changed.notify_all();
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < opts.jobs; ++i) {
+        threads.emplace_back(worker);
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    if (!error.empty()) {
+        return fail_with(error + " (what was read is kept in \"" + opts.journal +
+                         "\"; run the same command again to resume)");
+    }
+
+    progress.phase("counting the closures of " + std::to_string(packages.size()) + " packages");
+    const auto counts = graph.count(packages);
+    const auto json = popularity_json(counts) + "\n";
+    if (opts.output.empty()) {
+        std::fputs(json.c_str(), stdout);
+    } else {
+        const auto target = std::filesystem::absolute(opts.output);
+        if (auto written = write_file_atomic(target.parent_path(), target, json); !written) {
+            return fail_with(written.error().message);
+        }
+    }
+    progress.finish("counted " + std::to_string(packages.size()) + " packages over " +
+                    std::to_string(graph.size()) + " store paths (" + std::to_string(fetched) +
+                    " looked up in the cache, " + std::to_string(resumed) + " in the journal, " +
+                    std::to_string(missing) + " not in the cache, " + std::to_string(invalid) +
+                    " invalid lines); " + std::to_string(counts.size()) + " names");
+    return 0;
+}
+
 } // namespace
 
 int popcount_command(const std::vector<std::string>& args) {
     std::string output;
+    CacheCount cache;
+    bool from_cache = false;
+    bool cache_option = false;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--output" && i + 1 < args.size()) {
+        const bool has_value = i + 1 < args.size();
+        if (args[i] == "--output" && has_value) {
             output = args[++i];
+        } else if (args[i] == "--channel" && has_value) {
+            const auto& channel = args[++i];
+            if (channel.empty() || channel.find_first_of("/?#% ") != std::string::npos) {
+                return fail_with("--channel \"" + channel + "\" is not a channel name");
+            }
+            cache.store_paths = "https://channels.nixos.org/" + channel + "/store-paths.xz";
+            from_cache = true;
+        } else if (args[i] == "--store-paths" && has_value) {
+            cache.store_paths = args[++i];
+            from_cache = true;
+        } else if (args[i] == "--cache" && has_value) {
+            cache.cache = args[++i];
+            cache_option = true;
+        } else if (args[i] == "--journal" && has_value) {
+            cache.journal = args[++i];
+            cache_option = true;
+        } else if (args[i] == "--jobs" && has_value) {
+            const auto& v = args[++i];
+            if (v.empty() || v.size() > 3 ||
+                v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) == 0) {
+                return fail_with("--jobs must be a whole number from 1 to 999, not \"" + v + "\"");
+            }
+            cache.jobs = std::stoi(v);
+            cache_option = true;
         } else {
-            std::fprintf(stderr,
-                         "usage: nixery popcount [--output FILE]\n"
-                         "  counts, for the package set configured as for `nixery serve`\n"
-                         "  (NIXERY_PKGS_PATH, NIXERY_PKGS_REPO or NIXERY_CHANNEL), how many\n"
-                         "  packages' runtime closures contain each package\n");
+            std::fprintf(
+                stderr,
+                "usage: nixery popcount [--output FILE]\n"
+                "  counts, for the package set configured as for `nixery serve`\n"
+                "  (NIXERY_PKGS_PATH, NIXERY_PKGS_REPO or NIXERY_CHANNEL), how many\n"
+                "  packages' runtime closures contain each package, building them\n"
+                "usage: nixery popcount (--channel NAME | --store-paths URL) [--cache URL]\n"
+                "                       [--journal FILE] [--jobs N] [--output FILE]\n"
+                "  counts the same from a channel's list of store paths\n"
+                "  (https://channels.nixos.org/NAME/store-paths.xz) and the narinfo files\n"
+                "  of a binary cache (default https://cache.nixos.org), without building\n"
+                "  or downloading anything else; the journal (default FILE.journal, or\n"
+                "  popcount.journal) keeps what was read, so a run resumes where an\n"
+                "  interrupted one stopped\n");
             return 2;
         }
+    }
+    if (from_cache) {
+        while (!cache.cache.empty() && cache.cache.back() == '/') {
+            cache.cache.pop_back();
+        }
+        cache.output = output;
+        if (cache.journal.empty()) {
+            cache.journal = output.empty() ? "popcount.journal" : output + ".journal";
+        }
+        return count_from_cache(cache);
+    }
+    if (cache_option) {
+        return fail_with("--cache, --journal and --jobs need --channel or --store-paths");
     }
     auto config = load_config(current_environment(), ConfigUse::tool);
     if (!config) {

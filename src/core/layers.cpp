@@ -3,6 +3,7 @@
 #include "core/dominators.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -33,38 +34,58 @@ bool lower_rated(const Layer& a, const Layer& b) {
     return a.paths.front() < b.paths.front();
 }
 
-} // namespace
+// Node 0 is the image, with an edge to every root; store paths follow as
+// nodes 1…n in the order the graph lists them, with an edge to each path
+// they reference (self-references dropped).
+struct IndexedGraph {
+    std::vector<std::vector<int>> successors;
+};
 
-std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
-                                std::size_t budget) {
-    budget = std::max<std::size_t>(budget, 1);
-    // Node 0 is the image; store paths follow in the order the graph lists them.
+IndexedGraph index_graph(const ClosureGraph& graph) {
     std::unordered_map<std::string_view, int> index;
     for (const auto& p : graph.paths) {
         index.emplace(p.path, static_cast<int>(index.size()) + 1);
     }
-    const auto n = graph.paths.size() + 1;
-    std::vector<std::vector<int>> successors(n);
+    IndexedGraph g;
+    g.successors.resize(graph.paths.size() + 1);
     for (const auto& root : graph.roots) {
         if (const auto it = index.find(root); it != index.end()) {
-            successors[0].push_back(it->second);
+            g.successors[0].push_back(it->second);
         }
     }
     for (std::size_t i = 0; i < graph.paths.size(); ++i) {
-        const auto& p = graph.paths[i];
-        for (const auto& ref : p.references) {
+        for (const auto& ref : graph.paths[i].references) {
             const auto it = index.find(ref);
             if (it != index.end() && it->second != static_cast<int>(i) + 1) {
-                successors[i + 1].push_back(it->second);
+                g.successors[i + 1].push_back(it->second);
             }
         }
+    }
+    return g;
+}
+
+// Highest rating first; ties by first (smallest) path.
+void sort_for_manifest(std::vector<Layer>& layers) {
+    std::sort(layers.begin(), layers.end(), [](const Layer& a, const Layer& b) {
+        if (a.merge_rating != b.merge_rating) {
+            return a.merge_rating > b.merge_rating;
+        }
+        return a.paths.front() < b.paths.front();
+    });
+}
+
+std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& g,
+                                       const Popularity& popularity, std::size_t budget) {
+    const auto n = graph.paths.size() + 1;
+    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
+        const auto& p = graph.paths[i];
         if (p.nar_size > k_big_threshold ||
             popularity.of_store_path(p.path) >= k_popular_threshold) {
-            successors[0].push_back(static_cast<int>(i) + 1);
+            g.successors[0].push_back(static_cast<int>(i) + 1);
         }
     }
 
-    const auto idom = immediate_dominators(successors, 0);
+    const auto idom = immediate_dominators(g.successors, 0);
 
     // Each child of the root starts a layer; everything else joins the layer
     // of its nearest ancestor that is a child of the root.
@@ -116,13 +137,167 @@ std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& pop
         layers.erase(layers.begin(), layers.begin() + 2);
         layers.push_back(std::move(merged));
     }
-    std::sort(layers.begin(), layers.end(), [](const Layer& a, const Layer& b) {
-        if (a.merge_rating != b.merge_rating) {
-            return a.merge_rating > b.merge_rating;
-        }
-        return a.paths.front() < b.paths.front();
-    });
+    sort_for_manifest(layers);
     return layers;
+}
+
+// A hash of the store path's versionless name that is the same on every
+// machine (FNV-1a, then SplitMix64's finaliser so the low bits mix well).
+std::uint64_t stable_hash(std::string_view text) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char c : text) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+std::vector<Layer> group_by_chunks(const ClosureGraph& graph, const IndexedGraph& g,
+                                   std::size_t budget) {
+    // The store paths the roots reach.
+    std::vector<char> reached(g.successors.size(), 0);
+    std::vector<int> stack{0};
+    reached[0] = 1;
+    while (!stack.empty()) {
+        const auto v = static_cast<std::size_t>(stack.back());
+        stack.pop_back();
+        for (const int s : g.successors[v]) {
+            if (!reached[static_cast<std::size_t>(s)]) {
+                reached[static_cast<std::size_t>(s)] = 1;
+                stack.push_back(s);
+            }
+        }
+    }
+    std::vector<const StorePathInfo*> paths;
+    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
+        if (reached[i + 1]) {
+            paths.push_back(&graph.paths[i]);
+        }
+    }
+
+    // Big paths alone: the lowest threshold of the ladder that leaves at
+    // least one layer for the rest.
+    std::uint64_t threshold = k_chunk_alone_floor;
+    const auto alone_count = [&](std::uint64_t t) {
+        return static_cast<std::size_t>(std::count_if(
+            paths.begin(), paths.end(), [t](const StorePathInfo* p) { return p->nar_size >= t; }));
+    };
+    if (paths.size() > budget) {
+        while (threshold < (std::uint64_t{1} << 62) && alone_count(threshold) > budget - 1) {
+            threshold += threshold / 4;
+        }
+    } else {
+        threshold = 0; // everything fits: one layer per store path
+    }
+
+    std::vector<Layer> layers;
+    std::vector<const StorePathInfo*> rest;
+    for (const auto* p : paths) {
+        if (p->nar_size >= threshold) {
+            Layer l;
+            l.paths = {p->path};
+            l.size = p->nar_size;
+            layers.push_back(std::move(l));
+        } else {
+            rest.push_back(p);
+        }
+    }
+    // The rest in the order of their names; a chunk starts at a path whose
+    // name's hash has at least `level` trailing zero bits.
+    std::sort(rest.begin(), rest.end(), [](const StorePathInfo* a, const StorePathInfo* b) {
+        const auto na = store_path_name(a->path);
+        const auto nb = store_path_name(b->path);
+        return na != nb ? na < nb : a->path < b->path;
+    });
+    std::vector<int> levels;
+    std::vector<std::size_t> cuts_at_least(66, 0); // [level] → starts other than the first
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+        const auto h = stable_hash(versionless_name(store_path_name(rest[i]->path)));
+        const int level = h == 0 ? 64 : std::countr_zero(h);
+        levels.push_back(level);
+        if (i > 0) {
+            for (int l = 0; l <= level; ++l) {
+                ++cuts_at_least[static_cast<std::size_t>(l)];
+            }
+        }
+    }
+    if (!rest.empty()) {
+        int level = 0;
+        while (level < 65 &&
+               layers.size() + 1 + cuts_at_least[static_cast<std::size_t>(level)] > budget) {
+            ++level;
+        }
+        for (std::size_t i = 0; i < rest.size(); ++i) {
+            if (i == 0 || levels[i] >= level) {
+                layers.emplace_back();
+            }
+            layers.back().paths.push_back(rest[i]->path);
+            layers.back().size = saturating_add(layers.back().size, rest[i]->nar_size);
+        }
+    }
+    for (auto& l : layers) {
+        std::sort(l.paths.begin(), l.paths.end());
+        l.merge_rating = l.size;
+    }
+    sort_for_manifest(layers);
+    return layers;
+}
+
+} // namespace
+
+std::optional<LayeringStrategy> parse_layering_strategy(std::string_view name) {
+    if (name == "auto") {
+        return LayeringStrategy::automatic;
+    }
+    if (name == "popularity") {
+        return LayeringStrategy::popularity;
+    }
+    if (name == "chunks") {
+        return LayeringStrategy::chunks;
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(LayeringStrategy strategy) {
+    switch (strategy) {
+    case LayeringStrategy::automatic:
+        return "auto";
+    case LayeringStrategy::popularity:
+        return "popularity";
+    case LayeringStrategy::chunks:
+        return "chunks";
+    }
+    return "auto";
+}
+
+LayeringStrategy effective_strategy(LayeringStrategy configured, const Popularity& popularity) {
+    if (configured != LayeringStrategy::automatic) {
+        return configured;
+    }
+    return popularity.empty() ? LayeringStrategy::chunks : LayeringStrategy::popularity;
+}
+
+std::string layering_identity(LayeringStrategy configured, const Popularity& popularity) {
+    const auto strategy = effective_strategy(configured, popularity);
+    if (strategy == LayeringStrategy::popularity) {
+        return "popularity:" + popularity.digest();
+    }
+    return std::string(to_string(strategy)) + ":1";
+}
+
+std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
+                                std::size_t budget, LayeringStrategy strategy) {
+    budget = std::max<std::size_t>(budget, 1);
+    auto g = index_graph(graph);
+    if (effective_strategy(strategy, popularity) == LayeringStrategy::chunks) {
+        return group_by_chunks(graph, g, budget);
+    }
+    return group_by_popularity(graph, g, popularity, budget);
 }
 
 std::string layers_to_json(const std::vector<Layer>& layers) {

@@ -13,12 +13,37 @@
 //   4. manifest order: highest rating first, so the layers most likely shared
 //      come first.
 //
+// That needs popularity data (`nixery popcount`). Without it, a path shared
+// by the packages of one image but not of another lands in different
+// layers, and few layers are shared. The `chunks` strategy needs no data;
+// every decision depends on the store path alone (its size and name), so a
+// path tends to land in the same layer whatever image it is in:
+//
+//   1. if the closure fits the budget: one layer per store path (the ideal);
+//   2. otherwise the big paths alone: NAR size at least T, the lowest step
+//      of a fixed ladder (64 KiB, then up by a quarter each step) that
+//      leaves at least one layer for the rest. The bytes that matter are
+//      in the big paths, and a path alone is shared by every image that
+//      has it; a fixed ladder makes images of similar closures choose the
+//      same T;
+//   3. the rest sorted by name and cut into chunks where a name's hash has
+//      at least L trailing zero bits, L the lowest that fits the budget:
+//
+//        acl  attr  bzip2 | expat  gdbm | libcap  libffi  …   (| : a cut)
+//
+//      A cut depends on the name alone (its versionless form, so a version
+//      bump moves no cut), so two images that share a run of names between
+//      two cuts share that chunk, whatever else they contain; images of
+//      similar size choose the same L.
+//
 // A layer's identity for caching is its sorted list of store paths. Every
-// tie is broken by the smallest store path, so the result is deterministic.
-// Pure: no I/O.
+// tie is broken by the smallest store path, so the result is deterministic:
+// the same closure, data, strategy and budget give the same layers on every
+// machine. Pure: no I/O.
 #pragma once
 
 #include "core/closure_graph.hpp"
+#include "core/layering.hpp"
 #include "core/popularity.hpp"
 
 #include <cstdint>
@@ -30,17 +55,19 @@ namespace nixery {
 inline constexpr std::uint64_t k_big_threshold = 100'000'000; // bytes of NAR
 inline constexpr std::uint64_t k_popular_threshold = 100;
 inline constexpr std::size_t k_default_layer_budget = 94;
+inline constexpr std::uint64_t k_chunk_alone_floor = 1 << 16; // bytes of NAR
 
 struct Layer {
     std::vector<std::string> paths; // sorted
     std::uint64_t size = 0;         // sum of NAR sizes
-    std::uint64_t merge_rating = 0;
+    std::uint64_t merge_rating = 0; // chunks: the size
 };
 
 // Layers in manifest order. A budget of 0 is treated as 1. Paths that the
 // roots do not reach are left out; roots missing from the graph are ignored.
 std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
-                                std::size_t budget = k_default_layer_budget);
+                                std::size_t budget = k_default_layer_budget,
+                                LayeringStrategy strategy = LayeringStrategy::popularity);
 
 // {"layers":[{"paths":[…],"size":N,"mergeRating":R},…]}
 std::string layers_to_json(const std::vector<Layer>& layers);

@@ -21,7 +21,35 @@ bool in_every_image(std::string_view name) {
            starts_with(name, "nss-cacert-") || starts_with(name, "iana-etc-");
 }
 
+bool is_letter(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 } // namespace
+
+std::string versionless_name(std::string_view name) {
+    std::size_t dash = 0;
+    while ((dash = name.find('-', dash)) != std::string_view::npos) {
+        if (dash + 1 < name.size() && !is_letter(name[dash + 1])) {
+            break;
+        }
+        ++dash;
+    }
+    if (dash == std::string_view::npos) {
+        return std::string(name);
+    }
+    std::string out(name.substr(0, dash));
+    const auto version = name.substr(dash + 1);
+    const auto last = version.rfind('-');
+    if (last != std::string_view::npos) {
+        const auto suffix = version.substr(last + 1);
+        if (!suffix.empty() && std::all_of(suffix.begin(), suffix.end(), is_letter)) {
+            out += '-';
+            out += suffix;
+        }
+    }
+    return out;
+}
 
 Result<Popularity> Popularity::parse(std::string_view json) {
     rapidjson::Document doc;
@@ -46,6 +74,8 @@ Result<Popularity> Popularity::parse(std::string_view json) {
                         m.name.GetString() + "\" is not a non-negative number");
         }
         p.m_counts[m.name.GetString()] = count;
+        auto& versionless = p.m_versionless[versionless_name(m.name.GetString())];
+        versionless = std::max(versionless, count);
         p.m_max = std::max(p.m_max, count);
     }
     p.m_digest = sha256_hex(json);
@@ -57,8 +87,11 @@ std::uint64_t Popularity::of_store_path(std::string_view path) const {
     if (in_every_image(name)) {
         return std::max(m_max + 1, k_popular_threshold);
     }
-    const auto it = m_counts.find(std::string(name));
-    return it == m_counts.end() ? 1 : it->second;
+    if (const auto it = m_counts.find(std::string(name)); it != m_counts.end()) {
+        return it->second;
+    }
+    const auto it = m_versionless.find(versionless_name(name));
+    return it == m_versionless.end() ? 1 : it->second;
 }
 
 } // namespace nixery

@@ -1,9 +1,16 @@
 """Popularity data: `nixery popcount` computes it for a package set, and
 NIX_POPULARITY_URL feeds it to the layering of the service."""
 
+import hashlib
+import http.server
 import json
+import lzma
+import os
+import pty
+import random
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from harness import NIXERY, Instance, TestCase, base_environment, make_package_set
@@ -21,12 +28,194 @@ class PopcountTest(TestCase):
             counts = json.loads(output.read_text())
             # By hand from tests/pkgs: libgreet is used by app-a, app-b, app-c,
             # _7zip and helloWorld (xorg.xev is not top-level); the busybox
-            # shell by those five plus stamp and slow; the busybox binary by
+            # shell by those five plus stamp, slow and oddnames; the busybox binary by
             # all of those through the shell, by the shell itself, and by the
             # demo's bash, moreutils, nano, hello and figlet scripts.
-            self.assertEqual(counts, {"libgreet-1.0": 5, "busybox-static": 7, "busybox": 13})
+            self.assertEqual(counts, {"libgreet-1.0": 5, "busybox-static": 8, "busybox": 14})
             # broken and injects fail, sleepy outlives NIX_TIMEOUT: all skipped, said so.
             self.assertIn(b"3 failed to build", r.stderr)
+
+
+HASH_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def generated_channel(directory, paths=4000, packages=2500, missing=40, seed=15):
+    """A channel's store-paths.xz and a binary cache's narinfo files for a
+    generated package set: `paths` store paths, each referencing a few
+    earlier ones (so the graph is a DAG, as Nix's is); the first `packages`
+    are the channel's jobs, the rest reachable through references only, and
+    `missing` of those have no narinfo in the cache. Returns the expected
+    popularity counts, how many narinfo files the closures of the listed
+    paths take, and how many of those the cache does not have."""
+    rng = random.Random(seed)
+    base = []
+    for i in range(paths):
+        h = hashlib.sha256(b"path %d" % i).digest()
+        name = "lib%d-%d.%d" % (i % 700, rng.randrange(3), i % 5)  # names repeat across paths
+        base.append("".join(HASH_ALPHABET[b % 32] for b in h) + "-" + name)
+    # Later paths are referenced by earlier ones: dependencies come last.
+    refs = {i: sorted(set(rng.randrange(i + 1, paths) for _ in range(rng.randrange(4))))
+            if i + 1 < paths else [] for i in range(paths)}
+    no_narinfo = set(rng.sample(range(packages, paths), missing))
+    cache = Path(directory) / "cache"
+    cache.mkdir()
+    for i in range(paths):
+        if i in no_narinfo:
+            continue
+        (cache / (base[i][:32] + ".narinfo")).write_text(
+            "StorePath: /nix/store/%s\nURL: nar/%s.nar.xz\nCompression: xz\n"
+            "NarHash: sha256:%s\nNarSize: %d\nReferences: %s\n" % (
+                base[i], base[i][:32], (base[i][:32] * 2)[:52], 1000 + i,
+                " ".join([base[i]] + [base[r] for r in refs[i]])))
+    listed = [base[i] for i in range(packages)]
+    with lzma.open(Path(directory) / "store-paths.xz", "wt") as f:
+        f.write("".join("/nix/store/%s\n" % b for b in listed))
+
+    counts, reachable = {}, set(range(packages))
+    for i in range(packages):
+        seen, stack = set(), [i]
+        while stack:
+            v = stack.pop()
+            if v in no_narinfo:
+                continue
+            for r in refs[v]:
+                if r not in seen:
+                    seen.add(r)
+                    stack.append(r)
+        reachable |= seen
+        own = base[i][33:]
+        for n in set(base[r][33:] for r in seen) - {own}:
+            counts[n] = counts.get(n, 0) + 1
+    return counts, len(reachable), len(reachable & no_narinfo)
+
+
+class CacheServer:
+    """Serves a directory on a loopback port and records the paths asked for."""
+
+    def __init__(self, directory):
+        requests, self.narinfo_seen = [], threading.Semaphore(0)
+        self.requests = requests
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(directory), **kwargs)
+
+            def do_GET(self):
+                requests.append(self.path)
+                if self.path.endswith(".narinfo"):
+                    outer.narinfo_seen.release()
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client killed on purpose
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def narinfo_requests(self):
+        return [r for r in self.requests if r.endswith(".narinfo")]
+
+
+class PopcountFromCacheTest(TestCase):
+    """`nixery popcount --store-paths URL --cache URL`, as for nixpkgs: a
+    channel's list of store paths and the cache's narinfo references."""
+
+    def popcount(self, server, tmp, *extra, stderr=subprocess.PIPE):
+        return subprocess.Popen(
+            [str(NIXERY), "popcount", "--store-paths", server.url + "/store-paths.xz",
+             "--cache", server.url + "/cache/", "--output", str(Path(tmp) / "popularity.json")]
+            + list(extra), env=base_environment(), stdout=subprocess.PIPE, stderr=stderr)
+
+    def test_counts_match_the_generated_closures(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            expected, asked_for, not_cached = generated_channel(tmp)
+            with CacheServer(tmp) as server:
+                p = self.popcount(server, tmp)
+                _, err = p.communicate(timeout=300)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(json.loads((Path(tmp) / "popularity.json").read_text()), expected)
+                # Each narinfo once (the missing ones included), nothing else but the list.
+                asked = server.narinfo_requests()
+                self.assertEqual(len(asked), len(set(asked)))
+                self.assertEqual(len(asked), asked_for)
+                self.assertEqual(set(server.requests) - set(asked), {"/store-paths.xz"})
+                self.assertGreater(not_cached, 0)
+                self.assertIn(b"%d not in the cache" % not_cached, err)
+
+    def test_an_interrupted_run_resumes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            expected, asked_for, not_cached = generated_channel(tmp)
+            with CacheServer(tmp) as server:
+                p = self.popcount(server, tmp, "--jobs", "4")
+                for _ in range(1500):
+                    self.assertTrue(server.narinfo_seen.acquire(timeout=120))
+                p.kill()
+                p.communicate()
+                first = len(server.narinfo_requests())
+                self.assertLess(first, asked_for)
+                journal = Path(tmp) / "popularity.json.journal"
+                self.assertTrue(journal.exists())
+                self.assertFalse((Path(tmp) / "popularity.json").exists())
+
+                p = self.popcount(server, tmp, "--jobs", "4")
+                _, err = p.communicate(timeout=300)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(json.loads((Path(tmp) / "popularity.json").read_text()), expected)
+                # The second run asks only for what the first had not read
+                # (and at most the four in flight when it was killed).
+                second = len(server.narinfo_requests()) - first
+                self.assertLessEqual(first + second, asked_for + 4)
+                self.assertLess(second, asked_for - 1000)
+
+    def test_progress_on_a_terminal(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=2000, packages=1500, missing=5)
+            master, slave = pty.openpty()
+            output = []
+            with CacheServer(tmp) as server:
+                p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
+                os.close(slave)
+                while True:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:  # EIO: the terminal's last writer is gone
+                        break
+                    if not chunk:
+                        break
+                    output.append(chunk)
+                p.wait(timeout=120)
+                os.close(master)
+            text = b"".join(output)
+            self.assertEqual(p.returncode, 0, text)
+            # One line rewritten in place with the counts so far, then a summary.
+            self.assertIn(b"\r\x1b[Kreading narinfo files", text)
+            self.assertRegex(text, rb"\d+ read, \d+ to go, \d+ not in the cache")
+            self.assertIn(b"counted 1500 packages", text)
+
+    def test_a_missing_list_stops_the_run_with_its_cause(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=50, packages=30, missing=0)
+            with CacheServer(tmp) as server:
+                (Path(tmp) / "store-paths.xz").unlink()
+                p = self.popcount(server, tmp)
+                _, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(b"store-paths.xz", err)
+                self.assertIn(b"404", err)
 
 
 class PopularityUrlTest(TestCase):
@@ -38,17 +227,47 @@ class PopularityUrlTest(TestCase):
 
     def test_popular_paths_get_their_own_layer(self):
         with tempfile.TemporaryDirectory() as tmp:
-            popularity = Path(tmp) / "popularity.json"
-            popularity.write_text(json.dumps({"libgreet-1.0": 1000}))
-            with Instance() as plain, Instance(NIX_POPULARITY_URL="file://" + str(popularity)) as popular:
+            popular, unrelated = Path(tmp) / "popular.json", Path(tmp) / "unrelated.json"
+            popular.write_text(json.dumps({"libgreet-1.0": 1000}))
+            unrelated.write_text(json.dumps({"unrelated-1.0": 1000}))
+            with Instance(NIX_POPULARITY_URL="file://" + str(unrelated)) as plain, \
+                    Instance(NIX_POPULARITY_URL="file://" + str(popular)) as with_popular:
                 without = self.layer_paths(plain, "app-a")
-                with_data = self.layer_paths(popular, "app-a")
+                with_data = self.layer_paths(with_popular, "app-a")
                 self.assertFalse(any(h == "nixery: libgreet-1.0" for h in without))
                 self.assertIn("nixery: libgreet-1.0", with_data)
 
-    def test_unreachable_popularity_data_stops_start_up(self):
-        inst = Instance(NIX_POPULARITY_URL="file:///nonexistent/popularity.json")
+    def test_a_bumped_version_keeps_the_popularity_of_its_name(self):
+        # The data names libgreet-0.9, the package set has libgreet-1.0.
+        with tempfile.TemporaryDirectory() as tmp:
+            stale = Path(tmp) / "stale.json"
+            stale.write_text(json.dumps({"libgreet-0.9": 1000}))
+            with Instance(NIX_POPULARITY_URL="file://" + str(stale)) as inst:
+                self.assertIn("nixery: libgreet-1.0", self.layer_paths(inst, "app-a"))
+
+    def test_without_data_every_store_path_is_a_layer_when_the_budget_allows(self):
+        # auto without data is the chunks strategy: app-a's closure (app-a,
+        # libgreet, the busybox shell and binary, the certificates and
+        # iana-etc every image gets) fits the budget, one layer each, plus the
+        # top layer; NIXERY_LAYERING=chunks is the same image.
+        with Instance() as auto, Instance(NIXERY_LAYERING="chunks") as chunks:
+            history = self.layer_paths(auto, "app-a")
+            self.assertEqual(set(history[:-1]), {
+                "nixery: app-a", "nixery: libgreet-1.0", "nixery: busybox",
+                "nixery: busybox-static", "nixery: nss-cacert-demo", "nixery: iana-etc-20240318"})
+            self.assertEqual(auto.manifest("app-a").json()["layers"],
+                             chunks.manifest("app-a").json()["layers"])
+
+    def assertStartUpFails(self, message_part, **settings):
+        inst = Instance(**settings)
         with self.assertRaises(AssertionError) as caught:
             inst.start(timeout=30)
-        self.assertIn("/nonexistent/popularity.json", str(caught.exception))
+        self.assertIn(message_part, str(caught.exception))
         inst.stop()
+
+    def test_popularity_without_data_stops_start_up(self):
+        self.assertStartUpFails("NIX_POPULARITY_URL", NIXERY_LAYERING="popularity")
+
+    def test_unreachable_popularity_data_stops_start_up(self):
+        self.assertStartUpFails("/nonexistent/popularity.json",
+                                NIX_POPULARITY_URL="file:///nonexistent/popularity.json")

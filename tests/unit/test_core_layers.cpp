@@ -1,5 +1,7 @@
 #include "core/layers.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <doctest/doctest.h>
 #include <set>
 
@@ -123,6 +125,145 @@ TEST_CASE("group_layers: invariants") {
         const auto a = group_layers(worked_example(), worked_popularity(), 3);
         const auto b = group_layers(worked_example(), worked_popularity(), 3);
         CHECK(layers_to_json(a) == layers_to_json(b));
+    }
+}
+
+namespace {
+
+// n small store paths "p000"… (1 kB each) with hashes from `hash_char`,
+// all of them roots.
+ClosureGraph flat_closure(const std::vector<std::string>& names, char hash_char = 'a') {
+    ClosureGraph g;
+    for (const auto& name : names) {
+        const auto path = "/nix/store/" + std::string(32, hash_char) + "-" + name;
+        g.roots.push_back(path);
+        g.paths.push_back({path, 1000, {}});
+    }
+    return g;
+}
+
+std::vector<std::string> numbered(const char* prefix, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%03d-1.0", prefix, i);
+        out.emplace_back(buf);
+    }
+    return out;
+}
+
+std::set<std::vector<std::string>> layer_set(const std::vector<Layer>& layers) {
+    std::set<std::vector<std::string>> out;
+    for (const auto& l : layers) {
+        out.insert(l.paths);
+    }
+    return out;
+}
+
+std::size_t not_in(const std::vector<Layer>& a, const std::vector<Layer>& b) {
+    const auto in_b = layer_set(b);
+    return static_cast<std::size_t>(std::count_if(
+        a.begin(), a.end(), [&](const Layer& l) { return in_b.count(l.paths) == 0; }));
+}
+
+} // namespace
+
+TEST_CASE("layering strategies") {
+    const auto data = *Popularity::parse(R"({"x-1": 5})");
+    CHECK(parse_layering_strategy("auto") == LayeringStrategy::automatic);
+    CHECK(parse_layering_strategy("popularity") == LayeringStrategy::popularity);
+    CHECK(parse_layering_strategy("chunks") == LayeringStrategy::chunks);
+    CHECK(!parse_layering_strategy("size"));
+    CHECK(to_string(LayeringStrategy::chunks) == "chunks");
+    SUBCASE("auto is popularity with data, chunks without") {
+        CHECK(effective_strategy(LayeringStrategy::automatic, data) ==
+              LayeringStrategy::popularity);
+        CHECK(effective_strategy(LayeringStrategy::automatic, Popularity()) ==
+              LayeringStrategy::chunks);
+        CHECK(effective_strategy(LayeringStrategy::chunks, data) == LayeringStrategy::chunks);
+    }
+    SUBCASE("the identity names what the layers depend on") {
+        CHECK(layering_identity(LayeringStrategy::automatic, data) ==
+              layering_identity(LayeringStrategy::popularity, data));
+        CHECK(layering_identity(LayeringStrategy::automatic, Popularity()) ==
+              layering_identity(LayeringStrategy::chunks, data)); // chunks read no data
+        CHECK(layering_identity(LayeringStrategy::popularity, data) !=
+              layering_identity(LayeringStrategy::popularity, *Popularity::parse("{}")));
+        CHECK(layering_identity(LayeringStrategy::popularity, data) !=
+              layering_identity(LayeringStrategy::chunks, data));
+    }
+    SUBCASE("auto without data groups as chunks do") {
+        const auto g = worked_example();
+        CHECK(layers_to_json(group_layers(g, Popularity(), 3, LayeringStrategy::automatic)) ==
+              layers_to_json(group_layers(g, data, 3, LayeringStrategy::chunks)));
+    }
+}
+
+TEST_CASE("group_layers: the chunks strategy") {
+    SUBCASE("a closure that fits the budget: one layer per store path, by size") {
+        const auto layers =
+            group_layers(worked_example(), Popularity(), 10, LayeringStrategy::chunks);
+        CHECK(letters(layers) == std::vector<std::string>{"G", "D", "F", "C", "B", "A", "E"});
+        CHECK(layers[0].merge_rating == 200 * MB);
+    }
+    SUBCASE("paths the roots do not reach are left out") {
+        ClosureGraph g;
+        g.roots = {sp('A')};
+        g.paths = {{sp('A'), 1, {}}, {sp('Z'), 1, {}}};
+        CHECK(letters(group_layers(g, Popularity(), 94, LayeringStrategy::chunks)) ==
+              std::vector<std::string>{"A"});
+    }
+    SUBCASE("over the budget: within it, every path once, big paths alone") {
+        auto g = flat_closure(numbered("p", 300));
+        g.paths[7].nar_size = 50 * MB;
+        g.paths[200].nar_size = 3 * MB;
+        for (const std::size_t budget : {1, 2, 3, 20, 94, 299}) {
+            const auto layers = group_layers(g, Popularity(), budget, LayeringStrategy::chunks);
+            CHECK(layers.size() <= budget);
+            std::multiset<std::string> seen;
+            for (const auto& l : layers) {
+                seen.insert(l.paths.begin(), l.paths.end());
+                CHECK(std::is_sorted(l.paths.begin(), l.paths.end()));
+            }
+            CHECK(seen.size() == 300);
+            CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 300);
+            if (budget >= 4) {
+                CHECK(layers[0].paths == std::vector<std::string>{g.paths[7].path});
+                CHECK(layers[1].paths == std::vector<std::string>{g.paths[200].path});
+            }
+        }
+    }
+    SUBCASE("the order the graph lists paths in does not matter") {
+        auto g = flat_closure(numbered("p", 300));
+        auto reversed = g;
+        std::reverse(reversed.paths.begin(), reversed.paths.end());
+        std::reverse(reversed.roots.begin(), reversed.roots.end());
+        CHECK(layers_to_json(group_layers(g, Popularity(), 20, LayeringStrategy::chunks)) ==
+              layers_to_json(group_layers(reversed, Popularity(), 20, LayeringStrategy::chunks)));
+    }
+    SUBCASE("images that differ in one path share every other chunk") {
+        auto names = numbered("p", 300);
+        const auto a =
+            group_layers(flat_closure(names), Popularity(), 20, LayeringStrategy::chunks);
+        names[150] = "q150-1.0";
+        const auto b =
+            group_layers(flat_closure(names), Popularity(), 20, LayeringStrategy::chunks);
+        REQUIRE(a.size() > 5);
+        // The chunk p150 was in, and the one q150 joins (a cut at q150 would
+        // split one).
+        CHECK(not_in(a, b) <= 2);
+        CHECK(not_in(b, a) <= 3);
+    }
+    SUBCASE("a version bump changes only the chunk of the bumped path") {
+        auto names = numbered("p", 300);
+        auto before = flat_closure(names);
+        names[42] = "p042-2.0";
+        auto after = flat_closure(names);
+        after.paths[42].path[11] = 'b'; // a new hash, too
+        const auto a = group_layers(before, Popularity(), 20, LayeringStrategy::chunks);
+        const auto b = group_layers(after, Popularity(), 20, LayeringStrategy::chunks);
+        CHECK(a.size() == b.size());
+        CHECK(not_in(a, b) == 1);
     }
 }
 
