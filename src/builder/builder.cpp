@@ -53,17 +53,36 @@ std::string json_list(const std::vector<std::string>& names) {
     return out + "]";
 }
 
-RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout) {
+RegistryError nix_error(const NixFailure& f, std::string_view image) {
     const std::string name(image);
     switch (f.kind) {
-    case NixFailure::Kind::timed_out:
-        return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
-                                    ") ran longer than NIX_TIMEOUT (" +
-                                    std::to_string(timeout.count()) + " s)" +
+    case NixFailure::Kind::timed_out: {
+        const auto seconds = std::to_string(f.limit_seconds.count());
+        const auto what = f.operation == "build" && f.limit == "NIX_TIMEOUT"
+                              ? std::string("a builder")
+                              : "Nix (" + f.operation + ")";
+        return manifest_unknown("building \"" + name + "\" timed out: " + what +
+                                    " ran longer than " + f.limit + " (" + seconds + " s)" +
                                     (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
+                                R"({"timeout":)" + seconds + R"(,"limit":)" +
+                                    json_string(f.limit) + R"(,"log":)" +
                                     json_string(f.log_tail) + "}");
+    }
+    case NixFailure::Kind::refused:
+        return RegistryError{403,
+                             "DENIED",
+                             "package \"" + f.package +
+                                 "\" is refused by this registry's configuration: " + f.log_tail +
+                                 " (only the registry's operator can allow it)",
+                             R"({"package":)" + json_string(f.package) + R"(,"reason":)" +
+                                 json_string(f.log_tail) + "}"};
     case NixFailure::Kind::failed:
+        if (!f.package.empty()) {
+            return manifest_unknown("package \"" + f.package + "\" in \"" + name +
+                                        "\" cannot be evaluated: Nix said:\n" + f.log_tail,
+                                    R"({"package":)" + json_string(f.package) + R"(,"log":)" +
+                                        json_string(f.log_tail) + "}");
+        }
         return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
                                     ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
@@ -265,11 +284,11 @@ Builder::find_image(std::string_view closure_key) {
 
 Result<Builder::Outcome, RegistryError>
 Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
-    const auto timeout = m_s.config.nix_timeout;
+    const auto deadline = std::chrono::steady_clock::now() + m_s.config.build_timeout;
     const auto request = request_json({nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
     if (!ev) {
-        return unexpected(nix_error(ev.error(), image.name, timeout));
+        return unexpected(nix_error(ev.error(), image.name));
     }
     if (!ev->missing.empty()) {
         const bool one = ev->missing.size() == 1;
@@ -285,14 +304,6 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
             quoted_list(ev->not_packages) + " in \"" + image.name +
                 "\" is an attribute of the package set but not a package (a derivation)",
             R"({"notPackages":)" + json_list(ev->not_packages) + "}"));
-    }
-    if (!ev->refused.empty()) {
-        const auto& name = ev->refused.front();
-        const auto why = m_s.nix.explain(request_json({nix_source, image.arch, {name}}));
-        return unexpected(manifest_unknown(
-            "package " + quoted_list(ev->refused) +
-                " cannot be used: Nix refuses to evaluate it:\n" + why,
-            R"({"refused":)" + json_list(ev->refused) + R"(,"log":)" + json_string(why) + "}"));
     }
     if (image.arch == Arch::arm64 && !ev->system_applied) {
         return unexpected(manifest_unknown(
@@ -327,12 +338,12 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         }
     } remove_roots{gcroot};
 
-    if (auto built = m_s.nix.realise(request, gcroot / "result"); !built) {
-        return unexpected(nix_error(built.error(), image.name, timeout));
+    if (auto built = m_s.nix.realise(*ev, gcroot, deadline); !built) {
+        return unexpected(nix_error(built.error(), image.name));
     }
     auto graph = m_s.nix.closure(out_paths);
     if (!graph) {
-        return unexpected(nix_error(graph.error(), image.name, timeout));
+        return unexpected(nix_error(graph.error(), image.name));
     }
 
     // From the first layer looked up to the image recorded: see k_gc_lock.

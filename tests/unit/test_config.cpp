@@ -1,5 +1,6 @@
 #include "config.hpp"
 #include "nginx_config.hpp"
+#include "testutil.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,6 +26,8 @@ TEST_CASE("load_config") {
         CHECK(c->demo_source);
         CHECK(c->storage == StorageKind::filesystem);
         CHECK(c->nix_timeout == std::chrono::seconds(60));
+        CHECK(c->build_timeout == std::chrono::seconds(1800));
+        CHECK(c->nixpkgs_config.empty());
         CHECK(c->port == 8080);
         CHECK(c->storage_path == "/tmp/s");
         CHECK(c->gc_keep_days == 30);
@@ -36,6 +39,23 @@ TEST_CASE("load_config") {
         REQUIRE(c);
         CHECK(c->describe_source() == "the git repository https://git.example.com/pkgs.git");
         CHECK(c->source_location == env["NIXERY_PKGS_REPO"]); // git still gets them
+    }
+    SUBCASE("build timeout and nixpkgs config") {
+        auto env = base();
+        env["NIXERY_BUILD_TIMEOUT"] = "7200";
+        env["NIXERY_NIXPKGS_CONFIG"] = "/nonexistent/nixpkgs.nix";
+        CHECK(error_of(env).find("NIXERY_NIXPKGS_CONFIG") != std::string::npos);
+        testutil::TempDir dir;
+        const auto file = dir / "nixpkgs.nix";
+        testutil::write_file(file, "{ allowUnfree = true; }\n");
+        env["NIXERY_NIXPKGS_CONFIG"] = file.string();
+        auto c = load_config(env);
+        REQUIRE_MESSAGE(c, error_of(env));
+        CHECK(c->build_timeout == std::chrono::seconds(7200));
+        CHECK(c->nixpkgs_config == file);
+        CHECK(c->request_timeout() == std::chrono::seconds(7800));
+        env["NIXERY_BUILD_TIMEOUT"] = "0";
+        CHECK(error_of(env).find("NIXERY_BUILD_TIMEOUT") != std::string::npos);
     }
     SUBCASE("gc retention") {
         auto env = base();
@@ -96,7 +116,8 @@ TEST_CASE("render_production_nginx_config") {
     // The shared locations, inlined, with this instance's paths.
     CHECK(text->find("    fastcgi_pass unix:/run/nixery/fcgi.sock;") != std::string::npos);
     CHECK(text->find("    alias /tmp/s/;") != std::string::npos);
-    CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
+    // NIXERY_BUILD_TIMEOUT (1800 s) and ten minutes of packing.
+    CHECK(text->find("fastcgi_read_timeout 2400s;") != std::string::npos);
     CHECK(text->find("location = /metrics") != std::string::npos);
     CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
 
