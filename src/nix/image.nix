@@ -6,8 +6,8 @@
 # none).
 #
 #   request = {
-#     source   = { type = "path"; path = "/abs/dir"; }   # also a fetched channel
-#              | { type = "git"; url = "…"; rev = "<40 hex>"; };
+#     source   = { type = "path"; path = "/abs/dir"; };  # also a fetched channel
+#                                                       # or git commit
 #     system   = "x86_64-linux";
 #     packages = [ [ "xorg" "xev" ] … ];  # attribute paths as the name spells them
 #     implicit = [ [ "cacert" ] … ];      # added when the package set has them
@@ -33,8 +33,6 @@ let
 
   source =
     if req.source.type == "path" then req.source.path
-    else if req.source.type == "git" then
-      builtins.fetchGit { url = req.source.url; rev = req.source.rev; allRefs = true; }
     else throw "nixery: unknown source type ${req.source.type}";
 
   imported = import source;

@@ -240,6 +240,16 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
     return run;
 }
 
+// Makes the valid store path `path` a GC root at `root` (replacing what
+// was there): what a process added to the store is only a temporary root
+// of that process.
+Result<void, NixFailure> add_root(const std::string& path, const std::filesystem::path& root,
+                                  std::string operation, std::chrono::seconds timeout) {
+    TRY(run_nix({"nix-store", "--realise", "--add-root", root.string(), path},
+                std::move(operation), timeout));
+    return {};
+}
+
 // Nix's exit status for a build that failed: 100, plus 1 when a builder
 // timed out (since Nix 2.0, see "Exit status" in nix-store --realise's manual).
 bool builder_timed_out(const ProcessResult& run) {
@@ -405,9 +415,22 @@ Result<std::string, NixFailure> Nix::fetch_tarball(const std::string& url,
                                          run.out.substr(0, 200)});
     }
     const std::string path(lines.back());
-    // The download is only a temporary root of the process that made it.
-    TRY(run_nix({"nix-store", "--realise", "--add-root", root.string(), path}, "fetch channel",
-                m_settings.timeout));
+    TRY(add_root(path, root, "fetch channel", m_settings.timeout));
+    return path;
+}
+
+Result<std::string, NixFailure> Nix::add_tree(const std::filesystem::path& tree,
+                                              const std::filesystem::path& root) const {
+    TRY_ASSIGN(const auto run,
+               run_nix({"nix-store", "--add", tree.string()}, "add source", m_settings.timeout));
+    const auto lines = split_nonempty(run.out);
+    if (lines.empty() || lines.back().find('/') != 0) {
+        return unexpected(NixFailure{NixFailure::Kind::failed, "add source",
+                                     "unexpected output from nix-store --add: " +
+                                         run.out.substr(0, 200)});
+    }
+    const std::string path(lines.back());
+    TRY(add_root(path, root, "add source", m_settings.timeout));
     return path;
 }
 

@@ -97,6 +97,10 @@ public:
     Result<std::string, NixFailure> fetch_tarball(const std::string& url,
                                                   const std::filesystem::path& root,
                                                   std::chrono::seconds limit) const;
+    // Copies the directory `tree` into the store (named after it) and makes
+    // it a GC root at `root`; its store path.
+    Result<std::string, NixFailure> add_tree(const std::filesystem::path& tree,
+                                             const std::filesystem::path& root) const;
     // Closure of `roots` with NAR sizes and references.
     Result<ClosureGraph, NixFailure> closure(const std::vector<std::string>& roots) const;
 

@@ -42,6 +42,9 @@ Response error_response(const RegistryError& error) {
     if (error.status == 405) {
         r.header("Allow", "GET, HEAD");
     }
+    if (error.retry_after > 0) {
+        r.header("Retry-After", std::to_string(error.retry_after));
+    }
     return with_api_version(std::move(r));
 }
 

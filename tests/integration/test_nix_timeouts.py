@@ -10,9 +10,10 @@ import shutil
 import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 
-from harness import SANDBOX, Instance, TestCase, base_environment, make_package_set, run
+from harness import SANDBOX, Instance, TestCase, base_environment, have, make_package_set, run
 
 NIX = ["nix", "--extra-experimental-features", "nix-command"]
 
@@ -94,3 +95,46 @@ class SubstitutionTest(TestCase):
             self.assertGreater(time.time() - started, 3 * 2)
             self.assertEqual(len(server.server.nars_sent), 1, server.server.requests)
             self.assertTrue(Path(out).exists())
+
+
+@unittest.skipUnless(have("git"), "git is needed")
+class BackgroundFetchTest(TestCase):
+    def test_a_slow_first_fetch_runs_in_the_background(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-slowgit-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        repo = make_package_set(work)
+        (repo / "stamp.nix").write_text('"fetched-slowly"\n')
+        git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(repo)]
+        run(git + ["init", "-q"])
+        run(git + ["add", "-A"])
+        run(git + ["commit", "-q", "-m", "slow"])
+        commit = run(git + ["rev-parse", "HEAD"]).stdout.decode().strip()
+        # An ssh that takes 8 s to connect, reporting as it goes, then runs
+        # the command git asked for here.
+        calls = work / "ssh-calls"
+        ssh = work / "slow-ssh"
+        ssh.write_text("#!/bin/sh\n"
+                       "[ \"$1\" = -G ] && exit 0  # git asking which ssh this is\n"
+                       "for last; do :; done\n"
+                       "echo \"$last\" >> '%s'\n"
+                       "i=0; while [ $i -lt 8 ]; do echo 'slow-ssh: connecting' >&2; sleep 1; i=$((i+1)); done\n"
+                       "exec sh -c \"$last\"\n" % calls)
+        ssh.chmod(0o755)
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO="ssh://git.example.invalid%s" % repo,
+                      GIT_SSH_COMMAND=str(ssh), NIX_TIMEOUT=3) as inst:
+            started = time.time()
+            r = inst.manifest("stamp", commit)
+            self.assertRegistryError(r, 503, "UNAVAILABLE", "being fetched", "git.example.invalid")
+            self.assertEqual(r.header("Retry-After"), "30")
+            self.assertLess(time.time() - started, 8)
+            # The fetch goes on without the request; a later pull finds it done.
+            while time.time() - started < 60:
+                r = inst.manifest("stamp", commit)
+                if r.status != 503:
+                    break
+                time.sleep(1)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(len(calls.read_text().splitlines()), 1, "one fetch, not one per request")
+            # The commit is in the store, rooted; the next image needs no git.
+            self.assertEqual(inst.manifest("hello", commit).status, 200)
+            self.assertEqual(len(calls.read_text().splitlines()), 1)
