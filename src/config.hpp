@@ -63,7 +63,7 @@ struct Config {
     S3Settings s3;
 
     std::filesystem::path state_dir;
-    std::chrono::seconds nix_timeout{60};    // each builder, each evaluation
+    std::chrono::seconds nix_timeout{60};     // each builder, each evaluation
     std::chrono::seconds build_timeout{1800}; // a whole image build (NIXERY_BUILD_TIMEOUT)
     std::filesystem::path nixpkgs_config;     // NIXERY_NIXPKGS_CONFIG; empty: none
     std::string popularity_url;

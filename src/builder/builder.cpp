@@ -64,13 +64,11 @@ RegistryError nix_error(const NixFailure& f, std::string_view image) {
         return manifest_unknown("building \"" + name + "\" timed out: " + what +
                                     " ran longer than " + f.limit + " (" + seconds + " s)" +
                                     (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + seconds + R"(,"limit":)" +
-                                    json_string(f.limit) + R"(,"log":)" +
-                                    json_string(f.log_tail) + "}");
+                                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) +
+                                    R"(,"log":)" + json_string(f.log_tail) + "}");
     }
     case NixFailure::Kind::refused:
-        return RegistryError{403,
-                             "DENIED",
+        return RegistryError{403, "DENIED",
                              "package \"" + f.package +
                                  "\" is refused by this registry's configuration: " + f.log_tail +
                                  " (only the registry's operator can allow it)",

@@ -73,7 +73,9 @@ public:
     }
 
 private:
-    Pinning pinning() const { return is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving; }
+    Pinning pinning() const {
+        return is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving;
+    }
 
     // The store path of the last fetch, while it is still to be trusted and
     // in the store.
@@ -82,8 +84,8 @@ private:
         if (lstat(m_root.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
             return std::nullopt;
         }
-        const auto age = std::chrono::system_clock::now() -
-                         std::chrono::system_clock::from_time_t(st.st_mtime);
+        const auto age =
+            std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
         if (pinning() == Pinning::moving && age >= m_ttl) {
             return std::nullopt;
         }

@@ -136,16 +136,16 @@ public:
         }
         TRY(fetch(commit));
         // One export per commit at a time; whoever waited finds it done.
-        auto lock = m_locks.acquire("git-export:" + m_url + "#" + commit,
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        m_timeout * 2));
+        auto lock =
+            m_locks.acquire("git-export:" + m_url + "#" + commit,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock) {
             return unexpected(internal_error(lock.error().message));
         }
         if (!*lock) {
-            return unexpected(source_unavailable("git repository " + m_shown,
-                                                 "another export of " + commit +
-                                                     " is taking too long"));
+            return unexpected(
+                source_unavailable("git repository " + m_shown,
+                                   "another export of " + commit + " is taking too long"));
         }
         if (auto path = exported(commit)) {
             return path_source(*path);
@@ -154,8 +154,11 @@ public:
         if (!path) {
             log::error("exporting a git commit failed",
                        {{"commit", commit}, {"error", path.error().message}});
-            return unexpected(internal_error("exporting commit " + commit + " of the git "
-                                             "repository " + m_shown + " into the Nix store "
+            return unexpected(internal_error("exporting commit " + commit +
+                                             " of the git "
+                                             "repository " +
+                                             m_shown +
+                                             " into the Nix store "
                                              "failed"));
         }
         return path_source(*path);
@@ -277,24 +280,25 @@ private:
     static std::string fetch_into(const std::filesystem::path& mirror, const std::string& url,
                                   const std::string& commit, std::chrono::seconds timeout) {
         if (!std::filesystem::exists(mirror / "HEAD")) {
-            const auto init = run_git({"git", "init", "--quiet", "--bare", mirror.string()}, timeout);
+            const auto init =
+                run_git({"git", "init", "--quiet", "--bare", mirror.string()}, timeout);
             if (!init || !init->ok()) {
                 return git_failure(init, "create a mirror of", timeout, url);
             }
         }
         const std::chrono::seconds stall_only{0};
-        const auto one = run_git({"git", "-C", mirror.string(), "fetch", "--progress", "--depth=1",
-                                  "--", url, commit},
-                                 stall_only);
+        const auto one = run_git(
+            {"git", "-C", mirror.string(), "fetch", "--progress", "--depth=1", "--", url, commit},
+            stall_only);
         if (one && one->ok()) {
             return {};
         }
         log::info("fetching one commit failed, fetching all branches and tags",
                   {{"error", git_failure(one, "fetch", stall_only, url)}});
-        const auto all = run_git({"git", "-C", mirror.string(), "fetch", "--progress", "--prune",
-                                  "--force", "--", url, "+refs/heads/*:refs/heads/*",
-                                  "+refs/tags/*:refs/tags/*"},
-                                 stall_only);
+        const auto all =
+            run_git({"git", "-C", mirror.string(), "fetch", "--progress", "--prune", "--force",
+                     "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+                    stall_only);
         if (all && all->ok()) {
             return {};
         }
@@ -346,14 +350,13 @@ private:
         TRY(make_dirs(tree));
         const auto tar = remove_work.dir / "source.tar";
         ProcessSpec archive;
-        archive.argv = {"git", "-C", m_mirror.string(), "archive", "--format=tar",
-                        "-o", tar.string(), commit};
+        archive.argv = {"git",          "-C", m_mirror.string(), "archive",
+                        "--format=tar", "-o", tar.string(),      commit};
         archive.timeout = m_timeout;
         TRY_ASSIGN(const auto archived, run_process(archive));
         if (!archived.ok()) {
-            return fail("git archive " + commit + " failed (" +
-                        archived.describe_exit(m_timeout) + "): " +
-                        tail_lines(archived.err_tail, 5));
+            return fail("git archive " + commit + " failed (" + archived.describe_exit(m_timeout) +
+                        "): " + tail_lines(archived.err_tail, 5));
         }
         ProcessSpec unpack;
         unpack.argv = {"tar", "-x", "-f", tar.string(), "-C", tree.string()};

@@ -221,8 +221,12 @@ NixFailure failure_of(const ProcessResult& run, std::string operation, const std
                       std::chrono::seconds timeout) {
     auto tail = tail_lines(clean_nix_output(run.err_tail), k_log_lines);
     if (run.timed_out) {
-        return NixFailure{NixFailure::Kind::timed_out, std::move(operation), std::move(tail), {},
-                          "NIX_TIMEOUT", timeout};
+        return NixFailure{NixFailure::Kind::timed_out,
+                          std::move(operation),
+                          std::move(tail),
+                          {},
+                          "NIX_TIMEOUT",
+                          timeout};
     }
     if (tail.empty()) {
         tail = argv0 + " failed with " + run.describe_exit(timeout);
@@ -245,8 +249,8 @@ Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::st
 // of that process.
 Result<void, NixFailure> add_root(const std::string& path, const std::filesystem::path& root,
                                   std::string operation, std::chrono::seconds timeout) {
-    TRY(run_nix({"nix-store", "--realise", "--add-root", root.string(), path},
-                std::move(operation), timeout));
+    TRY(run_nix({"nix-store", "--realise", "--add-root", root.string(), path}, std::move(operation),
+                timeout));
     return {};
 }
 
@@ -259,18 +263,10 @@ bool builder_timed_out(const ProcessResult& run) {
 std::vector<std::string> expression_args(const NixSettings& settings,
                                          const std::filesystem::path& file, const char* attr,
                                          const std::string& request) {
-    return {file.string(),
-            "-A",
-            attr,
-            "--argstr",
-            "request",
-            request,
-            "--argstr",
-            "nixpkgsConfig",
+    return {file.string(), "-A", attr, "--argstr", "request", request, "--argstr", "nixpkgsConfig",
             settings.nixpkgs_config.string(),
             // Builds during evaluation (import from derivation) are builds too.
-            "--timeout",
-            std::to_string(settings.timeout.count())};
+            "--timeout", std::to_string(settings.timeout.count())};
 }
 
 Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string name) {
@@ -310,8 +306,11 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
     }
 
     const auto bad = [&](std::string what) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "evaluate",
-                                     "unexpected output from nix-instantiate: " + what, {}, {},
+        return unexpected(NixFailure{NixFailure::Kind::failed,
+                                     "evaluate",
+                                     "unexpected output from nix-instantiate: " + what,
+                                     {},
+                                     {},
                                      {}});
     };
     rapidjson::Document req;
@@ -375,12 +374,9 @@ Result<void, NixFailure> Nix::realise(const Evaluation& evaluation,
     const auto limit = std::max(left, std::chrono::seconds(1));
     // One call: Nix builds what the outputs need in parallel. The roots are
     // named result, result-2, … by Nix.
-    auto argv = std::vector<std::string>{"nix-store",
-                                         "--realise",
-                                         "--timeout",
-                                         std::to_string(m_settings.timeout.count()),
-                                         "--add-root",
-                                         (root_dir / "result").string()};
+    auto argv = std::vector<std::string>{"nix-store",  "--realise",
+                                         "--timeout",  std::to_string(m_settings.timeout.count()),
+                                         "--add-root", (root_dir / "result").string()};
     argv.insert(argv.end(), paths.begin(), paths.end());
     TRY_ASSIGN(const auto run, run_nix_raw(std::move(argv), "build", limit));
     if (run.ok()) {
@@ -410,9 +406,9 @@ Result<std::string, NixFailure> Nix::fetch_tarball(const std::string& url,
                        "fetch channel", limit));
     const auto lines = split_nonempty(run.out);
     if (lines.empty() || lines.back().find('/') != 0) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "fetch channel",
-                                     "unexpected output from nix-prefetch-url: " +
-                                         run.out.substr(0, 200)});
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, "fetch channel",
+                       "unexpected output from nix-prefetch-url: " + run.out.substr(0, 200)});
     }
     const std::string path(lines.back());
     TRY(add_root(path, root, "fetch channel", m_settings.timeout));
@@ -425,9 +421,9 @@ Result<std::string, NixFailure> Nix::add_tree(const std::filesystem::path& tree,
                run_nix({"nix-store", "--add", tree.string()}, "add source", m_settings.timeout));
     const auto lines = split_nonempty(run.out);
     if (lines.empty() || lines.back().find('/') != 0) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "add source",
-                                     "unexpected output from nix-store --add: " +
-                                         run.out.substr(0, 200)});
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, "add source",
+                       "unexpected output from nix-store --add: " + run.out.substr(0, 200)});
     }
     const std::string path(lines.back());
     TRY(add_root(path, root, "add source", m_settings.timeout));

@@ -45,9 +45,10 @@ TEST_CASE("clean_nix_output") {
 
 TEST_CASE("package_being_evaluated") {
     SUBCASE("the last marker names the package") {
-        const std::string err = "trace: nixery-evaluating-package [\"hello\"]\n"
-                                "trace: nixery-evaluating-package [\"xorg\",\"xev\"]\n"
-                                "error: evaluation aborted with the following error message: 'no'\n";
+        const std::string err =
+            "trace: nixery-evaluating-package [\"hello\"]\n"
+            "trace: nixery-evaluating-package [\"xorg\",\"xev\"]\n"
+            "error: evaluation aborted with the following error message: 'no'\n";
         CHECK(package_being_evaluated(err) == "xorg.xev");
     }
     SUBCASE("colours and no marker") {
