@@ -254,6 +254,21 @@ Result<void, NixFailure> add_root(const std::string& path, const std::filesystem
     return {};
 }
 
+// The store path a Nix command printed last, made a GC root at `root`.
+Result<std::string, NixFailure> root_printed_path(const ProcessResult& run,
+                                                  const std::filesystem::path& root,
+                                                  const std::string& operation,
+                                                  std::chrono::seconds timeout) {
+    const auto lines = split_nonempty(run.out);
+    if (lines.empty() || lines.back().find('/') != 0) {
+        return unexpected(NixFailure{NixFailure::Kind::failed, operation,
+                                     "unexpected output: " + run.out.substr(0, 200)});
+    }
+    std::string path(lines.back());
+    TRY(add_root(path, root, operation, timeout));
+    return path;
+}
+
 // Nix's exit status for a build that failed: 100, plus 1 when a builder
 // timed out (since Nix 2.0, see "Exit status" in nix-store --realise's manual).
 bool builder_timed_out(const ProcessResult& run) {
@@ -404,30 +419,14 @@ Result<std::string, NixFailure> Nix::fetch_tarball(const std::string& url,
     TRY_ASSIGN(const auto run,
                run_nix({"nix-prefetch-url", "--unpack", "--print-path", "--name", "source", url},
                        "fetch channel", limit));
-    const auto lines = split_nonempty(run.out);
-    if (lines.empty() || lines.back().find('/') != 0) {
-        return unexpected(
-            NixFailure{NixFailure::Kind::failed, "fetch channel",
-                       "unexpected output from nix-prefetch-url: " + run.out.substr(0, 200)});
-    }
-    const std::string path(lines.back());
-    TRY(add_root(path, root, "fetch channel", m_settings.timeout));
-    return path;
+    return root_printed_path(run, root, "fetch channel", m_settings.timeout);
 }
 
 Result<std::string, NixFailure> Nix::add_tree(const std::filesystem::path& tree,
                                               const std::filesystem::path& root) const {
     TRY_ASSIGN(const auto run,
                run_nix({"nix-store", "--add", tree.string()}, "add source", m_settings.timeout));
-    const auto lines = split_nonempty(run.out);
-    if (lines.empty() || lines.back().find('/') != 0) {
-        return unexpected(
-            NixFailure{NixFailure::Kind::failed, "add source",
-                       "unexpected output from nix-store --add: " + run.out.substr(0, 200)});
-    }
-    const std::string path(lines.back());
-    TRY(add_root(path, root, "add source", m_settings.timeout));
-    return path;
+    return root_printed_path(run, root, "add source", m_settings.timeout);
 }
 
 Result<void, NixFailure>
