@@ -80,6 +80,9 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 } // namespace
 
 std::string ProcessResult::describe_exit(std::chrono::milliseconds timeout) const {
+    if (stalled) {
+        return "no progress for " + std::to_string(timeout.count() / 1000) + " s";
+    }
     if (timed_out) {
         return "timed out after " + std::to_string(timeout.count() / 1000) + " s";
     }

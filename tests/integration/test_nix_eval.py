@@ -34,14 +34,14 @@ class EvaluationTest(TestCase):
             self.assertEqual(nix_runs(inst, "evaluate"), 1)
             self.assertEqual(nix_runs(inst, "build"), 1)
             # A refused package costs one evaluation too, not three.
-            self.assertEqual(inst.manifest("unfree").status, 403)
+            self.assertEqual(inst.manifest("evaluation.unfree").status, 403)
             self.assertEqual(nix_runs(inst, "evaluate"), 2)
             self.assertEqual(nix_runs(inst, "build"), 1)
 
     @unittest.skipUnless(have("skopeo") and have("umoci"), "skopeo and umoci are needed")
     def test_import_from_derivation(self):
         with Instance() as inst:
-            skopeo_copy(inst, "fromifd", "latest", self.dir / "layout")
+            skopeo_copy(inst, "evaluation.fromifd", "latest", self.dir / "layout")
             rootfs = unpack(self.dir / "layout", "image", self.dir / "bundle")
             found = list((rootfs / "nix" / "store").glob("*-from-ifd-*/share/ifd"))
             self.assertEqual(len(found), 1, found)
@@ -49,15 +49,15 @@ class EvaluationTest(TestCase):
 
     def test_failing_package_is_named(self):
         with Instance() as inst:
-            r = inst.manifest("hello/aborts")
-            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "aborts"',
+            r = inst.manifest("hello/evaluation.aborts")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "evaluation.aborts"',
                                            "this package aborts")
-            self.assertEqual(err["detail"]["package"], "aborts")
+            self.assertEqual(err["detail"]["package"], "evaluation.aborts")
             self.assertNotIn("nixery-evaluating-package", r.body.decode())
-            r = inst.manifest("usesmissing/app-a")
-            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "usesmissing"',
+            r = inst.manifest("evaluation.usesmissing/app-a")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "evaluation.usesmissing"',
                                            "nixeryTestNoSuchAttribute")
-            self.assertEqual(err["detail"]["package"], "usesmissing")
+            self.assertEqual(err["detail"]["package"], "evaluation.usesmissing")
             # A throw, as before.
             self.assertRegistryError(inst.manifest("refuses"), 404, "MANIFEST_UNKNOWN",
                                      'package "refuses"', "refuses to evaluate")
@@ -73,18 +73,18 @@ class EvaluationTest(TestCase):
         (home / ".config" / "nixpkgs" / "config.nix").write_text("{ allowUnfree = true; }\n")
         pkgs = make_package_set(self.dir)
         with Instance(package_set=pkgs, HOME=home, NIXPKGS_ALLOW_UNFREE="1") as inst:
-            r = inst.manifest("unfree")
-            err = self.assertRegistryError(r, 403, "DENIED", 'package "unfree"',
+            r = inst.manifest("evaluation.unfree")
+            err = self.assertRegistryError(r, 403, "DENIED", 'package "evaluation.unfree"',
                                            "refused by this registry's configuration",
                                            "unfree license")
-            self.assertEqual(err["detail"]["package"], "unfree")
+            self.assertEqual(err["detail"]["package"], "evaluation.unfree")
             body = r.body.decode()
             self.assertNotIn("NIXPKGS_ALLOW_UNFREE", body)
             self.assertNotIn(str(pkgs), body)
         config = self.dir / "nixpkgs.nix"
         config.write_text("{ allowUnfree = true; }\n")
         with Instance(package_set=pkgs, NIXERY_NIXPKGS_CONFIG=config) as inst:
-            self.assertEqual(inst.manifest("unfree").status, 200)
+            self.assertEqual(inst.manifest("evaluation.unfree").status, 200)
 
 
 class CountingHandler(http.server.SimpleHTTPRequestHandler):

@@ -76,7 +76,7 @@ class SubstitutionTest(TestCase):
         env = base_environment()
         env["NIX_CONFIG"] = "substituters =\nsandbox = false\n"
         try:
-            out = run(["nix-build", "--no-out-link", str(pkgs), "-A", "cached"], env=env).stdout.decode().strip()
+            out = run(["nix-build", "--no-out-link", str(pkgs), "-A", "evaluation.cached"], env=env).stdout.decode().strip()
         finally:
             marker.unlink()
         cache = work / "cache"
@@ -90,7 +90,7 @@ class SubstitutionTest(TestCase):
         config += "sandbox = true\n" if SANDBOX else ""
         with Instance(package_set=pkgs, NIX_TIMEOUT=3, NIX_CONFIG=config) as inst:
             started = time.time()
-            r = inst.manifest("cached")
+            r = inst.manifest("evaluation.cached")
             self.assertEqual(r.status, 200, r)
             self.assertGreater(time.time() - started, 3 * 2)
             self.assertEqual(len(server.server.nars_sent), 1, server.server.requests)

@@ -81,50 +81,49 @@ demo // rec {
   '';
 
   refuses = throw "nixery-test: this package refuses to evaluate";
-  # Errors tryEval cannot catch.
-  aborts = mkPackage "aborts" (abort "nixery-test: this package aborts");
-  usesmissing = mkPackage "uses-missing" "${demo.nixeryTestNoSuchAttribute}/bin/x";
+  # Packages for the tests of evaluation (test_nix_eval.py,
+  # test_nix_timeouts.py), nested so that popcount's scan of the top level
+  # (test_popularity.py) does not see them.
+  evaluation = {
+    # Errors tryEval cannot catch.
+    aborts = mkPackage "aborts" (abort "nixery-test: this package aborts");
+    usesmissing = mkPackage "uses-missing" "${demo.nixeryTestNoSuchAttribute}/bin/x";
 
-  # Refused the way nixpkgs' check-meta.nix refuses (when its derivation is
-  # read), unless the configuration (or the environment) allows it.
-  unfree =
-    let
-      allowed = config.allowUnfree or false || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1";
-      refusal = throw ("Package ‘unfree-1.0’ in ${toString ./.}/default.nix:80 has an unfree "
-        + "license (‘unfree’), refusing to evaluate.
+    # Refused the way nixpkgs' check-meta.nix refuses (when its derivation is
+    # read), unless the configuration (or the environment) allows it.
+    unfree =
+      let
+        allowed = config.allowUnfree or false || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1";
+        refusal = throw ("Package ‘unfree-1.0’ in ${toString ./.}/default.nix:80 has an unfree "
+          + "license (‘unfree’), refusing to evaluate.\n\n"
+          + "a) To temporarily allow unfree packages, you can use an environment variable\n"
+          + "   for a single invocation of the nix tools.\n\n"
+          + "     $ export NIXPKGS_ALLOW_UNFREE=1\n");
+        pkg = mkApp "unfree-1.0" libgreet;
+      in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
 
-"
-        + "a) To temporarily allow unfree packages, you can use an environment variable
-"
-        + "   for a single invocation of the nix tools.
+    # Its expression comes from a derivation built during evaluation (import
+    # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).
+    fromIfd =
+      let text = import (mkPackage "ifd-text-${salt}" ''
+        echo '"made by a derivation during evaluation"' > $out
+      '');
+      in mkPackage "from-ifd-${salt}" ''
+        mkdir -p $out/share
+        echo "${text}" > $out/share/ifd
+      '';
 
-"
-        + "     $ export NIXPKGS_ALLOW_UNFREE=1
-");
-      pkg = mkApp "unfree-1.0" libgreet;
-    in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
-
-  # Its expression comes from a derivation built during evaluation (import
-  # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).
-  fromIfd =
-    let text = import (mkPackage "ifd-text-${salt}" ''
-      echo '"made by a derivation during evaluation"' > $out
-    '');
-    in mkPackage "from-ifd-${salt}" ''
+    # Builds only where the test seeds a binary cache with it (its marker
+    # exists then): anywhere else it must be substituted.
+    cached = mkPackage "cached-${salt}" ''
+      if [ ! -e /tmp/nixery-seed-${salt} ]; then
+        echo "nixery-test: this package must come from the binary cache" >&2
+        exit 1
+      fi
       mkdir -p $out/share
-      echo "${text}" > $out/share/ifd
+      head -c 2097152 /dev/urandom > $out/share/data
     '';
-
-  # Builds only where the test seeds a binary cache with it (its marker
-  # exists then): anywhere else it must be substituted.
-  cached = mkPackage "cached-${salt}" ''
-    if [ ! -e /tmp/nixery-seed-${salt} ]; then
-      echo "nixery-test: this package must come from the binary cache" >&2
-      exit 1
-    fi
-    mkdir -p $out/share
-    head -c 2097152 /dev/urandom > $out/share/data
-  '';
+  };
   notapackage = "just a string";
 
   # Naming rules: nested attributes, names starting with a digit, camelCase.
