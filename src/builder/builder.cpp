@@ -282,7 +282,7 @@ Builder::find_image(std::string_view closure_key) {
 
 Result<Builder::Outcome, RegistryError>
 Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
-    const auto deadline = std::chrono::steady_clock::now() + m_s.config.build_timeout;
+    const auto started = std::chrono::steady_clock::now();
     const auto request = request_json({nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
     if (!ev) {
@@ -336,7 +336,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
         }
     } remove_roots{gcroot};
 
-    if (auto built = m_s.nix.realise(*ev, gcroot, deadline); !built) {
+    if (auto built = m_s.nix.realise(*ev, gcroot, started); !built) {
         return unexpected(nix_error(built.error(), image.name));
     }
     auto graph = m_s.nix.closure(out_paths);

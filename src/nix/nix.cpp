@@ -379,13 +379,13 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
 
 Result<void, NixFailure> Nix::realise(const Evaluation& evaluation,
                                       const std::filesystem::path& root_dir,
-                                      std::chrono::steady_clock::time_point deadline) const {
+                                      std::chrono::steady_clock::time_point started) const {
     const auto paths = evaluation.derived_paths();
     if (paths.empty()) {
         return {};
     }
     const auto left = std::chrono::duration_cast<std::chrono::seconds>(
-        deadline - std::chrono::steady_clock::now());
+        started + m_settings.build_timeout - std::chrono::steady_clock::now());
     const auto limit = std::max(left, std::chrono::seconds(1));
     // One call: Nix builds what the outputs need in parallel. The roots are
     // named result, result-2, … by Nix.
@@ -400,6 +400,7 @@ Result<void, NixFailure> Nix::realise(const Evaluation& evaluation,
     auto failure = failure_of(run, "build", "nix-store", limit);
     if (run.timed_out) {
         failure.limit = "NIXERY_BUILD_TIMEOUT";
+        failure.limit_seconds = m_settings.build_timeout;
     } else if (builder_timed_out(run)) {
         failure.kind = NixFailure::Kind::timed_out;
         failure.limit = "NIX_TIMEOUT";

@@ -71,6 +71,8 @@ struct NixSettings {
     // evaluation (wall clock), not downloads, which Nix stops when they stall
     // (its `stalled-download-timeout`).
     std::chrono::seconds timeout{60};
+    // NIXERY_BUILD_TIMEOUT: a whole image build, from its start.
+    std::chrono::seconds build_timeout{1800};
     // NIXERY_NIXPKGS_CONFIG: the nixpkgs `config` (a Nix file); empty for none.
     std::filesystem::path nixpkgs_config;
 };
@@ -88,10 +90,11 @@ public:
     // Builds or substitutes exactly the outputs `evaluation` found, without
     // evaluating again; each becomes a GC root in `root_dir` until the caller
     // removes it. Each builder is bounded by NIX_TIMEOUT, the whole call by
-    // `deadline` (NIXERY_BUILD_TIMEOUT), downloads only by stalls.
+    // what is left of NIXERY_BUILD_TIMEOUT since the build `started`,
+    // downloads only by stalls.
     Result<void, NixFailure> realise(const Evaluation& evaluation,
                                      const std::filesystem::path& root_dir,
-                                     std::chrono::steady_clock::time_point deadline) const;
+                                     std::chrono::steady_clock::time_point started) const;
     // Downloads and unpacks a tarball (a channel) into the store and makes it
     // a GC root at `root`; its store path. Bounded by stalls, and by `limit`.
     Result<std::string, NixFailure> fetch_tarball(const std::string& url,

@@ -46,7 +46,7 @@ std::unique_ptr<PackageSource> make_path_source(std::string path) {
 }
 
 NixSettings nix_settings(const Config& config) {
-    return NixSettings{config.data.nix_dir / "image.nix", config.nix_timeout,
+    return NixSettings{config.data.nix_dir / "image.nix", config.nix_timeout, config.build_timeout,
                        config.nixpkgs_config};
 }
 

@@ -97,6 +97,17 @@ class SubstitutionTest(TestCase):
             self.assertTrue(Path(out).exists())
 
 
+class BuildTimeoutTest(TestCase):
+    def test_a_whole_build_is_bounded_by_nixery_build_timeout(self):
+        with Instance(NIX_TIMEOUT=60, NIXERY_BUILD_TIMEOUT=4) as inst:
+            started = time.time()
+            r = inst.manifest("sleepy")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out",
+                                           "NIXERY_BUILD_TIMEOUT (4 s)")
+            self.assertEqual(err["detail"]["limit"], "NIXERY_BUILD_TIMEOUT")
+            self.assertLess(time.time() - started, 30)
+
+
 @unittest.skipUnless(have("git"), "git is needed")
 class BackgroundFetchTest(TestCase):
     def test_a_slow_first_fetch_runs_in_the_background(self):
