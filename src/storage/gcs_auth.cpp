@@ -17,7 +17,7 @@ namespace {
 
 // A token fetch gets half of a storage call's budget: the call that waits
 // for it (token_cache.hpp) still has time for its own request.
-const RetryPolicy k_token_policy{.budget = k_default_budget / 2};
+const RetryPolicy k_token_policy{.budget = k_default_retry_budget / 2};
 
 // {"access_token": "...", "expires_in": 3599, "token_type": "Bearer"}
 Result<FetchedToken> parse_token(const HttpResponse& r, const std::string& where) {

@@ -21,6 +21,8 @@ BuildRecord build(std::string image, std::optional<int> status, std::string erro
 
 } // namespace
 
+TEST_SUITE_BEGIN("registry");
+
 TEST_CASE("render_start_page") {
     StartPage page;
     page.source = "the package set at /srv/<pkgs>";
@@ -65,3 +67,5 @@ TEST_CASE("render_start_page") {
         CHECK(render_start_page(page).find("cannot be read") != std::string::npos);
     }
 }
+
+TEST_SUITE_END();

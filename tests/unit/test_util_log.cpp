@@ -1,0 +1,34 @@
+#include "testutil.hpp"
+#include "util/log.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+TEST_SUITE_BEGIN("util");
+
+TEST_CASE("log::without_userinfo") {
+    CHECK(log::without_userinfo("https://user:tok@host.example/a/b.git?x=1") ==
+          "https://host.example/a/b.git?x=1");
+    CHECK(log::without_userinfo("https://tok@host/") == "https://host/");
+    CHECK(log::without_userinfo("ssh://git@host:22/repo") == "ssh://host:22/repo");
+    CHECK(log::without_userinfo("https://host/a@b") == "https://host/a@b"); // @ in the path
+    CHECK(log::without_userinfo("git@github.com:org/repo.git") == "git@github.com:org/repo.git");
+    CHECK(log::without_userinfo("/srv/pkgs") == "/srv/pkgs");
+}
+
+TEST_CASE("log::scrub_userinfo") {
+    const std::string url = "https://user:tok@host/r.git";
+    CHECK(log::scrub_userinfo("fatal: unable to access 'https://user:tok@host/r.git/': refused",
+                              url) == "fatal: unable to access 'https://host/r.git/': refused");
+    CHECK(log::scrub_userinfo("bad credentials user:tok", url) == "bad credentials <redacted>");
+    CHECK(log::scrub_userinfo("nothing to hide", "https://host/r.git") == "nothing to hide");
+}
+
+TEST_CASE("log::redact_url") {
+    CHECK(log::redact_url("https://k:s@bucket.example/o?X-Amz-Signature=abc") ==
+          "https://bucket.example/o?<redacted>");
+    CHECK(log::redact_url("https://bucket.example/o") == "https://bucket.example/o");
+}
+
+TEST_SUITE_END();

@@ -1,0 +1,17 @@
+#include "util/text.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+TEST_SUITE_BEGIN("util");
+
+TEST_CASE("ascii_lowercase and is_lower_hex") {
+    CHECK(ascii_lowercase("Content-Type: ÄB") == "content-type: Äb");
+    CHECK(is_lower_hex(std::string(64, 'a'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(64, 'A'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(63, 'a'), 64));
+    CHECK_FALSE(is_lower_hex(std::string(39, '0') + "g", 40));
+}
+
+TEST_SUITE_END();
