@@ -146,13 +146,16 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
             if (again && *again) {
                 return unexpected(**again);
             }
-            TRY_ASSIGN(const auto nix_source, m_s.source.prepare(source));
+            TRY_ASSIGN(const auto prepared, m_s.source.prepare(source));
+            if (tag == "latest") {
+                record_current_source(m_s.config, prepared.provenance);
+            }
             const auto started = precise_now();
             auto id = m_s.cache.start_build(image.name, tag, key, started);
             if (!id) {
                 return unexpected(server_fault(id.error(), image.name));
             }
-            auto built = build(image, nix_source, *id);
+            auto built = build(image, prepared, *id);
             const auto duration = precise_now() - started;
             m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed,
                                     duration);
@@ -281,7 +284,8 @@ Builder::find_image(std::string_view closure_key) {
 }
 
 Result<Builder::Outcome, RegistryError>
-Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
+Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
+    const auto& nix_source = prepared.nix_source;
     const auto started = std::chrono::steady_clock::now();
     const auto request = request_json({nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
@@ -311,8 +315,14 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     Outcome out;
     const bool bash = ev->has_attribute("bashInteractive");
     const auto out_paths = ev->out_paths();
-    out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget);
+    ImageProvenance provenance{canonical_image_name(image), {}, prepared.provenance};
+    for (const auto* list : {&ev->packages, &ev->implicit}) {
+        for (const auto& p : *list) {
+            provenance.packages.emplace_back(p.name, p.out_path);
+        }
+    }
+    out.closure_key = closure_key(out_paths, image.arch, bash, m_s.popularity.digest(),
+                                  k_default_layer_budget, provenance_digest(provenance));
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
         TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
@@ -347,17 +357,23 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
     std::vector<LayerDescriptor> descriptors;
-    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
+    std::vector<std::vector<std::string>> layer_paths;
+    for (auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
         descriptors.push_back(std::move(d));
+        layer_paths.push_back(std::move(layer.paths));
     }
     TRY_ASSIGN(auto top, ensure_layer(out_paths, true, out));
     descriptors.push_back(std::move(top));
+    layer_paths.emplace_back(); // symlinks only
 
-    const auto config = config_json(ImageConfig{image.arch, descriptors, bash});
+    const auto config = config_json(
+        ImageConfig{image.arch, descriptors, bash, config_labels(provenance, layer_paths)});
+    const auto annotations = manifest_annotations(provenance);
     TRY_ASSIGN(out.image.config_digest, store_document(config, media_type::docker_config));
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        auto body = manifest_json(format, out.image.config_digest, config.size(), descriptors);
+        auto body =
+            manifest_json(format, out.image.config_digest, config.size(), descriptors, annotations);
         TRY_ASSIGN(auto digest, store_document(body, manifest_media_type(format)));
         if (format == ManifestFormat::docker) {
             out.image.docker_manifest = std::move(body);

@@ -70,7 +70,7 @@ private:
 
     Result<std::optional<ImageRecord>, RegistryError> cached(std::string_view image_key,
                                                              Pinning pinning, std::int64_t now);
-    Result<Outcome, RegistryError> build(const Image& image, const std::string& nix_source,
+    Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
                                          std::int64_t build_id);
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
                                                         bool top, Outcome& outcome);

@@ -24,7 +24,7 @@ private:
 } // namespace
 
 std::string image_key(std::string_view revision, const Image& image) {
-    KeyHasher h("image-v1");
+    KeyHasher h("image-v2"); // v2: evaluations lead to images with labels
     h.add(revision).add(nix_system(image.arch));
     for (const auto& p : image.packages) {
         h.add(p);
@@ -33,12 +33,14 @@ std::string image_key(std::string_view revision, const Image& image) {
 }
 
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
-                        std::string_view popularity_digest, std::size_t budget) {
-    KeyHasher h("closure-v1");
+                        std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest) {
+    KeyHasher h("closure-v2");
     h.add(nix_system(arch))
         .add(bash ? "bash" : "-")
         .add(popularity_digest)
-        .add(std::to_string(budget));
+        .add(std::to_string(budget))
+        .add(provenance_digest);
     for (const auto& p : out_paths) {
         h.add(p);
     }

@@ -3,8 +3,8 @@
 // the way those bytes are produced changes. Pure: no I/O.
 //
 //   image key   (source revision, architecture, packages)  → an evaluation
-//   closure key (output paths, architecture, Cmd, popularity data, budget)
-//                                                          → an image's bytes
+//   closure key (output paths, architecture, Cmd, popularity data, budget,
+//                provenance: the labels but the layers)    → an image's bytes
 //   layer key   (sorted store paths)                       → a layer blob
 //   top key     (package output paths, in precedence order) → the top layer
 #pragma once
@@ -20,7 +20,8 @@ namespace nixery {
 
 std::string image_key(std::string_view revision, const Image& image);
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
-                        std::string_view popularity_digest, std::size_t budget);
+                        std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest);
 std::string layer_key(const std::vector<std::string>& sorted_store_paths);
 std::string top_layer_key(const std::vector<std::string>& package_paths);
 

@@ -18,6 +18,20 @@ void put(Writer& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// {"key":"value",…} as member `name`, left out when there are none.
+void put_object(Writer& w, const char* name, const Labels& members) {
+    if (members.empty()) {
+        return;
+    }
+    w.Key(name);
+    w.StartObject();
+    for (const auto& [key, value] : members) {
+        put(w, key);
+        put(w, value);
+    }
+    w.EndObject();
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
         s.remove_prefix(1);
@@ -124,6 +138,7 @@ std::string config_json(const ImageConfig& config) {
         w.String("bash");
         w.EndArray();
     }
+    put_object(w, "Labels", config.labels);
     w.EndObject();
     w.Key("rootfs");
     w.StartObject();
@@ -152,7 +167,8 @@ std::string config_json(const ImageConfig& config) {
 }
 
 std::string manifest_json(ManifestFormat format, std::string_view config_digest,
-                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers) {
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
+                          const Labels& annotations) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
@@ -182,6 +198,9 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
         w.EndObject();
     }
     w.EndArray();
+    if (format == ManifestFormat::oci) {
+        put_object(w, "annotations", annotations);
+    }
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
 }

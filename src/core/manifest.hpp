@@ -9,6 +9,7 @@
 #pragma once
 
 #include "core/image.hpp"
+#include "core/provenance.hpp"
 
 #include <cstdint>
 #include <string>
@@ -51,6 +52,7 @@ struct ImageConfig {
     Arch arch = Arch::amd64;
     std::vector<LayerDescriptor> layers; // bottom first, as in the manifest
     bool bash = false;                   // bashInteractive is in the image: Cmd ["bash"]
+    Labels labels;                       // config.Labels (core/provenance.hpp); none: no member
 };
 
 inline constexpr std::string_view k_fixed_created = "1970-01-01T00:00:01Z";
@@ -59,8 +61,11 @@ inline constexpr std::string_view k_fixed_created = "1970-01-01T00:00:01Z";
 std::string config_json(const ImageConfig& config);
 
 // The manifest referencing a config blob (its digest and size) and layers.
+// `annotations` go into OCI manifests only (the Docker format has none);
+// none: no member.
 std::string manifest_json(ManifestFormat format, std::string_view config_digest,
-                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers);
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
+                          const Labels& annotations);
 
 // "nixery: glibc-2.40-66, hello-2.12.1" for store paths (at most `limit` named).
 std::string describe_layer(const std::vector<std::string>& store_paths, std::size_t limit = 10);

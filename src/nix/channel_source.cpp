@@ -11,6 +11,10 @@
 // commit's root is used for good, a channel name's until NIXERY_SOURCE_TTL
 // has passed. One fetch at a time per channel (a named lock); the others
 // wait for it and use its result.
+//
+// Its provenance is the fetched store path's NAR hash and the nixpkgs commit:
+// the channel's own when it is one, else what the tarball's .git-revision
+// says (channels.nixos.org's tarballs have one; GitHub's archives do not).
 
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
@@ -42,9 +46,9 @@ public:
         return ResolvedSource{"channel:" + m_url, pinning()};
     }
 
-    Result<std::string, RegistryError> prepare(const ResolvedSource&) override {
+    Result<PreparedSource, RegistryError> prepare(const ResolvedSource&) override {
         if (auto path = fetched()) {
-            return path_source(*path);
+            return prepared(*path);
         }
         auto lock = m_locks.acquire("channel:" + m_url,
                                     std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -57,7 +61,7 @@ public:
         }
         // Whoever held the lock may have fetched it.
         if (auto path = fetched()) {
-            return path_source(*path);
+            return prepared(*path);
         }
         if (auto made = make_private_dir(m_root.parent_path()); !made) {
             return unexpected(internal_error(made.error().message));
@@ -69,7 +73,7 @@ public:
                 source_unavailable(m_shown, log::scrub_userinfo(path.error().log_tail, m_url)));
         }
         log::info("channel fetched", {{"channel", m_channel}, {"path", *path}});
-        return path_source(*path);
+        return prepared(*path);
     }
 
 private:
@@ -97,8 +101,25 @@ private:
         return target.string();
     }
 
-    static std::string path_source(const std::string& path) {
-        return R"({"type":"path","path":)" + json_string(path) + "}";
+    Result<PreparedSource, RegistryError> prepared(const std::string& path) const {
+        TRY_ASSIGN(auto described, provenance(path));
+        return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
+                              std::move(described)};
+    }
+
+    Result<SourceProvenance, RegistryError> provenance(const std::string& store_path) const {
+        SourceProvenance p{"channel", url_without_credentials(m_url), m_channel, {}, {}};
+        if (is_commit_hash(m_channel)) {
+            p.revision = m_channel;
+        } else if (auto text = read_file(std::filesystem::path(store_path) / ".git-revision")) {
+            const auto line = split_nonempty(*text);
+            if (!line.empty() && is_commit_hash(line.front())) {
+                p.revision = std::string(line.front());
+            }
+        }
+        TRY_ASSIGN(p.hash, store_path_nar_hash(store_path, m_nix.timeout(),
+                                               "Nix channel " + m_channel + " at " + p.location));
+        return p;
     }
 
     std::string m_channel;

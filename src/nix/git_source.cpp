@@ -129,10 +129,10 @@ public:
                              json_string(t)));
     }
 
-    Result<std::string, RegistryError> prepare(const ResolvedSource& source) override {
+    Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) override {
         const auto& commit = source.revision;
         if (auto path = exported(commit)) {
-            return path_source(*path);
+            return prepared(commit, *path);
         }
         TRY(fetch(commit));
         // One export per commit at a time; whoever waited finds it done.
@@ -148,7 +148,7 @@ public:
                                    "another export of " + commit + " is taking too long"));
         }
         if (auto path = exported(commit)) {
-            return path_source(*path);
+            return prepared(commit, *path);
         }
         auto path = export_commit(commit);
         if (!path) {
@@ -161,12 +161,15 @@ public:
                                              " into the Nix store "
                                              "failed"));
         }
-        return path_source(*path);
+        return prepared(commit, *path);
     }
 
 private:
-    static std::string path_source(const std::string& path) {
-        return R"({"type":"path","path":)" + json_string(path) + "}";
+    // The commit, exported to `path`, for image.nix; its provenance is the
+    // repository and the commit.
+    PreparedSource prepared(const std::string& commit, const std::string& path) const {
+        return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
+                              {"git", url_without_credentials(m_url), {}, commit, {}}};
     }
 
     // The store path `commit` was exported to, while it is still there.

@@ -243,6 +243,10 @@ Response RegistryHandler::start_page(const Request& request) {
                                     [](const auto& p) { return p.first == "HTTPS"; });
     page.tls = https != request.params.end() && !https->second.empty();
     page.source = m_services.config.describe_source();
+    if (auto current = current_source(m_services.config)) {
+        page.revision = std::move(current->provenance);
+        page.revision_recorded_at = current->recorded_at;
+    }
     auto builds = m_cache.recent_builds(k_recent_builds);
     auto errors = m_cache.recent_builds(k_recent_errors, true);
     if (builds && errors) {

@@ -46,7 +46,18 @@ def test_classes(module):
     """The module's test classes as unittest names ("test_pull.PullTest"),
     found in its text: importing it here would start the harness's probes."""
     text = (HERE / (module + ".py")).read_text()
-    classes = re.findall(r"^class (\w+)\([^)]*\bTestCase\b[^)]*\):", text, re.M)
+    bases = {name: set(re.findall(r"\w+", listed))
+             for name, listed in re.findall(r"^class (\w+)\(([^)]*)\):", text, re.M)}
+
+    def is_test_case(name, seen=()):
+        listed = bases.get(name, set())
+        return "TestCase" in listed or any(
+            b not in seen and is_test_case(b, seen + (name,)) for b in listed)
+
+    # A base class that other test classes of the module extend is not run on
+    # its own: its tests run in each subclass.
+    extended = set().union(*bases.values()) if bases else set()
+    classes = [c for c in bases if is_test_case(c) and c not in extended]
     return ["%s.%s" % (module, c) for c in classes] or [module]
 
 
@@ -105,13 +116,26 @@ def main():
                 running.remove(run)
                 finish(run)
 
-    failed = [r for r in done if r.process.returncode != 0]
+    counts = {"ran": 0, "failed": 0, "skipped": 0}
+    for run in done:
+        text = run.text()
+        ran = sum(int(n) for n in re.findall(r"^Ran (\d+) tests? in", text, re.M))
+        counts["ran"] += ran
+        for key, word in (("failed", "failures"), ("failed", "errors"), ("skipped", "skipped")):
+            counts[key] += sum(int(n) for n in re.findall(r"\b%s=(\d+)" % word, text))
+        # A class that ran nothing was not found or lost its tests: a failure,
+        # unless -k chose no test of it.
+        if ran == 0 and not args.pattern:
+            run.empty = True
+    failed = [r for r in done if r.process.returncode != 0 or getattr(r, "empty", False)]
     print("=" * 70)
     for run in sorted(done, key=lambda r: -r.seconds):
         print("%-48s %-6s %5.0f s" % (run.module, "FAILED" if run in failed else "ok", run.seconds))
     print("%d test classes and modules in %.0f s, %d jobs; %s" % (
         len(done), time.monotonic() - started, args.jobs,
         "FAILED: " + " ".join(r.module for r in failed) if failed else "all passed"))
+    print("%d passed, %d failed, %d skipped" % (
+        counts["ran"] - counts["failed"] - counts["skipped"], counts["failed"], counts["skipped"]))
     return 1 if failed else 0
 
 

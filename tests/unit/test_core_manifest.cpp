@@ -49,8 +49,18 @@ TEST_CASE("config_json and manifest_json") {
     CHECK_FALSE(c2["config"].HasMember("Cmd"));
     CHECK(config_json(cfg) == config_json(cfg)); // deterministic
 
+    CHECK_FALSE(c2["config"].HasMember("Labels")); // no labels: no member
+    cfg.labels = {{"a.b", "1"}, {"c.d", "x\"y"}};
+    rapidjson::Document c3;
+    c3.Parse(config_json(cfg).c_str());
+    REQUIRE_FALSE(c3.HasParseError());
+    CHECK(c3["config"]["Labels"].MemberCount() == 2);
+    CHECK(std::string(c3["config"]["Labels"]["c.d"].GetString()) == "x\"y");
+
+    const Labels annotations{{"org.opencontainers.image.title", "hello"}};
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        const auto m = manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers);
+        const auto m =
+            manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers, annotations);
         rapidjson::Document d;
         d.Parse(m.c_str());
         REQUIRE_FALSE(d.HasParseError());
@@ -62,6 +72,15 @@ TEST_CASE("config_json and manifest_json") {
         CHECK(std::string(d["layers"][0]["mediaType"].GetString()) == layer_media_type(format));
         CHECK(std::string(d["layers"][1]["digest"].GetString()) == cfg.layers[1].digest);
         CHECK(d["layers"][1]["size"].GetUint64() == 20);
+        // The Docker format has no annotations.
+        CHECK(d.HasMember("annotations") == (format == ManifestFormat::oci));
+        if (format == ManifestFormat::oci) {
+            CHECK(std::string(d["annotations"]["org.opencontainers.image.title"].GetString()) ==
+                  "hello");
+            const auto none =
+                manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers, {});
+            CHECK(none.find("annotations") == std::string::npos);
+        }
     }
 }
 
