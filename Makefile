@@ -11,7 +11,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 BUILD      ?= build
 CXX        ?= g++
-PKGS       := libcurl openssl sqlite3 libarchive zlib RapidJSON
+PKGS       := libcurl openssl sqlite3 libarchive zlib libdeflate libzstd RapidJSON
 
 CXXFLAGS   ?= -O2 -g
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align \
@@ -24,12 +24,14 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 
 # Debian packages, by purpose. .ci/run installs all of them.
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
-                libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
+                libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev libdeflate-dev libzstd-dev \
+                doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
 # The S3 tests run s3rver from the npm registry; Debian's npm brings node.
 # An npm already on PATH (NodeSource's node bundles one) is used as it is.
 DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
 DEBIAN_TEST  := skopeo umoci podman runc python3 python3-cryptography curl openssl clang-format \
+                pigz zstd \
                 systemd $(DEBIAN_NPM)
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
@@ -126,7 +128,7 @@ integration: $(BUILD)/nixery $(BUILD)/storage-tool
 
 # Benchmarks print figures; they are not pass/fail tests.
 bench: deps-test
-	$(call ensure_debian_packages,wrk)
+	$(call ensure_debian_packages,wrk apache2-utils)
 	tests/bench/pack.sh
 	tests/bench/serve.sh
 
@@ -156,6 +158,7 @@ SITE_HTTP_LISTEN     ?= 80
 SITE_CERTIFICATE     ?= $(SYSCONFDIR)/nixery/tls/fullchain.pem
 SITE_CERTIFICATE_KEY ?= $(SYSCONFDIR)/nixery/tls/privkey.pem
 SITE_SOCKET          ?= /run/nixery/fcgi.sock
+SITE_CACHE_DIR       ?= /var/lib/nginx/nixery-cache
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
 SITE_BUILD_TIMEOUT   ?= 1800
@@ -188,7 +191,8 @@ install: $(BUILD)/nixery
 	  NIXERY_BUILD_TIMEOUT='$(SITE_BUILD_TIMEOUT)' $(BUILD)/nixery nginx-config \
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
-	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' $(SITE_NGINX_OPTIONS) \
+	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
+	  --cache-dir '$(SITE_CACHE_DIR)' $(SITE_NGINX_OPTIONS) \
 	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \

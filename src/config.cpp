@@ -30,6 +30,9 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_PKGS_REPO", "a git repository with a package set; image tags are git refs"},
         {"NIXERY_PKGS_PATH", "a local directory with a package set"},
         {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
+        {"NIXERY_TAG_CACHE_SECONDS",
+         "seconds nginx may answer a manifest by a tag that can move without asking the pool "
+         "(0 to 60; default per source)"},
         {"NIXERY_STORAGE_BACKEND", "filesystem (default), gcs or s3"},
         {"STORAGE_PATH", "directory for blobs (filesystem backend)"},
         {"GCS_BUCKET", "Google Cloud Storage bucket (gcs backend)"},
@@ -54,6 +57,8 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
+        {"NIXERY_LAYER_COMPRESSION",
+         "gzip (default) or zstd: layers of OCI-format manifests (Docker-format ones keep gzip)"},
         {"NIXERY_GC_KEEP_DAYS",
          "days nixery gc keeps the blobs of images nobody pulled (default 30)"},
     };
@@ -157,6 +162,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.build_timeout = std::chrono::seconds(build_timeout);
     TRY_ASSIGN(const long ttl, parse_number(env, "NIXERY_SOURCE_TTL", 300, 0, 86400 * 365));
     c.source_ttl = std::chrono::seconds(ttl);
+    TRY_ASSIGN(const long tag_cache, parse_number(env, "NIXERY_TAG_CACHE_SECONDS", -1, 0, 60));
+    c.tag_cache = std::chrono::seconds(tag_cache);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
     TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));
@@ -166,6 +173,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
                         "\" is not one of debug, info, warn, error");
         }
+    }
+    if (const auto compression = get(env, "NIXERY_LAYER_COMPRESSION"); compression == "zstd") {
+        c.layer_compression = LayerCompression::zstd;
+    } else if (!compression.empty() && compression != "gzip") {
+        return fail("NIXERY_LAYER_COMPRESSION=\"" + compression + "\" is not one of gzip, zstd");
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {

@@ -4,6 +4,7 @@
 // that says what to change.
 #pragma once
 
+#include "core/manifest.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -56,6 +57,10 @@ struct Config {
     bool demo_source = false;    // no source configured: the shipped demo set
     std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
     std::chrono::seconds source_ttl{300};
+    // NIXERY_TAG_CACHE_SECONDS: how long nginx may answer a manifest by a
+    // tag that can move without asking the pool (at most 60); unset (-1):
+    // each source's safe default (registry.cpp, manifest_cache_time()).
+    std::chrono::seconds tag_cache{-1};
 
     StorageKind storage = StorageKind::filesystem;
     std::filesystem::path storage_path;
@@ -68,6 +73,8 @@ struct Config {
     std::filesystem::path nixpkgs_config;     // NIXERY_NIXPKGS_CONFIG; empty: none
     std::string popularity_url;
     int workers = 2;
+    // Layers of OCI-format manifests; Docker-format manifests always get gzip.
+    LayerCompression layer_compression = LayerCompression::gzip;
     int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;
     DataFiles data;

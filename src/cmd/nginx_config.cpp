@@ -13,7 +13,7 @@ namespace {
 constexpr const char* k_nginx_config_usage =
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH] [--http2-directive] [--ktls]\n";
+    "           [--socket PATH] [--cache-dir DIR] [--http2-directive] [--ktls]\n";
 
 // A value that becomes one nginx directive argument (or, for server names,
 // several): nothing that could end the directive or start another.
@@ -26,10 +26,13 @@ bool plain_value(const std::string& value, bool spaces) {
 
 int nginx_config_command(const std::vector<std::string>& args) {
     ProductionSite site;
-    const std::map<std::string, std::string*> options{
-        {"--server-name", &site.server_name},         {"--listen", &site.https_listen},
-        {"--http-listen", &site.http_listen},         {"--certificate", &site.certificate},
-        {"--certificate-key", &site.certificate_key}, {"--socket", &site.socket}};
+    const std::map<std::string, std::string*> options{{"--server-name", &site.server_name},
+                                                      {"--listen", &site.https_listen},
+                                                      {"--http-listen", &site.http_listen},
+                                                      {"--certificate", &site.certificate},
+                                                      {"--certificate-key", &site.certificate_key},
+                                                      {"--socket", &site.socket},
+                                                      {"--cache-dir", &site.cache_dir}};
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--http2-directive") {
             site.http2 = Http2Syntax::directive;

@@ -83,13 +83,18 @@ std::string_view config_media_type(ManifestFormat format) {
     return format == ManifestFormat::oci ? media_type::oci_config : media_type::docker_config;
 }
 
-std::string_view layer_media_type(ManifestFormat format) {
+std::string_view layer_media_type(ManifestFormat format, LayerCompression compression) {
+    if (compression == LayerCompression::zstd) {
+        return media_type::oci_layer_zstd;
+    }
     return format == ManifestFormat::oci ? media_type::oci_layer : media_type::docker_layer;
 }
 
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) {
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression) {
     bool docker = false;
     bool oci = false;
+    bool oci_first = false;
     for (const auto& header : accept_headers) {
         std::string_view rest(header);
         while (!rest.empty()) {
@@ -104,9 +109,13 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) 
             if (ieq(type, media_type::docker_manifest)) {
                 docker = true;
             } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
+                oci_first = oci_first || !docker;
                 oci = true;
             }
         }
+    }
+    if (compression == LayerCompression::zstd && oci_first) {
+        return ManifestFormat::oci;
     }
     return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;
 }
@@ -190,7 +199,7 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
     for (const auto& l : layers) {
         w.StartObject();
         w.Key("mediaType");
-        put(w, layer_media_type(format));
+        put(w, layer_media_type(format, l.compression));
         w.Key("size");
         w.Uint64(l.size);
         w.Key("digest");

@@ -27,25 +27,41 @@ inline constexpr std::string_view docker_layer =
 inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr std::string_view oci_config = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view oci_layer = "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr std::string_view oci_layer_zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
 inline constexpr std::string_view layer_blob = "application/octet-stream";
 } // namespace media_type
 
 enum class ManifestFormat { docker, oci };
 
+// How a layer blob is compressed (NIXERY_LAYER_COMPRESSION). The Docker
+// manifest format has no zstd layer type (older Docker engines cannot read
+// zstd), so Docker-format manifests always reference gzip layers.
+enum class LayerCompression { gzip, zstd };
+
 std::string_view manifest_media_type(ManifestFormat format);
 std::string_view config_media_type(ManifestFormat format);
-std::string_view layer_media_type(ManifestFormat format);
+// The type of a layer compressed with `compression` in a manifest of
+// `format`; zstd has only the OCI type.
+std::string_view layer_media_type(ManifestFormat format,
+                                  LayerCompression compression = LayerCompression::gzip);
 
 // OCI only when some Accept value names an OCI type and none names the
 // Docker manifest; Docker otherwise (also with no Accept at all). Each
 // element is one Accept header, possibly a comma-separated list.
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers);
+//
+// With zstd layers, OCI also when an OCI type comes before the Docker
+// manifest: containers/image (podman, skopeo, buildah, CRI-O) lists OCI first
+// and reads zstd; Docker and containerd list the Docker manifest first and
+// so keep gzip layers, which every version of them reads.
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression = LayerCompression::gzip);
 
 struct LayerDescriptor {
-    std::string digest;  // "sha256:…" of the gzip stream
+    std::string digest;  // "sha256:…" of the compressed blob
     std::string diff_id; // "sha256:…" of the uncompressed tar
     std::uint64_t size = 0;
     std::string created_by; // names the packages in the layer, for `history`
+    LayerCompression compression = LayerCompression::gzip;
 };
 
 struct ImageConfig {

@@ -36,6 +36,10 @@ struct Response {
     // The route's label in the request metrics ("manifest", "blob"…), which
     // the handler knows and the transport does not; static storage.
     std::string_view route;
+    // The body goes to nginx for a HEAD too: nginx caches the response
+    // (X-Accel-Expires) for GET and HEAD alike, and leaves the body out of
+    // a HEAD's answer itself.
+    bool body_for_head = false;
 
     Response& header(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));

@@ -117,6 +117,7 @@ Result<std::string> render_production_nginx_config(const Config& config,
         indented.pop_back();
     }
     values["LOCATIONS"] = indented;
+    values["CACHE_DIR"] = site.cache_dir;
     values["SERVER_NAME"] = site.server_name;
     values["HTTPS_LISTEN"] = site.https_listen;
     values["HTTP_LISTEN"] = site.http_listen;

@@ -47,6 +47,9 @@ struct ProductionSite {
     std::string certificate = "/etc/nixery/tls/fullchain.pem";
     std::string certificate_key = "/etc/nixery/tls/privkey.pem";
     std::string socket = "/run/nixery/fcgi.sock"; // where systemd/nixery.socket listens
+    // nginx's cache of manifests; nginx creates it (not its parent) for its
+    // user. Debian's nginx owns /var/lib/nginx.
+    std::string cache_dir = "/var/lib/nginx/nixery-cache";
     Http2Syntax http2 = Http2Syntax::listen_parameter;
     KernelTls ktls = KernelTls::off;
 };

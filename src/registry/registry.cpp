@@ -3,6 +3,7 @@
 #include "builder/usage.hpp"
 #include "core/image.hpp"
 #include "core/reference.hpp"
+#include "nix/source.hpp"
 #include "registry/start_page.hpp"
 #include "util/log.hpp"
 
@@ -30,6 +31,45 @@ bool is_manifest_type(std::string_view media_type) {
 // distribution spec asks registries to take manifests of 4 MiB; anything
 // larger is a layer, not worth loading.
 constexpr std::uint64_t k_max_manifest_size = 4 << 20;
+
+// The longest nginx answers a manifest from its cache without the pool.
+// Every use of an image must reach the pool, which records it for gc
+// (builder/usage.hpp), within a minute, as when the pool saw every pull.
+constexpr std::chrono::seconds k_max_manifest_cache{60};
+
+// How long nginx may answer the manifest of `tag` from its cache. A commit
+// names the same content for good; a tag that can move is answered from the
+// cache for NIXERY_TAG_CACHE_SECONDS, or by default: for a git ref (which
+// every pool request resolves again) a moved branch is seen within 10 s;
+// for a path or a channel name no later than its evaluation may be trusted
+// anyway (NIXERY_SOURCE_TTL).
+std::chrono::seconds manifest_cache_time(const Config& config, std::string_view tag) {
+    const bool pinned =
+        (config.source == SourceKind::git && is_commit_hash(tag)) ||
+        (config.source == SourceKind::channel && is_commit_hash(config.source_location));
+    if (pinned) {
+        return k_max_manifest_cache;
+    }
+    if (config.tag_cache.count() >= 0) {
+        return std::min(config.tag_cache, k_max_manifest_cache);
+    }
+    if (config.source == SourceKind::git) {
+        return std::chrono::seconds(10);
+    }
+    return std::min(config.source_ttl, k_max_manifest_cache);
+}
+
+// Lets nginx answer GET and HEAD from `r` for less than `time`. nginx
+// counts in whole seconds of its clock: an entry valid for N seconds may be
+// served until almost N + 1 seconds after it was stored, so it gets one
+// second less (and a time of a second is no caching at all).
+void cache_in_nginx(Response& r, std::chrono::seconds time) {
+    const auto seconds = time.count() - 1;
+    if (seconds > 0) {
+        r.header("X-Accel-Expires", std::to_string(seconds));
+        r.body_for_head = true;
+    }
+}
 
 } // namespace
 
@@ -124,7 +164,8 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return error_response(tag_invalid(reference));
     }
     const auto image = parse_image_name(name);
-    const auto format = negotiate_format(request.header_values("Accept"));
+    const auto format =
+        negotiate_format(request.header_values("Accept"), m_services.config.layer_compression);
     Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
                      m_cache, m_services.locks, m_nix, m_services.metrics});
     auto served = builder.manifest(image, reference, format);
@@ -138,6 +179,10 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     r.body = std::move(served->body);
     r.header("Content-Type", served->media_type);
     r.header("Docker-Content-Digest", served->digest);
+    // The body depends on Accept: no shared cache may hand an OCI manifest
+    // to a Docker client (nginx's own keeps one variant per Accept).
+    r.header("Vary", "Accept");
+    cache_in_nginx(r, manifest_cache_time(m_services.config, reference));
     r.log_fields.emplace_back("image", name);
     r.log_fields.emplace_back("tag", reference);
     return with_api_version(std::move(r));
@@ -216,9 +261,27 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
     r.header("Docker-Content-Digest", digest);
     r.log_fields.emplace_back("image", name);
     r.log_fields.emplace_back("digest", digest);
-    if (location->kind == BlobLocation::Kind::accel_redirect) {
+    if (location->kind == BlobLocation::Kind::accel_redirect && manifest) {
+        // Small: the body itself, which nginx keeps for a minute (the use
+        // was just recorded) and sends with Range support.
+        auto body = m_services.storage.fetch(key);
+        if (!body) {
+            return fault(body.error());
+        }
+        if (!*body) {
+            return unknown(); // removed meanwhile
+        }
+        r.body = std::move(**body);
+        r.header("Content-Type", media_type);
+        cache_in_nginx(r, k_max_manifest_cache);
+    } else if (location->kind == BlobLocation::Kind::accel_redirect) {
         // nginx serves the file (with Content-Length and Range support, and
-        // HEAD); it keeps our Content-Type.
+        // HEAD); it keeps our Content-Type. From now on it serves it
+        // without asking (nginx/storage-location.conf.in).
+        if (auto direct = m_services.storage.serve_directly(key, media_type); !direct) {
+            log::warn("letting nginx serve a blob failed",
+                      {{"digest", digest}, {"error", direct.error().message}});
+        }
         r.header("Content-Type", media_type);
         r.header("X-Accel-Redirect", location->location);
     } else if (method == "HEAD") {

@@ -9,7 +9,7 @@ namespace nixery {
 Result<std::unique_ptr<StorageBackend>> make_storage(const Config& config) {
     switch (config.storage) {
     case StorageKind::filesystem:
-        return make_filesystem_storage(config.storage_path);
+        return make_filesystem_storage(config.storage_path, config.state_dir / "served");
     case StorageKind::gcs:
         return make_gcs_storage(config.gcs, config.state_dir);
     case StorageKind::s3:

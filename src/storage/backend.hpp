@@ -76,6 +76,16 @@ public:
     // How to serve an object; the caller checked that it exists. For a
     // redirect, a URL good for GET only (signatures cover the method).
     virtual Result<BlobLocation> locate(std::string_view key) = 0;
+    // Lets nginx send the stored object `key` by itself from now on, with
+    // the Content-Type `media_type` (nginx/storage-location.conf.in): only
+    // the filesystem backend can, for the types nginx knows; elsewhere this
+    // does nothing. The caller checked that the object exists and is a blob
+    // of that type. Failing is harmless: the pool keeps answering.
+    virtual Result<void> serve_directly(std::string_view key, std::string_view media_type) {
+        (void)key;
+        (void)media_type;
+        return {};
+    }
     // Removing an absent object is not an error.
     virtual Result<void> remove(std::string_view key) = 0;
     virtual Result<std::vector<StoredObject>> list(std::string_view prefix) = 0;

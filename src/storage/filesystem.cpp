@@ -1,12 +1,19 @@
 // The filesystem backend: blobs under STORAGE_PATH/layers/<hex>, published by
 // rename from STORAGE_PATH/staging so nginx never serves a partial file, and
-// served by nginx itself from the internal location /_storage/.
+// served by nginx itself: through the internal location /_storage/ when the
+// pool answers, and straight from the links STATE_DIR/served/blobs/<hex>.<kind>
+// (symbolic, to the blob) once the pool has let it (serve_directly()). A link
+// only ever names a blob the pool checked, and its extension is the blob's
+// media type for nginx (the `types` of nginx/storage-location.conf.in).
 
 #include "storage/filesystem.hpp"
 
+#include "core/manifest.hpp"
 #include "storage/layout.hpp"
 #include "util/files.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,16 +24,27 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Media types nginx serves blobs with, and the extension of their links
+// (nginx/storage-location.conf.in has the same table).
+constexpr std::array<std::pair<std::string_view, std::string_view>, 3> k_served_kinds{{
+    {media_type::layer_blob, "layer"},
+    {media_type::docker_config, "docker-config"},
+    {media_type::oci_config, "oci-config"},
+}};
+
 class FilesystemBackend final : public StorageBackend {
 public:
-    explicit FilesystemBackend(fs::path root)
-        : m_root(std::move(root)), m_staging(m_root / k_staging_dir) {}
+    FilesystemBackend(fs::path root, fs::path served)
+        : m_root(std::move(root)), m_staging(m_root / k_staging_dir), m_served(std::move(served)) {}
 
     std::string describe() const override { return "filesystem " + m_root.string(); }
 
     Result<void> check() override {
         for (const auto dir : {k_blob_dir, k_staging_dir, k_cache_dir}) {
             TRY(make_dirs(m_root / dir));
+        }
+        if (!m_served.empty()) {
+            TRY(make_dirs(m_served / "blobs"));
         }
         // Prove we can publish: write and remove a probe through the same path.
         TRY_ASSIGN(auto probe, StagingFile::create(m_staging));
@@ -81,13 +99,34 @@ public:
         return BlobLocation{BlobLocation::Kind::accel_redirect, "/_storage/" + std::string(key)};
     }
 
-    Result<void> remove(std::string_view key) override {
+    Result<void> serve_directly(std::string_view key, std::string_view media_type) override {
         TRY(checked(key));
-        const auto path = m_root / std::string(key);
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            return fail("unlink \"" + path.string() + "\" failed: " + errno_text(errno));
+        const auto kind = std::find_if(k_served_kinds.begin(), k_served_kinds.end(),
+                                       [&](const auto& k) { return k.first == media_type; });
+        if (m_served.empty() || kind == k_served_kinds.end() ||
+            key.substr(0, k_blob_prefix.size()) != k_blob_prefix) {
+            return {};
+        }
+        const auto link = served_link(key.substr(k_blob_prefix.size()), kind->second);
+        const auto target = m_root / std::string(key);
+        if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST) {
+            return fail("symlink \"" + link.string() + "\" to \"" + target.string() +
+                        "\" failed: " + errno_text(errno));
         }
         return {};
+    }
+
+    // The links nginx serves the blob from go first: a link without its
+    // blob only sends nginx back to the pool, a blob without its link is
+    // never sent by nginx alone.
+    Result<void> remove(std::string_view key) override {
+        TRY(checked(key));
+        if (!m_served.empty() && key.substr(0, k_blob_prefix.size()) == k_blob_prefix) {
+            for (const auto& kind : k_served_kinds) {
+                TRY(unlink_if_present(served_link(key.substr(k_blob_prefix.size()), kind.second)));
+            }
+        }
+        return unlink_if_present(m_root / std::string(key));
     }
 
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
@@ -118,6 +157,17 @@ public:
     }
 
 private:
+    fs::path served_link(std::string_view hex, std::string_view extension) const {
+        return m_served / "blobs" / (std::string(hex) + "." + std::string(extension));
+    }
+
+    static Result<void> unlink_if_present(const fs::path& path) {
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            return fail("unlink \"" + path.string() + "\" failed: " + errno_text(errno));
+        }
+        return {};
+    }
+
     // Keys come from digests and hashes the callers computed, never from a
     // request; refusing anything else keeps a bug from escaping the root.
     static Result<void> checked(std::string_view key) {
@@ -130,12 +180,14 @@ private:
 
     fs::path m_root;
     fs::path m_staging;
+    fs::path m_served; // empty: no links
 };
 
 } // namespace
 
-std::unique_ptr<StorageBackend> make_filesystem_storage(const fs::path& root) {
-    return std::make_unique<FilesystemBackend>(root);
+std::unique_ptr<StorageBackend> make_filesystem_storage(const fs::path& root,
+                                                        const fs::path& served) {
+    return std::make_unique<FilesystemBackend>(root, served);
 }
 
 } // namespace nixery

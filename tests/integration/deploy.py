@@ -167,6 +167,7 @@ class ProductionSite:
             SITE_CERTIFICATE=self.certificate,
             SITE_CERTIFICATE_KEY=self.key,
             SITE_SOCKET=self.socket,
+            SITE_CACHE_DIR=self.dir / "nginx" / "cache",
             SITE_STATE_DIR=self.state,
             SITE_STORAGE_PATH=self.storage)
         self.site_config = self.root / "etc/nginx/sites-available/nixery.conf"

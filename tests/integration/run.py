@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,22 +44,29 @@ def runs_alone(module):
 
 
 def test_classes(module):
-    """The module's test classes as unittest names ("test_pull.PullTest"),
-    found in its text: importing it here would start the harness's probes."""
-    text = (HERE / (module + ".py")).read_text()
-    bases = {name: set(re.findall(r"\w+", listed))
-             for name, listed in re.findall(r"^class (\w+)\(([^)]*)\):", text, re.M)}
+    """The module's test classes that hold tests, as unittest names
+    ("test_pull.PullTest"), as unittest's loader finds them; the module
+    itself when it cannot be loaded here (its own run reports why)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    names = []
 
-    def is_test_case(name, seen=()):
-        listed = bases.get(name, set())
-        return "TestCase" in listed or any(
-            b not in seen and is_test_case(b, seen + (name,)) for b in listed)
+    def walk(suite):
+        for test in suite:
+            if isinstance(test, unittest.TestSuite):
+                walk(test)
+                continue
+            if type(test).__module__ == "unittest.loader":  # an import that failed
+                raise ImportError(module)
+            name = "%s.%s" % (type(test).__module__, type(test).__name__)
+            if name not in names:
+                names.append(name)
 
-    # A base class that other test classes of the module extend is not run on
-    # its own: its tests run in each subclass.
-    extended = set().union(*bases.values()) if bases else set()
-    classes = [c for c in bases if is_test_case(c) and c not in extended]
-    return ["%s.%s" % (module, c) for c in classes] or [module]
+    try:
+        walk(unittest.defaultTestLoader.loadTestsFromName(module))
+    except Exception:
+        return [module]
+    return names or [module]
 
 
 class Run:

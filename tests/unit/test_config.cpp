@@ -65,6 +65,27 @@ TEST_CASE("load_config") {
         env["NIXERY_GC_KEEP_DAYS"] = "a week";
         CHECK(error_of(env).find("NIXERY_GC_KEEP_DAYS") == 0);
     }
+    SUBCASE("layer compression") {
+        auto env = base();
+        CHECK(load_config(env)->layer_compression == LayerCompression::gzip);
+        env["NIXERY_LAYER_COMPRESSION"] = "zstd";
+        CHECK(load_config(env)->layer_compression == LayerCompression::zstd);
+        env["NIXERY_LAYER_COMPRESSION"] = "xz";
+        CHECK(error_of(env).find("NIXERY_LAYER_COMPRESSION=\"xz\" is not one of gzip, zstd") == 0);
+    }
+    SUBCASE("how long nginx may answer a tag: unset is each source's default, at most 60 s") {
+        auto env = base();
+        CHECK(load_config(env)->tag_cache == std::chrono::seconds(-1));
+        env["NIXERY_TAG_CACHE_SECONDS"] = "0";
+        CHECK(load_config(env)->tag_cache == std::chrono::seconds(0));
+        env["NIXERY_TAG_CACHE_SECONDS"] = "60";
+        CHECK(load_config(env)->tag_cache == std::chrono::seconds(60));
+        for (const char* bad : {"61", "-1", "ten"}) {
+            env["NIXERY_TAG_CACHE_SECONDS"] = bad;
+            CHECK(error_of(env).find("NIXERY_TAG_CACHE_SECONDS=\"" + std::string(bad) +
+                                     "\" is not a whole number from 0 to 60") == 0);
+        }
+    }
     SUBCASE("exactly one source") {
         auto env = base();
         env["NIXERY_CHANNEL"] = "nixos-unstable";

@@ -19,6 +19,14 @@ TEST_CASE("negotiate_format") {
     CHECK(negotiate_format({oci + "; q=0.5"}) == ManifestFormat::oci);
     CHECK(negotiate_format({oci, docker + ";q=0"}) == ManifestFormat::oci);
     CHECK(negotiate_format({"APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON"}) == ManifestFormat::oci);
+    SUBCASE("with zstd layers, the first of the two types named") {
+        const auto zstd = LayerCompression::zstd;
+        CHECK(negotiate_format({oci + ", " + docker}, zstd) == ManifestFormat::oci);
+        CHECK(negotiate_format({oci, docker}, zstd) == ManifestFormat::oci);
+        CHECK(negotiate_format({docker + ", " + oci}, zstd) == ManifestFormat::docker);
+        CHECK(negotiate_format({oci + ";q=0, " + docker}, zstd) == ManifestFormat::docker);
+        CHECK(negotiate_format({}, zstd) == ManifestFormat::docker);
+    }
 }
 
 TEST_CASE("config_json and manifest_json") {
@@ -82,6 +90,15 @@ TEST_CASE("config_json and manifest_json") {
             CHECK(none.find("annotations") == std::string::npos);
         }
     }
+
+    cfg.layers[1].compression = LayerCompression::zstd;
+    rapidjson::Document z;
+    z.Parse(
+        manifest_json(ManifestFormat::oci, "sha256:" + std::string(64, 'c'), 123, cfg.layers, {})
+            .c_str());
+    CHECK(std::string(z["layers"][0]["mediaType"].GetString()) == media_type::oci_layer);
+    CHECK(std::string(z["layers"][1]["mediaType"].GetString()) ==
+          "application/vnd.oci.image.layer.v1.tar+zstd");
 }
 
 TEST_CASE("describe_layer") {

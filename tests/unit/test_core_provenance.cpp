@@ -28,6 +28,8 @@ std::map<std::string, std::string> as_map(const Labels& labels) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("core");
+
 TEST_CASE("manifest_annotations") {
     SUBCASE("a git source: OCI source and revision, the packages with their outputs") {
         const auto labels = manifest_annotations(git_image());
@@ -164,3 +166,5 @@ TEST_CASE("provenance_json") {
     CHECK(parse_provenance_json("[1]").type.empty());
     CHECK(parse_provenance_json(R"({"type":3})").type.empty());
 }
+
+TEST_SUITE_END();
