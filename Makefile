@@ -168,7 +168,7 @@ SITE_SOCKET          ?= /run/nixery/fcgi.sock
 SITE_CACHE_DIR       ?= /var/lib/nginx/nixery-cache
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
-SITE_NIX_TIMEOUT     ?= 60
+SITE_BUILD_TIMEOUT   ?= 1800
 # More options of `nixery nginx-config`: --http2-directive (nginx >= 1.25.1),
 # --ktls (nginx >= 1.21.4 with OpenSSL 3).
 SITE_NGINX_OPTIONS   ?=
@@ -195,7 +195,7 @@ install: $(BUILD)/nixery
 	done
 	install -m 0644 systemd/nixery.sysusers $(DESTDIR)$(SYSUSERSDIR)/nixery.conf
 	env NIXERY_STATE_DIR='$(SITE_STATE_DIR)' STORAGE_PATH='$(SITE_STORAGE_PATH)' \
-	  NIX_TIMEOUT='$(SITE_NIX_TIMEOUT)' $(BUILD)/nixery nginx-config \
+	  NIXERY_BUILD_TIMEOUT='$(SITE_BUILD_TIMEOUT)' $(BUILD)/nixery nginx-config \
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
 	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \

@@ -52,7 +52,10 @@ const std::map<std::string, std::string>& known_settings() {
         {"AWS_SECRET_ACCESS_KEY", "S3 secret key"},
         {"AWS_SESSION_TOKEN", "S3 session token (optional)"},
         {"NIXERY_STATE_DIR", "directory for the database, sockets, locks and logs"},
-        {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
+        {"NIX_TIMEOUT", "seconds each Nix builder and each evaluation may run (default 60)"},
+        {"NIXERY_BUILD_TIMEOUT", "seconds a whole image build may take (default 1800)"},
+        {"NIXERY_NIXPKGS_CONFIG",
+         "a Nix file with the nixpkgs config (allowUnfree, permittedInsecurePackages, ...)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_LAYERING",
          "layering strategy: auto (default: popularity with NIX_POPULARITY_URL, chunks "
@@ -165,6 +168,9 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.port = static_cast<int>(port);
     TRY_ASSIGN(const long timeout, parse_number(env, "NIX_TIMEOUT", 60, 1, 86400));
     c.nix_timeout = std::chrono::seconds(timeout);
+    TRY_ASSIGN(const long build_timeout,
+               parse_number(env, "NIXERY_BUILD_TIMEOUT", 1800, 1, 86400 * 7));
+    c.build_timeout = std::chrono::seconds(build_timeout);
     TRY_ASSIGN(const long ttl, parse_number(env, "NIXERY_SOURCE_TTL", 300, 0, 86400 * 365));
     c.source_ttl = std::chrono::seconds(ttl);
     TRY_ASSIGN(const long tag_cache, parse_number(env, "NIXERY_TAG_CACHE_SECONDS", -1, 0, 60));
@@ -240,6 +246,12 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         c.source = SourceKind::path;
         c.demo_source = true;
         c.source_location = (c.data.nix_dir / "demo").string();
+    }
+    if (const auto file = get(env, "NIXERY_NIXPKGS_CONFIG"); !file.empty()) {
+        TRY_ASSIGN(c.nixpkgs_config, absolute_dir("NIXERY_NIXPKGS_CONFIG", file));
+        if (!fs::is_regular_file(c.nixpkgs_config)) {
+            return fail("NIXERY_NIXPKGS_CONFIG=\"" + file + "\" is not a file");
+        }
     }
 
     // Storage backend and its settings; settings of another backend are a

@@ -69,7 +69,9 @@ struct Config {
     S3Settings s3;
 
     std::filesystem::path state_dir;
-    std::chrono::seconds nix_timeout{60};
+    std::chrono::seconds nix_timeout{60};     // each builder, each evaluation
+    std::chrono::seconds build_timeout{1800}; // a whole image build (NIXERY_BUILD_TIMEOUT)
+    std::filesystem::path nixpkgs_config;     // NIXERY_NIXPKGS_CONFIG; empty: none
     std::string popularity_url;
     LayeringStrategy layering = LayeringStrategy::automatic; // NIXERY_LAYERING
     int workers = 2;
@@ -90,13 +92,14 @@ struct Config {
     // The LockTable every process of the instance (and `nixery gc`) shares.
     std::filesystem::path lock_file() const { return locks() / "builds.lock"; }
     std::string describe_source() const;
-    // How long nginx waits for a worker's answer (fastcgi_read_timeout): the
-    // Nix calls of a build (each bounded by NIX_TIMEOUT; six is generous)
-    // plus ten minutes of packing. A worker stops waiting for another
-    // request's build or packing a minute before it (builder.cpp), so the
-    // client hears the worker's answer rather than nginx's timeout.
+    // How long nginx waits for a worker's answer (fastcgi_read_timeout): a
+    // whole build (NIXERY_BUILD_TIMEOUT: fetching the source, evaluating,
+    // building, downloading) plus ten minutes of packing. A worker stops
+    // waiting for another request's build or packing a minute before it
+    // (builder.cpp), so the client hears the worker's answer rather than
+    // nginx's timeout.
     std::chrono::seconds request_timeout() const {
-        return nix_timeout * 6 + std::chrono::minutes(10);
+        return build_timeout + std::chrono::minutes(10);
     }
 };
 

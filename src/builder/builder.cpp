@@ -200,8 +200,9 @@ JobOutcome Builder::build_job(const JobSpec& job) {
 Result<Builder::Outcome, RegistryError>
 Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
     const auto& nix_source = prepared.nix_source;
+    const auto started = std::chrono::steady_clock::now(); // NIXERY_BUILD_TIMEOUT counts from here
     const auto request = request_json({nix_source, image.arch, image.packages});
-    TRY_ASSIGN(const auto ev, evaluate(image, request, nix_source));
+    TRY_ASSIGN(const auto ev, evaluate(image, request));
 
     Outcome out;
     const bool bash = ev.has_attribute("bashInteractive");
@@ -229,7 +230,7 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
 
     TRY_ASSIGN(const auto roots,
                or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
-    TRY_ASSIGN(const auto graph, realise(image, request, out_paths, roots));
+    TRY_ASSIGN(const auto graph, realise(image, ev, roots, started));
 
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc());
@@ -260,30 +261,27 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     return out;
 }
 
-Result<Evaluation, RegistryError> Builder::evaluate(const Image& image, const std::string& request,
-                                                    const std::string& nix_source) {
+Result<Evaluation, RegistryError> Builder::evaluate(const Image& image,
+                                                    const std::string& request) {
     auto ev = m_s.nix.evaluate(request);
     if (!ev) {
-        return unexpected(nix_error(ev.error(), image.name, m_s.config.nix_timeout));
+        return unexpected(nix_error(ev.error(), image.name));
     }
-    const auto explain = [&](const std::string& package) {
-        return m_s.nix.explain(request_json({nix_source, image.arch, {package}}));
-    };
-    if (auto why = evaluation_error(*ev, image, m_s.config.describe_source(), explain)) {
+    if (auto why = evaluation_error(*ev, image, m_s.config.describe_source())) {
         return unexpected(std::move(*why));
     }
     return std::move(*ev);
 }
 
-Result<ClosureGraph, RegistryError> Builder::realise(const Image& image, const std::string& request,
-                                                     const std::vector<std::string>& out_paths,
-                                                     const GcRoots& roots) {
-    if (auto built = m_s.nix.realise(request, roots.link()); !built) {
-        return unexpected(nix_error(built.error(), image.name, m_s.config.nix_timeout));
+Result<ClosureGraph, RegistryError>
+Builder::realise(const Image& image, const Evaluation& ev, const GcRoots& roots,
+                 std::chrono::steady_clock::time_point started) {
+    if (auto built = m_s.nix.realise(ev, roots.dir(), started); !built) {
+        return unexpected(nix_error(built.error(), image.name));
     }
-    auto graph = m_s.nix.closure(out_paths);
+    auto graph = m_s.nix.closure(ev.out_paths());
     if (!graph) {
-        return unexpected(nix_error(graph.error(), image.name, m_s.config.nix_timeout));
+        return unexpected(nix_error(graph.error(), image.name));
     }
     return std::move(*graph);
 }

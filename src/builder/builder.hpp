@@ -100,13 +100,14 @@ private:
     // ensure each is packed, then record the image.
     Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
                                          std::int64_t build_id);
-    Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request,
-                                               const std::string& nix_source);
-    // Realises the outputs, linked from `roots` (which must live until the
-    // image is recorded: packing reads them), and returns their closure.
-    Result<ClosureGraph, RegistryError> realise(const Image& image, const std::string& request,
-                                                const std::vector<std::string>& out_paths,
-                                                const GcRoots& roots);
+    // The one evaluation of a cold build: each package's derivation and output.
+    Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request);
+    // Realises exactly the outputs `ev` found, rooted in `roots` (which must
+    // live until the image is recorded: packing reads them), within what is
+    // left of NIXERY_BUILD_TIMEOUT since `started`, and returns their closure.
+    Result<ClosureGraph, RegistryError> realise(const Image& image, const Evaluation& ev,
+                                                const GcRoots& roots,
+                                                std::chrono::steady_clock::time_point started);
     // The layers of an image: gzip ones for Docker-format manifests, those
     // compressed as configured for OCI-format ones (equal for gzip), and
     // each layer's store paths (none for the top layer).

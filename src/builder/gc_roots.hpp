@@ -19,8 +19,8 @@ public:
     GcRoots(const GcRoots&) = delete;
     ~GcRoots();
 
-    // Where Nix links the realised outputs (nix-build --out-link).
-    std::filesystem::path link() const { return m_dir / "result"; }
+    // Where Nix links the realised outputs (nix-store --add-root).
+    const std::filesystem::path& dir() const { return m_dir; }
 
 private:
     explicit GcRoots(std::filesystem::path dir) : m_dir(std::move(dir)) {}

@@ -25,17 +25,34 @@ std::string json_list(const std::vector<std::string>& names) {
 
 } // namespace
 
-RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout) {
+RegistryError nix_error(const NixFailure& f, std::string_view image) {
     const std::string name(image);
     switch (f.kind) {
-    case NixFailure::Kind::timed_out:
-        return manifest_unknown("building \"" + name + "\" timed out: Nix (" + f.operation +
-                                    ") ran longer than NIX_TIMEOUT (" +
-                                    std::to_string(timeout.count()) + " s)" +
+    case NixFailure::Kind::timed_out: {
+        const auto seconds = std::to_string(f.limit_seconds.count());
+        const auto what = f.operation == "build" && f.limit == "NIX_TIMEOUT"
+                              ? std::string("a builder")
+                              : "Nix (" + f.operation + ")";
+        return manifest_unknown("building \"" + name + "\" timed out: " + what +
+                                    " ran longer than " + f.limit + " (" + seconds + " s)" +
                                     (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + std::to_string(timeout.count()) + R"(,"log":)" +
-                                    json_string(f.log_tail) + "}");
+                                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) +
+                                    R"(,"log":)" + json_string(f.log_tail) + "}");
+    }
+    case NixFailure::Kind::refused:
+        return RegistryError{403, "DENIED",
+                             "package \"" + f.package +
+                                 "\" is refused by this registry's configuration: " + f.log_tail +
+                                 " (only the registry's operator can allow it)",
+                             R"({"package":)" + json_string(f.package) + R"(,"reason":)" +
+                                 json_string(f.log_tail) + "}"};
     case NixFailure::Kind::failed:
+        if (!f.package.empty()) {
+            return manifest_unknown("package \"" + f.package + "\" in \"" + name +
+                                        "\" cannot be evaluated: Nix said:\n" + f.log_tail,
+                                    R"({"package":)" + json_string(f.package) + R"(,"log":)" +
+                                        json_string(f.log_tail) + "}");
+        }
         return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
                                     ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
@@ -45,9 +62,8 @@ RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono
     return internal_error("unknown Nix failure");
 }
 
-std::optional<RegistryError>
-evaluation_error(const Evaluation& ev, const Image& image, std::string_view source,
-                 const std::function<std::string(const std::string& package)>& explain) {
+std::optional<RegistryError> evaluation_error(const Evaluation& ev, const Image& image,
+                                              std::string_view source) {
     if (!ev.missing.empty()) {
         const bool one = ev.missing.size() == 1;
         return manifest_unknown(
@@ -61,13 +77,6 @@ evaluation_error(const Evaluation& ev, const Image& image, std::string_view sour
             quoted_list(ev.not_packages) + " in \"" + image.name +
                 "\" is an attribute of the package set but not a package (a derivation)",
             R"({"notPackages":)" + json_list(ev.not_packages) + "}");
-    }
-    if (!ev.refused.empty()) {
-        const auto why = explain(ev.refused.front());
-        return manifest_unknown("package " + quoted_list(ev.refused) +
-                                    " cannot be used: Nix refuses to evaluate it:\n" + why,
-                                R"({"refused":)" + json_list(ev.refused) + R"(,"log":)" +
-                                    json_string(why) + "}");
     }
     if (image.arch == Arch::arm64 && !ev.system_applied) {
         return manifest_unknown(

@@ -16,16 +16,17 @@
 
 namespace nixery {
 
-// A failed or timed-out Nix run: MANIFEST_UNKNOWN with Nix's last output;
-// Nix not runnable at all is the server's fault (500).
-RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono::seconds timeout);
+// A failed or timed-out Nix run: MANIFEST_UNKNOWN with Nix's last output,
+// naming the package whose evaluation failed when Nix said which, and the
+// bound that ran out; a package the package set's configuration refuses
+// (unfree, insecure) is DENIED, for the operator to allow; Nix not runnable
+// at all is the server's fault (500).
+RegistryError nix_error(const NixFailure& f, std::string_view image);
 
 // Why an evaluation cannot become an image (unknown packages, attributes
-// that are not packages, packages Nix refuses, arm64 from a package set
-// without `system`), or nullopt when it can. `explain` asks Nix why it
-// refuses one package; `source` describes the package set.
-std::optional<RegistryError>
-evaluation_error(const Evaluation& evaluation, const Image& image, std::string_view source,
-                 const std::function<std::string(const std::string& package)>& explain);
+// that are not packages, arm64 from a package set without `system`), or
+// nullopt when it can. `source` describes the package set.
+std::optional<RegistryError> evaluation_error(const Evaluation& evaluation, const Image& image,
+                                              std::string_view source);
 
 } // namespace nixery

@@ -486,6 +486,12 @@ int popcount_command(const std::vector<std::string>& args) {
         return fail_with(resolved.error().message);
     }
     auto nix_source = source->prepare(*resolved);
+    // A source fetched in the background (a first clone) says when to ask
+    // again; this process must stay for the fetch to finish.
+    while (!nix_source && nix_source.error().retry_after > 0) {
+        std::this_thread::sleep_for(std::chrono::seconds(nix_source.error().retry_after));
+        nix_source = source->prepare(*resolved);
+    }
     if (!nix_source) {
         return fail_with(nix_source.error().message);
     }

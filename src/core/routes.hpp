@@ -39,6 +39,7 @@ struct RegistryError {
     std::string code;    // e.g. "MANIFEST_UNKNOWN"
     std::string message; // what went wrong and what to do about it
     std::string detail;  // JSON value (object or string); empty for none
+    int retry_after = 0; // seconds; more than zero: a Retry-After header (503)
 };
 
 RegistryError name_invalid(std::string_view name);

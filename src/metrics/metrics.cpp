@@ -20,7 +20,7 @@ constexpr int k_statuses = 500; // 100…599; anything else counts as 599
 constexpr int k_routes = static_cast<int>(RouteKind::not_found) + 1;
 
 // Upper bounds (seconds) of the build duration histogram: from a build that
-// only re-packs cached outputs to one near the longest NIX_TIMEOUT allows.
+// only re-packs cached outputs to NIXERY_BUILD_TIMEOUT's default.
 constexpr std::array<double, 11> k_duration_buckets{0.5, 1,   2.5, 5,   10,  30,
                                                     60,  120, 300, 600, 1800};
 

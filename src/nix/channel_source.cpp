@@ -1,8 +1,17 @@
 // A Nix channel (NIXERY_CHANNEL): a channel name such as nixos-unstable, or
-// a nixpkgs commit, fetched by Nix as the tarball
-// NIXERY_CHANNEL_URL/<channel>.tar.gz. The tag selects nothing. A commit
-// pins the content for good; a channel name moves, so evaluations expire
-// after NIXERY_SOURCE_TTL (and Nix's tarball cache with them, see nix.cpp).
+// a nixpkgs commit, fetched as the tarball NIXERY_CHANNEL_URL/<channel>.tar.gz.
+// The tag selects nothing. A commit pins the content for good; a channel
+// name moves, so evaluations expire after NIXERY_SOURCE_TTL.
+//
+// The tarball is fetched into the store once per revision, made a GC root
+// (STATE/channels/<hash of the URL>, replaced when the channel moves), and
+// evaluations use that store path as a local package set: they never touch
+// the network, and all of them see the same nixpkgs until the next fetch.
+// The root's own time says when it was fetched, for every worker process: a
+// commit's root is used for good, a channel name's until NIXERY_SOURCE_TTL
+// has passed. One fetch at a time per channel (a named lock); the others
+// wait for it and use its result.
+//
 // Its provenance is the fetched store path's NAR hash and the nixpkgs commit:
 // the channel's own when it is one, else what the tarball's .git-revision
 // says (channels.nixos.org's tarballs have one; GitHub's archives do not).
@@ -10,8 +19,14 @@
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
 #include "util/files.hpp"
+#include "util/lock.hpp"
 #include "util/log.hpp"
+#include "util/sha256.hpp"
 #include "util/text.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <sys/stat.h>
 
 namespace nixery {
 
@@ -21,29 +36,77 @@ class ChannelSource final : public PackageSource {
 public:
     ChannelSource(const Config& config, const Nix& nix)
         : m_channel(config.source_location),
-          m_url(config.channel_url + "/" + m_channel + ".tar.gz"), m_nix(nix) {}
+          m_url(config.channel_url + "/" + m_channel + ".tar.gz"),
+          m_shown("Nix channel " + m_channel + " at " + log::without_userinfo(m_url)),
+          m_root(config.state_dir / "channels" / sha256_hex(m_url).substr(0, 16)),
+          m_ttl(config.source_ttl), m_fetch_limit(config.build_timeout), m_nix(nix),
+          m_locks(config.lock_file()) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
-        return ResolvedSource{"channel:" + m_url,
-                              is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving};
+        return ResolvedSource{"channel:" + m_url, pinning()};
     }
 
     Result<PreparedSource, RegistryError> prepare(const ResolvedSource&) override {
-        auto source = R"({"type":"tarball","url":)" + json_string(m_url) + "}";
-        // Fetch it on its own first, so a failure is blamed on the channel
-        // and not on the packages.
-        auto fetched = m_nix.source_path(request_json({source, Arch::amd64, {}}));
-        if (!fetched) {
-            // NIXERY_CHANNEL_URL may carry a mirror's credentials.
-            return unexpected(source_unavailable(
-                "Nix channel " + m_channel + " at " + log::without_userinfo(m_url),
-                log::scrub_userinfo(fetched.error().log_tail, m_url)));
+        if (auto path = fetched()) {
+            return prepared(*path);
         }
-        TRY_ASSIGN(auto described, provenance(*fetched));
-        return PreparedSource{source, std::move(described)};
+        auto lock = m_locks.acquire("channel:" + m_url,
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        m_fetch_limit + std::chrono::minutes(1)));
+        if (!lock) {
+            return unexpected(internal_error(lock.error().message));
+        }
+        if (!*lock) {
+            return unexpected(source_unavailable(m_shown, "another fetch is taking too long"));
+        }
+        // Whoever held the lock may have fetched it.
+        if (auto path = fetched()) {
+            return prepared(*path);
+        }
+        if (auto made = make_private_dir(m_root.parent_path()); !made) {
+            return unexpected(internal_error(made.error().message));
+        }
+        auto path = m_nix.fetch_tarball(m_url, m_root, m_fetch_limit);
+        if (!path) {
+            // NIXERY_CHANNEL_URL may carry a mirror's credentials.
+            return unexpected(
+                source_unavailable(m_shown, log::scrub_userinfo(path.error().log_tail, m_url)));
+        }
+        log::info("channel fetched", {{"channel", m_channel}, {"path", *path}});
+        return prepared(*path);
     }
 
 private:
+    Pinning pinning() const {
+        return is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving;
+    }
+
+    // The store path of the last fetch, while it is still to be trusted and
+    // in the store.
+    std::optional<std::string> fetched() const {
+        struct stat st {};
+        if (lstat(m_root.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+            return std::nullopt;
+        }
+        const auto age =
+            std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
+        if (pinning() == Pinning::moving && age >= m_ttl) {
+            return std::nullopt;
+        }
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(m_root, ec);
+        if (ec || !std::filesystem::is_directory(target, ec)) {
+            return std::nullopt;
+        }
+        return target.string();
+    }
+
+    Result<PreparedSource, RegistryError> prepared(const std::string& path) const {
+        TRY_ASSIGN(auto described, provenance(path));
+        return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
+                              std::move(described)};
+    }
+
     Result<SourceProvenance, RegistryError> provenance(const std::string& store_path) const {
         SourceProvenance p{"channel", url_without_credentials(m_url), m_channel, {}, {}};
         if (is_commit_hash(m_channel)) {
@@ -60,8 +123,13 @@ private:
     }
 
     std::string m_channel;
-    std::string m_url;
+    std::string m_url;   // may carry credentials: Nix needs them
+    std::string m_shown; // without them
+    std::filesystem::path m_root;
+    std::chrono::seconds m_ttl;
+    std::chrono::seconds m_fetch_limit;
     const Nix& m_nix;
+    LockTable m_locks;
 };
 
 } // namespace

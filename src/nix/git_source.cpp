@@ -3,9 +3,23 @@
 // commit, anything else a tag or branch. A ref is resolved with
 // `git ls-remote` on every request (cheap) and the commit it names is the
 // revision, so the cache never serves a moved branch stale and never
-// rebuilds an unchanged one. Commits are fetched into a bare mirror under
-// the state directory with the machine's own git and SSH credentials, and
-// Nix reads them from there (builtins.fetchGit on a local path needs none).
+// rebuilds an unchanged one.
+//
+// A commit is fetched into a bare mirror under the state directory with the
+// machine's own git and SSH credentials, then exported once into the Nix
+// store (GC-rooted, like a channel) and evaluated as a path: later builds of
+// that commit touch neither the network nor git.
+//
+// Fetching runs in the background, to its end whatever happens to the
+// request that started it, bounded only by stalls (no progress for
+// k_fetch_stall): the first fetch of a repository as big as nixpkgs takes
+// minutes. Requests wait for it a little (NIX_TIMEOUT at most), then get a
+// 503 with Retry-After saying the repository is being fetched. A fetch asks
+// for the one commit needed, one commit deep (a few tens of MB for nixpkgs,
+// not its history), and falls back to all branches and tags when the
+// server refuses to send a commit by its hash. Completed fetches stay in the
+// mirror, so later ones transfer only what is new; one interrupted midway
+// starts its pack again (git cannot resume a transfer).
 
 #include "nix/source.hpp"
 
@@ -17,11 +31,57 @@
 #include "util/subprocess.hpp"
 #include "util/text.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
+#include <sys/stat.h>
+#include <thread>
 
 namespace nixery {
 
 namespace {
+
+// A fetch that shows no progress for this long is stopped, as Nix stops a
+// stalled download (its stalled-download-timeout).
+constexpr auto k_fetch_stall = std::chrono::minutes(5);
+// How long a client is told to wait before asking again while a fetch runs.
+constexpr int k_fetch_retry_after = 30;
+// Exported commits kept as GC roots; older ones may be collected by Nix.
+constexpr std::size_t k_kept_exports = 16;
+
+// Runs git with the machine's credentials, never waiting for a password or a
+// host-key question nobody will answer. The operator's GIT_SSH_COMMAND,
+// inherited, overrides core.sshCommand. A wall-clock `timeout`, or with
+// zero, only a stall bound: git reports its progress (--progress) on stderr.
+Result<ProcessResult> run_git(std::vector<std::string> argv, std::chrono::seconds timeout) {
+    ProcessSpec spec;
+    argv.insert(argv.begin() + 1, {"-c", "core.sshCommand=ssh -o BatchMode=yes"});
+    spec.argv = std::move(argv);
+    spec.timeout = timeout;
+    if (timeout.count() == 0) {
+        spec.stall_timeout = k_fetch_stall;
+    }
+    spec.env = {"GIT_TERMINAL_PROMPT=0"};
+    return run_process(spec);
+}
+
+// Why a git run failed, for people: credentials in the URL scrubbed.
+std::string git_failure(const Result<ProcessResult>& run, std::string_view what,
+                        std::chrono::seconds timeout, const std::string& url) {
+    if (!run) {
+        return log::scrub_userinfo(run.error().message, url);
+    }
+    const auto limit = run->stalled ? std::chrono::seconds(k_fetch_stall) : timeout;
+    auto cause = std::string(what) + " it failed (" + run->describe_exit(limit) + ")";
+    // git may quote the URL it was given, credentials and all.
+    const auto tail = log::scrub_userinfo(tail_lines(run->err_tail, 5), url);
+    if (!tail.empty()) {
+        cause += ": " + tail;
+    }
+    return cause;
+}
 
 class GitSource final : public PackageSource {
 public:
@@ -29,7 +89,9 @@ public:
         : m_url(config.source_location), m_shown(log::without_userinfo(m_url)),
           m_timeout(config.nix_timeout),
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
-          m_locks(config.lock_file()) {}
+          m_exports(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".roots")),
+          m_fetch_record(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".fetch")),
+          m_locks(config.lock_file()), m_nix(nix_settings(config)) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
         if (is_commit_hash(tag)) {
@@ -69,38 +131,61 @@ public:
 
     Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) override {
         const auto& commit = source.revision;
-        auto lock = m_locks.acquire(
-            "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
+        if (auto path = exported(commit)) {
+            return prepared(commit, *path);
+        }
+        TRY(fetch(commit));
+        // One export per commit at a time; whoever waited finds it done.
+        auto lock =
+            m_locks.acquire("git-export:" + m_url + "#" + commit,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock) {
             return unexpected(internal_error(lock.error().message));
         }
         if (!*lock) {
-            return unexpected(source_unavailable("git repository " + m_shown,
-                                                 "another fetch is taking too long"));
+            return unexpected(
+                source_unavailable("git repository " + m_shown,
+                                   "another export of " + commit + " is taking too long"));
         }
-        if (!std::filesystem::exists(m_mirror / "HEAD")) {
-            if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
-                return unexpected(internal_error(made.error().message));
-            }
-            TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
+        if (auto path = exported(commit)) {
+            return prepared(commit, *path);
         }
-        if (!has_commit(commit)) {
-            TRY(git({"git", "-C", m_mirror.string(), "fetch", "--quiet", "--prune", "--force", "--",
-                     m_url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
-                    "fetch"));
-            if (!has_commit(commit)) {
-                return unexpected(
-                    manifest_unknown("the git repository " + m_shown + " has no commit " + commit,
-                                     json_string(commit)));
-            }
+        auto path = export_commit(commit);
+        if (!path) {
+            log::error("exporting a git commit failed",
+                       {{"commit", commit}, {"error", path.error().message}});
+            return unexpected(internal_error("exporting commit " + commit +
+                                             " of the git "
+                                             "repository " +
+                                             m_shown +
+                                             " into the Nix store "
+                                             "failed"));
         }
-        return PreparedSource{R"({"type":"git","url":)" + json_string(m_mirror.string()) +
-                                  R"(,"rev":)" + json_string(commit) + "}",
-                              {"git", url_without_credentials(m_url), {}, commit, {}}};
+        return prepared(commit, *path);
     }
 
 private:
+    // The commit, exported to `path`, for image.nix; its provenance is the
+    // repository and the commit.
+    PreparedSource prepared(const std::string& commit, const std::string& path) const {
+        return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
+                              {"git", url_without_credentials(m_url), {}, commit, {}}};
+    }
+
+    // The store path `commit` was exported to, while it is still there.
+    std::optional<std::string> exported(const std::string& commit) const {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(m_exports / commit, ec);
+        if (ec || !std::filesystem::is_directory(target, ec)) {
+            return std::nullopt;
+        }
+        return target.string();
+    }
+
     bool has_commit(const std::string& commit) {
+        if (!std::filesystem::exists(m_mirror / "HEAD")) {
+            return false;
+        }
         ProcessSpec spec;
         spec.argv = {"git", "-C", m_mirror.string(), "cat-file", "-e", commit + "^{commit}"};
         spec.timeout = m_timeout;
@@ -108,28 +193,215 @@ private:
         return run && run->ok();
     }
 
-    Result<std::string, RegistryError> git(std::vector<std::string> argv, std::string_view what) {
-        ProcessSpec spec;
-        // Never wait for a password or a host-key question nobody will
-        // answer. The operator's GIT_SSH_COMMAND, inherited, overrides
-        // core.sshCommand.
-        argv.insert(argv.begin() + 1, {"-c", "core.sshCommand=ssh -o BatchMode=yes"});
-        spec.argv = std::move(argv);
-        spec.timeout = m_timeout;
-        spec.env = {"GIT_TERMINAL_PROMPT=0"};
-        const auto run = run_process(spec);
-        if (!run) {
-            return unexpected(source_unavailable("git repository " + m_shown,
-                                                 log::scrub_userinfo(run.error().message, m_url)));
+    // Makes `commit` present in the mirror: starts a background fetch when
+    // none runs, and waits a while for it. Errors: 503 while it runs or when
+    // the repository cannot be reached, 404 when it ends without the commit.
+    Result<void, RegistryError> fetch(const std::string& commit) {
+        if (has_commit(commit)) {
+            return {};
         }
-        if (!run->ok()) {
-            auto cause = std::string(what) + " it failed (" + run->describe_exit(m_timeout) + ")";
-            // git may quote the URL it was given, credentials and all.
-            const auto tail = log::scrub_userinfo(tail_lines(run->err_tail, 5), m_url);
-            if (!tail.empty()) {
-                cause += ": " + tail;
+        const auto began = unix_millis();
+        const auto until = std::chrono::steady_clock::now() +
+                           std::min<std::chrono::seconds>(m_timeout, std::chrono::seconds(30));
+        TRY(start_fetch(commit));
+        bool asked_again = false;
+        for (;;) {
+            const bool running = fetch_running();
+            if (has_commit(commit)) {
+                return {};
             }
-            return unexpected(source_unavailable("git repository " + m_shown, cause));
+            if (!running) {
+                const auto last = last_fetch();
+                // A fetch that started before this request may have missed
+                // a commit pushed since: one more of our own.
+                if ((!last || last->started < began) && !asked_again) {
+                    asked_again = true;
+                    TRY(start_fetch(commit));
+                    continue;
+                }
+                if (last && !last->error.empty()) {
+                    return unexpected(source_unavailable("git repository " + m_shown, last->error));
+                }
+                return unexpected(
+                    manifest_unknown("the git repository " + m_shown + " has no commit " + commit,
+                                     json_string(commit)));
+            }
+            if (std::chrono::steady_clock::now() >= until) {
+                log::info("git fetch still running", {{"repository", m_shown}});
+                auto e = RegistryError{503,
+                                       "UNAVAILABLE",
+                                       "the package source (git repository " + m_shown +
+                                           ") is being fetched; its first fetch can take "
+                                           "minutes: retry later",
+                                       {}};
+                e.retry_after = k_fetch_retry_after;
+                return unexpected(std::move(e));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+    }
+
+    bool fetch_running() const {
+        auto lock = m_locks.try_acquire(fetch_lock_name());
+        return lock && !*lock;
+    }
+
+    std::string fetch_lock_name() const { return "git-fetch:" + m_url; }
+
+    // Starts a fetch of `commit` in a thread of its own unless one runs.
+    Result<void, RegistryError> start_fetch(const std::string& commit) {
+        auto lock = m_locks.try_acquire(fetch_lock_name());
+        if (!lock) {
+            return unexpected(internal_error(lock.error().message));
+        }
+        if (!*lock) {
+            return {}; // another thread or process is fetching
+        }
+        if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
+            return unexpected(internal_error(made.error().message));
+        }
+        // The thread owns copies of everything it uses, and the lock.
+        std::thread([lock = std::move(**lock), url = m_url, shown = m_shown, mirror = m_mirror,
+                     record = m_fetch_record, timeout = m_timeout, commit]() mutable {
+            const auto started = unix_millis();
+            const auto error = fetch_into(mirror, url, commit, timeout);
+            if (!error.empty()) {
+                log::error("package source unavailable",
+                           {{"source", "git repository " + shown}, {"error", error}});
+            }
+            const auto text = std::to_string(started) + "\n" + error;
+            if (auto wrote = write_file_atomic(record.parent_path(), record, text); !wrote) {
+                log::error("recording a git fetch failed", {{"error", wrote.error().message}});
+            }
+            (void)lock; // released here, when the thread ends
+        }).detach();
+        return {};
+    }
+
+    // Fetches `commit` (and, when the server will not send it alone, every
+    // branch and tag) into `mirror`. An empty result means git succeeded.
+    static std::string fetch_into(const std::filesystem::path& mirror, const std::string& url,
+                                  const std::string& commit, std::chrono::seconds timeout) {
+        if (!std::filesystem::exists(mirror / "HEAD")) {
+            const auto init =
+                run_git({"git", "init", "--quiet", "--bare", mirror.string()}, timeout);
+            if (!init || !init->ok()) {
+                return git_failure(init, "create a mirror of", timeout, url);
+            }
+        }
+        const std::chrono::seconds stall_only{0};
+        const auto one = run_git(
+            {"git", "-C", mirror.string(), "fetch", "--progress", "--depth=1", "--", url, commit},
+            stall_only);
+        if (one && one->ok()) {
+            return {};
+        }
+        log::info("fetching one commit failed, fetching all branches and tags",
+                  {{"error", git_failure(one, "fetch", stall_only, url)}});
+        const auto all =
+            run_git({"git", "-C", mirror.string(), "fetch", "--progress", "--prune", "--force",
+                     "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+                    stall_only);
+        if (all && all->ok()) {
+            return {};
+        }
+        return git_failure(all, "fetch", stall_only, url);
+    }
+
+    struct FetchRecord {
+        std::int64_t started = 0; // unix milliseconds
+        std::string error;        // empty: git succeeded
+    };
+
+    std::optional<FetchRecord> last_fetch() const {
+        const auto text = read_file(m_fetch_record);
+        if (!text) {
+            return std::nullopt;
+        }
+        const auto nl = text->find('\n');
+        FetchRecord r;
+        try {
+            r.started = std::stoll(text->substr(0, nl));
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+        r.error = nl == std::string::npos ? std::string() : text->substr(nl + 1);
+        return r;
+    }
+
+    static std::int64_t unix_millis() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    // Copies the commit's tree into the store and roots it; its store path.
+    Result<std::string> export_commit(const std::string& commit) {
+        TRY(make_private_dir(m_exports));
+        std::string dir = (m_exports.parent_path() / "export-XXXXXX").string();
+        if (mkdtemp(dir.data()) == nullptr) {
+            return fail("mkdtemp \"" + dir + "\" failed: " + errno_text(errno));
+        }
+        struct RemoveDir {
+            std::filesystem::path dir;
+            ~RemoveDir() {
+                std::error_code ec;
+                std::filesystem::remove_all(dir, ec);
+            }
+        } remove_work{dir};
+        const auto tree = remove_work.dir / "source"; // the store path's name, as fetchGit's
+        TRY(make_dirs(tree));
+        const auto tar = remove_work.dir / "source.tar";
+        ProcessSpec archive;
+        archive.argv = {"git",          "-C", m_mirror.string(), "archive",
+                        "--format=tar", "-o", tar.string(),      commit};
+        archive.timeout = m_timeout;
+        TRY_ASSIGN(const auto archived, run_process(archive));
+        if (!archived.ok()) {
+            return fail("git archive " + commit + " failed (" + archived.describe_exit(m_timeout) +
+                        "): " + tail_lines(archived.err_tail, 5));
+        }
+        ProcessSpec unpack;
+        unpack.argv = {"tar", "-x", "-f", tar.string(), "-C", tree.string()};
+        unpack.timeout = m_timeout;
+        TRY_ASSIGN(const auto unpacked, run_process(unpack));
+        if (!unpacked.ok()) {
+            return fail("tar -x of " + commit + " failed (" + unpacked.describe_exit(m_timeout) +
+                        "): " + tail_lines(unpacked.err_tail, 5));
+        }
+        auto path = m_nix.add_tree(tree, m_exports / commit);
+        if (!path) {
+            return fail("nix-store --add of " + commit + " failed: " + path.error().log_tail);
+        }
+        log::info("git commit exported", {{"commit", commit}, {"path", *path}});
+        forget_old_exports();
+        return std::move(*path);
+    }
+
+    // Keeps the k_kept_exports most recent exports rooted.
+    void forget_old_exports() {
+        std::vector<std::pair<std::time_t, std::filesystem::path>> roots;
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(m_exports, ec)) {
+            struct stat st {};
+            if (lstat(entry.path().c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+                roots.emplace_back(st.st_mtime, entry.path());
+            }
+        }
+        if (roots.size() <= k_kept_exports) {
+            return;
+        }
+        std::sort(roots.begin(), roots.end(), std::greater<>());
+        for (std::size_t i = k_kept_exports; i < roots.size(); ++i) {
+            std::filesystem::remove(roots[i].second, ec);
+        }
+    }
+
+    Result<std::string, RegistryError> git(std::vector<std::string> argv, std::string_view what) {
+        const auto run = run_git(std::move(argv), m_timeout);
+        if (!run || !run->ok()) {
+            return unexpected(source_unavailable("git repository " + m_shown,
+                                                 git_failure(run, what, m_timeout, m_url)));
         }
         return run->out;
     }
@@ -138,7 +410,10 @@ private:
     std::string m_shown; // without them: for messages people see
     std::chrono::seconds m_timeout;
     std::filesystem::path m_mirror;
+    std::filesystem::path m_exports;      // a GC root per exported commit
+    std::filesystem::path m_fetch_record; // when the last fetch started, and its error
     LockTable m_locks;
+    Nix m_nix;
 };
 
 } // namespace

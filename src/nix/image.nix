@@ -1,41 +1,54 @@
-# Nixery's view of a package set: which packages an image name means, their
-# output paths, and the derivations to build. Everything about the request
-# arrives as one JSON string (`--argstr request …`) and is only ever used as
-# data, never as Nix source.
+# Nixery's view of a package set: which packages an image name means, and
+# for each its output path and the derivation that builds it. Everything
+# about the request arrives as one JSON string (`--argstr request …`) and is
+# only ever used as data, never as Nix source. The operator's nixpkgs
+# configuration arrives as a path (`--argstr nixpkgsConfig …`, empty for
+# none).
 #
 #   request = {
-#     source   = { type = "path"; path = "/abs/dir"; }
-#              | { type = "git"; url = "…"; rev = "<40 hex>"; }
-#              | { type = "tarball"; url = "…"; };
+#     source   = { type = "path"; path = "/abs/dir"; };  # also a fetched channel
+#                                                       # or git commit
 #     system   = "x86_64-linux";
 #     packages = [ [ "xorg" "xev" ] … ];  # attribute paths as the name spells them
 #     implicit = [ [ "cacert" ] … ];      # added when the package set has them
 #   }
 #
-# Attributes: `evaluate` (JSON-friendly description), `build` (derivations for
-# nix-build), `explain` (forces the requested packages without catching
-# errors, so Nix prints why one refuses to evaluate), `source` (the fetched
-# source's store path, identifying its content), `packageSet` (the imported
-# set, for popcount.nix).
-{ request }:
+# `evaluate` is meant for `nix-instantiate --eval --strict --json
+# --read-write-mode`: reading drvPath writes the derivations to the store
+# (and builds whatever the set imports from a derivation), so the caller
+# realises exactly those with nix-store, without a second evaluation.
+#
+# A requested package that fails to evaluate (a throw such as nixpkgs'
+# refusal of an unfree package, an abort, a missing attribute) fails the
+# whole evaluation with Nix's own message; tryEval could not catch the last
+# two anyway. Right before a requested package is forced, a trace line
+# `nixery-evaluating-package ["attr","path"]` goes to stderr, so the caller
+# can name the package that failed. Implicit packages that refuse are left
+# out instead.
+#
+# Attributes: `evaluate`, `packageSet` (the imported set, for popcount.nix).
+{ request, nixpkgsConfig ? "" }:
 let
   req = builtins.fromJSON request;
 
   source =
     if req.source.type == "path" then req.source.path
-    else if req.source.type == "git" then
-      builtins.fetchGit { url = req.source.url; rev = req.source.rev; allRefs = true; }
-    else if req.source.type == "tarball" then
-      builtins.fetchTarball { url = req.source.url; }
     else throw "nixery: unknown source type ${req.source.type}";
 
   imported = import source;
-  takesSystem = builtins.isFunction imported
-    && (builtins.functionArgs imported ? system || builtins.functionArgs imported == { });
+  args = if builtins.isFunction imported then builtins.functionArgs imported else { };
+  takesSystem = builtins.isFunction imported && (args ? system || args == { });
+  # Only the operator's configuration, never the evaluating user's
+  # ~/.config/nixpkgs or overlays, which nixpkgs reads when it is given no
+  # `config` or `overlays`.
+  config = if nixpkgsConfig == "" then { } else import nixpkgsConfig;
   pkgs =
     if !builtins.isFunction imported then imported
-    else if takesSystem then imported { inherit (req) system; }
-    else imported { };
+    else imported (
+      (if takesSystem then { inherit (req) system; } else { })
+      // (if args ? config then { inherit config; } else { })
+      // (if args ? overlays then { overlays = [ ]; } else { })
+    );
 
   upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M"
             "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
@@ -55,58 +68,56 @@ let
       let matches = builtins.filter (a: toLower a == name) (builtins.attrNames set);
       in if matches == [ ] then null else builtins.head matches;
 
-  # { status = "found"; value; attrPath; } | { status = "missing"; } | { status = "error"; }
-  resolveIn = set: segments:
+  # { value; attrPath; } or null when there is no such attribute. With
+  # `lenient`, an attribute that throws counts as missing.
+  resolveIn = lenient: set: segments:
     let
       attr = if builtins.isAttrs set then findAttr set (builtins.head segments) else null;
-      got = builtins.tryEval set.${attr};
+      tried = builtins.tryEval set.${attr};
+      ok = !lenient || tried.success;
+      value = if lenient then tried.value else set.${attr};
       rest = builtins.tail segments;
+      inner = resolveIn lenient value rest;
     in
-      if attr == null then { status = "missing"; }
-      else if !got.success then { status = "error"; }
-      else if rest == [ ] then { status = "found"; value = got.value; attrPath = [ attr ]; }
-      else
-        let inner = resolveIn got.value rest;
-        in inner // (if inner ? attrPath then { attrPath = [ attr ] ++ inner.attrPath; } else { });
+      if attr == null || !ok then null
+      else if rest == [ ] then { inherit value; attrPath = [ attr ]; }
+      else if inner == null then null
+      else inner // { attrPath = [ attr ] ++ inner.attrPath; };
 
-  isDerivation = v:
-    let t = builtins.tryEval (builtins.isAttrs v && (v.type or null) == "derivation");
-    in t.success && t.value;
+  isDerivation = v: builtins.isAttrs v && (v.type or null) == "derivation";
 
+  found = r: {
+    status = "found";
+    inherit (r) attrPath;
+    out = r.value.outPath; # not "outPath": toJSON would print the set as that string
+    drv = r.value.drvPath;
+    output = r.value.outputName or "out";
+  };
+
+  # The package set is forced before the trace, so that a set that fails to
+  # import is not blamed on the first package.
   describe = segments:
-    let
-      r = resolveIn pkgs segments;
-      out = builtins.tryEval r.value.outPath;
-    in
-      if r.status != "found" then { status = r.status; }
-      else if !isDerivation r.value then { status = "not-a-package"; attrPath = r.attrPath; }
-      else if !out.success then { status = "error"; attrPath = r.attrPath; }
-      else {
-        status = "found";
-        attrPath = r.attrPath;
-        out = out.value; # not "outPath": toJSON would print the set as that string
-        drv = r.value;
-      };
+    builtins.seq pkgs (builtins.seq (pkgs.config or null) (
+      builtins.trace "nixery-evaluating-package ${builtins.toJSON segments}" (
+        let r = resolveIn false pkgs segments;
+        in if r == null then { status = "missing"; }
+        else if !isDerivation r.value then { status = "not-a-package"; inherit (r) attrPath; }
+        else found r)));
 
-  requested = map describe req.packages;
-  implicit = builtins.filter (p: p.status == "found") (map describe req.implicit);
-  public = p: builtins.removeAttrs p [ "drv" ];
+  describeImplicit = segments:
+    let
+      r = resolveIn true pkgs segments;
+      usable = r != null
+        && (builtins.tryEval (isDerivation r.value && builtins.isString r.value.drvPath)).value or false;
+    in if usable then found r else null;
 in
 {
   evaluate = {
     inherit (req) system;
     systemApplied = takesSystem;
-    packages = map public requested;
-    implicit = map public implicit;
+    packages = map describe req.packages;
+    implicit = builtins.filter (p: p != null) (map describeImplicit req.implicit);
   };
-
-  build = map (p: p.drv) (builtins.filter (p: p.status == "found") (requested ++ implicit));
-
-  explain = map
-    (segments: (builtins.foldl' (v: s: v.${findAttr v s}) pkgs segments).outPath)
-    req.packages;
-
-  source = "${source}";
 
   packageSet = pkgs;
 }

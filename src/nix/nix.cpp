@@ -15,6 +15,19 @@ namespace nixery {
 namespace {
 
 constexpr std::size_t k_log_lines = 25;
+// image.nix's trace before it forces a requested package.
+constexpr std::string_view k_package_trace = "nixery-evaluating-package ";
+// The variables nixpkgs reads besides its `config`: the operator's
+// NIXERY_NIXPKGS_CONFIG decides, not the environment the service runs in.
+const std::vector<std::string> k_nix_environment = {
+    "NO_COLOR=1",
+    "NIXPKGS_ALLOW_UNFREE=",
+    "NIXPKGS_ALLOW_INSECURE=",
+    "NIXPKGS_ALLOW_BROKEN=",
+    "NIXPKGS_ALLOW_UNSUPPORTED_SYSTEM=",
+    "NIXPKGS_ALLOW_NONSOURCE=",
+    "NIXPKGS_CONFIG=",
+};
 
 // Nix colours its messages when it thinks a terminal is listening; a log
 // tail in a JSON error must be plain text.
@@ -56,13 +69,6 @@ std::vector<std::string> strings_of(const rapidjson::Value& v) {
 
 } // namespace
 
-std::vector<std::string> nix_options(const NixSettings& settings) {
-    if (!settings.tarball_ttl) {
-        return {};
-    }
-    return {"--option", "tarball-ttl", std::to_string(settings.tarball_ttl->count())};
-}
-
 std::string clean_nix_output(std::string_view text) {
     const auto plain = strip_ansi(text);
     std::string out;
@@ -70,12 +76,68 @@ std::string clean_nix_output(std::string_view text) {
     for (std::size_t pos = 0; pos < plain.size();) {
         const auto end = std::min(plain.find('\n', pos), plain.size() - 1) + 1;
         const auto line = std::string_view(plain).substr(pos, end - pos);
-        if (line.find("client-specified setting 'tarball-ttl'") == std::string_view::npos) {
+        if (line.find(k_package_trace) == std::string_view::npos) {
             out += line;
         }
         pos = end;
     }
     return out;
+}
+
+std::optional<std::string> package_being_evaluated(std::string_view stderr_text) {
+    const auto at = stderr_text.rfind(k_package_trace);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto rest = stderr_text.substr(at + k_package_trace.size());
+    rest = rest.substr(0, rest.find('\n'));
+    const std::string json(rest);
+    rapidjson::Document segments;
+    segments.Parse(json.c_str(), json.size());
+    if (segments.HasParseError() || !segments.IsArray() || segments.Empty()) {
+        return std::nullopt;
+    }
+    std::string name;
+    for (const auto& segment : segments.GetArray()) {
+        if (!segment.IsString()) {
+            return std::nullopt;
+        }
+        name += (name.empty() ? "" : ".") + std::string(segment.GetString());
+    }
+    return name;
+}
+
+std::optional<std::string> refusal_reason(std::string_view stderr_text) {
+    // nixpkgs' check-meta.nix: "Package ‘NAME’ in FILE:LINE REASON, refusing
+    // to evaluate." followed by advice for whoever runs Nix.
+    const std::string plain = strip_ansi(stderr_text);
+    const auto end = plain.rfind(", refusing to evaluate");
+    if (end == std::string::npos) {
+        return std::nullopt;
+    }
+    const auto start = plain.rfind("Package \u2018", end);
+    if (start == std::string::npos) {
+        return std::nullopt;
+    }
+    std::string reason = plain.substr(start, end - start);
+    const auto name_end = reason.find("\u2019");
+    if (name_end != std::string::npos) {
+        const auto after_name = name_end + std::string_view("\u2019").size();
+        // " in /nix/store/…/pkgs/…/default.nix:12 has an unfree license": the
+        // position is the server's business.
+        if (reason.compare(after_name, 4, " in ") == 0) {
+            const auto position_end = reason.find(' ', after_name + 4);
+            if (position_end != std::string::npos) {
+                reason.erase(after_name, position_end - after_name);
+            }
+        }
+    }
+    // The unsupported-platform reason spans lines; keep the first.
+    reason = reason.substr(0, reason.find('\n'));
+    while (!reason.empty() && (reason.back() == ':' || reason.back() == ' ')) {
+        reason.pop_back();
+    }
+    return reason;
 }
 
 std::string request_json(const NixRequest& request) {
@@ -117,6 +179,19 @@ std::vector<std::string> Evaluation::out_paths() const {
     return out;
 }
 
+std::vector<std::string> Evaluation::derived_paths() const {
+    std::vector<std::string> out;
+    for (const auto* list : {&packages, &implicit}) {
+        for (const auto& p : *list) {
+            auto path = p.drv_path + "!" + p.output;
+            if (std::find(out.begin(), out.end(), path) == out.end()) {
+                out.push_back(std::move(path));
+            }
+        }
+    }
+    return out;
+}
+
 bool Evaluation::has_attribute(std::string_view attr) const {
     return std::any_of(packages.begin(), packages.end(), [&](const ResolvedPackage& p) {
         return p.attr_path.size() == 1 && p.attr_path[0] == attr;
@@ -125,55 +200,102 @@ bool Evaluation::has_attribute(std::string_view attr) const {
 
 namespace {
 
-Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::string operation,
-                                          std::chrono::seconds timeout) {
+// Runs Nix; a failure only when it could not be run at all.
+Result<ProcessResult, NixFailure> run_nix_raw(std::vector<std::string> argv,
+                                              const std::string& operation,
+                                              std::chrono::seconds timeout) {
     ProcessSpec spec;
     spec.argv = std::move(argv);
     spec.timeout = timeout;
-    spec.env = {"NO_COLOR=1"};
+    spec.env = k_nix_environment;
     log::debug("running nix", {{"argv0", spec.argv[0]}, {"operation", operation}});
     auto run = run_process(spec);
     if (!run) {
         return unexpected(
-            NixFailure{NixFailure::Kind::not_runnable, std::move(operation), run.error().message});
-    }
-    if (run->timed_out) {
-        return unexpected(NixFailure{NixFailure::Kind::timed_out, std::move(operation),
-                                     tail_lines(clean_nix_output(run->err_tail), k_log_lines)});
-    }
-    if (!run->ok()) {
-        auto tail = tail_lines(clean_nix_output(run->err_tail), k_log_lines);
-        if (tail.empty()) {
-            tail = spec.argv[0] + " failed with " + run->describe_exit(timeout);
-        }
-        return unexpected(
-            NixFailure{NixFailure::Kind::failed, std::move(operation), std::move(tail)});
+            NixFailure{NixFailure::Kind::not_runnable, operation, run.error().message});
     }
     return std::move(*run);
+}
+
+NixFailure failure_of(const ProcessResult& run, std::string operation, const std::string& argv0,
+                      std::chrono::seconds timeout) {
+    auto tail = tail_lines(clean_nix_output(run.err_tail), k_log_lines);
+    if (run.timed_out) {
+        return NixFailure{NixFailure::Kind::timed_out,
+                          std::move(operation),
+                          std::move(tail),
+                          {},
+                          "NIX_TIMEOUT",
+                          timeout};
+    }
+    if (tail.empty()) {
+        tail = argv0 + " failed with " + run.describe_exit(timeout);
+    }
+    return NixFailure{NixFailure::Kind::failed, std::move(operation), std::move(tail), {}, {}, {}};
+}
+
+Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::string operation,
+                                          std::chrono::seconds timeout) {
+    const auto argv0 = argv.at(0);
+    TRY_ASSIGN(auto run, run_nix_raw(std::move(argv), operation, timeout));
+    if (!run.ok()) {
+        return unexpected(failure_of(run, std::move(operation), argv0, timeout));
+    }
+    return run;
+}
+
+// Makes the valid store path `path` a GC root at `root` (replacing what
+// was there): what a process added to the store is only a temporary root
+// of that process.
+Result<void, NixFailure> add_root(const std::string& path, const std::filesystem::path& root,
+                                  std::string operation, std::chrono::seconds timeout) {
+    TRY(run_nix({"nix-store", "--realise", "--add-root", root.string(), path}, std::move(operation),
+                timeout));
+    return {};
+}
+
+// The store path a Nix command printed last, made a GC root at `root`.
+Result<std::string, NixFailure> root_printed_path(const ProcessResult& run,
+                                                  const std::filesystem::path& root,
+                                                  const std::string& operation,
+                                                  std::chrono::seconds timeout) {
+    const auto lines = split_nonempty(run.out);
+    if (lines.empty() || lines.back().find('/') != 0) {
+        return unexpected(NixFailure{NixFailure::Kind::failed, operation,
+                                     "unexpected output: " + run.out.substr(0, 200)});
+    }
+    std::string path(lines.back());
+    TRY(add_root(path, root, operation, timeout));
+    return path;
+}
+
+// Nix's exit status for a build that failed: 100, plus 1 when a builder
+// timed out (since Nix 2.0, see "Exit status" in nix-store --realise's manual).
+bool builder_timed_out(const ProcessResult& run) {
+    return run.exit_code >= 100 && run.exit_code < 116 && ((run.exit_code - 100) & 1) != 0;
 }
 
 std::vector<std::string> expression_args(const NixSettings& settings,
                                          const std::filesystem::path& file, const char* attr,
                                          const std::string& request) {
-    std::vector<std::string> args{file.string(), "-A", attr, "--argstr", "request", request};
-    for (auto& option : nix_options(settings)) {
-        args.push_back(std::move(option));
-    }
-    return args;
-}
-
-std::vector<std::string> image_nix_args(const NixSettings& settings, const char* attr,
-                                        const std::string& request) {
-    return expression_args(settings, settings.expression, attr, request);
+    return {file.string(), "-A", attr, "--argstr", "request", request, "--argstr", "nixpkgsConfig",
+            settings.nixpkgs_config.string(),
+            // Builds during evaluation (import from derivation) are builds too.
+            "--timeout", std::to_string(settings.timeout.count())};
 }
 
 Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string name) {
     ResolvedPackage p;
     p.name = std::move(name);
-    if (!v.IsObject() || !v.HasMember("out") || !v["out"].IsString()) {
+    const auto string = [&](const char* key) {
+        return v.IsObject() && v.HasMember(key) && v[key].IsString();
+    };
+    if (!string("out") || !string("drv") || !string("output")) {
         return fail("malformed package in evaluation");
     }
     p.out_path = v["out"].GetString();
+    p.drv_path = v["drv"].GetString();
+    p.output = v["output"].GetString();
     p.attr_path = strings_of(v["attrPath"]);
     return p;
 }
@@ -181,14 +303,30 @@ Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string nam
 } // namespace
 
 Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
-    auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json"};
-    auto rest = image_nix_args(m_settings, "evaluate", request);
+    auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json",
+                                         "--read-write-mode"};
+    auto rest = expression_args(m_settings, m_settings.expression, "evaluate", request);
     argv.insert(argv.end(), rest.begin(), rest.end());
-    TRY_ASSIGN(auto run, run_nix(std::move(argv), "evaluate", m_settings.timeout));
+    TRY_ASSIGN(auto run, run_nix_raw(std::move(argv), "evaluate", m_settings.timeout));
+    if (!run.ok()) {
+        auto failure = failure_of(run, "evaluate", "nix-instantiate", m_settings.timeout);
+        failure.package = package_being_evaluated(run.err_tail).value_or("");
+        if (!run.timed_out && !failure.package.empty()) {
+            if (auto reason = refusal_reason(run.err_tail)) {
+                failure.kind = NixFailure::Kind::refused;
+                failure.log_tail = std::move(*reason);
+            }
+        }
+        return unexpected(std::move(failure));
+    }
 
     const auto bad = [&](std::string what) {
-        return unexpected(NixFailure{NixFailure::Kind::failed, "evaluate",
-                                     "unexpected output from nix-instantiate: " + what});
+        return unexpected(NixFailure{NixFailure::Kind::failed,
+                                     "evaluate",
+                                     "unexpected output from nix-instantiate: " + what,
+                                     {},
+                                     {},
+                                     {}});
     };
     rapidjson::Document req;
     req.Parse(request.c_str(), request.size());
@@ -225,7 +363,7 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
         } else if (status == "not-a-package") {
             ev.not_packages.push_back(name);
         } else {
-            ev.refused.push_back(name);
+            return bad("unknown status of package \"" + name + "\"");
         }
     }
     for (const auto& p : doc["implicit"].GetArray()) {
@@ -239,41 +377,57 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
     return ev;
 }
 
-std::string Nix::explain(const std::string& request) const {
-    auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--strict", "--json"};
-    auto rest = image_nix_args(m_settings, "explain", request);
-    argv.insert(argv.end(), rest.begin(), rest.end());
-    auto run = run_nix(std::move(argv), "evaluate", m_settings.timeout);
-    if (run) {
-        return "it evaluated without error this time";
+Result<void, NixFailure> Nix::realise(const Evaluation& evaluation,
+                                      const std::filesystem::path& root_dir,
+                                      std::chrono::steady_clock::time_point started) const {
+    const auto paths = evaluation.derived_paths();
+    if (paths.empty()) {
+        return {};
     }
-    return run.error().log_tail;
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+        started + m_settings.build_timeout - std::chrono::steady_clock::now());
+    const auto limit = std::max(left, std::chrono::seconds(1));
+    // One call: Nix builds what the outputs need in parallel. The roots are
+    // named result, result-2, … by Nix.
+    auto argv = std::vector<std::string>{"nix-store",  "--realise",
+                                         "--timeout",  std::to_string(m_settings.timeout.count()),
+                                         "--add-root", (root_dir / "result").string()};
+    argv.insert(argv.end(), paths.begin(), paths.end());
+    TRY_ASSIGN(const auto run, run_nix_raw(std::move(argv), "build", limit));
+    if (run.ok()) {
+        return {};
+    }
+    auto failure = failure_of(run, "build", "nix-store", limit);
+    if (run.timed_out) {
+        failure.limit = "NIXERY_BUILD_TIMEOUT";
+        failure.limit_seconds = m_settings.build_timeout;
+    } else if (builder_timed_out(run)) {
+        failure.kind = NixFailure::Kind::timed_out;
+        failure.limit = "NIX_TIMEOUT";
+        failure.limit_seconds = m_settings.timeout;
+    }
+    return unexpected(std::move(failure));
 }
 
-Result<void, NixFailure> Nix::realise(const std::string& request,
-                                      const std::filesystem::path& out_link) const {
-    const auto seconds = std::to_string(m_settings.timeout.count());
-    auto argv = std::vector<std::string>{"nix-build", "--out-link", out_link.string(), "--timeout",
-                                         seconds};
-    auto rest = image_nix_args(m_settings, "build", request);
-    argv.insert(argv.end(), rest.begin(), rest.end());
-    TRY(run_nix(std::move(argv), "build", m_settings.timeout));
-    return {};
+Result<std::string, NixFailure> Nix::fetch_tarball(const std::string& url,
+                                                   const std::filesystem::path& root,
+                                                   std::chrono::seconds limit) const {
+    // nix-prefetch-url downloads every time (no tarball-ttl cache, so no
+    // copy per evaluation as builtins.fetchTarball makes on Nix 2.21-2.24,
+    // NixOS/nix#11271), unpacks a single top-level directory as its
+    // content, and names the result "source" like fetchTarball. Identical
+    // content is one store path.
+    TRY_ASSIGN(const auto run,
+               run_nix({"nix-prefetch-url", "--unpack", "--print-path", "--name", "source", url},
+                       "fetch channel", limit));
+    return root_printed_path(run, root, "fetch channel", m_settings.timeout);
 }
 
-Result<std::string, NixFailure> Nix::source_path(const std::string& request) const {
-    auto argv = std::vector<std::string>{"nix-instantiate", "--eval", "--json"};
-    auto rest = image_nix_args(m_settings, "source", request);
-    argv.insert(argv.end(), rest.begin(), rest.end());
-    TRY_ASSIGN(auto run, run_nix(std::move(argv), "fetch source", m_settings.timeout));
-    rapidjson::Document doc;
-    doc.Parse(run.out.c_str(), run.out.size());
-    if (doc.HasParseError() || !doc.IsString()) {
-        return unexpected(
-            NixFailure{NixFailure::Kind::failed, "fetch source",
-                       "unexpected output from nix-instantiate: " + run.out.substr(0, 200)});
-    }
-    return std::string(doc.GetString());
+Result<std::string, NixFailure> Nix::add_tree(const std::filesystem::path& tree,
+                                              const std::filesystem::path& root) const {
+    TRY_ASSIGN(const auto run,
+               run_nix({"nix-store", "--add", tree.string()}, "add source", m_settings.timeout));
+    return root_printed_path(run, root, "add source", m_settings.timeout);
 }
 
 Result<void, NixFailure>

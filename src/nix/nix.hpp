@@ -1,7 +1,9 @@
-// Running Nix: evaluating an image request with image.nix, realising its
-// packages, and reading the runtime closure graph of the results. Nix is
-// found through PATH and every invocation is bounded by NIX_TIMEOUT. Request
-// data reaches Nix only as the JSON string argument of image.nix.
+// Running Nix: evaluating an image request with image.nix (once), realising
+// the derivations that evaluation wrote, fetching a channel into the store,
+// and reading the runtime closure graph of the results. Nix is found through
+// PATH. NIX_TIMEOUT bounds evaluations and each builder; downloads are
+// bounded by stalls, a whole build by the caller's deadline. Request data
+// reaches Nix only as the JSON string argument of image.nix.
 #pragma once
 
 #include "core/closure_graph.hpp"
@@ -30,6 +32,8 @@ struct ResolvedPackage {
     std::string name; // as requested
     std::vector<std::string> attr_path;
     std::string out_path;
+    std::string drv_path;       // the derivation that builds it, written by the evaluation
+    std::string output = "out"; // which of its outputs out_path is
 };
 
 struct Evaluation {
@@ -37,44 +41,69 @@ struct Evaluation {
     std::vector<ResolvedPackage> implicit; // cacert, iana-etc when present
     std::vector<std::string> missing;      // names with no such attribute
     std::vector<std::string> not_packages; // attributes that are not derivations
-    std::vector<std::string> refused;      // derivations that throw when evaluated
     bool system_applied = true;            // the set took our `system` argument
 
     // Output paths: requested packages first (in order), then implicit ones.
     std::vector<std::string> out_paths() const;
+    // The same outputs as `DRV!OUTPUT`, what realise() builds.
+    std::vector<std::string> derived_paths() const;
     bool has_attribute(std::string_view attr) const;
 };
 
 struct NixFailure {
-    enum class Kind { failed, timed_out, not_runnable } kind = Kind::failed;
+    enum class Kind {
+        failed,       // Nix said no: log_tail says why
+        timed_out,    // a bound ran out: `limit` names it
+        refused,      // the package set's configuration refuses `package` (unfree, insecure…)
+        not_runnable, // Nix could not be run at all
+    } kind = Kind::failed;
     std::string operation; // "evaluate", "build", "query closure"
-    std::string log_tail;  // the last lines Nix printed on stderr
+    std::string log_tail;  // the last lines Nix printed on stderr (refused: the reason)
+    std::string package{}; // the requested package whose evaluation failed, when known
+    std::string limit{};   // timed_out: "NIX_TIMEOUT" (a builder, an evaluation) or
+                           // "NIXERY_BUILD_TIMEOUT" (the whole build)
+    std::chrono::seconds limit_seconds{0};
 };
 
 struct NixSettings {
     std::filesystem::path expression; // image.nix
+    // NIX_TIMEOUT: bounds each builder (Nix's own `timeout`) and each
+    // evaluation (wall clock), not downloads, which Nix stops when they stall
+    // (its `stalled-download-timeout`).
     std::chrono::seconds timeout{60};
-    // For a channel source (a tarball): how long Nix may reuse the download
-    // without asking the server again, NIXERY_SOURCE_TTL, so that a
-    // re-evaluation sees a moved channel. Unset for other sources: a Nix
-    // daemon (2.14 and newer) answers every option of a user it does not
-    // trust with a warning.
-    std::optional<std::chrono::seconds> tarball_ttl;
+    // NIXERY_BUILD_TIMEOUT: a whole image build, from its start.
+    std::chrono::seconds build_timeout{1800};
+    // NIXERY_NIXPKGS_CONFIG: the nixpkgs `config` (a Nix file); empty for none.
+    std::filesystem::path nixpkgs_config;
 };
 
 class Nix {
 public:
     explicit Nix(NixSettings settings) : m_settings(std::move(settings)) {}
 
+    // Evaluates the request once, in read-write mode: the derivations of the
+    // packages found are in the store afterwards, and import-from-derivation
+    // works. A requested package that throws, aborts or hits a missing
+    // attribute is a failure naming it (refused: the configuration refuses
+    // it); missing attributes and non-packages are results.
     Result<Evaluation, NixFailure> evaluate(const std::string& request) const;
-    // Nix's own error for a request whose packages refuse to evaluate.
-    std::string explain(const std::string& request) const;
-    // Builds every found package; `out_link` becomes a GC root for the results
-    // until the caller removes it.
-    Result<void, NixFailure> realise(const std::string& request,
-                                     const std::filesystem::path& out_link) const;
-    // The store path of the request's source (fetching it if needed).
-    Result<std::string, NixFailure> source_path(const std::string& request) const;
+    // Builds or substitutes exactly the outputs `evaluation` found, without
+    // evaluating again; each becomes a GC root in `root_dir` until the caller
+    // removes it. Each builder is bounded by NIX_TIMEOUT, the whole call by
+    // what is left of NIXERY_BUILD_TIMEOUT since the build `started`,
+    // downloads only by stalls.
+    Result<void, NixFailure> realise(const Evaluation& evaluation,
+                                     const std::filesystem::path& root_dir,
+                                     std::chrono::steady_clock::time_point started) const;
+    // Downloads and unpacks a tarball (a channel) into the store and makes it
+    // a GC root at `root`; its store path. Bounded by stalls, and by `limit`.
+    Result<std::string, NixFailure> fetch_tarball(const std::string& url,
+                                                  const std::filesystem::path& root,
+                                                  std::chrono::seconds limit) const;
+    // Copies the directory `tree` into the store (named after it) and makes
+    // it a GC root at `root`; its store path.
+    Result<std::string, NixFailure> add_tree(const std::filesystem::path& tree,
+                                             const std::filesystem::path& root) const;
     // Closure of `roots` with NAR sizes and references.
     Result<ClosureGraph, NixFailure> closure(const std::vector<std::string>& roots) const;
 
@@ -106,13 +135,21 @@ run_nix_on_paths(const std::vector<std::string>& command, const std::vector<std:
                  const std::string& operation, std::chrono::seconds timeout,
                  const std::function<Result<void, NixFailure>(const std::string&)>& on_output);
 
-// The options every evaluation or build passes to Nix.
-std::vector<std::string> nix_options(const NixSettings& settings);
-
-// Nix's stderr as clients see it: no colours, and without the daemon's
-// warning that it ignores our tarball-ttl (the evaluating client applies it
-// itself, so the warning says nothing anyone should act on).
+// Nix's stderr as clients see it: no colours, and without image.nix's
+// trace lines that mark which package is being evaluated.
 std::string clean_nix_output(std::string_view text);
+
+// The package (its name as requested, "xorg.xev") image.nix was evaluating
+// when Nix stopped: the last `nixery-evaluating-package` trace in `stderr`.
+// nullopt when there is none.
+std::optional<std::string> package_being_evaluated(std::string_view stderr_text);
+
+// Why a nixpkgs package set refuses a package ("Package ‘x-1.0’ has an
+// unfree license (‘unfree’)"), from Nix's error: nixpkgs' check-meta
+// message without its file position and without its advice to the
+// evaluating user (an image's user cannot export NIXPKGS_ALLOW_UNFREE).
+// nullopt when the error is not such a refusal.
+std::optional<std::string> refusal_reason(std::string_view stderr_text);
 
 // Parses the output of `nix-store --dump-db PATHS…` (the validity
 // registration format: path, hash, NAR size, deriver, count, references).

@@ -1,9 +1,9 @@
 # Every top-level package of a package set, for `nixery popcount`. Takes the
 # request image.nix takes (its source and system; packages are ignored).
 # Attributes that are not derivations, or refuse to evaluate, are skipped.
-{ request }:
+{ request, nixpkgsConfig ? "" }:
 let
-  set = (import ./image.nix { inherit request; }).packageSet;
+  set = (import ./image.nix { inherit request nixpkgsConfig; }).packageSet;
 
   entry = name:
     let

@@ -174,11 +174,8 @@ std::unique_ptr<PackageSource> make_path_source(std::string path, std::chrono::s
 }
 
 NixSettings nix_settings(const Config& config) {
-    NixSettings settings{config.data.nix_dir / "image.nix", config.nix_timeout, std::nullopt};
-    if (config.source == SourceKind::channel) {
-        settings.tarball_ttl = config.source_ttl;
-    }
-    return settings;
+    return NixSettings{config.data.nix_dir / "image.nix", config.nix_timeout, config.build_timeout,
+                       config.nixpkgs_config};
 }
 
 std::unique_ptr<PackageSource> make_source(const Config& config, const Nix& nix) {

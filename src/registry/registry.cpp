@@ -99,7 +99,9 @@ Response error_response(const RegistryError& error) {
     if (error.status == 405) {
         r.header("Allow", "GET, HEAD");
     }
-    if (error.status == 429 || error.status == 503) {
+    if (error.retry_after > 0) {
+        r.header("Retry-After", std::to_string(error.retry_after));
+    } else if (error.status == 429 || error.status == 503) {
         r.header("Retry-After", "10");
     }
     return with_api_version(std::move(r));

@@ -80,6 +80,9 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 } // namespace
 
 std::string ProcessResult::describe_exit(std::chrono::milliseconds timeout) const {
+    if (stalled) {
+        return "no progress for " + std::to_string(timeout.count() / 1000) + " s";
+    }
     if (timed_out) {
         return "timed out after " + std::to_string(timeout.count() / 1000) + " s";
     }
@@ -128,6 +131,8 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     const auto start = Clock::now();
     const bool limited = spec.timeout.count() > 0;
     const auto deadline = start + spec.timeout;
+    const bool watch_stalls = spec.stall_timeout.count() > 0;
+    auto last_output = start;
     constexpr auto k_never = Clock::time_point::max();
     auto kill_at = k_never; // when SIGKILL follows the SIGTERM of a timeout
     std::optional<Clock::time_point> exited_at;
@@ -139,8 +144,11 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     char buf[65536];
     // SIGTERM at the deadline, SIGKILL after the grace period.
     const auto enforce_deadline = [&](Clock::time_point now) {
-        if (limited && !result.timed_out && now >= deadline) {
+        const bool over_time = limited && now >= deadline;
+        const bool stalled = watch_stalls && now - last_output >= spec.stall_timeout;
+        if (!result.timed_out && (over_time || stalled)) {
             result.timed_out = true;
+            result.stalled = !over_time;
             kill(-pid, SIGTERM);
             kill_at = now + k_kill_grace;
         }
@@ -183,6 +191,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
                 (fds[i].fd == out_r.get() ? out_r : err_r).reset();
                 continue;
             }
+            last_output = Clock::now();
             if (fds[i].fd == out_r.get()) {
                 if (result.out.size() + static_cast<std::size_t>(got) > spec.max_stdout) {
                     if (!too_much) {

@@ -20,6 +20,10 @@ struct ProcessSpec {
     std::vector<std::string> env;
     // Zero means no limit. On expiry the group gets SIGTERM, then SIGKILL.
     std::chrono::milliseconds timeout{0};
+    // Zero means no limit. Otherwise the group is stopped the same way when
+    // the process writes nothing to stdout or stderr for this long: a
+    // download that reports its progress and no longer makes any.
+    std::chrono::milliseconds stall_timeout{0};
     std::optional<std::filesystem::path> cwd;
     // Upper bound for captured stdout; more is an error (stderr keeps its tail).
     std::size_t max_stdout = 256 << 20;
@@ -28,12 +32,14 @@ struct ProcessSpec {
 struct ProcessResult {
     int exit_code = -1; // -1 when killed by a signal
     int signal = 0;
-    bool timed_out = false;
+    bool timed_out = false; // stopped by `timeout` or `stall_timeout`
+    bool stalled = false;   // stopped by `stall_timeout`
     std::string out;
     std::string err_tail; // the last 64 KiB of stderr
 
     bool ok() const { return exit_code == 0 && !timed_out; }
-    // "exit code 1", "signal 9", "timed out after 60 s"
+    // "exit code 1", "signal 9", "timed out after 60 s", "stalled for 60 s"
+    // (`timeout` is the one of the spec that stopped it)
     std::string describe_exit(std::chrono::milliseconds timeout) const;
 };
 

@@ -3,7 +3,11 @@
 # offline with the host's static busybox. The test harness copies this
 # directory and writes salt.nix, so packages that must be built afresh in
 # every run (slow ones) get new store paths.
-{ system ? builtins.currentSystem }:
+{ system ? builtins.currentSystem
+  # Like nixpkgs: given no `config`, the evaluating user's own.
+, config ? (let f = builtins.getEnv "HOME" + "/.config/nixpkgs/config.nix";
+            in if builtins.pathExists f then import f else { })
+}:
 let
   demo = import ../../src/nix/demo { inherit system; };
   salt = if builtins.pathExists ./salt.nix then import ./salt.nix else "unsalted";
@@ -130,6 +134,49 @@ demo // rec {
   '';
 
   refuses = throw "nixery-test: this package refuses to evaluate";
+  # Packages for the tests of evaluation (test_nix_eval.py,
+  # test_nix_timeouts.py), nested so that popcount's scan of the top level
+  # (test_popularity.py) does not see them.
+  evaluation = {
+    # Errors tryEval cannot catch.
+    aborts = mkPackage "aborts" (abort "nixery-test: this package aborts");
+    usesmissing = mkPackage "uses-missing" "${demo.nixeryTestNoSuchAttribute}/bin/x";
+
+    # Refused the way nixpkgs' check-meta.nix refuses (when its derivation is
+    # read), unless the configuration (or the environment) allows it.
+    unfree =
+      let
+        allowed = config.allowUnfree or false || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1";
+        refusal = throw ("Package ‘unfree-1.0’ in ${toString ./.}/default.nix:80 has an unfree "
+          + "license (‘unfree’), refusing to evaluate.\n\n"
+          + "a) To temporarily allow unfree packages, you can use an environment variable\n"
+          + "   for a single invocation of the nix tools.\n\n"
+          + "     $ export NIXPKGS_ALLOW_UNFREE=1\n");
+        pkg = mkApp "unfree-1.0" libgreet;
+      in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
+
+    # Its expression comes from a derivation built during evaluation (import
+    # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).
+    fromIfd =
+      let text = import (mkPackage "ifd-text-${salt}" ''
+        echo '"made by a derivation during evaluation"' > $out
+      '');
+      in mkPackage "from-ifd-${salt}" ''
+        mkdir -p $out/share
+        echo "${text}" > $out/share/ifd
+      '';
+
+    # Builds only where the test seeds a binary cache with it (its marker
+    # exists then): anywhere else it must be substituted.
+    cached = mkPackage "cached-${salt}" ''
+      if [ ! -e /tmp/nixery-seed-${salt} ]; then
+        echo "nixery-test: this package must come from the binary cache" >&2
+        exit 1
+      fi
+      mkdir -p $out/share
+      head -c 2097152 /dev/urandom > $out/share/data
+    '';
+  };
   notapackage = "just a string";
 
   # Naming rules: nested attributes, names starting with a digit, camelCase.

@@ -1,4 +1,5 @@
 #include "config.hpp"
+#include "testutil.hpp"
 
 #include <doctest/doctest.h>
 
@@ -26,6 +27,8 @@ TEST_CASE("load_config") {
         CHECK(c->demo_source);
         CHECK(c->storage == StorageKind::filesystem);
         CHECK(c->nix_timeout == std::chrono::seconds(60));
+        CHECK(c->build_timeout == std::chrono::seconds(1800));
+        CHECK(c->nixpkgs_config.empty());
         CHECK(c->port == 8080);
         CHECK(c->storage_path == "/tmp/s");
         CHECK(c->gc_keep_days == 30);
@@ -37,6 +40,23 @@ TEST_CASE("load_config") {
         REQUIRE(c);
         CHECK(c->describe_source() == "the git repository https://git.example.com/pkgs.git");
         CHECK(c->source_location == env["NIXERY_PKGS_REPO"]); // git still gets them
+    }
+    SUBCASE("build timeout and nixpkgs config") {
+        auto env = base();
+        env["NIXERY_BUILD_TIMEOUT"] = "7200";
+        env["NIXERY_NIXPKGS_CONFIG"] = "/nonexistent/nixpkgs.nix";
+        CHECK(error_of(env).find("NIXERY_NIXPKGS_CONFIG") != std::string::npos);
+        testutil::TempDir dir;
+        const auto file = dir / "nixpkgs.nix";
+        testutil::write_file(file, "{ allowUnfree = true; }\n");
+        env["NIXERY_NIXPKGS_CONFIG"] = file.string();
+        auto c = load_config(env);
+        REQUIRE_MESSAGE(c, error_of(env));
+        CHECK(c->build_timeout == std::chrono::seconds(7200));
+        CHECK(c->nixpkgs_config == file);
+        CHECK(c->request_timeout() == std::chrono::seconds(7800));
+        env["NIXERY_BUILD_TIMEOUT"] = "0";
+        CHECK(error_of(env).find("NIXERY_BUILD_TIMEOUT") != std::string::npos);
     }
     SUBCASE("gc retention") {
         auto env = base();

@@ -31,7 +31,8 @@ TEST_CASE("render_production_nginx_config") {
     // The shared locations, inlined, with this instance's paths.
     CHECK(text->find("    fastcgi_pass unix:/run/nixery/fcgi.sock;") != std::string::npos);
     CHECK(text->find("    alias /tmp/s/;") != std::string::npos);
-    CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
+    // NIXERY_BUILD_TIMEOUT (1800 s) and ten minutes of packing.
+    CHECK(text->find("fastcgi_read_timeout 2400s;") != std::string::npos);
     CHECK(text->find("location = /metrics") != std::string::npos);
     CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
 

@@ -29,9 +29,51 @@ TEST_CASE("request_json passes names as data") {
 TEST_CASE("clean_nix_output") {
     CHECK(clean_nix_output("\x1b[31;1merror:\x1b[0m builder failed\n\n  > log\n") ==
           "error: builder failed\n\n  > log\n");
-    CHECK(clean_nix_output("warning: Ignoring the client-specified setting 'tarball-ttl', "
-                           "because it is a restricted setting and you are not a trusted user\n"
+    // image.nix's markers are for the server.
+    CHECK(clean_nix_output("trace: nixery-evaluating-package [\"a\"]\n"
                            "error: x\nno newline") == "error: x\nno newline");
+}
+
+TEST_CASE("package_being_evaluated") {
+    SUBCASE("the last marker names the package") {
+        const std::string err =
+            "trace: nixery-evaluating-package [\"hello\"]\n"
+            "trace: nixery-evaluating-package [\"xorg\",\"xev\"]\n"
+            "error: evaluation aborted with the following error message: 'no'\n";
+        CHECK(package_being_evaluated(err) == "xorg.xev");
+    }
+    SUBCASE("colours and no marker") {
+        CHECK(package_being_evaluated("\x1b[35;1mtrace:\x1b[0m nixery-evaluating-package "
+                                      "[\"a\"]\nerror: x") == "a");
+        CHECK_FALSE(package_being_evaluated("error: syntax error\n").has_value());
+        CHECK_FALSE(package_being_evaluated("trace: nixery-evaluating-package {\n").has_value());
+    }
+}
+
+TEST_CASE("refusal_reason") {
+    SUBCASE("unfree, as nixpkgs says it, without position and advice") {
+        const std::string err =
+            "error: Package \u2018vscode-1.85.1\u2019 in "
+            "/nix/store/abc-source/pkgs/applications/editors/vscode/vscode.nix:69 has an unfree "
+            "license (\u2018unfree\u2019), refusing to evaluate.\n\n"
+            "a) To temporarily allow unfree packages, you can use an environment variable\n"
+            "   for a single invocation of the nix tools.\n\n"
+            "     $ export NIXPKGS_ALLOW_UNFREE=1\n";
+        CHECK(refusal_reason(err) ==
+              "Package \u2018vscode-1.85.1\u2019 has an unfree license (\u2018unfree\u2019)");
+    }
+    SUBCASE("insecure, after newer Nix's trace of what it was evaluating") {
+        const std::string err =
+            "       \u2026 while evaluating the attribute 'drvPath'\n\n"
+            "       error: Package \u2018openssl-1.1.1w\u2019 in /nix/store/x-source/pkgs/a.nix:1 "
+            "is marked as insecure, refusing to evaluate.\n\n"
+            "       Known issues:\n";
+        CHECK(refusal_reason(err) == "Package \u2018openssl-1.1.1w\u2019 is marked as insecure");
+    }
+    SUBCASE("other errors are not refusals") {
+        CHECK_FALSE(refusal_reason("error: attribute 'x' missing\n").has_value());
+        CHECK_FALSE(refusal_reason("error: refusing to evaluate, says someone\n").has_value());
+    }
 }
 
 TEST_CASE("parse_validity_registration") {

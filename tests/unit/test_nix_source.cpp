@@ -11,17 +11,15 @@ using namespace nixery;
 
 TEST_SUITE_BEGIN("nix");
 
-TEST_CASE("nix_settings: tarball-ttl for channels only") {
+TEST_CASE("nix_settings") {
     Config config;
-    config.source_ttl = std::chrono::seconds(300);
-    config.source = SourceKind::channel;
-    CHECK(nix_options(nix_settings(config)) ==
-          std::vector<std::string>{"--option", "tarball-ttl", "300"});
-    // Other sources pass no option a Nix daemon would warn about.
-    config.source = SourceKind::path;
-    CHECK(nix_options(nix_settings(config)).empty());
-    config.source = SourceKind::git;
-    CHECK(nix_options(nix_settings(config)).empty());
+    config.nix_timeout = std::chrono::seconds(42);
+    config.build_timeout = std::chrono::seconds(600);
+    config.nixpkgs_config = "/etc/nixery/nixpkgs.nix";
+    const auto settings = nix_settings(config);
+    CHECK(settings.timeout == std::chrono::seconds(42));
+    CHECK(settings.build_timeout == std::chrono::seconds(600));
+    CHECK(settings.nixpkgs_config == "/etc/nixery/nixpkgs.nix");
 }
 
 using testutil::TempDir;

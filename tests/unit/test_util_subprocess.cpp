@@ -45,6 +45,24 @@ TEST_CASE("run_process") {
         std::this_thread::sleep_for(3500ms);
         CHECK_FALSE(std::filesystem::exists(marker)); // the grandchild died too
     }
+    SUBCASE("a stall bound stops a process that stops reporting, not one that reports") {
+        ProcessSpec spec;
+        // Reports every 100 ms for 2.5 s, longer than the stall bound.
+        spec.argv = {"sh", "-c",
+                     "i=0; while [ $i -lt 25 ]; do echo $i >&2; sleep 0.1; "
+                     "i=$((i+1)); done"};
+        spec.stall_timeout = 1s;
+        auto r = run_process(spec);
+        REQUIRE(r);
+        CHECK(r->ok());
+        spec.argv = {"sh", "-c", "echo started >&2; sleep 30"};
+        spec.stall_timeout = 300ms;
+        r = run_process(spec);
+        REQUIRE(r);
+        CHECK(r->timed_out);
+        CHECK(r->stalled);
+        CHECK(r->describe_exit(spec.stall_timeout) == "no progress for 0 s");
+    }
     SUBCASE("a missing program is an error, not a result") {
         auto r = run_process(argv_only({"nixery-no-such-program"}));
         CHECK_FALSE(r);
