@@ -48,6 +48,8 @@ const std::map<std::string, std::string>& known_settings() {
         {"AWS_SESSION_TOKEN", "S3 session token (optional)"},
         {"NIXERY_STATE_DIR", "directory for the database, sockets, locks and logs"},
         {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
+        {"NIXERY_START_PAGE",
+         "full (default: recent builds and errors) or minimal (instructions only)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
@@ -60,8 +62,8 @@ const std::map<std::string, std::string>& known_settings() {
 std::string Config::describe_source() const {
     switch (source) {
     case SourceKind::path:
-        return demo_source ? "the demo package set (" + source_location + ")"
-                           : "the package set at " + source_location;
+        // Shown to anonymous clients: no server path.
+        return demo_source ? "the demo package set" : "a local package set";
     case SourceKind::git:
         // Shown on the start page and in errors: never a token in the URL.
         return "the git repository " + log::without_userinfo(source_location);
@@ -160,6 +162,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
                         "\" is not one of debug, info, warn, error");
         }
+    }
+    if (const auto page = get(env, "NIXERY_START_PAGE"); page == "minimal") {
+        c.start_page = StartPageKind::minimal;
+    } else if (!page.empty() && page != "full") {
+        return fail("NIXERY_START_PAGE=\"" + page + "\" is not one of full, minimal");
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {

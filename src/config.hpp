@@ -21,6 +21,7 @@ Environment current_environment();
 
 enum class SourceKind { path, git, channel };
 enum class StorageKind { filesystem, gcs, s3 };
+enum class StartPageKind { full, minimal };
 
 // Where the files that ship with the program live: the SQL schema and the
 // Nix expressions (installed under share/nixery, or in a source checkout).
@@ -68,6 +69,9 @@ struct Config {
     int workers = 2;
     int gc_keep_days = 30; // nixery gc's default retention
     log::Level log_level = log::Level::info;
+    // NIXERY_START_PAGE=minimal: the start page shows the instructions only,
+    // not the recent images and build errors of other users.
+    StartPageKind start_page = StartPageKind::full;
     DataFiles data;
 
     std::filesystem::path database() const { return state_dir / "nixery.sqlite"; }

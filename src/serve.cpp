@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -150,9 +151,19 @@ Result<Startup> start_up() {
     return Startup{std::move(config), std::move(popularity), listener, std::move(metrics)};
 }
 
-[[noreturn]] void worker_main(Startup& s) {
+[[noreturn]] void worker_main(Startup& s, pid_t master) {
+    // A master killed without a chance to stop us (kill -9, a crash) must
+    // not leave workers behind holding the socket: the kernel sends SIGTERM
+    // (run_worker drains, at most briefly without a parent); a master that
+    // died before prctl() took effect is seen by its pid.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) {
+        std::_Exit(1);
+    }
     sigset_t none;
     sigemptyset(&none);
+    sigaddset(&none, SIGTERM); // taken by run_worker's sigwait, never lost
+    sigaddset(&none, SIGINT);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     auto storage = make_storage(s.config);
     auto locks = LockTable::open(s.config.lock_file());
@@ -199,10 +210,11 @@ int serve_command() {
     using Clock = std::chrono::steady_clock;
     std::map<pid_t, Clock::time_point> workers;
     int restarts = 0;
+    const pid_t master = getpid();
     const auto spawn = [&] {
         const pid_t pid = fork();
         if (pid == 0) {
-            worker_main(s);
+            worker_main(s, master);
         }
         if (pid < 0) {
             log::error("fork failed", {{"error", errno_text(errno)}});

@@ -10,6 +10,7 @@
 #include "pack/top_layer.hpp"
 #include "util/log.hpp"
 #include "util/sha256.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -29,12 +30,14 @@ double precise_now() {
         .count();
 }
 
-// A fault of this server (disk, database, storage): logged with its cause,
-// reported without internals the client cannot act on.
+// A fault of this server (disk, database, storage): logged with its full
+// text, reported with its cause alone ("No space left on device"), never with
+// the paths, bucket or SQL of the message.
 RegistryError server_fault(const Error& e, std::string_view image) {
     log::error("build failed", {{"image", image}, {"error", e.message}});
-    return internal_error("building \"" + std::string(image) +
-                          "\" failed on the server: " + e.message);
+    const auto cause = public_cause(e.message);
+    return internal_error("building \"" + std::string(image) + "\" failed on the server" +
+                          (cause.empty() ? std::string() : ": " + cause));
 }
 
 std::string quoted_list(const std::vector<std::string>& names) {
@@ -68,19 +71,22 @@ RegistryError nix_error(const NixFailure& f, std::string_view image, std::chrono
                                     ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
     case NixFailure::Kind::not_runnable:
-        log::error("cannot run nix", {{"error", f.log_tail}});
-        return internal_error("cannot run Nix on the server: " + f.log_tail);
+        log::error("cannot run nix", {{"operation", f.operation}, {"error", f.log_tail}});
+        if (f.log_tail.find("daemon") != std::string::npos ||
+            f.log_tail.find("cannot connect to socket") != std::string::npos) {
+            return RegistryError{503,
+                                 "UNAVAILABLE",
+                                 "cannot run Nix on the server: the Nix daemon is not running "
+                                 "(its socket is missing); retry later",
+                                 {}};
+        }
+        return internal_error("cannot run Nix on the server");
     }
     return internal_error("unknown Nix failure");
 }
 
 int layer_count(const ImageRecord& image) {
-    rapidjson::Document d;
-    d.Parse(image.docker_manifest.c_str(), image.docker_manifest.size());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("layers") || !d["layers"].IsArray()) {
-        return 0;
-    }
-    return static_cast<int>(d["layers"].Size());
+    return static_cast<int>(manifest_layer_count(image.docker_manifest));
 }
 
 std::string top_layer_description(const std::vector<std::string>& package_paths) {
@@ -146,7 +152,12 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
             if (!built) {
                 const auto& err = built.error();
                 (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
-                (void)m_s.cache.remember_failure(key, err, unix_now() + k_failure_memory.count());
+                // A fault of the server (full disk, Nix daemon down) is not
+                // the image's: the next pull tries again.
+                if (err.status < 500) {
+                    (void)m_s.cache.remember_failure(key, err,
+                                                     unix_now() + k_failure_memory.count());
+                }
                 log::warn("build failed", {{"image", image.name},
                                            {"tag", tag},
                                            {"status", err.status},

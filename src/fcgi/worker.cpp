@@ -9,6 +9,7 @@
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace nixery {
@@ -43,6 +44,18 @@ Request read_request(const FCGX_Request& raw) {
     return r;
 }
 
+// nginx's $request_id (REQUEST_ID, 32 hex digits) when it sends one, so the
+// access log and ours share it; otherwise one of our own.
+std::string request_id_of(const Request& r) {
+    for (const auto& [name, value] : r.params) {
+        if (name == "REQUEST_ID" && value.size() == 32 &&
+            value.find_first_not_of("0123456789abcdef") == std::string::npos) {
+            return value;
+        }
+    }
+    return log::new_request_id();
+}
+
 // Per-thread state the draining main thread looks at.
 struct ThreadState {
     std::atomic<bool> accepting{false}; // blocked (or about to block) in accept()
@@ -72,6 +85,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
         }
         const auto started = std::chrono::steady_clock::now();
         const auto request = read_request(raw);
+        const log::RequestScope scope(request_id_of(request));
         Response response;
         try {
             response = handler->handle(request);
@@ -81,6 +95,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             response =
                 Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
         }
+        response.header("X-Request-Id", log::request_id());
         // Counted before the client can see the answer, so a scrape that
         // follows a response always includes it.
         metrics.count_request(parse_route(request.path).kind, response.status);
@@ -119,6 +134,7 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr); // threads inherit the mask
 
+    const pid_t parent = getppid();
     std::vector<std::thread> pool;
     std::vector<ThreadState> states(static_cast<std::size_t>(threads));
     for (auto& state : states) {
@@ -133,6 +149,9 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     log::info("worker draining", {{"signal", sig}});
     g_stopping = true;
     FCGX_ShutdownPending();
+    // Without a parent (the master was killed) nobody will wait for a long
+    // drain and a new pool may want the socket: requests get a moment.
+    const auto drain_started = std::chrono::steady_clock::now();
     // Wake threads blocked in accept(); busy ones are left alone to finish
     // their request (a signal would interrupt their system calls). A wake-up
     // that arrives just before accept() blocks is lost, hence the retries.
@@ -148,6 +167,11 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
         }
         if (all_done) {
             break;
+        }
+        if (getppid() != parent &&
+            std::chrono::steady_clock::now() - drain_started > std::chrono::milliseconds(1500)) {
+            log::warn("worker stopping without its master; requests in flight are cut");
+            std::_Exit(1);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }

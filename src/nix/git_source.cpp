@@ -72,7 +72,8 @@ public:
         auto lock = m_locks.acquire(
             "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock) {
-            return unexpected(internal_error(lock.error().message));
+            log::error("locking the git mirror failed", {{"error", lock.error().message}});
+            return unexpected(internal_error("fetching the git repository failed on the server"));
         }
         if (!*lock) {
             return unexpected(source_unavailable("git repository " + m_shown,
@@ -80,7 +81,9 @@ public:
         }
         if (!std::filesystem::exists(m_mirror / "HEAD")) {
             if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
-                return unexpected(internal_error(made.error().message));
+                log::error("creating the git mirror failed", {{"error", made.error().message}});
+                return unexpected(
+                    internal_error("fetching the git repository failed on the server"));
             }
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
         }

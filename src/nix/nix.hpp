@@ -114,6 +114,11 @@ std::vector<std::string> nix_options(const NixSettings& settings);
 // itself, so the warning says nothing anyone should act on).
 std::string clean_nix_output(std::string_view text);
 
+// What image.nix's `evaluate` printed (nix-instantiate --json) for
+// `request` (request_json), as an Evaluation; an error says what is wrong
+// with the output. Pure.
+Result<Evaluation> parse_evaluation(std::string_view out, std::string_view request);
+
 // Parses the output of `nix-store --dump-db PATHS…` (the validity
 // registration format: path, hash, NAR size, deriver, count, references).
 Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view text);

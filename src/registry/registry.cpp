@@ -3,6 +3,7 @@
 #include "builder/usage.hpp"
 #include "core/image.hpp"
 #include "core/reference.hpp"
+#include "registry/disclosure.hpp"
 #include "registry/start_page.hpp"
 #include "util/log.hpp"
 
@@ -53,13 +54,17 @@ Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServ
 
 RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
     : m_services(services), m_cache(std::move(cache)), m_nix(nix_settings(services.config)),
-      m_source(make_source(services.config, m_nix)) {}
+      m_source(make_source(services.config, m_nix)), m_disclosure(services.config) {}
+
+Response RegistryHandler::refuse(RegistryError error) const {
+    return error_response(m_disclosure.for_client(std::move(error), log::request_id()));
+}
 
 Response RegistryHandler::handle(const Request& request) {
     if (request.method != "GET" && request.method != "HEAD") {
-        return error_response(unsupported("this registry serves pulls only: " + request.method +
-                                          " is not supported (images are built from their names, "
-                                          "not pushed)"));
+        return refuse(unsupported("this registry serves pulls only: " + request.method +
+                                  " is not supported (images are built from their names, "
+                                  "not pushed)"));
     }
     const auto route = parse_route(request.path);
     switch (route.kind) {
@@ -73,13 +78,13 @@ Response RegistryHandler::handle(const Request& request) {
         return manifest(request, route.name, route.reference);
     case RouteKind::blob:
         if (!is_valid_repository_name(route.name)) {
-            return error_response(name_invalid(route.name));
+            return refuse(name_invalid(route.name));
         }
         return stored(request.method, route.name, route.reference, false);
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
-        return error_response(
+        return refuse(
             unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
     case RouteKind::start_page:
         return start_page(request);
@@ -93,19 +98,19 @@ Response RegistryHandler::handle(const Request& request) {
     case RouteKind::not_found:
         break;
     }
-    return error_response({404, "NOT_FOUND", "nothing here: the registry API is under /v2/", {}});
+    return refuse({404, "NOT_FOUND", "nothing here: the registry API is under /v2/", {}});
 }
 
 Response RegistryHandler::manifest(const Request& request, const std::string& name,
                                    const std::string& reference) {
     if (!is_valid_repository_name(name)) {
-        return error_response(name_invalid(name));
+        return refuse(name_invalid(name));
     }
     if (looks_like_digest(reference)) {
         return stored(request.method, name, reference, true);
     }
     if (!is_valid_tag(reference)) {
-        return error_response(tag_invalid(reference));
+        return refuse(tag_invalid(reference));
     }
     const auto image = parse_image_name(name);
     const auto format = negotiate_format(request.header_values("Accept"));
@@ -113,7 +118,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
                      m_cache, m_services.locks, m_nix, m_services.metrics});
     auto served = builder.manifest(image, reference, format);
     if (!served) {
-        auto r = error_response(served.error());
+        auto r = refuse(served.error());
         r.log_fields.emplace_back("image", name);
         r.log_fields.emplace_back("tag", reference);
         return r;
@@ -130,14 +135,14 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
 Response RegistryHandler::stored(const std::string& method, const std::string& name,
                                  const std::string& digest, bool manifest) {
     const auto unknown = [&] {
-        return error_response(
+        return refuse(
             manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
                                         json_string(digest))
                      : blob_unknown(digest));
     };
     switch (check_digest(digest)) {
     case DigestCheck::malformed:
-        return error_response(digest_invalid(digest));
+        return refuse(digest_invalid(digest));
     case DigestCheck::unsupported:
         return unknown(); // this registry only ever stores sha256 blobs
     case DigestCheck::ok:
@@ -146,7 +151,7 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
     const auto key = blob_key(digest.substr(7));
     const auto fault = [&](const Error& e) {
         log::error("serving stored object failed", {{"digest", digest}, {"error", e.message}});
-        return error_response(internal_error("reading " + digest + " from storage failed"));
+        return refuse(internal_error("reading " + digest + " from storage failed"));
     };
     auto info = m_services.storage.stat(key);
     if (!info) {
@@ -176,15 +181,10 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
         if (!body) {
             return fault(body.error());
         }
-        rapidjson::Document d;
-        if (*body) {
-            d.Parse((*body)->c_str(), (*body)->size());
-        }
-        if (!*body || d.HasParseError() || !d.IsObject() || !d.HasMember("mediaType") ||
-            !d["mediaType"].IsString()) {
+        media_type = *body ? document_media_type(**body) : std::string();
+        if (media_type.empty()) {
             return unknown();
         }
-        media_type = d["mediaType"].GetString();
     }
     if (manifest != is_manifest_type(media_type)) {
         return unknown(); // a layer asked for as a manifest, or the reverse
@@ -227,15 +227,25 @@ Response RegistryHandler::start_page(const Request& request) {
                                     [](const auto& p) { return p.first == "HTTPS"; });
     page.tls = https != request.params.end() && !https->second.empty();
     page.source = m_services.config.describe_source();
-    auto builds = m_cache.recent_builds(k_recent_builds);
-    auto errors = m_cache.recent_builds(k_recent_errors, true);
-    if (builds && errors) {
-        page.builds = std::move(*builds);
-        page.errors = std::move(*errors);
-    } else {
-        page.history_unavailable = true;
-        log::error("reading the build history failed",
-                   {{"error", (builds ? errors.error() : builds.error()).message}});
+    page.minimal = m_services.config.start_page == StartPageKind::minimal;
+    if (!page.minimal) {
+        auto builds = m_cache.recent_builds(k_recent_builds);
+        auto errors = m_cache.recent_builds(k_recent_errors, true);
+        if (builds && errors) {
+            page.builds = std::move(*builds);
+            page.errors = std::move(*errors);
+        } else {
+            page.history_unavailable = true;
+            log::error("reading the build history failed",
+                       {{"error", (builds ? errors.error() : builds.error()).message}});
+        }
+        // Stored messages are shown to anyone: no server internals.
+        for (auto& b : page.errors) {
+            b.error = m_disclosure.scrub(b.error);
+        }
+        for (auto& b : page.builds) {
+            b.error = m_disclosure.scrub(b.error);
+        }
     }
     Response r;
     r.body = render_start_page(page);
@@ -248,13 +258,13 @@ Response RegistryHandler::start_page(const Request& request) {
 
 Response RegistryHandler::tags(const Request& request, const std::string& name) {
     if (!is_valid_repository_name(name)) {
-        return error_response(name_invalid(name));
+        return refuse(name_invalid(name));
     }
     auto stored_tags = m_cache.tags(name);
     if (!stored_tags) {
         log::error("listing tags failed",
                    {{"image", name}, {"error", stored_tags.error().message}});
-        return error_response(internal_error("listing tags of \"" + name + "\" failed"));
+        return refuse(internal_error("listing tags of \"" + name + "\" failed"));
     }
     auto all = std::move(*stored_tags);
     if (std::find(all.begin(), all.end(), "latest") == all.end()) {
