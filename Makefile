@@ -66,6 +66,7 @@ $(BUILD)/storage-tool: $(BUILD)/obj/tests/tools/storage_tool.o $(BUILD)/libnixer
 
 # A libFuzzer harness (tests/fuzz), linked against a library built for it
 # (see `make fuzz`).
+.PRECIOUS: $(BUILD)/obj/tests/fuzz/%.o
 $(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
@@ -136,7 +137,8 @@ bench: deps-test
 FUZZ_BUILD   := build/fuzz
 FUZZ_CXX     ?= $(if $(shell command -v ccache 2>/dev/null),ccache clang++,clang++)
 FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
-                -fno-omit-frame-pointer
+                -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer \
+                -Wno-ambiguous-reversed-operator
 FUZZERS      := $(patsubst tests/fuzz/%.cpp,%,$(sort $(wildcard tests/fuzz/fuzz_*.cpp)))
 FUZZ_SECONDS ?= 60
 
@@ -149,7 +151,8 @@ fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$f && \
 	  echo "fuzz $$f for $(FUZZ_SECONDS) s" && \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
+	    $(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=65536 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$f- \
 	    $(FUZZ_BUILD)/corpus/$$f tests/fuzz/corpus/$$f 2>$(FUZZ_BUILD)/$$f.log || \

@@ -178,6 +178,12 @@ TEST_CASE("parse_references_graph") {
                   .message.find("\"path\"") != std::string::npos);
         CHECK(!parse_references_graph(R"({"graph": [{"path": "/a", "narSize": -1}]})"));
     }
+    SUBCASE("a path listed twice is an error (it would be in two layers; found by fuzzing)") {
+        const auto g = parse_references_graph(
+            R"({"graph": [{"path": "/a", "references": ["/b"]}, {"path": "/b"}, {"path": "/b"}]})");
+        REQUIRE_FALSE(g);
+        CHECK(g.error().message.find("\"/b\" is listed twice") != std::string::npos);
+    }
 }
 
 TEST_CASE("layers_to_json") {
@@ -205,4 +211,21 @@ TEST_CASE("count_popularity") {
                                              p("app1"), p("libc-2.40"), p("not-built")});
     CHECK(counts == std::map<std::string, std::uint64_t>{{"lib-1.0", 2}, {"libc-2.40", 4}});
     CHECK(popularity_json(counts) == "{\n  \"lib-1.0\": 2,\n  \"libc-2.40\": 4\n}");
+}
+
+TEST_CASE("Popularity::parse") {
+    SUBCASE("counts as integers or numbers; huge ones clamped (found by fuzzing)") {
+        const auto p = Popularity::parse(
+            R"({"glibc-2.40": 4000, "big": 1e30, "huger": 18446744073709551615})");
+        REQUIRE(p);
+        CHECK(p->of_store_path("/nix/store/aaaa-glibc-2.40") == 4000);
+        CHECK(p->of_store_path("/nix/store/aaaa-big") == std::uint64_t{1} << 32);
+        CHECK(p->of_store_path("/nix/store/aaaa-huger") == std::uint64_t{1} << 32);
+        CHECK(p->of_store_path("/nix/store/aaaa-cacert-3.9") > (std::uint64_t{1} << 32));
+    }
+    SUBCASE("a negative count is an error naming the package") {
+        const auto p = Popularity::parse(R"({"x": -1})");
+        REQUIRE_FALSE(p);
+        CHECK(p.error().message.find("\"x\"") != std::string::npos);
+    }
 }
