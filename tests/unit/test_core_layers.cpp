@@ -218,10 +218,13 @@ TEST_CASE("Popularity::parse") {
         const auto p = Popularity::parse(
             R"({"glibc-2.40": 4000, "big": 1e30, "huger": 18446744073709551615})");
         REQUIRE(p);
-        CHECK(p->of_store_path("/nix/store/aaaa-glibc-2.40") == 4000);
-        CHECK(p->of_store_path("/nix/store/aaaa-big") == std::uint64_t{1} << 32);
-        CHECK(p->of_store_path("/nix/store/aaaa-huger") == std::uint64_t{1} << 32);
-        CHECK(p->of_store_path("/nix/store/aaaa-cacert-3.9") > (std::uint64_t{1} << 32));
+        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc-2.40") == 4000);
+        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big") ==
+              std::uint64_t{1} << 32);
+        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-huger") ==
+              std::uint64_t{1} << 32);
+        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cacert-3.9") >
+              (std::uint64_t{1} << 32));
     }
     SUBCASE("a negative count is an error naming the package") {
         const auto p = Popularity::parse(R"({"x": -1})");
