@@ -121,7 +121,7 @@ std::string serialize_response(const Response& response, bool head) {
             Response refused;
             refused.status = 500;
             refused.header("Content-Type", "application/json");
-            refused.body = R"({"errors":[{"code":"UNKNOWN","message":"the server built an )"
+            refused.body = R"({"errors":[{"code":"INTERNAL_ERROR","message":"the server built an )"
                            R"(invalid response","detail":{}}]})";
             return serialize_response(refused, head);
         }
