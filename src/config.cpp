@@ -29,6 +29,9 @@ const std::map<std::string, std::string>& known_settings() {
          "URL prefix of channel tarballs (default the nixpkgs archive on GitHub)"},
         {"NIXERY_PKGS_REPO", "a git repository with a package set; image tags are git refs"},
         {"NIXERY_PKGS_PATH", "a local directory with a package set"},
+        {"NIXERY_GIT_REFS_TTL",
+         "seconds a git repository's refs, and a fetch that did not find a commit, are "
+         "remembered (default 10)"},
         {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
         {"NIXERY_STORAGE_BACKEND", "filesystem (default), gcs or s3"},
         {"STORAGE_PATH", "directory for blobs (filesystem backend)"},
@@ -153,6 +156,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.nix_timeout = std::chrono::seconds(timeout);
     TRY_ASSIGN(const long ttl, parse_number(env, "NIXERY_SOURCE_TTL", 300, 0, 86400 * 365));
     c.source_ttl = std::chrono::seconds(ttl);
+    TRY_ASSIGN(const long ref_ttl, parse_number(env, "NIXERY_GIT_REFS_TTL", 10, 0, 3600));
+    c.git_refs_ttl = std::chrono::seconds(ref_ttl);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
     TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));

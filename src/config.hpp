@@ -57,6 +57,10 @@ struct Config {
     bool demo_source = false;    // no source configured: the shipped demo set
     std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
     std::chrono::seconds source_ttl{300};
+    // How long a git source trusts its last ls-remote, and how long after a
+    // fetch an unknown commit is refused without fetching again: a flood of
+    // made-up refs costs one upstream call per interval.
+    std::chrono::seconds git_refs_ttl{10};
 
     StorageKind storage = StorageKind::filesystem;
     std::filesystem::path storage_path;

@@ -180,7 +180,12 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
         }
     }
 
-    (void)m_s.cache.record_tag(image.name, tag, unix_now());
+    // Only a tag that selects something (a git ref) is worth listing: with
+    // a local package set or a channel every tag is the same image, and
+    // recording made-up ones would let anyone fill tags/list.
+    if (m_s.config.source == SourceKind::git || tag == "latest") {
+        (void)m_s.cache.record_tag(image.name, tag, unix_now());
+    }
     const auto& record = *hit;
     if (format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),

@@ -228,7 +228,16 @@ Result<void> BuildCache::record_tag(std::string_view name, std::string_view tag,
             "INSERT INTO tags (name, tag, last_pulled_at) VALUES (?1, ?2, ?3) "
             "ON CONFLICT (name, tag) DO UPDATE SET last_pulled_at = excluded.last_pulled_at"));
     s.bind(1, name).bind(2, tag).bind(3, now);
-    return s.run();
+    TRY(s.run());
+    if (row) {
+        return {};
+    }
+    // A new tag: the oldest beyond k_max_tags_per_name go.
+    TRY_ASSIGN(auto trim, m_db.prepare("DELETE FROM tags WHERE name = ?1 AND tag NOT IN "
+                                       "(SELECT tag FROM tags WHERE name = ?1 "
+                                       "ORDER BY last_pulled_at DESC, tag LIMIT ?2)"));
+    trim.bind(1, name).bind(2, std::int64_t{k_max_tags_per_name});
+    return trim.run();
 }
 
 Result<std::vector<std::string>> BuildCache::tags(std::string_view name) {

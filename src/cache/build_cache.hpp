@@ -91,7 +91,10 @@ public:
     Result<void> record_evaluation(std::string_view image_key, std::string_view closure_key,
                                    std::int64_t now);
 
-    // Records a pull of name:tag (to within a minute, as touch_image).
+    // Records a pull of name:tag (to within a minute, as touch_image). A
+    // name keeps its k_max_tags_per_name most recently pulled tags; a new
+    // one pushes the oldest out.
+    static constexpr int k_max_tags_per_name = 100;
     Result<void> record_tag(std::string_view name, std::string_view tag, std::int64_t now);
     Result<std::vector<std::string>> tags(std::string_view name);
 

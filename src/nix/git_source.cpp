@@ -29,22 +29,14 @@ public:
         : m_url(config.source_location), m_shown(log::without_userinfo(m_url)),
           m_timeout(config.nix_timeout),
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
-          m_locks(config.lock_file()) {}
+          m_locks(config.lock_file()), m_refs_ttl(config.git_refs_ttl) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
         if (is_commit_hash(tag)) {
             return ResolvedSource{std::string(tag), Pinning::pinned};
         }
-        // Full ref names: ls-remote matches patterns against the tail of refs.
         const std::string t(tag);
-        std::vector<std::string> argv{"git", "ls-remote", "--", m_url};
-        if (tag == "latest") {
-            argv.emplace_back("HEAD");
-        } else {
-            argv.insert(argv.end(),
-                        {"refs/tags/" + t, "refs/tags/" + t + "^{}", "refs/heads/" + t});
-        }
-        TRY_ASSIGN(const auto listing, git(argv, "list refs of"));
+        TRY_ASSIGN(const auto listing, refs());
         // A peeled annotated tag names the commit; tags win over branches, as
         // in git's own lookup order.
         const std::vector<std::string> preference =
@@ -88,6 +80,16 @@ public:
             TRY(git({"git", "init", "--quiet", "--bare", m_mirror.string()}, "create a mirror of"));
         }
         if (!has_commit(commit)) {
+            // A commit no ref names, asked for again soon after a fetch: a
+            // made-up one, most likely; not worth another fetch upstream.
+            const auto fetched = m_mirror / "nixery-fetched";
+            const auto listed = read_file(refs_file());
+            if (fresh(fetched) && !(listed && listed->find(commit) != std::string::npos)) {
+                return unexpected(
+                    manifest_unknown("the git repository " + m_shown + " has no commit " + commit,
+                                     json_string(commit)));
+            }
+            (void)write_file_atomic(m_mirror, fetched, {});
             TRY(git({"git", "-C", m_mirror.string(), "fetch", "--quiet", "--prune", "--force", "--",
                      m_url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
                     "fetch"));
@@ -102,6 +104,37 @@ public:
     }
 
 private:
+    // Beside the mirror, shared by every thread and process of the instance.
+    std::filesystem::path refs_file() const { return m_mirror.string() + ".refs"; }
+
+    // Whether `file` was written within the last NIXERY_GIT_REFS_TTL.
+    bool fresh(const std::filesystem::path& file) const {
+        std::error_code ec;
+        const auto written = std::filesystem::last_write_time(file, ec);
+        return !ec && std::filesystem::file_time_type::clock::now() - written < m_refs_ttl;
+    }
+
+    // HEAD, branches and tags of the repository: from one ls-remote per
+    // NIXERY_GIT_REFS_TTL, so made-up tags are answered without asking the
+    // upstream each time. (Not refs/pull/* and the like: GitHub lists
+    // hundreds of thousands.)
+    Result<std::string, RegistryError> refs() {
+        if (fresh(refs_file())) {
+            if (auto cached = read_file(refs_file()); cached) {
+                return std::move(*cached);
+            }
+        }
+        TRY_ASSIGN(auto listing,
+                   git({"git", "ls-remote", "--", m_url, "HEAD", "refs/heads/*", "refs/tags/*"},
+                       "list refs of"));
+        if (m_refs_ttl.count() > 0) {
+            if (auto made = make_private_dir(m_mirror.parent_path()); made) {
+                (void)write_file_atomic(m_mirror.parent_path(), refs_file(), listing);
+            }
+        }
+        return listing;
+    }
+
     bool has_commit(const std::string& commit) {
         ProcessSpec spec;
         spec.argv = {"git", "-C", m_mirror.string(), "cat-file", "-e", commit + "^{commit}"};
@@ -141,6 +174,7 @@ private:
     std::chrono::seconds m_timeout;
     std::filesystem::path m_mirror;
     LockTable m_locks;
+    std::chrono::seconds m_refs_ttl;
 };
 
 } // namespace

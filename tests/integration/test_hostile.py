@@ -4,16 +4,21 @@ master killed with SIGKILL, an unusable database, a Nix daemon that is not
 there, SIGTERM and nginx reloads during pulls, and a full disk."""
 
 import concurrent.futures
+import functools
+import http.server
 import json
 import os
+import random
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import unittest
 from pathlib import Path
 
-from harness import (ROOT, Instance, NIXERY, TestCase, base_environment, free_port, keep_dirs,
-                     sha256_file)
+from harness import (ROOT, Instance, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
+                     make_package_set, sha256_file)
 
 SECRET = "s3cr3t-T0ken"
 
@@ -235,3 +240,61 @@ class DiskFullTest(TestCase):
                 self.assertEqual(conn.execute("SELECT count(*) FROM images").fetchone()[0], 0)
             subprocess.run(["mount", "-o", "remount,size=256m", str(self.mount)], check=True)
             self.assertEqual(inst.manifest("big").status, 200)
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; counts the requests of each path."""
+    counts = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        self.counts[path] = self.counts.get(path, 0) + 1
+        return super().do_GET()
+
+
+class AbuseTest(TestCase):
+    def test_made_up_tags_of_a_local_package_set_are_not_recorded(self):
+        with Instance() as inst:
+            for i in range(30):
+                self.assertEqual(inst.manifest("app-a", "made-up-%d" % i).status, 200)
+            self.assertEqual(inst.get("/v2/app-a/tags/list").json()["tags"], ["latest"])
+
+    @unittest.skipUnless(have("git"), "git is needed")
+    def test_made_up_git_refs_cost_one_upstream_call_per_interval(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-refs-"))
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(work)])
+        repo = make_package_set(work)
+        git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t",
+               "-c", "init.defaultBranch=main", "-C", str(repo)]
+        subprocess.run(git + ["init", "-q"], check=True)
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
+        served = work / "served"
+        served.mkdir()
+        subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(served / "pkgs.git")], check=True)
+        subprocess.run(["git", "-C", str(served / "pkgs.git"), "update-server-info"], check=True)
+        counts = {}
+        handler = functools.partial(type("H", (CountingHandler,), {"counts": counts}),
+                                    directory=str(served))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        url = "http://127.0.0.1:%d/pkgs.git" % server.server_address[1]
+        refs = "/pkgs.git/info/refs"
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=url, NIXERY_GIT_REFS_TTL=120) as inst:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            calls = counts.get(refs, 0)
+            self.assertGreaterEqual(calls, 1)
+            for i in range(30):
+                self.assertRegistryError(inst.manifest("hello", "made-up-%d" % i), 404,
+                                         "MANIFEST_UNKNOWN", '"made-up-%d"' % i)
+            for i in range(10):
+                commit = "%040x" % random.getrandbits(160)
+                self.assertRegistryError(inst.manifest("hello", commit), 404, "MANIFEST_UNKNOWN", commit)
+            self.assertLessEqual(counts.get(refs, 0), calls + 1, counts)
+            # Nothing made up was listed.
+            self.assertEqual(inst.get("/v2/hello/tags/list").json()["tags"], ["latest"])

@@ -1,6 +1,7 @@
 #include "cache/build_cache.hpp"
 #include "testutil.hpp"
 
+#include <algorithm>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -205,6 +206,19 @@ TEST_CASE("BuildCache records") {
         REQUIRE(cache.record_tag("hello", "v1", 1));
         REQUIRE(cache.record_tag("other", "x", 1));
         CHECK(*cache.tags("hello") == std::vector<std::string>{"v1", "v2"});
+    }
+    SUBCASE("a name keeps its most recently pulled tags, the oldest go") {
+        const int n = BuildCache::k_max_tags_per_name;
+        for (int i = 0; i < n + 5; ++i) {
+            REQUIRE(cache.record_tag("flood", "t" + std::to_string(i), 1000 + i * 100));
+        }
+        REQUIRE(cache.record_tag("other", "x", 1));
+        const auto kept = *cache.tags("flood");
+        CHECK(kept.size() == static_cast<std::size_t>(n));
+        CHECK(std::find(kept.begin(), kept.end(), "t4") == kept.end());
+        CHECK(std::find(kept.begin(), kept.end(), "t5") != kept.end());
+        CHECK(std::find(kept.begin(), kept.end(), "t" + std::to_string(n + 4)) != kept.end());
+        CHECK(*cache.tags("other") == std::vector<std::string>{"x"});
     }
     SUBCASE("uses are recorded to within a minute, without a write per pull") {
         REQUIRE(cache.record_tag("hello", "latest", 1000));
