@@ -32,6 +32,10 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_GIT_REFS_TTL",
          "seconds a git repository's refs, and a fetch that did not find a commit, are "
          "remembered (default 10)"},
+        {"NIXERY_MANIFEST_RATE",
+         "manifest requests per second a client address may make (default 20, 0: no limit)"},
+        {"NIXERY_MANIFEST_BURST",
+         "manifest requests beyond the rate answered at once (default 100)"},
         {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
         {"NIXERY_STORAGE_BACKEND", "filesystem (default), gcs or s3"},
         {"STORAGE_PATH", "directory for blobs (filesystem backend)"},
@@ -158,6 +162,10 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.source_ttl = std::chrono::seconds(ttl);
     TRY_ASSIGN(const long ref_ttl, parse_number(env, "NIXERY_GIT_REFS_TTL", 10, 0, 3600));
     c.git_refs_ttl = std::chrono::seconds(ref_ttl);
+    TRY_ASSIGN(const long rate, parse_number(env, "NIXERY_MANIFEST_RATE", 20, 0, 100000));
+    c.manifest_rate = static_cast<int>(rate);
+    TRY_ASSIGN(const long burst, parse_number(env, "NIXERY_MANIFEST_BURST", 100, 0, 100000));
+    c.manifest_burst = static_cast<int>(burst);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
     TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));

@@ -61,6 +61,10 @@ struct Config {
     // fetch an unknown commit is refused without fetching again: a flood of
     // made-up refs costs one upstream call per interval.
     std::chrono::seconds git_refs_ttl{10};
+    // Manifest requests a client address may make a second (0: no limit),
+    // and the burst answered at once (nginx's limit_req).
+    int manifest_rate = 20;
+    int manifest_burst = 100;
 
     StorageKind storage = StorageKind::filesystem;
     std::filesystem::path storage_path;

@@ -11,7 +11,7 @@ seconds=${1:-10}
 work=$(mktemp -d /tmp/nixery-bench-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 NIX_CONFIG='substituters =' PORT=$port STORAGE_PATH=$work/storage NIXERY_STATE_DIR=$work/state \
-  NIXERY_LOG_LEVEL=warn build/nixery run > "$work/log" 2>&1 &
+  NIXERY_LOG_LEVEL=warn NIXERY_MANIFEST_RATE=0 build/nixery run > "$work/log" 2>&1 &
 pid=$!
 trap 'kill $pid; wait $pid; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done

@@ -256,6 +256,23 @@ class CountingHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class AbuseTest(TestCase):
+    def test_manifest_requests_are_rate_limited_per_client(self):
+        with Instance(NIXERY_MANIFEST_RATE=1, NIXERY_MANIFEST_BURST=3) as inst:
+            first = inst.manifest("app-a")
+            self.assertEqual(first.status, 200)
+            answers = [inst.manifest("app-a") for _ in range(10)]
+            limited = [r for r in answers if r.status == 429]
+            self.assertGreater(len(limited), 0, answers)
+            self.assertLess(len(limited), 10, answers)
+            self.assertRegistryError(limited[0], 429, "TOOMANYREQUESTS", "retry")
+            self.assertEqual(limited[0].header("Retry-After"), "1")
+            # Blobs are not limited.
+            digest = first.json()["layers"][0]["digest"]
+            for _ in range(10):
+                self.assertEqual(inst.get("/v2/app-a/blobs/" + digest).status, 200)
+            time.sleep(2.5)
+            self.assertEqual(inst.manifest("app-a").status, 200)
+
     def test_made_up_tags_of_a_local_package_set_are_not_recorded(self):
         with Instance() as inst:
             for i in range(30):
