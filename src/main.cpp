@@ -1,20 +1,17 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
 // instance: nginx and the pool in the foreground), `gc` (garbage collection
 // of an instance), `nginx-config` (the production nginx configuration), and
-// tools that work on their own (`layers`, `popcount`).
+// tools that work on their own (`layers`, `popcount`). Each command lives in
+// src/cmd/ (parse, wire, exit code); this file only dispatches to them.
 
-#include "core/closure_graph.hpp"
-#include "core/layers.hpp"
-#include "core/popularity.hpp"
-#include "gc_command.hpp"
-#include "launcher.hpp"
-#include "nginx_config.hpp"
-#include "popcount.hpp"
-#include "serve.hpp"
-#include "util/files.hpp"
+#include "cmd/gc.hpp"
+#include "cmd/layers.hpp"
+#include "cmd/nginx_config.hpp"
+#include "cmd/popcount.hpp"
+#include "cmd/run.hpp"
+#include "cmd/serve.hpp"
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -44,68 +41,6 @@ commands:
              configured as for serve
 )";
 
-int layers_command(const std::vector<std::string>& args) {
-    std::string graph_file;
-    std::string popularity_file;
-    std::size_t budget = nixery::k_default_budget;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        const bool has_value = i + 1 < args.size();
-        if (a == "--graph" && has_value) {
-            graph_file = args[++i];
-        } else if (a == "--popularity" && has_value) {
-            popularity_file = args[++i];
-        } else if (a == "--budget" && has_value) {
-            const auto& v = args[++i];
-            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
-                v.size() > 6 || std::stoul(v) == 0) {
-                std::fprintf(
-                    stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n",
-                    v.c_str());
-                return 2;
-            }
-            budget = std::stoul(v);
-        } else {
-            std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(),
-                         k_usage);
-            return 2;
-        }
-    }
-    if (graph_file.empty()) {
-        std::fprintf(stderr, "nixery layers: --graph FILE is required\n");
-        return 2;
-    }
-    const auto graph_text = nixery::read_file(graph_file);
-    if (!graph_text) {
-        std::fprintf(stderr, "nixery layers: %s\n", graph_text.error().message.c_str());
-        return 1;
-    }
-    const auto graph = nixery::parse_references_graph(*graph_text);
-    if (!graph) {
-        std::fprintf(stderr, "nixery layers: \"%s\": %s\n", graph_file.c_str(),
-                     graph.error().message.c_str());
-        return 1;
-    }
-    nixery::Popularity popularity;
-    if (!popularity_file.empty()) {
-        const auto text = nixery::read_file(popularity_file);
-        if (!text) {
-            std::fprintf(stderr, "nixery layers: %s\n", text.error().message.c_str());
-            return 1;
-        }
-        auto parsed = nixery::Popularity::parse(*text);
-        if (!parsed) {
-            std::fprintf(stderr, "nixery layers: \"%s\": %s\n", popularity_file.c_str(),
-                         parsed.error().message.c_str());
-            return 1;
-        }
-        popularity = std::move(*parsed);
-    }
-    const auto json = nixery::layers_to_json(nixery::group_layers(*graph, popularity, budget));
-    std::printf("%s\n", json.c_str());
-    return 0;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +63,7 @@ int main(int argc, char** argv) {
         return nixery::nginx_config_command(args);
     }
     if (command == "layers") {
-        return layers_command(args);
+        return nixery::layers_command(args);
     }
     if (command == "popcount") {
         return nixery::popcount_command(args);

@@ -1,5 +1,5 @@
 #include "config.hpp"
-#include "nginx_config.hpp"
+#include "nginx/render.hpp"
 
 #include <doctest/doctest.h>
 

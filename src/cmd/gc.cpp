@@ -1,4 +1,4 @@
-#include "gc_command.hpp"
+#include "cmd/gc.hpp"
 
 #include "cache/db.hpp"
 #include "config.hpp"

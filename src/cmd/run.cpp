@@ -1,9 +1,10 @@
-#include "launcher.hpp"
+#include "cmd/run.hpp"
 
 #include "config.hpp"
-#include "nginx_config.hpp"
+#include "nginx/render.hpp"
 #include "util/files.hpp"
 #include "util/log.hpp"
+#include "util/supervisor.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -44,24 +45,6 @@ std::string find_program(const std::string& name, const std::vector<std::string>
     return {};
 }
 
-pid_t spawn(const std::vector<std::string>& argv) {
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-        args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        execv(args[0], args.data());
-        std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
 bool accepts(int family, const void* addr, socklen_t len) {
     const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const bool ok = fd >= 0 && ::connect(fd, static_cast<const sockaddr*>(addr), len) == 0;
@@ -87,14 +70,14 @@ bool port_accepts(int port) {
 }
 
 // Waits until `ready()` or until `pid` exits; false if it exited or timed out.
-template <typename F> bool wait_ready(pid_t pid, F ready, std::chrono::seconds limit) {
+template <typename F>
+bool wait_ready(Supervisor& supervisor, pid_t pid, F ready, std::chrono::seconds limit) {
     const auto deadline = Clock::now() + limit;
     while (Clock::now() < deadline) {
         if (ready()) {
             return true;
         }
-        int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
+        if (supervisor.has_exited(pid)) {
             return false;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -166,12 +149,7 @@ private:
 } // namespace
 
 int run_command(const char* self) {
-    sigset_t handled;
-    sigemptyset(&handled);
-    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
-        sigaddset(&handled, s);
-    }
-    sigprocmask(SIG_BLOCK, &handled, nullptr);
+    Supervisor supervisor; // before StderrTee starts its thread
 
     auto config = load_config(current_environment(), ConfigUse::serve);
     if (!config) {
@@ -210,23 +188,28 @@ int run_command(const char* self) {
     char exe[4096];
     const auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     const std::string self_path = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : self;
-    const pid_t pool = spawn({self_path, "serve"});
+    const auto pool = supervisor.spawn_program({self_path, "serve"});
+    if (!pool) {
+        log::error("cannot start", {{"error", pool.error().message}});
+        return 1;
+    }
     if (!wait_ready(
-            pool, [&] { return unix_socket_accepts(config->socket().string()); },
+            supervisor, *pool, [&] { return unix_socket_accepts(config->socket().string()); },
             std::chrono::seconds(120))) {
         log::error("the worker pool did not start; see its messages above");
-        kill(pool, SIGTERM);
-        waitpid(pool, nullptr, 0);
+        kill(*pool, SIGTERM);
+        waitpid(*pool, nullptr, 0);
         return 1;
     }
     const auto state = config->state_dir.string();
-    const pid_t web =
-        spawn({nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
-    if (!wait_ready(
-            web, [&] { return port_accepts(config->port); }, std::chrono::seconds(30))) {
+    const auto web = supervisor.spawn_program(
+        {nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
+    if (!web || !wait_ready(
+                    supervisor, *web, [&] { return port_accepts(config->port); },
+                    std::chrono::seconds(30))) {
         log::error("nginx did not start", {{"error_log", state + "/nginx-error.log"}});
-        kill(pool, SIGTERM);
-        waitpid(pool, nullptr, 0);
+        kill(*pool, SIGTERM);
+        waitpid(*pool, nullptr, 0);
         return 1;
     }
     log::info("nixery is running",
@@ -238,45 +221,33 @@ int run_command(const char* self) {
                {"source", config->describe_source()}});
 
     int exit_code = 0;
-    bool pool_alive = true;
-    bool web_alive = true;
     bool stopping = false;
     const auto stop = [&](int code) {
         if (!stopping) {
             stopping = true;
             exit_code = code;
-            if (web_alive) {
-                kill(web, SIGQUIT); // graceful: finish requests in flight
+            if (supervisor.is_running(*web)) {
+                kill(*web, SIGQUIT); // graceful: finish requests in flight
             }
-            if (pool_alive) {
-                kill(pool, SIGTERM);
+            if (supervisor.is_running(*pool)) {
+                kill(*pool, SIGTERM);
             }
         }
     };
-    while (pool_alive || web_alive) {
-        siginfo_t info{};
-        timespec tick{1, 0};
-        const int sig = sigtimedwait(&handled, &info, &tick);
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-            log::info("stopping", {{"signal", sig}});
+    while (supervisor.running() > 0) {
+        const auto events = supervisor.wait(std::chrono::seconds(1));
+        if (events.signal != 0) {
+            log::info("stopping", {{"signal", events.signal}});
             stop(0);
         }
-        int status = 0;
-        pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            if (pid == pool) {
-                pool_alive = false;
-                if (!stopping) {
-                    log::error("the worker pool exited; stopping nginx");
-                    stop(1);
-                }
-            } else if (pid == web) {
-                web_alive = false;
-                if (!stopping) {
-                    log::error("nginx exited; stopping the worker pool",
-                               {{"error_log", state + "/nginx-error.log"}});
-                    stop(1);
-                }
+        for (const auto& exit : events.exits) {
+            if (exit.pid == *pool && !stopping) {
+                log::error("the worker pool exited; stopping nginx");
+                stop(1);
+            } else if (exit.pid == *web && !stopping) {
+                log::error("nginx exited; stopping the worker pool",
+                           {{"error_log", state + "/nginx-error.log"}});
+                stop(1);
             }
         }
     }

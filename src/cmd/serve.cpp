@@ -1,4 +1,4 @@
-#include "serve.hpp"
+#include "cmd/serve.hpp"
 
 #include "cache/db.hpp"
 #include "config.hpp"
@@ -12,18 +12,16 @@
 #include "util/lock.hpp"
 #include "util/log.hpp"
 #include "util/subprocess.hpp"
+#include "util/supervisor.hpp"
 
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <map>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -151,20 +149,7 @@ Result<Startup> start_up() {
     return Startup{std::move(config), std::move(popularity), listener, std::move(metrics)};
 }
 
-[[noreturn]] void worker_main(Startup& s, pid_t master) {
-    // A master killed without a chance to stop us (kill -9, a crash) must
-    // not leave workers behind holding the socket: the kernel sends SIGTERM
-    // (run_worker drains, at most briefly without a parent); a master that
-    // died before prctl() took effect is seen by its pid.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master) {
-        std::_Exit(1);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigaddset(&none, SIGTERM); // taken by run_worker's sigwait, never lost
-    sigaddset(&none, SIGINT);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+[[noreturn]] void worker_main(Startup& s) {
     auto storage = make_storage(s.config);
     auto locks = LockTable::open(s.config.lock_file());
     if (!storage || !locks) {
@@ -190,12 +175,7 @@ Result<Startup> start_up() {
 
 int serve_command() {
     // Signals are taken synchronously by the master loop below.
-    sigset_t handled;
-    sigemptyset(&handled);
-    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
-        sigaddset(&handled, s);
-    }
-    sigprocmask(SIG_BLOCK, &handled, nullptr);
+    Supervisor supervisor;
 
     auto startup = start_up();
     if (!startup) {
@@ -208,19 +188,11 @@ int serve_command() {
                           {"source", s.config.describe_source()}});
 
     using Clock = std::chrono::steady_clock;
-    std::map<pid_t, Clock::time_point> workers;
     int restarts = 0;
-    const pid_t master = getpid();
     const auto spawn = [&] {
-        const pid_t pid = fork();
-        if (pid == 0) {
-            worker_main(s, master);
+        if (const auto pid = supervisor.spawn([&] { worker_main(s); }); !pid) {
+            log::error("fork failed", {{"error", pid.error().message}});
         }
-        if (pid < 0) {
-            log::error("fork failed", {{"error", errno_text(errno)}});
-            return;
-        }
-        workers[pid] = Clock::now();
     };
     for (int i = 0; i < s.config.workers; ++i) {
         spawn();
@@ -230,28 +202,17 @@ int serve_command() {
     auto deadline = Clock::time_point::max();
     auto respawn_after = Clock::time_point::min();
     int missing = 0;
-    while (!workers.empty() || (!stopping && missing > 0)) {
-        timespec tick{0, 200'000'000};
-        siginfo_t info{};
-        const int sig = sigtimedwait(&handled, &info, &tick);
+    while (supervisor.running() > 0 || (!stopping && missing > 0)) {
+        const auto events = supervisor.wait(std::chrono::milliseconds(200));
+        const int sig = events.signal;
         if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
             stopping = true;
             // Requests in flight may be builds; give them their time.
             deadline = Clock::now() + s.config.nix_timeout * 4 + std::chrono::seconds(30);
-            log::info("draining workers", {{"signal", sig}, {"workers", workers.size()}});
-            for (const auto& [pid, started] : workers) {
-                kill(pid, SIGTERM);
-            }
+            log::info("draining workers", {{"signal", sig}, {"workers", supervisor.running()}});
+            supervisor.signal_all(SIGTERM);
         }
-        int status = 0;
-        pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            const auto it = workers.find(pid);
-            if (it == workers.end()) {
-                continue;
-            }
-            const bool crashed_early = Clock::now() - it->second < k_crash_window;
-            workers.erase(it);
+        for (const auto& exit : events.exits) {
             if (stopping) {
                 continue;
             }
@@ -259,10 +220,10 @@ int serve_command() {
             ++restarts;
             s.metrics.count_worker_restart();
             log::warn("worker exited; replacing it",
-                      {{"worker", static_cast<std::int64_t>(pid)},
-                       {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status)},
+                      {{"worker", static_cast<std::int64_t>(exit.pid)},
+                       {"status", exit.code()},
                        {"restarts", restarts}});
-            if (crashed_early) {
+            if (exit.ran < k_crash_window) {
                 respawn_after =
                     Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop
             }
@@ -273,10 +234,8 @@ int serve_command() {
                 --missing;
             }
         } else if (Clock::now() >= deadline) {
-            log::warn("drain timed out; killing workers", {{"workers", workers.size()}});
-            for (const auto& [wpid, started] : workers) {
-                kill(wpid, SIGKILL);
-            }
+            log::warn("drain timed out; killing workers", {{"workers", supervisor.running()}});
+            supervisor.signal_all(SIGKILL);
             deadline = Clock::time_point::max();
         }
     }

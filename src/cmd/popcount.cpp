@@ -1,4 +1,4 @@
-#include "popcount.hpp"
+#include "cmd/popcount.hpp"
 
 #include "config.hpp"
 #include "core/popcount.hpp"

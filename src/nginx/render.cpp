@@ -1,8 +1,7 @@
-#include "nginx_config.hpp"
+#include "nginx/render.hpp"
 
 #include "util/files.hpp"
 
-#include <cstdio>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -141,67 +140,6 @@ Result<std::string> render_production_nginx_config(const Config& config,
                                    ? "ssl_conf_command Options KTLS;"
                                    : "# (kernel TLS: off; --ktls switches it on)";
     return render_template(server_in, values);
-}
-
-namespace {
-
-constexpr const char* k_nginx_config_usage =
-    "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
-    "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH] [--http2-directive] [--ktls]\n";
-
-// A value that becomes one nginx directive argument (or, for server names,
-// several): nothing that could end the directive or start another.
-bool plain_value(const std::string& value, bool spaces) {
-    return !value.empty() && value.find_first_of(spaces ? ";{}#\"'\\$\r\n\t"
-                                                        : ";{}#\"'\\$\r\n\t ") == std::string::npos;
-}
-
-} // namespace
-
-int nginx_config_command(const std::vector<std::string>& args) {
-    ProductionSite site;
-    const std::map<std::string, std::string*> options{
-        {"--server-name", &site.server_name},         {"--listen", &site.https_listen},
-        {"--http-listen", &site.http_listen},         {"--certificate", &site.certificate},
-        {"--certificate-key", &site.certificate_key}, {"--socket", &site.socket}};
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--http2-directive") {
-            site.http2 = Http2Syntax::directive;
-            continue;
-        }
-        if (args[i] == "--ktls") {
-            site.ktls = KernelTls::on;
-            continue;
-        }
-        const auto option = options.find(args[i]);
-        if (option == options.end() || i + 1 >= args.size()) {
-            std::fprintf(stderr, "nixery nginx-config: unexpected argument \"%s\"\n%s",
-                         args[i].c_str(), k_nginx_config_usage);
-            return 2;
-        }
-        const auto& value = args[++i];
-        if (!plain_value(value, option->first == "--server-name")) {
-            std::fprintf(stderr,
-                         "nixery nginx-config: %s \"%s\" is empty or has characters nginx would "
-                         "read as syntax\n",
-                         option->first.c_str(), value.c_str());
-            return 2;
-        }
-        *option->second = value;
-    }
-    auto config = load_config(current_environment(), ConfigUse::serve);
-    if (!config) {
-        std::fprintf(stderr, "nixery nginx-config: %s\n", config.error().message.c_str());
-        return 1;
-    }
-    const auto text = render_production_nginx_config(*config, site);
-    if (!text) {
-        std::fprintf(stderr, "nixery nginx-config: %s\n", text.error().message.c_str());
-        return 1;
-    }
-    std::fwrite(text->data(), 1, text->size(), stdout);
-    return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 } // namespace nixery

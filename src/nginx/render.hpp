@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <vector>
 
 namespace nixery {
 
@@ -55,9 +54,5 @@ struct ProductionSite {
 // The production server blocks, ready for nginx's http block.
 Result<std::string> render_production_nginx_config(const Config& config,
                                                    const ProductionSite& site);
-
-// `nixery nginx-config [OPTIONS]`: prints render_production_nginx_config()
-// for the instance the environment configures; returns the exit code.
-int nginx_config_command(const std::vector<std::string>& args);
 
 } // namespace nixery

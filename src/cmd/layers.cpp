@@ -1,0 +1,81 @@
+#include "cmd/layers.hpp"
+
+#include "core/closure_graph.hpp"
+#include "core/layers.hpp"
+#include "core/popularity.hpp"
+#include "util/files.hpp"
+
+#include <cstdio>
+
+namespace nixery {
+
+namespace {
+
+constexpr const char* k_layers_usage =
+    "usage: nixery layers --graph FILE [--popularity FILE] [--budget N]\n";
+
+} // namespace
+
+int layers_command(const std::vector<std::string>& args) {
+    std::string graph_file;
+    std::string popularity_file;
+    std::size_t budget = k_default_budget;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        const bool has_value = i + 1 < args.size();
+        if (a == "--graph" && has_value) {
+            graph_file = args[++i];
+        } else if (a == "--popularity" && has_value) {
+            popularity_file = args[++i];
+        } else if (a == "--budget" && has_value) {
+            const auto& v = args[++i];
+            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
+                v.size() > 6 || std::stoul(v) == 0) {
+                std::fprintf(
+                    stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n",
+                    v.c_str());
+                return 2;
+            }
+            budget = std::stoul(v);
+        } else {
+            std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(),
+                         k_layers_usage);
+            return 2;
+        }
+    }
+    if (graph_file.empty()) {
+        std::fprintf(stderr, "nixery layers: --graph FILE is required\n");
+        return 2;
+    }
+    const auto graph_text = read_file(graph_file);
+    if (!graph_text) {
+        std::fprintf(stderr, "nixery layers: %s\n", graph_text.error().message.c_str());
+        return 1;
+    }
+    const auto graph = parse_references_graph(*graph_text);
+    if (!graph) {
+        std::fprintf(stderr, "nixery layers: \"%s\": %s\n", graph_file.c_str(),
+                     graph.error().message.c_str());
+        return 1;
+    }
+    Popularity popularity;
+    if (!popularity_file.empty()) {
+        const auto text = read_file(popularity_file);
+        if (!text) {
+            std::fprintf(stderr, "nixery layers: %s\n", text.error().message.c_str());
+            return 1;
+        }
+        auto parsed = Popularity::parse(*text);
+        if (!parsed) {
+            std::fprintf(stderr, "nixery layers: \"%s\": %s\n", popularity_file.c_str(),
+                         parsed.error().message.c_str());
+            return 1;
+        }
+        popularity = std::move(*parsed);
+    }
+    const auto json = layers_to_json(group_layers(*graph, popularity, budget));
+    std::printf("%s\n", json.c_str());
+    return 0;
+}
+
+} // namespace nixery

@@ -1,0 +1,104 @@
+#include "util/supervisor.hpp"
+
+#include "util/files.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace nixery {
+
+int Supervisor::Exit::code() const {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+Supervisor::Supervisor() {
+    sigemptyset(&m_handled);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&m_handled, s);
+    }
+    sigprocmask(SIG_BLOCK, &m_handled, nullptr);
+}
+
+Result<pid_t> Supervisor::spawn(const std::function<void()>& child) {
+    const pid_t master = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        return fail("fork failed: " + errno_text(errno));
+    }
+    if (pid == 0) {
+        // Set-up every supervised child gets, before it runs its own code.
+        // A master killed without a chance to stop its children (kill -9, a
+        // crash) must not leave them behind holding the socket or the port:
+        // the kernel sends them SIGTERM (kept across exec, so nginx gets it
+        // too; workers drain briefly, see run_worker). A master that died
+        // before prctl() took effect is seen by its pid.
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != master) {
+            std::_Exit(1);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        child();
+        std::_Exit(127);
+    }
+    m_children[pid] = Clock::now();
+    return pid;
+}
+
+Result<pid_t> Supervisor::spawn_program(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+        args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    return spawn([&] {
+        execv(args[0], args.data());
+        std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
+        _exit(127);
+    });
+}
+
+Supervisor::Events Supervisor::wait(std::chrono::milliseconds tick) {
+    Events events;
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(tick);
+    timespec timeout{static_cast<time_t>(seconds.count()),
+                     static_cast<long>(std::chrono::nanoseconds(tick - seconds).count())};
+    siginfo_t info{};
+    const int sig = sigtimedwait(&m_handled, &info, &timeout);
+    if (sig > 0 && sig != SIGCHLD) {
+        events.signal = sig;
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        const auto it = m_children.find(pid);
+        if (it == m_children.end()) {
+            continue;
+        }
+        events.exits.push_back({pid, status, Clock::now() - it->second});
+        m_children.erase(it);
+    }
+    return events;
+}
+
+bool Supervisor::has_exited(pid_t pid) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+        m_children.erase(pid);
+        return true;
+    }
+    return false;
+}
+
+void Supervisor::signal_all(int sig) const {
+    for (const auto& [pid, started] : m_children) {
+        kill(pid, sig);
+    }
+}
+
+} // namespace nixery
