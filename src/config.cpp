@@ -55,6 +55,9 @@ const std::map<std::string, std::string>& known_settings() {
         {"AWS_SESSION_TOKEN", "S3 session token (optional)"},
         {"NIXERY_STATE_DIR", "directory for the database, sockets, locks and logs"},
         {"NIX_TIMEOUT", "seconds any Nix invocation may run (default 60)"},
+        {"NIXERY_NIX_GC",
+         "true: nixery gc also deletes from the Nix store the paths no kept image needs "
+         "(default false)"},
         {"NIXERY_START_PAGE",
          "full (default: recent builds and errors) or minimal (instructions only)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
@@ -175,6 +178,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
                         "\" is not one of debug, info, warn, error");
         }
+    }
+    if (const auto nix_gc = get(env, "NIXERY_NIX_GC"); nix_gc == "true" || nix_gc == "1") {
+        c.nix_gc = true;
+    } else if (!nix_gc.empty() && nix_gc != "false" && nix_gc != "0") {
+        return fail("NIXERY_NIX_GC=\"" + nix_gc + "\" is not one of true, false");
     }
     if (const auto page = get(env, "NIXERY_START_PAGE"); page == "minimal") {
         c.start_page = StartPageKind::minimal;

@@ -76,6 +76,8 @@ struct Config {
     std::string popularity_url;
     int workers = 2;
     int gc_keep_days = 30; // nixery gc's default retention
+    // NIXERY_NIX_GC: nixery gc deletes the store paths no kept image needs.
+    bool nix_gc = false;
     log::Level log_level = log::Level::info;
     // NIXERY_START_PAGE=minimal: the start page shows the instructions only,
     // not the recent images and build errors of other users.

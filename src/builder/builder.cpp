@@ -381,6 +381,9 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
+    for (const auto& p : graph->paths) {
+        out.image.store_paths.push_back(p.path);
+    }
     if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
         return unexpected(server_fault(r.error(), image.name));
     }

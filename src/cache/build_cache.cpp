@@ -128,6 +128,24 @@ Result<void> BuildCache::record_image(std::string_view closure_key, const ImageR
         b.bind(1, closure_key).bind(2, digest);
         TRY(b.run());
     }
+    if (!image.store_paths.empty()) {
+        TRY_ASSIGN(auto forget,
+                   m_db.prepare("DELETE FROM image_store_paths WHERE closure_key = ?1"));
+        forget.bind(1, closure_key);
+        TRY(forget.run());
+        for (const auto& path : image.store_paths) {
+            TRY_ASSIGN(auto p, m_db.prepare("INSERT OR IGNORE INTO image_store_paths "
+                                            "(closure_key, store_path) VALUES (?1, ?2)"));
+            p.bind(1, closure_key).bind(2, path);
+            TRY(p.run());
+        }
+        // Needed again: no longer a candidate for deletion.
+        TRY_ASSIGN(auto keep, m_db.prepare("DELETE FROM nix_gc_candidates WHERE store_path IN "
+                                           "(SELECT store_path FROM image_store_paths WHERE "
+                                           "closure_key = ?1)"));
+        keep.bind(1, closure_key);
+        TRY(keep.run());
+    }
     return tx.commit();
 }
 

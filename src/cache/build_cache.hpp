@@ -33,6 +33,9 @@ struct ImageRecord {
     std::string oci_manifest;
     std::string oci_digest;
     std::vector<std::string> blobs; // every digest the image references
+    // The store paths of its closure, when it was built here (not part of
+    // the shared record): what `nixery gc` may let Nix collect.
+    std::vector<std::string> store_paths;
 };
 
 struct EvaluationRecord {

@@ -315,3 +315,35 @@ class AbuseTest(TestCase):
             self.assertLessEqual(counts.get(refs, 0), calls + 1, counts)
             # Nothing made up was listed.
             self.assertEqual(inst.get("/v2/hello/tags/list").json()["tags"], ["latest"])
+
+
+class DiskBudgetTest(TestCase):
+    def test_gc_lets_nix_delete_exactly_the_paths_of_forgotten_images(self):
+        from test_deploy_gc import age_image, age_storage
+        from harness import SALT, run
+        with Instance() as inst:
+            self.assertEqual(inst.manifest("slow").status, 200)
+            self.assertEqual(inst.manifest("app-a").status, 200)
+            with inst.db() as conn:
+                paths = {r[0] for r in conn.execute("SELECT store_path FROM image_store_paths")}
+            gone = [p for p in paths if p.endswith("-slow-" + SALT)]
+            self.assertEqual(len(gone), 1, paths)
+            kept = paths - set(gone)
+            self.assertTrue(kept)
+            age_image(inst, "slow")
+            age_storage(inst.storage, hours=40 * 24)
+            self.assertEqual(inst.manifest("app-a").status, 200)  # a use: kept
+            # Off by default: the image is forgotten, its store path stays.
+            env = dict(inst.env)
+            run([str(NIXERY), "gc", "--keep-days", "1"], env=env)
+            self.assertTrue(Path(gone[0]).exists())
+            # On: exactly that path goes; those of the kept image stay.
+            env["NIXERY_NIX_GC"] = "true"
+            out = run([str(NIXERY), "gc", "--keep-days", "1"], env=env).stdout.decode()
+            self.assertIn("deleted 1 store path from the Nix store", out)
+            self.assertFalse(Path(gone[0]).exists())
+            for p in kept:
+                self.assertTrue(Path(p).exists(), p)
+            # Pulled again, it is built again.
+            self.assertEqual(inst.manifest("slow").status, 200)
+            self.assertTrue(Path(gone[0]).exists())
