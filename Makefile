@@ -123,6 +123,11 @@ unit: $(BUILD)/unit-tests
 integration: $(BUILD)/nixery
 	/usr/bin/python3 -m unittest discover -v -s tests/integration -t tests/integration
 
+# Ten minutes of mixed load on one local instance (SOAK_SECONDS); prints
+# requests, failed valid pulls (must be 0) and the workers' RSS and fds.
+soak: $(BUILD)/nixery
+	/usr/bin/python3 tests/soak/soak.py
+
 # Benchmarks print figures; they are not pass/fail tests.
 bench: deps-test
 	$(call ensure_debian_packages,wrk)
