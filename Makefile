@@ -15,7 +15,9 @@ PKGS       := libcurl openssl sqlite3 libarchive zlib RapidJSON
 
 CXXFLAGS   ?= -O2 -g
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align \
-              -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2
+              -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2 \
+              -Wimplicit-fallthrough -Wextra-semi \
+              $(if $(findstring clang,$(shell $(CXX) --version 2>/dev/null)),,-Wlogical-op)
 ALL_CXXFLAGS = -std=c++20 $(WARNINGS) $(CXXFLAGS) -Isrc -MMD -MP \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
@@ -117,11 +119,17 @@ test: deps-test
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory integration
 
+# ARGS goes to doctest: `make unit ARGS='-ts=core'` (a folder's suite),
+# `ARGS='-tc=*LockTable*'` (test cases).
 unit: $(BUILD)/unit-tests
-	$(BUILD)/unit-tests
+	$(BUILD)/unit-tests $(ARGS)
 
-integration: $(BUILD)/nixery
-	/usr/bin/python3 -m unittest discover -v -s tests/integration -t tests/integration
+# Test modules run side by side (tests/integration/run.py): J at once.
+# K selects tests as unittest's -k does (`make integration K=gc`), M modules
+# (`make integration M='test_pull test_run'`).
+J ?= 4
+integration: $(BUILD)/nixery $(BUILD)/storage-tool
+	/usr/bin/python3 tests/integration/run.py -j $(J) $(if $(K),-k '$(K)') $(M)
 
 # Ten minutes of mixed load on one local instance (SOAK_SECONDS); prints
 # requests, failed valid pulls (must be 0) and the workers' RSS and fds.

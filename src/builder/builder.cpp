@@ -319,7 +319,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     const bool bash = ev->has_attribute("bashInteractive");
     const auto out_paths = ev->out_paths();
     out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_budget);
+        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
         TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
@@ -354,7 +354,7 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
     std::vector<LayerDescriptor> descriptors;
-    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_budget)) {
+    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
         TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
         descriptors.push_back(std::move(d));
     }
@@ -381,10 +381,11 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
+    std::vector<std::string> store_paths;
     for (const auto& p : graph->paths) {
-        out.image.store_paths.push_back(p.path);
+        store_paths.push_back(p.path);
     }
-    if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now()); !r) {
+    if (auto r = m_s.cache.record_image(out.closure_key, out.image, unix_now(), store_paths); !r) {
         return unexpected(server_fault(r.error(), image.name));
     }
     if (auto r = m_s.storage.put(image_record_key(out.closure_key), encode_image_record(out.image),

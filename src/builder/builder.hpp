@@ -8,6 +8,7 @@
 // briefly so a client's retry does not start the same failing build again.
 #pragma once
 
+#include "builder/gc_lock.hpp"
 #include "cache/build_cache.hpp"
 #include "config.hpp"
 #include "core/image.hpp"
@@ -45,15 +46,6 @@ struct ServedManifest {
 
 // How long a failed build is answered from memory.
 inline constexpr std::chrono::seconds k_failure_memory{30};
-
-// The named lock that keeps `nixery gc` from deleting what a build is about
-// to reference. A builder holds it shared from the moment it looks a layer,
-// blob or image up in the cache until the image that references them is
-// recorded (or, for a cache hit, its last use is): the window in which a
-// blob is in use but not yet referenced by any recorded image. gc holds it
-// exclusively while it decides and deletes, so it never sees such a window
-// half done. Nix runs outside it: gc waits for packing, not for builds.
-inline constexpr std::string_view k_gc_lock = "gc";
 
 class Builder {
 public:

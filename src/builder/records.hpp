@@ -4,15 +4,13 @@
 #pragma once
 
 #include "cache/build_cache.hpp"
+#include "storage/layout.hpp"
 
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace nixery {
-
-inline constexpr std::string_view k_layer_records = "cache/layers/";
-inline constexpr std::string_view k_image_records = "cache/images/";
 
 std::string layer_record_key(std::string_view layer_key);
 std::string image_record_key(std::string_view closure_key);

@@ -10,6 +10,7 @@
 
 #include "cache/build_cache.hpp"
 #include "storage/backend.hpp"
+#include "storage/layout.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -22,8 +23,6 @@ namespace nixery {
 // old, so the newest marker of an image in use is never older than this;
 // gc allows for that when it judges a marker (gc/collector.hpp).
 inline constexpr std::chrono::hours k_shared_use_interval{24};
-
-inline constexpr std::string_view k_use_markers = "cache/used/";
 
 // "cache/used/<hex>" for the manifest digest "sha256:<hex>".
 std::string use_marker_key(std::string_view manifest_digest);

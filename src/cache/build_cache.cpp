@@ -102,7 +102,8 @@ Result<std::optional<ImageRecord>> BuildCache::find_image(std::string_view closu
 }
 
 Result<void> BuildCache::record_image(std::string_view closure_key, const ImageRecord& image,
-                                      std::int64_t now) {
+                                      std::int64_t now,
+                                      const std::vector<std::string>& store_paths) {
     TRY_ASSIGN(auto tx, Transaction::begin(m_db));
     TRY_ASSIGN(
         auto s,
@@ -128,12 +129,12 @@ Result<void> BuildCache::record_image(std::string_view closure_key, const ImageR
         b.bind(1, closure_key).bind(2, digest);
         TRY(b.run());
     }
-    if (!image.store_paths.empty()) {
+    if (!store_paths.empty()) {
         TRY_ASSIGN(auto forget,
                    m_db.prepare("DELETE FROM image_store_paths WHERE closure_key = ?1"));
         forget.bind(1, closure_key);
         TRY(forget.run());
-        for (const auto& path : image.store_paths) {
+        for (const auto& path : store_paths) {
             TRY_ASSIGN(auto p, m_db.prepare("INSERT OR IGNORE INTO image_store_paths "
                                             "(closure_key, store_path) VALUES (?1, ?2)"));
             p.bind(1, closure_key).bind(2, path);

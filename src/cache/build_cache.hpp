@@ -33,9 +33,6 @@ struct ImageRecord {
     std::string oci_manifest;
     std::string oci_digest;
     std::vector<std::string> blobs; // every digest the image references
-    // The store paths of its closure, when it was built here (not part of
-    // the shared record): what `nixery gc` may let Nix collect.
-    std::vector<std::string> store_paths;
 };
 
 struct EvaluationRecord {
@@ -73,8 +70,11 @@ public:
                               std::int64_t now);
 
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
+    // Records an image; `store_paths` (its closure, when it was built here)
+    // are what `nixery gc` with NIXERY_NIX_GC may let Nix delete once no
+    // image needs them (sql/003_store_paths.sql).
     Result<void> record_image(std::string_view closure_key, const ImageRecord& image,
-                              std::int64_t now);
+                              std::int64_t now, const std::vector<std::string>& store_paths = {});
     // Records a use of the image; to within a minute, so that serving a
     // cached image does not write to the database on every request.
     Result<void> touch_image(std::string_view closure_key, std::int64_t now);

@@ -19,7 +19,7 @@ constexpr const char* k_layers_usage =
 int layers_command(const std::vector<std::string>& args) {
     std::string graph_file;
     std::string popularity_file;
-    std::size_t budget = k_default_budget;
+    std::size_t budget = k_default_layer_budget;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const bool has_value = i + 1 < args.size();

@@ -29,7 +29,7 @@ namespace nixery {
 
 inline constexpr std::uint64_t k_big_threshold = 100'000'000; // bytes of NAR
 inline constexpr std::uint64_t k_popular_threshold = 100;
-inline constexpr std::size_t k_default_budget = 94;
+inline constexpr std::size_t k_default_layer_budget = 94;
 
 struct Layer {
     std::vector<std::string> paths; // sorted
@@ -40,7 +40,7 @@ struct Layer {
 // Layers in manifest order. A budget of 0 is treated as 1. Paths that the
 // roots do not reach are left out; roots missing from the graph are ignored.
 std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
-                                std::size_t budget = k_default_budget);
+                                std::size_t budget = k_default_layer_budget);
 
 // {"layers":[{"paths":[…],"size":N,"mergeRating":R},…]}
 std::string layers_to_json(const std::vector<Layer>& layers);

@@ -67,6 +67,28 @@ std::string json_string(std::string_view text) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
+std::string_view route_label(RouteKind route) {
+    switch (route) {
+    case RouteKind::base:
+        return "base";
+    case RouteKind::manifest:
+        return "manifest";
+    case RouteKind::blob:
+        return "blob";
+    case RouteKind::tags:
+        return "tags";
+    case RouteKind::start_page:
+        return "start_page";
+    case RouteKind::metrics:
+        return "metrics";
+    case RouteKind::unsupported_api:
+        return "unsupported";
+    case RouteKind::not_found:
+        return "not_found";
+    }
+    return "not_found";
+}
+
 RegistryError name_invalid(std::string_view name) {
     return {400, "NAME_INVALID",
             "invalid repository name \"" + std::string(name) +

@@ -30,6 +30,10 @@ struct Route {
 // `path` is the decoded request path without the query string.
 Route parse_route(std::string_view path);
 
+// The label a route has in the request metrics (nixery_http_requests_total)
+// and on the response the handler gives the transport: "manifest", "blob"…
+std::string_view route_label(RouteKind route);
+
 struct RegistryError {
     int status = 500;
     std::string code;    // e.g. "MANIFEST_UNKNOWN"

@@ -33,6 +33,9 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     log::Fields log_fields; // added to the request's log line
+    // The route's label in the request metrics ("manifest", "blob"…), which
+    // the handler knows and the transport does not; static storage.
+    std::string_view route;
 
     Response& header(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));

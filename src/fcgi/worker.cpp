@@ -1,6 +1,5 @@
 #include "fcgi/worker.hpp"
 
-#include "core/routes.hpp"
 #include "util/log.hpp"
 
 #include <atomic>
@@ -91,14 +90,12 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             response = handler->handle(request);
         } catch (const std::exception& e) {
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
-            const auto err = internal_error("the server failed to answer this request");
-            response =
-                Response{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}};
+            response = handler->failed(request);
         }
         response.header("X-Request-Id", log::request_id());
         // Counted before the client can see the answer, so a scrape that
         // follows a response always includes it.
-        metrics.count_request(parse_route(request.path).kind, response.status);
+        metrics.count_request(response.route, response.status);
         const auto bytes = serialize_response(response, request.method == "HEAD");
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         FCGX_Finish_r(&raw);

@@ -17,7 +17,11 @@ namespace nixery {
 class RequestHandler {
 public:
     virtual ~RequestHandler() = default;
+    // The answer to `request`; its `route` labels it in the request metrics.
     virtual Response handle(const Request& request) = 0;
+    // The answer when handle() threw (the worker has logged why): a 500 in
+    // the handler's own format, labelled like handle()'s.
+    virtual Response failed(const Request& request) = 0;
 };
 
 // Called once in each thread; a failure to set up is fatal for the worker.

@@ -1,10 +1,11 @@
 #include "gc/collector.hpp"
 
-#include "builder/builder.hpp"
+#include "builder/gc_lock.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
 #include "cache/build_cache.hpp"
 #include "cache/gc_queries.hpp"
+#include "storage/layout.hpp"
 #include "util/log.hpp"
 #include "util/subprocess.hpp"
 #include "util/text.hpp"
@@ -31,8 +32,6 @@ constexpr std::size_t k_batch = 256;
 constexpr auto k_hold = std::chrono::seconds(1);
 // How long gc waits for builds to let go of k_gc_lock before it gives up.
 constexpr auto k_lock_wait = std::chrono::minutes(30);
-
-constexpr std::string_view k_blob_prefix = "layers/";
 
 std::int64_t seconds(std::chrono::seconds s) {
     return s.count();

@@ -12,7 +12,7 @@
 //   builder:  lookup layer L ──────── pack others ─────── record image(L)
 //   gc:                 list blobs, "L is unreferenced" ── delete L      ✗
 //
-// Builders therefore hold the shared lock k_gc_lock (builder.hpp) from their
+// Builders therefore hold the shared lock k_gc_lock (builder/gc_lock.hpp) from their
 // first cache lookup until the image that references what they found is
 // recorded; gc deletes only while holding that lock exclusively, and
 // re-checks under it that a blob is still unreferenced. Either the build's

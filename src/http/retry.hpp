@@ -14,7 +14,7 @@
 namespace nixery {
 
 // What one storage call may take by default, retries and pauses included.
-inline constexpr std::chrono::milliseconds k_default_budget{30000};
+inline constexpr std::chrono::milliseconds k_default_retry_budget{30000};
 
 struct RetryPolicy {
     int attempts = 4; // in all, the first one included
@@ -25,7 +25,7 @@ struct RetryPolicy {
     // connections and never answers fails the call in this time rather
     // than in attempts × the request's timeout. Zero: no total. Transfers
     // (is_transfer) are never bounded by it.
-    std::chrono::milliseconds budget = k_default_budget;
+    std::chrono::milliseconds budget = k_default_retry_budget;
 };
 
 bool is_retryable_status(long status);

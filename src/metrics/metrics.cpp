@@ -1,5 +1,6 @@
 #include "metrics/metrics.hpp"
 
+#include "core/routes.hpp"
 #include "util/files.hpp"
 
 #include <algorithm>
@@ -58,12 +59,15 @@ Metrics::~Metrics() {
     }
 }
 
-void Metrics::count_request(RouteKind route, int status) {
+void Metrics::count_request(std::string_view route, int status) {
+    int r = 0;
+    while (r + 1 < k_routes && route_label(static_cast<RouteKind>(r)) != route) {
+        ++r; // the last, not_found, takes any other label
+    }
     const int s = status < k_min_status || status >= k_min_status + k_statuses
                       ? k_min_status + k_statuses - 1
                       : status;
-    m_counters->requests[static_cast<int>(route)][s - k_min_status].fetch_add(
-        1, std::memory_order_relaxed);
+    m_counters->requests[r][s - k_min_status].fetch_add(1, std::memory_order_relaxed);
 }
 
 void Metrics::count_build(BuildOutcome outcome, double seconds) {
@@ -92,28 +96,6 @@ void Metrics::count_layers(int packed, int reused, std::uint64_t bytes_packed) {
 
 void Metrics::count_worker_restart() {
     m_counters->worker_restarts.fetch_add(1, std::memory_order_relaxed);
-}
-
-std::string_view route_label(RouteKind route) {
-    switch (route) {
-    case RouteKind::base:
-        return "base";
-    case RouteKind::manifest:
-        return "manifest";
-    case RouteKind::blob:
-        return "blob";
-    case RouteKind::tags:
-        return "tags";
-    case RouteKind::start_page:
-        return "start_page";
-    case RouteKind::metrics:
-        return "metrics";
-    case RouteKind::unsupported_api:
-        return "unsupported";
-    case RouteKind::not_found:
-        return "not_found";
-    }
-    return "not_found";
 }
 
 namespace {

@@ -9,7 +9,6 @@
 // restarted target.
 #pragma once
 
-#include "core/routes.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
@@ -29,8 +28,9 @@ public:
     Metrics(const Metrics&) = delete;
     ~Metrics();
 
-    // A request answered with `status`, by the route its path has.
-    void count_request(RouteKind route, int status);
+    // A request answered with `status`, by its route's label (route_label()
+    // in core/routes.hpp; another label counts as "not_found").
+    void count_request(std::string_view route, int status);
     // One run of Nix for a manifest request (Builder), however it ended.
     void count_build(BuildOutcome outcome, double seconds);
     void count_layers(int packed, int reused, std::uint64_t bytes_packed);
@@ -47,8 +47,5 @@ private:
     explicit Metrics(Counters* counters) : m_counters(counters) {}
     Counters* m_counters;
 };
-
-// The label a route has in nixery_http_requests_total.
-std::string_view route_label(RouteKind route);
 
 } // namespace nixery

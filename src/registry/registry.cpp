@@ -61,12 +61,25 @@ Response RegistryHandler::refuse(RegistryError error) const {
 }
 
 Response RegistryHandler::handle(const Request& request) {
+    const auto route = parse_route(request.path);
+    auto response = answer(request, route);
+    response.route = route_label(route.kind);
+    return response;
+}
+
+Response RegistryHandler::failed(const Request& request) {
+    const auto err = internal_error("the server failed to answer this request");
+    Response r{err.status, {{"Content-Type", "application/json"}}, error_json(err), {}, {}};
+    r.route = route_label(parse_route(request.path).kind);
+    return r;
+}
+
+Response RegistryHandler::answer(const Request& request, const Route& route) {
     if (request.method != "GET" && request.method != "HEAD") {
         return refuse(unsupported("this registry serves pulls only: " + request.method +
                                   " is not supported (images are built from their names, "
                                   "not pushed)"));
     }
-    const auto route = parse_route(request.path);
     switch (route.kind) {
     case RouteKind::base: {
         Response r;

@@ -29,9 +29,13 @@ public:
     static Result<std::unique_ptr<RegistryHandler>> open(const ProcessServices& services);
 
     Response handle(const Request& request) override;
+    Response failed(const Request& request) override;
 
 private:
     RegistryHandler(const ProcessServices& services, BuildCache cache);
+
+    // handle() for a routed request; handle() labels the response.
+    Response answer(const Request& request, const Route& route);
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);

@@ -1,11 +1,13 @@
 // Where blobs and shared build-cache records live, and how clients get them.
 // Keys are relative names such as "layers/<sha256 hex>" (every blob: layers,
-// configs, manifests) and "cache/…" (records other instances can reuse).
+// configs, manifests) and "cache/…" (records other instances can reuse);
+// storage/layout.hpp lists them all.
 // Implementations: the filesystem (served by nginx via X-Accel-Redirect),
 // Google Cloud Storage and S3 (served by redirects to signed URLs).
 #pragma once
 
 #include "config.hpp"
+#include "storage/layout.hpp"
 #include "util/files.hpp"
 #include "util/result.hpp"
 
@@ -80,7 +82,7 @@ public:
 };
 
 inline std::string blob_key(std::string_view hex) {
-    return "layers/" + std::string(hex);
+    return std::string(k_blob_prefix) + std::string(hex);
 }
 
 // The backend the configuration names. Opening may fail (bad settings,

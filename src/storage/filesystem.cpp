@@ -4,6 +4,7 @@
 
 #include "storage/filesystem.hpp"
 
+#include "storage/layout.hpp"
 #include "util/files.hpp"
 
 #include <cerrno>
@@ -19,12 +20,12 @@ namespace {
 class FilesystemBackend final : public StorageBackend {
 public:
     explicit FilesystemBackend(fs::path root)
-        : m_root(std::move(root)), m_staging(m_root / "staging") {}
+        : m_root(std::move(root)), m_staging(m_root / k_staging_dir) {}
 
     std::string describe() const override { return "filesystem " + m_root.string(); }
 
     Result<void> check() override {
-        for (const char* dir : {"layers", "staging", "cache"}) {
+        for (const auto dir : {k_blob_dir, k_staging_dir, k_cache_dir}) {
             TRY(make_dirs(m_root / dir));
         }
         // Prove we can publish: write and remove a probe through the same path.

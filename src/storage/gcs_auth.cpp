@@ -17,7 +17,7 @@ namespace {
 
 // A token fetch gets half of a storage call's budget: the call that waits
 // for it (token_cache.hpp) still has time for its own request.
-const RetryPolicy k_token_policy{.budget = k_default_budget / 2};
+const RetryPolicy k_token_policy{.budget = k_default_retry_budget / 2};
 
 } // namespace
 

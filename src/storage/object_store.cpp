@@ -1,5 +1,7 @@
 #include "storage/object_store.hpp"
 
+#include "storage/layout.hpp"
+
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -39,7 +41,8 @@ Result<void> ObjectStoreBackend::put(std::string_view key, std::string_view data
 Result<void> write_probe(StorageBackend& storage) {
     char host[256] = "host";
     ::gethostname(host, sizeof host - 1);
-    const auto probe = "probes/" + std::string(host) + "-" + std::to_string(::getpid());
+    const auto probe =
+        std::string(k_probe_prefix) + std::string(host) + "-" + std::to_string(::getpid());
     TRY(storage.put(probe, "probe", "text/plain"));
     return storage.remove(probe);
 }

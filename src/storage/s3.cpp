@@ -21,6 +21,7 @@
 
 #include "http/client.hpp"
 #include "http/retry.hpp"
+#include "storage/layout.hpp"
 #include "storage/object_store.hpp"
 #include "storage/sigv4.hpp"
 #include "storage/xml.hpp"
@@ -58,11 +59,10 @@ std::string s3_status(const HttpResponse& r) {
 // base64 of the raw SHA-256 a blob key "layers/<hex>" names; nullopt for
 // any other key (records, probes), whose content is not their name.
 std::optional<std::string> blob_checksum(std::string_view key) {
-    constexpr std::string_view prefix = "layers/";
-    if (key.substr(0, prefix.size()) != prefix) {
+    if (key.substr(0, k_blob_prefix.size()) != k_blob_prefix) {
         return std::nullopt;
     }
-    const auto hex = key.substr(prefix.size());
+    const auto hex = key.substr(k_blob_prefix.size());
     if (!is_lower_hex(hex, 64)) {
         return std::nullopt;
     }

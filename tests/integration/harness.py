@@ -3,9 +3,10 @@ with `nixery run`) on free loopback ports, each with its own storage and
 state directories, driven by real clients (HTTP, skopeo, umoci).
 
 An instance's logs are checked when it stops: nginx must not have logged
-alerts or worse, and the pool must not have logged an error the test did
-not expect. Set NIXERY_KEEP_TEST_DIRS=1 to keep every instance's
-directories for inspection (they are kept anyway when a check fails).
+alerts or worse, the pool must not have logged an error the test did not
+expect, and no sanitizer may have reported anything. Set
+NIXERY_KEEP_TEST_DIRS=1 to keep every instance's directories for
+inspection (they are kept anyway when a check fails).
 """
 
 import contextlib
@@ -26,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NIXERY = ROOT / "build" / "nixery"
+# The AddressSanitizer + UBSan build `make check` makes.
+NIXERY_SANITIZED = ROOT / "build" / "check" / "nixery"
 TEST_PKGS = ROOT / "tests" / "pkgs"
 
 # Settings of the environment that must not leak into a test instance.
@@ -108,7 +111,8 @@ class Response:
 class Instance:
     """A running nixery (`nixery run`) with its own directories."""
 
-    def __init__(self, package_set=None, expected_errors=(), **settings):
+    def __init__(self, package_set=None, expected_errors=(), binary=NIXERY, **settings):
+        self.binary = Path(binary)
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-it-"))
         self.port = free_port()
         self.storage = self.dir / "storage"
@@ -136,7 +140,7 @@ class Instance:
 
     def start(self, timeout=60):
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(NIXERY), "run"], env=self.env, stdout=self._log,
+        self.process = subprocess.Popen([str(self.binary), "run"], env=self.env, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -206,6 +210,11 @@ class Instance:
         return records
 
     def check_logs(self):
+        # A sanitizer report (AddressSanitizer, UndefinedBehaviorSanitizer,
+        # LeakSanitizer) fails the test, whichever build ran.
+        reports = [l for l in self.log_text().splitlines() if "Sanitizer" in l or "runtime error:" in l]
+        if reports:
+            raise AssertionError("sanitizer reports in the log:\n" + "\n".join(reports[:20]))
         nginx_log = self.state / "nginx-error.log"
         if nginx_log.exists():
             bad = [l for l in nginx_log.read_text().splitlines()

@@ -7,6 +7,7 @@ connections and never answers. Also storage_tool(), which drives one
 backend through build/storage-tool.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -59,7 +60,12 @@ def ensure_s3rver():
     if shutil.which("npm") is None:
         return None
     NPM_PREFIX.mkdir(parents=True, exist_ok=True)
-    run(["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund", "s3rver@3"], timeout=600)
+    # Test classes run side by side (run.py): one installs, the others wait.
+    with open(NPM_PREFIX / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not S3RVER.exists():
+            run(["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund", "s3rver@3"],
+                timeout=600)
     return S3RVER if S3RVER.exists() else None
 
 

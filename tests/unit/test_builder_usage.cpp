@@ -52,6 +52,8 @@ struct Fixture {
 
 } // namespace
 
+TEST_SUITE_BEGIN("builder");
+
 TEST_CASE("use_marker_key") {
     CHECK(use_marker_key(digest('a')) == "cache/used/" + std::string(64, 'a'));
 }
@@ -101,3 +103,5 @@ TEST_CASE("record_manifest_pull") {
         CHECK(last_used(*f.cache, "closure") == now - 10 * k_day);
     }
 }
+
+TEST_SUITE_END();

@@ -1,4 +1,3 @@
-#include "core/dominators.hpp"
 #include "core/layers.hpp"
 
 #include <doctest/doctest.h>
@@ -54,30 +53,7 @@ std::set<std::string> as_set(const std::vector<std::string>& v) {
 
 } // namespace
 
-TEST_CASE("immediate_dominators") {
-    SUBCASE("diamond: the join is dominated by the root") {
-        // 0 → 1, 0 → 2, 1 → 3, 2 → 3, 3 → 4
-        const std::vector<std::vector<int>> succ{{1, 2}, {3}, {3}, {4}, {}};
-        CHECK(immediate_dominators(succ, 0) == std::vector<int>{0, 0, 0, 0, 3});
-    }
-    SUBCASE("unreachable nodes have no dominator") {
-        const std::vector<std::vector<int>> succ{{1}, {}, {1}};
-        CHECK(immediate_dominators(succ, 0) == std::vector<int>{0, 0, -1});
-    }
-    SUBCASE("a loop back to an ancestor") {
-        // 0 → 1 → 2 → 3 → 1, 2 → 4
-        const std::vector<std::vector<int>> succ{{1}, {2}, {3, 4}, {1}, {}};
-        CHECK(immediate_dominators(succ, 0) == std::vector<int>{0, 0, 1, 2, 2});
-    }
-    SUBCASE("a long chain does not exhaust the stack") {
-        std::vector<std::vector<int>> succ(200000);
-        for (int i = 0; i + 1 < 200000; ++i) {
-            succ[static_cast<std::size_t>(i)].push_back(i + 1);
-        }
-        const auto idom = immediate_dominators(succ, 0);
-        CHECK(idom[199999] == 199998);
-    }
-}
+TEST_SUITE_BEGIN("core");
 
 TEST_CASE("group_layers: the worked example of LAYERING.md") {
     const auto g = worked_example();
@@ -150,42 +126,6 @@ TEST_CASE("group_layers: invariants") {
     }
 }
 
-TEST_CASE("parse_references_graph") {
-    SUBCASE("the structured-attrs format with explicit roots") {
-        const auto g = parse_references_graph(R"({
-            "exportReferencesGraph": {"graph": ["/nix/store/x-a"]},
-            "graph": [
-              {"path": "/nix/store/x-a", "narSize": 10, "closureSize": 30, "references": ["/nix/store/x-a", "/nix/store/x-b"]},
-              {"path": "/nix/store/x-b", "narSize": 20, "closureSize": 20, "references": []}
-            ]})");
-        REQUIRE(g);
-        CHECK(g->roots == std::vector<std::string>{"/nix/store/x-a"});
-        REQUIRE(g->paths.size() == 2);
-        CHECK(g->paths[0].nar_size == 10);
-        CHECK(g->paths[0].references.size() == 2);
-    }
-    SUBCASE("without roots, the unreferenced paths are the roots") {
-        const auto g = parse_references_graph(
-            R"({"graph": [{"path": "/a", "narSize": 1, "references": ["/b"]}, {"path": "/b", "narSize": 1, "references": ["/b"]}]})");
-        REQUIRE(g);
-        CHECK(g->roots == std::vector<std::string>{"/a"});
-    }
-    SUBCASE("malformed input is an error naming the problem") {
-        CHECK(parse_references_graph("{").error().message.find("parse references graph failed") ==
-              0);
-        CHECK(parse_references_graph(R"({"graph": [{"narSize": 1}]})")
-                  .error()
-                  .message.find("\"path\"") != std::string::npos);
-        CHECK(!parse_references_graph(R"({"graph": [{"path": "/a", "narSize": -1}]})"));
-    }
-    SUBCASE("a path listed twice is an error (it would be in two layers; found by fuzzing)") {
-        const auto g = parse_references_graph(
-            R"({"graph": [{"path": "/a", "references": ["/b"]}, {"path": "/b"}, {"path": "/b"}]})");
-        REQUIRE_FALSE(g);
-        CHECK(g.error().message.find("\"/b\" is listed twice") != std::string::npos);
-    }
-}
-
 TEST_CASE("layers_to_json") {
     Layer l;
     l.paths = {"/nix/store/x-a"};
@@ -195,40 +135,4 @@ TEST_CASE("layers_to_json") {
           R"({"layers":[{"paths":["/nix/store/x-a"],"size":3,"mergeRating":7}]})");
 }
 
-#include "core/popcount.hpp"
-
-TEST_CASE("count_popularity") {
-    // app1 → lib → libc, app2 → lib → libc, app2 → libc, tool → libc
-    const auto h = std::string(32, 'h');
-    const auto p = [&](const char* name) { return "/nix/store/" + h + "-" + name; };
-    ClosureGraph g;
-    g.paths = {{p("app1"), 1, {p("app1"), p("lib-1.0")}},
-               {p("app2"), 1, {p("lib-1.0"), p("libc-2.40")}},
-               {p("tool"), 1, {p("libc-2.40")}},
-               {p("lib-1.0"), 1, {p("libc-2.40")}},
-               {p("libc-2.40"), 1, {}}};
-    const auto counts = count_popularity(g, {p("app1"), p("app2"), p("tool"), p("lib-1.0"),
-                                             p("app1"), p("libc-2.40"), p("not-built")});
-    CHECK(counts == std::map<std::string, std::uint64_t>{{"lib-1.0", 2}, {"libc-2.40", 4}});
-    CHECK(popularity_json(counts) == "{\n  \"lib-1.0\": 2,\n  \"libc-2.40\": 4\n}");
-}
-
-TEST_CASE("Popularity::parse") {
-    SUBCASE("counts as integers or numbers; huge ones clamped (found by fuzzing)") {
-        const auto p = Popularity::parse(
-            R"({"glibc-2.40": 4000, "big": 1e30, "huger": 18446744073709551615})");
-        REQUIRE(p);
-        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc-2.40") == 4000);
-        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big") ==
-              std::uint64_t{1} << 32);
-        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-huger") ==
-              std::uint64_t{1} << 32);
-        CHECK(p->of_store_path("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cacert-3.9") >
-              (std::uint64_t{1} << 32));
-    }
-    SUBCASE("a negative count is an error naming the package") {
-        const auto p = Popularity::parse(R"({"x": -1})");
-        REQUIRE_FALSE(p);
-        CHECK(p.error().message.find("\"x\"") != std::string::npos);
-    }
-}
+TEST_SUITE_END();

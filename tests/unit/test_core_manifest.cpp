@@ -1,10 +1,11 @@
 #include "core/manifest.hpp"
-#include "core/routes.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
 using namespace nixery;
+
+TEST_SUITE_BEGIN("core");
 
 TEST_CASE("negotiate_format") {
     const std::string docker(media_type::docker_manifest);
@@ -72,47 +73,6 @@ TEST_CASE("describe_layer") {
     CHECK(describe_layer(many, 2) == "nixery: p, p and 10 more");
 }
 
-TEST_CASE("parse_route") {
-    auto r = parse_route("/v2/shell/git/manifests/latest");
-    CHECK(r.kind == RouteKind::manifest);
-    CHECK(r.name == "shell/git");
-    CHECK(r.reference == "latest");
-
-    r = parse_route("/v2/hello/blobs/sha256:abc");
-    CHECK(r.kind == RouteKind::blob);
-    CHECK(r.reference == "sha256:abc");
-
-    r = parse_route("/v2/a/b/tags/list");
-    CHECK(r.kind == RouteKind::tags);
-    CHECK(r.name == "a/b");
-
-    CHECK(parse_route("/v2/").kind == RouteKind::base);
-    CHECK(parse_route("/v2").kind == RouteKind::base);
-    CHECK(parse_route("/").kind == RouteKind::start_page);
-    CHECK(parse_route("/metrics").kind == RouteKind::metrics);
-    CHECK(parse_route("/v2/hello/blobs/uploads/").kind == RouteKind::unsupported_api);
-    CHECK(parse_route("/v2/_catalog").kind == RouteKind::unsupported_api);
-    CHECK(parse_route("/v2/manifests/latest").kind == RouteKind::unsupported_api);
-    CHECK(parse_route("/favicon.ico").kind == RouteKind::not_found);
-}
-
-TEST_CASE("error_json") {
-    auto e = manifest_unknown("package \"nope\" not found", R"({"packages":["nope"]})");
-    rapidjson::Document d;
-    d.Parse(error_json(e).c_str());
-    REQUIRE_FALSE(d.HasParseError());
-    CHECK(std::string(d["errors"][0]["code"].GetString()) == "MANIFEST_UNKNOWN");
-    CHECK(std::string(d["errors"][0]["message"].GetString()) == "package \"nope\" not found");
-    CHECK(std::string(d["errors"][0]["detail"]["packages"][0].GetString()) == "nope");
-    CHECK(e.status == 404);
-
-    auto n = name_invalid("Bad\"Name");
-    d.Parse(error_json(n).c_str());
-    REQUIRE_FALSE(d.HasParseError());
-    CHECK(n.status == 400);
-    CHECK(std::string(d["errors"][0]["detail"].GetString()) == "Bad\"Name");
-}
-
 TEST_CASE("document_media_type and manifest_layer_count") {
     CHECK(document_media_type(R"({"mediaType":"application/vnd.oci.image.index.v1+json"})") ==
           "application/vnd.oci.image.index.v1+json");
@@ -123,3 +83,5 @@ TEST_CASE("document_media_type and manifest_layer_count") {
     CHECK(manifest_layer_count(R"({"layers":{}})") == 0);
     CHECK(manifest_layer_count("null") == 0);
 }
+
+TEST_SUITE_END();

@@ -4,6 +4,8 @@
 
 using namespace nixery;
 
+TEST_SUITE_BEGIN("fcgi");
+
 TEST_CASE("serialize_response") {
     Response r;
     r.body = "{}";
@@ -36,3 +38,5 @@ TEST_CASE("is_safe_header") {
     CHECK_FALSE(is_safe_header("A:B", "c"));
     CHECK_FALSE(is_safe_header("", "c"));
 }
+
+TEST_SUITE_END();

@@ -1,4 +1,4 @@
-#include "builder/builder.hpp"
+#include "builder/gc_lock.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
 #include "cache/build_cache.hpp"
@@ -99,6 +99,8 @@ struct Fixture {
 };
 
 } // namespace
+
+TEST_SUITE_BEGIN("gc");
 
 TEST_CASE("collect_garbage") {
     Fixture f;
@@ -319,3 +321,5 @@ TEST_CASE("describe_bytes") {
     CHECK(describe_bytes(1536) == "1536 bytes (1.5 KiB)");
     CHECK(describe_bytes(3u << 30) == "3221225472 bytes (3.0 GiB)");
 }
+
+TEST_SUITE_END();

@@ -13,6 +13,8 @@
 using namespace nixery;
 using testutil::LoopbackServer;
 
+TEST_SUITE_BEGIN("http");
+
 TEST_CASE("HttpClient::perform") {
     HttpClient client;
 
@@ -95,3 +97,5 @@ TEST_CASE("HttpClient::perform") {
         CHECK(r.error().message.find("timed out") != std::string::npos);
     }
 }
+
+TEST_SUITE_END();

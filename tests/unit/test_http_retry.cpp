@@ -39,6 +39,8 @@ Result<HttpResponse> call(HttpClient& client, const std::string& url, const Retr
 
 } // namespace
 
+TEST_SUITE_BEGIN("http");
+
 TEST_CASE("perform_with_retries") {
     HttpClient client;
 
@@ -129,3 +131,16 @@ TEST_CASE("perform_with_retries") {
         CHECK(r.error().message == "the time budget of 50 ms ran out before the request was sent");
     }
 }
+
+TEST_CASE("backoff_delay") {
+    const RetryPolicy p{5, std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
+    CHECK(backoff_delay(p, 1, 1.0).count() == 100);
+    CHECK(backoff_delay(p, 2, 1.0).count() == 200);
+    CHECK(backoff_delay(p, 3, 0.0).count() == 200); // jitter: half of 400 at least
+    CHECK(backoff_delay(p, 9, 1.0).count() == 1000);
+    CHECK(is_retryable_status(503));
+    CHECK(is_retryable_status(429));
+    CHECK_FALSE(is_retryable_status(404));
+}
+
+TEST_SUITE_END();

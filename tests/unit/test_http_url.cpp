@@ -1,10 +1,10 @@
-#include "http/retry.hpp"
 #include "http/url.hpp"
-#include "util/timestamp.hpp"
 
 #include <doctest/doctest.h>
 
 using namespace nixery;
+
+TEST_SUITE_BEGIN("http");
 
 TEST_CASE("uri_encode") {
     CHECK(uri_encode("a b/c~d") == "a%20b%2Fc~d");
@@ -28,27 +28,4 @@ TEST_CASE("parse_endpoint") {
     CHECK_FALSE(parse_endpoint("https://user:pw@x", "S3_ENDPOINT"));
 }
 
-TEST_CASE("backoff_delay") {
-    const RetryPolicy p{5, std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
-    CHECK(backoff_delay(p, 1, 1.0).count() == 100);
-    CHECK(backoff_delay(p, 2, 1.0).count() == 200);
-    CHECK(backoff_delay(p, 3, 0.0).count() == 200); // jitter: half of 400 at least
-    CHECK(backoff_delay(p, 9, 1.0).count() == 1000);
-    CHECK(is_retryable_status(503));
-    CHECK(is_retryable_status(429));
-    CHECK_FALSE(is_retryable_status(404));
-}
-
-TEST_CASE("parse_http_date") {
-    CHECK(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT") == 1440938160);
-    CHECK_FALSE(parse_http_date("2015-08-30T12:36:00Z"));
-    CHECK_FALSE(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT trailing"));
-}
-
-TEST_CASE("parse_rfc3339") {
-    CHECK(parse_rfc3339("2015-08-30T12:36:00Z") == 1440938160);
-    CHECK(parse_rfc3339("2015-08-30T12:36:00.123Z") == 1440938160);
-    CHECK(parse_rfc3339("2015-08-30T14:36:00+02:00") == 1440938160);
-    CHECK_FALSE(parse_rfc3339("yesterday"));
-    CHECK_FALSE(parse_rfc3339("2015-08-30T12:36:00"));
-}
+TEST_SUITE_END();

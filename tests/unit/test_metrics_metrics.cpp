@@ -1,5 +1,7 @@
 #include "metrics/metrics.hpp"
 
+#include "core/routes.hpp"
+
 #include <doctest/doctest.h>
 #include <string>
 #include <sys/wait.h>
@@ -17,6 +19,8 @@ bool has_line(const std::string& text, const std::string& line) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("metrics");
+
 TEST_CASE("Metrics: counters shared by forked processes and threads") {
     auto metrics = Metrics::create_shared();
     REQUIRE(metrics);
@@ -29,7 +33,7 @@ TEST_CASE("Metrics: counters shared by forked processes and threads") {
                 for (int t = 0; t < 4; ++t) {
                     threads.emplace_back([&] {
                         for (int i = 0; i < 1000; ++i) {
-                            metrics->count_request(RouteKind::manifest, 200);
+                            metrics->count_request(route_label(RouteKind::manifest), 200);
                         }
                     });
                 }
@@ -52,8 +56,8 @@ TEST_CASE("Metrics: counters shared by forked processes and threads") {
         CHECK(has_line(text, "nixery_worker_restarts_total 1"));
     }
     SUBCASE("the text exposition format") {
-        metrics->count_request(RouteKind::blob, 404);
-        metrics->count_request(RouteKind::start_page, 42); // out of range: 599
+        metrics->count_request(route_label(RouteKind::blob), 404);
+        metrics->count_request(route_label(RouteKind::start_page), 42); // out of range: 599
         metrics->count_build(BuildOutcome::succeeded, 0.75);
         metrics->count_build(BuildOutcome::failed, 45);
         metrics->count_layers(3, 2, 4096);
@@ -78,3 +82,5 @@ TEST_CASE("Metrics: counters shared by forked processes and threads") {
         CHECK(text.back() == '\n');
     }
 }
+
+TEST_SUITE_END();

@@ -54,6 +54,8 @@ void fake_ssh(const std::filesystem::path& script, const std::filesystem::path& 
 
 } // namespace
 
+TEST_SUITE_BEGIN("nix");
+
 TEST_CASE("git source: ssh in batch mode, unless GIT_SSH_COMMAND says otherwise") {
     TempDir dir;
     fake_ssh(dir / "ssh", dir / "ssh-args");
@@ -77,3 +79,5 @@ TEST_CASE("git source: ssh in batch mode, unless GIT_SSH_COMMAND says otherwise"
     CHECK_FALSE(source->resolve("latest"));
     CHECK(read_all(dir / "operators-ssh-args").find("git.example.invalid") != std::string::npos);
 }
+
+TEST_SUITE_END();

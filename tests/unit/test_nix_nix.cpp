@@ -1,12 +1,12 @@
-#include "builder/records.hpp"
 #include "nix/nix.hpp"
-#include "nix/source.hpp"
 #include "util/text.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
 using namespace nixery;
+
+TEST_SUITE_BEGIN("nix");
 
 TEST_CASE("request_json passes names as data") {
     NixRequest req;
@@ -24,19 +24,6 @@ TEST_CASE("request_json passes names as data") {
     CHECK(std::string(d["packages"][0][1].GetString()) == "xev");
     CHECK(std::string(d["packages"][1][0].GetString()) == "a\"; builtins");
     CHECK(d["implicit"].Size() == 2);
-}
-
-TEST_CASE("nix_settings: tarball-ttl for channels only") {
-    Config config;
-    config.source_ttl = std::chrono::seconds(300);
-    config.source = SourceKind::channel;
-    CHECK(nix_options(nix_settings(config)) ==
-          std::vector<std::string>{"--option", "tarball-ttl", "300"});
-    // Other sources pass no option a Nix daemon would warn about.
-    config.source = SourceKind::path;
-    CHECK(nix_options(nix_settings(config)).empty());
-    config.source = SourceKind::git;
-    CHECK(nix_options(nix_settings(config)).empty());
 }
 
 TEST_CASE("clean_nix_output") {
@@ -71,29 +58,6 @@ TEST_CASE("parse_validity_registration") {
     CHECK((*paths)[1].references.empty());
     CHECK_FALSE(parse_validity_registration("/nix/store/x\nhash\nnot-a-number\n\n0\n"));
     CHECK_FALSE(parse_validity_registration("/nix/store/x\nhash\n"));
-}
-
-TEST_CASE("shared build-cache records round-trip and reject garbage") {
-    const std::string d(64, 'a');
-    const LayerRecord layer{"sha256:" + d, "sha256:" + std::string(64, 'b'), 7};
-    const auto decoded = decode_layer_record(encode_layer_record(layer));
-    REQUIRE(decoded);
-    CHECK(decoded->diff_id == layer.diff_id);
-    CHECK(decoded->size == 7);
-    CHECK_FALSE(decode_layer_record(R"({"digest":"../../etc","diffId":"x","size":1})"));
-
-    ImageRecord image{"sha256:" + d, "{\"m\":1}",   "sha256:" + d,
-                      "{}",          "sha256:" + d, {"sha256:" + d}};
-    const auto img = decode_image_record(encode_image_record(image));
-    REQUIRE(img);
-    CHECK(img->docker_manifest == image.docker_manifest);
-    CHECK(img->blobs == image.blobs);
-    CHECK_FALSE(decode_image_record("not json"));
-    CHECK(layer_record_key("k") == "cache/layers/k.json");
-    CHECK(record_name(image_record_key("k"), k_image_records) == "k");
-    CHECK(record_name(layer_record_key("k"), k_image_records).empty());
-    CHECK(record_name("cache/images/.json", k_image_records).empty());
-    CHECK(record_name("cache/images/k.txt", k_image_records).empty());
 }
 
 TEST_CASE("run_nix_on_paths: paths go in calls of k_paths_per_call, in order") {
@@ -146,3 +110,5 @@ TEST_CASE("parse_evaluation") {
         CHECK_FALSE(parse_evaluation("", request));
     }
 }
+
+TEST_SUITE_END();

@@ -1,10 +1,10 @@
 #include "registry/disclosure.hpp"
-#include "util/log.hpp"
-#include "util/text.hpp"
 
 #include <doctest/doctest.h>
 
 using namespace nixery;
+
+TEST_SUITE_BEGIN("registry");
 
 namespace {
 
@@ -62,34 +62,4 @@ TEST_CASE("Disclosure::for_client") {
     }
 }
 
-TEST_CASE("public_cause") {
-    CHECK(public_cause("write \"/var/x/y\" failed: No space left on device") ==
-          "No space left on device");
-    CHECK(public_cause("sqlite \"INSERT INTO t\" failed: database or disk is full") ==
-          "database or disk is full");
-    CHECK(public_cause("PUT \"https://b.s3/x\" failed: HTTP 403: bucket /acme denied") == "");
-    CHECK(public_cause("something odd") == "");
-}
-
-TEST_CASE("log::strip_userinfo") {
-    CHECK(log::strip_userinfo("fetch https://ci:glpat-x@git.example/r.git failed") ==
-          "fetch https://git.example/r.git failed");
-    CHECK(log::strip_userinfo("'https://u:p@a/x' and ssh://git@b:22/y") ==
-          "'https://a/x' and ssh://b:22/y");
-    CHECK(log::strip_userinfo("mail me at a@b, see https://example.com/@user") ==
-          "mail me at a@b, see https://example.com/@user");
-    CHECK(log::strip_userinfo("no url") == "no url");
-}
-
-TEST_CASE("log::RequestScope") {
-    CHECK(log::request_id().empty());
-    {
-        const log::RequestScope scope("00112233aabbccdd");
-        CHECK(log::request_id() == "00112233aabbccdd");
-    }
-    CHECK(log::request_id().empty());
-    const auto a = log::new_request_id();
-    CHECK(a.size() == 16);
-    CHECK(is_lower_hex(a, 16));
-    CHECK(a != log::new_request_id());
-}
+TEST_SUITE_END();

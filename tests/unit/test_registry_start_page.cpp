@@ -21,6 +21,8 @@ BuildRecord build(std::string image, std::optional<int> status, std::string erro
 
 } // namespace
 
+TEST_SUITE_BEGIN("registry");
+
 TEST_CASE("render_start_page") {
     StartPage page;
     page.source = "the package set at /srv/<pkgs>";
@@ -75,3 +77,5 @@ TEST_CASE("render_start_page") {
         CHECK(html.find("Recent build") == std::string::npos);
     }
 }
+
+TEST_SUITE_END();

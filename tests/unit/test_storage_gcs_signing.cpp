@@ -10,16 +10,9 @@
 #include <rapidjson/document.h>
 
 using namespace nixery;
+using testutil::load_json;
 
 namespace {
-
-rapidjson::Document load_json(const std::string& name) {
-    const auto text = testutil::slurp(testutil::data_file(name));
-    rapidjson::Document d;
-    d.Parse(text.c_str(), text.size());
-    REQUIRE_FALSE(d.HasParseError());
-    return d;
-}
 
 // "2019-02-01T09:00:00Z" → "20190201T090000Z"
 std::string basic_timestamp(std::string iso) {
@@ -39,6 +32,8 @@ std::string signature_name_normalised(std::string url) {
 }
 
 } // namespace
+
+TEST_SUITE_BEGIN("storage");
 
 TEST_CASE("gcs_signed_url") {
     const auto account = load_json("gcs_v4_service_account.json");
@@ -86,40 +81,4 @@ TEST_CASE("gcs_signed_url") {
     CHECK(checked == 14);
 }
 
-TEST_CASE("RsaPrivateKey::from_pem") {
-    const auto bad =
-        RsaPrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\nnot a key\n", "key.json");
-    REQUIRE_FALSE(bad);
-    CHECK(bad.error().message.find("read private key of key.json failed") == 0);
-}
-
-TEST_CASE("jwt_assertion") {
-    testutil::TempDir dir;
-    const auto account_json = load_json("gcs_v4_service_account.json");
-    // The published key, with a token_uri of our own.
-    std::string text = testutil::slurp(testutil::data_file("gcs_v4_service_account.json"));
-    testutil::write_file(dir / "key.json", text);
-    const auto account = load_service_account(dir / "key.json");
-    REQUIRE_MESSAGE(account, account.error().message);
-    CHECK(account->client_email == account_json["client_email"].GetString());
-    const auto jwt = jwt_assertion(*account, 1549011600);
-    REQUIRE(jwt);
-    const auto first = jwt->find('.');
-    const auto second = jwt->find('.', first + 1);
-    REQUIRE(second != std::string::npos);
-    // {"alg":"RS256","typ":"JWT","kid":"ffff…"} and the claims, base64url.
-    CHECK(jwt->substr(0, first) ==
-          base64url_encode(
-              R"({"alg":"RS256","typ":"JWT","kid":"ffffffffffffffffffffffffffffffffffffffff"})"));
-    CHECK(jwt->substr(first + 1, second - first - 1) ==
-          base64url_encode(
-              R"({"iss":"test-iam-credentials@dummy-project-id.iam.gserviceaccount.com",)"
-              R"("scope":"https://www.googleapis.com/auth/devstorage.read_write",)"
-              R"("aud":"https://oauth2.googleapis.com/token","iat":1549011600,"exp":1549015200})"));
-    CHECK(jwt->find_first_of("+/=") == std::string::npos);
-
-    testutil::write_file(dir / "user.json", R"({"type":"authorized_user"})");
-    const auto user = load_service_account(dir / "user.json");
-    REQUIRE_FALSE(user);
-    CHECK(user.error().message.find("not a service_account key") != std::string::npos);
-}
+TEST_SUITE_END();

@@ -20,6 +20,8 @@ Result<std::unique_ptr<StorageBackend>> open(const std::string& endpoint, const 
 
 } // namespace
 
+TEST_SUITE_BEGIN("storage");
+
 TEST_CASE("make_s3_storage") {
     SUBCASE("virtual-host addressing needs a domain for the bucket") {
         for (const auto* endpoint : {"http://127.0.0.1:9000", "http://[::1]:9000",
@@ -45,3 +47,5 @@ TEST_CASE("make_s3_storage") {
         CHECK(open("https://s3.example.com", "images", false));
     }
 }
+
+TEST_SUITE_END();

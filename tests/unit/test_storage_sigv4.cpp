@@ -57,6 +57,8 @@ void check_group(const rapidjson::Value& group) {
 
 } // namespace
 
+TEST_SUITE_BEGIN("storage");
+
 TEST_CASE("sigv4::authorization") {
     const auto d = load_vectors();
     SUBCASE("the AWS SigV4 test suite") {
@@ -142,3 +144,5 @@ TEST_CASE("sigv4 canonical pieces") {
     CHECK(sigv4::canonical_query({{"b", "2"}, {"a", "x y"}, {"a", "1"}}) == "a=1&a=x%20y&b=2");
     CHECK(sigv4::timestamp(1440938160) == "20150830T123600Z");
 }
+
+TEST_SUITE_END();

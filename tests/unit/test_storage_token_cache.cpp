@@ -38,6 +38,8 @@ TokenCache::Fetch numbered(std::atomic<int>& fetches, std::chrono::seconds lifet
 
 } // namespace
 
+TEST_SUITE_BEGIN("storage");
+
 TEST_CASE("TokenCache") {
     std::atomic<int> fetches{0};
 
@@ -115,3 +117,5 @@ TEST_CASE("TokenCache") {
         CHECK(*cache.token() == "t2");
     }
 }
+
+TEST_SUITE_END();

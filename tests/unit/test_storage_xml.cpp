@@ -4,6 +4,8 @@
 
 using namespace nixery;
 
+TEST_SUITE_BEGIN("storage");
+
 TEST_CASE("xml::elements") {
     const std::string reply = R"(<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><KeyCount>2</KeyCount>
@@ -24,3 +26,5 @@ TEST_CASE("xml::decode") {
     CHECK(xml::decode("&lt;a&gt; &quot;b&quot; &apos;c&apos; &#65;&#x42; &unknown;") ==
           "<a> \"b\" 'c' AB &unknown;");
 }
+
+TEST_SUITE_END();

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 namespace testutil {
@@ -119,6 +120,33 @@ std::filesystem::path data_file(const std::string& name) {
         }
     }
     throw std::runtime_error("tests/unit/data not found above the test binary");
+}
+
+rapidjson::Document load_json(const std::string& name) {
+    const auto text = slurp(data_file(name));
+    rapidjson::Document d;
+    d.Parse(text.c_str(), text.size());
+    REQUIRE_FALSE(d.HasParseError());
+    return d;
+}
+
+nixery::BuildCache open_cache(const TempDir& dir) {
+    auto db = nixery::Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+    return nixery::BuildCache(std::move(*db));
+}
+
+FakeStore::FakeStore()
+    : store((dir.path() / "store").string()), a(store + "/" + k_hash + "-a-1.0"),
+      b(store + "/" + std::string(32, 'k') + "-b-2.0") {
+    write_file(a + "/bin/a", "#!/bin/sh\necho a\n", 0555);
+    write_file(a + "/share/doc/readme", "same text\n", 0444);
+    write_file(b + "/lib/data", "same text\n", 0444);
+    write_file(b + "/lib/empty", "", 0444);
+    write_file(b + "/lib/exec-same", "same text\n", 0555);
+    ::link((b + "/lib/data").c_str(), (b + "/lib/data-link").c_str());
+    ::symlink("data", (b + "/lib/alias").c_str());
+    ::chmod((a + "/bin").c_str(), 0555);
 }
 
 } // namespace testutil

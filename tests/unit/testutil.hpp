@@ -1,10 +1,14 @@
 // Helpers shared by the unit tests: a temporary directory per test (kept
-// with NIXERY_KEEP_TEST_DIRS=1, for inspection) and reading back layers.
+// with NIXERY_KEEP_TEST_DIRS=1, for inspection), a fake store, and reading
+// back layers.
 #pragma once
+
+#include "cache/build_cache.hpp"
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <rapidjson/document.h>
 #include <string>
 
 namespace testutil {
@@ -39,5 +43,27 @@ std::string gunzip_file(const std::filesystem::path& file);
 // A fixture of tests/unit/data, found from the test binary's location.
 std::filesystem::path data_file(const std::string& name);
 std::string slurp(const std::filesystem::path& file);
+// A JSON fixture of tests/unit/data, parsed; fails the test when it is not JSON.
+rapidjson::Document load_json(const std::string& name);
+
+// The schema files (sql/); tests run from the checkout root.
+inline const std::filesystem::path k_sql = "sql";
+
+// A build cache in `dir`, with the schema of k_sql.
+nixery::BuildCache open_cache(const TempDir& dir);
+
+// The hash part of FakeStore's first package.
+inline const std::string k_hash(32, 'h');
+
+// A fake store in a TempDir with two packages, a and b; b has a hard link
+// and a symlink (tests of pack/).
+struct FakeStore {
+    TempDir dir;
+    std::string store;
+    std::string a;
+    std::string b;
+
+    FakeStore();
+};
 
 } // namespace testutil

@@ -1,0 +1,18 @@
+// The one name builders and `nixery gc` agree on, in a header of its own so
+// gc need not include the builder.
+#pragma once
+
+#include <string_view>
+
+namespace nixery {
+
+// The named lock that keeps `nixery gc` from deleting what a build is about
+// to reference. A builder holds it shared from the moment it looks a layer,
+// blob or image up in the cache until the image that references them is
+// recorded (or, for a cache hit, its last use is): the window in which a
+// blob is in use but not yet referenced by any recorded image. gc holds it
+// exclusively while it decides and deletes, so it never sees such a window
+// half done. Nix runs outside it: gc waits for packing, not for builds.
+inline constexpr std::string_view k_gc_lock = "gc";
+
+} // namespace nixery

@@ -1,0 +1,50 @@
+#include "core/reference.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+TEST_SUITE_BEGIN("core");
+
+TEST_CASE("is_valid_repository_name") {
+    for (const char* ok : {"hello", "shell/git/htop", "xorg.xev", "a_b", "a__b", "a---b", "7zip",
+                           "python3", "haskellpackages.pandoc"}) {
+        CAPTURE(ok);
+        CHECK(is_valid_repository_name(ok));
+    }
+    for (const char* bad : {"", "Hello", "a//b", "/a", "a/", "-a", "a-", "a___b", "a..b", "_a",
+                            "a b", "a/../b", "a%2fb", "a:b"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(is_valid_repository_name(bad));
+    }
+    CHECK(is_valid_repository_name(std::string(255, 'a')));
+    CHECK_FALSE(is_valid_repository_name(std::string(256, 'a')));
+}
+
+TEST_CASE("is_valid_tag") {
+    CHECK(is_valid_tag("latest"));
+    CHECK(is_valid_tag("release-v2"));
+    CHECK(is_valid_tag("_x.Y-1"));
+    CHECK(is_valid_tag(std::string(128, 'a')));
+    CHECK_FALSE(is_valid_tag(std::string(129, 'a')));
+    CHECK_FALSE(is_valid_tag(""));
+    CHECK_FALSE(is_valid_tag(".x"));
+    CHECK_FALSE(is_valid_tag("-x"));
+    CHECK_FALSE(is_valid_tag("a/b"));
+    CHECK_FALSE(is_valid_tag("a;rm -rf"));
+}
+
+TEST_CASE("check_digest") {
+    const std::string hex(64, 'a');
+    CHECK(check_digest("sha256:" + hex) == DigestCheck::ok);
+    CHECK(parse_digest("sha256:" + hex)->hex == hex);
+    CHECK(check_digest("sha512:" + std::string(128, 'a')) == DigestCheck::unsupported);
+    CHECK(check_digest("sha256:" + std::string(63, 'a')) == DigestCheck::malformed);
+    CHECK(check_digest("sha256:" + std::string(64, 'A')) == DigestCheck::malformed);
+    CHECK(check_digest("sha256:../../etc/passwd") == DigestCheck::malformed);
+    CHECK(check_digest("nocolon") == DigestCheck::malformed);
+    CHECK(check_digest(":abc") == DigestCheck::malformed);
+    CHECK_FALSE(parse_digest("sha512:abc"));
+}
+
+TEST_SUITE_END();

@@ -1,0 +1,76 @@
+#include "config.hpp"
+#include "nginx/render.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+namespace {
+
+Environment base() {
+    return {{"STORAGE_PATH", "/tmp/s"}, {"NIXERY_STATE_DIR", "/tmp/st"}};
+}
+
+} // namespace
+
+TEST_SUITE_BEGIN("nginx");
+
+TEST_CASE("render_production_nginx_config") {
+    auto config = load_config(base());
+    REQUIRE(config);
+    ProductionSite site;
+    site.server_name = "registry.example.com";
+    site.certificate = "/etc/ssl/r.pem";
+    const auto text = render_production_nginx_config(*config, site);
+    REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
+    CHECK(text->find("listen 443 ssl http2;") != std::string::npos);
+    CHECK(text->find("listen 80;") != std::string::npos);
+    CHECK(text->find("server_name registry.example.com;") != std::string::npos);
+    CHECK(text->find("ssl_certificate     /etc/ssl/r.pem;") != std::string::npos);
+    CHECK(text->find("ssl_certificate_key /etc/nixery/tls/privkey.pem;") != std::string::npos);
+    // The shared locations, inlined, with this instance's paths.
+    CHECK(text->find("    fastcgi_pass unix:/run/nixery/fcgi.sock;") != std::string::npos);
+    CHECK(text->find("    alias /tmp/s/;") != std::string::npos);
+    CHECK(text->find("fastcgi_read_timeout 960s;") != std::string::npos);
+    CHECK(text->find("location = /metrics") != std::string::npos);
+    CHECK(text->find('@' + std::string("SOCKET@")) == std::string::npos);
+
+    SUBCASE("nginx 1.13 and newer by default: no kTLS, HTTP/2 in listen") {
+        CHECK(text->find("ssl_conf_command") == std::string::npos);
+        CHECK(text->find("\n    http2 on;") == std::string::npos);
+    }
+    SUBCASE("the http2 directive of nginx 1.25.1, and kTLS, on request") {
+        site.http2 = Http2Syntax::directive;
+        site.ktls = KernelTls::on;
+        const auto modern = render_production_nginx_config(*config, site);
+        REQUIRE(modern);
+        CHECK(modern->find("listen 443 ssl;\n    http2 on;\n") != std::string::npos);
+        CHECK(modern->find("http2;") == std::string::npos);
+        CHECK(modern->find("\n    ssl_conf_command Options KTLS;\n") != std::string::npos);
+    }
+}
+
+TEST_CASE("storage_location") {
+    const std::string block = "location /_storage/ {\n    alias @STORAGE_PATH@/;\n}\n";
+    auto c = load_config(base());
+    REQUIRE(c);
+    CHECK(*storage_location(*c, block) == "location /_storage/ {\n    alias /tmp/s/;\n}\n");
+    auto env = base();
+    env.erase("STORAGE_PATH");
+    env["NIXERY_STORAGE_BACKEND"] = "gcs";
+    env["GCS_BUCKET"] = "b";
+    auto gcs = load_config(env);
+    REQUIRE_MESSAGE(gcs, gcs.error().message);
+    const auto none = storage_location(*gcs, block);
+    REQUIRE(none);
+    CHECK(none->find("alias") == std::string::npos);
+    CHECK(none->rfind("#", 0) == 0);
+}
+
+TEST_CASE("render_template") {
+    CHECK(*render_template("a @X@ b @Y@", {{"X", "1"}, {"Y", "2"}}) == "a 1 b 2");
+    CHECK(*render_template("mail me@example.com", {}) == "mail me@example.com");
+    CHECK_FALSE(render_template("@MISSING@", {}));
+}
+
+TEST_SUITE_END();

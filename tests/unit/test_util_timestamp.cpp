@@ -1,0 +1,23 @@
+#include "util/timestamp.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+TEST_SUITE_BEGIN("util");
+
+TEST_CASE("parse_http_date") {
+    CHECK(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT") == 1440938160);
+    CHECK_FALSE(parse_http_date("2015-08-30T12:36:00Z"));
+    CHECK_FALSE(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT trailing"));
+}
+
+TEST_CASE("parse_rfc3339") {
+    CHECK(parse_rfc3339("2015-08-30T12:36:00Z") == 1440938160);
+    CHECK(parse_rfc3339("2015-08-30T12:36:00.123Z") == 1440938160);
+    CHECK(parse_rfc3339("2015-08-30T14:36:00+02:00") == 1440938160);
+    CHECK_FALSE(parse_rfc3339("yesterday"));
+    CHECK_FALSE(parse_rfc3339("2015-08-30T12:36:00"));
+}
+
+TEST_SUITE_END();
