@@ -11,7 +11,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 BUILD      ?= build
 CXX        ?= g++
-PKGS       := libcurl openssl sqlite3 libarchive zlib RapidJSON
+PKGS       := libcurl openssl sqlite3 libarchive zlib libdeflate libzstd RapidJSON
 
 CXXFLAGS   ?= -O2 -g
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align \
@@ -24,12 +24,14 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 
 # Debian packages, by purpose. .ci/run installs all of them.
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
-                libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev doctest-dev
+                libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev libdeflate-dev libzstd-dev \
+                doctest-dev
 DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
 # The S3 tests run s3rver from the npm registry; Debian's npm brings node.
 # An npm already on PATH (NodeSource's node bundles one) is used as it is.
 DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
 DEBIAN_TEST  := skopeo umoci podman runc python3 python3-cryptography curl openssl clang-format \
+                pigz zstd \
                 systemd clang libclang-rt-14-dev $(DEBIAN_NPM)
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)

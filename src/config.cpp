@@ -63,6 +63,8 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
+        {"NIXERY_LAYER_COMPRESSION",
+         "gzip (default) or zstd: layers of OCI-format manifests (Docker-format ones keep gzip)"},
         {"NIXERY_GC_KEEP_DAYS",
          "days nixery gc keeps the blobs of images nobody pulled (default 30)"},
     };
@@ -188,6 +190,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         c.start_page = StartPageKind::minimal;
     } else if (!page.empty() && page != "full") {
         return fail("NIXERY_START_PAGE=\"" + page + "\" is not one of full, minimal");
+    }
+    if (const auto compression = get(env, "NIXERY_LAYER_COMPRESSION"); compression == "zstd") {
+        c.layer_compression = LayerCompression::zstd;
+    } else if (!compression.empty() && compression != "gzip") {
+        return fail("NIXERY_LAYER_COMPRESSION=\"" + compression + "\" is not one of gzip, zstd");
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {

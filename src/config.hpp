@@ -4,6 +4,7 @@
 // that says what to change.
 #pragma once
 
+#include "core/manifest.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -75,6 +76,8 @@ struct Config {
     std::chrono::seconds nix_timeout{60};
     std::string popularity_url;
     int workers = 2;
+    // Layers of OCI-format manifests; Docker-format manifests always get gzip.
+    LayerCompression layer_compression = LayerCompression::gzip;
     int gc_keep_days = 30; // nixery gc's default retention
     // NIXERY_NIX_GC: nixery gc deletes the store paths no kept image needs.
     bool nix_gc = false;

@@ -135,13 +135,16 @@ Result<ServedManifest, RegistryError> Builder::manifest(const Image& image, std:
             if (again && *again) {
                 return unexpected(**again);
             }
-            TRY_ASSIGN(const auto nix_source, m_s.source.prepare(source));
+            TRY_ASSIGN(const auto prepared, m_s.source.prepare(source));
+            if (tag == "latest") {
+                record_current_source(m_s.config, prepared.provenance);
+            }
             const auto started = precise_now();
             auto id = m_s.cache.start_build(image.name, tag, key, started);
             if (!id) {
                 return unexpected(server_fault(id.error(), image.name));
             }
-            auto built = build(image, nix_source, *id);
+            auto built = build(image, prepared, *id);
             const auto duration = precise_now() - started;
             m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed,
                                     duration);
@@ -280,7 +283,8 @@ Builder::find_image(std::string_view closure_key) {
 }
 
 Result<Builder::Outcome, RegistryError>
-Builder::build(const Image& image, const std::string& nix_source, std::int64_t build_id) {
+Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
+    const auto& nix_source = prepared.nix_source;
     const auto timeout = m_s.config.nix_timeout;
     const auto request = request_json({nix_source, image.arch, image.packages});
     auto ev = m_s.nix.evaluate(request);
@@ -318,8 +322,16 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     Outcome out;
     const bool bash = ev->has_attribute("bashInteractive");
     const auto out_paths = ev->out_paths();
+    ImageProvenance provenance{canonical_image_name(image), {}, prepared.provenance};
+    for (const auto* list : {&ev->packages, &ev->implicit}) {
+        for (const auto& p : *list) {
+            provenance.packages.emplace_back(p.name, p.out_path);
+        }
+    }
+    const auto compression = m_s.config.layer_compression;
     out.closure_key =
-        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget);
+        closure_key(out_paths, image.arch, bash, m_s.popularity.digest(), k_default_layer_budget,
+                    provenance_digest(provenance), compression);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
         TRY_ASSIGN(auto existing, use_image(out.closure_key, unix_now()));
@@ -353,18 +365,45 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
 
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc(image.name));
-    std::vector<LayerDescriptor> descriptors;
-    for (const auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
-        TRY_ASSIGN(auto d, ensure_layer(layer.paths, false, out));
+    // Docker-format manifests reference gzip layers, OCI-format ones layers
+    // compressed as configured (the same ones when that is gzip).
+    std::vector<LayerDescriptor> descriptors; // gzip
+    std::vector<LayerDescriptor> oci_descriptors;
+    std::vector<std::vector<std::string>> layer_paths;
+    const auto add_layer = [&](const std::vector<std::string>& paths,
+                               bool top) -> Result<void, RegistryError> {
+        TRY_ASSIGN(auto d, ensure_layer(paths, top, LayerCompression::gzip, out));
         descriptors.push_back(std::move(d));
+        if (compression != LayerCompression::gzip) {
+            TRY_ASSIGN(auto o, ensure_layer(paths, top, compression, out));
+            oci_descriptors.push_back(std::move(o));
+        }
+        return {};
+    };
+    for (auto& layer : group_layers(*graph, m_s.popularity, k_default_layer_budget)) {
+        TRY(add_layer(layer.paths, false));
+        layer_paths.push_back(std::move(layer.paths));
     }
-    TRY_ASSIGN(auto top, ensure_layer(out_paths, true, out));
-    descriptors.push_back(std::move(top));
+    TRY(add_layer(out_paths, true));
+    layer_paths.emplace_back(); // symlinks only
+    if (compression == LayerCompression::gzip) {
+        oci_descriptors = descriptors;
+    }
 
-    const auto config = config_json(ImageConfig{image.arch, descriptors, bash});
+    // One config for both formats, unless a gzip layer recorded by an older
+    // packer has another diff_id than its zstd twin.
+    const auto labels = config_labels(provenance, layer_paths);
+    const auto config = config_json(ImageConfig{image.arch, descriptors, bash, labels});
+    const auto annotations = manifest_annotations(provenance);
     TRY_ASSIGN(out.image.config_digest, store_document(config, media_type::docker_config));
+    const auto oci_config = config_json(ImageConfig{image.arch, oci_descriptors, bash, labels});
+    TRY_ASSIGN(const auto oci_config_digest, store_document(oci_config, media_type::docker_config));
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        auto body = manifest_json(format, out.image.config_digest, config.size(), descriptors);
+        const bool oci = format == ManifestFormat::oci;
+        auto body = oci ? manifest_json(format, oci_config_digest, oci_config.size(),
+                                        oci_descriptors, annotations)
+                        : manifest_json(format, out.image.config_digest, config.size(), descriptors,
+                                        annotations);
         TRY_ASSIGN(auto digest, store_document(body, manifest_media_type(format)));
         if (format == ManifestFormat::docker) {
             out.image.docker_manifest = std::move(body);
@@ -377,7 +416,15 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
     for (const auto& d : descriptors) {
         out.image.blobs.push_back(d.digest);
     }
+    if (compression != LayerCompression::gzip) {
+        for (const auto& d : oci_descriptors) {
+            out.image.blobs.push_back(d.digest);
+        }
+    }
     out.image.blobs.push_back(out.image.config_digest);
+    if (oci_config_digest != out.image.config_digest) {
+        out.image.blobs.push_back(oci_config_digest);
+    }
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
@@ -397,9 +444,11 @@ Builder::build(const Image& image, const std::string& nix_source, std::int64_t b
 }
 
 Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
-                                                             bool top, Outcome& outcome) {
-    const auto key = top ? top_layer_key(paths) : layer_key(paths);
+                                                             bool top, LayerCompression compression,
+                                                             Outcome& outcome) {
+    const auto key = top ? top_layer_key(paths, compression) : layer_key(paths, compression);
     LayerDescriptor descriptor;
+    descriptor.compression = compression;
     descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
 
     // Known here, or to another instance sharing the storage, and still stored?
@@ -472,7 +521,8 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
 
     const auto pack = [&]() -> Result<LayerRecord> {
         TRY_ASSIGN(auto staged, StagingFile::create(m_s.storage.staging_dir()));
-        TRY_ASSIGN(auto writer, LayerWriter::open(staged.fd(), staged.path()));
+        TRY_ASSIGN(auto writer,
+                   LayerWriter::open(staged.fd(), staged.path(), PackOptions{compression}));
         if (top) {
             TRY_ASSIGN(const auto plan, plan_top_layer(paths));
             TRY(add_top_layer(*writer, plan));
@@ -495,10 +545,12 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
     if (!packed) {
         return unexpected(server_fault(packed.error(), "layer " + key));
     }
-    log::info("layer packed", {{"digest", packed->digest},
-                               {"size", packed->size},
-                               {"paths", paths.size()},
-                               {"duration", precise_now() - started}});
+    log::info("layer packed",
+              {{"digest", packed->digest},
+               {"size", packed->size},
+               {"compression", compression == LayerCompression::zstd ? "zstd" : "gzip"},
+               {"paths", paths.size()},
+               {"duration", precise_now() - started}});
     descriptor.digest = packed->digest;
     descriptor.diff_id = packed->diff_id;
     descriptor.size = packed->size;

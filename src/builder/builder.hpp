@@ -70,10 +70,11 @@ private:
 
     Result<std::optional<ImageRecord>, RegistryError> cached(std::string_view image_key,
                                                              Pinning pinning, std::int64_t now);
-    Result<Outcome, RegistryError> build(const Image& image, const std::string& nix_source,
+    Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
                                          std::int64_t build_id);
     Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
-                                                        bool top, Outcome& outcome);
+                                                        bool top, LayerCompression compression,
+                                                        Outcome& outcome);
     Result<std::optional<ImageRecord>, RegistryError> find_image(std::string_view closure_key);
     // find_image() and, when found, a use of it (builder/usage.hpp); nullopt
     // also when another instance's gc collected it since this one last used it.

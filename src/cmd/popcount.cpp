@@ -158,7 +158,7 @@ int popcount_command(const std::vector<std::string>& args) {
     if (!nix_source) {
         return fail_with(nix_source.error().message);
     }
-    const auto request = request_json({*nix_source, Arch::amd64, {}});
+    const auto request = request_json({nix_source->nix_source, Arch::amd64, {}});
 
     progress.phase("evaluating the package set");
     auto listing = nix.eval_json(popcount_nix, "packages", request);

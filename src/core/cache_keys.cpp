@@ -21,10 +21,16 @@ private:
     Sha256 m_hash;
 };
 
+// gzip keys are those from before zstd existed, so what the cache recorded
+// then stays valid; zstd gets keys of its own.
+std::string kind(std::string_view base, LayerCompression compression) {
+    return std::string(base) + (compression == LayerCompression::zstd ? "+zstd" : "");
+}
+
 } // namespace
 
 std::string image_key(std::string_view revision, const Image& image) {
-    KeyHasher h("image-v1");
+    KeyHasher h("image-v2"); // v2: evaluations lead to images with labels
     h.add(revision).add(nix_system(image.arch));
     for (const auto& p : image.packages) {
         h.add(p);
@@ -33,28 +39,32 @@ std::string image_key(std::string_view revision, const Image& image) {
 }
 
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
-                        std::string_view popularity_digest, std::size_t budget) {
-    KeyHasher h("closure-v1");
+                        std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest, LayerCompression compression) {
+    KeyHasher h(kind("closure-v2", compression));
     h.add(nix_system(arch))
         .add(bash ? "bash" : "-")
         .add(popularity_digest)
-        .add(std::to_string(budget));
+        .add(std::to_string(budget))
+        .add(provenance_digest);
     for (const auto& p : out_paths) {
         h.add(p);
     }
     return h.finish();
 }
 
-std::string layer_key(const std::vector<std::string>& sorted_store_paths) {
-    KeyHasher h("layer-v1");
+std::string layer_key(const std::vector<std::string>& sorted_store_paths,
+                      LayerCompression compression) {
+    KeyHasher h(kind("layer-v1", compression));
     for (const auto& p : sorted_store_paths) {
         h.add(p);
     }
     return h.finish();
 }
 
-std::string top_layer_key(const std::vector<std::string>& package_paths) {
-    KeyHasher h("top-v1");
+std::string top_layer_key(const std::vector<std::string>& package_paths,
+                          LayerCompression compression) {
+    KeyHasher h(kind("top-v1", compression));
     for (const auto& p : package_paths) {
         h.add(p);
     }

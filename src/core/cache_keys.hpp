@@ -3,13 +3,19 @@
 // the way those bytes are produced changes. Pure: no I/O.
 //
 //   image key   (source revision, architecture, packages)  → an evaluation
-//   closure key (output paths, architecture, Cmd, popularity data, budget)
-//                                                          → an image's bytes
-//   layer key   (sorted store paths)                       → a layer blob
-//   top key     (package output paths, in precedence order) → the top layer
+//   closure key (output paths, architecture, Cmd, popularity data, budget,
+//                provenance: the labels but the layers, OCI layer
+//                compression)                              → an image's bytes
+//   layer key   (sorted store paths, compression)          → a layer blob
+//   top key     (package output paths, in precedence order, compression)
+//                                                          → the top layer
+//
+// With gzip, layer and top keys are those from before zstd existed (nothing
+// added), so layers the cache recorded then are found, not packed again.
 #pragma once
 
 #include "core/image.hpp"
+#include "core/manifest.hpp"
 
 #include <cstddef>
 #include <string>
@@ -20,8 +26,12 @@ namespace nixery {
 
 std::string image_key(std::string_view revision, const Image& image);
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
-                        std::string_view popularity_digest, std::size_t budget);
-std::string layer_key(const std::vector<std::string>& sorted_store_paths);
-std::string top_layer_key(const std::vector<std::string>& package_paths);
+                        std::string_view popularity_digest, std::size_t budget,
+                        std::string_view provenance_digest,
+                        LayerCompression compression = LayerCompression::gzip);
+std::string layer_key(const std::vector<std::string>& sorted_store_paths,
+                      LayerCompression compression = LayerCompression::gzip);
+std::string top_layer_key(const std::vector<std::string>& package_paths,
+                          LayerCompression compression = LayerCompression::gzip);
 
 } // namespace nixery

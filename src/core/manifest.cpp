@@ -19,6 +19,20 @@ void put(Writer& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// {"key":"value",…} as member `name`, left out when there are none.
+void put_object(Writer& w, const char* name, const Labels& members) {
+    if (members.empty()) {
+        return;
+    }
+    w.Key(name);
+    w.StartObject();
+    for (const auto& [key, value] : members) {
+        put(w, key);
+        put(w, value);
+    }
+    w.EndObject();
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
         s.remove_prefix(1);
@@ -70,13 +84,18 @@ std::string_view config_media_type(ManifestFormat format) {
     return format == ManifestFormat::oci ? media_type::oci_config : media_type::docker_config;
 }
 
-std::string_view layer_media_type(ManifestFormat format) {
+std::string_view layer_media_type(ManifestFormat format, LayerCompression compression) {
+    if (compression == LayerCompression::zstd) {
+        return media_type::oci_layer_zstd;
+    }
     return format == ManifestFormat::oci ? media_type::oci_layer : media_type::docker_layer;
 }
 
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) {
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression) {
     bool docker = false;
     bool oci = false;
+    bool oci_first = false;
     for (const auto& header : accept_headers) {
         std::string_view rest(header);
         while (!rest.empty()) {
@@ -91,9 +110,13 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers) 
             if (ieq(type, media_type::docker_manifest)) {
                 docker = true;
             } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
+                oci_first = oci_first || !docker;
                 oci = true;
             }
         }
+    }
+    if (compression == LayerCompression::zstd && oci_first) {
+        return ManifestFormat::oci;
     }
     return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;
 }
@@ -125,6 +148,7 @@ std::string config_json(const ImageConfig& config) {
         w.String("bash");
         w.EndArray();
     }
+    put_object(w, "Labels", config.labels);
     w.EndObject();
     w.Key("rootfs");
     w.StartObject();
@@ -153,7 +177,8 @@ std::string config_json(const ImageConfig& config) {
 }
 
 std::string manifest_json(ManifestFormat format, std::string_view config_digest,
-                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers) {
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
+                          const Labels& annotations) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
@@ -175,7 +200,7 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
     for (const auto& l : layers) {
         w.StartObject();
         w.Key("mediaType");
-        put(w, layer_media_type(format));
+        put(w, layer_media_type(format, l.compression));
         w.Key("size");
         w.Uint64(l.size);
         w.Key("digest");
@@ -183,6 +208,9 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
         w.EndObject();
     }
     w.EndArray();
+    if (format == ManifestFormat::oci) {
+        put_object(w, "annotations", annotations);
+    }
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "core/image.hpp"
+#include "core/provenance.hpp"
 
 #include <cstdint>
 #include <string>
@@ -26,31 +27,48 @@ inline constexpr std::string_view docker_layer =
 inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr std::string_view oci_config = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view oci_layer = "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr std::string_view oci_layer_zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
 inline constexpr std::string_view layer_blob = "application/octet-stream";
 } // namespace media_type
 
 enum class ManifestFormat { docker, oci };
 
+// How a layer blob is compressed (NIXERY_LAYER_COMPRESSION). The Docker
+// manifest format has no zstd layer type (older Docker engines cannot read
+// zstd), so Docker-format manifests always reference gzip layers.
+enum class LayerCompression { gzip, zstd };
+
 std::string_view manifest_media_type(ManifestFormat format);
 std::string_view config_media_type(ManifestFormat format);
-std::string_view layer_media_type(ManifestFormat format);
+// The type of a layer compressed with `compression` in a manifest of
+// `format`; zstd has only the OCI type.
+std::string_view layer_media_type(ManifestFormat format,
+                                  LayerCompression compression = LayerCompression::gzip);
 
 // OCI only when some Accept value names an OCI type and none names the
 // Docker manifest; Docker otherwise (also with no Accept at all). Each
 // element is one Accept header, possibly a comma-separated list.
-ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers);
+//
+// With zstd layers, OCI also when an OCI type comes before the Docker
+// manifest: containers/image (podman, skopeo, buildah, CRI-O) lists OCI first
+// and reads zstd; Docker and containerd list the Docker manifest first and
+// so keep gzip layers, which every version of them reads.
+ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
+                                LayerCompression compression = LayerCompression::gzip);
 
 struct LayerDescriptor {
-    std::string digest;  // "sha256:…" of the gzip stream
+    std::string digest;  // "sha256:…" of the compressed blob
     std::string diff_id; // "sha256:…" of the uncompressed tar
     std::uint64_t size = 0;
     std::string created_by; // names the packages in the layer, for `history`
+    LayerCompression compression = LayerCompression::gzip;
 };
 
 struct ImageConfig {
     Arch arch = Arch::amd64;
     std::vector<LayerDescriptor> layers; // bottom first, as in the manifest
     bool bash = false;                   // bashInteractive is in the image: Cmd ["bash"]
+    Labels labels;                       // config.Labels (core/provenance.hpp); none: no member
 };
 
 inline constexpr std::string_view k_fixed_created = "1970-01-01T00:00:01Z";
@@ -59,8 +77,11 @@ inline constexpr std::string_view k_fixed_created = "1970-01-01T00:00:01Z";
 std::string config_json(const ImageConfig& config);
 
 // The manifest referencing a config blob (its digest and size) and layers.
+// `annotations` go into OCI manifests only (the Docker format has none);
+// none: no member.
 std::string manifest_json(ManifestFormat format, std::string_view config_digest,
-                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers);
+                          std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
+                          const Labels& annotations);
 
 // The "mediaType" of a stored JSON document (a manifest, an index or a
 // config as another instance may have stored it); empty when `json` is not

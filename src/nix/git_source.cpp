@@ -59,7 +59,7 @@ public:
                              json_string(t)));
     }
 
-    Result<std::string, RegistryError> prepare(const ResolvedSource& source) override {
+    Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) override {
         const auto& commit = source.revision;
         auto lock = m_locks.acquire(
             "git:" + m_url, std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
@@ -99,8 +99,9 @@ public:
                                      json_string(commit)));
             }
         }
-        return R"({"type":"git","url":)" + json_string(m_mirror.string()) + R"(,"rev":)" +
-               json_string(commit) + "}";
+        return PreparedSource{R"({"type":"git","url":)" + json_string(m_mirror.string()) +
+                                  R"(,"rev":)" + json_string(commit) + "}",
+                              {"git", url_without_credentials(m_url), {}, commit, {}}};
     }
 
 private:

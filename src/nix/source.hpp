@@ -6,15 +6,20 @@
 // into a revision (what the package set is right now) and says whether that
 // revision pins the content for good. Only when the cache has no answer does
 // the builder call prepare(), which may fetch, and yields the "source"
-// object image.nix evaluates.
+// object image.nix evaluates and what the package set is, for the image's
+// labels (core/provenance.hpp).
 #pragma once
 
 #include "config.hpp"
+#include "core/provenance.hpp"
 #include "core/routes.hpp"
 #include "nix/nix.hpp"
 #include "util/result.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,15 +35,21 @@ struct ResolvedSource {
     Pinning pinning = Pinning::moving;
 };
 
+struct PreparedSource {
+    std::string nix_source;      // the JSON "source" object for image.nix
+    SourceProvenance provenance; // what it is, from the same resolution and fetch
+};
+
 class PackageSource {
 public:
     virtual ~PackageSource() = default;
     // What `tag` refers to now. Errors are what the client should see: an
     // unknown ref is a 404, an unreachable source a 503.
     virtual Result<ResolvedSource, RegistryError> resolve(std::string_view tag) = 0;
-    // Makes the revision available to Nix; the JSON "source" object for
-    // image.nix. Same error conventions as resolve().
-    virtual Result<std::string, RegistryError> prepare(const ResolvedSource& source) = 0;
+    // Makes the revision available to Nix and says what it is (a path's
+    // content hash, a channel's revision and hash, a git commit). Same error
+    // conventions as resolve().
+    virtual Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) = 0;
 };
 
 // How Nix runs for the configured source.
@@ -53,7 +64,28 @@ RegistryError source_unavailable(std::string what, std::string_view cause);
 // True for 40 lowercase hex digits: a git commit.
 bool is_commit_hash(std::string_view text);
 
-std::unique_ptr<PackageSource> make_path_source(std::string path);
+// The NAR hash of a directory (nix-hash) or of a valid store path (the
+// store's record, nothing read), in SRI form "sha256-…". Errors are 503s
+// naming `what`.
+Result<std::string, RegistryError>
+directory_nar_hash(const std::string& path, std::chrono::seconds timeout, const std::string& what);
+Result<std::string, RegistryError>
+store_path_nar_hash(const std::string& path, std::chrono::seconds timeout, const std::string& what);
+// "sha256:<Nix base32>", "sha256:<hex>" or SRI as SRI; empty when it is none.
+std::string sri_hash(std::string_view nix_hash);
+
+// The start page's "current revision": what the last build of a "latest"
+// image came from, recorded in the state directory, and when (the file's
+// time). Recording failures are logged, never a build's failure; nullopt
+// when nothing was recorded (or it cannot be read).
+struct CurrentSource {
+    SourceProvenance provenance;
+    std::int64_t recorded_at = 0;
+};
+void record_current_source(const Config& config, const SourceProvenance& provenance);
+std::optional<CurrentSource> current_source(const Config& config);
+
+std::unique_ptr<PackageSource> make_path_source(std::string path, std::chrono::seconds timeout);
 std::unique_ptr<PackageSource> make_git_source(const Config& config);
 std::unique_ptr<PackageSource> make_channel_source(const Config& config, const Nix& nix);
 

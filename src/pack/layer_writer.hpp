@@ -1,14 +1,17 @@
-// A reproducible layer blob: a tar stream (libarchive, pax restricted) that
-// is gzip-compressed (zlib) and written to a file descriptor, with the
-// SHA-256 of the tar (the diff_id) and of the gzip stream (the blob digest)
+// A reproducible layer blob: a tar stream (pack/tar.hpp: names as bytes,
+// whatever the locale) compressed with gzip or zstd on several threads
+// (pack/compressor.hpp) and written to a file descriptor, with the SHA-256 of
+// the tar (the diff_id) and of the compressed stream (the blob digest)
 // computed in the same single pass. Memory stays bounded: file contents are
 // streamed in fixed-size chunks.
 //
 // Reproducibility is the caller's order of entries plus what this writer
 // fixes: mtime 1 (as in the Nix store), uid/gid 0, no user or group names, no
-// extended attributes, and a gzip header without timestamp or file name.
+// extended attributes, a gzip header without timestamp or file name, and
+// compressed bytes that do not depend on the number of threads.
 #pragma once
 
+#include "core/manifest.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
@@ -18,8 +21,6 @@
 #include <string_view>
 #include <sys/types.h>
 
-struct archive;
-
 namespace nixery {
 
 struct PackedLayer {
@@ -28,15 +29,22 @@ struct PackedLayer {
     std::uint64_t size = 0;
 };
 
+struct PackOptions {
+    LayerCompression compression = LayerCompression::gzip;
+    unsigned threads = 0; // 0: default_pack_threads(); the bytes are the same for any number
+};
+
 class LayerWriter {
 public:
     // `out_fd` receives the compressed stream; `what` names it in errors.
-    static Result<std::unique_ptr<LayerWriter>> open(int out_fd, std::filesystem::path what);
+    static Result<std::unique_ptr<LayerWriter>> open(int out_fd, std::filesystem::path what,
+                                                     PackOptions options = {});
     ~LayerWriter();
     LayerWriter(const LayerWriter&) = delete;
     LayerWriter& operator=(const LayerWriter&) = delete;
 
-    // Paths are relative to the image root ("nix/store/…", "etc/passwd").
+    // Paths are relative to the image root ("nix/store/…", "etc/passwd"),
+    // any bytes but NUL, of any length.
     Result<void> add_directory(std::string_view path, mode_t mode);
     Result<void> add_symlink(std::string_view path, std::string_view target);
     // A hard link to `target`, an earlier entry of this layer.
@@ -46,7 +54,7 @@ public:
                           const std::filesystem::path& source);
     Result<void> add_file_data(std::string_view path, mode_t mode, std::string_view data);
 
-    // Ends the tar and gzip streams; the descriptor is left open.
+    // Ends the tar and compressed streams; the descriptor is left open.
     Result<PackedLayer> finish();
 
 private:

@@ -16,11 +16,16 @@ namespace nixery {
 
 namespace {
 
+// What packing needs of an entry, kept for every entry before the first is
+// written (to know which sizes occur twice): small, as a store path can hold
+// hundreds of thousands of files. Its absolute path is the store directory
+// and `rel` without "nix/store".
 struct FsEntry {
-    std::string abs;
     std::string rel; // inside the image: "nix/store/…"
-    struct stat st {};
-    std::string link_target;
+    mode_t mode = 0;
+    off_t size = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
 };
 
 Result<std::vector<std::string>> sorted_children(const std::string& dir) {
@@ -54,35 +59,32 @@ Result<std::string> read_link(const std::string& path) {
 }
 
 Result<void> collect(const std::string& abs, std::string rel, std::vector<FsEntry>& out) {
-    FsEntry e;
-    e.abs = abs;
-    e.rel = std::move(rel);
-    if (::lstat(abs.c_str(), &e.st) != 0) {
+    struct stat st {};
+    if (::lstat(abs.c_str(), &st) != 0) {
         return fail("lstat \"" + abs + "\" failed: " + errno_text(errno));
     }
-    const auto type = e.st.st_mode & S_IFMT;
-    if (type == S_IFLNK) {
-        TRY_ASSIGN(e.link_target, read_link(abs));
-    } else if (type != S_IFDIR && type != S_IFREG) {
+    const auto type = st.st_mode & S_IFMT;
+    if (type != S_IFLNK && type != S_IFDIR && type != S_IFREG) {
         return fail("pack \"" + abs + "\" failed: not a file, directory or symlink");
     }
-    out.push_back(e);
+    out.push_back({std::move(rel), st.st_mode, st.st_size, st.st_dev, st.st_ino});
     if (type == S_IFDIR) {
         TRY_ASSIGN(const auto children, sorted_children(abs));
+        const auto dir_rel = out.back().rel + "/";
         for (const auto& c : children) {
-            TRY(collect(abs + "/" + c, e.rel + "/" + c, out));
+            TRY(collect(abs + "/" + c, dir_rel + c, out));
         }
     }
     return {};
 }
 
-Result<std::string> content_hash(const FsEntry& e) {
-    UniqueFd fd(::open(e.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+Result<std::string> content_hash(const std::string& abs) {
+    UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
-        return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
+        return fail("open \"" + abs + "\" failed: " + errno_text(errno));
     }
     Sha256 h;
-    TRY(read_chunks(fd.get(), e.abs, [&](std::string_view piece) -> Result<void> {
+    TRY(read_chunks(fd.get(), abs, [&](std::string_view piece) -> Result<void> {
         h.update(piece.data(), piece.size());
         return {};
     }));
@@ -108,34 +110,37 @@ Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store
     // Only files whose size occurs more than once can have a twin.
     std::map<off_t, int> sizes;
     for (const auto& e : entries) {
-        if (S_ISREG(e.st.st_mode) && e.st.st_size > 0) {
-            ++sizes[e.st.st_size];
+        if (S_ISREG(e.mode) && e.size > 0) {
+            ++sizes[e.size];
         }
     }
 
     TRY(writer.add_directory("nix", 0755));
     TRY(writer.add_directory("nix/store", 0755));
+    constexpr std::string_view k_image_store = "nix/store/";
     std::map<std::pair<dev_t, ino_t>, std::string> hash_of_inode;
     // Twins must agree on mode too: a link shares the inode and so the mode.
     std::map<std::tuple<off_t, mode_t, std::string>, std::string> first_with_content;
     for (const auto& e : entries) {
-        const auto perm = e.st.st_mode & 07777;
-        if (S_ISDIR(e.st.st_mode)) {
+        const auto abs = prefix + e.rel.substr(k_image_store.size());
+        const auto perm = e.mode & 07777;
+        if (S_ISDIR(e.mode)) {
             TRY(writer.add_directory(e.rel, perm));
             continue;
         }
-        if (S_ISLNK(e.st.st_mode)) {
-            TRY(writer.add_symlink(e.rel, e.link_target));
+        if (S_ISLNK(e.mode)) {
+            TRY_ASSIGN(const auto target, read_link(abs));
+            TRY(writer.add_symlink(e.rel, target));
             continue;
         }
-        if (sizes[e.st.st_size] > 1) {
-            const auto inode = std::make_pair(e.st.st_dev, e.st.st_ino);
+        if (sizes[e.size] > 1) {
+            const auto inode = std::make_pair(e.dev, e.ino);
             auto known = hash_of_inode.find(inode);
             if (known == hash_of_inode.end()) {
-                TRY_ASSIGN(auto hash, content_hash(e));
+                TRY_ASSIGN(auto hash, content_hash(abs));
                 known = hash_of_inode.emplace(inode, std::move(hash)).first;
             }
-            const auto key = std::make_tuple(e.st.st_size, perm, known->second);
+            const auto key = std::make_tuple(e.size, perm, known->second);
             const auto twin = first_with_content.find(key);
             if (twin != first_with_content.end()) {
                 TRY(writer.add_hardlink(e.rel, twin->second));
@@ -143,12 +148,11 @@ Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store
             }
             first_with_content.emplace(key, e.rel);
         }
-        UniqueFd fd(::open(e.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd) {
-            return fail("open \"" + e.abs + "\" failed: " + errno_text(errno));
+            return fail("open \"" + abs + "\" failed: " + errno_text(errno));
         }
-        TRY(writer.add_file(e.rel, perm, fd.get(), static_cast<std::uint64_t>(e.st.st_size),
-                            e.abs));
+        TRY(writer.add_file(e.rel, perm, fd.get(), static_cast<std::uint64_t>(e.size), abs));
     }
     return {};
 }

@@ -126,7 +126,8 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return refuse(tag_invalid(reference));
     }
     const auto image = parse_image_name(name);
-    const auto format = negotiate_format(request.header_values("Accept"));
+    const auto format =
+        negotiate_format(request.header_values("Accept"), m_services.config.layer_compression);
     Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
                      m_cache, m_services.locks, m_nix, m_services.metrics});
     auto served = builder.manifest(image, reference, format);
@@ -240,6 +241,10 @@ Response RegistryHandler::start_page(const Request& request) {
                                     [](const auto& p) { return p.first == "HTTPS"; });
     page.tls = https != request.params.end() && !https->second.empty();
     page.source = m_services.config.describe_source();
+    if (auto current = current_source(m_services.config)) {
+        page.revision = std::move(current->provenance);
+        page.revision_recorded_at = current->recorded_at;
+    }
     page.minimal = m_services.config.start_page == StartPageKind::minimal;
     if (!page.minimal) {
         auto builds = m_cache.recent_builds(k_recent_builds);

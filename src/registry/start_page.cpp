@@ -63,6 +63,30 @@ void builds_table(std::string& out, const std::vector<BuildRecord>& builds) {
     out += "</table>\n";
 }
 
+// The revision and content hash, as the images' labels carry them
+// (org.nixos.nixery.source.revision and .hash).
+void revision_text(std::string& out, const StartPage& page) {
+    const auto& r = page.revision;
+    if (r.type.empty()) {
+        out += "<p class=\"muted\">Current revision: not known yet (it is recorded when a "
+               "<code>latest</code> image is built).</p>\n";
+        return;
+    }
+    out += "<p>Current revision:";
+    if (!r.revision.empty()) {
+        out += " <code>" + escape_markup(r.revision) + "</code>";
+    }
+    if (!r.hash.empty()) {
+        out += std::string(r.revision.empty() ? "" : ",") + " content hash <code>" +
+               escape_markup(r.hash) + "</code>";
+    }
+    if (r.revision.empty() && r.hash.empty()) {
+        out += " not reported by the source";
+    }
+    out += " <span class=\"muted\">(as of the last build of a <code>latest</code> image, " +
+           format_utc(page.revision_recorded_at) + " UTC)</span></p>\n";
+}
+
 } // namespace
 
 std::string render_start_page(const StartPage& page) {
@@ -100,6 +124,7 @@ std::string render_start_page(const StartPage& page) {
            implicit + " are added to every image when the package set has them.</p>\n";
 
     out += "<h2>Package source</h2>\n<p>" + escape_markup(page.source) + "</p>\n";
+    revision_text(out, page);
 
     if (page.minimal) {
         out += "</body>\n</html>\n";

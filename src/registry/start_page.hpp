@@ -1,6 +1,7 @@
 // The start page at "/": what a person who opens the registry in a browser
 // needs (like the seed's public instance): how to pull from this host, the
-// meta-packages, the package source in use, the most recent builds and the
+// meta-packages, the package source in use and its current revision, the
+// most recent builds and the
 // most recent build errors with Nix's message. Rendering only, from values.
 // Every value that comes from a request, the package set, the database or
 // Nix is HTML-escaped, and the page has no scripts (its Content-Security-
@@ -9,6 +10,7 @@
 #pragma once
 
 #include "cache/build_cache.hpp"
+#include "core/provenance.hpp"
 
 #include <string>
 #include <string_view>
@@ -17,9 +19,13 @@
 namespace nixery {
 
 struct StartPage {
-    std::string host;                 // the request's Host header; empty: a placeholder is shown
-    bool tls = true;                  // the request came over HTTPS
-    std::string source;               // Config::describe_source()
+    std::string host;   // the request's Host header; empty: a placeholder is shown
+    bool tls = true;    // the request came over HTTPS
+    std::string source; // Config::describe_source()
+    // What the last build of a "latest" image came from, and when it was
+    // recorded; an empty type: not known yet.
+    SourceProvenance revision;
+    std::int64_t revision_recorded_at = 0;
     std::vector<BuildRecord> builds;  // newest first
     std::vector<BuildRecord> errors;  // failed builds, newest first
     bool history_unavailable = false; // reading the build history failed

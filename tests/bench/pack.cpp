@@ -2,32 +2,52 @@
 // and prints the throughput and the peak memory, which must not grow with
 // the size of the paths (streaming, fixed buffers).
 //
-//   build/bench-pack STORE_DIR PATH…
+//   build/bench-pack [--zstd] [--threads N] [--out FILE] STORE_DIR PATH…
+//
+// One line of "key value" pairs, for tests/bench/pack.sh to tabulate.
 #include "pack/layer_writer.hpp"
 #include "pack/store_paths.hpp"
 #include "util/files.hpp"
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 int main(int argc, char** argv) {
-    if (argc < 3) {
-        std::fprintf(stderr, "usage: bench-pack STORE_DIR PATH...\n");
+    nixery::PackOptions options;
+    std::filesystem::path out = std::filesystem::temp_directory_path() / "nixery-bench-layer";
+    bool keep = false;
+    int i = 1;
+    for (; i < argc && std::strncmp(argv[i], "--", 2) == 0; ++i) {
+        if (std::strcmp(argv[i], "--zstd") == 0) {
+            options.compression = nixery::LayerCompression::zstd;
+        } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            options.threads = static_cast<unsigned>(std::atoi(argv[++i]));
+        } else if (std::strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+            keep = true;
+        } else {
+            break;
+        }
+    }
+    if (argc - i < 2) {
+        std::fprintf(stderr, "usage: bench-pack [--zstd] [--threads N] [--out FILE] STORE_DIR "
+                             "PATH...\n");
         return 2;
     }
-    const std::vector<std::string> paths(argv + 2, argv + argc);
-    const auto out = std::filesystem::temp_directory_path() / "nixery-bench-layer.tar.gz";
+    const std::string store = argv[i];
+    const std::vector<std::string> paths(argv + i + 1, argv + argc);
     nixery::UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     const auto started = std::chrono::steady_clock::now();
-    auto writer = nixery::LayerWriter::open(fd.get(), out);
+    auto writer = nixery::LayerWriter::open(fd.get(), out, options);
     if (!writer) {
         std::fprintf(stderr, "%s\n", writer.error().message.c_str());
         return 1;
     }
-    if (auto r = nixery::add_store_paths(**writer, paths, argv[1]); !r) {
+    if (auto r = nixery::add_store_paths(**writer, paths, store); !r) {
         std::fprintf(stderr, "%s\n", r.error().message.c_str());
         return 1;
     }
@@ -36,22 +56,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", packed.error().message.c_str());
         return 1;
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::uint64_t input = 0;
-    for (const auto& p : paths) {
-        for (const auto& e : std::filesystem::recursive_directory_iterator(p)) {
-            if (e.is_regular_file()) {
-                input += e.file_size();
-            }
-        }
-    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    std::printf("input        %10.1f MiB\n", input / 1048576.0);
-    std::printf("layer        %10.1f MiB  %s\n", packed->size / 1048576.0, packed->digest.c_str());
-    std::printf("time         %10.2f s\n", seconds);
-    std::printf("throughput   %10.1f MiB/s (input)\n", input / 1048576.0 / seconds);
-    std::printf("peak memory  %10.1f MiB (max RSS)\n", usage.ru_maxrss / 1024.0);
-    std::filesystem::remove(out);
+    const auto cpu = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6;
+    };
+    std::printf("seconds %.3f cpu %.3f bytes %llu rss_kib %ld digest %s\n", seconds,
+                cpu(usage.ru_utime) + cpu(usage.ru_stime),
+                static_cast<unsigned long long>(packed->size), usage.ru_maxrss,
+                packed->digest.c_str());
+    if (!keep) {
+        std::filesystem::remove(out);
+    }
     return 0;
 }

@@ -339,6 +339,18 @@ def in_rootfs(rootfs, *argv):
     return run([chroot, str(rootfs)] + list(argv), env={"PATH": "/bin:/usr/bin"}).stdout.decode()
 
 
+def podman_argv(storage):
+    """podman with its own storage under `storage`, the vfs driver and runc:
+    what works on this kind of machine."""
+    return ["podman", "--root", str(Path(storage) / "root"), "--runroot", str(Path(storage) / "run"),
+            "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]
+
+
+# `podman run` without network, with the limits this kind of machine allows.
+PODMAN_RUN = ["run", "--rm", "--network=none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +44,29 @@ def runs_alone(module):
 
 
 def test_classes(module):
-    """The module's test classes as unittest names ("test_pull.PullTest"),
-    found in its text: importing it here would start the harness's probes."""
-    text = (HERE / (module + ".py")).read_text()
-    classes = re.findall(r"^class (\w+)\([^)]*\bTestCase\b[^)]*\):", text, re.M)
-    return ["%s.%s" % (module, c) for c in classes] or [module]
+    """The module's test classes that hold tests, as unittest names
+    ("test_pull.PullTest"), as unittest's loader finds them; the module
+    itself when it cannot be loaded here (its own run reports why)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    names = []
+
+    def walk(suite):
+        for test in suite:
+            if isinstance(test, unittest.TestSuite):
+                walk(test)
+                continue
+            if type(test).__module__ == "unittest.loader":  # an import that failed
+                raise ImportError(module)
+            name = "%s.%s" % (type(test).__module__, type(test).__name__)
+            if name not in names:
+                names.append(name)
+
+    try:
+        walk(unittest.defaultTestLoader.loadTestsFromName(module))
+    except Exception:
+        return [module]
+    return names or [module]
 
 
 class Run:
@@ -105,13 +124,26 @@ def main():
                 running.remove(run)
                 finish(run)
 
-    failed = [r for r in done if r.process.returncode != 0]
+    counts = {"ran": 0, "failed": 0, "skipped": 0}
+    for run in done:
+        text = run.text()
+        ran = sum(int(n) for n in re.findall(r"^Ran (\d+) tests? in", text, re.M))
+        counts["ran"] += ran
+        for key, word in (("failed", "failures"), ("failed", "errors"), ("skipped", "skipped")):
+            counts[key] += sum(int(n) for n in re.findall(r"\b%s=(\d+)" % word, text))
+        # A class that ran nothing was not found or lost its tests: a failure,
+        # unless -k chose no test of it.
+        if ran == 0 and not args.pattern:
+            run.empty = True
+    failed = [r for r in done if r.process.returncode != 0 or getattr(r, "empty", False)]
     print("=" * 70)
     for run in sorted(done, key=lambda r: -r.seconds):
         print("%-48s %-6s %5.0f s" % (run.module, "FAILED" if run in failed else "ok", run.seconds))
     print("%d test classes and modules in %.0f s, %d jobs; %s" % (
         len(done), time.monotonic() - started, args.jobs,
         "FAILED: " + " ".join(r.module for r in failed) if failed else "all passed"))
+    print("%d passed, %d failed, %d skipped" % (
+        counts["ran"] - counts["failed"] - counts["skipped"], counts["failed"], counts["skipped"]))
     return 1 if failed else 0
 
 

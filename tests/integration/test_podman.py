@@ -6,7 +6,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from harness import Instance, TestCase, have, run
+from harness import PODMAN_RUN, Instance, TestCase, have, podman_argv, run
 
 
 @unittest.skipUnless(have("podman") and have("runc"), "podman and runc are needed")
@@ -14,18 +14,13 @@ class PodmanTest(TestCase):
     def test_pull_and_run(self):
         storage = Path(tempfile.mkdtemp(prefix="nixery-podman-"))
         self.addCleanup(shutil.rmtree, storage, True)
-        # Its own storage, the vfs driver and runc: what works on this kind of machine.
-        podman = ["podman", "--root", str(storage / "root"), "--runroot", str(storage / "run"),
-                  "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
-                  "--events-backend", "none"]
+        podman = podman_argv(storage)
         with Instance() as inst:
             image = "127.0.0.1:%d/shell/hello" % inst.port
             run(podman + ["pull", "--tls-verify=false", image])
-            out = run(podman + ["run", "--rm", "--network=none", "--ulimit", "nofile=1024:1024",
-                                "--ulimit", "nproc=1024:1024", image, "hello"]).stdout.decode()
+            out = run(podman + PODMAN_RUN + [image, "hello"]).stdout.decode()
             self.assertEqual(out, "Hello, world!\n")
-            out = run(podman + ["run", "--rm", "--network=none", "--ulimit", "nofile=1024:1024",
-                                "--ulimit", "nproc=1024:1024", image, "bash", "-c", "echo $PATH; ls -d /tmp"]).stdout.decode()
+            out = run(podman + PODMAN_RUN + [image, "bash", "-c", "echo $PATH; ls -d /tmp"]).stdout.decode()
             self.assertEqual(out.split(), ["/bin:/usr/bin:/sbin:/usr/sbin", "/tmp"])
             inspect = run(podman + ["image", "inspect", "--format", "{{.Architecture}} {{.Config.Cmd}}", image])
             self.assertEqual(inspect.stdout.decode().strip(), "amd64 [bash]")

@@ -102,7 +102,8 @@ class PullTest(TestCase):
     def test_layers_are_reproducible_across_instances(self):
         name = "app-b/hardlinks"
         here = self.instance.manifest(name)
-        with Instance() as other:
+        # Its own state and storage, the same package set (the labels name it).
+        with Instance(package_set=self.instance.package_set) as other:
             there = other.manifest(name)
             self.assertEqual(there.header("Docker-Content-Digest"), here.header("Docker-Content-Digest"))
             self.assertEqual(there.body, here.body)

@@ -19,7 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import NIXERY, Instance, TestCase, base_environment, free_port, have, in_rootfs, run, skopeo_copy, unpack
+from harness import (NIXERY, Instance, TestCase, base_environment, free_port, have, in_rootfs, make_package_set, run,
+                     skopeo_copy, unpack)
 from object_stores import FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool
 
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -43,7 +44,13 @@ class SharedBucket:
     def instance(self, bucket, **extra):
         settings = dict(self.server.settings(bucket=bucket), STORAGE_PATH=None)
         settings.update(extra)
-        return Instance(**settings)
+        # One package set for the test's instances: the images' labels name
+        # its directory, so instances with their own would build their own.
+        if not hasattr(self, "_package_set"):
+            work = Path(tempfile.mkdtemp(prefix="nixery-pkgs-"))
+            self.addCleanup(shutil.rmtree, work, True)
+            self._package_set = make_package_set(work)
+        return Instance(package_set=self._package_set, **settings)
 
     def urlopen(self, request):
         """Opens a URL the registry redirected to, as a client would."""

@@ -45,6 +45,37 @@ demo // rec {
     echo "other content" > $out/share/three
   '';
 
+  # File names as real packages have them (localised docs, test suites):
+  # UTF-8, Latin-1 and other bytes that are not UTF-8, spaces and control
+  # characters, a 255-byte name, a path of over 1000 bytes in a deep tree;
+  # hard links, symlinks (dangling, long, to such names), empty files and
+  # directories.
+  oddnames = mkPackage "oddnames-1.0" ''
+    d=$out/share/names
+    utf8="ünïcødé-名前"
+    latin1=$(printf 'caf\351')
+    mkdir -p "$d/empty-dir" "$d/$utf8"
+    echo unicode > "$d/$utf8.txt"
+    echo latin-1 > "$d/$latin1"
+    echo bytes > "$d/$(printf '\200\377\376')"
+    echo controls > "$d/$(printf 'with space\tand tab\nand newline')"
+    : > "$d/empty"
+    long=$(printf '%0251d' 0 | tr 0 n)
+    echo long > "$d/$long.txt"
+    echo long latin-1 > "$d/$latin1$long"
+    deep=$d/deep
+    for i in $(seq 1 25); do deep="$deep/$i-$(printf '%040d' 0)-$latin1"; done
+    mkdir -p "$deep"
+    echo deep > "$deep/leaf"
+    printf '#!${sh}\necho run\n' > "$d/$utf8/run"
+    chmod 0555 "$d/$utf8/run"
+    ln "$d/$utf8.txt" "$d/hard-$latin1"
+    ln -s "$utf8.txt" "$d/sym-$utf8"
+    ln -s "$latin1" "$d/sym-$latin1"
+    ln -s does/not/exist "$d/dangling"
+    ln -s "$deep/leaf" "$d/sym-long"
+  '';
+
   # About 48 MiB that does not compress: packing it takes a moment.
   big = mkPackage "big-1.0" ''
     mkdir -p $out/share

@@ -54,6 +54,14 @@ TEST_CASE("load_config") {
         env["NIXERY_GC_KEEP_DAYS"] = "a week";
         CHECK(error_of(env).find("NIXERY_GC_KEEP_DAYS") == 0);
     }
+    SUBCASE("layer compression") {
+        auto env = base();
+        CHECK(load_config(env)->layer_compression == LayerCompression::gzip);
+        env["NIXERY_LAYER_COMPRESSION"] = "zstd";
+        CHECK(load_config(env)->layer_compression == LayerCompression::zstd);
+        env["NIXERY_LAYER_COMPRESSION"] = "xz";
+        CHECK(error_of(env).find("NIXERY_LAYER_COMPRESSION=\"xz\" is not one of gzip, zstd") == 0);
+    }
     SUBCASE("exactly one source") {
         auto env = base();
         env["NIXERY_CHANNEL"] = "nixos-unstable";

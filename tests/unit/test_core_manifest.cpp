@@ -19,6 +19,14 @@ TEST_CASE("negotiate_format") {
     CHECK(negotiate_format({oci + "; q=0.5"}) == ManifestFormat::oci);
     CHECK(negotiate_format({oci, docker + ";q=0"}) == ManifestFormat::oci);
     CHECK(negotiate_format({"APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON"}) == ManifestFormat::oci);
+    SUBCASE("with zstd layers, the first of the two types named") {
+        const auto zstd = LayerCompression::zstd;
+        CHECK(negotiate_format({oci + ", " + docker}, zstd) == ManifestFormat::oci);
+        CHECK(negotiate_format({oci, docker}, zstd) == ManifestFormat::oci);
+        CHECK(negotiate_format({docker + ", " + oci}, zstd) == ManifestFormat::docker);
+        CHECK(negotiate_format({oci + ";q=0, " + docker}, zstd) == ManifestFormat::docker);
+        CHECK(negotiate_format({}, zstd) == ManifestFormat::docker);
+    }
 }
 
 TEST_CASE("config_json and manifest_json") {
@@ -49,8 +57,18 @@ TEST_CASE("config_json and manifest_json") {
     CHECK_FALSE(c2["config"].HasMember("Cmd"));
     CHECK(config_json(cfg) == config_json(cfg)); // deterministic
 
+    CHECK_FALSE(c2["config"].HasMember("Labels")); // no labels: no member
+    cfg.labels = {{"a.b", "1"}, {"c.d", "x\"y"}};
+    rapidjson::Document c3;
+    c3.Parse(config_json(cfg).c_str());
+    REQUIRE_FALSE(c3.HasParseError());
+    CHECK(c3["config"]["Labels"].MemberCount() == 2);
+    CHECK(std::string(c3["config"]["Labels"]["c.d"].GetString()) == "x\"y");
+
+    const Labels annotations{{"org.opencontainers.image.title", "hello"}};
     for (auto format : {ManifestFormat::docker, ManifestFormat::oci}) {
-        const auto m = manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers);
+        const auto m =
+            manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers, annotations);
         rapidjson::Document d;
         d.Parse(m.c_str());
         REQUIRE_FALSE(d.HasParseError());
@@ -62,7 +80,25 @@ TEST_CASE("config_json and manifest_json") {
         CHECK(std::string(d["layers"][0]["mediaType"].GetString()) == layer_media_type(format));
         CHECK(std::string(d["layers"][1]["digest"].GetString()) == cfg.layers[1].digest);
         CHECK(d["layers"][1]["size"].GetUint64() == 20);
+        // The Docker format has no annotations.
+        CHECK(d.HasMember("annotations") == (format == ManifestFormat::oci));
+        if (format == ManifestFormat::oci) {
+            CHECK(std::string(d["annotations"]["org.opencontainers.image.title"].GetString()) ==
+                  "hello");
+            const auto none =
+                manifest_json(format, "sha256:" + std::string(64, 'c'), 123, cfg.layers, {});
+            CHECK(none.find("annotations") == std::string::npos);
+        }
     }
+
+    cfg.layers[1].compression = LayerCompression::zstd;
+    rapidjson::Document z;
+    z.Parse(
+        manifest_json(ManifestFormat::oci, "sha256:" + std::string(64, 'c'), 123, cfg.layers, {})
+            .c_str());
+    CHECK(std::string(z["layers"][0]["mediaType"].GetString()) == media_type::oci_layer);
+    CHECK(std::string(z["layers"][1]["mediaType"].GetString()) ==
+          "application/vnd.oci.image.layer.v1.tar+zstd");
 }
 
 TEST_CASE("describe_layer") {

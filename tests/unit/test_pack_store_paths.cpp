@@ -17,15 +17,7 @@ namespace {
 
 PackedLayer pack(const std::vector<std::string>& paths, const std::string& store,
                  const std::filesystem::path& out) {
-    UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    REQUIRE(fd);
-    auto w = LayerWriter::open(fd.get(), out);
-    REQUIRE(w);
-    auto added = add_store_paths(**w, paths, store);
-    REQUIRE_MESSAGE(added, (added ? "" : added.error().message));
-    auto packed = (*w)->finish();
-    REQUIRE(packed);
-    return *packed;
+    return testutil::pack_store_paths(paths, store, out);
 }
 
 } // namespace

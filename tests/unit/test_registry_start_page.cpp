@@ -62,6 +62,18 @@ TEST_CASE("render_start_page") {
         CHECK(html.find("<td>building</td>") != std::string::npos);
         CHECK(html.find("failed (404)") != std::string::npos);
     }
+    SUBCASE("the current revision of the package set, escaped") {
+        CHECK(render_start_page(page).find("Current revision: not known yet") != std::string::npos);
+        page.revision = {"git", "https://example.com/p.git", {}, std::string(40, 'a'), {}};
+        page.revision_recorded_at = 1800000000;
+        auto html = render_start_page(page);
+        CHECK(html.find("Current revision: <code>" + std::string(40, 'a') + "</code>") !=
+              std::string::npos);
+        CHECK(html.find("2027-01-15 08:00:00") != std::string::npos);
+        page.revision = {"path", "/srv/p", {}, {}, "sha256-<b>"};
+        html = render_start_page(page);
+        CHECK(html.find("content hash <code>sha256-&lt;b&gt;</code>") != std::string::npos);
+    }
     SUBCASE("an unreadable history says so") {
         page.history_unavailable = true;
         CHECK(render_start_page(page).find("cannot be read") != std::string::npos);

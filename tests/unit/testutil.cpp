@@ -1,8 +1,12 @@
 #include "testutil.hpp"
 
+#include "pack/store_paths.hpp"
+#include "util/files.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -147,6 +151,21 @@ FakeStore::FakeStore()
     ::link((b + "/lib/data").c_str(), (b + "/lib/data-link").c_str());
     ::symlink("data", (b + "/lib/alias").c_str());
     ::chmod((a + "/bin").c_str(), 0555);
+}
+
+nixery::PackedLayer pack_store_paths(const std::vector<std::string>& paths,
+                                     const std::string& store, const std::filesystem::path& out,
+                                     nixery::PackOptions options) {
+    using namespace nixery;
+    UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    REQUIRE(fd);
+    auto w = LayerWriter::open(fd.get(), out, options);
+    REQUIRE(w);
+    auto added = add_store_paths(**w, paths, store);
+    REQUIRE_MESSAGE(added, (added ? "" : added.error().message));
+    auto packed = (*w)->finish();
+    REQUIRE(packed);
+    return *packed;
 }
 
 } // namespace testutil

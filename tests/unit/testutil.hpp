@@ -3,6 +3,8 @@
 // back layers.
 #pragma once
 
+#include "pack/layer_writer.hpp"
+
 #include "cache/build_cache.hpp"
 
 #include <cstdint>
@@ -65,5 +67,11 @@ struct FakeStore {
 
     FakeStore();
 };
+
+// Packs `paths` of `store` into the layer file `out` (tests of pack/);
+// any failure fails the test.
+nixery::PackedLayer pack_store_paths(const std::vector<std::string>& paths,
+                                     const std::string& store, const std::filesystem::path& out,
+                                     nixery::PackOptions options = {});
 
 } // namespace testutil

@@ -1,0 +1,48 @@
+#include "core/cache_keys.hpp"
+#include "util/sha256.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+namespace {
+
+// The keys as they were computed before layers could be zstd: what a cache
+// recorded then must still be found.
+std::string key_before_zstd(std::string_view kind, const std::vector<std::string>& fields) {
+    std::string data = std::string(kind) + std::string(1, '\0');
+    for (const auto& f : fields) {
+        data += f + std::string(1, '\0');
+    }
+    return sha256_hex(data);
+}
+
+} // namespace
+
+TEST_SUITE_BEGIN("core");
+
+TEST_CASE("layer_key and top_layer_key") {
+    const std::vector<std::string> paths = {"/nix/store/aaaa-a", "/nix/store/bbbb-b"};
+    SUBCASE("gzip keys are those from before zstd existed") {
+        CHECK(layer_key(paths) == key_before_zstd("layer-v1", paths));
+        CHECK(layer_key(paths, LayerCompression::gzip) == layer_key(paths));
+        CHECK(top_layer_key(paths) == key_before_zstd("top-v1", paths));
+    }
+    SUBCASE("a layer is cached per compression") {
+        CHECK(layer_key(paths, LayerCompression::zstd) != layer_key(paths));
+        CHECK(top_layer_key(paths, LayerCompression::zstd) != top_layer_key(paths));
+        CHECK(layer_key(paths, LayerCompression::zstd) !=
+              top_layer_key(paths, LayerCompression::zstd));
+    }
+}
+
+TEST_CASE("closure_key") {
+    const std::vector<std::string> out = {"/nix/store/aaaa-a"};
+    // An image is cached per compression of its OCI layers.
+    CHECK(closure_key(out, Arch::amd64, false, "pop", 94, "prov", LayerCompression::zstd) !=
+          closure_key(out, Arch::amd64, false, "pop", 94, "prov"));
+    CHECK(closure_key(out, Arch::amd64, false, "pop", 94, "prov", LayerCompression::gzip) ==
+          closure_key(out, Arch::amd64, false, "pop", 94, "prov"));
+}
+
+TEST_SUITE_END();
