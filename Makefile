@@ -32,7 +32,7 @@ DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
 DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
 DEBIAN_TEST  := skopeo umoci podman runc docker.io containerd python3 python3-cryptography curl \
                 openssl clang-format pigz zstd \
-                systemd $(DEBIAN_NPM)
+                systemd clang libclang-rt-14-dev $(DEBIAN_NPM)
 
 SRC_ALL    := $(shell find src -name '*.cpp' | sort)
 SRC_MAIN   := src/main.cpp
@@ -45,6 +45,7 @@ OBJ_UNIT   := $(SRC_UNIT:%.cpp=$(BUILD)/obj/%.o)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
+.PHONY: fuzz fuzz-build soak
 .PHONY: all test unit integration run bench bench-layering deps-build deps-run deps-test print-debian-packages \
         install uninstall clean format check
 
@@ -67,12 +68,18 @@ $(BUILD)/bench-pack: $(BUILD)/obj/tests/bench/pack.o $(BUILD)/libnixery.a
 $(BUILD)/storage-tool: $(BUILD)/obj/tests/tools/storage_tool.o $(BUILD)/libnixery.a
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $^ $(LDLIBS)
 
+# A libFuzzer harness (tests/fuzz), linked against a library built for it
+# (see `make fuzz`).
+.PRECIOUS: $(BUILD)/obj/tests/fuzz/%.o
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/libnixery.a
+	$(CXX) $(ALL_CXXFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
 -include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_UNIT:.o=.d) $(BUILD)/obj/tests/bench/pack.d \
-         $(BUILD)/obj/tests/tools/storage_tool.d
+         $(BUILD)/obj/tests/tools/storage_tool.d $(wildcard $(BUILD)/obj/tests/fuzz/*.d)
 
 # --- Debian packages ---------------------------------------------------------
 define ensure_debian_packages
@@ -126,6 +133,11 @@ J ?= 4
 integration: $(BUILD)/nixery $(BUILD)/storage-tool
 	/usr/bin/python3 tests/integration/run.py -j $(J) $(if $(K),-k '$(K)') $(M)
 
+# Ten minutes of mixed load on one local instance (SOAK_SECONDS); prints
+# requests, failed valid pulls (must be 0) and the workers' RSS and fds.
+soak: $(BUILD)/nixery
+	/usr/bin/python3 tests/soak/soak.py
+
 # Benchmarks print figures; they are not pass/fail tests.
 bench: deps-test
 	$(call ensure_debian_packages,wrk apache2-utils)
@@ -138,6 +150,37 @@ bench: deps-test
 bench-layering: $(BUILD)/nixery
 	@apt-cache show zlib1g >/dev/null 2>&1 || $(SUDO) apt-get update -qq
 	nice -n 19 tests/bench/layering.py --nixery $(BUILD)/nixery
+
+# --- fuzzing -------------------------------------------------------------------
+# libFuzzer harnesses, one per parser of untrusted input (tests/fuzz/README).
+# Each runs FUZZ_SECONDS on its seed corpus (tests/fuzz/corpus/<harness>,
+# read-only) plus a working corpus under build/fuzz/corpus; a crash stops
+# `make fuzz` and leaves its input in build/fuzz/crashes/.
+FUZZ_BUILD   := build/fuzz
+FUZZ_CXX     ?= $(if $(shell command -v ccache 2>/dev/null),ccache clang++,clang++)
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+                -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer \
+                -Wno-ambiguous-reversed-operator
+FUZZERS      := $(patsubst tests/fuzz/%.cpp,%,$(sort $(wildcard tests/fuzz/fuzz_*.cpp)))
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CXX='$(FUZZ_CXX)' CXXFLAGS='$(FUZZ_FLAGS)' \
+	  $(FUZZERS:%=$(FUZZ_BUILD)/%)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/crashes
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$f && \
+	  echo "fuzz $$f for $(FUZZ_SECONDS) s" && \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
+	    $(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$f- \
+	    $(FUZZ_BUILD)/corpus/$$f tests/fuzz/corpus/$$f 2>$(FUZZ_BUILD)/$$f.log || \
+	    { tail -50 $(FUZZ_BUILD)/$$f.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::new_units_added' $(FUZZ_BUILD)/$$f.log; \
+	done
 
 clean:
 	rm -rf $(BUILD)
@@ -243,3 +286,4 @@ check:
 	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 	$(MAKE) --no-print-directory BUILD=build/check CXXFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build/check/unit-tests
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5

@@ -31,6 +31,13 @@ const std::map<std::string, std::string>& known_settings() {
          "URL prefix of channel tarballs (default the nixpkgs archive on GitHub)"},
         {"NIXERY_PKGS_REPO", "a git repository with a package set; image tags are git refs"},
         {"NIXERY_PKGS_PATH", "a local directory with a package set"},
+        {"NIXERY_GIT_REFS_TTL",
+         "seconds a git repository's refs, and a fetch that did not find a commit, are "
+         "remembered (default 10)"},
+        {"NIXERY_MANIFEST_RATE",
+         "manifest requests per second a client address may make (default 20, 0: no limit)"},
+        {"NIXERY_MANIFEST_BURST",
+         "manifest requests beyond the rate answered at once (default 100)"},
         {"NIXERY_SOURCE_TTL", "seconds an evaluation of a moving source is trusted (default 300)"},
         {"NIXERY_TAG_CACHE_SECONDS",
          "seconds nginx may answer a manifest by a tag that can move without asking the pool "
@@ -56,6 +63,11 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_BUILD_TIMEOUT", "seconds a whole image build may take (default 1800)"},
         {"NIXERY_NIXPKGS_CONFIG",
          "a Nix file with the nixpkgs config (allowUnfree, permittedInsecurePackages, ...)"},
+        {"NIXERY_NIX_GC",
+         "true: nixery gc also deletes from the Nix store the paths no kept image needs "
+         "(default false)"},
+        {"NIXERY_START_PAGE",
+         "full (default: recent builds and errors) or minimal (instructions only)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_LAYERING",
          "layering strategy: auto (default: popularity with NIX_POPULARITY_URL, chunks "
@@ -79,8 +91,8 @@ const std::map<std::string, std::string>& known_settings() {
 std::string Config::describe_source() const {
     switch (source) {
     case SourceKind::path:
-        return demo_source ? "the demo package set (" + source_location + ")"
-                           : "the package set at " + source_location;
+        // Shown to anonymous clients: no server path.
+        return demo_source ? "the demo package set" : "a local package set";
     case SourceKind::git:
         // Shown on the start page and in errors: never a token in the URL.
         return "the git repository " + log::without_userinfo(source_location);
@@ -175,6 +187,12 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     c.source_ttl = std::chrono::seconds(ttl);
     TRY_ASSIGN(const long tag_cache, parse_number(env, "NIXERY_TAG_CACHE_SECONDS", -1, 0, 60));
     c.tag_cache = std::chrono::seconds(tag_cache);
+    TRY_ASSIGN(const long ref_ttl, parse_number(env, "NIXERY_GIT_REFS_TTL", 10, 0, 3600));
+    c.git_refs_ttl = std::chrono::seconds(ref_ttl);
+    TRY_ASSIGN(const long rate, parse_number(env, "NIXERY_MANIFEST_RATE", 20, 0, 100000));
+    c.manifest_rate = static_cast<int>(rate);
+    TRY_ASSIGN(const long burst, parse_number(env, "NIXERY_MANIFEST_BURST", 100, 0, 100000));
+    c.manifest_burst = static_cast<int>(burst);
     TRY_ASSIGN(const long workers, parse_number(env, "NIXERY_WORKERS", 2, 1, 256));
     c.workers = static_cast<int>(workers);
     TRY_ASSIGN(const long header_deadline,
@@ -192,6 +210,16 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
                         "\" is not one of debug, info, warn, error");
         }
+    }
+    if (const auto nix_gc = get(env, "NIXERY_NIX_GC"); nix_gc == "true" || nix_gc == "1") {
+        c.nix_gc = true;
+    } else if (!nix_gc.empty() && nix_gc != "false" && nix_gc != "0") {
+        return fail("NIXERY_NIX_GC=\"" + nix_gc + "\" is not one of true, false");
+    }
+    if (const auto page = get(env, "NIXERY_START_PAGE"); page == "minimal") {
+        c.start_page = StartPageKind::minimal;
+    } else if (!page.empty() && page != "full") {
+        return fail("NIXERY_START_PAGE=\"" + page + "\" is not one of full, minimal");
     }
     if (const auto compression = get(env, "NIXERY_LAYER_COMPRESSION"); compression == "zstd") {
         c.layer_compression = LayerCompression::zstd;

@@ -23,6 +23,7 @@ Environment current_environment();
 
 enum class SourceKind { path, git, channel };
 enum class StorageKind { filesystem, gcs, s3 };
+enum class StartPageKind { full, minimal };
 
 // Where the files that ship with the program live: the SQL schema and the
 // Nix expressions (installed under share/nixery, or in a source checkout).
@@ -62,6 +63,14 @@ struct Config {
     // tag that can move without asking the pool (at most 60); unset (-1):
     // each source's safe default (registry.cpp, manifest_cache_time()).
     std::chrono::seconds tag_cache{-1};
+    // How long a git source trusts its last ls-remote, and how long after a
+    // fetch an unknown commit is refused without fetching again: a flood of
+    // made-up refs costs one upstream call per interval.
+    std::chrono::seconds git_refs_ttl{10};
+    // Manifest requests a client address may make a second (0: no limit),
+    // and the burst answered at once (nginx's limit_req).
+    int manifest_rate = 20;
+    int manifest_burst = 100;
 
     StorageKind storage = StorageKind::filesystem;
     std::filesystem::path storage_path;
@@ -83,7 +92,12 @@ struct Config {
     int max_builds = 2;         // image builds at once, across the worker pool
     int max_queued_builds = 64; // builds waiting for a slot; past that, 429
     int gc_keep_days = 30;      // nixery gc's default retention
+    // NIXERY_NIX_GC: nixery gc deletes the store paths no kept image needs.
+    bool nix_gc = false;
     log::Level log_level = log::Level::info;
+    // NIXERY_START_PAGE=minimal: the start page shows the instructions only,
+    // not the recent images and build errors of other users.
+    StartPageKind start_page = StartPageKind::full;
     DataFiles data;
 
     std::filesystem::path database() const { return state_dir / "nixery.sqlite"; }

@@ -105,7 +105,12 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::built(const Resolved&
 
 ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
                               std::string_view tag, ManifestFormat format) {
-    (void)m_s.cache.record_tag(image, tag, unix_now());
+    // Only a tag that selects something (a git ref) is worth listing: with
+    // a local package set or a channel every tag is the same image, and
+    // recording made-up ones would let anyone fill tags/list.
+    if (m_s.config.source == SourceKind::git || tag == "latest") {
+        (void)m_s.cache.record_tag(image, tag, unix_now());
+    }
     if (format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
                               record.oci_digest};
@@ -257,7 +262,7 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     if (compression == LayerCompression::gzip) {
         layers.oci = layers.gzip;
     }
-    TRY(record_image(image, bash, layers, provenance, out));
+    TRY(record_image(image, bash, layers, provenance, graph, out));
     return out;
 }
 
@@ -361,7 +366,8 @@ Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& ke
 
 Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
                                                   const Layers& layers,
-                                                  const ImageProvenance& provenance, Outcome& out) {
+                                                  const ImageProvenance& provenance,
+                                                  const ClosureGraph& graph, Outcome& out) {
     const auto store = [&](std::string_view data, std::string_view type) {
         return or_fault(store_document(m_s.storage, m_s.cache, data, type, unix_now()), image.name);
     };
@@ -403,7 +409,14 @@ Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
     out.image.blobs.push_back(out.image.docker_digest);
     out.image.blobs.push_back(out.image.oci_digest);
 
-    TRY(or_fault(m_s.cache.record_image(out.closure_key, out.image, unix_now()), image.name));
+    // Its closure, built here: what `nixery gc` with NIXERY_NIX_GC may let
+    // Nix delete once no image needs it.
+    std::vector<std::string> store_paths;
+    for (const auto& p : graph.paths) {
+        store_paths.push_back(p.path);
+    }
+    TRY(or_fault(m_s.cache.record_image(out.closure_key, out.image, unix_now(), store_paths),
+                 image.name));
     return or_fault(m_s.storage.put(image_record_key(out.closure_key),
                                     encode_image_record(out.image), "application/json"),
                     image.name);

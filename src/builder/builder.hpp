@@ -126,7 +126,8 @@ private:
     // when it must be packed.
     Result<std::optional<LayerRecord>> reusable_layer(const std::string& key);
     Result<void, RegistryError> record_image(const Image& image, bool bash, const Layers& layers,
-                                             const ImageProvenance& provenance, Outcome& out);
+                                             const ImageProvenance& provenance,
+                                             const ClosureGraph& graph, Outcome& out);
 
     // The image evaluated from `image_key` if that evaluation is still
     // fresh, with its use recorded (gc keeps what is used).

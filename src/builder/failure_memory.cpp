@@ -9,7 +9,11 @@ remembered_failure(BuildCache& cache, std::string_view image_key, std::int64_t n
 
 void remember_failure(BuildCache& cache, std::string_view image_key, const RegistryError& error,
                       std::int64_t now) {
-    (void)cache.remember_failure(image_key, error, now + k_failure_memory.count());
+    // A fault of the server (full disk, Nix daemon down) is not the
+    // image's: the next pull tries again.
+    if (error.status < 500) {
+        (void)cache.remember_failure(image_key, error, now + k_failure_memory.count());
+    }
 }
 
 } // namespace nixery

@@ -57,7 +57,15 @@ RegistryError nix_error(const NixFailure& f, std::string_view image) {
                                     ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
     case NixFailure::Kind::not_runnable:
-        return internal_error("cannot run Nix on the server: " + f.log_tail);
+        if (f.log_tail.find("daemon") != std::string::npos ||
+            f.log_tail.find("cannot connect to socket") != std::string::npos) {
+            return RegistryError{503,
+                                 "UNAVAILABLE",
+                                 "cannot run Nix on the server: the Nix daemon is not running "
+                                 "(its socket is missing); retry later",
+                                 {}};
+        }
+        return internal_error("cannot run Nix on the server");
     }
     return internal_error("unknown Nix failure");
 }

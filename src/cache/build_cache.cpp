@@ -102,7 +102,8 @@ Result<std::optional<ImageRecord>> BuildCache::find_image(std::string_view closu
 }
 
 Result<void> BuildCache::record_image(std::string_view closure_key, const ImageRecord& image,
-                                      std::int64_t now) {
+                                      std::int64_t now,
+                                      const std::vector<std::string>& store_paths) {
     TRY_ASSIGN(auto tx, Transaction::begin(m_db));
     TRY_ASSIGN(
         auto s,
@@ -127,6 +128,24 @@ Result<void> BuildCache::record_image(std::string_view closure_key, const ImageR
                                         "VALUES (?1, ?2)"));
         b.bind(1, closure_key).bind(2, digest);
         TRY(b.run());
+    }
+    if (!store_paths.empty()) {
+        TRY_ASSIGN(auto forget,
+                   m_db.prepare("DELETE FROM image_store_paths WHERE closure_key = ?1"));
+        forget.bind(1, closure_key);
+        TRY(forget.run());
+        for (const auto& path : store_paths) {
+            TRY_ASSIGN(auto p, m_db.prepare("INSERT OR IGNORE INTO image_store_paths "
+                                            "(closure_key, store_path) VALUES (?1, ?2)"));
+            p.bind(1, closure_key).bind(2, path);
+            TRY(p.run());
+        }
+        // Needed again: no longer a candidate for deletion.
+        TRY_ASSIGN(auto keep, m_db.prepare("DELETE FROM nix_gc_candidates WHERE store_path IN "
+                                           "(SELECT store_path FROM image_store_paths WHERE "
+                                           "closure_key = ?1)"));
+        keep.bind(1, closure_key);
+        TRY(keep.run());
     }
     return tx.commit();
 }
@@ -228,7 +247,16 @@ Result<void> BuildCache::record_tag(std::string_view name, std::string_view tag,
             "INSERT INTO tags (name, tag, last_pulled_at) VALUES (?1, ?2, ?3) "
             "ON CONFLICT (name, tag) DO UPDATE SET last_pulled_at = excluded.last_pulled_at"));
     s.bind(1, name).bind(2, tag).bind(3, now);
-    return s.run();
+    TRY(s.run());
+    if (row) {
+        return {};
+    }
+    // A new tag: the oldest beyond k_max_tags_per_name go.
+    TRY_ASSIGN(auto trim, m_db.prepare("DELETE FROM tags WHERE name = ?1 AND tag NOT IN "
+                                       "(SELECT tag FROM tags WHERE name = ?1 "
+                                       "ORDER BY last_pulled_at DESC, tag LIMIT ?2)"));
+    trim.bind(1, name).bind(2, std::int64_t{k_max_tags_per_name});
+    return trim.run();
 }
 
 Result<std::vector<std::string>> BuildCache::tags(std::string_view name) {

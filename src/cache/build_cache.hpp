@@ -70,8 +70,11 @@ public:
                               std::int64_t now);
 
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
+    // Records an image; `store_paths` (its closure, when it was built here)
+    // are what `nixery gc` with NIXERY_NIX_GC may let Nix delete once no
+    // image needs them (sql/003_store_paths.sql).
     Result<void> record_image(std::string_view closure_key, const ImageRecord& image,
-                              std::int64_t now);
+                              std::int64_t now, const std::vector<std::string>& store_paths = {});
     // Records a use of the image; to within a minute, so that serving a
     // cached image does not write to the database on every request.
     Result<void> touch_image(std::string_view closure_key, std::int64_t now);
@@ -91,7 +94,10 @@ public:
     Result<void> record_evaluation(std::string_view image_key, std::string_view closure_key,
                                    std::int64_t now);
 
-    // Records a pull of name:tag (to within a minute, as touch_image).
+    // Records a pull of name:tag (to within a minute, as touch_image). A
+    // name keeps its k_max_tags_per_name most recently pulled tags; a new
+    // one pushes the oldest out.
+    static constexpr int k_max_tags_per_name = 100;
     Result<void> record_tag(std::string_view name, std::string_view tag, std::int64_t now);
     Result<std::vector<std::string>> tags(std::string_view name);
 

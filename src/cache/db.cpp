@@ -154,8 +154,17 @@ Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::pa
         sqlite3_open_v2(file.c_str(), &raw,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     Db db(raw);
+    // A database that exists but cannot be used must stop start-up with
+    // what to do, never be replaced: an empty one would make nixery gc
+    // remove every blob it no longer knows.
+    const auto unusable = [&](const std::string& cause) {
+        return fail("open database \"" + file.string() + "\" failed: " + cause +
+                    "; the blobs in storage are safe: restore the file from a backup (or fix its "
+                    "owner and mode) and start again; do not delete it, since nixery would start "
+                    "with an empty database and nixery gc would then remove every stored blob");
+    };
     if (rc != SQLITE_OK) {
-        return fail("open database \"" + file.string() + "\" failed: " + sqlite_error(raw));
+        return unusable(sqlite_error(raw));
     }
     // The database is ours alone, whatever the umask: nginx's user shares
     // our group to reach the blobs. Tightened before WAL mode, since SQLite
@@ -168,7 +177,14 @@ Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::pa
         ::chmod(file.c_str(), st.st_mode & 0700);
     }
     sqlite3_busy_timeout(raw, k_busy_timeout_ms);
-    TRY(db.exec("PRAGMA journal_mode = WAL"));
+    if (auto wal = db.exec("PRAGMA journal_mode = WAL"); !wal) {
+        const auto code = sqlite3_errcode(raw);
+        if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT || code == SQLITE_CANTOPEN ||
+            code == SQLITE_PERM || code == SQLITE_READONLY || code == SQLITE_IOERR) {
+            return unusable(sqlite_error(raw));
+        }
+        return unexpected(std::move(wal).error());
+    }
     TRY(db.exec("PRAGMA synchronous = NORMAL"));
     TRY(db.exec("PRAGMA foreign_keys = ON"));
     TRY(db.migrate(migrations));

@@ -103,7 +103,19 @@ int gc_command(const std::vector<std::string>& args) {
                               {"stale_rows", r.stale_rows},
                               {"gc_roots", r.gc_roots},
                               {"builds", r.builds},
-                              {"tags", r.tags}});
+                              {"tags", r.tags},
+                              {"store_paths", r.store_paths},
+                              {"live_store_paths", r.live_store_paths}});
+    if (r.store_paths > 0 || r.live_store_paths > 0) {
+        std::printf("gc: %s %s from the Nix store%s\n",
+                    options.dry_run ? "would delete" : "deleted",
+                    plural(r.store_paths, "store path", "store paths").c_str(),
+                    r.live_store_paths == 0
+                        ? ""
+                        : (", " + plural(r.live_store_paths, "store path", "store paths") +
+                           " still alive (rooted) kept")
+                              .c_str());
+    }
     return 0;
 }
 

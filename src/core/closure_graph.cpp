@@ -28,12 +28,18 @@ Result<ClosureGraph> parse_references_graph(std::string_view json) {
         return fail("parse references graph failed: no \"graph\" array");
     }
     ClosureGraph graph;
+    std::set<std::string> listed;
     for (const auto& node : doc["graph"].GetArray()) {
         if (!node.IsObject() || !node.HasMember("path") || !node["path"].IsString()) {
             return fail("parse references graph failed: an entry has no \"path\"");
         }
         StorePathInfo info;
         info.path = node["path"].GetString();
+        // Layering gives each store path one node: a second entry would put
+        // the path into two layers (found by tests/fuzz).
+        if (!listed.insert(info.path).second) {
+            return fail("parse references graph failed: \"" + info.path + "\" is listed twice");
+        }
         if (node.HasMember("narSize")) {
             if (!node["narSize"].IsUint64()) {
                 return fail("parse references graph failed: \"narSize\" of \"" + info.path +

@@ -2,6 +2,7 @@
 
 #include "core/closure_graph.hpp"
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -227,6 +228,29 @@ std::string describe_layer(const std::vector<std::string>& store_paths, std::siz
         ++named;
     }
     return out;
+}
+
+std::string document_media_type(std::string_view json) {
+    rapidjson::Document d;
+    d.Parse(json.data(), json.size());
+    if (d.HasParseError() || !d.IsObject()) {
+        return {};
+    }
+    const auto it = d.FindMember("mediaType");
+    if (it == d.MemberEnd() || !it->value.IsString()) {
+        return {};
+    }
+    return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+std::size_t manifest_layer_count(std::string_view json) {
+    rapidjson::Document d;
+    d.Parse(json.data(), json.size());
+    if (d.HasParseError() || !d.IsObject()) {
+        return 0;
+    }
+    const auto it = d.FindMember("layers");
+    return it != d.MemberEnd() && it->value.IsArray() ? it->value.Size() : 0;
 }
 
 } // namespace nixery

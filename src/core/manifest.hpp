@@ -83,6 +83,15 @@ std::string manifest_json(ManifestFormat format, std::string_view config_digest,
                           std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
                           const Labels& annotations);
 
+// The "mediaType" of a stored JSON document (a manifest, an index or a
+// config as another instance may have stored it); empty when `json` is not
+// an object with a string "mediaType".
+std::string document_media_type(std::string_view json);
+
+// The number of entries of a manifest's "layers" array; 0 when `json` has
+// none.
+std::size_t manifest_layer_count(std::string_view json);
+
 // "nixery: glibc-2.40-66, hello-2.12.1" for store paths (at most `limit` named).
 std::string describe_layer(const std::vector<std::string>& store_paths, std::size_t limit = 10);
 

@@ -62,13 +62,19 @@ Result<Popularity> Popularity::parse(std::string_view json) {
     if (!doc.IsObject()) {
         return fail("parse popularity data failed: not a JSON object");
     }
+    // Counts are clamped: no package set has more packages than this, and
+    // a huge count (1e30 in a hand-edited file) would overflow the integer
+    // it is converted to (found by tests/fuzz) and the merge ratings.
+    constexpr std::uint64_t k_max_count = std::uint64_t{1} << 32;
     Popularity p;
     for (const auto& m : doc.GetObject()) {
         std::uint64_t count = 0;
         if (m.value.IsUint64()) {
-            count = m.value.GetUint64();
+            count = std::min(m.value.GetUint64(), k_max_count);
         } else if (m.value.IsNumber() && m.value.GetDouble() >= 0) {
-            count = static_cast<std::uint64_t>(m.value.GetDouble());
+            count = m.value.GetDouble() >= static_cast<double>(k_max_count)
+                        ? k_max_count
+                        : static_cast<std::uint64_t>(m.value.GetDouble());
         } else {
             return fail(std::string("parse popularity data failed: count of \"") +
                         m.name.GetString() + "\" is not a non-negative number");

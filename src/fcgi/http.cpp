@@ -111,7 +111,30 @@ std::string_view status_text(int status) {
     }
 }
 
+bool is_safe_header(std::string_view name, std::string_view value) {
+    if (name.empty() || name.find_first_of(":\r\n", 0) != std::string_view::npos ||
+        name.find('\0') != std::string_view::npos) {
+        return false;
+    }
+    return value.find_first_of("\r\n") == std::string_view::npos &&
+           value.find('\0') == std::string_view::npos;
+}
+
 std::string serialize_response(const Response& response, bool head) {
+    for (const auto& [name, value] : response.headers) {
+        if (!is_safe_header(name, value)) {
+            // A value that would split the header block: nothing of this
+            // response goes out, the client gets a server error instead.
+            log::error("response header refused",
+                       {{"header", name}, {"error", "the value holds CR, LF or NUL"}});
+            Response refused;
+            refused.status = 500;
+            refused.header("Content-Type", "application/json");
+            refused.body = R"({"errors":[{"code":"INTERNAL_ERROR","message":"the server built an )"
+                           R"(invalid response","detail":{}}]})";
+            return serialize_response(refused, head);
+        }
+    }
     std::string out = "Status: " + std::to_string(response.status) + " " +
                       std::string(status_text(response.status)) + "\r\n";
     bool has_length = false;

@@ -86,7 +86,12 @@ public:
 
 std::string_view status_text(int status);
 
-// The bytes of a FastCGI (CGI-style) response. For HEAD the body is left out
+// True when a header line "name: value" cannot be split or cut by what it
+// holds: no CR, LF or NUL anywhere, and no ':' in the name.
+bool is_safe_header(std::string_view name, std::string_view value);
+
+// The bytes of a FastCGI (CGI-style) response. A header that is not safe
+// (is_safe_header) turns the whole response into a 500 error. For HEAD the body is left out
 // but Content-Length still describes it, as for GET.
 std::string serialize_response(const Response& response, bool head);
 

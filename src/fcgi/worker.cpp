@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace nixery {
@@ -76,6 +77,7 @@ public:
 
     void send(Response response) override {
         status = response.status;
+        response.header("X-Request-Id", log::request_id());
         const auto bytes = serialize_response(response, m_head && !response.body_for_head);
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), m_raw.out);
         log_fields.insert(log_fields.end(), response.log_fields.begin(), response.log_fields.end());
@@ -83,6 +85,7 @@ public:
 
     void start(int status_code, std::vector<std::pair<std::string, std::string>> headers) override {
         status = status_code;
+        headers.emplace_back("X-Request-Id", log::request_id());
         std::string out = status_line(status_code);
         for (const auto& [name, value] : headers) {
             out += name + ": " + value + "\r\n";
@@ -132,7 +135,8 @@ void answer_later(FCGX_Request* raw, Request request, std::function<void(Respons
                   std::string_view route, Metrics& metrics,
                   std::chrono::steady_clock::time_point started) {
     std::thread([raw, request = std::move(request), later = std::move(later), route, &metrics,
-                 started] {
+                 started, id = log::request_id()] {
+        const log::RequestScope scope(id);
         FcgiWriter writer(*raw, request.method == "HEAD");
         try {
             later(writer);
@@ -146,6 +150,18 @@ void answer_later(FCGX_Request* raw, Request request, std::function<void(Respons
         log_request(request, writer.status, started, writer.log_fields);
         g_later.fetch_sub(1);
     }).detach();
+}
+
+// nginx's $request_id (REQUEST_ID, 32 hex digits) when it sends one, so the
+// access log and ours share it; otherwise one of our own.
+std::string request_id_of(const Request& r) {
+    for (const auto& [name, value] : r.params) {
+        if (name == "REQUEST_ID" && value.size() == 32 &&
+            value.find_first_not_of("0123456789abcdef") == std::string::npos) {
+            return value;
+        }
+    }
+    return log::new_request_id();
 }
 
 // Per-thread state the draining main thread looks at.
@@ -181,6 +197,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
         }
         const auto started = std::chrono::steady_clock::now();
         const auto request = read_request(raw);
+        const log::RequestScope scope(request_id_of(request));
         Response response;
         try {
             response = handler->handle(request);
@@ -188,6 +205,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             log::error("request handler failed", {{"path", request.path}, {"error", e.what()}});
             response = handler->failed(request);
         }
+        response.header("X-Request-Id", log::request_id());
         if (response.later && g_later.fetch_add(1) < k_max_later) {
             // The connection moves to the answering thread; this one
             // accepts with a fresh request.
@@ -232,6 +250,7 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr); // threads inherit the mask
 
+    const pid_t parent = getppid();
     std::vector<std::thread> pool;
     std::vector<ThreadState> states(static_cast<std::size_t>(threads));
     for (auto& state : states) {
@@ -246,6 +265,9 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     log::info("worker draining", {{"signal", sig}});
     g_stopping = true;
     FCGX_ShutdownPending();
+    // Without a parent (the master was killed) nobody will wait for a long
+    // drain and a new pool may want the socket: requests get a moment.
+    const auto drain_started = std::chrono::steady_clock::now();
     // Wake threads blocked in accept(); busy ones are left alone to finish
     // their request (a signal would interrupt their system calls). A wake-up
     // that arrives just before accept() blocks is lost, hence the retries.
@@ -261,6 +283,11 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
         }
         if (all_done) {
             break;
+        }
+        if (getppid() != parent &&
+            std::chrono::steady_clock::now() - drain_started > std::chrono::milliseconds(1500)) {
+            log::warn("worker stopping without its master; requests in flight are cut");
+            std::_Exit(1);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }

@@ -7,6 +7,7 @@
 #include "cache/gc_queries.hpp"
 #include "storage/layout.hpp"
 #include "util/log.hpp"
+#include "util/subprocess.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
 
@@ -88,6 +89,9 @@ public:
         }
         TRY(collect_staging_files());
         TRY(collect_gc_roots());
+        if (m_s.config.nix_gc) {
+            TRY(collect_store_paths());
+        }
         return m_report;
     }
 
@@ -478,6 +482,76 @@ private:
         }
         if (ec && ec != std::errc::no_such_file_or_directory) {
             return fail("list \"" + dir.string() + "\" failed: " + ec.message());
+        }
+        return {};
+    }
+
+    // NIXERY_NIX_GC: the store paths no recorded image needs any more (noted
+    // by a trigger when the last image that needed one was forgotten, see
+    // sql/003_store_paths.sql) go from the Nix store. Exactly those paths,
+    // with nix-store --delete, which refuses a path that is still alive (a
+    // GC root of anyone, or a live path referring to it); never a full
+    // collection, which would take everything unrooted on a shared store.
+    Result<void> collect_store_paths() {
+        TRY_ASSIGN(auto s, m_s.db.prepare("SELECT store_path FROM nix_gc_candidates WHERE "
+                                          "store_path NOT IN (SELECT store_path FROM "
+                                          "image_store_paths) ORDER BY store_path"));
+        std::vector<std::string> candidates;
+        for (;;) {
+            TRY_ASSIGN(const bool row, s.step());
+            if (!row) {
+                break;
+            }
+            auto path = s.text(0);
+            // Store paths only: never anything an argv could misread.
+            if (path.size() > 1 && path[0] == '/' && path.find('\n') == std::string::npos &&
+                fs::exists(path)) {
+                candidates.push_back(std::move(path));
+            }
+        }
+        const auto deleted = [&](const std::string& path) {
+            m_say(verb() + " store path " + path);
+            m_report.store_paths += 1;
+        };
+        if (!m_options.dry_run && !candidates.empty()) {
+            // Together first (referrers and their references go in one
+            // collection); one by one when Nix refuses, so a live path does
+            // not keep the others.
+            std::vector<std::string> argv{"nix-store", "--delete"};
+            argv.insert(argv.end(), candidates.begin(), candidates.end());
+            ProcessSpec all;
+            all.argv = std::move(argv);
+            const auto run = run_process(all);
+            if (!run) {
+                return fail("nix-store --delete failed: " + run.error().message);
+            }
+            if (!run->ok()) {
+                for (const auto& path : candidates) {
+                    if (!fs::exists(path)) {
+                        continue;
+                    }
+                    ProcessSpec one;
+                    one.argv = {"nix-store", "--delete", path};
+                    const auto single = run_process(one);
+                    if (!single) {
+                        return fail("nix-store --delete failed: " + single.error().message);
+                    }
+                }
+            }
+        }
+        for (const auto& path : candidates) {
+            if (m_options.dry_run || !fs::exists(path)) {
+                deleted(path);
+            } else {
+                m_report.live_store_paths += 1;
+            }
+        }
+        if (!m_options.dry_run) {
+            // Deleted or alive (someone else's now): no longer ours to collect.
+            TRY_ASSIGN(auto done, m_s.db.prepare("DELETE FROM nix_gc_candidates WHERE store_path "
+                                                 "NOT IN (SELECT store_path FROM "
+                                                 "image_store_paths)"));
+            TRY(done.run());
         }
         return {};
     }

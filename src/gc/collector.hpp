@@ -104,8 +104,10 @@ struct GcReport {
     int records = 0;    // shared cache records and use markers removed
     int stale_rows = 0; // rows of blobs that were already missing from storage
     int gc_roots = 0;
-    int builds = 0; // build history rows pruned
-    int tags = 0;   // tags no longer pulled
+    int builds = 0;           // build history rows pruned
+    int tags = 0;             // tags no longer pulled
+    int store_paths = 0;      // deleted from the Nix store (NIXERY_NIX_GC)
+    int live_store_paths = 0; // candidates Nix refused: still alive (rooted)
 };
 
 struct GcServices {

@@ -42,12 +42,22 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
     // Each request may need several Nix calls (evaluate, build, closure)
     // plus packing; nginx must not give up before the worker does.
     const auto timeout = config.request_timeout().count();
+    const bool limited = config.manifest_rate > 0;
     return {
         {"SOCKET", config.socket().string()},
         {"STORAGE_PATH", config.storage_path.string()},
         {"STATE_DIR", config.state_dir.string()},
         {"PORT", std::to_string(config.port)},
         {"FASTCGI_TIMEOUT", std::to_string(timeout)},
+        {"MANIFEST_LIMIT_ZONE",
+         limited ? "limit_req_zone $binary_remote_addr zone=nixery_manifests:10m rate=" +
+                       std::to_string(config.manifest_rate) + "r/s;"
+                 : "# (no rate limit of manifest requests: NIXERY_MANIFEST_RATE=0)"},
+        {"MANIFEST_LIMIT",
+         limited
+             ? "limit_req zone=nixery_manifests burst=" + std::to_string(config.manifest_burst) +
+                   " nodelay;\n    limit_req_status 429;\n    error_page 429 = @too_many_requests;"
+             : "# (not limited)"},
     };
 }
 

@@ -91,22 +91,15 @@ public:
           m_mirror(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".git")),
           m_exports(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".roots")),
           m_fetch_record(config.state_dir / "git" / (sha256_hex(m_url).substr(0, 16) + ".fetch")),
-          m_locks(config.lock_file()), m_nix(nix_settings(config)) {}
+          m_locks(config.lock_file()), m_nix(nix_settings(config)),
+          m_refs_ttl(config.git_refs_ttl) {}
 
     Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
         if (is_commit_hash(tag)) {
             return ResolvedSource{std::string(tag), Pinning::pinned};
         }
-        // Full ref names: ls-remote matches patterns against the tail of refs.
         const std::string t(tag);
-        std::vector<std::string> argv{"git", "ls-remote", "--", m_url};
-        if (tag == "latest") {
-            argv.emplace_back("HEAD");
-        } else {
-            argv.insert(argv.end(),
-                        {"refs/tags/" + t, "refs/tags/" + t + "^{}", "refs/heads/" + t});
-        }
-        TRY_ASSIGN(const auto listing, git(argv, "list refs of"));
+        TRY_ASSIGN(const auto listing, refs());
         // A peeled annotated tag names the commit; tags win over branches, as
         // in git's own lookup order.
         const std::vector<std::string> preference =
@@ -140,7 +133,8 @@ public:
             m_locks.acquire("git-export:" + m_url + "#" + commit,
                             std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock) {
-            return unexpected(internal_error(lock.error().message));
+            log::error("locking the git mirror failed", {{"error", lock.error().message}});
+            return unexpected(internal_error("fetching the git repository failed on the server"));
         }
         if (!*lock) {
             return unexpected(
@@ -180,6 +174,37 @@ private:
             return std::nullopt;
         }
         return target.string();
+    }
+
+    // Beside the mirror, shared by every thread and process of the instance.
+    std::filesystem::path refs_file() const { return m_mirror.string() + ".refs"; }
+
+    // Whether `file` was written within the last NIXERY_GIT_REFS_TTL.
+    bool fresh(const std::filesystem::path& file) const {
+        std::error_code ec;
+        const auto written = std::filesystem::last_write_time(file, ec);
+        return !ec && std::filesystem::file_time_type::clock::now() - written < m_refs_ttl;
+    }
+
+    // HEAD, branches and tags of the repository: from one ls-remote per
+    // NIXERY_GIT_REFS_TTL, so made-up tags are answered without asking the
+    // upstream each time. (Not refs/pull/* and the like: GitHub lists
+    // hundreds of thousands.)
+    Result<std::string, RegistryError> refs() {
+        if (fresh(refs_file())) {
+            if (auto cached = read_file(refs_file()); cached) {
+                return std::move(*cached);
+            }
+        }
+        TRY_ASSIGN(auto listing,
+                   git({"git", "ls-remote", "--", m_url, "HEAD", "refs/heads/*", "refs/tags/*"},
+                       "list refs of"));
+        if (m_refs_ttl.count() > 0) {
+            if (auto made = make_private_dir(m_mirror.parent_path()); made) {
+                (void)write_file_atomic(m_mirror.parent_path(), refs_file(), listing);
+            }
+        }
+        return listing;
     }
 
     bool has_commit(const std::string& commit) {
@@ -414,6 +439,7 @@ private:
     std::filesystem::path m_fetch_record; // when the last fetch started, and its error
     LockTable m_locks;
     Nix m_nix;
+    std::chrono::seconds m_refs_ttl;
 };
 
 } // namespace

@@ -231,7 +231,16 @@ NixFailure failure_of(const ProcessResult& run, std::string operation, const std
     if (tail.empty()) {
         tail = argv0 + " failed with " + run.describe_exit(timeout);
     }
-    return NixFailure{NixFailure::Kind::failed, std::move(operation), std::move(tail), {}, {}, {}};
+    // No daemon to talk to (NIX_REMOTE=daemon, socket missing): a fault of
+    // the server, not of the image.
+    const bool no_daemon = tail.find("cannot connect to socket") != std::string::npos ||
+                           tail.find("cannot connect to daemon") != std::string::npos;
+    return NixFailure{no_daemon ? NixFailure::Kind::not_runnable : NixFailure::Kind::failed,
+                      std::move(operation),
+                      std::move(tail),
+                      {},
+                      {},
+                      {}};
 }
 
 Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::string operation,
@@ -296,7 +305,9 @@ Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string nam
     p.out_path = v["out"].GetString();
     p.drv_path = v["drv"].GetString();
     p.output = v["output"].GetString();
-    p.attr_path = strings_of(v["attrPath"]);
+    if (const auto attr = v.FindMember("attrPath"); attr != v.MemberEnd()) {
+        p.attr_path = strings_of(attr->value);
+    }
     return p;
 }
 
@@ -320,21 +331,28 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
         return unexpected(std::move(failure));
     }
 
-    const auto bad = [&](std::string what) {
-        return unexpected(NixFailure{NixFailure::Kind::failed,
-                                     "evaluate",
-                                     "unexpected output from nix-instantiate: " + what,
-                                     {},
-                                     {},
-                                     {}});
-    };
+    auto ev = parse_evaluation(run.out, request);
+    if (!ev) {
+        return unexpected(
+            NixFailure{NixFailure::Kind::failed, "evaluate",
+                       "unexpected output from nix-instantiate: " + ev.error().message});
+    }
+    return std::move(*ev);
+}
+
+Result<Evaluation> parse_evaluation(std::string_view out, std::string_view request) {
+    const auto bad = [&](std::string what) { return fail(std::move(what)); };
     rapidjson::Document req;
-    req.Parse(request.c_str(), request.size());
+    req.Parse(request.data(), request.size());
+    if (req.HasParseError() || !req.IsObject() || !req.HasMember("packages") ||
+        !req["packages"].IsArray()) {
+        return bad("the request is not one of request_json");
+    }
     rapidjson::Document doc;
-    doc.Parse(run.out.c_str(), run.out.size());
+    doc.Parse(out.data(), out.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("packages") ||
         !doc["packages"].IsArray() || !doc.HasMember("implicit") || !doc["implicit"].IsArray()) {
-        return bad(run.out.substr(0, 200));
+        return bad(std::string(out.substr(0, 200)));
     }
     const auto& wanted = req["packages"];
     const auto& got = doc["packages"];
@@ -346,12 +364,17 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
                         doc["systemApplied"].GetBool();
     for (rapidjson::SizeType i = 0; i < got.Size(); ++i) {
         std::string name;
-        for (const auto& seg : wanted[i].GetArray()) {
-            name += (name.empty() ? "" : ".") + std::string(seg.GetString());
+        if (wanted[i].IsArray()) {
+            for (const auto& seg : wanted[i].GetArray()) {
+                if (seg.IsString()) {
+                    name += (name.empty() ? "" : ".") + std::string(seg.GetString());
+                }
+            }
         }
         const auto& p = got[i];
-        const std::string status =
-            p.HasMember("status") && p["status"].IsString() ? p["status"].GetString() : "";
+        const std::string status = p.IsObject() && p.HasMember("status") && p["status"].IsString()
+                                       ? p["status"].GetString()
+                                       : "";
         if (status == "found") {
             auto pkg = parse_package(p, name);
             if (!pkg) {

@@ -151,6 +151,11 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
 // nullopt when the error is not such a refusal.
 std::optional<std::string> refusal_reason(std::string_view stderr_text);
 
+// What image.nix's `evaluate` printed (nix-instantiate --json) for
+// `request` (request_json), as an Evaluation; an error says what is wrong
+// with the output. Pure.
+Result<Evaluation> parse_evaluation(std::string_view out, std::string_view request);
+
 // Parses the output of `nix-store --dump-db PATHS…` (the validity
 // registration format: path, hash, NAR size, deriver, count, references).
 Result<std::vector<StorePathInfo>> parse_validity_registration(std::string_view text);

@@ -4,6 +4,7 @@
 #include "core/image.hpp"
 #include "core/reference.hpp"
 #include "nix/source.hpp"
+#include "registry/disclosure.hpp"
 #include "registry/start_page.hpp"
 #include "util/log.hpp"
 
@@ -115,7 +116,11 @@ Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServ
 
 RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
     : m_services(services), m_cache(std::move(cache)), m_nix(nix_settings(services.config)),
-      m_source(make_source(services.config, m_nix)) {}
+      m_source(make_source(services.config, m_nix)), m_disclosure(services.config) {}
+
+Response RegistryHandler::refuse(RegistryError error) const {
+    return error_response(m_disclosure.for_client(std::move(error), log::request_id()));
+}
 
 Response RegistryHandler::handle(const Request& request) {
     const auto route = parse_route(request.path);
@@ -143,9 +148,9 @@ Response RegistryHandler::busy(const Request& request) {
 
 Response RegistryHandler::answer(const Request& request, const Route& route) {
     if (request.method != "GET" && request.method != "HEAD") {
-        return error_response(unsupported("this registry serves pulls only: " + request.method +
-                                          " is not supported (images are built from their names, "
-                                          "not pushed)"));
+        return refuse(unsupported("this registry serves pulls only: " + request.method +
+                                  " is not supported (images are built from their names, "
+                                  "not pushed)"));
     }
     switch (route.kind) {
     case RouteKind::base: {
@@ -158,13 +163,13 @@ Response RegistryHandler::answer(const Request& request, const Route& route) {
         return manifest(request, route.name, route.reference);
     case RouteKind::blob:
         if (!is_valid_repository_name(route.name)) {
-            return error_response(name_invalid(route.name));
+            return refuse(name_invalid(route.name));
         }
         return stored(request.method, route.name, route.reference, false);
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
-        return error_response(
+        return refuse(
             unsupported("\"" + request.path + "\" is not an endpoint this registry serves", 404));
     case RouteKind::start_page:
         return start_page(request);
@@ -178,19 +183,19 @@ Response RegistryHandler::answer(const Request& request, const Route& route) {
     case RouteKind::not_found:
         break;
     }
-    return error_response({404, "NOT_FOUND", "nothing here: the registry API is under /v2/", {}});
+    return refuse({404, "NOT_FOUND", "nothing here: the registry API is under /v2/", {}});
 }
 
 Response RegistryHandler::manifest(const Request& request, const std::string& name,
                                    const std::string& reference) {
     if (!is_valid_repository_name(name)) {
-        return error_response(name_invalid(name));
+        return refuse(name_invalid(name));
     }
     if (looks_like_digest(reference)) {
         return stored(request.method, name, reference, true);
     }
     if (!is_valid_tag(reference)) {
-        return error_response(tag_invalid(reference));
+        return refuse(tag_invalid(reference));
     }
     const auto image = parse_image_name(name);
     const auto format =
@@ -204,11 +209,11 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     };
     auto resolved = builder.resolve(image, reference);
     if (!resolved) {
-        return logged(error_response(resolved.error()));
+        return logged(refuse(resolved.error()));
     }
     auto found = builder.find(*resolved);
     if (!found) {
-        return logged(error_response(found.error()));
+        return logged(refuse(found.error()));
     }
     if (!*found) {
         // nginx's manifest location caches, and a cacheable request is not
@@ -233,14 +238,14 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     auto& jobs = m_services.jobs;
     const auto joined = jobs.join({resolved.key, image.name, tag});
     if (!joined || !*joined) {
-        auto r = error_response(
-            !joined ? internal_error("queueing the build of \"" + image.name + "\" failed")
-                    : RegistryError{429,
-                                    "TOOMANYREQUESTS",
-                                    "too many images are waiting to be built (" +
-                                        std::to_string(m_services.config.max_queued_builds) +
-                                        "); retry later",
-                                    {}});
+        auto r =
+            refuse(!joined ? internal_error("queueing the build of \"" + image.name + "\" failed")
+                           : RegistryError{429,
+                                           "TOOMANYREQUESTS",
+                                           "too many images are waiting to be built (" +
+                                               std::to_string(m_services.config.max_queued_builds) +
+                                               "); retry later",
+                                           {}});
         r.log_fields.emplace_back("image", image.name);
         r.log_fields.emplace_back("tag", tag);
         if (!joined) {
@@ -251,8 +256,11 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     const auto ticket = **joined;
     const auto arrived = std::chrono::steady_clock::now();
     Response r;
-    r.later = [services = m_services, image, tag, format, resolved, ticket,
-               arrived](ResponseWriter& w) {
+    r.later = [services = m_services, disclosure = m_disclosure, image, tag, format, resolved,
+               ticket, arrived](ResponseWriter& w) {
+        const auto refused = [&](RegistryError error) {
+            return error_response(disclosure.for_client(std::move(error), log::request_id()));
+        };
         w.log_fields.emplace_back("image", image.name);
         w.log_fields.emplace_back("tag", tag);
         const auto& config = services.config;
@@ -297,13 +305,13 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
         if (waited.how == JobBoard::Waited::ended) {
             auto served = ended(waited.outcome);
             w.send(served ? manifest_response(std::move(*served), manifest_cache_time(config, tag))
-                          : error_response(served.error()));
+                          : refused(served.error()));
             return;
         }
         if (waited.how == JobBoard::Waited::given_up) {
             board.leave(ticket, w.client_gone() ? Leaving::gone : Leaving::done);
             if (!w.client_gone()) {
-                w.send(error_response(RegistryError{
+                w.send(refused(RegistryError{
                     503, "UNAVAILABLE", "the server is restarting; retry shortly", {}}));
             }
             return;
@@ -342,14 +350,14 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
 Response RegistryHandler::stored(const std::string& method, const std::string& name,
                                  const std::string& digest, bool manifest) {
     const auto unknown = [&] {
-        return error_response(
+        return refuse(
             manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
                                         json_string(digest))
                      : blob_unknown(digest));
     };
     switch (check_digest(digest)) {
     case DigestCheck::malformed:
-        return error_response(digest_invalid(digest));
+        return refuse(digest_invalid(digest));
     case DigestCheck::unsupported:
         return unknown(); // this registry only ever stores sha256 blobs
     case DigestCheck::ok:
@@ -358,7 +366,7 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
     const auto key = blob_key(digest.substr(7));
     const auto fault = [&](const Error& e) {
         log::error("serving stored object failed", {{"digest", digest}, {"error", e.message}});
-        return error_response(internal_error("reading " + digest + " from storage failed"));
+        return refuse(internal_error("reading " + digest + " from storage failed"));
     };
     auto info = m_services.storage.stat(key);
     if (!info) {
@@ -388,15 +396,10 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
         if (!body) {
             return fault(body.error());
         }
-        rapidjson::Document d;
-        if (*body) {
-            d.Parse((*body)->c_str(), (*body)->size());
-        }
-        if (!*body || d.HasParseError() || !d.IsObject() || !d.HasMember("mediaType") ||
-            !d["mediaType"].IsString()) {
+        media_type = *body ? document_media_type(**body) : std::string();
+        if (media_type.empty()) {
             return unknown();
         }
-        media_type = d["mediaType"].GetString();
     }
     if (manifest != is_manifest_type(media_type)) {
         return unknown(); // a layer asked for as a manifest, or the reverse
@@ -461,15 +464,25 @@ Response RegistryHandler::start_page(const Request& request) {
         page.revision = std::move(current->provenance);
         page.revision_recorded_at = current->recorded_at;
     }
-    auto builds = m_cache.recent_builds(k_recent_builds);
-    auto errors = m_cache.recent_builds(k_recent_errors, true);
-    if (builds && errors) {
-        page.builds = std::move(*builds);
-        page.errors = std::move(*errors);
-    } else {
-        page.history_unavailable = true;
-        log::error("reading the build history failed",
-                   {{"error", (builds ? errors.error() : builds.error()).message}});
+    page.minimal = m_services.config.start_page == StartPageKind::minimal;
+    if (!page.minimal) {
+        auto builds = m_cache.recent_builds(k_recent_builds);
+        auto errors = m_cache.recent_builds(k_recent_errors, true);
+        if (builds && errors) {
+            page.builds = std::move(*builds);
+            page.errors = std::move(*errors);
+        } else {
+            page.history_unavailable = true;
+            log::error("reading the build history failed",
+                       {{"error", (builds ? errors.error() : builds.error()).message}});
+        }
+        // Stored messages are shown to anyone: no server internals.
+        for (auto& b : page.errors) {
+            b.error = m_disclosure.scrub(b.error);
+        }
+        for (auto& b : page.builds) {
+            b.error = m_disclosure.scrub(b.error);
+        }
     }
     Response r;
     r.body = render_start_page(page);
@@ -482,13 +495,13 @@ Response RegistryHandler::start_page(const Request& request) {
 
 Response RegistryHandler::tags(const Request& request, const std::string& name) {
     if (!is_valid_repository_name(name)) {
-        return error_response(name_invalid(name));
+        return refuse(name_invalid(name));
     }
     auto stored_tags = m_cache.tags(name);
     if (!stored_tags) {
         log::error("listing tags failed",
                    {{"image", name}, {"error", stored_tags.error().message}});
-        return error_response(internal_error("listing tags of \"" + name + "\" failed"));
+        return refuse(internal_error("listing tags of \"" + name + "\" failed"));
     }
     auto all = std::move(*stored_tags);
     if (std::find(all.begin(), all.end(), "latest") == all.end()) {

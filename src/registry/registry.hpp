@@ -9,6 +9,7 @@
 #include "builder/builder.hpp"
 #include "fcgi/worker.hpp"
 #include "metrics/metrics.hpp"
+#include "registry/disclosure.hpp"
 
 #include <memory>
 
@@ -48,11 +49,14 @@ private:
                     bool manifest);
     Response tags(const Request& request, const std::string& name);
     Response start_page(const Request& request);
+    // `error` as the client may see it (see Disclosure), as a response.
+    Response refuse(RegistryError error) const;
 
     ProcessServices m_services;
     BuildCache m_cache;
     Nix m_nix;
     std::unique_ptr<PackageSource> m_source; // uses m_nix
+    Disclosure m_disclosure;
 };
 
 // A registry error as a response (JSON body, the spec's headers).

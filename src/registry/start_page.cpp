@@ -126,6 +126,11 @@ std::string render_start_page(const StartPage& page) {
     out += "<h2>Package source</h2>\n<p>" + escape_markup(page.source) + "</p>\n";
     revision_text(out, page);
 
+    if (page.minimal) {
+        out += "</body>\n</html>\n";
+        return out;
+    }
+
     out += "<h2>Recent builds</h2>\n";
     if (page.history_unavailable) {
         out += "<p class=\"muted\">The build history cannot be read right now.</p>\n";

@@ -29,6 +29,7 @@ struct StartPage {
     std::vector<BuildRecord> builds;  // newest first
     std::vector<BuildRecord> errors;  // failed builds, newest first
     bool history_unavailable = false; // reading the build history failed
+    bool minimal = false;             // instructions only: no builds, no errors
 };
 
 // The whole HTML document.

@@ -19,8 +19,9 @@ namespace {
 // for it (token_cache.hpp) still has time for its own request.
 const RetryPolicy k_token_policy{.budget = k_default_retry_budget / 2};
 
-// {"access_token": "...", "expires_in": 3599, "token_type": "Bearer"}
-Result<FetchedToken> parse_token(const HttpResponse& r, const std::string& where) {
+} // namespace
+
+Result<FetchedToken> parse_token_response(const HttpResponse& r, const std::string& where) {
     rapidjson::Document d;
     d.Parse(r.body.c_str(), r.body.size());
     const bool json = !d.HasParseError() && d.IsObject();
@@ -39,10 +40,17 @@ Result<FetchedToken> parse_token(const HttpResponse& r, const std::string& where
         return fail("get an access token from " + where +
                     " failed: the answer has no access_token and expires_in");
     }
-    return FetchedToken{
-        d["access_token"].GetString(),
-        std::chrono::seconds(static_cast<std::int64_t>(d["expires_in"].GetDouble()))};
+    // A lifetime beyond a year is not one (and would overflow a cast).
+    const double expires_in = d["expires_in"].GetDouble();
+    if (!(expires_in >= 0 && expires_in <= 366.0 * 86400)) {
+        return fail("get an access token from " + where +
+                    " failed: the answer's expires_in is out of range");
+    }
+    return FetchedToken{d["access_token"].GetString(),
+                        std::chrono::seconds(static_cast<std::int64_t>(expires_in))};
 }
+
+namespace {
 
 // What both sources share: the cache, in front of their fetch().
 class CachedTokens : public AccessTokens {
@@ -86,7 +94,7 @@ private:
             return fail("get an access token from " + where +
                         " failed: " + response.error().message);
         }
-        return parse_token(*response, where);
+        return parse_token_response(*response, where);
     }
 
     ServiceAccount m_account;
@@ -117,7 +125,7 @@ private:
                         " failed: " + response.error().message +
                         " (outside Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS)");
         }
-        return parse_token(*response, where);
+        return parse_token_response(*response, where);
     }
 
     std::string m_url;

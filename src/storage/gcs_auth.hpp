@@ -9,6 +9,7 @@
 #pragma once
 
 #include "http/client.hpp"
+#include "storage/token_cache.hpp"
 #include "util/crypto.hpp"
 #include "util/result.hpp"
 
@@ -35,6 +36,11 @@ Result<ServiceAccount> load_service_account(const std::filesystem::path& file);
 // The signed JWT that asks `account.token_uri` for a token valid an hour
 // from `now` (Unix seconds). Pure apart from the signature.
 Result<std::string> jwt_assertion(const ServiceAccount& account, std::int64_t now);
+
+// The token endpoint's answer ({"access_token": "...", "expires_in": 3599,
+// "token_type": "Bearer"}) as a token, or an error naming `where` and the
+// endpoint's own reason for a refusal. Pure.
+Result<FetchedToken> parse_token_response(const HttpResponse& r, const std::string& where);
 
 class AccessTokens {
 public:

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
+#include <random>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@ namespace nixery::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::info)};
+thread_local std::string t_request_id;
 
 const char* level_name(Level level) {
     switch (level) {
@@ -72,14 +75,20 @@ void write(Level level, std::string_view msg, const Fields& fields) {
     w.Key("pid");
     w.Int64(getpid());
     w.Key("msg");
-    w.String(msg.data(), msg.size());
+    const auto shown = strip_userinfo(msg);
+    w.String(shown.c_str(), shown.size());
+    if (!t_request_id.empty()) {
+        w.Key("request_id");
+        w.String(t_request_id.c_str(), t_request_id.size());
+    }
     for (const auto& f : fields) {
         w.Key(f.key.c_str(), f.key.size());
         std::visit(
             [&w](const auto& v) {
                 using V = std::decay_t<decltype(v)>;
                 if constexpr (std::is_same_v<V, std::string>) {
-                    w.String(v.c_str(), v.size());
+                    const auto text = strip_userinfo(v);
+                    w.String(text.c_str(), text.size());
                 } else if constexpr (std::is_same_v<V, std::int64_t>) {
                     w.Int64(v);
                 } else if constexpr (std::is_same_v<V, double>) {
@@ -148,6 +157,52 @@ std::string scrub_userinfo(std::string text, std::string_view url) {
         }
     }
     return text;
+}
+
+RequestScope::RequestScope(std::string id) {
+    t_request_id = std::move(id);
+}
+
+RequestScope::~RequestScope() {
+    t_request_id.clear();
+}
+
+const std::string& request_id() {
+    return t_request_id;
+}
+
+std::string new_request_id() {
+    thread_local std::mt19937_64 engine{std::random_device{}() ^
+                                        (static_cast<std::uint64_t>(getpid()) << 32)};
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(engine()));
+    return buf;
+}
+
+std::string strip_userinfo(std::string_view text) {
+    std::string out;
+    std::size_t done = 0;
+    for (auto scheme = text.find("://"); scheme != std::string_view::npos;
+         scheme = text.find("://", scheme + 3)) {
+        // The authority ends where a path, query, fragment, quote or space
+        // begins; its user info is everything up to the last '@' in it.
+        const auto start = scheme + 3;
+        auto end = text.find_first_of("/?#'\"` \t\r\n<>", start);
+        if (end == std::string_view::npos) {
+            end = text.size();
+        }
+        const auto at = text.substr(start, end - start).rfind('@');
+        if (at == std::string_view::npos) {
+            continue;
+        }
+        out.append(text.substr(done, start - done));
+        done = start + at + 1;
+    }
+    if (done == 0) {
+        return std::string(text);
+    }
+    out.append(text.substr(done));
+    return out;
 }
 
 std::string redact_url(std::string_view url) {

@@ -1,7 +1,9 @@
 // Structured logging: one JSON object per line on stderr (journald keeps it),
 // with time, level, pid, msg and the caller's fields. Each line is written
 // with a single write(2) so lines from threads and processes never interleave.
-// Callers redact secrets before logging (see redact_url).
+// Callers redact secrets before logging (see redact_url); as a last guard,
+// the user info of every scheme://user:secret@host URL in a line is removed.
+// While a request is served, its id (RequestScope) is in every line.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +56,28 @@ inline void warn(std::string_view msg, const Fields& f = {}) {
 inline void error(std::string_view msg, const Fields& f = {}) {
     write(Level::error, msg, f);
 }
+
+// The id of the request the calling thread serves, for the duration of the
+// scope: every line written meanwhile carries it as "request_id", and
+// errors sent to the client quote it, so an operator finds the full text.
+class RequestScope {
+public:
+    explicit RequestScope(std::string id);
+    ~RequestScope();
+    RequestScope(const RequestScope&) = delete;
+    RequestScope& operator=(const RequestScope&) = delete;
+};
+
+// The current request's id; empty outside a RequestScope.
+const std::string& request_id();
+
+// A fresh request id: 16 random lowercase hex digits.
+std::string new_request_id();
+
+// `text` with the user info of every scheme://userinfo@host URL in it
+// removed ("cloning https://u:pw@host/r failed" → "cloning https://host/r
+// failed"), wherever it appears in free text.
+std::string strip_userinfo(std::string_view text);
 
 // A URL without its query string and user info: signed URLs carry their
 // credentials there.

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,12 +24,22 @@ Supervisor::Supervisor() {
 }
 
 Result<pid_t> Supervisor::spawn(const std::function<void()>& child) {
+    const pid_t master = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         return fail("fork failed: " + errno_text(errno));
     }
     if (pid == 0) {
         // Set-up every supervised child gets, before it runs its own code.
+        // A master killed without a chance to stop its children (kill -9, a
+        // crash) must not leave them behind holding the socket or the port:
+        // the kernel sends them SIGTERM (kept across exec, so nginx gets it
+        // too; workers drain briefly, see run_worker). A master that died
+        // before prctl() took effect is seen by its pid.
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != master) {
+            std::_Exit(1);
+        }
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);

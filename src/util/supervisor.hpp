@@ -44,7 +44,8 @@ public:
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
 
-    // Forks a child that runs `child` with an empty signal mask. `child` must
+    // Forks a child that runs `child` with an empty signal mask, and that
+    // gets SIGTERM when the master dies (PR_SET_PDEATHSIG). `child` must
     // not return (it execs or _exits; a return exits 127). Returns the
     // child's pid, or an error when fork(2) failed.
     Result<pid_t> spawn(const std::function<void()>& child);

@@ -39,4 +39,21 @@ inline bool is_lower_hex(std::string_view text, std::size_t digits) {
            text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+// The cause at the end of an error message in the house shape ("write
+// \"/var/x\" failed: No space left on device" → "No space left on device"),
+// when it names no path, URL, quoted object or SQL: what a client may be told
+// about a fault of the server. Empty when there is no such cause.
+inline std::string public_cause(std::string_view message) {
+    const auto at = message.rfind("failed: ");
+    if (at == std::string_view::npos) {
+        return {};
+    }
+    const auto cause = message.substr(at + 8);
+    if (cause.empty() || cause.size() > 80 ||
+        cause.find_first_of("/\\\"'`@:;=\n") != std::string_view::npos) {
+        return {};
+    }
+    return std::string(cause);
+}
+
 } // namespace nixery

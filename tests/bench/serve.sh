@@ -58,7 +58,7 @@ in {
 NIX
 
 NIX_CONFIG='substituters =' PORT=$port STORAGE_PATH=$work/storage NIXERY_STATE_DIR=$work/state \
-  NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn build/nixery run > "$work/log" 2>&1 &
+  NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn NIXERY_MANIFEST_RATE=0 build/nixery run > "$work/log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 base="http://127.0.0.1:$port/v2/big/small"
@@ -124,7 +124,7 @@ gcs_instance_port=$(free_port)
 pids+=($!)
 NIX_CONFIG='substituters =' PORT=$gcs_instance_port NIXERY_STORAGE_BACKEND=gcs GCS_BUCKET=bench \
   STORAGE_EMULATOR_HOST=127.0.0.1:$gcs_port NIXERY_STATE_DIR=$work/gcs-state \
-  NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn build/nixery run > "$work/gcs-instance.log" 2>&1 &
+  NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn NIXERY_MANIFEST_RATE=0 build/nixery run > "$work/gcs-instance.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gcs_instance_port/v2/" >/dev/null && break; sleep 0.1; done
 mkdir -p "$work/static/root/v2/small/manifests"

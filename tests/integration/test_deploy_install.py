@@ -17,6 +17,7 @@ EXPECTED_FILES = {
     "usr/bin/nixery",
     "usr/share/nixery/sql/001_initial.sql",
     "usr/share/nixery/sql/002_shared_use.sql",
+    "usr/share/nixery/sql/003_store_paths.sql",
     "usr/share/nixery/nix/image.nix",
     "usr/share/nixery/nix/popcount.nix",
     "usr/share/nixery/nix/demo/default.nix",
@@ -180,3 +181,9 @@ class InstallTest(TestCase):
             exposure = float(m.group(1))
             print("\n%s: systemd-analyze security exposure %.1f" % (unit, exposure))
             self.assertLessEqual(exposure, MAX_EXPOSURE, output)
+            # libfcgi's select() needs descriptors below 1024; tasks are bounded.
+            text = (self.destdir / "usr/lib/systemd/system" / unit).read_text()
+            self.assertIn("\nLimitNOFILE=1024\n", text)
+            self.assertRegex(text, r"\nTasksMax=\d+\n")
+        gc_unit = (self.destdir / "usr/lib/systemd/system/nixery-gc.service").read_text()
+        self.assertRegex(gc_unit, r"\nTimeoutStartSec=\w+\n")

@@ -94,7 +94,9 @@ class PagesTest(TestCase):
             self.assertNotIn("<b>bold", body)
             self.assertIn("docker pull " + escape(host) + "/shell/hello", body)
             self.assertIn(escape("<script>alert('nix')</script> & <b>bold</b>"), body)
-            self.assertIn("the package set at " + str(inst.package_set), body)
+            # The source is described without its server path.
+            self.assertIn("a local package set", body)
+            self.assertNotIn(str(inst.package_set), body)
             self.assertIn("<code>shell</code>", body)
             self.assertIn("bashInteractive", body)
             for b in builds:

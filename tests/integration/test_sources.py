@@ -58,9 +58,10 @@ class GitSourceTest(TestCase):
 
     def test_tags_are_git_refs(self):
         # No window in which nginx answers a moved tag from its cache
-        # (test_serving.py tests the window): every pull reaches the pool.
+        # (test_serving.py tests the window), and refs are not remembered
+        # here: every pull reaches the pool, a moved tag is seen at once.
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo),
-                      NIXERY_TAG_CACHE_SECONDS=0) as inst:
+                      NIXERY_TAG_CACHE_SECONDS=0, NIXERY_GIT_REFS_TTL=0) as inst:
             pulls = Pulls(self, inst)
             self.assertEqual(pulls.stamp("v1"), "one")
             self.assertEqual(pulls.stamp("v2"), "two")

@@ -1,6 +1,7 @@
 #include "cache/build_cache.hpp"
 #include "testutil.hpp"
 
+#include <algorithm>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -54,6 +55,19 @@ TEST_CASE("BuildCache records") {
         REQUIRE(cache.record_tag("hello", "v1", 1));
         REQUIRE(cache.record_tag("other", "x", 1));
         CHECK(*cache.tags("hello") == std::vector<std::string>{"v1", "v2"});
+    }
+    SUBCASE("a name keeps its most recently pulled tags, the oldest go") {
+        const int n = BuildCache::k_max_tags_per_name;
+        for (int i = 0; i < n + 5; ++i) {
+            REQUIRE(cache.record_tag("flood", "t" + std::to_string(i), 1000 + i * 100));
+        }
+        REQUIRE(cache.record_tag("other", "x", 1));
+        const auto kept = *cache.tags("flood");
+        CHECK(kept.size() == static_cast<std::size_t>(n));
+        CHECK(std::find(kept.begin(), kept.end(), "t4") == kept.end());
+        CHECK(std::find(kept.begin(), kept.end(), "t5") != kept.end());
+        CHECK(std::find(kept.begin(), kept.end(), "t" + std::to_string(n + 4)) != kept.end());
+        CHECK(*cache.tags("other") == std::vector<std::string>{"x"});
     }
     SUBCASE("uses are recorded to within a minute, without a write per pull") {
         REQUIRE(cache.record_tag("hello", "latest", 1000));
@@ -144,7 +158,10 @@ TEST_CASE("BuildCache: several processes write at once") {
             BuildCache cache(std::move(*db));
             for (int i = 0; i < k_rows; ++i) {
                 const auto tag = "p" + std::to_string(p) + "-" + std::to_string(i);
-                if (!cache.record_tag("img", tag, i) || !cache.start_build("img", tag, "k", i)) {
+                // One image per process and row: a name keeps only its
+                // newest tags (k_max_tags_per_name).
+                const auto image = "img" + std::to_string(p) + "-" + std::to_string(i);
+                if (!cache.record_tag(image, tag, i) || !cache.start_build("img", tag, "k", i)) {
                     _exit(2);
                 }
             }
@@ -159,7 +176,9 @@ TEST_CASE("BuildCache: several processes write at once") {
         CHECK(WEXITSTATUS(status) == 0);
     }
     auto cache = open_cache(dir);
-    CHECK(cache.tags("img")->size() == k_procs * k_rows);
+    auto rows = cache.db().prepare("SELECT count(*) FROM tags");
+    REQUIRE(*rows->step());
+    CHECK(rows->integer(0) == k_procs * k_rows);
     CHECK(cache.recent_builds(1000)->size() == k_procs * k_rows);
 }
 

@@ -160,4 +160,20 @@ TEST_CASE("Db::open_read_only") {
     }
 }
 
+TEST_CASE("Db::open: an unusable database stops start-up, naming the file") {
+    TempDir dir;
+    SUBCASE("not SQLite") {
+        testutil::write_file(dir / "cache.sqlite", std::string(8192, 'x'));
+    }
+    SUBCASE("a directory in its place") {
+        std::filesystem::create_directory(dir / "cache.sqlite");
+    }
+    auto db = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE_FALSE(db);
+    const auto& message = db.error().message;
+    CHECK(message.find((dir / "cache.sqlite").string()) != std::string::npos);
+    CHECK(message.find("restore the file from a backup") != std::string::npos);
+    CHECK(message.find("blobs in storage are safe") != std::string::npos);
+}
+
 TEST_SUITE_END();

@@ -58,6 +58,15 @@ TEST_CASE("load_config") {
         env["NIXERY_BUILD_TIMEOUT"] = "0";
         CHECK(error_of(env).find("NIXERY_BUILD_TIMEOUT") != std::string::npos);
     }
+    SUBCASE("the start page: full or minimal; a local package set's path is not shown") {
+        auto env = base();
+        CHECK(load_config(env)->start_page == StartPageKind::full);
+        CHECK(load_config(env)->describe_source() == "the demo package set");
+        env["NIXERY_START_PAGE"] = "minimal";
+        CHECK(load_config(env)->start_page == StartPageKind::minimal);
+        env["NIXERY_START_PAGE"] = "none";
+        CHECK(error_of(env).find("NIXERY_START_PAGE") == 0);
+    }
     SUBCASE("gc retention") {
         auto env = base();
         env["NIXERY_GC_KEEP_DAYS"] = "7";

@@ -36,6 +36,12 @@ TEST_CASE("parse_references_graph") {
                   .message.find("\"path\"") != std::string::npos);
         CHECK(!parse_references_graph(R"({"graph": [{"path": "/a", "narSize": -1}]})"));
     }
+    SUBCASE("a path listed twice is an error (it would be in two layers; found by fuzzing)") {
+        const auto g = parse_references_graph(
+            R"({"graph": [{"path": "/a", "references": ["/b"]}, {"path": "/b"}, {"path": "/b"}]})");
+        REQUIRE_FALSE(g);
+        CHECK(g.error().message.find("\"/b\" is listed twice") != std::string::npos);
+    }
 }
 
 TEST_SUITE_END();

@@ -109,4 +109,15 @@ TEST_CASE("describe_layer") {
     CHECK(describe_layer(many, 2) == "nixery: p, p and 10 more");
 }
 
+TEST_CASE("document_media_type and manifest_layer_count") {
+    CHECK(document_media_type(R"({"mediaType":"application/vnd.oci.image.index.v1+json"})") ==
+          "application/vnd.oci.image.index.v1+json");
+    CHECK(document_media_type(R"({"mediaType":3})").empty());
+    CHECK(document_media_type("[1]").empty());
+    CHECK(document_media_type("{").empty());
+    CHECK(manifest_layer_count(R"({"layers":[{},{}]})") == 2);
+    CHECK(manifest_layer_count(R"({"layers":{}})") == 0);
+    CHECK(manifest_layer_count("null") == 0);
+}
+
 TEST_SUITE_END();

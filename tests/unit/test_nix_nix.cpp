@@ -129,4 +129,28 @@ TEST_CASE("run_nix_on_paths: paths go in calls of k_paths_per_call, in order") {
     CHECK(call_sizes.empty());
 }
 
+TEST_CASE("parse_evaluation") {
+    const auto request = request_json({R"({"type":"path","path":"/p"})", Arch::amd64, {"a", "b"}});
+    SUBCASE("found, missing; implicit packages by their attribute") {
+        auto ev = parse_evaluation(
+            R"({"packages":[{"status":"found","out":"/nix/store/x-a","attrPath":["a"]},)"
+            R"({"status":"missing"}],"implicit":[{"out":"/nix/store/c-cacert","attrPath":)"
+            R"(["cacert"]}],"systemApplied":true})",
+            request);
+        REQUIRE_MESSAGE(ev, (ev ? "" : ev.error().message));
+        CHECK(ev->packages.size() == 1);
+        CHECK(ev->missing == std::vector<std::string>{"b"});
+        CHECK(ev->implicit.at(0).name == "cacert");
+        CHECK(ev->system_applied);
+    }
+    SUBCASE("a package without attrPath, or not an object, is no crash") {
+        CHECK(parse_evaluation(R"({"packages":[{"status":"found","out":"/nix/store/x-a"},3],)"
+                               R"("implicit":[]})",
+                               request));
+        CHECK_FALSE(parse_evaluation(R"({"packages":[1,2],"implicit":[{"attrPath":1}]})", request));
+        CHECK_FALSE(parse_evaluation(R"({"packages":[]})", request));
+        CHECK_FALSE(parse_evaluation("", request));
+    }
+}
+
 TEST_SUITE_END();

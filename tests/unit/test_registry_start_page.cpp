@@ -78,6 +78,16 @@ TEST_CASE("render_start_page") {
         page.history_unavailable = true;
         CHECK(render_start_page(page).find("cannot be read") != std::string::npos);
     }
+    SUBCASE("minimal: instructions only, no builds or errors of others") {
+        page.minimal = true;
+        page.builds.push_back(build("secret-project/hello", 200));
+        page.errors.push_back(build("other/thing", 404, "no such package"));
+        const auto html = render_start_page(page);
+        CHECK(html.find("docker pull") != std::string::npos);
+        CHECK(html.find("secret-project") == std::string::npos);
+        CHECK(html.find("no such package") == std::string::npos);
+        CHECK(html.find("Recent build") == std::string::npos);
+    }
 }
 
 TEST_SUITE_END();

@@ -1,6 +1,7 @@
 #include "testutil.hpp"
 #include "util/log.hpp"
 
+#include "util/text.hpp"
 #include <doctest/doctest.h>
 
 using namespace nixery;
@@ -29,6 +30,29 @@ TEST_CASE("log::redact_url") {
     CHECK(log::redact_url("https://k:s@bucket.example/o?X-Amz-Signature=abc") ==
           "https://bucket.example/o?<redacted>");
     CHECK(log::redact_url("https://bucket.example/o") == "https://bucket.example/o");
+}
+
+TEST_CASE("log::strip_userinfo") {
+    CHECK(log::strip_userinfo("fetch https://ci:glpat-x@git.example/r.git failed") ==
+          "fetch https://git.example/r.git failed");
+    CHECK(log::strip_userinfo("'https://u:p@a/x' and ssh://git@b:22/y") ==
+          "'https://a/x' and ssh://b:22/y");
+    CHECK(log::strip_userinfo("mail me at a@b, see https://example.com/@user") ==
+          "mail me at a@b, see https://example.com/@user");
+    CHECK(log::strip_userinfo("no url") == "no url");
+}
+
+TEST_CASE("log::RequestScope") {
+    CHECK(log::request_id().empty());
+    {
+        const log::RequestScope scope("00112233aabbccdd");
+        CHECK(log::request_id() == "00112233aabbccdd");
+    }
+    CHECK(log::request_id().empty());
+    const auto a = log::new_request_id();
+    CHECK(a.size() == 16);
+    CHECK(is_lower_hex(a, 16));
+    CHECK(a != log::new_request_id());
 }
 
 TEST_SUITE_END();

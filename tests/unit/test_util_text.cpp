@@ -14,4 +14,13 @@ TEST_CASE("ascii_lowercase and is_lower_hex") {
     CHECK_FALSE(is_lower_hex(std::string(39, '0') + "g", 40));
 }
 
+TEST_CASE("public_cause") {
+    CHECK(public_cause("write \"/var/x/y\" failed: No space left on device") ==
+          "No space left on device");
+    CHECK(public_cause("sqlite \"INSERT INTO t\" failed: database or disk is full") ==
+          "database or disk is full");
+    CHECK(public_cause("PUT \"https://b.s3/x\" failed: HTTP 403: bucket /acme denied") == "");
+    CHECK(public_cause("something odd") == "");
+}
+
 TEST_SUITE_END();

@@ -1,0 +1,74 @@
+#include "registry/disclosure.hpp"
+
+#include "util/log.hpp"
+
+#include <algorithm>
+
+namespace nixery {
+
+namespace {
+
+void add(std::vector<std::pair<std::string, std::string>>& out, std::string text,
+         std::string placeholder) {
+    // Paths of fewer than two components ("/", "/tmp") are too common to
+    // replace in free text without garbling it.
+    if (text.size() < 5) {
+        return;
+    }
+    while (text.size() > 1 && text.back() == '/') {
+        text.pop_back();
+    }
+    out.emplace_back(std::move(text), std::move(placeholder));
+}
+
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+    for (auto pos = text.find(from); pos != std::string::npos;
+         pos = text.find(from, pos + to.size())) {
+        text.replace(pos, from.size(), to);
+    }
+}
+
+} // namespace
+
+Disclosure::Disclosure(const Config& config) {
+    add(m_private, config.state_dir.string(), "<state directory>");
+    add(m_private, config.storage_path.string(), "<storage>");
+    add(m_private, config.data.nix_dir.string(), "<nixery>");
+    add(m_private, config.data.sql_dir.string(), "<nixery>");
+    add(m_private, config.data.nginx_dir.string(), "<nixery>");
+    if (config.source == SourceKind::path) {
+        add(m_private, config.source_location, "<package set>");
+    }
+    add(m_private, config.gcs.bucket, "<bucket>");
+    add(m_private, config.s3.bucket, "<bucket>");
+    add(m_private, config.s3.access_key_id, "<redacted>");
+    add(m_private, config.s3.secret_access_key, "<redacted>");
+    add(m_private, config.s3.session_token, "<redacted>");
+    add(m_private, config.gcs.credentials.string(), "<credentials>");
+    // The longest first, so a path inside another is not cut in two.
+    std::sort(m_private.begin(), m_private.end(),
+              [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+std::string Disclosure::scrub(std::string_view text) const {
+    auto out = log::strip_userinfo(text);
+    for (const auto& [secret, placeholder] : m_private) {
+        replace_all(out, secret, placeholder);
+    }
+    return out;
+}
+
+RegistryError Disclosure::for_client(RegistryError error, std::string_view request_id) const {
+    error.message = scrub(error.message);
+    error.detail = scrub(error.detail);
+    if (error.status >= 500 && !request_id.empty()) {
+        error.message +=
+            " (request id " + std::string(request_id) + "; the server's log has the details)";
+        if (error.detail.empty()) {
+            error.detail = R"({"requestId":)" + json_string(request_id) + "}";
+        }
+    }
+    return error;
+}
+
+} // namespace nixery

@@ -1,0 +1,349 @@
+"""A hostile and faulty world: what anonymous clients learn from errors
+(no server paths or credentials, a request id that leads to the log), a
+master killed with SIGKILL, an unusable database, a Nix daemon that is not
+there, SIGTERM and nginx reloads during pulls, and a full disk."""
+
+import concurrent.futures
+import functools
+import http.server
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from harness import (ROOT, Instance, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
+                     make_package_set, sha256_file)
+
+SECRET = "s3cr3t-T0ken"
+
+
+def alive(pid):
+    try:
+        status = Path("/proc/%d/status" % pid).read_text()
+    except OSError:
+        return False
+    return "zombie" not in status
+
+
+class InformationTest(TestCase):
+    def assertNoInternals(self, inst, text):
+        for private in (str(inst.dir), str(inst.package_set), str(ROOT), SECRET):
+            self.assertNotIn(private, text)
+
+    def test_errors_name_packages_not_server_paths(self):
+        with Instance() as inst:
+            r = inst.manifest("hello/no-such-package-xyz")
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", '"no-such-package-xyz"',
+                                     "a local package set")
+            self.assertNoInternals(inst, r.body.decode())
+            # Nix's own message is passed on, without the package set's path.
+            r = inst.manifest("broken")
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "broken on purpose")
+            self.assertNoInternals(inst, r.body.decode())
+            page = inst.get("/").body.decode()
+            self.assertIn("broken on purpose", page)
+            self.assertNoInternals(inst, page)
+            # Every answer carries its request id, and so do the log lines.
+            rid = r.header("X-Request-Id")
+            self.assertRegex(rid, "^[0-9a-f]{16,32}$")
+            lines = [x for x in inst.log_records() if x.get("request_id") == rid]
+            self.assertTrue(any(x.get("msg") == "request" for x in lines), lines)
+
+    def test_a_server_fault_quotes_the_request_id_the_log_has(self):
+        # A Nix daemon that is not there: the client is told so, with the
+        # request id; the log has Nix's full message under the same id.
+        with Instance(NIX_REMOTE="unix://%s/no-daemon/socket" % tempfile.gettempdir(),
+                      expected_errors=["cannot run nix"]) as inst:
+            r = inst.manifest("hello")
+            err = self.assertRegistryError(r, 503, "UNAVAILABLE", "Nix daemon is not running")
+            rid = r.header("X-Request-Id")
+            self.assertIn("request id " + rid, err["message"])
+            self.assertEqual(err["detail"]["requestId"], rid)
+            self.assertNotIn("no-daemon", r.body.decode())
+            logged = [x for x in inst.log_records() if x.get("request_id") == rid]
+            self.assertTrue(any("no-daemon" in json.dumps(x) for x in logged), logged)
+            # Not remembered as the image's failure: a daemon that is back
+            # builds it (here: the same answer again, but from Nix again).
+            self.assertEqual(inst.manifest("hello").status, 503)
+            self.assertEqual(len([x for x in inst.log_records() if x.get("msg") == "cannot run nix"]), 2)
+
+    def check_secret_nowhere(self, inst, responses):
+        for r in responses:
+            self.assertNotIn(SECRET, r.body.decode(errors="replace"))
+            self.assertNotIn(SECRET, json.dumps(r.headers))
+        page = inst.get("/")
+        self.assertEqual(page.status, 200)
+        self.assertNotIn(SECRET, page.body.decode())
+        for log in [inst.log_path] + list(inst.state.glob("*.log")):
+            self.assertNotIn(SECRET, log.read_text(errors="replace"), log)
+
+    def test_git_url_credentials_appear_nowhere(self):
+        closed = free_port()
+        url = "http://nixery:%s@127.0.0.1:%d/pkgs.git" % (SECRET, closed)
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=url,
+                      expected_errors=["package source unavailable"]) as inst:
+            responses = [inst.manifest("hello"), inst.manifest("hello", "v1.0"),
+                         inst.manifest("hello", "a" * 40)]
+            for r in responses:
+                self.assertGreaterEqual(r.status, 400, r)
+            self.assertIn("127.0.0.1:%d" % closed, responses[0].body.decode())
+            self.check_secret_nowhere(inst, responses)
+
+    def test_channel_url_credentials_appear_nowhere(self):
+        closed = free_port()
+        url = "http://mirror:%s@127.0.0.1:%d/archive" % (SECRET, closed)
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="nixos-test", NIXERY_CHANNEL_URL=url,
+                      expected_errors=["package source unavailable"]) as inst:
+            responses = [inst.manifest("hello")]
+            self.assertGreaterEqual(responses[0].status, 400, responses[0])
+            self.check_secret_nowhere(inst, responses)
+
+    def test_minimal_start_page(self):
+        with Instance(NIXERY_START_PAGE="minimal") as inst:
+            self.assertEqual(inst.manifest("app-a").status, 200)
+            page = inst.get("/").body.decode()
+            self.assertIn("docker pull", page)
+            self.assertNotIn("app-a", page)
+            self.assertNotIn("Recent build", page)
+
+
+class FaultTest(TestCase):
+    def test_master_killed_takes_its_workers_and_nixery_run_stops(self):
+        inst = Instance().start()
+        try:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            master = inst.pool_pid()
+            workers = inst.worker_pids()
+            self.assertTrue(workers)
+            os.kill(master, signal.SIGKILL)
+            deadline = time.time() + 2
+            while time.time() < deadline and any(alive(w) for w in workers):
+                time.sleep(0.05)
+            self.assertEqual([w for w in workers if alive(w)], [])
+            # nixery run notices and stops nginx too.
+            code = inst.process.wait(30)
+            self.assertEqual(code, 1)
+            self.assertIn("the worker pool exited", inst.log_text())
+        finally:
+            inst.stop()
+            if not keep_dirs():
+                subprocess.run(["rm", "-rf", str(inst.dir)])
+
+    def start_with_database(self, prepare):
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp) / "state"
+            state.mkdir()
+            prepare(state / "nixery.sqlite")
+            env = base_environment()
+            env.update({"PORT": str(free_port()), "STORAGE_PATH": tmp + "/s",
+                        "NIXERY_STATE_DIR": str(state)})
+            r = subprocess.run([str(NIXERY), "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            out = r.stdout.decode()
+            self.assertIn(str(state / "nixery.sqlite"), out)
+            self.assertIn("restore the file from a backup", out)
+            self.assertTrue((state / "nixery.sqlite").exists())
+            return out
+
+    def test_corrupt_or_unreadable_database_stops_start_up(self):
+        out = self.start_with_database(lambda p: p.write_bytes(os.urandom(65536)))
+        self.assertIn("file is not a database", out)
+        self.start_with_database(lambda p: p.mkdir())
+
+    def test_sigterm_during_builds_completes_or_refuses_each_pull(self):
+        inst = Instance().start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                pulls = [pool.submit(inst.manifest, name) for name in ("slow", "slow/app-a", "big", "app-b")]
+                time.sleep(1.5)
+                inst.process.send_signal(signal.SIGTERM)
+                results = [f.result() for f in pulls]
+            code = inst.process.wait(300)
+            self.assertEqual(code, 0)
+            for r in results:
+                if r.status != 200:
+                    self.assertRegistryError(r, r.status, r.json()["errors"][0]["code"])
+            # Nothing half-published: every image recorded has all its blobs.
+            with inst.db() as conn:
+                for (manifest,) in conn.execute("SELECT docker_manifest FROM images"):
+                    for layer in json.loads(manifest)["layers"]:
+                        blob = inst.storage / "layers" / layer["digest"].split(":")[1]
+                        self.assertTrue(blob.exists(), blob)
+                        self.assertEqual(sha256_file(blob), layer["digest"].split(":")[1])
+        finally:
+            inst.stop()
+            inst.check_logs()
+            if not keep_dirs():
+                subprocess.run(["rm", "-rf", str(inst.dir)])
+
+    def test_nginx_reload_during_pulls_fails_none(self):
+        with Instance() as inst:
+            self.assertEqual(inst.manifest("app-a").status, 200)
+            nginx_pid = int((inst.state / "nginx.pid").read_text())
+
+            def pull(i):
+                name = ("app-a", "app-b", "app-c", "hello", "shell")[i % 5]
+                m = inst.manifest(name)
+                if m.status != 200:
+                    return m
+                for layer in m.json()["layers"]:
+                    b = inst.get("/v2/%s/blobs/%s" % (name, layer["digest"]))
+                    if b.status != 200:
+                        return b
+                return m
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                pulls = [pool.submit(pull, i) for i in range(60)]
+                for _ in range(3):
+                    time.sleep(0.3)
+                    os.kill(nginx_pid, signal.SIGHUP)
+                results = [f.result() for f in pulls]
+            self.assertEqual([r for r in results if r.status != 200], [])
+
+
+class DiskFullTest(TestCase):
+    """Storage on a small tmpfs: the pull fails with a registry error that
+    names the cause, leaves no partial blob or record, and succeeds once
+    there is space again."""
+
+    def setUp(self):
+        self.mount = Path(tempfile.mkdtemp(prefix="nixery-full-"))
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(self.mount)],
+                           stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            os.rmdir(self.mount)
+            self.skipTest("cannot mount a tmpfs here: " + r.stderr.decode().strip())
+
+    def tearDown(self):
+        subprocess.run(["umount", str(self.mount)])
+        os.rmdir(self.mount)
+
+    def test_storage_full(self):
+        with Instance(STORAGE_PATH=self.mount,
+                      expected_errors=["No space left on device"]) as inst:
+            r = inst.manifest("big")
+            err = self.assertRegistryError(r, 500, "INTERNAL_ERROR", "No space left on device",
+                                           "request id " + r.header("X-Request-Id"))
+            self.assertNotIn(str(self.mount), r.body.decode())
+            # No partial blob: whatever is stored is whole.
+            layers = self.mount / "layers"
+            for blob in (layers.iterdir() if layers.exists() else []):
+                self.assertEqual(sha256_file(blob), blob.name)
+            with inst.db() as conn:
+                self.assertEqual(conn.execute("SELECT count(*) FROM images").fetchone()[0], 0)
+            subprocess.run(["mount", "-o", "remount,size=256m", str(self.mount)], check=True)
+            self.assertEqual(inst.manifest("big").status, 200)
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; counts the requests of each path."""
+    counts = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        self.counts[path] = self.counts.get(path, 0) + 1
+        return super().do_GET()
+
+
+class AbuseTest(TestCase):
+    def test_manifest_requests_are_rate_limited_per_client(self):
+        with Instance(NIXERY_MANIFEST_RATE=1, NIXERY_MANIFEST_BURST=3) as inst:
+            first = inst.manifest("app-a")
+            self.assertEqual(first.status, 200)
+            answers = [inst.manifest("app-a") for _ in range(10)]
+            limited = [r for r in answers if r.status == 429]
+            self.assertGreater(len(limited), 0, answers)
+            self.assertLess(len(limited), 10, answers)
+            self.assertRegistryError(limited[0], 429, "TOOMANYREQUESTS", "retry")
+            self.assertEqual(limited[0].header("Retry-After"), "1")
+            # Blobs are not limited.
+            digest = first.json()["layers"][0]["digest"]
+            for _ in range(10):
+                self.assertEqual(inst.get("/v2/app-a/blobs/" + digest).status, 200)
+            time.sleep(2.5)
+            self.assertEqual(inst.manifest("app-a").status, 200)
+
+    def test_made_up_tags_of_a_local_package_set_are_not_recorded(self):
+        with Instance() as inst:
+            for i in range(30):
+                self.assertEqual(inst.manifest("app-a", "made-up-%d" % i).status, 200)
+            self.assertEqual(inst.get("/v2/app-a/tags/list").json()["tags"], ["latest"])
+
+    @unittest.skipUnless(have("git"), "git is needed")
+    def test_made_up_git_refs_cost_one_upstream_call_per_interval(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-refs-"))
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(work)])
+        repo = make_package_set(work)
+        git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t",
+               "-c", "init.defaultBranch=main", "-C", str(repo)]
+        subprocess.run(git + ["init", "-q"], check=True)
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
+        served = work / "served"
+        served.mkdir()
+        subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(served / "pkgs.git")], check=True)
+        subprocess.run(["git", "-C", str(served / "pkgs.git"), "update-server-info"], check=True)
+        counts = {}
+        handler = functools.partial(type("H", (CountingHandler,), {"counts": counts}),
+                                    directory=str(served))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        url = "http://127.0.0.1:%d/pkgs.git" % server.server_address[1]
+        refs = "/pkgs.git/info/refs"
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=url, NIXERY_GIT_REFS_TTL=120) as inst:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            calls = counts.get(refs, 0)
+            self.assertGreaterEqual(calls, 1)
+            for i in range(30):
+                self.assertRegistryError(inst.manifest("hello", "made-up-%d" % i), 404,
+                                         "MANIFEST_UNKNOWN", '"made-up-%d"' % i)
+            for i in range(10):
+                commit = "%040x" % random.getrandbits(160)
+                self.assertRegistryError(inst.manifest("hello", commit), 404, "MANIFEST_UNKNOWN", commit)
+            self.assertLessEqual(counts.get(refs, 0), calls + 1, counts)
+            # Nothing made up was listed.
+            self.assertEqual(inst.get("/v2/hello/tags/list").json()["tags"], ["latest"])
+
+
+class DiskBudgetTest(TestCase):
+    def test_gc_lets_nix_delete_exactly_the_paths_of_forgotten_images(self):
+        from test_deploy_gc import age_image, age_storage
+        from harness import SALT, run
+        with Instance() as inst:
+            self.assertEqual(inst.manifest("slow").status, 200)
+            self.assertEqual(inst.manifest("app-a").status, 200)
+            with inst.db() as conn:
+                paths = {r[0] for r in conn.execute("SELECT store_path FROM image_store_paths")}
+            gone = [p for p in paths if p.endswith("-slow-" + SALT)]
+            self.assertEqual(len(gone), 1, paths)
+            kept = paths - set(gone)
+            self.assertTrue(kept)
+            age_image(inst, "slow")
+            age_storage(inst.storage, hours=40 * 24)
+            self.assertEqual(inst.manifest("app-a").status, 200)  # a use: kept
+            # Off by default: the image is forgotten, its store path stays.
+            env = dict(inst.env)
+            run([str(NIXERY), "gc", "--keep-days", "1"], env=env)
+            self.assertTrue(Path(gone[0]).exists())
+            # On: exactly that path goes; those of the kept image stay.
+            env["NIXERY_NIX_GC"] = "true"
+            out = run([str(NIXERY), "gc", "--keep-days", "1"], env=env).stdout.decode()
+            self.assertIn("deleted 1 store path from the Nix store", out)
+            self.assertFalse(Path(gone[0]).exists())
+            for p in kept:
+                self.assertTrue(Path(p).exists(), p)
+            # Pulled again, it is built again.
+            self.assertEqual(inst.manifest("slow").status, 200)
+            self.assertTrue(Path(gone[0]).exists())

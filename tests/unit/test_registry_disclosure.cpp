@@ -1,0 +1,65 @@
+#include "registry/disclosure.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nixery;
+
+TEST_SUITE_BEGIN("registry");
+
+namespace {
+
+Config config() {
+    Config c;
+    c.state_dir = "/var/lib/nixery-state";
+    c.storage_path = "/var/lib/nixery-state/storage";
+    c.data.nix_dir = "/usr/share/nixery/nix";
+    c.data.sql_dir = "/usr/share/nixery/sql";
+    c.source = SourceKind::path;
+    c.source_location = "/srv/private/pkgs";
+    c.s3.bucket = "acme-secret-bucket";
+    c.s3.secret_access_key = "wJalrXUtnFEMI";
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("Disclosure::scrub") {
+    const Disclosure d(config());
+    SUBCASE("server paths, the longest first") {
+        CHECK(d.scrub("rename \"/var/lib/nixery-state/storage/blobs/ab\" failed") ==
+              "rename \"<storage>/blobs/ab\" failed");
+        CHECK(d.scrub("error: undefined variable at /srv/private/pkgs/default.nix:3:1") ==
+              "error: undefined variable at <package set>/default.nix:3:1");
+        CHECK(d.scrub("at /usr/share/nixery/nix/image.nix:12") == "at <nixery>/image.nix:12");
+    }
+    SUBCASE("bucket names, keys and URL credentials") {
+        CHECK(d.scrub("PUT s3://acme-secret-bucket/x failed") == "PUT s3://<bucket>/x failed");
+        CHECK(d.scrub("signed with wJalrXUtnFEMI") == "signed with <redacted>");
+        CHECK(d.scrub("unable to download 'https://user:secret@mirror.example/c.tar.gz': 401") ==
+              "unable to download 'https://mirror.example/c.tar.gz': 401");
+    }
+    SUBCASE("package names, tags and Nix's words are kept") {
+        CHECK(d.scrub("package \"hello\" is not in the package set") ==
+              "package \"hello\" is not in the package set");
+    }
+}
+
+TEST_CASE("Disclosure::for_client") {
+    const Disclosure d(config());
+    SUBCASE("a server fault names the request id, not the internals") {
+        const auto e = d.for_client(
+            internal_error("building \"x\" failed: open \"/var/lib/nixery-state/nixery.sqlite\""),
+            "0123456789abcdef");
+        CHECK(e.message.find("/var/lib") == std::string::npos);
+        CHECK(e.message.find("request id 0123456789abcdef") != std::string::npos);
+        CHECK(e.detail == R"({"requestId":"0123456789abcdef"})");
+    }
+    SUBCASE("a client's mistake keeps its detail and needs no request id") {
+        const auto e = d.for_client(manifest_unknown("no such package", R"({"missing":["x"]})"),
+                                    "0123456789abcdef");
+        CHECK(e.message == "no such package");
+        CHECK(e.detail == R"({"missing":["x"]})");
+    }
+}
+
+TEST_SUITE_END();
