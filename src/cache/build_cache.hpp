@@ -72,7 +72,7 @@ public:
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
     // Records an image; `store_paths` (its closure, when it was built here)
     // are what `nixery gc` with NIXERY_NIX_GC may let Nix delete once no
-    // image needs them (sql/003_store_paths.sql).
+    // image needs them (sql/004_store_paths.sql).
     Result<void> record_image(std::string_view closure_key, const ImageRecord& image,
                               std::int64_t now, const std::vector<std::string>& store_paths = {});
     // Records a use of the image; to within a minute, so that serving a

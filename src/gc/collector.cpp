@@ -488,7 +488,7 @@ private:
 
     // NIXERY_NIX_GC: the store paths no recorded image needs any more (noted
     // by a trigger when the last image that needed one was forgotten, see
-    // sql/003_store_paths.sql) go from the Nix store. Exactly those paths,
+    // sql/004_store_paths.sql) go from the Nix store. Exactly those paths,
     // with nix-store --delete, which refuses a path that is still alive (a
     // GC root of anyone, or a live path referring to it); never a full
     // collection, which would take everything unrooted on a shared store.
