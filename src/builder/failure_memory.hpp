@@ -15,6 +15,10 @@ namespace nixery {
 
 // How long a failed build is answered from memory.
 inline constexpr std::chrono::seconds k_failure_memory{30};
+// How long a fault of the server (5xx: a source still being fetched, a full
+// disk) is: long enough for the build's waiters to read it, short enough
+// that the next pull tries again.
+inline constexpr std::chrono::seconds k_fault_memory{3};
 
 // The error of a build of `image_key` that failed less than
 // k_failure_memory before `now`, or nullopt.

@@ -328,26 +328,29 @@ Result<void> BuildCache::remember_failure(std::string_view image_key, const Regi
                                           std::int64_t expires_at) {
     TRY_ASSIGN(
         auto s,
-        m_db.prepare("INSERT INTO failures (image_key, status, code, message, detail, expires_at) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (image_key) DO UPDATE SET "
-                     "status = excluded.status, code = excluded.code, message = excluded.message, "
-                     "detail = excluded.detail, expires_at = excluded.expires_at"));
+        m_db.prepare("INSERT INTO failures (image_key, status, code, message, detail, expires_at, "
+                     "retry_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (image_key) DO "
+                     "UPDATE SET status = excluded.status, code = excluded.code, message = "
+                     "excluded.message, detail = excluded.detail, expires_at = "
+                     "excluded.expires_at, retry_after = excluded.retry_after"));
     s.bind(1, image_key).bind(2, std::int64_t{error.status}).bind(3, error.code);
     s.bind(4, error.message).bind(5, error.detail).bind(6, expires_at);
+    s.bind(7, std::int64_t{error.retry_after});
     return s.run();
 }
 
 Result<std::optional<RegistryError>> BuildCache::find_failure(std::string_view image_key,
                                                               std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT status, code, message, detail FROM failures "
-                                    "WHERE image_key = ?1 AND expires_at > ?2"));
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT status, code, message, detail, retry_after FROM "
+                                    "failures WHERE image_key = ?1 AND expires_at > ?2"));
     s.bind(1, image_key).bind(2, now);
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
         return std::optional<RegistryError>();
     }
-    return std::optional<RegistryError>(
-        RegistryError{static_cast<int>(s.integer(0)), s.text(1), s.text(2), s.text(3)});
+    RegistryError error{static_cast<int>(s.integer(0)), s.text(1), s.text(2), s.text(3)};
+    error.retry_after = static_cast<int>(s.integer(4));
+    return std::optional<RegistryError>(std::move(error));
 }
 
 } // namespace nixery

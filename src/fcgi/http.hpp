@@ -46,6 +46,10 @@ struct Response {
     // (X-Accel-Expires) for GET and HEAD alike, and leaves the body out of
     // a HEAD's answer itself.
     bool body_for_head = false;
+    // False for a hand-over to another nginx location that asks the pool
+    // again (X-Accel-Redirect to @manifest_build): not an answer to the
+    // client, so not counted in the request metrics.
+    bool counted = true;
     // Set when the answer needs a long wait (for a build): the worker hands
     // the request's connection to a thread of its own and runs this there,
     // and the thread that accepted it goes back to accepting, so waits never

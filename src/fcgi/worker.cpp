@@ -221,7 +221,9 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
         }
         // Counted before the client can see the answer, so a scrape that
         // follows a response always includes it.
-        metrics.count_request(response.route, response.status);
+        if (response.counted) {
+            metrics.count_request(response.route, response.status);
+        }
         const auto bytes =
             serialize_response(response, request.method == "HEAD" && !response.body_for_head);
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);

@@ -225,6 +225,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
             Response r;
             r.header("X-Accel-Redirect", "@manifest_build");
             r.log_fields.emplace_back("handed_to", "@manifest_build");
+            r.counted = false;
             return logged(with_api_version(std::move(r)));
         }
         return after_build(image, reference, format, *resolved);

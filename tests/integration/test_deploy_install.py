@@ -17,6 +17,7 @@ EXPECTED_FILES = {
     "usr/bin/nixery",
     "usr/share/nixery/sql/001_initial.sql",
     "usr/share/nixery/sql/002_shared_use.sql",
+    "usr/share/nixery/sql/003_failure_retry_after.sql",
     "usr/share/nixery/sql/004_store_paths.sql",
     "usr/share/nixery/nix/image.nix",
     "usr/share/nixery/nix/popcount.nix",

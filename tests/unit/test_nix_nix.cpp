@@ -133,20 +133,28 @@ TEST_CASE("parse_evaluation") {
     const auto request = request_json({R"({"type":"path","path":"/p"})", Arch::amd64, {"a", "b"}});
     SUBCASE("found, missing; implicit packages by their attribute") {
         auto ev = parse_evaluation(
-            R"({"packages":[{"status":"found","out":"/nix/store/x-a","attrPath":["a"]},)"
-            R"({"status":"missing"}],"implicit":[{"out":"/nix/store/c-cacert","attrPath":)"
+            R"({"packages":[{"status":"found","out":"/nix/store/x-a","drv":"/nix/store/x-a.drv",)"
+            R"("output":"out","attrPath":["a"]},{"status":"missing"}],"implicit":[{"out":)"
+            R"("/nix/store/c-cacert","drv":"/nix/store/c-cacert.drv","output":"out","attrPath":)"
             R"(["cacert"]}],"systemApplied":true})",
             request);
         REQUIRE_MESSAGE(ev, (ev ? "" : ev.error().message));
         CHECK(ev->packages.size() == 1);
+        CHECK(ev->derived_paths().at(0) == "/nix/store/x-a.drv!out");
         CHECK(ev->missing == std::vector<std::string>{"b"});
         CHECK(ev->implicit.at(0).name == "cacert");
         CHECK(ev->system_applied);
     }
     SUBCASE("a package without attrPath, or not an object, is no crash") {
-        CHECK(parse_evaluation(R"({"packages":[{"status":"found","out":"/nix/store/x-a"},3],)"
-                               R"("implicit":[]})",
-                               request));
+        // A package that is not an object is an error, not a crash.
+        CHECK_FALSE(parse_evaluation(R"({"packages":[{"status":"found","out":"/nix/store/x-a",)"
+                                     R"("drv":"/nix/store/x-a.drv","output":"out"},3],)"
+                                     R"("implicit":[]})",
+                                     request));
+        // Without the derivation to realise, a package is malformed.
+        CHECK_FALSE(parse_evaluation(
+            R"({"packages":[{"status":"found","out":"/nix/store/x-a"},3],"implicit":[]})",
+            request));
         CHECK_FALSE(parse_evaluation(R"({"packages":[1,2],"implicit":[{"attrPath":1}]})", request));
         CHECK_FALSE(parse_evaluation(R"({"packages":[]})", request));
         CHECK_FALSE(parse_evaluation("", request));
