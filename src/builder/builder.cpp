@@ -81,7 +81,9 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& 
     }
     TRY_ASSIGN(const auto failure,
                or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
-    if (failure) {
+    // A fault of the server (full disk, Nix daemon down) is remembered for
+    // the build's waiters only: a new pull tries again.
+    if (failure && failure->status < 500) {
         return unexpected(*failure);
     }
     return std::optional<ImageRecord>();
@@ -122,6 +124,7 @@ ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
 // --- a build job -----------------------------------------------------------------
 
 JobOutcome Builder::build_job(const JobSpec& job) {
+    const log::RequestScope scope(job.request_id);
     const auto image = parse_image_name(job.image);
     const auto& key = job.key;
     const auto started = precise_now();

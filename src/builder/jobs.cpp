@@ -26,8 +26,9 @@ namespace {
 enum class SlotState : std::uint8_t { free, queued, running, ended };
 
 constexpr std::size_t k_key_size = 80;
-constexpr std::size_t k_image_size = 256; // core/reference.hpp: names up to 255
-constexpr std::size_t k_tag_size = 136;   // tags up to 128
+constexpr std::size_t k_image_size = 256;     // core/reference.hpp: names up to 255
+constexpr std::size_t k_tag_size = 136;       // tags up to 128
+constexpr std::size_t k_request_id_size = 40; // 32 hex digits
 
 // How often a waiter or the dispatcher looks around even when nothing was
 // signalled: for a client that hung up, a process that died.
@@ -47,6 +48,7 @@ struct Slot {
     char key[k_key_size];
     char image[k_image_size];
     char tag[k_tag_size];
+    char request_id[k_request_id_size]; // of the request that queued it
 };
 
 std::int64_t ns(JobBoard::Clock::time_point t) {
@@ -224,6 +226,9 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
     copy_text(slot.key, k_key_size, spec.key);
     copy_text(slot.image, k_image_size, spec.image);
     copy_text(slot.tag, k_tag_size, spec.tag);
+    if (!copy_text(slot.request_id, k_request_id_size, spec.request_id)) {
+        slot.request_id[0] = '\0';
+    }
     publish();
     notify(s.changes);
     return std::optional<JobTicket>(JobTicket{static_cast<int>(free_slot - s.slots), slot.id});
@@ -327,8 +332,9 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
             }
             publish();
             notify(s.changes);
-            return std::make_pair(JobTicket{static_cast<int>(oldest - s.slots), oldest->id},
-                                  JobSpec{oldest->key, oldest->image, oldest->tag});
+            return std::make_pair(
+                JobTicket{static_cast<int>(oldest - s.slots), oldest->id},
+                JobSpec{oldest->key, oldest->image, oldest->tag, oldest->request_id});
         }
         if (changed) {
             publish();

@@ -40,6 +40,9 @@ struct JobSpec {
     std::string key;
     std::string image;
     std::string tag;
+    // The request that queued the job: its log lines carry this id, which
+    // the client's error quotes.
+    std::string request_id{};
 };
 
 enum class JobOutcome : std::uint8_t {

@@ -1,5 +1,7 @@
 #include "builder/nix_errors.hpp"
 
+#include "util/log.hpp"
+
 #include <string>
 #include <vector>
 
@@ -57,6 +59,8 @@ RegistryError nix_error(const NixFailure& f, std::string_view image) {
                                     ") said:\n" + f.log_tail,
                                 R"({"log":)" + json_string(f.log_tail) + "}");
     case NixFailure::Kind::not_runnable:
+        // Nix's own words name server paths: the log has them, the client not.
+        log::error("cannot run nix", {{"operation", f.operation}, {"error", f.log_tail}});
         if (f.log_tail.find("daemon") != std::string::npos ||
             f.log_tail.find("cannot connect to socket") != std::string::npos) {
             return RegistryError{503,

@@ -53,11 +53,10 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
          limited ? "limit_req_zone $binary_remote_addr zone=nixery_manifests:10m rate=" +
                        std::to_string(config.manifest_rate) + "r/s;"
                  : "# (no rate limit of manifest requests: NIXERY_MANIFEST_RATE=0)"},
-        {"MANIFEST_LIMIT",
-         limited
-             ? "limit_req zone=nixery_manifests burst=" + std::to_string(config.manifest_burst) +
-                   " nodelay;\n    limit_req_status 429;\n    error_page 429 = @too_many_requests;"
-             : "# (not limited)"},
+        {"MANIFEST_LIMIT", limited ? "limit_req zone=nixery_manifests burst=" +
+                                         std::to_string(config.manifest_burst) +
+                                         " nodelay;\n    limit_req_status 429;"
+                                   : "# (not limited)"},
     };
 }
 

@@ -225,6 +225,15 @@ private:
         if (has_commit(commit)) {
             return {};
         }
+        // A commit no ref names, asked for again within NIXERY_GIT_REFS_TTL
+        // of a fetch that ended: a made-up one, most likely; not worth
+        // another fetch upstream.
+        const auto listed = read_file(refs_file());
+        if (!fetch_running() && fresh(m_fetch_record) &&
+            !(listed && listed->find(commit) != std::string::npos)) {
+            return unexpected(manifest_unknown(
+                "the git repository " + m_shown + " has no commit " + commit, json_string(commit)));
+        }
         const auto began = unix_millis();
         const auto until = std::chrono::steady_clock::now() +
                            std::min<std::chrono::seconds>(m_timeout, std::chrono::seconds(30));

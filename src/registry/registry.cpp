@@ -237,7 +237,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
 Response RegistryHandler::after_build(const Image& image, const std::string& tag,
                                       ManifestFormat format, const Builder::Resolved& resolved) {
     auto& jobs = m_services.jobs;
-    const auto joined = jobs.join({resolved.key, image.name, tag});
+    const auto joined = jobs.join({resolved.key, image.name, tag, log::request_id()});
     if (!joined || !*joined) {
         auto r =
             refuse(!joined ? internal_error("queueing the build of \"" + image.name + "\" failed")

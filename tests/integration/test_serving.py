@@ -340,7 +340,8 @@ class GitTagWindowTest(TestCase):
             git(repo, "commit", "-q", "-m", stamp)
             commits.append(git(repo, "rev-parse", "HEAD"))
         git(repo, "branch", "moving", commits[0])
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=4) as inst:
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=4,
+                      NIXERY_GIT_REFS_TTL=0) as inst:
             branch = "/v2/stamp/manifests/moving"
             commit = "/v2/stamp/manifests/" + commits[0]
             before = inst.get(branch).header("Docker-Content-Digest")
