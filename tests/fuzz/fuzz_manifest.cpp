@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         start = nl + 1;
     }
     const auto format = size % 2 ? ManifestFormat::oci : ManifestFormat::docker;
-    const auto manifest = manifest_json(format, input.substr(0, 71), size, layers);
+    const auto manifest = manifest_json(format, input.substr(0, 71), size, layers, {});
     if (manifest_layer_count(manifest) != layers.size() ||
         document_media_type(manifest) != manifest_media_type(format)) {
         std::abort();
