@@ -400,7 +400,8 @@ Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
     for (const auto& d : layers.gzip) {
         out.image.blobs.push_back(d.digest);
     }
-    if (layers.oci.size() && layers.oci.front().compression != LayerCompression::gzip) {
+    // With zstd the OCI manifest references blobs of its own.
+    if (m_s.config.layer_compression != LayerCompression::gzip) {
         for (const auto& d : layers.oci) {
             out.image.blobs.push_back(d.digest);
         }
