@@ -118,7 +118,8 @@ public:
 
     // The links nginx serves the blob from go first: a link without its
     // blob only sends nginx back to the pool, a blob without its link is
-    // never sent by nginx alone.
+    // not sent by nginx alone once it looked the link up again (it keeps
+    // links open for a second: nginx/storage-location.conf.in).
     Result<void> remove(std::string_view key) override {
         TRY(checked(key));
         if (!m_served.empty() && key.substr(0, k_blob_prefix.size()) == k_blob_prefix) {
