@@ -2,15 +2,17 @@
 # Serving benchmark: a local instance (nixery run, filesystem storage) and,
 # beside it, a plain nginx serving the very same bytes as static files with
 # the same worker count, access log and sendfile: the yardstick. wrk drives
-# both, one request kind after the other, ours and static in turn, three rounds;
-# the figures are the medians of the three.
+# both, one request kind after the other, in rounds of ours, static, static,
+# ours (the reverse every other round); the figures are the medians of the
+# runs, two per side and round.
 #   tests/bench/serve.sh [SECONDS] [CONNECTIONS] [ROUNDS] [PATTERN]
 # (default 5 s, 64 connections, 3 rounds, every request kind; PATTERN
 # chooses the kinds whose names match, e.g. 'blob').
 # Request kinds: a cached manifest by tag (GET, and HEAD as clients check a
 # tag), a manifest by digest, a blob of about 4 KiB and one of 10 MiB
-# (random bytes, which gzip leaves as they are); and a manifest by tag of an
-# instance on an object store (the GCS test server of tests/integration).
+# (random bytes, which gzip leaves as they are); and a manifest by tag of
+# instances on object stores (the GCS test server of tests/integration, and
+# s3rver when tests/integration installed it under build/npm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in wrk ab; do
@@ -77,12 +79,17 @@ PY
 
 # The yardstick: the same bytes as files under the same URIs (a longer
 # request line and log line cost something too), nginx as ours runs it.
+# The blobs are the very files ours sends (hard links): a copy's pages in
+# the page cache may come in other sizes (cp writes in its own pieces), and
+# sending a file cached in 4 KiB pages costs nginx and the client about a
+# fifth more than one cached in large folios.
 static_root=$work/static/root/v2/big/small
 mkdir -p "$static_root/manifests" "$static_root/blobs" "$work/static/tmp"
 cp "$work/manifest.json" "$static_root/manifests/latest"
 cp "$work/manifest.json" "$static_root/manifests/$manifest_digest"
-cp "$work/storage/layers/${small#sha256:}" "$static_root/blobs/$small"
-cp "$work/storage/layers/${big#sha256:}" "$static_root/blobs/$big"
+for blob in "$small" "$big"; do
+  ln "$work/storage/layers/${blob#sha256:}" "$static_root/blobs/$blob"
+done
 user=""
 [ "$(id -u)" = 0 ] && user="user root;"
 cat > "$work/static/nginx.conf" <<CONF
@@ -132,6 +139,33 @@ curl -sf -H "$accept" "http://127.0.0.1:$gcs_instance_port/v2/small/manifests/la
   -o "$work/static/root/v2/small/manifests/latest" || {
   echo "the image did not build on GCS:"; cat "$work/gcs-instance.log"; exit 1; }
 
+# The same on S3: s3rver, if the integration tests installed it (they fetch
+# it from npm); the same image gives the same manifest, the yardstick's.
+s3rver=build/npm/node_modules/.bin/s3rver
+s3_instance_port=""
+if [ -x "$s3rver" ]; then
+  s3_port=$(free_port)
+  s3_instance_port=$(free_port)
+  NODE_OPTIONS=--openssl-legacy-provider "$s3rver" -d "$work/s3" -a 127.0.0.1 -p "$s3_port" \
+    --configure-bucket bench > "$work/s3rver.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$s3_port/" >/dev/null && break; sleep 0.1; done
+  NIX_CONFIG='substituters =' PORT=$s3_instance_port NIXERY_STORAGE_BACKEND=s3 S3_BUCKET=bench \
+    S3_ENDPOINT=http://127.0.0.1:$s3_port S3_PATH_STYLE=true S3_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER NIXERY_STATE_DIR=$work/s3-state \
+    NIXERY_PKGS_PATH=$work/pkgs NIXERY_LOG_LEVEL=warn NIXERY_MANIFEST_RATE=0 build/nixery run \
+    > "$work/s3-instance.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$s3_instance_port/v2/" >/dev/null && break; sleep 0.1; done
+  curl -sf -H "$accept" "http://127.0.0.1:$s3_instance_port/v2/small/manifests/latest" \
+    -o "$work/s3-manifest.json" || {
+    echo "the image did not build on S3:"; cat "$work/s3-instance.log"; exit 1; }
+  cmp -s "$work/s3-manifest.json" "$work/static/root/v2/small/manifests/latest" || {
+    echo "S3 and GCS gave different manifests for the same image"; exit 1; }
+else
+  echo "no s3rver under build/npm (the integration tests install it from npm): S3 not measured" >&2
+fi
+
 ours="http://127.0.0.1:$port/v2/big/small"
 static="http://127.0.0.1:$static_port/v2/big/small"
 kinds=()
@@ -144,6 +178,10 @@ done
 gcs_tag="http://127.0.0.1:$gcs_instance_port/v2/small/manifests/latest"
 static_tag="http://127.0.0.1:$static_port/v2/small/manifests/latest"
 kinds+=("GCS: manifest by tag|GET|$gcs_tag|$static_tag" "GCS: manifest by tag, HEAD|HEAD|$gcs_tag|$static_tag")
+if [ -n "$s3_instance_port" ]; then
+  s3_tag="http://127.0.0.1:$s3_instance_port/v2/small/manifests/latest"
+  kinds+=("S3: manifest by tag|GET|$s3_tag|$static_tag" "S3: manifest by tag, HEAD|HEAD|$s3_tag|$static_tag")
+fi
 if [ -n "$pattern" ]; then
   chosen=()
   for kind in "${kinds[@]}"; do
@@ -172,16 +210,20 @@ rate() { # METHOD URL: requests per second
 }
 declare -A ours_rates static_rates
 for round in $(seq $rounds); do
+  # ours, static, static, ours; the reverse in even rounds. Each round is
+  # symmetric, so neither a trend in the machine's load nor going first
+  # (after another kind's runs) favours one side, whatever the number of
+  # rounds; plain alternation let ours go first in two rounds of three.
+  if [ $((round % 2)) = 1 ]; then order="ours static static ours"; else order="static ours ours static"; fi
   for i in "${!kinds[@]}"; do
     IFS='|' read -r _ method url static_url <<<"${kinds[$i]}"
-    # Which goes first alternates, so a trend in the machine's load favours neither.
-    if [ $((round % 2)) = 1 ]; then
-      ours_rates[$i]+="$(rate "$method" "$url") "
-      static_rates[$i]+="$(rate "$method" "$static_url") "
-    else
-      static_rates[$i]+="$(rate "$method" "$static_url") "
-      ours_rates[$i]+="$(rate "$method" "$url") "
-    fi
+    for side in $order; do
+      if [ $side = ours ]; then
+        ours_rates[$i]+="$(rate "$method" "$url") "
+      else
+        static_rates[$i]+="$(rate "$method" "$static_url") "
+      fi
+    done
   done
   echo "round $round of $rounds done" >&2
   for i in "${!kinds[@]}"; do
@@ -189,8 +231,10 @@ for round in $(seq $rounds); do
   done
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-echo "wrk -t2 (HEAD: ab) -c$connections -d${seconds}s, median of $rounds interleaved runs; nginx $(nginx -v 2>&1 | sed 's|.*/||'), 2 workers each"
+median() {
+  tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
+}
+echo "wrk -t2 (HEAD: ab) -c$connections -d${seconds}s, median of $((2 * rounds)) runs per side in $rounds rounds (ours static static ours, reversed every other round); nginx $(nginx -v 2>&1 | sed 's|.*/||'), 2 workers each"
 printf '%-32s %12s %12s %7s\n' "request" "ours req/s" "static req/s" "ratio"
 for i in "${!kinds[@]}"; do
   IFS='|' read -r name _ _ _ <<<"${kinds[$i]}"
