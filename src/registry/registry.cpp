@@ -36,6 +36,10 @@ constexpr std::uint64_t k_max_manifest_size = 4 << 20;
 // The longest nginx answers a manifest from its cache without the pool.
 // Every use of an image must reach the pool, which records it for gc
 // (builder/usage.hpp), within a minute, as when the pool saw every pull.
+// A pinned commit too: nginx (without the commercial purge) cannot drop an
+// entry when gc removes the image's blobs, so only the cap keeps a cached
+// manifest from outliving them; and one pool request a minute per entry
+// costs nothing next to the requests nginx answers meanwhile.
 constexpr std::chrono::seconds k_max_manifest_cache{60};
 
 // How long nginx may answer the manifest of `tag` from its cache. A commit
