@@ -139,8 +139,8 @@ TEST_CASE("group_layers: merging when there are more layers than the budget") {
         return g;
     };
     SUBCASE("the layers worth least become one layer, not several") {
-        const auto g = roots({{'A', 1 * MB}, {'B', 1 * MB}, {'C', 1 * MB}, {'D', 1 * MB},
-                              {'E', 10 * MB}});
+        const auto g =
+            roots({{'A', 1 * MB}, {'B', 1 * MB}, {'C', 1 * MB}, {'D', 1 * MB}, {'E', 10 * MB}});
         const auto layers = group_layers(g, Popularity(), 3, LayeringStrategy::popularity);
         // Pairwise merging of the two lowest would give {A,B} {C,D} {E}: two
         // layers that only an image with all four has.
