@@ -71,7 +71,8 @@ class InformationTest(TestCase):
             # Not remembered as the image's failure: a daemon that is back
             # builds it (here: the same answer again, but from Nix again).
             self.assertEqual(inst.manifest("hello").status, 503)
-            self.assertEqual(len([x for x in inst.log_records() if x.get("msg") == "cannot run nix"]), 2)
+            self.assertEqual(len([x for x in inst.log_records()
+                                  if x.get("msg") == "build failed" and x.get("failure") == "cannot run nix"]), 2)
 
     def check_secret_nowhere(self, inst, responses):
         for r in responses:
