@@ -122,7 +122,7 @@ ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
 
 // --- a build job -----------------------------------------------------------------
 
-JobOutcome Builder::build_job(const JobSpec& job) {
+JobResult Builder::build_job(const JobSpec& job) {
     const log::RequestScope scope(job.request_id);
     const auto image = parse_image_name(job.image);
     const auto& key = job.key;
@@ -150,7 +150,9 @@ JobOutcome Builder::build_job(const JobSpec& job) {
         }
         log::write(needs_operator(err.kind) ? log::Level::error : log::Level::warn, "build failed",
                    fields);
-        return JobOutcome::failed;
+        auto told = err;
+        told.internal.clear();
+        return JobResult(std::move(told));
     };
     // The source is resolved again: a job runs in another thread than the
     // request that queued it. A revision that moved meanwhile builds the

@@ -83,8 +83,9 @@ public:
 
     // Builds the image `key` names (from `image` at `tag`) and records it, or
     // remembers why it failed, and logs the outcome. Run as a job: nobody
-    // waits on the caller.
-    JobOutcome build_job(const JobSpec& job);
+    // waits on the caller; a failure is also returned for the job's
+    // waiters (JobBoard::finish), without its internal text.
+    JobResult build_job(const JobSpec& job);
 
 private:
     struct Outcome {

@@ -6,6 +6,7 @@
 #include "nix/source.hpp"
 #include "registry/disclosure.hpp"
 #include "registry/start_page.hpp"
+#include "util/files.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -70,6 +71,18 @@ void cache_in_nginx(Response& r, std::chrono::seconds time) {
         r.header("X-Accel-Expires", std::to_string(seconds));
         r.body_for_head = true;
     }
+}
+
+// nginx writes a response it may cache to a file while it sends it, and cuts
+// the client's transfer when that write fails (a full disk). With less than
+// this left where its cache is (the state directory for `nixery run`, the
+// same filesystem as the state in a usual deployment), manifests go out
+// without X-Accel-Expires: uncached, but whole.
+constexpr std::uint64_t k_nginx_cache_room = 1 << 20;
+
+std::chrono::seconds if_nginx_has_room(const Config& config, std::chrono::seconds time) {
+    const auto room = free_space(config.state_dir);
+    return room && *room < k_nginx_cache_room ? std::chrono::seconds(0) : time;
 }
 
 // A manifest by tag: its body depends on Accept, so no shared cache may hand
@@ -250,8 +263,9 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         }
         return after_build(image, reference, format, *resolved);
     }
-    return logged(manifest_response(builder.serve(**found, name, reference, format),
-                                    manifest_cache_time(m_services.config, reference)));
+    return logged(manifest_response(
+        builder.serve(**found, name, reference, format),
+        if_nginx_has_room(m_services.config, manifest_cache_time(m_services.config, reference))));
 }
 
 Response RegistryHandler::after_build(const Image& image, const std::string& tag,
@@ -286,7 +300,8 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
         auto& board = services.jobs;
         // The answer once the job has ended: from the cache, as if it had
         // been there when the request came.
-        const auto answer = [&]() -> Result<ServedManifest, Failure> {
+        const auto answer =
+            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
             auto db = Db::open(config.database(), config.data.sql_dir);
             if (!db) {
                 return unexpected(fault("reading the built image failed", db.error().message));
@@ -297,26 +312,34 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             Builder builder({config, services.popularity, *source, services.storage, cache,
                              services.locks, nix, services.metrics});
             TRY_ASSIGN(auto found, builder.built(resolved));
+            if (!found && waited.failure) {
+                // The job's failure, which the cache could not remember
+                // (a full disk, most likely).
+                return unexpected(*waited.failure);
+            }
             if (!found) {
                 return unexpected(nixery::busy("the build of \"" + image.name +
                                                "\" ended without an image; retry"));
             }
             return builder.serve(*found, image.name, tag, format);
         };
-        const auto ended = [&](JobOutcome outcome) -> Result<ServedManifest, Failure> {
+        const auto ended =
+            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
             board.leave(ticket, Leaving::done);
-            if (outcome == JobOutcome::lost) {
+            if (waited.outcome == JobOutcome::lost) {
                 return unexpected(
                     nixery::busy("the build of \"" + image.name + "\" was interrupted; retry"));
             }
-            return answer();
+            return answer(waited);
         };
         const auto gone = [&] { return w.client_gone() || w.stopping(); };
 
         auto waited = board.wait(ticket, arrived + config.header_deadline, gone);
         if (waited.how == JobBoard::Waited::ended) {
-            auto served = ended(waited.outcome);
-            w.send(served ? manifest_response(std::move(*served), manifest_cache_time(config, tag))
+            auto served = ended(waited);
+            w.send(served ? manifest_response(
+                                std::move(*served),
+                                if_nginx_has_room(config, manifest_cache_time(config, tag)))
                           : refused(served.error()));
             return;
         }
@@ -345,7 +368,7 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             w.abort();
             return;
         }
-        auto served = ended(waited.outcome);
+        auto served = ended(waited);
         if (!served) {
             // Too late for a status: the failure is remembered, and the
             // client's retry gets it as a registry error.
@@ -445,7 +468,7 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
         }
         r.body = std::move(**body);
         r.header("Content-Type", media_type);
-        cache_in_nginx(r, k_max_manifest_cache);
+        cache_in_nginx(r, if_nginx_has_room(m_services.config, k_max_manifest_cache));
     } else if (location->kind == BlobLocation::Kind::accel_redirect) {
         // nginx serves the file (with Content-Length and Range support, and
         // HEAD); it keeps our Content-Type. From now on it serves it
