@@ -222,9 +222,11 @@ int serve_command() {
         const int sig = events.signal;
         if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
             stopping = true;
-            // Requests in flight may be builds; give them their time.
-            deadline = Clock::now() + s.config.nix_timeout * 4 + std::chrono::seconds(30);
-            log::info("draining workers", {{"signal", sig}, {"workers", supervisor.running()}});
+            // Builds in flight run to their end; give them their time.
+            deadline = Clock::now() + s.config.drain_timeout();
+            log::info("draining workers", {{"signal", sig},
+                                           {"workers", supervisor.running()},
+                                           {"limit", s.config.drain_timeout().count()}});
             supervisor.signal_all(SIGTERM);
         }
         for (const auto& exit : events.exits) {
