@@ -32,9 +32,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <sys/stat.h>
 #include <thread>
 
@@ -49,6 +51,19 @@ constexpr auto k_fetch_stall = std::chrono::minutes(5);
 constexpr int k_fetch_retry_after = 30;
 // Exported commits kept as GC roots; older ones may be collected by Nix.
 constexpr std::size_t k_kept_exports = 16;
+
+// This process's background fetches, which its shutdown waits for
+// (wait_for_git_fetches): a fetch cut short by the process's exit would
+// start its transfer again next time, and leave no record of its end.
+struct RunningFetches {
+    std::mutex mutex;
+    std::condition_variable ended;
+    int count = 0;
+};
+RunningFetches& running_fetches() {
+    static RunningFetches fetches;
+    return fetches;
+}
 
 // Runs git with the machine's credentials, never waiting for a password or a
 // host-key question nobody will answer. The operator's GIT_SSH_COMMAND,
@@ -286,8 +301,20 @@ private:
                 fault("fetching the git repository failed on the server", made.error().message));
         }
         // The thread owns copies of everything it uses, and the lock.
+        {
+            const std::lock_guard<std::mutex> g(running_fetches().mutex);
+            ++running_fetches().count;
+        }
         std::thread([lock = std::move(**lock), url = m_url, shown = m_shown, mirror = m_mirror,
                      record = m_fetch_record, timeout = m_timeout, commit]() mutable {
+            struct Counted {
+                ~Counted() {
+                    auto& f = running_fetches();
+                    const std::lock_guard<std::mutex> g(f.mutex);
+                    --f.count;
+                    f.ended.notify_all();
+                }
+            } counted;
             const auto started = unix_millis();
             const auto error = fetch_into(mirror, url, commit, timeout);
             if (!error.empty()) {
@@ -443,6 +470,12 @@ private:
 };
 
 } // namespace
+
+bool wait_for_git_fetches(std::chrono::steady_clock::time_point until) {
+    auto& f = running_fetches();
+    std::unique_lock<std::mutex> g(f.mutex);
+    return f.ended.wait_until(g, until, [&] { return f.count == 0; });
+}
 
 std::unique_ptr<PackageSource> make_git_source(const Config& config) {
     return std::make_unique<GitSource>(config);

@@ -85,6 +85,10 @@ std::optional<CurrentSource> current_source(const Config& config);
 
 std::unique_ptr<PackageSource> make_path_source(std::string path, std::chrono::seconds timeout);
 std::unique_ptr<PackageSource> make_git_source(const Config& config);
+// Waits until the git fetches this process runs in the background (a git
+// source's, which outlive the request that started them) have ended, or
+// `until` passed: false when some still run.
+bool wait_for_git_fetches(std::chrono::steady_clock::time_point until);
 std::unique_ptr<PackageSource> make_channel_source(const Config& config, const Nix& nix);
 
 } // namespace nixery
