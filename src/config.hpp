@@ -9,6 +9,7 @@
 #include "util/log.hpp"
 #include "util/result.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -114,6 +115,15 @@ struct Config {
     // nginx's timeout.
     std::chrono::seconds request_timeout() const {
         return build_timeout + std::chrono::minutes(10);
+    }
+    // How long `nixery serve` waits, after SIGTERM, for its workers to end
+    // the builds they run (a job runs to its end) before it kills them: a
+    // whole build (NIXERY_BUILD_TIMEOUT) plus two minutes of packing and
+    // recording, but at most k_max_drain, so the pool stops by itself
+    // before systemd's TimeoutStopSec (20 min) kills it without a word.
+    static constexpr std::chrono::seconds k_max_drain{std::chrono::minutes(18)};
+    std::chrono::seconds drain_timeout() const {
+        return std::min<std::chrono::seconds>(build_timeout + std::chrono::minutes(2), k_max_drain);
     }
 };
 

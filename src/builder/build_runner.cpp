@@ -1,15 +1,16 @@
 #include "builder/build_runner.hpp"
 
+#include "builder/server_fault.hpp"
 #include "util/log.hpp"
 
 namespace nixery {
 
-JobOutcome BuildRunner::run(const JobSpec& job) {
+JobResult BuildRunner::run(const JobSpec& job) {
     auto db = Db::open(m_s.config.database(), m_s.config.data.sql_dir);
     if (!db) {
         log::error("build job failed",
                    {{"image", job.image}, {"tag", job.tag}, {"error", db.error().message}});
-        return JobOutcome::failed;
+        return server_fault(db.error(), job.image);
     }
     BuildCache cache(std::move(*db));
     const Nix nix(nix_settings(m_s.config));

@@ -23,7 +23,7 @@ public:
     explicit BuildRunner(PoolServices services) : m_s(services) {}
     // Succeeded: the image is recorded; failed: the failure is remembered
     // (or, if the database cannot be opened, logged).
-    JobOutcome run(const JobSpec& job) override;
+    JobResult run(const JobSpec& job) override;
 
 private:
     PoolServices m_s;

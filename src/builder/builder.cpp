@@ -46,14 +46,14 @@ std::string top_layer_description(const std::vector<std::string>& package_paths)
 }
 
 // Turns a routine failure of the server into the client's error.
-template <typename T> Result<T, RegistryError> or_fault(Result<T> result, std::string_view what) {
+template <typename T> Result<T, Failure> or_fault(Result<T> result, std::string_view what) {
     if (!result) {
         return unexpected(server_fault(result.error(), what));
     }
     return std::move(*result);
 }
 
-Result<void, RegistryError> or_fault(Result<void> result, std::string_view what) {
+Result<void, Failure> or_fault(Result<void> result, std::string_view what) {
     if (!result) {
         return unexpected(server_fault(result.error(), what));
     }
@@ -68,28 +68,27 @@ Builder::Builder(BuildServices services)
 
 // --- requests ------------------------------------------------------------------
 
-Result<Builder::Resolved, RegistryError> Builder::resolve(const Image& image,
-                                                          std::string_view tag) {
+Result<Builder::Resolved, Failure> Builder::resolve(const Image& image, std::string_view tag) {
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
     return Resolved{image_key(source.revision, image), source.pinning};
 }
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::find(const Resolved& image) {
+Result<std::optional<ImageRecord>, Failure> Builder::find(const Resolved& image) {
     TRY_ASSIGN(auto hit, use_evaluated(image.key, image.pinning));
     if (hit) {
         return hit;
     }
     TRY_ASSIGN(const auto failure,
                or_fault(remembered_failure(m_s.cache, image.key, unix_now()), image.key));
-    // A fault of the server (full disk, Nix daemon down) is remembered for
+    // A transient failure (full disk, Nix daemon down) is remembered for
     // the build's waiters only: a new pull tries again.
-    if (failure && failure->status < 500) {
+    if (failure && !is_transient(failure->kind)) {
         return unexpected(*failure);
     }
     return std::optional<ImageRecord>();
 }
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::built(const Resolved& image) {
+Result<std::optional<ImageRecord>, Failure> Builder::built(const Resolved& image) {
     TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image.key), image.key));
     if (evaluation) {
         TRY_ASSIGN(auto found, or_fault(m_s.cache.find_image(evaluation->closure_key), image.key));
@@ -123,30 +122,37 @@ ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
 
 // --- a build job -----------------------------------------------------------------
 
-JobOutcome Builder::build_job(const JobSpec& job) {
+JobResult Builder::build_job(const JobSpec& job) {
     const log::RequestScope scope(job.request_id);
     const auto image = parse_image_name(job.image);
     const auto& key = job.key;
     const auto started = precise_now();
     std::optional<std::int64_t> id;
     // The one log line of a job that failed, and its failure remembered.
-    const auto failed = [&](const RegistryError& err) {
+    const auto failed = [&](const Failure& err) {
         const auto duration = id ? precise_now() - started : 0.0;
+        // The build history keeps the status the client got (start page).
+        const auto status = registry_error(err).status;
         if (id) {
-            (void)m_s.cache.finish_build(*id, duration, 0, 0, err.status, err.message);
+            (void)m_s.cache.finish_build(*id, duration, 0, 0, status, err.message);
         }
         remember_failure(m_s.cache, key, err, unix_now());
-        const log::Fields fields{{"image", job.image},
-                                 {"tag", job.tag},
-                                 {"status", err.status},
-                                 {"duration", duration},
-                                 {"error", err.message}};
-        if (err.status >= 500 && err.status != 503) { // 503: retry later, not a fault
-            log::error("build failed", fields);
-        } else {
-            log::warn("build failed", fields);
+        log::Fields fields{{"image", job.image},
+                           {"tag", job.tag},
+                           {"status", status},
+                           {"duration", duration},
+                           {"error", err.message}};
+        if (!err.what.empty()) {
+            fields.emplace_back("failure", err.what);
         }
-        return JobOutcome::failed;
+        if (!err.internal.empty()) {
+            fields.emplace_back("cause", err.internal);
+        }
+        log::write(needs_operator(err.kind) ? log::Level::error : log::Level::warn, "build failed",
+                   fields);
+        auto told = err;
+        told.internal.clear();
+        return JobResult(std::move(told));
     };
     // The source is resolved again: a job runs in another thread than the
     // request that queued it. A revision that moved meanwhile builds the
@@ -205,8 +211,8 @@ JobOutcome Builder::build_job(const JobSpec& job) {
     return JobOutcome::succeeded;
 }
 
-Result<Builder::Outcome, RegistryError>
-Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t build_id) {
+Result<Builder::Outcome, Failure> Builder::build(const Image& image, const PreparedSource& prepared,
+                                                 std::int64_t build_id) {
     const auto& nix_source = prepared.nix_source;
     const auto started = std::chrono::steady_clock::now(); // NIXERY_BUILD_TIMEOUT counts from here
     const auto request = request_json({nix_source, image.arch, image.packages});
@@ -246,7 +252,7 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     // compressed as configured (the same ones when that is gzip).
     Layers layers;
     const auto add_layer = [&](const std::vector<std::string>& paths,
-                               LayerKind kind) -> Result<void, RegistryError> {
+                               LayerKind kind) -> Result<void, Failure> {
         TRY_ASSIGN(auto d, ensure_layer(paths, kind, LayerCompression::gzip, out));
         layers.gzip.push_back(std::move(d));
         if (compression != LayerCompression::gzip) {
@@ -269,8 +275,7 @@ Builder::build(const Image& image, const PreparedSource& prepared, std::int64_t 
     return out;
 }
 
-Result<Evaluation, RegistryError> Builder::evaluate(const Image& image,
-                                                    const std::string& request) {
+Result<Evaluation, Failure> Builder::evaluate(const Image& image, const std::string& request) {
     auto ev = m_s.nix.evaluate(request);
     if (!ev) {
         return unexpected(nix_error(ev.error(), image.name));
@@ -281,9 +286,9 @@ Result<Evaluation, RegistryError> Builder::evaluate(const Image& image,
     return std::move(*ev);
 }
 
-Result<ClosureGraph, RegistryError>
-Builder::realise(const Image& image, const Evaluation& ev, const GcRoots& roots,
-                 std::chrono::steady_clock::time_point started) {
+Result<ClosureGraph, Failure> Builder::realise(const Image& image, const Evaluation& ev,
+                                               const GcRoots& roots,
+                                               std::chrono::steady_clock::time_point started) {
     if (auto built = m_s.nix.realise(ev, roots.dir(), started); !built) {
         return unexpected(nix_error(built.error(), image.name));
     }
@@ -294,10 +299,9 @@ Builder::realise(const Image& image, const Evaluation& ev, const GcRoots& roots,
     return std::move(*graph);
 }
 
-Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<std::string>& paths,
-                                                             LayerKind kind,
-                                                             LayerCompression compression,
-                                                             Outcome& outcome) {
+Result<LayerDescriptor, Failure> Builder::ensure_layer(const std::vector<std::string>& paths,
+                                                       LayerKind kind, LayerCompression compression,
+                                                       Outcome& outcome) {
     const bool top = kind == LayerKind::top;
     const auto key = top ? top_layer_key(paths, compression) : layer_key(paths, compression);
     const auto what = "layer " + key;
@@ -318,10 +322,7 @@ Result<LayerDescriptor, RegistryError> Builder::ensure_layer(const std::vector<s
         TRY_ASSIGN(const auto lock, or_fault(m_s.locks.acquire("layer:" + key, time_left()), what));
         if (!lock) {
             return unexpected(
-                RegistryError{503,
-                              "UNAVAILABLE",
-                              "another build is still packing a layer of this image; retry later",
-                              {}});
+                busy("another build is still packing a layer of this image; retry later"));
         }
         TRY_ASSIGN(found, or_fault(reusable_layer(key), what));
         if (!found) {
@@ -367,10 +368,9 @@ Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& ke
     return std::optional<LayerRecord>(record);
 }
 
-Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
-                                                  const Layers& layers,
-                                                  const ImageProvenance& provenance,
-                                                  const ClosureGraph& graph, Outcome& out) {
+Result<void, Failure> Builder::record_image(const Image& image, bool bash, const Layers& layers,
+                                            const ImageProvenance& provenance,
+                                            const ClosureGraph& graph, Outcome& out) {
     const auto store = [&](std::string_view data, std::string_view type) {
         return or_fault(store_document(m_s.storage, m_s.cache, data, type, unix_now()), image.name);
     };
@@ -428,8 +428,8 @@ Result<void, RegistryError> Builder::record_image(const Image& image, bool bash,
 
 // --- cache hits and uses ------------------------------------------------------------
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::use_evaluated(std::string_view image_key,
-                                                                         Pinning pinning) {
+Result<std::optional<ImageRecord>, Failure> Builder::use_evaluated(std::string_view image_key,
+                                                                   Pinning pinning) {
     // The image found here must not be collected before its use is recorded.
     TRY_ASSIGN(const auto holding, hold_off_gc());
     TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(image_key), image_key));
@@ -444,7 +444,7 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::use_evaluated(std::st
     return use_image(evaluation->closure_key);
 }
 
-Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string_view closure_key) {
+Result<std::optional<ImageRecord>, Failure> Builder::use_image(std::string_view closure_key) {
     TRY_ASSIGN(auto found, or_fault(find_image(m_s.cache, m_s.storage, closure_key), closure_key));
     if (!found) {
         return std::optional<ImageRecord>();
@@ -462,7 +462,7 @@ Result<std::optional<ImageRecord>, RegistryError> Builder::use_image(std::string
     return std::optional<ImageRecord>(std::move(found->record));
 }
 
-Result<NamedLock, RegistryError> Builder::hold_off_gc() const {
+Result<NamedLock, Failure> Builder::hold_off_gc() const {
     return nixery::hold_off_gc(m_s.locks, time_left());
 }
 

@@ -21,11 +21,11 @@
 #include "cache/build_cache.hpp"
 #include "config.hpp"
 #include "core/closure_graph.hpp"
+#include "core/failure.hpp"
 #include "core/image.hpp"
 #include "core/manifest.hpp"
 #include "core/popularity.hpp"
 #include "core/provenance.hpp"
-#include "core/routes.hpp"
 #include "metrics/metrics.hpp"
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
@@ -65,17 +65,17 @@ public:
         std::string key;
         Pinning pinning = Pinning::pinned;
     };
-    Result<Resolved, RegistryError> resolve(const Image& image, std::string_view tag);
+    Result<Resolved, Failure> resolve(const Image& image, std::string_view tag);
 
     // The image if it was built (and is still fresh), nullopt if it needs a
     // build; a build that failed recently is its error. Records the use (gc
     // keeps what is used).
-    Result<std::optional<ImageRecord>, RegistryError> find(const Resolved& image);
+    Result<std::optional<ImageRecord>, Failure> find(const Resolved& image);
 
     // The image a job has just built for `image` (or its error, remembered),
     // whatever NIXERY_SOURCE_TTL says; nullopt if there is neither. Reads
     // only: the build recorded the image's use.
-    Result<std::optional<ImageRecord>, RegistryError> built(const Resolved& image);
+    Result<std::optional<ImageRecord>, Failure> built(const Resolved& image);
 
     // The manifest of a found image in `format`; records `tag` for tags/list.
     ServedManifest serve(const ImageRecord& record, std::string_view image, std::string_view tag,
@@ -83,8 +83,9 @@ public:
 
     // Builds the image `key` names (from `image` at `tag`) and records it, or
     // remembers why it failed, and logs the outcome. Run as a job: nobody
-    // waits on the caller.
-    JobOutcome build_job(const JobSpec& job);
+    // waits on the caller; a failure is also returned for the job's
+    // waiters (JobBoard::finish), without its internal text.
+    JobResult build_job(const JobSpec& job);
 
 private:
     struct Outcome {
@@ -98,16 +99,16 @@ private:
     // The steps of a build, in order: evaluate (Nix), reuse an image with
     // the same outputs, realise (Nix), group the closure into layers and
     // ensure each is packed, then record the image.
-    Result<Outcome, RegistryError> build(const Image& image, const PreparedSource& prepared,
-                                         std::int64_t build_id);
+    Result<Outcome, Failure> build(const Image& image, const PreparedSource& prepared,
+                                   std::int64_t build_id);
     // The one evaluation of a cold build: each package's derivation and output.
-    Result<Evaluation, RegistryError> evaluate(const Image& image, const std::string& request);
+    Result<Evaluation, Failure> evaluate(const Image& image, const std::string& request);
     // Realises exactly the outputs `ev` found, rooted in `roots` (which must
     // live until the image is recorded: packing reads them), within what is
     // left of NIXERY_BUILD_TIMEOUT since `started`, and returns their closure.
-    Result<ClosureGraph, RegistryError> realise(const Image& image, const Evaluation& ev,
-                                                const GcRoots& roots,
-                                                std::chrono::steady_clock::time_point started);
+    Result<ClosureGraph, Failure> realise(const Image& image, const Evaluation& ev,
+                                          const GcRoots& roots,
+                                          std::chrono::steady_clock::time_point started);
     // The layers of an image: gzip ones for Docker-format manifests, those
     // compressed as configured for OCI-format ones (equal for gzip), and
     // each layer's store paths (none for the top layer).
@@ -117,29 +118,28 @@ private:
         std::vector<std::vector<std::string>> paths;
     };
 
-    Result<LayerDescriptor, RegistryError> ensure_layer(const std::vector<std::string>& paths,
-                                                        LayerKind kind,
-                                                        LayerCompression compression,
-                                                        Outcome& outcome);
+    Result<LayerDescriptor, Failure> ensure_layer(const std::vector<std::string>& paths,
+                                                  LayerKind kind, LayerCompression compression,
+                                                  Outcome& outcome);
     // A layer packed before (here or by an instance sharing the storage)
     // whose blob is still stored, taken over into this database; nullopt
     // when it must be packed.
     Result<std::optional<LayerRecord>> reusable_layer(const std::string& key);
-    Result<void, RegistryError> record_image(const Image& image, bool bash, const Layers& layers,
-                                             const ImageProvenance& provenance,
-                                             const ClosureGraph& graph, Outcome& out);
+    Result<void, Failure> record_image(const Image& image, bool bash, const Layers& layers,
+                                       const ImageProvenance& provenance, const ClosureGraph& graph,
+                                       Outcome& out);
 
     // The image evaluated from `image_key` if that evaluation is still
     // fresh, with its use recorded (gc keeps what is used).
-    Result<std::optional<ImageRecord>, RegistryError> use_evaluated(std::string_view image_key,
-                                                                    Pinning pinning);
+    Result<std::optional<ImageRecord>, Failure> use_evaluated(std::string_view image_key,
+                                                              Pinning pinning);
     // The image with outputs `closure_key`, taken over from a shared record
     // if need be, with its use recorded; nullopt also when another
     // instance's gc collected it since this one last used it.
-    Result<std::optional<ImageRecord>, RegistryError> use_image(std::string_view closure_key);
+    Result<std::optional<ImageRecord>, Failure> use_image(std::string_view closure_key);
 
     // The shared k_gc_lock, for as long as the result lives.
-    Result<NamedLock, RegistryError> hold_off_gc() const;
+    Result<NamedLock, Failure> hold_off_gc() const;
     // How long this request or job may still wait for another build or
     // packing: until a minute before nginx gives up on a request
     // (Config::request_timeout).

@@ -2,15 +2,15 @@
 
 namespace nixery {
 
-Result<std::optional<RegistryError>>
-remembered_failure(BuildCache& cache, std::string_view image_key, std::int64_t now) {
+Result<std::optional<Failure>> remembered_failure(BuildCache& cache, std::string_view image_key,
+                                                  std::int64_t now) {
     return cache.find_failure(image_key, now);
 }
 
-void remember_failure(BuildCache& cache, std::string_view image_key, const RegistryError& error,
+void remember_failure(BuildCache& cache, std::string_view image_key, const Failure& failure,
                       std::int64_t now) {
-    const auto memory = error.status >= 500 ? k_fault_memory : k_failure_memory;
-    (void)cache.remember_failure(image_key, error, now + memory.count());
+    const auto memory = is_transient(failure.kind) ? k_fault_memory : k_failure_memory;
+    (void)cache.remember_failure(image_key, failure, now + memory.count());
 }
 
 } // namespace nixery

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "cache/build_cache.hpp"
-#include "core/routes.hpp"
+#include "core/failure.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -15,19 +15,20 @@ namespace nixery {
 
 // How long a failed build is answered from memory.
 inline constexpr std::chrono::seconds k_failure_memory{30};
-// How long a fault of the server (5xx: a source still being fetched, a full
-// disk) is: long enough for the build's waiters to read it, short enough
-// that the next pull tries again.
+// How long a transient failure (is_transient: a source still being fetched,
+// a full disk) is: long enough for the build's waiters to read it, short
+// enough that the next pull tries again.
 inline constexpr std::chrono::seconds k_fault_memory{3};
 
-// The error of a build of `image_key` that failed less than
-// k_failure_memory before `now`, or nullopt.
-Result<std::optional<RegistryError>>
-remembered_failure(BuildCache& cache, std::string_view image_key, std::int64_t now);
+// The failure of a build of `image_key` still remembered at `now` (marked
+// `remembered`), or nullopt. Its internal text is not kept: the build
+// logged it.
+Result<std::optional<Failure>> remembered_failure(BuildCache& cache, std::string_view image_key,
+                                                  std::int64_t now);
 
-// Remembers that the build of `image_key` failed with `error` (best effort:
-// a failure to remember only costs a rebuild).
-void remember_failure(BuildCache& cache, std::string_view image_key, const RegistryError& error,
+// Remembers that the build of `image_key` failed with `failure` (best
+// effort: a failure to remember only costs a rebuild).
+void remember_failure(BuildCache& cache, std::string_view image_key, const Failure& failure,
                       std::int64_t now);
 
 } // namespace nixery

@@ -6,8 +6,7 @@
 
 namespace nixery {
 
-Result<NamedLock, RegistryError> hold_off_gc(const LockTable& locks,
-                                             std::chrono::milliseconds wait) {
+Result<NamedLock, Failure> hold_off_gc(const LockTable& locks, std::chrono::milliseconds wait) {
     // gc holds the lock for a second or so at a time; waiting longer than
     // this means something is wrong with it.
     wait = std::min(wait, std::chrono::milliseconds(std::chrono::minutes(5)));
@@ -16,11 +15,8 @@ Result<NamedLock, RegistryError> hold_off_gc(const LockTable& locks,
         return unexpected(server_fault(lock.error(), "the cache"));
     }
     if (!*lock) {
-        return unexpected(RegistryError{
-            503,
-            "UNAVAILABLE",
-            "the registry is collecting garbage (it held the cache too long); retry shortly",
-            {}});
+        return unexpected(
+            busy("the registry is collecting garbage (it held the cache too long); retry shortly"));
     }
     return std::move(**lock);
 }

@@ -2,7 +2,7 @@
 // gc need not include the builder, and how a builder holds it.
 #pragma once
 
-#include "core/routes.hpp"
+#include "core/failure.hpp"
 #include "util/lock.hpp"
 
 #include <chrono>
@@ -21,8 +21,7 @@ inline constexpr std::string_view k_gc_lock = "gc";
 
 // k_gc_lock held shared, for as long as the result lives. Waits up to
 // `wait` (at most five minutes: gc holds it for a second or so at a time);
-// an error when gc held it longer, or the lock file failed.
-Result<NamedLock, RegistryError> hold_off_gc(const LockTable& locks,
-                                             std::chrono::milliseconds wait);
+// `busy` when gc held it longer, a fault when the lock file failed.
+Result<NamedLock, Failure> hold_off_gc(const LockTable& locks, std::chrono::milliseconds wait);
 
 } // namespace nixery

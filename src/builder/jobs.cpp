@@ -29,6 +29,9 @@ constexpr std::size_t k_key_size = 80;
 constexpr std::size_t k_image_size = 256;     // core/reference.hpp: names up to 255
 constexpr std::size_t k_tag_size = 136;       // tags up to 128
 constexpr std::size_t k_request_id_size = 40; // 32 hex digits
+// A failed job's failure: Nix's last lines fit; longer text is cut.
+constexpr std::size_t k_failure_what_size = 64;
+constexpr std::size_t k_failure_text_size = 4096;
 
 // How often a waiter or the dispatcher looks around even when nothing was
 // signalled: for a client that hung up, a process that died.
@@ -49,6 +52,13 @@ struct Slot {
     char image[k_image_size];
     char tag[k_tag_size];
     char request_id[k_request_id_size]; // of the request that queued it
+    // The failure of a failed job, for its waiters.
+    bool failed_with;
+    FailureKind failure_kind;
+    int failure_retry_after;
+    char failure_what[k_failure_what_size];
+    char failure_message[k_failure_text_size];
+    char failure_detail[k_failure_text_size]; // empty when it did not fit
 };
 
 std::int64_t ns(JobBoard::Clock::time_point t) {
@@ -62,6 +72,32 @@ bool copy_text(char* to, std::size_t size, std::string_view from) {
     std::memcpy(to, from.data(), from.size());
     to[from.size()] = '\0';
     return true;
+}
+
+// `from`, cut to fit `size` bytes with its NUL (marked with "…" when cut).
+void copy_cut(char* to, std::size_t size, std::string_view from) {
+    if (copy_text(to, size, from)) {
+        return;
+    }
+    constexpr std::string_view mark = "…";
+    auto keep = size - 1 - mark.size();
+    while (keep > 0 && (static_cast<unsigned char>(from[keep]) & 0xC0) == 0x80) {
+        --keep; // not inside a UTF-8 sequence
+    }
+    std::memcpy(to, from.data(), keep);
+    std::memcpy(to + keep, mark.data(), mark.size());
+    to[keep + mark.size()] = '\0';
+}
+
+// The failure a slot holds, for a waiter.
+std::optional<Failure> slot_failure(const Slot& slot) {
+    if (slot.outcome != JobOutcome::failed || !slot.failed_with) {
+        return std::nullopt;
+    }
+    Failure f{slot.failure_kind, slot.failure_what, slot.failure_message, slot.failure_detail, {}};
+    f.retry_after = slot.failure_retry_after;
+    f.remembered = true; // the runner logged it
+    return f;
 }
 
 // Wakes everyone waiting for a change of the board, in any process.
@@ -242,22 +278,22 @@ JobBoard::WaitResult JobBoard::wait(const JobTicket& ticket, Clock::time_point u
             BoardLock lock(s.mutex);
             const auto& slot = s.slots[ticket.slot];
             if (slot.id != ticket.id) {
-                return {Waited::ended, JobOutcome::lost}; // cannot happen while held
+                return {Waited::ended, JobOutcome::lost, {}}; // cannot happen while held
             }
             if (slot.state == SlotState::ended) {
-                return {Waited::ended, slot.outcome};
+                return {Waited::ended, slot.outcome, slot_failure(slot)};
             }
             const auto now = Clock::now();
             if (now >= until) {
-                return {Waited::timed_out, JobOutcome::lost};
+                return {Waited::timed_out, JobOutcome::lost, {}};
             }
             lock.wait(s.changes, std::min(until, now + k_poll));
             if (slot.state == SlotState::ended) {
-                return {Waited::ended, slot.outcome};
+                return {Waited::ended, slot.outcome, slot_failure(slot)};
             }
         }
         if (give_up && give_up()) {
-            return {Waited::given_up, JobOutcome::lost};
+            return {Waited::given_up, JobOutcome::lost, {}};
         }
     }
 }
@@ -348,7 +384,7 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
     }
 }
 
-void JobBoard::finish(const JobTicket& ticket, JobOutcome outcome) {
+void JobBoard::finish(const JobTicket& ticket, const JobResult& result) {
     auto& s = *m_shared;
     BoardLock lock(s.mutex);
     auto& slot = s.slots[ticket.slot];
@@ -356,7 +392,18 @@ void JobBoard::finish(const JobTicket& ticket, JobOutcome outcome) {
         return;
     }
     slot.state = slot.waiters > 0 ? SlotState::ended : SlotState::free;
-    slot.outcome = outcome;
+    slot.outcome = result.outcome;
+    slot.failed_with = result.failure.has_value();
+    if (const auto& f = result.failure) {
+        slot.failure_kind = f->kind;
+        slot.failure_retry_after = f->retry_after;
+        copy_cut(slot.failure_what, k_failure_what_size, f->what);
+        copy_cut(slot.failure_message, k_failure_text_size, f->message);
+        // A detail cut short would not be JSON any more.
+        if (!copy_text(slot.failure_detail, k_failure_text_size, f->detail)) {
+            slot.failure_detail[0] = '\0';
+        }
+    }
     slot.ended_at = ns(Clock::now());
     publish();
     notify(s.changes);
@@ -422,14 +469,16 @@ JobDispatcher::JobDispatcher(JobBoard& board, JobRunner& runner)
                 ++st->running;
             }
             std::thread([st, job = std::move(*job)] {
-                JobOutcome outcome = JobOutcome::failed;
+                JobResult result(JobOutcome::failed);
                 try {
-                    outcome = st->runner.run(job.second);
+                    result = st->runner.run(job.second);
                 } catch (const std::exception& e) {
                     log::error("build job failed",
                                {{"image", job.second.image}, {"error", e.what()}});
+                    result =
+                        fault("building \"" + job.second.image + "\" failed on the server", {});
                 }
-                st->board.finish(job.first, outcome);
+                st->board.finish(job.first, result);
                 std::lock_guard<std::mutex> g(st->mutex);
                 --st->running;
                 st->idle.notify_all();

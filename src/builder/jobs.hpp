@@ -17,11 +17,14 @@
 //              ▼
 //            dropped (free)
 //
-// The board holds no results: a job's runner records the image (or the
+// The board holds no images: a job's runner records the image (or the
 // failure) in the cache, and a waiter reads it from there once the job ended.
-// This file must not know about Nix, HTTP or the cache.
+// It does keep a failed job's failure (core/failure.hpp, cut to fit a slot)
+// for its waiters, who get it also when the cache could not record it (a
+// full disk). This file must not know about Nix, HTTP or the cache.
 #pragma once
 
+#include "core/failure.hpp"
 #include "metrics/metrics.hpp"
 #include "util/result.hpp"
 
@@ -51,12 +54,22 @@ enum class JobOutcome : std::uint8_t {
     lost,      // the process running it died
 };
 
+// How a job ended: its outcome and, when it failed, what its waiters are
+// told (without the internal text, which the runner logged).
+struct JobResult {
+    JobOutcome outcome = JobOutcome::failed;
+    std::optional<Failure> failure;
+
+    JobResult(JobOutcome o) : outcome(o) {} // NOLINT: an outcome alone is a result
+    JobResult(Failure f) : outcome(JobOutcome::failed), failure(std::move(f)) {} // NOLINT
+};
+
 // Runs one job to its end (a build with Nix, in production). Called on a
 // thread of its own; must not throw.
 class JobRunner {
 public:
     virtual ~JobRunner() = default;
-    virtual JobOutcome run(const JobSpec& job) = 0;
+    virtual JobResult run(const JobSpec& job) = 0;
 };
 
 struct JobLimits {
@@ -97,6 +110,7 @@ public:
     struct WaitResult {
         Waited how = Waited::timed_out;
         JobOutcome outcome = JobOutcome::lost; // when ended
+        std::optional<Failure> failure;        // when it failed: marked `remembered`
     };
     // Waits until the ticket's job has ended or `until` passed, asking
     // `give_up` now and then (a client that hung up, a worker that drains).
@@ -110,8 +124,8 @@ public:
     // `until` for one. Also drops abandoned jobs and marks the jobs of dead
     // processes lost.
     std::optional<std::pair<JobTicket, JobSpec>> claim(Clock::time_point until);
-    // The claimed job has ended with `outcome`; wakes its waiters.
-    void finish(const JobTicket& ticket, JobOutcome outcome);
+    // The claimed job has ended with `result`; wakes its waiters.
+    void finish(const JobTicket& ticket, const JobResult& result);
 
     struct Counts {
         int running = 0;

@@ -1,7 +1,5 @@
 #include "builder/nix_errors.hpp"
 
-#include "util/log.hpp"
-
 #include <string>
 #include <vector>
 
@@ -27,7 +25,7 @@ std::string json_list(const std::vector<std::string>& names) {
 
 } // namespace
 
-RegistryError nix_error(const NixFailure& f, std::string_view image) {
+Failure nix_error(const NixFailure& f, std::string_view image) {
     const std::string name(image);
     switch (f.kind) {
     case NixFailure::Kind::timed_out: {
@@ -35,63 +33,72 @@ RegistryError nix_error(const NixFailure& f, std::string_view image) {
         const auto what = f.operation == "build" && f.limit == "NIX_TIMEOUT"
                               ? std::string("a builder")
                               : "Nix (" + f.operation + ")";
-        return manifest_unknown("building \"" + name + "\" timed out: " + what +
-                                    " ran longer than " + f.limit + " (" + seconds + " s)" +
-                                    (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) +
-                                    R"(,"log":)" + json_string(f.log_tail) + "}");
+        return {FailureKind::failed,
+                "build timed out",
+                "building \"" + name + "\" timed out: " + what + " ran longer than " + f.limit +
+                    " (" + seconds + " s)" +
+                    (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
+                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) + R"(,"log":)" +
+                    json_string(f.log_tail) + "}",
+                {}};
     }
     case NixFailure::Kind::refused:
-        return RegistryError{403, "DENIED",
-                             "package \"" + f.package +
-                                 "\" is refused by this registry's configuration: " + f.log_tail +
-                                 " (only the registry's operator can allow it)",
-                             R"({"package":)" + json_string(f.package) + R"(,"reason":)" +
-                                 json_string(f.log_tail) + "}"};
+        return {FailureKind::refused,
+                "package refused",
+                "package \"" + f.package + "\" is refused by this registry's configuration: " +
+                    f.log_tail + " (only the registry's operator can allow it)",
+                R"({"package":)" + json_string(f.package) + R"(,"reason":)" +
+                    json_string(f.log_tail) + "}",
+                {}};
     case NixFailure::Kind::failed:
         if (!f.package.empty()) {
-            return manifest_unknown("package \"" + f.package + "\" in \"" + name +
-                                        "\" cannot be evaluated: Nix said:\n" + f.log_tail,
-                                    R"({"package":)" + json_string(f.package) + R"(,"log":)" +
-                                        json_string(f.log_tail) + "}");
+            return {FailureKind::failed,
+                    "package cannot be evaluated",
+                    "package \"" + f.package + "\" in \"" + name +
+                        "\" cannot be evaluated: Nix said:\n" + f.log_tail,
+                    R"({"package":)" + json_string(f.package) + R"(,"log":)" +
+                        json_string(f.log_tail) + "}",
+                    {}};
         }
-        return manifest_unknown("building \"" + name + "\" failed: Nix (" + f.operation +
-                                    ") said:\n" + f.log_tail,
-                                R"({"log":)" + json_string(f.log_tail) + "}");
-    case NixFailure::Kind::not_runnable:
+        return {FailureKind::failed,
+                "nix failed",
+                "building \"" + name + "\" failed: Nix (" + f.operation + ") said:\n" + f.log_tail,
+                R"({"log":)" + json_string(f.log_tail) + "}",
+                {}};
+    case NixFailure::Kind::not_runnable: {
         // Nix's own words name server paths: the log has them, the client not.
-        log::error("cannot run nix", {{"operation", f.operation}, {"error", f.log_tail}});
-        if (f.log_tail.find("daemon") != std::string::npos ||
-            f.log_tail.find("cannot connect to socket") != std::string::npos) {
-            return RegistryError{503,
-                                 "UNAVAILABLE",
-                                 "cannot run Nix on the server: the Nix daemon is not running "
-                                 "(its socket is missing); retry later",
-                                 {}};
-        }
-        return internal_error("cannot run Nix on the server");
+        const bool no_daemon = f.log_tail.find("daemon") != std::string::npos ||
+                               f.log_tail.find("cannot connect to socket") != std::string::npos;
+        Failure out{no_daemon ? FailureKind::unavailable : FailureKind::fault,
+                    "cannot run nix",
+                    no_daemon ? "cannot run Nix on the server: the Nix daemon is not running (its "
+                                "socket is missing); retry later"
+                              : "cannot run Nix on the server",
+                    {},
+                    "nix (" + f.operation + "): " + f.log_tail};
+        return out;
     }
-    return internal_error("unknown Nix failure");
+    }
+    return fault("unknown Nix failure", f.log_tail);
 }
 
-std::optional<RegistryError> evaluation_error(const Evaluation& ev, const Image& image,
-                                              std::string_view source) {
+std::optional<Failure> evaluation_error(const Evaluation& ev, const Image& image,
+                                        std::string_view source) {
     if (!ev.missing.empty()) {
         const bool one = ev.missing.size() == 1;
-        return manifest_unknown(
-            std::string(one ? "package " : "packages ") + quoted_list(ev.missing) +
-                (one ? " is" : " are") + " not in the package set (" + std::string(source) +
-                "); check the spelling of each path component of \"" + image.name + "\"",
-            R"({"missing":)" + json_list(ev.missing) + "}");
+        return unknown(std::string(one ? "package " : "packages ") + quoted_list(ev.missing) +
+                           (one ? " is" : " are") + " not in the package set (" +
+                           std::string(source) +
+                           "); check the spelling of each path component of \"" + image.name + "\"",
+                       R"({"missing":)" + json_list(ev.missing) + "}");
     }
     if (!ev.not_packages.empty()) {
-        return manifest_unknown(
-            quoted_list(ev.not_packages) + " in \"" + image.name +
-                "\" is an attribute of the package set but not a package (a derivation)",
-            R"({"notPackages":)" + json_list(ev.not_packages) + "}");
+        return unknown(quoted_list(ev.not_packages) + " in \"" + image.name +
+                           "\" is an attribute of the package set but not a package (a derivation)",
+                       R"({"notPackages":)" + json_list(ev.not_packages) + "}");
     }
     if (image.arch == Arch::arm64 && !ev.system_applied) {
-        return manifest_unknown(
+        return unknown(
             "the package set takes no \"system\" argument, so it cannot build arm64 images");
     }
     return std::nullopt;

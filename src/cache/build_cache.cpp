@@ -324,33 +324,39 @@ Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
     return collect_builds(s);
 }
 
-Result<void> BuildCache::remember_failure(std::string_view image_key, const RegistryError& error,
+Result<void> BuildCache::remember_failure(std::string_view image_key, const Failure& failure,
                                           std::int64_t expires_at) {
-    TRY_ASSIGN(
-        auto s,
-        m_db.prepare("INSERT INTO failures (image_key, status, code, message, detail, expires_at, "
-                     "retry_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (image_key) DO "
-                     "UPDATE SET status = excluded.status, code = excluded.code, message = "
-                     "excluded.message, detail = excluded.detail, expires_at = "
-                     "excluded.expires_at, retry_after = excluded.retry_after"));
-    s.bind(1, image_key).bind(2, std::int64_t{error.status}).bind(3, error.code);
-    s.bind(4, error.message).bind(5, error.detail).bind(6, expires_at);
-    s.bind(7, std::int64_t{error.retry_after});
+    TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO failures (image_key, kind, what, message, detail, "
+                                    "retry_after, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                                    "ON CONFLICT (image_key) DO UPDATE SET kind = excluded.kind, "
+                                    "what = excluded.what, message = excluded.message, detail = "
+                                    "excluded.detail, retry_after = excluded.retry_after, "
+                                    "expires_at = excluded.expires_at"));
+    s.bind(1, image_key).bind(2, failure_kind_name(failure.kind)).bind(3, failure.what);
+    s.bind(4, failure.message).bind(5, failure.detail);
+    s.bind(6, std::int64_t{failure.retry_after}).bind(7, expires_at);
     return s.run();
 }
 
-Result<std::optional<RegistryError>> BuildCache::find_failure(std::string_view image_key,
-                                                              std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT status, code, message, detail, retry_after FROM "
+Result<std::optional<Failure>> BuildCache::find_failure(std::string_view image_key,
+                                                        std::int64_t now) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT kind, what, message, detail, retry_after FROM "
                                     "failures WHERE image_key = ?1 AND expires_at > ?2"));
     s.bind(1, image_key).bind(2, now);
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
-        return std::optional<RegistryError>();
+        return std::optional<Failure>();
     }
-    RegistryError error{static_cast<int>(s.integer(0)), s.text(1), s.text(2), s.text(3)};
-    error.retry_after = static_cast<int>(s.integer(4));
-    return std::optional<RegistryError>(std::move(error));
+    Failure failure;
+    if (!parse_failure_kind(s.text(0), failure.kind)) {
+        failure.kind = FailureKind::fault; // written by a newer version: retried soon
+    }
+    failure.what = s.text(1);
+    failure.message = s.text(2);
+    failure.detail = s.text(3);
+    failure.retry_after = static_cast<int>(s.integer(4));
+    failure.remembered = true;
+    return std::optional<Failure>(std::move(failure));
 }
 
 } // namespace nixery

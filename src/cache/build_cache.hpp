@@ -5,7 +5,7 @@
 #pragma once
 
 #include "cache/db.hpp"
-#include "core/routes.hpp"
+#include "core/failure.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -109,9 +109,11 @@ public:
     Result<std::vector<BuildRecord>> recent_builds(int limit, bool failed_only = false);
     Result<std::vector<BuildRecord>> builds_of(std::string_view image, std::string_view tag);
 
-    Result<void> remember_failure(std::string_view image_key, const RegistryError& error,
+    // A failure is kept without its internal text (logged where it
+    // happened); one found is marked `remembered`.
+    Result<void> remember_failure(std::string_view image_key, const Failure& failure,
                                   std::int64_t expires_at);
-    Result<std::optional<RegistryError>> find_failure(std::string_view image_key, std::int64_t now);
+    Result<std::optional<Failure>> find_failure(std::string_view image_key, std::int64_t now);
 
 private:
     Db m_db;

@@ -88,7 +88,7 @@ int prebuild_command(const std::vector<std::string>& args) {
     int failed = 0;
     for (const auto& w : wanted) {
         const auto image = parse_image_name(w.name);
-        const auto ready = [&]() -> Result<std::string, RegistryError> {
+        const auto ready = [&]() -> Result<std::string, Failure> {
             TRY_ASSIGN(const auto resolved, builder.resolve(image, w.tag));
             TRY_ASSIGN(auto found, builder.find(resolved));
             if (!found) {
@@ -96,7 +96,7 @@ int prebuild_command(const std::vector<std::string>& args) {
                 TRY_ASSIGN(found, builder.find(resolved));
             }
             if (!found) {
-                return unexpected(internal_error("the build left no image"));
+                return unexpected(fault("the build left no image", {}));
             }
             return builder.serve(*found, w.name, w.tag, ManifestFormat::docker).digest;
         };
@@ -105,6 +105,13 @@ int prebuild_command(const std::vector<std::string>& args) {
             std::printf("ready %s:%s %s\n", w.name.c_str(), w.tag.c_str(), digest->c_str());
         } else {
             ++failed;
+            // A build's failure was logged by the build; others are told here.
+            if (!digest.error().remembered && !digest.error().internal.empty()) {
+                log::error("prebuild failed", {{"image", w.name},
+                                               {"tag", w.tag},
+                                               {"error", digest.error().message},
+                                               {"cause", digest.error().internal}});
+            }
             std::printf("failed %s:%s: %s\n", w.name.c_str(), w.tag.c_str(),
                         digest.error().message.c_str());
         }

@@ -7,6 +7,7 @@
 #include "fcgi/worker.hpp"
 #include "http/fetch.hpp"
 #include "metrics/metrics.hpp"
+#include "nix/source.hpp"
 #include "registry/registry.hpp"
 #include "storage/backend.hpp"
 #include "util/files.hpp"
@@ -169,6 +170,11 @@ Result<Startup> start_up() {
         },
         s.metrics);
     dispatcher.stop(); // builds this process started run to their end
+    // And so do git fetches (a first one of a big repository takes minutes),
+    // within the master's drain limit: it kills what remains after.
+    if (!wait_for_git_fetches(std::chrono::steady_clock::now() + s.config.drain_timeout())) {
+        log::warn("worker stopping during a git fetch; the next fetch starts again");
+    }
     std::_Exit(code);
 }
 
@@ -222,9 +228,11 @@ int serve_command() {
         const int sig = events.signal;
         if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
             stopping = true;
-            // Requests in flight may be builds; give them their time.
-            deadline = Clock::now() + s.config.nix_timeout * 4 + std::chrono::seconds(30);
-            log::info("draining workers", {{"signal", sig}, {"workers", supervisor.running()}});
+            // Builds in flight run to their end; give them their time.
+            deadline = Clock::now() + s.config.drain_timeout();
+            log::info("draining workers", {{"signal", sig},
+                                           {"workers", supervisor.running()},
+                                           {"limit", s.config.drain_timeout().count()}});
             supervisor.signal_all(SIGTERM);
         }
         for (const auto& exit : events.exits) {

@@ -39,6 +39,9 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     log::Fields log_fields; // added to the request's log line
+    // The level of the request's log line: an error when the answer is a
+    // failure the operator must act on, logged nowhere else.
+    log::Level log_level = log::Level::info;
     // The route's label in the request metrics ("manifest", "blob"…), which
     // the handler knows and the transport does not; static storage.
     std::string_view route;
@@ -84,8 +87,9 @@ public:
     // response's end, so the client sees a failed transfer, never a
     // truncated body taken for a whole one.
     virtual void abort() = 0;
-    // Added to the request's log line.
+    // Added to the request's log line, and its level (see Response).
     log::Fields log_fields;
+    log::Level log_level = log::Level::info;
 };
 
 std::string_view status_text(int status);

@@ -2,6 +2,7 @@
 
 #include "util/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -81,6 +82,7 @@ public:
         const auto bytes = serialize_response(response, m_head && !response.body_for_head);
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), m_raw.out);
         log_fields.insert(log_fields.end(), response.log_fields.begin(), response.log_fields.end());
+        log_level = std::max(log_level, response.log_level);
     }
 
     void start(int status_code, std::vector<std::pair<std::string, std::string>> headers) override {
@@ -117,7 +119,7 @@ private:
 };
 
 void log_request(const Request& request, int status, std::chrono::steady_clock::time_point started,
-                 const log::Fields& extra) {
+                 const log::Fields& extra, log::Level level) {
     const auto ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
@@ -126,7 +128,7 @@ void log_request(const Request& request, int status, std::chrono::steady_clock::
                        {"status", status},
                        {"duration_ms", ms}};
     fields.insert(fields.end(), extra.begin(), extra.end());
-    log::info("request", fields);
+    log::write(level, "request", fields);
 }
 
 // Runs `later` on a thread of its own with the accepted request `raw`,
@@ -147,7 +149,7 @@ void answer_later(FCGX_Request* raw, Request request, std::function<void(Respons
         metrics.count_request(route, writer.status);
         finish(*raw);
         delete raw;
-        log_request(request, writer.status, started, writer.log_fields);
+        log_request(request, writer.status, started, writer.log_fields, writer.log_level);
         g_later.fetch_sub(1);
     }).detach();
 }
@@ -228,7 +230,7 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
             serialize_response(response, request.method == "HEAD" && !response.body_for_head);
         FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), raw.out);
         finish(raw);
-        log_request(request, response.status, started, response.log_fields);
+        log_request(request, response.status, started, response.log_fields, response.log_level);
     }
     FCGX_Free(held, 1);
     delete held;

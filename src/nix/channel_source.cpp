@@ -42,11 +42,11 @@ public:
           m_ttl(config.source_ttl), m_fetch_limit(config.build_timeout), m_nix(nix),
           m_locks(config.lock_file()) {}
 
-    Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
+    Result<ResolvedSource, Failure> resolve(std::string_view) override {
         return ResolvedSource{"channel:" + m_url, pinning()};
     }
 
-    Result<PreparedSource, RegistryError> prepare(const ResolvedSource&) override {
+    Result<PreparedSource, Failure> prepare(const ResolvedSource&) override {
         if (auto path = fetched()) {
             return prepared(*path);
         }
@@ -54,7 +54,8 @@ public:
                                     std::chrono::duration_cast<std::chrono::milliseconds>(
                                         m_fetch_limit + std::chrono::minutes(1)));
         if (!lock) {
-            return unexpected(internal_error(lock.error().message));
+            return unexpected(
+                fault("fetching " + m_shown + " failed on the server", lock.error().message));
         }
         if (!*lock) {
             return unexpected(source_unavailable(m_shown, "another fetch is taking too long"));
@@ -64,7 +65,8 @@ public:
             return prepared(*path);
         }
         if (auto made = make_private_dir(m_root.parent_path()); !made) {
-            return unexpected(internal_error(made.error().message));
+            return unexpected(
+                fault("fetching " + m_shown + " failed on the server", made.error().message));
         }
         auto path = m_nix.fetch_tarball(m_url, m_root, m_fetch_limit);
         if (!path) {
@@ -101,13 +103,13 @@ private:
         return target.string();
     }
 
-    Result<PreparedSource, RegistryError> prepared(const std::string& path) const {
+    Result<PreparedSource, Failure> prepared(const std::string& path) const {
         TRY_ASSIGN(auto described, provenance(path));
         return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
                               std::move(described)};
     }
 
-    Result<SourceProvenance, RegistryError> provenance(const std::string& store_path) const {
+    Result<SourceProvenance, Failure> provenance(const std::string& store_path) const {
         SourceProvenance p{"channel", url_without_credentials(m_url), m_channel, {}, {}};
         if (is_commit_hash(m_channel)) {
             p.revision = m_channel;

@@ -23,7 +23,6 @@
 
 #include "nix/source.hpp"
 
-#include "core/routes.hpp"
 #include "util/files.hpp"
 #include "util/lock.hpp"
 #include "util/log.hpp"
@@ -33,9 +32,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <sys/stat.h>
 #include <thread>
 
@@ -50,6 +51,19 @@ constexpr auto k_fetch_stall = std::chrono::minutes(5);
 constexpr int k_fetch_retry_after = 30;
 // Exported commits kept as GC roots; older ones may be collected by Nix.
 constexpr std::size_t k_kept_exports = 16;
+
+// This process's background fetches, which its shutdown waits for
+// (wait_for_git_fetches): a fetch cut short by the process's exit would
+// start its transfer again next time, and leave no record of its end.
+struct RunningFetches {
+    std::mutex mutex;
+    std::condition_variable ended;
+    int count = 0;
+};
+RunningFetches& running_fetches() {
+    static RunningFetches fetches;
+    return fetches;
+}
 
 // Runs git with the machine's credentials, never waiting for a password or a
 // host-key question nobody will answer. The operator's GIT_SSH_COMMAND,
@@ -94,7 +108,7 @@ public:
           m_locks(config.lock_file()), m_nix(nix_settings(config)),
           m_refs_ttl(config.git_refs_ttl) {}
 
-    Result<ResolvedSource, RegistryError> resolve(std::string_view tag) override {
+    Result<ResolvedSource, Failure> resolve(std::string_view tag) override {
         if (is_commit_hash(tag)) {
             return ResolvedSource{std::string(tag), Pinning::pinned};
         }
@@ -116,13 +130,12 @@ public:
                 }
             }
         }
-        return unexpected(
-            manifest_unknown("the git repository " + m_shown + " has no branch or tag \"" + t +
-                                 "\" (use a branch, a tag, a 40-digit commit, or latest)",
-                             json_string(t)));
+        return unexpected(unknown("the git repository " + m_shown + " has no branch or tag \"" + t +
+                                      "\" (use a branch, a tag, a 40-digit commit, or latest)",
+                                  json_string(t)));
     }
 
-    Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) override {
+    Result<PreparedSource, Failure> prepare(const ResolvedSource& source) override {
         const auto& commit = source.revision;
         if (auto path = exported(commit)) {
             return prepared(commit, *path);
@@ -133,8 +146,8 @@ public:
             m_locks.acquire("git-export:" + m_url + "#" + commit,
                             std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout * 2));
         if (!lock) {
-            log::error("locking the git mirror failed", {{"error", lock.error().message}});
-            return unexpected(internal_error("fetching the git repository failed on the server"));
+            return unexpected(fault("fetching the git repository failed on the server",
+                                    "locking the git mirror failed: " + lock.error().message));
         }
         if (!*lock) {
             return unexpected(
@@ -146,14 +159,9 @@ public:
         }
         auto path = export_commit(commit);
         if (!path) {
-            log::error("exporting a git commit failed",
-                       {{"commit", commit}, {"error", path.error().message}});
-            return unexpected(internal_error("exporting commit " + commit +
-                                             " of the git "
-                                             "repository " +
-                                             m_shown +
-                                             " into the Nix store "
-                                             "failed"));
+            return unexpected(fault("exporting commit " + commit + " of the git repository " +
+                                        m_shown + " into the Nix store failed",
+                                    path.error().message));
         }
         return prepared(commit, *path);
     }
@@ -190,7 +198,7 @@ private:
     // NIXERY_GIT_REFS_TTL, so made-up tags are answered without asking the
     // upstream each time. (Not refs/pull/* and the like: GitHub lists
     // hundreds of thousands.)
-    Result<std::string, RegistryError> refs() {
+    Result<std::string, Failure> refs() {
         if (fresh(refs_file())) {
             if (auto cached = read_file(refs_file()); cached) {
                 return std::move(*cached);
@@ -221,7 +229,7 @@ private:
     // Makes `commit` present in the mirror: starts a background fetch when
     // none runs, and waits a while for it. Errors: 503 while it runs or when
     // the repository cannot be reached, 404 when it ends without the commit.
-    Result<void, RegistryError> fetch(const std::string& commit) {
+    Result<void, Failure> fetch(const std::string& commit) {
         if (has_commit(commit)) {
             return {};
         }
@@ -231,8 +239,8 @@ private:
         const auto listed = read_file(refs_file());
         if (!fetch_running() && fresh(m_fetch_record) &&
             !(listed && listed->find(commit) != std::string::npos)) {
-            return unexpected(manifest_unknown(
-                "the git repository " + m_shown + " has no commit " + commit, json_string(commit)));
+            return unexpected(unknown("the git repository " + m_shown + " has no commit " + commit,
+                                      json_string(commit)));
         }
         const auto began = unix_millis();
         const auto until = std::chrono::steady_clock::now() +
@@ -257,19 +265,15 @@ private:
                     return unexpected(source_unavailable("git repository " + m_shown, last->error));
                 }
                 return unexpected(
-                    manifest_unknown("the git repository " + m_shown + " has no commit " + commit,
-                                     json_string(commit)));
+                    unknown("the git repository " + m_shown + " has no commit " + commit,
+                            json_string(commit)));
             }
             if (std::chrono::steady_clock::now() >= until) {
                 log::info("git fetch still running", {{"repository", m_shown}});
-                auto e = RegistryError{503,
-                                       "UNAVAILABLE",
-                                       "the package source (git repository " + m_shown +
+                return unexpected(busy("the package source (git repository " + m_shown +
                                            ") is being fetched; its first fetch can take "
                                            "minutes: retry later",
-                                       {}};
-                e.retry_after = k_fetch_retry_after;
-                return unexpected(std::move(e));
+                                       k_fetch_retry_after));
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(250));
         }
@@ -283,20 +287,34 @@ private:
     std::string fetch_lock_name() const { return "git-fetch:" + m_url; }
 
     // Starts a fetch of `commit` in a thread of its own unless one runs.
-    Result<void, RegistryError> start_fetch(const std::string& commit) {
+    Result<void, Failure> start_fetch(const std::string& commit) {
         auto lock = m_locks.try_acquire(fetch_lock_name());
         if (!lock) {
-            return unexpected(internal_error(lock.error().message));
+            return unexpected(
+                fault("fetching the git repository failed on the server", lock.error().message));
         }
         if (!*lock) {
             return {}; // another thread or process is fetching
         }
         if (auto made = make_private_dir(m_mirror.parent_path()); !made) {
-            return unexpected(internal_error(made.error().message));
+            return unexpected(
+                fault("fetching the git repository failed on the server", made.error().message));
         }
         // The thread owns copies of everything it uses, and the lock.
+        {
+            const std::lock_guard<std::mutex> g(running_fetches().mutex);
+            ++running_fetches().count;
+        }
         std::thread([lock = std::move(**lock), url = m_url, shown = m_shown, mirror = m_mirror,
                      record = m_fetch_record, timeout = m_timeout, commit]() mutable {
+            struct Counted {
+                ~Counted() {
+                    auto& f = running_fetches();
+                    const std::lock_guard<std::mutex> g(f.mutex);
+                    --f.count;
+                    f.ended.notify_all();
+                }
+            } counted;
             const auto started = unix_millis();
             const auto error = fetch_into(mirror, url, commit, timeout);
             if (!error.empty()) {
@@ -431,7 +449,7 @@ private:
         }
     }
 
-    Result<std::string, RegistryError> git(std::vector<std::string> argv, std::string_view what) {
+    Result<std::string, Failure> git(std::vector<std::string> argv, std::string_view what) {
         const auto run = run_git(std::move(argv), m_timeout);
         if (!run || !run->ok()) {
             return unexpected(source_unavailable("git repository " + m_shown,
@@ -452,6 +470,12 @@ private:
 };
 
 } // namespace
+
+bool wait_for_git_fetches(std::chrono::steady_clock::time_point until) {
+    auto& f = running_fetches();
+    std::unique_lock<std::mutex> g(f.mutex);
+    return f.ended.wait_until(g, until, [&] { return f.count == 0; });
+}
 
 std::unique_ptr<PackageSource> make_git_source(const Config& config) {
     return std::make_unique<GitSource>(config);

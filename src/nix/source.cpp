@@ -1,6 +1,5 @@
 #include "nix/source.hpp"
 
-#include "core/routes.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/log.hpp"
@@ -20,11 +19,11 @@ public:
     PathSource(std::string path, std::chrono::seconds timeout)
         : m_path(std::move(path)), m_timeout(timeout) {}
 
-    Result<ResolvedSource, RegistryError> resolve(std::string_view) override {
+    Result<ResolvedSource, Failure> resolve(std::string_view) override {
         return ResolvedSource{"path:" + m_path, Pinning::moving};
     }
 
-    Result<PreparedSource, RegistryError> prepare(const ResolvedSource&) override {
+    Result<PreparedSource, Failure> prepare(const ResolvedSource&) override {
         // Read once per evaluation (a cache hit reads nothing): the content
         // is what the path means, and it may have changed since the last one.
         TRY_ASSIGN(auto hash, directory_nar_hash(m_path, m_timeout, "package set at " + m_path));
@@ -76,8 +75,8 @@ std::optional<std::string> decode_hex(std::string_view text) {
     return out;
 }
 
-Result<std::string, RegistryError>
-hash_command(std::vector<std::string> argv, std::chrono::seconds timeout, const std::string& what) {
+Result<std::string, Failure> hash_command(std::vector<std::string> argv,
+                                          std::chrono::seconds timeout, const std::string& what) {
     ProcessSpec spec;
     spec.argv = std::move(argv);
     spec.timeout = timeout;
@@ -107,15 +106,6 @@ bool is_commit_hash(std::string_view text) {
     return is_lower_hex(text, 40);
 }
 
-RegistryError source_unavailable(std::string what, std::string_view cause) {
-    log::error("package source unavailable", {{"source", what}, {"error", cause}});
-    return RegistryError{503,
-                         "UNAVAILABLE",
-                         "the package source (" + what +
-                             ") cannot be reached: " + std::string(cause) + "; retry later",
-                         {}};
-}
-
 std::string sri_hash(std::string_view nix_hash) {
     constexpr std::string_view prefix = "sha256:";
     if (nix_hash.substr(0, 7) == "sha256-" && nix_hash.size() == 7 + 44) {
@@ -128,14 +118,14 @@ std::string sri_hash(std::string_view nix_hash) {
     return bytes ? "sha256-" + base64_encode(*bytes) : std::string();
 }
 
-Result<std::string, RegistryError>
+Result<std::string, Failure>
 directory_nar_hash(const std::string& path, std::chrono::seconds timeout, const std::string& what) {
     return hash_command({"nix-hash", "--type", "sha256", "--", path}, timeout, what);
 }
 
-Result<std::string, RegistryError> store_path_nar_hash(const std::string& path,
-                                                       std::chrono::seconds timeout,
-                                                       const std::string& what) {
+Result<std::string, Failure> store_path_nar_hash(const std::string& path,
+                                                 std::chrono::seconds timeout,
+                                                 const std::string& what) {
     return hash_command({"nix-store", "--query", "--hash", "--", path}, timeout, what);
 }
 

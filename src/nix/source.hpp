@@ -11,8 +11,8 @@
 #pragma once
 
 #include "config.hpp"
+#include "core/failure.hpp"
 #include "core/provenance.hpp"
-#include "core/routes.hpp"
 #include "nix/nix.hpp"
 #include "util/result.hpp"
 
@@ -43,13 +43,14 @@ struct PreparedSource {
 class PackageSource {
 public:
     virtual ~PackageSource() = default;
-    // What `tag` refers to now. Errors are what the client should see: an
-    // unknown ref is a 404, an unreachable source a 503.
-    virtual Result<ResolvedSource, RegistryError> resolve(std::string_view tag) = 0;
+    // What `tag` refers to now. Failures say what the client should learn
+    // (core/failure.hpp): an unknown ref is `unknown`, an unreachable source
+    // `unavailable`, a fetch under way `busy`.
+    virtual Result<ResolvedSource, Failure> resolve(std::string_view tag) = 0;
     // Makes the revision available to Nix and says what it is (a path's
     // content hash, a channel's revision and hash, a git commit). Same error
     // conventions as resolve().
-    virtual Result<PreparedSource, RegistryError> prepare(const ResolvedSource& source) = 0;
+    virtual Result<PreparedSource, Failure> prepare(const ResolvedSource& source) = 0;
 };
 
 // How Nix runs for the configured source.
@@ -58,18 +59,15 @@ NixSettings nix_settings(const Config& config);
 // The source the configuration names; `nix` is used to fetch channels.
 std::unique_ptr<PackageSource> make_source(const Config& config, const Nix& nix);
 
-// The error for a source that cannot be reached (503, says which source).
-RegistryError source_unavailable(std::string what, std::string_view cause);
-
 // True for 40 lowercase hex digits: a git commit.
 bool is_commit_hash(std::string_view text);
 
 // The NAR hash of a directory (nix-hash) or of a valid store path (the
-// store's record, nothing read), in SRI form "sha256-…". Errors are 503s
-// naming `what`.
-Result<std::string, RegistryError>
+// store's record, nothing read), in SRI form "sha256-…". Failures are
+// source_unavailable naming `what`.
+Result<std::string, Failure>
 directory_nar_hash(const std::string& path, std::chrono::seconds timeout, const std::string& what);
-Result<std::string, RegistryError>
+Result<std::string, Failure>
 store_path_nar_hash(const std::string& path, std::chrono::seconds timeout, const std::string& what);
 // "sha256:<Nix base32>", "sha256:<hex>" or SRI as SRI; empty when it is none.
 std::string sri_hash(std::string_view nix_hash);
@@ -87,6 +85,10 @@ std::optional<CurrentSource> current_source(const Config& config);
 
 std::unique_ptr<PackageSource> make_path_source(std::string path, std::chrono::seconds timeout);
 std::unique_ptr<PackageSource> make_git_source(const Config& config);
+// Waits until the git fetches this process runs in the background (a git
+// source's, which outlive the request that started them) have ended, or
+// `until` passed: false when some still run.
+bool wait_for_git_fetches(std::chrono::steady_clock::time_point until);
 std::unique_ptr<PackageSource> make_channel_source(const Config& config, const Nix& nix);
 
 } // namespace nixery

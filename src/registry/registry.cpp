@@ -6,6 +6,7 @@
 #include "nix/source.hpp"
 #include "registry/disclosure.hpp"
 #include "registry/start_page.hpp"
+#include "util/files.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -76,6 +77,18 @@ void cache_in_nginx(Response& r, std::chrono::seconds time) {
     }
 }
 
+// nginx writes a response it may cache to a file while it sends it, and cuts
+// the client's transfer when that write fails (a full disk). With less than
+// this left where its cache is (the state directory for `nixery run`, the
+// same filesystem as the state in a usual deployment), manifests go out
+// without X-Accel-Expires: uncached, but whole.
+constexpr std::uint64_t k_nginx_cache_room = 1 << 20;
+
+std::chrono::seconds if_nginx_has_room(const Config& config, std::chrono::seconds time) {
+    const auto room = free_space(config.state_dir);
+    return room && *room < k_nginx_cache_room ? std::chrono::seconds(0) : time;
+}
+
 // A manifest by tag: its body depends on Accept, so no shared cache may hand
 // an OCI manifest to a Docker client (nginx's own keeps one variant per
 // Accept), and nginx may answer it for `cache_time`.
@@ -112,6 +125,22 @@ Response error_response(const RegistryError& error) {
     return with_api_version(std::move(r));
 }
 
+Response failure_response(const Disclosure& disclosure, const Failure& failure) {
+    auto r = error_response(disclosure.for_client(registry_error(failure), log::request_id()));
+    if (!failure.what.empty()) {
+        r.log_fields.emplace_back("failure", failure.what);
+    }
+    if (!failure.internal.empty()) {
+        r.log_fields.emplace_back("cause", failure.internal);
+    }
+    if (failure.remembered) {
+        r.log_fields.emplace_back("remembered", true);
+    } else if (needs_operator(failure.kind)) {
+        r.log_level = log::Level::error;
+    }
+    return r;
+}
+
 Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServices& services) {
     TRY_ASSIGN(auto db, Db::open(services.config.database(), services.config.data.sql_dir));
     return std::unique_ptr<RegistryHandler>(
@@ -124,6 +153,10 @@ RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cac
 
 Response RegistryHandler::refuse(RegistryError error) const {
     return error_response(m_disclosure.for_client(std::move(error), log::request_id()));
+}
+
+Response RegistryHandler::refuse(const Failure& failure) const {
+    return failure_response(m_disclosure, failure);
 }
 
 Response RegistryHandler::handle(const Request& request) {
@@ -144,8 +177,8 @@ Response RegistryHandler::failed(const Request& request) {
 }
 
 Response RegistryHandler::busy(const Request& request) {
-    auto r = error_response(
-        {429, "TOOMANYREQUESTS", "too many requests wait for builds; retry later", {}});
+    auto r = error_response(registry_error(
+        {FailureKind::overloaded, {}, "too many requests wait for builds; retry later", {}, {}}));
     r.route = route_label(parse_route(request.path).kind);
     return r;
 }
@@ -234,8 +267,9 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         }
         return after_build(image, reference, format, *resolved);
     }
-    return logged(manifest_response(builder.serve(**found, name, reference, format),
-                                    manifest_cache_time(m_services.config, reference)));
+    return logged(manifest_response(
+        builder.serve(**found, name, reference, format),
+        if_nginx_has_room(m_services.config, manifest_cache_time(m_services.config, reference))));
 }
 
 Response RegistryHandler::after_build(const Image& image, const std::string& tag,
@@ -243,19 +277,17 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     auto& jobs = m_services.jobs;
     const auto joined = jobs.join({resolved.key, image.name, tag, log::request_id()});
     if (!joined || !*joined) {
-        auto r =
-            refuse(!joined ? internal_error("queueing the build of \"" + image.name + "\" failed")
-                           : RegistryError{429,
-                                           "TOOMANYREQUESTS",
-                                           "too many images are waiting to be built (" +
-                                               std::to_string(m_services.config.max_queued_builds) +
-                                               "); retry later",
-                                           {}});
+        auto r = refuse(!joined ? fault("queueing the build of \"" + image.name + "\" failed",
+                                        joined.error().message)
+                                : Failure{FailureKind::overloaded,
+                                          {},
+                                          "too many images are waiting to be built (" +
+                                              std::to_string(m_services.config.max_queued_builds) +
+                                              "); retry later",
+                                          {},
+                                          {}});
         r.log_fields.emplace_back("image", image.name);
         r.log_fields.emplace_back("tag", tag);
-        if (!joined) {
-            r.log_fields.emplace_back("cause", joined.error().message);
-        }
         return r;
     }
     const auto ticket = **joined;
@@ -263,8 +295,8 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     Response r;
     r.later = [services = m_services, disclosure = m_disclosure, image, tag, format, resolved,
                ticket, arrived](ResponseWriter& w) {
-        const auto refused = [&](RegistryError error) {
-            return error_response(disclosure.for_client(std::move(error), log::request_id()));
+        const auto refused = [&](const Failure& failure) {
+            return failure_response(disclosure, failure);
         };
         w.log_fields.emplace_back("image", image.name);
         w.log_fields.emplace_back("tag", tag);
@@ -272,11 +304,11 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
         auto& board = services.jobs;
         // The answer once the job has ended: from the cache, as if it had
         // been there when the request came.
-        const auto answer = [&]() -> Result<ServedManifest, RegistryError> {
+        const auto answer =
+            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
             auto db = Db::open(config.database(), config.data.sql_dir);
             if (!db) {
-                w.log_fields.emplace_back("cause", db.error().message);
-                return unexpected(internal_error("reading the built image failed"));
+                return unexpected(fault("reading the built image failed", db.error().message));
             }
             BuildCache cache(std::move(*db));
             const Nix nix(nix_settings(config));
@@ -284,40 +316,41 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             Builder builder({config, services.popularity, *source, services.storage, cache,
                              services.locks, nix, services.metrics});
             TRY_ASSIGN(auto found, builder.built(resolved));
+            if (!found && waited.failure) {
+                // The job's failure, which the cache could not remember
+                // (a full disk, most likely).
+                return unexpected(*waited.failure);
+            }
             if (!found) {
-                return unexpected(RegistryError{503,
-                                                "UNAVAILABLE",
-                                                "the build of \"" + image.name +
-                                                    "\" ended without an image; retry",
-                                                {}});
+                return unexpected(nixery::busy("the build of \"" + image.name +
+                                               "\" ended without an image; retry"));
             }
             return builder.serve(*found, image.name, tag, format);
         };
-        const auto ended = [&](JobOutcome outcome) -> Result<ServedManifest, RegistryError> {
+        const auto ended =
+            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
             board.leave(ticket, Leaving::done);
-            if (outcome == JobOutcome::lost) {
+            if (waited.outcome == JobOutcome::lost) {
                 return unexpected(
-                    RegistryError{503,
-                                  "UNAVAILABLE",
-                                  "the build of \"" + image.name + "\" was interrupted; retry",
-                                  {}});
+                    nixery::busy("the build of \"" + image.name + "\" was interrupted; retry"));
             }
-            return answer();
+            return answer(waited);
         };
         const auto gone = [&] { return w.client_gone() || w.stopping(); };
 
         auto waited = board.wait(ticket, arrived + config.header_deadline, gone);
         if (waited.how == JobBoard::Waited::ended) {
-            auto served = ended(waited.outcome);
-            w.send(served ? manifest_response(std::move(*served), manifest_cache_time(config, tag))
+            auto served = ended(waited);
+            w.send(served ? manifest_response(
+                                std::move(*served),
+                                if_nginx_has_room(config, manifest_cache_time(config, tag)))
                           : refused(served.error()));
             return;
         }
         if (waited.how == JobBoard::Waited::given_up) {
             board.leave(ticket, w.client_gone() ? Leaving::gone : Leaving::done);
             if (!w.client_gone()) {
-                w.send(refused(RegistryError{
-                    503, "UNAVAILABLE", "the server is restarting; retry shortly", {}}));
+                w.send(refused(nixery::busy("the server is restarting; retry shortly")));
             }
             return;
         }
@@ -339,11 +372,17 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             w.abort();
             return;
         }
-        auto served = ended(waited.outcome);
+        auto served = ended(waited);
         if (!served) {
             // Too late for a status: the failure is remembered, and the
             // client's retry gets it as a registry error.
-            w.log_fields.emplace_back("error", served.error().code);
+            w.log_fields.emplace_back("error", registry_error(served.error()).code);
+            if (!served.error().internal.empty()) {
+                w.log_fields.emplace_back("cause", served.error().internal);
+            }
+            if (needs_operator(served.error().kind) && !served.error().remembered) {
+                w.log_level = log::Level::error;
+            }
             w.abort();
             return;
         }
@@ -370,8 +409,9 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
     }
     const auto key = blob_key(digest.substr(7));
     const auto fault = [&](const Error& e) {
-        log::error("serving stored object failed", {{"digest", digest}, {"error", e.message}});
-        return refuse(internal_error("reading " + digest + " from storage failed"));
+        auto failure = nixery::fault("reading " + digest + " from storage failed", e.message);
+        failure.what = "serving stored object failed";
+        return refuse(failure);
     };
     auto info = m_services.storage.stat(key);
     if (!info) {
@@ -432,7 +472,7 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
         }
         r.body = std::move(**body);
         r.header("Content-Type", media_type);
-        cache_in_nginx(r, k_max_manifest_cache);
+        cache_in_nginx(r, if_nginx_has_room(m_services.config, k_max_manifest_cache));
     } else if (location->kind == BlobLocation::Kind::accel_redirect) {
         // nginx serves the file (with Content-Length and Range support, and
         // HEAD); it keeps our Content-Type. From now on it serves it
@@ -504,9 +544,12 @@ Response RegistryHandler::tags(const Request& request, const std::string& name) 
     }
     auto stored_tags = m_cache.tags(name);
     if (!stored_tags) {
-        log::error("listing tags failed",
-                   {{"image", name}, {"error", stored_tags.error().message}});
-        return refuse(internal_error("listing tags of \"" + name + "\" failed"));
+        auto failure =
+            fault("listing tags of \"" + name + "\" failed", stored_tags.error().message);
+        failure.what = "listing tags failed";
+        auto r = refuse(failure);
+        r.log_fields.emplace_back("image", name);
+        return r;
     }
     auto all = std::move(*stored_tags);
     if (std::find(all.begin(), all.end(), "latest") == all.end()) {

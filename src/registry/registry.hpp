@@ -49,8 +49,11 @@ private:
                     bool manifest);
     Response tags(const Request& request, const std::string& name);
     Response start_page(const Request& request);
-    // `error` as the client may see it (see Disclosure), as a response.
+    // `error` (the request's own: a bad name, tag, digest) as the client
+    // may see it (see Disclosure), as a response.
     Response refuse(RegistryError error) const;
+    // A failure of the builder or an adapter, answered (failure_response).
+    Response refuse(const Failure& failure) const;
 
     ProcessServices m_services;
     BuildCache m_cache;
@@ -61,5 +64,12 @@ private:
 
 // A registry error as a response (JSON body, the spec's headers).
 Response error_response(const RegistryError& error);
+
+// The answer to `failure`, and where it is logged, once: the registry
+// error it maps to (core/failure.hpp) as `disclosure` lets the client see
+// it, and fields for the request's log line with what failed and the
+// internal text; the line is an error when the operator must act, unless
+// the build that failed has logged it already (a remembered failure).
+Response failure_response(const Disclosure& disclosure, const Failure& failure);
 
 } // namespace nixery

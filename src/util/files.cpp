@@ -1,5 +1,7 @@
 #include "util/files.hpp"
 
+#include <sys/statvfs.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -101,6 +103,14 @@ Result<void> fsync_dir(const fs::path& dir) {
         return fail("fsync \"" + dir.string() + "\" failed: " + errno_text(errno));
     }
     return {};
+}
+
+std::optional<std::uint64_t> free_space(const fs::path& path) {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode) {

@@ -6,8 +6,10 @@
 
 #include "util/result.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -66,6 +68,10 @@ Result<void> make_private_dir(const std::filesystem::path& dir);
 
 // fsync on a directory so a rename inside it survives a crash.
 Result<void> fsync_dir(const std::filesystem::path& dir);
+
+// Bytes an unprivileged process may still write on the filesystem holding
+// `path` (statvfs f_bavail); nullopt when it cannot be asked.
+std::optional<std::uint64_t> free_space(const std::filesystem::path& path);
 
 // A uniquely named file in `dir`, open for writing. Unless commit() ran, the
 // destructor removes it, so an interrupted write leaves no file behind

@@ -188,6 +188,37 @@ class GcTest(TestCase):
             again = gc(inst, "--keep-days", "0").stdout.decode()
             self.assertIn("deleted 0 images, 0 blobs", again)
 
+    def test_gc_keeps_the_zstd_layers_of_a_kept_image(self):
+        # With zstd, an image's OCI manifest names blobs of its own (zstd
+        # layers, their config) beside the gzip ones of its Docker manifest.
+        oci = "application/vnd.oci.image.manifest.v1+json"
+        with Instance(NIXERY_LAYER_COMPRESSION="zstd") as inst:
+            keep_docker, keep_oci = inst.manifest("app-b"), inst.manifest("app-b", accept=oci)
+            drop_oci = inst.manifest("app-a", accept=oci)
+            for r in (keep_docker, keep_oci, drop_oci):
+                self.assertEqual(r.status, 200, r)
+            zstd_layers = {l["digest"] for l in keep_oci.json()["layers"]
+                           if l["mediaType"].endswith("+zstd")}
+            self.assertTrue(zstd_layers)
+            self.assertEqual(zstd_layers & manifest_digests(keep_docker), set())
+            self.assertTrue(manifest_digests(keep_oci) <= image_blobs(inst, "app-b"))
+            age_image(inst, "app-a")
+            age_storage(inst.storage)
+            self.assertEqual(inst.manifest("app-b", accept=oci).status, 200)  # a fresh use
+            only_dropped = image_blobs(inst, "app-a") - image_blobs(inst, "app-b")
+            self.assertTrue(only_dropped)
+
+            out = gc(inst, "--keep-days", "0").stdout.decode()
+            self.assertIn("deleted 1 image,", out)
+            stored = self.stored(inst)
+            self.assertTrue(manifest_digests(keep_oci) | manifest_digests(keep_docker) <= stored)
+            self.assertEqual(stored & only_dropped, set())
+            # The kept image pulls whole in both formats.
+            for digest in manifest_digests(keep_oci) | manifest_digests(keep_docker):
+                b = inst.get("/v2/app-b/blobs/" + digest)
+                self.assertEqual(b.status, 200, digest)
+                self.assertEqual("sha256:" + hashlib.sha256(b.body).hexdigest(), digest)
+
     def test_gc_during_a_build_that_reuses_old_layers(self):
         with Instance(NIXERY_WORKERS=2) as inst:
             # app-a's layers (busybox, libgreet) are old and referenced by no

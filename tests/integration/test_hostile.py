@@ -5,6 +5,7 @@ there, SIGTERM and nginx reloads during pulls, and a full disk."""
 
 import concurrent.futures
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -71,7 +72,8 @@ class InformationTest(TestCase):
             # Not remembered as the image's failure: a daemon that is back
             # builds it (here: the same answer again, but from Nix again).
             self.assertEqual(inst.manifest("hello").status, 503)
-            self.assertEqual(len([x for x in inst.log_records() if x.get("msg") == "cannot run nix"]), 2)
+            self.assertEqual(len([x for x in inst.log_records()
+                                  if x.get("msg") == "build failed" and x.get("failure") == "cannot run nix"]), 2)
 
     def check_secret_nowhere(self, inst, responses):
         for r in responses:
@@ -230,7 +232,7 @@ class DiskFullTest(TestCase):
                       expected_errors=["No space left on device"]) as inst:
             r = inst.manifest("big")
             err = self.assertRegistryError(r, 500, "INTERNAL_ERROR", "No space left on device",
-                                           "request id " + r.header("X-Request-Id"))
+                                     "request id " + r.header("X-Request-Id"))
             self.assertNotIn(str(self.mount), r.body.decode())
             # No partial blob: whatever is stored is whole.
             layers = self.mount / "layers"
@@ -240,6 +242,70 @@ class DiskFullTest(TestCase):
                 self.assertEqual(conn.execute("SELECT count(*) FROM images").fetchone()[0], 0)
             subprocess.run(["mount", "-o", "remount,size=256m", str(self.mount)], check=True)
             self.assertEqual(inst.manifest("big").status, 200)
+
+
+class StateFullTest(TestCase):
+    """The state directory (the database, nginx's links, logs and cache, the
+    locks) on a small tmpfs that fills up: a pull gets a registry 5xx that
+    names the cause, nothing is half recorded, and the same pull succeeds
+    once there is space again, without a restart."""
+
+    def setUp(self):
+        self.mount = Path(tempfile.mkdtemp(prefix="nixery-state-full-"))
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.mount)],
+                           stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            os.rmdir(self.mount)
+            self.skipTest("cannot mount a tmpfs here: " + r.stderr.decode().strip())
+
+    def tearDown(self):
+        subprocess.run(["umount", str(self.mount)])
+        os.rmdir(self.mount)
+
+    def fill(self):
+        """Takes every free byte of the mount; returns the file holding them."""
+        filler = self.mount / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as e:
+                self.assertEqual(e.errno, 28)
+        return filler
+
+    def test_state_full(self):
+        inst = Instance(NIXERY_STATE_DIR=self.mount,
+                        expected_errors=["database or disk is full", "No space left on device"])
+        inst.state = self.mount
+        with inst:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            filler = self.fill()
+            # A fresh instance's database has not been checkpointed yet:
+            # the new build's records need its write-ahead log to grow.
+            r = inst.manifest("app-a")
+            self.assertRegistryError(r, 500, "INTERNAL_ERROR", "database or disk is full",
+                                     "request id " + r.header("X-Request-Id"))
+            self.assertNotIn(str(self.mount), r.body.decode())
+            # Consistent, nothing of app-a recorded, no staging file left.
+            with inst.db() as conn:
+                self.assertEqual(conn.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+                self.assertEqual(conn.execute("SELECT count(*) FROM images").fetchone()[0], 1)
+                self.assertEqual(conn.execute("SELECT count(*) FROM builds WHERE image = 'app-a' "
+                                              "AND status IS NULL").fetchone()[0], 0)
+            self.assertEqual(list(self.mount.glob("*.tmp")), [])
+            # What was there is still served (a pull of the image built before).
+            m = inst.manifest("hello")
+            self.assertEqual(m.status, 200)
+            for layer in m.json()["layers"]:
+                self.assertEqual(inst.get("/v2/hello/blobs/" + layer["digest"]).status, 200)
+            os.unlink(filler)
+            m = inst.manifest("app-a")
+            self.assertEqual(m.status, 200, m)
+            for layer in m.json()["layers"]:
+                b = inst.get("/v2/app-a/blobs/" + layer["digest"])
+                self.assertEqual(b.status, 200)
+                self.assertEqual("sha256:" + hashlib.sha256(b.body).hexdigest(), layer["digest"])
 
 
 class CountingHandler(http.server.SimpleHTTPRequestHandler):

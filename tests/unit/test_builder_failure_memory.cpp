@@ -13,21 +13,34 @@ TEST_CASE("failure memory") {
     auto db = Db::open(dir / "cache.sqlite", "sql");
     REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
     BuildCache cache(std::move(*db));
-    const RegistryError err = manifest_unknown("building \"x\" failed: Nix said no");
+    Failure err{FailureKind::failed, "nix failed", "building \"x\" failed: Nix said no",
+                R"({"log":"no"})", "nix-build /srv/x failed"};
     constexpr std::int64_t now = 1000;
 
     CHECK_FALSE(*remembered_failure(cache, "img", now));
     remember_failure(cache, "img", err, now);
-    SUBCASE("answered with the same error while remembered") {
+    SUBCASE("answered with the same failure while remembered, without its internal text") {
         const auto found = remembered_failure(cache, "img", now + k_failure_memory.count() - 1);
         REQUIRE(*found);
-        CHECK((*found)->status == 404);
-        CHECK((*found)->code == "MANIFEST_UNKNOWN");
+        CHECK((*found)->kind == FailureKind::failed);
+        CHECK((*found)->what == err.what);
         CHECK((*found)->message == err.message);
+        CHECK((*found)->detail == err.detail);
+        CHECK((*found)->internal.empty());
+        CHECK((*found)->remembered);
+        CHECK(registry_error(**found).status == 404);
         CHECK_FALSE(*remembered_failure(cache, "other", now));
     }
     SUBCASE("forgotten after k_failure_memory") {
         CHECK_FALSE(*remembered_failure(cache, "img", now + k_failure_memory.count()));
+    }
+    SUBCASE("a transient failure only for k_fault_memory, with its Retry-After") {
+        remember_failure(cache, "img", busy("being fetched", 30), now);
+        const auto found = remembered_failure(cache, "img", now + k_fault_memory.count() - 1);
+        REQUIRE(*found);
+        CHECK((*found)->kind == FailureKind::busy);
+        CHECK((*found)->retry_after == 30);
+        CHECK_FALSE(*remembered_failure(cache, "img", now + k_fault_memory.count()));
     }
 }
 

@@ -56,7 +56,7 @@ JobBoard::WaitResult wait_now(JobBoard& b, const JobTicket& t) {
 // A runner that records the jobs it ran and holds each until released.
 class FakeRunner final : public JobRunner {
 public:
-    JobOutcome run(const JobSpec& job) override {
+    JobResult run(const JobSpec& job) override {
         std::unique_lock<std::mutex> g(m_mutex);
         m_started.push_back(job.image);
         m_changed.notify_all();
@@ -194,6 +194,36 @@ TEST_CASE("JobBoard::wait") {
         CHECK(b.counts().waiting == 0);
         // Read by everyone: the next request starts afresh.
         CHECK(join(b, "a").id != t.id);
+    }
+    SUBCASE("a failed job's failure reaches its waiters, cut to fit, without internal text") {
+        const auto running = claim(b, "a");
+        Failure f = fault("building \"a\" failed on the server: database or disk is full",
+                          "sqlite \"INSERT\" failed: database or disk is full");
+        f.detail = R"({"log":")" + std::string(8000, 'x') + R"("})";
+        b.finish(running, JobResult(f));
+        auto w = wait_now(b, t);
+        CHECK(w.outcome == JobOutcome::failed);
+        REQUIRE(w.failure);
+        CHECK(w.failure->kind == FailureKind::fault);
+        CHECK(w.failure->message == f.message);
+        CHECK(w.failure->what == "server fault");
+        CHECK(w.failure->internal.empty());
+        CHECK(w.failure->detail.empty()); // too long to keep whole
+        CHECK(w.failure->remembered);     // the job logged it
+
+        b.leave(t, Leaving::done);
+        const auto next = join(b, "a");
+        b.finish(claim(b, "a"), JobResult(busy(std::string(6000, 'm') + "é", 30)));
+        w = wait_now(b, next);
+        REQUIRE(w.failure);
+        CHECK(w.failure->kind == FailureKind::busy);
+        CHECK(w.failure->retry_after == 30);
+        CHECK(w.failure->message.size() < 4096);
+        CHECK(w.failure->message.substr(w.failure->message.size() - 3) == "…");
+    }
+    SUBCASE("an outcome alone carries no failure") {
+        b.finish(claim(b, "a"), JobOutcome::failed);
+        CHECK_FALSE(wait_now(b, t).failure);
     }
     SUBCASE("a waiter gives up when asked to") {
         int asked = 0;

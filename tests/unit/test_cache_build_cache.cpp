@@ -127,12 +127,14 @@ TEST_CASE("BuildCache records") {
         CHECK(cache.builds_of("hello", "latest")->size() == 1);
     }
     SUBCASE("failures are remembered until they expire") {
-        const auto err = manifest_unknown("nope", R"({"missing":["x"]})");
+        const auto err = unknown("nope", R"({"missing":["x"]})");
         REQUIRE(cache.remember_failure("img", err, 130));
         const auto hit = *cache.find_failure("img", 100);
         REQUIRE(hit);
-        CHECK(hit->status == 404);
+        CHECK(hit->kind == FailureKind::unknown);
+        CHECK(hit->message == err.message);
         CHECK(hit->detail == err.detail);
+        CHECK(hit->remembered);
         CHECK_FALSE(*cache.find_failure("img", 130));
     }
     SUBCASE("request data is bound, never spliced into SQL") {

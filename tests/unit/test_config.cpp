@@ -55,6 +55,13 @@ TEST_CASE("load_config") {
         CHECK(c->build_timeout == std::chrono::seconds(7200));
         CHECK(c->nixpkgs_config == file);
         CHECK(c->request_timeout() == std::chrono::seconds(7800));
+        // A drain waits for builds, up to its cap (below systemd's 20 min).
+        CHECK(c->drain_timeout() == Config::k_max_drain);
+        env["NIXERY_BUILD_TIMEOUT"] = "300";
+        REQUIRE(load_config(env));
+        CHECK(load_config(env)->drain_timeout() == std::chrono::seconds(420));
+        CHECK(load_config(env)->drain_timeout() >
+              load_config(env)->nix_timeout * 4 + std::chrono::seconds(30));
         env["NIXERY_BUILD_TIMEOUT"] = "0";
         CHECK(error_of(env).find("NIXERY_BUILD_TIMEOUT") != std::string::npos);
     }

@@ -3,6 +3,7 @@
 // fake ssh on PATH records how git ran it.
 #include "nix/source.hpp"
 #include "testutil.hpp"
+#include "util/lock.hpp"
 
 #include <cstdlib>
 #include <doctest/doctest.h>
@@ -70,7 +71,7 @@ TEST_CASE("git source: ssh in batch mode, unless GIT_SSH_COMMAND says otherwise"
 
     const auto unreachable = source->resolve("latest");
     REQUIRE_FALSE(unreachable);
-    CHECK(unreachable.error().status == 503);
+    CHECK(unreachable.error().kind == FailureKind::unavailable);
     const auto args = read_all(dir / "ssh-args");
     CHECK_MESSAGE(args.find("-o BatchMode=yes") != std::string::npos, args);
     CHECK(args.find("git.example.invalid") != std::string::npos);
@@ -78,6 +79,43 @@ TEST_CASE("git source: ssh in batch mode, unless GIT_SSH_COMMAND says otherwise"
     const ScopedEnv own("GIT_SSH_COMMAND", (dir / "operators-ssh").string());
     CHECK_FALSE(source->resolve("latest"));
     CHECK(read_all(dir / "operators-ssh-args").find("git.example.invalid") != std::string::npos);
+}
+
+TEST_CASE("git source: a background fetch is waited for at shutdown") {
+    // A git whose fetches take a while and fail (as an unreachable server
+    // does after a time-out); the rest succeeds or says "no".
+    TempDir dir;
+    testutil::write_file(dir / "git",
+                         "#!/bin/sh\ncase \"$*\" in\n"
+                         "  *' init '*) mkdir -p \"$6\" && touch \"$6/HEAD\"; exit 0 ;;\n"
+                         "  *' fetch '*) sleep 2; echo fetch >> '" +
+                             (dir / "fetches").string() +
+                             "'; exit 1 ;;\n"
+                             "esac\nexit 1\n",
+                         0755);
+    const ScopedEnv path("PATH", dir.path().string() + ":" + std::getenv("PATH"));
+    Config config;
+    config.source = SourceKind::git;
+    config.source_location = "https://git.example.invalid/pkgs.git";
+    config.state_dir = dir / "state";
+    config.nix_timeout = std::chrono::seconds(1);
+    std::filesystem::create_directories(config.locks());
+    REQUIRE(LockTable::open(config.lock_file())); // as `nixery serve` makes it
+    const auto source = make_git_source(config);
+
+    const auto commit = std::string(40, 'a');
+    const auto resolved = source->resolve(commit);
+    REQUIRE(resolved);
+    const auto prepared = source->prepare(*resolved);
+    REQUIRE_FALSE(prepared);
+    // Still fetching after NIX_TIMEOUT.
+    CHECK_MESSAGE(prepared.error().kind == FailureKind::busy, prepared.error().internal);
+    CHECK(prepared.error().retry_after > 0);
+    CHECK(read_all(dir / "fetches").empty());
+    CHECK(wait_for_git_fetches(std::chrono::steady_clock::now() + std::chrono::seconds(20)));
+    // Both attempts (the commit alone, then every branch and tag) ran.
+    CHECK(read_all(dir / "fetches") == "fetch\nfetch\n");
+    CHECK(wait_for_git_fetches(std::chrono::steady_clock::now()));
 }
 
 TEST_SUITE_END();

@@ -68,7 +68,7 @@ TEST_CASE("directory_nar_hash") {
     const auto missing =
         directory_nar_hash((dir / "none").string(), std::chrono::seconds(30), "package set at X");
     REQUIRE_FALSE(missing);
-    CHECK(missing.error().status == 503);
+    CHECK(missing.error().kind == FailureKind::unavailable);
     CHECK(missing.error().message.find("package set at X") != std::string::npos);
 }
 
