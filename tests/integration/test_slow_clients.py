@@ -39,7 +39,10 @@ def stop(process, timeout=30):
 
 @unittest.skipUnless(all(have(p) for p in ("containerd", "ctr", "dockerd", "docker", "runc")),
                      "needs containerd, ctr, dockerd, docker and runc")
-class RealClientsTest(TestCase):
+class DockerClients(TestCase):
+    """A containerd and a dockerd on it, started by PID for the test class
+    (test_build_command.py uses them too)."""
+
     @classmethod
     def setUpClass(cls):
         # Short paths: unix socket paths are limited to 108 bytes.
@@ -85,6 +88,8 @@ class RealClientsTest(TestCase):
         return run(["ctr", "--address", self.containerd_socket, "--namespace", "nixery-test"] + list(args),
                    timeout=timeout)
 
+
+class RealClientsTest(DockerClients):
     def test_docker_and_ctr_pull_and_run_an_image_built_after_the_deadline(self):
         with Instance(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=2) as inst:
             host = "127.0.0.1:%d" % inst.port
