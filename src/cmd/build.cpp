@@ -51,6 +51,10 @@ int build_command(const std::vector<std::string>& args) {
             }
             return args[++i];
         };
+        if (a == "--help" || a == "-h") {
+            std::fputs(k_build_usage, stdout);
+            return 0;
+        }
         if (a == "--output" || a == "-o") {
             parsed.output = value();
             if (!parsed.output || parsed.output->empty()) {
