@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 import time
+import unittest
 from pathlib import Path
 
 from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
@@ -146,6 +147,26 @@ class BuildCommandTest(TestCase):
         self.assertIn("neither empty nor an OCI image layout", r.stderr.decode())
         self.assertEqual(sorted(p.name for p in other.iterdir()), ["notes.txt"])
         self.assertNotIn(b"image built", r.stderr)
+
+    @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")
+    def test_a_large_layer_passes_in_bounded_memory(self):
+        # `big` is one 48 MiB layer that does not compress. Built and
+        # packed first; then, from the cache, only copied.
+        offline = Offline(self.work, make_package_set(self.work))
+        build(offline.env, "big", "--output", self.work / "first")
+        layout, archive = self.work / "layout", self.work / "big.tar"
+        # GNU time reports its child's peak RSS (ru_maxrss, in KiB); the
+        # floor is time's own small RSS, not this test process's.
+        r = run(["/usr/bin/time", "-f", "peak %M", str(NIXERY), "build", "big", "--output", str(layout),
+                 "--docker-archive", str(archive)], env=offline.env)
+        peak = int(r.stderr.decode().strip().splitlines()[-1].split()[1]) * 1024
+        manifest = json.loads(layout_blob(layout, layout_entry(layout, "latest")["digest"]))
+        largest = max(l["size"] for l in manifest["layers"])
+        self.assertGreater(largest, 48 << 20)
+        self.assertGreater(archive.stat().st_size, largest)
+        print("\n[nixery build: a %d MiB layer into a layout and an archive, peak RSS %.1f MiB]"
+              % (largest >> 20, peak / (1 << 20)))
+        self.assertLess(peak, largest // 2, "the copy held the layer")
 
     def test_mistakes_are_refused_with_words(self):
         offline = Offline(self.work, make_package_set(self.work))
