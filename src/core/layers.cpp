@@ -26,14 +26,6 @@ std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
                : a + b;
 }
 
-// Ascending by rating; ties by first (smallest) path.
-bool lower_rated(const Layer& a, const Layer& b) {
-    if (a.merge_rating != b.merge_rating) {
-        return a.merge_rating < b.merge_rating;
-    }
-    return a.paths.front() < b.paths.front();
-}
-
 // Node 0 is the image, with an edge to every root; store paths follow as
 // nodes 1…n in the order the graph lists them, with an edge to each path
 // they reference (self-references dropped).
@@ -119,23 +111,49 @@ std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& 
         layer.paths.push_back(info.path);
         layer.size = saturating_add(layer.size, info.nar_size);
     }
+    // What keeping a layer alone is worth: its size times how many packages
+    // use it, counted up to the popular threshold (a path that many packages
+    // use is in nearly every image already; more users do not make it more
+    // shared on a node).
+    std::vector<std::uint64_t> worth(layers.size());
     for (std::size_t l = 0; l < layers.size(); ++l) {
         const auto& first = graph.paths[static_cast<std::size_t>(first_node[l]) - 1];
-        layers[l].merge_rating =
-            saturating_mul(popularity.of_store_path(first.path), layers[l].size);
+        const auto users = popularity.of_store_path(first.path);
+        layers[l].merge_rating = saturating_mul(users, layers[l].size);
+        worth[l] = saturating_mul(std::min(users, k_popular_threshold), layers[l].size);
         std::sort(layers[l].paths.begin(), layers[l].paths.end());
     }
 
-    while (layers.size() > budget) {
-        std::sort(layers.begin(), layers.end(), lower_rated);
-        Layer merged;
-        merged.paths = std::move(layers[0].paths);
-        merged.paths.insert(merged.paths.end(), layers[1].paths.begin(), layers[1].paths.end());
-        std::sort(merged.paths.begin(), merged.paths.end());
-        merged.size = saturating_add(layers[0].size, layers[1].size);
-        merged.merge_rating = saturating_add(layers[0].merge_rating, layers[1].merge_rating);
-        layers.erase(layers.begin(), layers.begin() + 2);
-        layers.push_back(std::move(merged));
+    if (layers.size() > budget) {
+        // Budget − 1 layers worth most stay alone, the rest become one layer
+        // (their ratings add up). Merging pairwise instead would make
+        // several layers out of paths that only this image has together,
+        // each downloaded again by every image that has most of them.
+        std::vector<std::size_t> order(layers.size());
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            order[i] = i;
+        }
+        std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+            if (worth[a] != worth[b]) {
+                return worth[a] > worth[b];
+            }
+            return layers[a].paths.front() < layers[b].paths.front();
+        });
+        std::vector<Layer> kept;
+        Layer rest;
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            auto& layer = layers[order[i]];
+            if (i + 1 < budget) {
+                kept.push_back(std::move(layer));
+                continue;
+            }
+            rest.paths.insert(rest.paths.end(), layer.paths.begin(), layer.paths.end());
+            rest.size = saturating_add(rest.size, layer.size);
+            rest.merge_rating = saturating_add(rest.merge_rating, layer.merge_rating);
+        }
+        std::sort(rest.paths.begin(), rest.paths.end());
+        kept.push_back(std::move(rest));
+        layers = std::move(kept);
     }
     sort_for_manifest(layers);
     return layers;
@@ -285,7 +303,10 @@ LayeringStrategy effective_strategy(LayeringStrategy configured, const Popularit
 std::string layering_identity(LayeringStrategy configured, const Popularity& popularity) {
     const auto strategy = effective_strategy(configured, popularity);
     if (strategy == LayeringStrategy::popularity) {
-        return "popularity:" + popularity.digest();
+        // "/2": since the merge keeps the layers worth most alone and makes
+        // one of the rest; the pairwise merge before it grouped the images
+        // that merge differently, so their cached layerings are not reused.
+        return "popularity/2:" + popularity.digest();
     }
     return std::string(to_string(strategy)) + ":1";
 }

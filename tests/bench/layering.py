@@ -8,24 +8,39 @@ The corpus stands in for Nix closures with Debian's dependency data
 store path named `<package>-<version>` whose hash covers its version and the
 hashes of its dependencies, as a Nix output's does, so a bump of zlib1g
 changes the store path of everything that depends on it, under the same
-names. Popularity is counted over the whole corpus' package set, as
-`nixery popcount` counts it over a channel. Every image is grouped by
-`nixery layers`, the code the registry runs.
+names. Popularity is counted over all of Debian's packages, as `nixery
+popcount` counts it over a channel (with --popcount, by `nixery popcount`
+itself, from a binary cache of narinfo files the bench serves on loopback,
+and checked against the direct count). Every image is grouped by `nixery
+layers`, the code the registry runs.
 
-    tests/bench/layering.py [--nixery build/nixery] [--keep DIR]
+Two reference rows per budget are not strategies the registry has:
+- "knows every image": each image's paths grouped by the set of corpus
+  images that contain them (paths in the same images go together), the
+  budget - 1 largest groups alone and the rest in one layer. It needs to
+  know which images a node will pull, which neither popularity data nor a
+  closure tells.
+- "lower bound": no layering with at most `budget` layers per image can
+  download less (see lower_bound()).
+
+    tests/bench/layering.py [--nixery build/nixery] [--keep DIR] [--popcount]
 
 Bytes are NAR sizes (uncompressed); a layer is downloaded once per node
 (runtimes fetch blobs by digest, and a layer's digest follows from its
 sorted store paths)."""
 
 import argparse
+import functools
 import hashlib
+import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +202,106 @@ class Universe:
         return counts
 
 
+def popcount(nixery, work, universe, label):
+    """Popularity as `nixery popcount --store-paths URL --cache URL` counts
+    it: the package set's store paths as a channel lists them, and a narinfo
+    file per store path (its NAR size and references) in a binary cache
+    served on loopback."""
+    root = work / ("channel-" + label)
+    (root / "cache").mkdir(parents=True, exist_ok=True)
+    base = {p: universe.path[p][len("/nix/store/"):] for p in universe.graph}
+    for p, b in base.items():
+        (root / "cache" / (b[:32] + ".narinfo")).write_text(
+            "StorePath: /nix/store/%s\nURL: nar/%s.nar\nCompression: none\n"
+            "NarHash: sha256:%s\nNarSize: %d\nReferences: %s\n" % (
+                b, b[:32], (b[:32] * 2)[:52], universe.size[universe.path[p]],
+                " ".join([b] + [base[d] for d in universe.graph[p]])))
+    (root / "store-paths").write_text("".join(universe.path[p] + "\n" for p in sorted(base)))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = root / "popularity.json"
+        subprocess.run([nixery, "popcount", "--store-paths", "file://%s/store-paths" % root,
+                        "--cache", "http://127.0.0.1:%d/cache" % server.server_address[1],
+                        "--journal", str(root / "journal"), "--output", str(out)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        server.shutdown()
+        server.server_close()
+    counts = json.loads(out.read_text())
+    shutil.rmtree(root)
+    return counts
+
+
+def image_sets(closures):
+    """For each store path, the images (indexes) whose closure has it."""
+    images_of = {}
+    for i, closure in enumerate(closures):
+        for p in closure:
+            images_of.setdefault(p, set()).add(i)
+    return {p: frozenset(s) for p, s in images_of.items()}
+
+
+def knows_every_image(closures, sizes, budget):
+    """The reference that knows the corpus: per image, its paths grouped by
+    the set of images that contain them, the budget - 1 largest groups
+    alone, the rest in one layer."""
+    images_of = image_sets(closures)
+    out = []
+    for closure in closures:
+        groups = {}
+        for p in closure:
+            groups.setdefault(images_of[p], []).append(p)
+        groups = sorted((tuple(sorted(g)) for g in groups.values()),
+                        key=lambda g: (-sum(sizes[p] for p in g), g))
+        if len(groups) > budget:
+            groups = groups[:budget - 1] + [tuple(sorted(p for g in groups[budget - 1:] for p in g))]
+        out.append(groups)
+    return out
+
+
+def lower_bound(closures, sizes, budget):
+    """Bytes that any layering with at most `budget` layers per image makes a
+    node download to pull every image.
+
+    A path is downloaded once only if its one layer is used by every image
+    that has the path, so by exactly those images (call them the path's
+    image set); every other path at least twice. An image's layers give at
+    most `budget` image sets of paths downloaded once. So with C = bytes
+    downloaded once: download >= 2 * ideal - C, and C is at most the most
+    bytes of image-set groups one can pick with at most `budget` groups
+    containing each image. That maximum is bounded above by any solution
+    of its linear program's dual: for prices y[image] >= 0,
+        budget * sum(y) + sum over groups of max(0, bytes - sum of y of its images),
+    here minimised by exact coordinate descent (any y gives a valid bound)."""
+    images_of = image_sets(closures)
+    weight = {}
+    for p, s in images_of.items():
+        weight[s] = weight.get(s, 0) + sizes[p]
+    groups = list(weight.items())
+    covered = [0.0] * len(groups)
+    y = [0.0] * len(closures)
+    groups_of = [[g for g, (s, _) in enumerate(groups) if i in s] for i in range(len(closures))]
+    for _ in range(200):
+        for i, mine in enumerate(groups_of):
+            # The best y[i] with the others fixed: the (budget + 1)-th largest
+            # remainder of its groups (the slope budget - #{remainder > y} turns >= 0).
+            rest = sorted((groups[g][1] - (covered[g] - y[i]) for g in mine), reverse=True)
+            best = max(rest[budget], 0.0) if len(rest) > budget else 0.0
+            for g in mine:
+                covered[g] += best - y[i]
+            y[i] = best
+    once = budget * sum(y) + sum(max(0.0, w - covered[g]) for g, (_, w) in enumerate(groups))
+    ideal = sum(sizes[p] for p in images_of)
+    return max(2 * ideal - once, ideal)
+
+
 def nixpkgs_popularity_contest(universe, roots, budget):
     """The yardstick: nixpkgs' streamLayeredImage default
     (referencesByPopularity): paths by how many paths of the closure depend
@@ -229,6 +344,8 @@ def main():
     ap.add_argument("--nixery", default=str(ROOT / "build" / "nixery"))
     ap.add_argument("--keep", help="write the corpus (graphs, popularity) into this directory")
     ap.add_argument("--only", help="only the rows whose strategy is this (auto, chunks, …)")
+    ap.add_argument("--popcount", action="store_true",
+                    help="count popularity with `nixery popcount` (about a minute per count)")
     args = ap.parse_args()
     if shutil.which("apt-cache") is None or not apt(["show", "zlib1g"]).strip():
         print("layering bench: skipped, needs apt-cache with package lists (apt-get update)")
@@ -247,8 +364,18 @@ def main():
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-layering-"))
     work.mkdir(parents=True, exist_ok=True)
     pop_old, pop_new = work / "popularity.json", work / "popularity-bumped.json"
-    pop_old.write_text(json.dumps(old.popularity(), sort_keys=True))
-    pop_new.write_text(json.dumps(new.popularity(), sort_keys=True))
+    counts_old, counts_new = old.popularity(), new.popularity()
+    if args.popcount:
+        for label, universe, direct in (("before", old, counts_old), ("bumped", new, counts_new)):
+            counted = popcount(args.nixery, work, universe, label)
+            if counted != direct:
+                print("layering bench: nixery popcount counts %d names differently" % sum(
+                    1 for k in set(counted) | set(direct) if counted.get(k) != direct.get(k)))
+                return 1
+        print("popularity: nixery popcount over %d packages counts what the bench does" %
+              len(graph))
+    pop_old.write_text(json.dumps(counts_old, sort_keys=True))
+    pop_new.write_text(json.dumps(counts_new, sort_keys=True))
 
     sizes = dict(old.size)
     sizes.update(new.size)
@@ -282,6 +409,8 @@ def main():
         ("popularity strategy without data", "popularity", None, (None,)),
         ("nixpkgs popularity contest", "nixpkgs", None, (None,)),
     ]
+    closures_old = [set(old.path[p] for p in old.closure(img)) for img in images]
+    closures_new = [set(new.path[p] for p in new.closure(img)) for img in images]
     for budget in BUDGETS:
         for label, strategy, before_file, after_files in rows:
             if args.only and strategy != args.only:
@@ -298,6 +427,19 @@ def main():
             print("%-34s %6d %9.2f %8.2f %10.0f %8.2f %11s %8s" % (
                 label, budget, total / 1e9, total / ideal, bumps[0] / 1e6,
                 bumps[0] / ideal_bump, fresh, stale_fresh))
+        if args.only:
+            continue
+        before = knows_every_image(closures_old, sizes, budget)
+        pulled = set(l for layers in before for l in layers)
+        total = layer_bytes(sizes, pulled)
+        after = knows_every_image(closures_new, sizes, budget)
+        bump = layer_bytes(sizes, set(l for layers in after for l in layers) - pulled)
+        print("%-34s %6d %9.2f %8.2f %10.0f %8.2f %11s %8s" % (
+            "knows every image (reference)", budget, total / 1e9, total / ideal, bump / 1e6,
+            bump / ideal_bump, "-", "-"))
+        bound = lower_bound(closures_old, sizes, budget)
+        print("%-34s %6d %9.2f %8.2f %10s %8s %11s %8s" % (
+            "lower bound, any layering", budget, bound / 1e9, bound / ideal, "-", "-", "-", "-"))
     if not args.keep:
         shutil.rmtree(work)
     return 0

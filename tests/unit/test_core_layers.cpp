@@ -128,6 +128,43 @@ TEST_CASE("group_layers: invariants") {
     }
 }
 
+TEST_CASE("group_layers: merging when there are more layers than the budget") {
+    // Independent roots, each a layer of its own before merging.
+    const auto roots = [](std::vector<std::pair<char, std::uint64_t>> sized) {
+        ClosureGraph g;
+        for (const auto& [name, size] : sized) {
+            g.roots.push_back(sp(name));
+            g.paths.push_back({sp(name), size, {}});
+        }
+        return g;
+    };
+    SUBCASE("the layers worth least become one layer, not several") {
+        const auto g =
+            roots({{'A', 1 * MB}, {'B', 1 * MB}, {'C', 1 * MB}, {'D', 1 * MB}, {'E', 10 * MB}});
+        const auto layers = group_layers(g, Popularity(), 3, LayeringStrategy::popularity);
+        // Pairwise merging of the two lowest would give {A,B} {C,D} {E}: two
+        // layers that only an image with all four has.
+        CHECK(letters(layers) == std::vector<std::string>{"E", "BCD", "A"});
+        CHECK(layers[1].merge_rating == 3 * MB); // ratings add up
+    }
+    SUBCASE("popularity counts up to the popular threshold for what stays alone") {
+        // P: 1 MB that 5000 packages use, Q: 50 MB that 3 use. Both are in
+        // nearly every image that has Q; keeping Q alone saves more bytes.
+        const auto g = roots({{'P', 1 * MB}, {'Q', 50 * MB}, {'R', 2 * MB}});
+        const auto pop = *Popularity::parse(R"({"P": 5000, "Q": 3})");
+        const auto layers = group_layers(g, pop, 2, LayeringStrategy::popularity);
+        CHECK(letters(layers) == std::vector<std::string>{"PR", "Q"});
+        // The manifest order still follows the full ratings.
+        CHECK(layers[0].merge_rating == 5000 * MB + 2 * MB);
+        CHECK(layers[1].merge_rating == 150 * MB);
+    }
+    SUBCASE("within the budget nothing merges") {
+        const auto g = roots({{'A', 1 * MB}, {'B', 2 * MB}, {'C', 3 * MB}});
+        CHECK(letters(group_layers(g, Popularity(), 3, LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"C", "B", "A"});
+    }
+}
+
 namespace {
 
 // n small store paths "p000"… (1 kB each) with hashes from `hash_char`,
