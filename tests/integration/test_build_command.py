@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
                      skopeo_copy, unpack)
 from test_slow_builds import fresh_salt, in_background
-from test_slow_clients import DockerClients
+from test_slow_clients import DaemonsCase
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
@@ -235,7 +235,7 @@ class PrebuildForAnInstanceTest(TestCase):
             self.assertEqual(len(inst.builds("pause.s6.v3")), 1)
 
 
-class DockerLoadTest(DockerClients):
+class DockerLoadTest(DaemonsCase):
     def test_docker_loads_and_runs_the_archive(self):
         work = Path(tempfile.mkdtemp(prefix="nixery-build-"))
         try:
