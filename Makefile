@@ -30,7 +30,7 @@ DEBIAN_RUN   := nginx nix-bin busybox-static git ca-certificates
 # The S3 tests run s3rver from the npm registry; Debian's npm brings node.
 # An npm already on PATH (NodeSource's node bundles one) is used as it is.
 DEBIAN_NPM   := $(if $(shell command -v npm 2>/dev/null),,npm)
-DEBIAN_TEST  := skopeo umoci podman runc docker.io containerd python3 python3-cryptography curl \
+DEBIAN_TEST  := skopeo umoci podman runc docker.io containerd python3 python3-cryptography curl time \
                 openssl clang-format pigz zstd \
                 systemd clang libclang-rt-14-dev $(DEBIAN_NPM)
 

@@ -1,10 +1,12 @@
 // The nixery command: `serve` (the FastCGI worker pool), `run` (a local
 // instance: nginx and the pool in the foreground), `gc` (garbage collection
-// of an instance), `prebuild` (images ahead of their first pull),
+// of an instance), `prebuild` (images ahead of their first pull), `build`
+// (an image written as an OCI layout or a `docker load` tarball),
 // `nginx-config` (the production nginx configuration), and tools that work
 // on their own (`layers`, `popcount`). Each command lives in
 // src/cmd/ (parse, wire, exit code); this file only dispatches to them.
 
+#include "cmd/build.hpp"
 #include "cmd/gc.hpp"
 #include "cmd/layers.hpp"
 #include "cmd/nginx_config.hpp"
@@ -32,6 +34,13 @@ commands:
              build images before their first pull (popular ones, big ones),
              for the instance the environment configures; prints each
              image's digest
+  build NAME[:TAG] [--output DIR] [--docker-archive FILE]
+             build an image here, configured as for serve (no nginx, no
+             running instance needed; it shares the build cache of the
+             state directory and storage it is given) and write it as an
+             OCI image layout in DIR (the OCI manifest, named TAG in
+             index.json) and/or a tarball for `docker load` (the Docker
+             manifest, tagged NAME:TAG); prints each output's manifest digest
   nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
              [--certificate FILE] [--certificate-key FILE] [--socket PATH]
              [--http2-directive] [--ktls]
@@ -69,6 +78,9 @@ int main(int argc, char** argv) {
     }
     if (command == "gc") {
         return nixery::gc_command(args);
+    }
+    if (command == "build") {
+        return nixery::build_command(args);
     }
     if (command == "prebuild") {
         return nixery::prebuild_command(args);

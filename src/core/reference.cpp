@@ -128,4 +128,13 @@ std::optional<Digest> parse_digest(std::string_view text) {
     return Digest{std::string(text.substr(7))};
 }
 
+NameAndTag split_name_and_tag(std::string_view text) {
+    const auto slash = text.rfind('/');
+    const auto colon = text.find(':', slash == std::string_view::npos ? 0 : slash);
+    if (colon == std::string_view::npos) {
+        return {std::string(text), "latest"};
+    }
+    return {std::string(text.substr(0, colon)), std::string(text.substr(colon + 1))};
+}
+
 } // namespace nixery

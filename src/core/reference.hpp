@@ -35,6 +35,15 @@ DigestCheck check_digest(std::string_view text);
 // The digest when check_digest(text) == ok.
 std::optional<Digest> parse_digest(std::string_view text);
 
+// "name[:tag]" as a command line gives an image: the tag follows a colon
+// after the last slash, "latest" when there is none. Neither part is
+// checked (is_valid_repository_name, is_valid_tag).
+struct NameAndTag {
+    std::string name;
+    std::string tag;
+};
+NameAndTag split_name_and_tag(std::string_view text);
+
 // A manifest reference is a digest when it contains ':' (tags cannot).
 inline bool looks_like_digest(std::string_view reference) {
     return reference.find(':') != std::string_view::npos;

@@ -19,10 +19,12 @@ constexpr std::size_t k_idle_handles = 16;
 
 struct Exchange {
     const HttpRequest* request = nullptr;
+    CURL* handle = nullptr;
     HttpResponse response;
     std::uint64_t sent = 0;
     bool too_big = false;
     bool read_failed = false;
+    bool sink_failed = false;
 };
 
 std::string_view trim(std::string_view s) {
@@ -59,6 +61,22 @@ size_t on_header(char* data, size_t size, size_t n, void* user) noexcept {
 size_t on_body(char* data, size_t size, size_t n, void* user) noexcept {
     auto* x = static_cast<Exchange*>(user);
     const auto bytes = size * n;
+    if (x->request->on_data) {
+        long status = 0;
+        curl_easy_getinfo(x->handle, CURLINFO_RESPONSE_CODE, &status);
+        if (status / 100 == 2) {
+            bool taken = false;
+            try {
+                taken = x->request->on_data(std::string_view(data, bytes));
+            } catch (...) {
+            }
+            if (!taken) {
+                x->sink_failed = true;
+                return 0;
+            }
+            return bytes;
+        }
+    }
     if (x->response.body.size() + bytes > x->request->max_response) {
         x->too_big = true;
         return 0;
@@ -176,6 +194,7 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
 
     Exchange x;
     x.request = &request;
+    x.handle = curl;
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -223,6 +242,9 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
     const auto rc = curl_easy_perform(curl);
     if (x.too_big) {
         return fail("response larger than " + std::to_string(request.max_response) + " bytes");
+    }
+    if (x.sink_failed) {
+        return fail("taking the response body failed");
     }
     if (x.read_failed) {
         return fail("reading the upload body failed");

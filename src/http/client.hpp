@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -41,6 +42,11 @@ struct HttpRequest {
     // large upload may go without a total and still never hang.
     std::chrono::milliseconds timeout{30000};
     std::size_t max_response = 64 << 20;
+    // When set, the body of a 2xx response goes to it piece by piece, never
+    // into `body` (so max_response does not apply); returning false stops
+    // the transfer, an error. Other responses' bodies are kept in `body`
+    // for their error messages.
+    std::function<bool(std::string_view)> on_data;
 };
 
 struct HttpResponse {

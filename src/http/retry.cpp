@@ -18,7 +18,8 @@ std::string duration_text(std::chrono::milliseconds d) {
 } // namespace
 
 bool is_transfer(const HttpRequest& request) {
-    return request.file.has_value() || request.body.size() > (1 << 20);
+    return request.file.has_value() || request.body.size() > (1 << 20) ||
+           static_cast<bool>(request.on_data);
 }
 
 bool is_retryable_status(long status) {
@@ -71,9 +72,16 @@ Result<HttpResponse> perform_with_retries(HttpClient& client,
                 request.timeout = remaining;
             }
         }
+        bool streamed = false;
+        if (request.on_data) {
+            request.on_data = [&streamed, take = std::move(request.on_data)](std::string_view p) {
+                streamed = true;
+                return take(p);
+            };
+        }
         auto response = client.perform(request);
-        const bool done =
-            attempt + 1 >= policy.attempts || (response && !is_retryable_status(response->status));
+        const bool done = streamed || attempt + 1 >= policy.attempts ||
+                          (response && !is_retryable_status(response->status));
         if (done) {
             return response;
         }

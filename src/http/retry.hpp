@@ -30,7 +30,8 @@ struct RetryPolicy {
 
 bool is_retryable_status(long status);
 
-// A request whose body comes from a file or is larger than 1 MiB: it takes
+// A request whose body comes from a file or is larger than 1 MiB, or whose
+// response is streamed (on_data): it takes
 // as long as the link needs, so neither the budget nor a total timeout
 // applies to it; the client's low-speed limit stops an attempt that stalls.
 bool is_transfer(const HttpRequest& request);
@@ -43,7 +44,9 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt, 
 // Performs the request `make` builds until it gets a response that is not
 // retryable, the attempts run out or the budget does. Returns the last
 // response (which may still be a 5xx: the caller words the error) or the
-// last transport error; an error of `make` is returned at once.
+// last transport error; an error of `make` is returned at once. A request
+// whose on_data took part of a response is not retried: it would take the
+// same bytes again.
 Result<HttpResponse> perform_with_retries(HttpClient& client,
                                           const std::function<Result<HttpRequest>()>& make,
                                           const RetryPolicy& policy = {});

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,10 @@ struct StoredObject {
     std::int64_t modified = 0; // Unix seconds
 };
 
+// Takes the pieces of an object read() streams; an error stops the read and
+// becomes its result.
+using ObjectSink = std::function<Result<void>(std::string_view)>;
+
 class StorageBackend {
 public:
     virtual ~StorageBackend() = default;
@@ -66,6 +71,11 @@ public:
                              std::string_view content_type) = 0;
     // A small object's content; nullopt when it does not exist.
     virtual Result<std::optional<std::string>> fetch(std::string_view key) = 0;
+    // Streams an object of any size (a layer) to `sink` in pieces, never
+    // holding it whole; false when it does not exist. A transfer cut after
+    // some pieces went to `sink` is an error, not retried (the sink would
+    // get them twice); the caller starts over.
+    virtual Result<bool> read(std::string_view key, const ObjectSink& sink) = 0;
     // An object's size and content type, without its content; nullopt when
     // it does not exist. One metadata request for object stores.
     virtual Result<std::optional<ObjectInfo>> stat(std::string_view key) = 0;

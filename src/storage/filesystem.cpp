@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,20 @@ public:
         }
         TRY_ASSIGN(auto data, read_file(path));
         return std::optional<std::string>(std::move(data));
+    }
+
+    Result<bool> read(std::string_view key, const ObjectSink& sink) override {
+        TRY(checked(key));
+        const auto path = m_root / std::string(key);
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) {
+            if (errno == ENOENT) {
+                return false;
+            }
+            return fail("open \"" + path.string() + "\" failed: " + errno_text(errno));
+        }
+        TRY(read_chunks(fd.get(), path, sink));
+        return true;
     }
 
     // Files keep no content type.

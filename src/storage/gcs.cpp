@@ -66,6 +66,7 @@ struct Request {
     HttpHeaders headers;
     std::string body;
     std::optional<FileRange> file;
+    std::function<bool(std::string_view)> on_data;
 };
 
 class GcsBackend final : public ObjectStoreBackend {
@@ -123,6 +124,30 @@ public:
             return fail("get \"" + url_name(key) + "\" failed: " + gcs_status(r));
         }
         return std::optional<std::string>(std::move(r.body));
+    }
+
+    Result<bool> read(std::string_view key, const ObjectSink& sink) override {
+        TRY(check_object_key(key));
+        const auto what = "get \"" + url_name(key) + "\"";
+        Request get;
+        get.url = object_url(key);
+        get.query = {{"alt", "media"}};
+        std::optional<Error> refused;
+        get.on_data = sink_into(sink, refused);
+        auto r = send(get, what);
+        if (refused) {
+            return fail(what + " failed: " + refused->message);
+        }
+        if (!r) {
+            return unexpected(std::move(r.error()));
+        }
+        if (r->status == 404) {
+            return false;
+        }
+        if (r->status != 200) {
+            return fail(what + " failed: " + gcs_status(*r));
+        }
+        return true;
     }
 
     Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
@@ -260,6 +285,7 @@ private:
                 r.headers = request.headers;
                 r.body = request.body;
                 r.file = request.file;
+                r.on_data = request.on_data;
                 if (m_tokens) {
                     TRY_ASSIGN(token, m_tokens->token());
                     r.headers.emplace_back("Authorization", "Bearer " + token);

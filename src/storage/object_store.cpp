@@ -47,4 +47,16 @@ Result<void> write_probe(StorageBackend& storage) {
     return storage.remove(probe);
 }
 
+std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,
+                                                std::optional<Error>& refused) {
+    return [&sink, &refused](std::string_view piece) {
+        auto taken = sink(piece);
+        if (!taken) {
+            refused = std::move(taken.error());
+            return false;
+        }
+        return true;
+    };
+}
+
 } // namespace nixery

@@ -44,6 +44,11 @@ private:
     std::uint64_t m_part_size;
 };
 
+// An HttpRequest::on_data that hands the pieces to `sink`; the first error
+// of `sink` stops the transfer and is kept in `refused`.
+std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,
+                                                std::optional<Error>& refused);
+
 // Writes and deletes "probes/<host>-<pid>": proves at start-up that the
 // credentials may write and delete, not only read.
 Result<void> write_probe(StorageBackend& storage);

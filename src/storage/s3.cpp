@@ -118,6 +118,26 @@ public:
         return std::optional<std::string>(std::move(r.body));
     }
 
+    Result<bool> read(std::string_view key, const ObjectSink& sink) override {
+        TRY(check_object_key(key));
+        const auto what = "get \"" + url_name(key) + "\"";
+        std::optional<Error> refused;
+        auto r = send(what, "GET", key, {}, {}, {}, std::nullopt, sink_into(sink, refused));
+        if (refused) {
+            return fail(what + " failed: " + refused->message);
+        }
+        if (!r) {
+            return unexpected(std::move(r.error()));
+        }
+        if (r->status == 404) {
+            return false;
+        }
+        if (r->status != 200) {
+            return fail(what + " failed: " + s3_status(*r));
+        }
+        return true;
+    }
+
     Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
         TRY(check_object_key(key));
         const auto what = "head \"" + url_name(key) + "\"";
@@ -223,7 +243,8 @@ private:
     Result<HttpResponse> send(const std::string& what, const std::string& method,
                               std::string_view key, const QueryParams& query,
                               const HttpHeaders& extra, std::string_view body = {},
-                              std::optional<FileRange> file = std::nullopt) {
+                              std::optional<FileRange> file = std::nullopt,
+                              const std::function<bool(std::string_view)>& on_data = {}) {
         const auto t = target(key);
         const auto payload_hash = file ? std::string(sigv4::k_unsigned_payload) : sha256_hex(body);
         auto made = [&]() -> Result<HttpRequest> {
@@ -232,6 +253,7 @@ private:
             r.url = t.url + (query.empty() ? "" : "?" + sigv4::canonical_query(query));
             r.body = std::string(body);
             r.file = file;
+            r.on_data = on_data;
             sigv4::Request s;
             s.method = method;
             s.path = t.path;

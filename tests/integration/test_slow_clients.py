@@ -39,7 +39,11 @@ def stop(process, timeout=30):
 
 @unittest.skipUnless(all(have(p) for p in ("containerd", "ctr", "dockerd", "docker", "runc")),
                      "needs containerd, ctr, dockerd, docker and runc")
-class RealClientsTest(TestCase):
+class DaemonsCase(TestCase):
+    """A containerd and a dockerd of the test's own (by PID, on sockets in a
+    temporary directory) for the tests of a class; docker() and ctr() drive
+    them. No tests of its own: test_platforms.py uses it too."""
+
     @classmethod
     def setUpClass(cls):
         # Short paths: unix socket paths are limited to 108 bytes.
@@ -85,6 +89,8 @@ class RealClientsTest(TestCase):
         return run(["ctr", "--address", self.containerd_socket, "--namespace", "nixery-test"] + list(args),
                    timeout=timeout)
 
+
+class RealClientsTest(DaemonsCase):
     def test_docker_and_ctr_pull_and_run_an_image_built_after_the_deadline(self):
         with Instance(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=2) as inst:
             host = "127.0.0.1:%d" % inst.port

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import ROOT, TestCase, base_environment, free_port, have, keep_dirs
+from harness import ROOT, TestCase, base_environment, free_port, have, keep_dirs, sha256_file
 from object_stores import (STORAGE_TOOL, BlackHole, FaultProxy, GcsServer, S3rver, ensure_s3rver, storage_tool)
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -169,6 +169,22 @@ class Contract:
         self.assertEqual(self.listed("layers/")[key]["size"], HUGE)
         self.assertEqual(self.follow(key, digest=True)[0], self.huge_sha)
         self.tool("remove", key)
+
+    def test_read_streams_a_blob(self):
+        # What `nixery build` copies layers with: the bytes, in bounded memory.
+        key = "layers/" + self.huge_sha
+        self.tool("persist", key, self.huge, LAYER_TYPE)
+        out = self.work / ("read-" + self.id().rsplit(".", 1)[1])
+        try:
+            peak = json.loads(self.tool("read", key, out).stdout.decode())["peak_rss_kib"] * 1024
+            self.assertEqual(sha256_file(out), self.huge_sha)
+            self.assertGreater(peak, 0)
+            self.assertLess(peak, HUGE / 4, "the read held %d MiB" % (peak >> 20))
+        finally:
+            out.unlink(missing_ok=True)
+            self.tool("remove", key)
+        r = self.tool("read", key, out, check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
 
     def test_stat(self):
         data = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "stat": True}).encode()

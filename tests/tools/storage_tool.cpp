@@ -10,6 +10,9 @@
 //                                                 {"peak_rss_kib":…} so a test
 //                                                 can see the backend streamed)
 //   storage-tool fetch KEY                       (stdout; exit 3 when absent)
+//   storage-tool read KEY FILE                   (streamed into FILE; prints
+//                                                 {"peak_rss_kib":…}; exit 3
+//                                                 when absent)
 //   storage-tool exists KEY                      (prints true or false)
 //   storage-tool stat KEY                        (prints {"content_type":…,"size":…,"modified":…};
 //                                                 exit 3 when absent)
@@ -118,6 +121,22 @@ int run(StorageBackend& storage, const std::vector<std::string>& args) {
             return 3;
         }
         return write_all(STDOUT_FILENO, **r, "stdout") ? 0 : 1;
+    }
+    if (op == "read" && need(2)) {
+        UniqueFd out(::open(args[2].c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!out) {
+            return failed(Error{"open \"" + args[2] + "\" failed: " + errno_text(errno)});
+        }
+        auto r = storage.read(
+            args[1], [&](std::string_view piece) { return write_all(out.get(), piece, args[2]); });
+        if (!r) {
+            return failed(r.error());
+        }
+        if (!*r) {
+            return 3;
+        }
+        std::printf("{\"peak_rss_kib\":%ld}\n", peak_rss_kib());
+        return 0;
     }
     if (op == "exists" && need(1)) {
         auto r = storage.exists(args[1]);

@@ -48,3 +48,17 @@ TEST_CASE("check_digest") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("split_name_and_tag") {
+    const auto check = [](std::string_view text, std::string_view name, std::string_view tag) {
+        CAPTURE(text);
+        const auto split = split_name_and_tag(text);
+        CHECK(split.name == name);
+        CHECK(split.tag == tag);
+    };
+    check("shell/hello", "shell/hello", "latest");
+    check("shell/hello:v1", "shell/hello", "v1");
+    check("hello:", "hello", "");
+    check("a:b/c", "a:b/c", "latest"); // a colon before a slash is no tag (and no valid name)
+    check("a/b:c:d", "a/b", "c:d");    // nor a tag with a colon
+}

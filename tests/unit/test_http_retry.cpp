@@ -115,6 +115,54 @@ TEST_CASE("perform_with_retries") {
         CHECK(large->body == "stored");
     }
 
+    SUBCASE("a streamed response goes to on_data; one cut short is not taken twice") {
+        LoopbackServer server([](int fd, int n) {
+            while (LoopbackServer::read_request(fd)) {
+                if (n == 0) {
+                    LoopbackServer::reply(fd, 404, "no such object");
+                } else if (n == 1) {
+                    LoopbackServer::reply(fd, 200, "the whole object");
+                } else {
+                    // Promises 1000 bytes, sends 10 and hangs up.
+                    LoopbackServer::write_text(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                                                   "\r\n0123456789");
+                    return;
+                }
+                return; // one request per connection
+            }
+        });
+        const auto get = [&](int& attempts, std::string& taken) {
+            return perform_with_retries(client, [&]() -> Result<HttpRequest> {
+                ++attempts;
+                HttpRequest request;
+                request.url = server.url("/object");
+                request.on_data = [&](std::string_view piece) {
+                    taken += piece;
+                    return true;
+                };
+                return request;
+            });
+        };
+        int attempts = 0;
+        std::string taken;
+        const auto missing = get(attempts, taken);
+        REQUIRE(missing);
+        CHECK(missing->status == 404);
+        CHECK(missing->body == "no such object"); // kept for the error message
+        CHECK(taken.empty());
+        const auto whole = get(attempts, taken);
+        REQUIRE(whole);
+        CHECK(whole->status == 200);
+        CHECK(whole->body.empty());
+        CHECK(taken == "the whole object");
+        attempts = 0;
+        taken.clear();
+        const auto cut = get(attempts, taken);
+        REQUIRE_FALSE(cut);
+        CHECK(attempts == 1);
+        CHECK(taken == "0123456789");
+    }
+
     SUBCASE("a request that took the whole budget to build is not sent") {
         RetryPolicy policy;
         policy.budget = std::chrono::milliseconds(50);

@@ -1,0 +1,154 @@
+#include "cmd/build.hpp"
+
+#include "cmd/local_builder.hpp"
+#include "core/image.hpp"
+#include "core/reference.hpp"
+#include "layout/image_files.hpp"
+
+#include <cstdio>
+#include <optional>
+#include <sys/utsname.h>
+
+namespace nixery {
+
+namespace {
+
+constexpr const char* k_build_usage =
+    "usage: nixery build NAME[:TAG] [--output DIR] [--docker-archive FILE]\n"
+    "  --output DIR           write an OCI image layout to DIR (new, empty, or a layout)\n"
+    "  --docker-archive FILE  write a tarball for `docker load` to FILE\n";
+
+struct BuildArgs {
+    NameAndTag image;
+    std::optional<std::string> output;
+    std::optional<std::string> docker_archive;
+};
+
+int usage_error(const std::string& message) {
+    std::fprintf(stderr, "nixery build: %s\n%s", message.c_str(), k_build_usage);
+    return 2;
+}
+
+// The architecture `docker load` here runs images for, as OCI names it.
+std::string host_architecture() {
+    utsname u{};
+    if (::uname(&u) == 0 && std::string_view(u.machine) == "aarch64") {
+        return std::string(oci_architecture(Arch::arm64));
+    }
+    return std::string(oci_architecture(Arch::amd64));
+}
+
+} // namespace
+
+int build_command(const std::vector<std::string>& args) {
+    BuildArgs parsed;
+    std::optional<std::string> image;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        const auto value = [&]() -> std::optional<std::string> {
+            if (i + 1 >= args.size()) {
+                return std::nullopt;
+            }
+            return args[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::fputs(k_build_usage, stdout);
+            return 0;
+        }
+        if (a == "--output" || a == "-o") {
+            parsed.output = value();
+            if (!parsed.output || parsed.output->empty()) {
+                return usage_error(a + " needs a directory");
+            }
+        } else if (a == "--docker-archive") {
+            parsed.docker_archive = value();
+            if (!parsed.docker_archive || parsed.docker_archive->empty()) {
+                return usage_error(a + " needs a file name");
+            }
+        } else if (!a.empty() && a[0] == '-') {
+            return usage_error("unknown option \"" + a + "\"");
+        } else if (image) {
+            return usage_error("one image at a time (got \"" + *image + "\" and \"" + a + "\")");
+        } else {
+            image = a;
+        }
+    }
+    if (!image) {
+        return usage_error("no image named");
+    }
+    if (!parsed.output && !parsed.docker_archive) {
+        return usage_error("nothing to write: give --output DIR or --docker-archive FILE");
+    }
+    parsed.image = split_name_and_tag(*image);
+    const auto& name = parsed.image.name;
+    const auto& tag = parsed.image.tag;
+    if (!is_valid_repository_name(name)) {
+        return usage_error("\"" + name +
+                           "\" is not a valid image name: package names in lowercase letters, "
+                           "digits and . _ -, joined by /");
+    }
+    if (!is_valid_tag(tag)) {
+        return usage_error("\"" + tag +
+                           "\" is not a valid tag: up to 128 letters, digits and . _ -, not "
+                           "starting with . or -");
+    }
+
+    // Refused before a build that may take long.
+    const auto target = parsed.output ? check_layout_target(*parsed.output) : Result<void>();
+    const auto archive =
+        parsed.docker_archive ? check_archive_target(*parsed.docker_archive) : Result<void>();
+    for (const auto* checked : {&target, &archive}) {
+        if (!*checked) {
+            std::fprintf(stderr, "nixery build: %s\n", checked->error().message.c_str());
+            return 1;
+        }
+    }
+
+    auto builder = LocalBuilder::open();
+    if (!builder) {
+        std::fprintf(stderr, "nixery build: %s\n", builder.error().message.c_str());
+        return 1;
+    }
+    auto& b = **builder;
+    const auto reference = name + ":" + tag;
+    // Each output holds the document the registry serves its kind of
+    // client: the OCI manifest (or index) for the layout, the Docker one for
+    // `docker load` (gzip layers, which every Docker reads).
+    const auto write = [&](ManifestFormat format, const char* kind, const std::string& where,
+                           auto&& writer) -> bool {
+        auto served = b.image(name, tag, format);
+        if (!served) {
+            std::fprintf(stderr, "nixery build: building %s failed: %s\n", reference.c_str(),
+                         served.error().message.c_str());
+            return false;
+        }
+        const TopDocument top{std::move(served->body), std::move(served->media_type),
+                              std::move(served->digest)};
+        auto written = writer(top);
+        if (!written) {
+            std::fprintf(stderr, "nixery build: writing %s to \"%s\" failed: %s\n",
+                         reference.c_str(), where.c_str(), written.error().message.c_str());
+            return false;
+        }
+        std::printf("%s %s %s %s\n", kind, where.c_str(), reference.c_str(), top.digest.c_str());
+        std::fflush(stdout);
+        return true;
+    };
+    if (parsed.output &&
+        !write(ManifestFormat::oci, "oci-layout", *parsed.output, [&](const TopDocument& top) {
+            return write_oci_layout(b.storage(), top, tag, *parsed.output);
+        })) {
+        return 1;
+    }
+    if (parsed.docker_archive &&
+        !write(ManifestFormat::docker, "docker-archive", *parsed.docker_archive,
+               [&](const TopDocument& top) {
+                   return write_docker_archive(b.storage(), top, host_architecture(), reference,
+                                               *parsed.docker_archive);
+               })) {
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace nixery

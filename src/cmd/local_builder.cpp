@@ -1,0 +1,59 @@
+#include "cmd/local_builder.hpp"
+
+#include "cache/db.hpp"
+#include "cmd/serve.hpp"
+#include "core/image.hpp"
+#include "util/files.hpp"
+#include "util/log.hpp"
+
+namespace nixery {
+
+Result<std::unique_ptr<LocalBuilder>> LocalBuilder::open() {
+    TRY_ASSIGN(auto config, load_config(current_environment(), ConfigUse::serve));
+    log::set_level(config.log_level);
+    TRY(make_dirs(config.state_dir));
+    TRY(make_private_dir(config.locks()));
+    TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
+    TRY_ASSIGN(auto storage, make_storage(config));
+    TRY(storage->check());
+    TRY_ASSIGN(auto locks, LockTable::open(config.lock_file()));
+    TRY_ASSIGN(auto popularity, load_popularity(config));
+    TRY_ASSIGN(auto metrics, Metrics::create_shared());
+    return std::unique_ptr<LocalBuilder>(
+        new LocalBuilder(std::move(config), BuildCache(std::move(db)), std::move(storage),
+                         std::move(locks), std::move(popularity), std::move(metrics)));
+}
+
+LocalBuilder::LocalBuilder(Config config, BuildCache cache, std::unique_ptr<StorageBackend> storage,
+                           LockTable locks, Popularity popularity, Metrics metrics)
+    : m_config(std::move(config)), m_cache(std::move(cache)), m_storage(std::move(storage)),
+      m_locks(std::move(locks)), m_popularity(std::move(popularity)), m_metrics(std::move(metrics)),
+      m_nix(nix_settings(m_config)), m_source(make_source(m_config, m_nix)) {}
+
+Result<ServedManifest, Failure>
+LocalBuilder::image(std::string_view name, std::string_view tag, ManifestFormat format) {
+    Builder builder(
+        {m_config, m_popularity, *m_source, *m_storage, m_cache, m_locks, m_nix, m_metrics});
+    // As the pool answers a manifest by tag (registry/registry.cpp): the
+    // cache, else a build job and then what it recorded.
+    TRY_ASSIGN(const auto resolved, builder.resolve(parse_image_name(name), tag));
+    TRY_ASSIGN(auto found, builder.find(resolved));
+    if (!found) {
+        const auto result = builder.build_job({resolved.key, std::string(name), std::string(tag)});
+        if (result.outcome == JobOutcome::lost) {
+            return unexpected(busy("another build of \"" + std::string(name) +
+                                   "\" is still running; retry later"));
+        }
+        TRY_ASSIGN(found, builder.built(resolved));
+        if (!found && result.failure) {
+            // The build's failure, which the cache could not remember.
+            return unexpected(*result.failure);
+        }
+    }
+    if (!found) {
+        return unexpected(fault("the build of \"" + std::string(name) + "\" left no image", {}));
+    }
+    return builder.serve(*found, name, tag, format);
+}
+
+} // namespace nixery

@@ -1,0 +1,258 @@
+"""`nixery build NAME[:TAG] --output DIR / --docker-archive FILE`: an image
+built without nginx or the pool, written as an OCI image layout and as a
+tarball for `docker load`, has the digest the registry serves for the same
+name, tag and configuration; umoci unpacks the layout and Docker loads and
+runs the archive; run against a running instance's state and storage it
+builds ahead for that instance (the next pull builds nothing), also while
+the pool builds the same image; mistakes are refused with words and a
+non-zero exit status."""
+
+import json
+import shutil
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
+                     skopeo_copy, unpack)
+from test_slow_builds import fresh_salt, in_background
+from test_slow_clients import DaemonsCase
+
+OCI = "application/vnd.oci.image.manifest.v1+json"
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
+
+
+class Offline:
+    """The environment of an instance that never runs: its own state and
+    storage, the given package set and settings, for `nixery build`."""
+
+    def __init__(self, work, package_set, **settings):
+        self.dir = Path(tempfile.mkdtemp(prefix="offline-", dir=work))
+        self.env = base_environment()
+        self.env.update({"STORAGE_PATH": str(self.dir / "storage"),
+                         "NIXERY_STATE_DIR": str(self.dir / "state"),
+                         "NIXERY_PKGS_PATH": str(package_set)})
+        self.env.update({k: str(v) for k, v in settings.items()})
+
+
+def build(env, *args, check=True):
+    return run([str(NIXERY), "build"] + [str(a) for a in args], env=env, check=check)
+
+
+def layout_entry(layout, tag):
+    """The descriptor index.json names `tag` with."""
+    index = json.loads((Path(layout) / "index.json").read_text())
+    entries = [m for m in index["manifests"]
+               if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    assert len(entries) == 1, index
+    return entries[0]
+
+
+def layout_blob(layout, digest):
+    return (Path(layout) / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def printed(stdout, kind):
+    """The digest `nixery build` printed for an output of `kind`."""
+    for line in stdout.decode().splitlines():
+        fields = line.split()
+        if fields and fields[0] == kind:
+            return fields[-1]
+    raise AssertionError("no %s line in %r" % (kind, stdout))
+
+
+def skopeo_digest(inst, name, tag):
+    out = run(["skopeo", "inspect", "--tls-verify=false", "docker://127.0.0.1:%d/%s:%s" % (inst.port, name, tag)])
+    return json.loads(out.stdout)["Digest"]
+
+
+class BuildCommandTest(TestCase):
+    def setUp(self):
+        self.work = Path(tempfile.mkdtemp(prefix="nixery-build-"))
+
+    def tearDown(self):
+        if not keep_dirs():
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def test_same_digests_as_the_registry_and_the_layout_runs(self):
+        # One package set for the registry and for the offline build; each
+        # has its own state and storage.
+        with Instance() as inst:
+            offline = Offline(self.work, inst.package_set)
+            layout = self.work / "layout"
+            archive = self.work / "app-a.tar"
+            out = build(offline.env, "app-a:v1", "--output", layout, "--docker-archive", archive).stdout
+
+            # The layout holds the OCI manifest, named by the tag...
+            entry = layout_entry(layout, "v1")
+            self.assertEqual(entry["mediaType"], OCI)
+            self.assertEqual(printed(out, "oci-layout"), entry["digest"])
+            self.assertEqual(json.loads((layout / "oci-layout").read_text()), {"imageLayoutVersion": "1.0.0"})
+            # ...which is what the registry serves an OCI client, byte for byte.
+            served = inst.manifest("app-a", "v1", accept=OCI)
+            self.assertEqual(served.status, 200, served)
+            self.assertEqual(served.header("Docker-Content-Digest"), entry["digest"])
+            self.assertEqual(layout_blob(layout, entry["digest"]), served.body)
+            # The archive holds the Docker manifest's image, the one skopeo
+            # (which accepts Docker manifests) is served with gzip layers.
+            docker_digest = printed(out, "docker-archive")
+            self.assertEqual(skopeo_digest(inst, "app-a", "v1"), docker_digest)
+
+            # Every blob of the manifest is in the layout, as its digest says.
+            manifest = json.loads(served.body)
+            for d in [manifest["config"]] + manifest["layers"]:
+                self.assertEqual(len(layout_blob(layout, d["digest"])), d["size"])
+
+        # umoci reads the layout; the program runs from its rootfs.
+        rootfs = unpack(layout, "v1", self.work / "bundle")
+        self.assertEqual(in_rootfs(rootfs, "/bin/app-a"), "app-a uses greetings from libgreet\n")
+        # skopeo reads it too, and sees the same digest.
+        inspected = json.loads(run(["skopeo", "inspect", "oci:%s:v1" % layout]).stdout)
+        self.assertEqual(inspected["Digest"], entry["digest"])
+
+    def test_zstd_layout_matches_what_skopeo_pulls(self):
+        # With zstd, containers/image is served the OCI manifest (zstd layers).
+        with Instance(NIXERY_LAYER_COMPRESSION="zstd") as inst:
+            offline = Offline(self.work, inst.package_set, NIXERY_LAYER_COMPRESSION="zstd")
+            layout = self.work / "layout"
+            build(offline.env, "app-b", "--output", layout)
+            entry = layout_entry(layout, "latest")
+            self.assertEqual(skopeo_digest(inst, "app-b", "latest"), entry["digest"])
+            manifest = json.loads(layout_blob(layout, entry["digest"]))
+            self.assertEqual({l["mediaType"] for l in manifest["layers"]}, {ZSTD_LAYER})
+
+    def test_a_layout_takes_more_images_and_refuses_other_directories(self):
+        offline = Offline(self.work, make_package_set(self.work))
+        layout = self.work / "layout"
+        build(offline.env, "app-a:one", "--output", layout)
+        build(offline.env, "app-b:two", "--output", layout)
+        one, two = layout_entry(layout, "one"), layout_entry(layout, "two")
+        self.assertNotEqual(one["digest"], two["digest"])
+        # The same name again replaces its entry; nothing is duplicated.
+        build(offline.env, "app-c:one", "--output", layout)
+        self.assertEqual(len(json.loads((layout / "index.json").read_text())["manifests"]), 2)
+        self.assertNotEqual(layout_entry(layout, "one")["digest"], one["digest"])
+        for tag in ("one", "two"):
+            run(["umoci", "stat", "--image", "%s:%s" % (layout, tag)])
+
+        # A directory with other files in it is not written to, and no
+        # image is built for it.
+        other = self.work / "other"
+        other.mkdir()
+        (other / "notes.txt").write_text("mine\n")
+        r = build(offline.env, "hardlinks", "--output", other, check=False)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("neither empty nor an OCI image layout", r.stderr.decode())
+        self.assertEqual(sorted(p.name for p in other.iterdir()), ["notes.txt"])
+        self.assertNotIn(b"image built", r.stderr)
+
+    @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")
+    def test_a_large_layer_passes_in_bounded_memory(self):
+        # `big` is one 48 MiB layer that does not compress. Built and
+        # packed first; then, from the cache, only copied.
+        offline = Offline(self.work, make_package_set(self.work))
+        build(offline.env, "big", "--output", self.work / "first")
+        layout, archive = self.work / "layout", self.work / "big.tar"
+        # GNU time reports its child's peak RSS (ru_maxrss, in KiB); the
+        # floor is time's own small RSS, not this test process's.
+        r = run(["/usr/bin/time", "-f", "peak %M", str(NIXERY), "build", "big", "--output", str(layout),
+                 "--docker-archive", str(archive)], env=offline.env)
+        peak = int(r.stderr.decode().strip().splitlines()[-1].split()[1]) * 1024
+        manifest = json.loads(layout_blob(layout, layout_entry(layout, "latest")["digest"]))
+        largest = max(l["size"] for l in manifest["layers"])
+        self.assertGreater(largest, 48 << 20)
+        self.assertGreater(archive.stat().st_size, largest)
+        print("\n[nixery build: a %d MiB layer into a layout and an archive, peak RSS %.1f MiB]"
+              % (largest >> 20, peak / (1 << 20)))
+        self.assertLess(peak, largest // 2, "the copy held the layer")
+
+    def test_mistakes_are_refused_with_words(self):
+        offline = Offline(self.work, make_package_set(self.work))
+        out = self.work / "out"
+        for args, code, words in [
+                (["Bad Name", "--output", out], 2, "not a valid image name"),
+                (["app-a:no!", "--output", out], 2, "not a valid tag"),
+                (["app-a@sha256:" + "0" * 64, "--output", out], 2, "not a valid image name"),
+                (["app-a"], 2, "nothing to write"),
+                (["app-a", "--output"], 2, "--output needs a directory"),
+                (["app-a", "--frobnicate"], 2, "unknown option"),
+                (["nosuchpackage", "--output", out], 1, 'package "nosuchpackage" is not in the package set'),
+                (["app-a", "--docker-archive", self.work / "missing" / "a.tar"], 1, "does not exist")]:
+            with self.subTest(args=args):
+                r = build(offline.env, *args, check=False)
+                self.assertEqual(r.returncode, code, r)
+                self.assertIn(words, r.stderr.decode())
+                self.assertEqual(r.stdout, b"")
+                self.assertFalse(out.exists())
+        # Without a storage configured, it says what is missing.
+        env = dict(offline.env)
+        del env["STORAGE_PATH"]
+        r = build(env, "app-a", "--output", out, check=False)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("STORAGE_PATH", r.stderr.decode())
+
+
+class PrebuildForAnInstanceTest(TestCase):
+    def setUp(self):
+        self.work = Path(tempfile.mkdtemp(prefix="nixery-build-"))
+
+    def tearDown(self):
+        if not keep_dirs():
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def test_a_build_against_a_running_instance_is_served_without_building(self):
+        with Instance(salt=fresh_salt()) as inst:
+            layout = self.work / "layout"
+            out = build(inst.env, "slow:latest", "--output", layout).stdout
+            self.assertEqual(len(inst.builds("slow")), 1)
+            # The instance serves it from the cache it shares: the same
+            # manifest, and no build of its own.
+            pulled = self.work / "pulled"
+            skopeo_copy(inst, "slow", "latest", pulled, oci=True)
+            served = inst.manifest("slow", "latest", accept=OCI)
+            self.assertEqual(served.header("Docker-Content-Digest"), printed(out, "oci-layout"))
+            self.assertEqual(len(inst.builds("slow")), 1)
+            self.assertFalse([r for r in inst.log_records() if r.get("msg") == "image built"],
+                             "the pool built an image")
+            self.assertEqual(inst.packed_layers(), [])
+
+    def test_a_build_while_the_pool_builds_the_same_image_waits_for_it(self):
+        with Instance(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=60) as inst:
+            pull, pulled = in_background(lambda: inst.manifest("pause.s6.v3", accept=OCI))
+            deadline = time.time() + 30
+            while not inst.builds("pause.s6.v3") and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(len(inst.builds("pause.s6.v3")), 1, "the pool's build did not start")
+            out = build(inst.env, "pause.s6.v3", "--output", self.work / "layout").stdout
+            pull.join(120)
+            served = pulled["result"]
+            self.assertEqual(served.status, 200, served)
+            self.assertEqual(served.header("Docker-Content-Digest"), printed(out, "oci-layout"))
+            # One build: the command waited on the image's lock and took
+            # what the pool recorded.
+            self.assertEqual(len(inst.builds("pause.s6.v3")), 1)
+
+
+class DockerLoadTest(DaemonsCase):
+    def test_docker_loads_and_runs_the_archive(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-build-"))
+        try:
+            with Instance() as inst:
+                archive = work / "app-a.tar"
+                out = build(inst.env, "app-a:v2", "--docker-archive", archive).stdout
+                served = inst.manifest("app-a", "v2", accept=DOCKER)
+                self.assertEqual(served.header("Docker-Content-Digest"), printed(out, "docker-archive"))
+                config_digest = json.loads(served.body)["config"]["digest"]
+            loaded = self.docker("load", "-i", str(archive)).stdout.decode()
+            self.assertIn("app-a:v2", loaded)
+            # Docker's image ID is the config's digest: the registry's image.
+            image_id = self.docker("image", "inspect", "--format", "{{.Id}}", "app-a:v2").stdout.decode().strip()
+            self.assertEqual(image_id, config_digest)
+            ran = self.docker("run", "--rm", "--network=none", "app-a:v2", "/bin/app-a").stdout.decode()
+            self.assertEqual(ran, "app-a uses greetings from libgreet\n")
+            self.docker("rmi", "app-a:v2")
+        finally:
+            if not keep_dirs():
+                shutil.rmtree(work, ignore_errors=True)
