@@ -30,8 +30,8 @@ LocalBuilder::LocalBuilder(Config config, BuildCache cache, std::unique_ptr<Stor
       m_locks(std::move(locks)), m_popularity(std::move(popularity)), m_metrics(std::move(metrics)),
       m_nix(nix_settings(m_config)), m_source(make_source(m_config, m_nix)) {}
 
-Result<ServedManifest, Failure>
-LocalBuilder::image(std::string_view name, std::string_view tag, ManifestFormat format) {
+Result<ServedManifest, Failure> LocalBuilder::image(std::string_view name, std::string_view tag,
+                                                    ManifestFormat format) {
     Builder builder(
         {m_config, m_popularity, *m_source, *m_storage, m_cache, m_locks, m_nix, m_metrics});
     // As the pool answers a manifest by tag (registry/registry.cpp): the

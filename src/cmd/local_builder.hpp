@@ -32,7 +32,7 @@ public:
     // cache has none. `name` and `tag` must be valid (core/reference.hpp).
     // A failure is the registry error a pull would get.
     Result<ServedManifest, Failure> image(std::string_view name, std::string_view tag,
-                                                ManifestFormat format);
+                                          ManifestFormat format);
 
 private:
     LocalBuilder(Config config, BuildCache cache, std::unique_ptr<StorageBackend> storage,
