@@ -210,15 +210,16 @@ class FaultTest(TestCase):
             self.assertEqual([r for r in results if r.status != 200], [])
 
 
-class DiskFullTest(TestCase):
-    """Storage on a small tmpfs: the pull fails with a registry error that
-    names the cause, leaves no partial blob or record, and succeeds once
-    there is space again."""
+class TmpfsCase(TestCase):
+    """A test on a small tmpfs of `size`, mounted at self.mount; skipped
+    where mounting is impossible."""
+
+    size = "8m"
 
     def setUp(self):
-        self.mount = Path(tempfile.mkdtemp(prefix="nixery-full-"))
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(self.mount)],
-                           stderr=subprocess.PIPE)
+        self.mount = Path(tempfile.mkdtemp(prefix="nixery-tmpfs-"))
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + self.size, "tmpfs",
+                            str(self.mount)], stderr=subprocess.PIPE)
         if r.returncode != 0:
             os.rmdir(self.mount)
             self.skipTest("cannot mount a tmpfs here: " + r.stderr.decode().strip())
@@ -226,6 +227,12 @@ class DiskFullTest(TestCase):
     def tearDown(self):
         subprocess.run(["umount", str(self.mount)])
         os.rmdir(self.mount)
+
+
+class DiskFullTest(TmpfsCase):
+    """Storage on a small tmpfs: the pull fails with a registry error that
+    names the cause, leaves no partial blob or record, and succeeds once
+    there is space again."""
 
     def test_storage_full(self):
         with Instance(STORAGE_PATH=self.mount,
@@ -244,23 +251,13 @@ class DiskFullTest(TestCase):
             self.assertEqual(inst.manifest("big").status, 200)
 
 
-class StateFullTest(TestCase):
+class StateFullTest(TmpfsCase):
     """The state directory (the database, nginx's links, logs and cache, the
     locks) on a small tmpfs that fills up: a pull gets a registry 5xx that
     names the cause, nothing is half recorded, and the same pull succeeds
     once there is space again, without a restart."""
 
-    def setUp(self):
-        self.mount = Path(tempfile.mkdtemp(prefix="nixery-state-full-"))
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.mount)],
-                           stderr=subprocess.PIPE)
-        if r.returncode != 0:
-            os.rmdir(self.mount)
-            self.skipTest("cannot mount a tmpfs here: " + r.stderr.decode().strip())
-
-    def tearDown(self):
-        subprocess.run(["umount", str(self.mount)])
-        os.rmdir(self.mount)
+    size = "16m"
 
     def fill(self):
         """Takes every free byte of the mount; returns the file holding them."""
