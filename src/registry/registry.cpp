@@ -202,7 +202,7 @@ Response RegistryHandler::answer(const Request& request, const Route& route) {
         if (!is_valid_repository_name(route.name)) {
             return refuse(name_invalid(route.name));
         }
-        return stored(request.method, route.name, route.reference, false);
+        return stored(request, route.name, route.reference, false);
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
@@ -229,7 +229,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return refuse(name_invalid(name));
     }
     if (looks_like_digest(reference)) {
-        return stored(request.method, name, reference, true);
+        return stored(request, name, reference, true);
     }
     if (!is_valid_tag(reference)) {
         return refuse(tag_invalid(reference));
@@ -391,7 +391,7 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
     return r;
 }
 
-Response RegistryHandler::stored(const std::string& method, const std::string& name,
+Response RegistryHandler::stored(const Request& request, const std::string& name,
                                  const std::string& digest, bool manifest) {
     const auto unknown = [&] {
         return refuse(
@@ -451,6 +451,17 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
     }
     if (manifest) {
         record_manifest_pull(m_cache, m_services.storage, digest); // a use, for gc
+        // nginx sends it alone for the rest of this minute of its clock
+        // (nginx/storage-location.conf.in); the next minute's first pull
+        // comes here again and is recorded.
+        const auto minute = request.param("NIXERY_USE_MINUTE");
+        if (auto direct = minute.empty()
+                              ? Result<void>()
+                              : m_services.storage.serve_manifest_directly(key, media_type, minute);
+            !direct) {
+            log::warn("letting nginx serve a manifest failed",
+                      {{"digest", digest}, {"error", direct.error().message}});
+        }
     }
     auto location = m_services.storage.locate(key);
     if (!location) {
@@ -483,7 +494,7 @@ Response RegistryHandler::stored(const std::string& method, const std::string& n
         }
         r.header("Content-Type", media_type);
         r.header("X-Accel-Redirect", location->location);
-    } else if (method == "HEAD") {
+    } else if (request.method == "HEAD") {
         // The URL is signed for GET: a client following it with HEAD (as
         // containerd checks a digest) would be refused by the store.
         r.header("Content-Type", media_type);

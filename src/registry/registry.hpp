@@ -45,7 +45,7 @@ private:
     // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
     // size, type and digest from here, since the redirect target is
     // signed for GET only.
-    Response stored(const std::string& method, const std::string& name, const std::string& digest,
+    Response stored(const Request& request, const std::string& name, const std::string& digest,
                     bool manifest);
     Response tags(const Request& request, const std::string& name);
     Response start_page(const Request& request);

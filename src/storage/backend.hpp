@@ -96,7 +96,21 @@ public:
         (void)media_type;
         return {};
     }
-    // Removing an absent object is not an error.
+    // Lets nginx send the stored manifest `key` by itself while its clock
+    // reads `minute` (nginx's $nixery_use_minute, `YYYY-MM-DDTHH:MM`, which
+    // it passes with each request): the next minute's first request comes
+    // to the pool again, which records the use for gc. Only the filesystem
+    // backend can; elsewhere this does nothing. The caller checked that the
+    // object is a manifest of that type. Failing is harmless.
+    virtual Result<void> serve_manifest_directly(std::string_view key, std::string_view media_type,
+                                                 std::string_view minute) {
+        (void)key;
+        (void)media_type;
+        (void)minute;
+        return {};
+    }
+    // Removing an absent object is not an error; removing a blob removes
+    // what lets nginx serve it directly.
     virtual Result<void> remove(std::string_view key) = 0;
     virtual Result<std::vector<StoredObject>> list(std::string_view prefix) = 0;
 };

@@ -2,7 +2,9 @@
 // rename from STORAGE_PATH/staging so nginx never serves a partial file, and
 // served by nginx itself: through the internal location /_storage/ when the
 // pool answers, and straight from the links STATE_DIR/served/blobs/<hex>.<kind>
-// (symbolic, to the blob) once the pool has let it (serve_directly()). A link
+// (symbolic, to the blob) once the pool has let it (serve_directly()), and
+// manifests from STATE_DIR/served/manifests/<hex>/<minute>.<kind> for the
+// minute of nginx's clock the pool saw (serve_manifest_directly()). A link
 // only ever names a blob the pool checked, and its extension is the blob's
 // media type for nginx (the `types` of nginx/storage-location.conf.in).
 
@@ -26,12 +28,38 @@ namespace fs = std::filesystem;
 namespace {
 
 // Media types nginx serves blobs with, and the extension of their links
-// (nginx/storage-location.conf.in has the same table).
+// (nginx/storage-location.conf.in has the same tables).
 constexpr std::array<std::pair<std::string_view, std::string_view>, 3> k_served_kinds{{
     {media_type::layer_blob, "layer"},
     {media_type::docker_config, "docker-config"},
     {media_type::oci_config, "oci-config"},
 }};
+constexpr std::array<std::pair<std::string_view, std::string_view>, 2> k_served_manifest_kinds{{
+    {media_type::docker_manifest, "docker-manifest"},
+    {media_type::oci_manifest, "oci-manifest"},
+}};
+
+template <typename Kinds>
+const std::string_view* extension_of(const Kinds& kinds, std::string_view media_type) {
+    const auto kind = std::find_if(kinds.begin(), kinds.end(),
+                                   [&](const auto& k) { return k.first == media_type; });
+    return kind == kinds.end() ? nullptr : &kind->second;
+}
+
+// nginx's $nixery_use_minute: `YYYY-MM-DDTHH:MM`, part of a link's name.
+bool is_nginx_minute(std::string_view minute) {
+    constexpr std::string_view shape = "0000-00-00T00:00";
+    if (minute.size() != shape.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        const bool digit = minute[i] >= '0' && minute[i] <= '9';
+        if (shape[i] == '0' ? !digit : minute[i] != shape[i]) {
+            return false;
+        }
+    }
+    return true;
+}
 
 class FilesystemBackend final : public StorageBackend {
 public:
@@ -46,6 +74,7 @@ public:
         }
         if (!m_served.empty()) {
             TRY(make_dirs(m_served / "blobs"));
+            TRY(make_dirs(m_served / "manifests"));
         }
         // Prove we can publish: write and remove a probe through the same path.
         TRY_ASSIGN(auto probe, StagingFile::create(m_staging));
@@ -116,17 +145,35 @@ public:
 
     Result<void> serve_directly(std::string_view key, std::string_view media_type) override {
         TRY(checked(key));
-        const auto kind = std::find_if(k_served_kinds.begin(), k_served_kinds.end(),
-                                       [&](const auto& k) { return k.first == media_type; });
-        if (m_served.empty() || kind == k_served_kinds.end() ||
-            key.substr(0, k_blob_prefix.size()) != k_blob_prefix) {
+        const auto* extension = extension_of(k_served_kinds, media_type);
+        if (m_served.empty() || extension == nullptr || !is_blob(key)) {
             return {};
         }
-        const auto link = served_link(key.substr(k_blob_prefix.size()), kind->second);
-        const auto target = m_root / std::string(key);
-        if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST) {
-            return fail("symlink \"" + link.string() + "\" to \"" + target.string() +
-                        "\" failed: " + errno_text(errno));
+        return link_to(key, served_link(key.substr(k_blob_prefix.size()), *extension));
+    }
+
+    // STATE_DIR/served/manifests/<hex>/<minute>.<kind>: nginx looks for the
+    // link of its current minute, so a link is used for that minute only
+    // and the links of earlier minutes are only clutter, removed here.
+    Result<void> serve_manifest_directly(std::string_view key, std::string_view media_type,
+                                         std::string_view minute) override {
+        TRY(checked(key));
+        const auto* extension = extension_of(k_served_manifest_kinds, media_type);
+        if (m_served.empty() || extension == nullptr || !is_blob(key)) {
+            return {};
+        }
+        if (!is_nginx_minute(minute)) {
+            return fail("\"" + std::string(minute) + "\" is not a minute of nginx's clock");
+        }
+        const auto dir = served_manifest_dir(key.substr(k_blob_prefix.size()));
+        TRY(make_dirs(dir));
+        const auto name = std::string(minute) + "." + std::string(*extension);
+        TRY(link_to(key, dir / name));
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+            if (entry.path().filename() != name) {
+                TRY(unlink_if_present(entry.path()));
+            }
         }
         return {};
     }
@@ -137,10 +184,12 @@ public:
     // links open for a second: nginx/storage-location.conf.in).
     Result<void> remove(std::string_view key) override {
         TRY(checked(key));
-        if (!m_served.empty() && key.substr(0, k_blob_prefix.size()) == k_blob_prefix) {
+        if (!m_served.empty() && is_blob(key)) {
+            const auto hex = key.substr(k_blob_prefix.size());
             for (const auto& kind : k_served_kinds) {
-                TRY(unlink_if_present(served_link(key.substr(k_blob_prefix.size()), kind.second)));
+                TRY(unlink_if_present(served_link(hex, kind.second)));
             }
+            TRY(remove_manifest_links(served_manifest_dir(hex)));
         }
         return unlink_if_present(m_root / std::string(key));
     }
@@ -173,8 +222,37 @@ public:
     }
 
 private:
+    static bool is_blob(std::string_view key) {
+        return key.substr(0, k_blob_prefix.size()) == k_blob_prefix;
+    }
+
     fs::path served_link(std::string_view hex, std::string_view extension) const {
         return m_served / "blobs" / (std::string(hex) + "." + std::string(extension));
+    }
+
+    fs::path served_manifest_dir(std::string_view hex) const {
+        return m_served / "manifests" / std::string(hex);
+    }
+
+    Result<void> link_to(std::string_view key, const fs::path& link) const {
+        const auto target = m_root / std::string(key);
+        if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST) {
+            return fail("symlink \"" + link.string() + "\" to \"" + target.string() +
+                        "\" failed: " + errno_text(errno));
+        }
+        return {};
+    }
+
+    static Result<void> remove_manifest_links(const fs::path& dir) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+            TRY(unlink_if_present(entry.path()));
+        }
+        // A link made meanwhile (ENOTEMPTY) dangles: nginx then asks the pool.
+        if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY) {
+            return fail("rmdir \"" + dir.string() + "\" failed: " + errno_text(errno));
+        }
+        return {};
     }
 
     static Result<void> unlink_if_present(const fs::path& path) {

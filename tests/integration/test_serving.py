@@ -234,22 +234,61 @@ class DirectServingTest(TestCase):
         self.assertNotEqual(moved.header("Docker-Content-Digest"), digest)
         self.assertEqual(wait_for_pool_log(inst, path, 5), 5)
 
-    def test_manifest_by_digest_from_the_cache(self):
+    def test_manifest_by_digest_from_a_link_renewed_each_minute(self):
         inst = self.instance
         r = inst.manifest("app-a/app-b")
         digest = r.header("Docker-Content-Digest")
-        path = "/v2/app-a/app-b/manifests/" + digest
-        first = inst.get(path)
-        self.assertEqual(wait_for_pool_log(inst, path, 1), 1, "the pool records the pull by digest")
-        self.assertEqual(first.body, r.body)
-        self.assertEqual(first.header("Content-Type"), DOCKER_MANIFEST)
-        self.assertIsNone(first.header("X-Accel-Expires"))
-        for response in (inst.get(path), inst.head(path), inst.get(path, {"Range": "bytes=0-9"})):
-            for name in ("Content-Type", "Docker-Content-Digest", "Docker-Distribution-API-Version"):
-                self.assertEqual(response.header(name), first.header(name), name)
-        self.assertEqual(inst.get(path, {"Range": "bytes=0-9"}).body, r.body[:10])
-        self.assertEqual(inst.get(path, {"Range": "bytes=0-9"}).status, 206)
-        self.assertEqual(pool_requests(inst, path), 1)
+        oci = inst.manifest("app-a/app-b", accept=OCI_MANIFEST)
+        oci_digest = oci.header("Docker-Content-Digest")
+        links = inst.state / "served" / "manifests"
+        # The pool links a manifest for the minute of nginx's clock it saw;
+        # start well inside a minute so the test does not cross one.
+        if time.localtime().tm_sec > 45:
+            time.sleep(61 - time.localtime().tm_sec)
+        for manifest, media_type, d in ((r, DOCKER_MANIFEST, digest), (oci, OCI_MANIFEST, oci_digest)):
+            path = "/v2/app-a/app-b/manifests/" + d
+            first = inst.get(path)
+            self.assertEqual(wait_for_pool_log(inst, path, 1), 1, "the pool records the pull by digest")
+            self.assertEqual(first.body, manifest.body)
+            self.assertEqual(first.header("Content-Type"), media_type)
+            self.assertIsNone(first.header("X-Accel-Expires"))
+            (link,) = list((links / d[7:]).iterdir())
+            self.assertRegex(link.name, r"^\d{4}-\d\d-\d\dT\d\d:\d\d\.(docker|oci)-manifest$")
+            # nginx sends it alone now, with the pool's headers, HEAD and Range.
+            again = inst.get(path)
+            self.assertSameAnswer(first, again)
+            head = inst.head(path)
+            self.assertEqual((head.status, head.body), (200, b""))
+            for response in (head, inst.get(path, {"Range": "bytes=0-9"})):
+                for name in ("Content-Type", "Docker-Content-Digest", "Docker-Distribution-API-Version"):
+                    self.assertEqual(response.header(name), first.header(name), name)
+            ranged = inst.get(path, {"Range": "bytes=0-9"})
+            self.assertEqual((ranged.status, ranged.body), (206, manifest.body[:10]))
+            self.assertEqual(pool_requests(inst, path), 1, "nginx asked the pool within the minute")
+            # In another minute nginx looks for another link: the pool is
+            # asked again (and records the use), and links that minute.
+            link.rename(link.with_name("2000-01-01T00:00" + link.suffix))
+            time.sleep(1.1)  # nginx looks a link up again after a second
+            self.assertSameAnswer(first, inst.get(path))
+            self.assertEqual(wait_for_pool_log(inst, path, 2), 2)
+            self.assertEqual([l.name for l in (links / d[7:]).iterdir()], [link.name])
+            self.assertEqual(inst.get(path).status, 200)
+            self.assertEqual(pool_requests(inst, path), 2)
+
+    def test_a_gc_deleted_manifest_is_unknown_again(self):
+        inst = self.instance
+        digest = inst.manifest("app-b/hardlinks").header("Docker-Content-Digest")
+        path = "/v2/app-b/hardlinks/manifests/" + digest
+        self.assertEqual(inst.get(path).status, 200)
+        self.assertEqual(inst.get(path).status, 200)
+        (inst.storage / "layers" / digest[7:]).unlink()
+        deadline = time.time() + 2.5
+        while True:
+            r = inst.get(path)
+            if r.status != 200 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN")
 
 
 class NginxErrorsTest(TestCase):

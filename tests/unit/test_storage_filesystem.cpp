@@ -3,7 +3,9 @@
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
+#include <string>
 #include <unistd.h>
+#include <vector>
 
 using namespace nixery;
 using testutil::TempDir;
@@ -57,10 +59,42 @@ TEST_CASE("FilesystemBackend::serve_directly") {
         CHECK_FALSE(*storage->exists(key));
         REQUIRE(storage->remove(key)); // absent: not an error
     }
+    SUBCASE("a manifest: one link, named by nginx's minute and the media type") {
+        const auto links = served / "manifests" / k_hex;
+        REQUIRE(
+            storage->serve_manifest_directly(key, media_type::docker_manifest, "2026-12-05T07:52"));
+        CHECK(link_target(links / "2026-12-05T07:52.docker-manifest") == blob);
+        // The same minute again (another worker): no error, one link.
+        REQUIRE(
+            storage->serve_manifest_directly(key, media_type::docker_manifest, "2026-12-05T07:52"));
+        // The next minute's link replaces it (and an OCI client's type).
+        REQUIRE(
+            storage->serve_manifest_directly(key, media_type::oci_manifest, "2026-12-05T07:53"));
+        std::vector<std::string> names;
+        for (const auto& entry : std::filesystem::directory_iterator(links)) {
+            names.push_back(entry.path().filename().string());
+        }
+        CHECK(names == std::vector<std::string>{"2026-12-05T07:53.oci-manifest"});
+        // Removing the manifest removes its links and their directory.
+        REQUIRE(storage->remove(key));
+        CHECK_FALSE(std::filesystem::exists(links));
+    }
+    SUBCASE("a manifest link needs a minute of nginx's shape and a manifest's type") {
+        for (const std::string bad : {"", "2026-12-05T07:5", "2026-12-05T07:52:00", "../../etc/x",
+                                      "2026-12-05T07/52", "2026-12-05 07:52"}) {
+            CHECK_FALSE(storage->serve_manifest_directly(key, media_type::docker_manifest, bad));
+        }
+        REQUIRE(storage->serve_manifest_directly(key, media_type::layer_blob, "2026-12-05T07:52"));
+        REQUIRE(storage->serve_manifest_directly(key, "text/html", "2026-12-05T07:52"));
+        CHECK(std::filesystem::is_empty(served / "manifests"));
+    }
     SUBCASE("without a directory for links, nothing is linked") {
         auto plain = make_filesystem_storage(dir / "storage");
         REQUIRE(plain->serve_directly(key, media_type::layer_blob));
+        REQUIRE(
+            plain->serve_manifest_directly(key, media_type::docker_manifest, "2026-12-05T07:52"));
         CHECK(std::filesystem::is_empty(served / "blobs"));
+        CHECK(std::filesystem::is_empty(served / "manifests"));
     }
 }
 
