@@ -38,22 +38,22 @@ Result<ServedManifest, Failure> Builder::serve_index(const std::vector<Found>& f
                           std::string(index_media_type(format)),
                           {}};
     served.digest = sha256_digest(served.body);
-    // Stored the first time, then found recorded: a by-tag request costs
-    // one lookup more than a single-platform one.
-    const auto recorded = m_s.cache.find_blob(served.digest);
-    if (!recorded) {
-        return unexpected(server_fault(recorded.error(), name));
+    // Stored on every request that reaches the pool (nginx answers the
+    // others), so an index that gc on an instance sharing the storage
+    // removed is stored again: an existence check when it is there.
+    // Children first: gc keeps an index only while they are recorded.
+    const auto listed = m_s.cache.index_children(served.digest);
+    if (!listed) {
+        return unexpected(server_fault(listed.error(), name));
     }
-    if (!*recorded) {
-        const auto now = static_cast<std::int64_t>(std::time(nullptr));
-        // Children first: gc keeps an index only while they are recorded.
+    if (listed->empty()) {
         if (auto r = m_s.cache.record_index(served.digest, children); !r) {
             return unexpected(server_fault(r.error(), name));
         }
-        if (auto r = store_document(m_s.storage, m_s.cache, served.body, served.media_type, now);
-            !r) {
-            return unexpected(server_fault(r.error(), name));
-        }
+    }
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    if (auto r = store_document(m_s.storage, m_s.cache, served.body, served.media_type, now); !r) {
+        return unexpected(server_fault(r.error(), name));
     }
     return served;
 }

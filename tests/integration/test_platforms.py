@@ -206,6 +206,52 @@ class EarlyHeadersTest(TestCase):
             self.assertEqual(inst.get("/v2/pause.s6.v1/manifests/" + d).body, r.body)
 
 
+class GcTest(TestCase):
+    def test_gc_keeps_the_platforms_of_a_kept_index(self):
+        from test_deploy_gc import age_image, age_storage, gc
+        with two_platforms() as inst:
+            served = {}
+            for name in ("whichsystem", "app-a"):
+                r = inst.manifest(name, accept=CONTAINERD_ACCEPT)
+                self.assertEqual(r.status, 200, r)
+                served[name] = r
+            keep, drop = served["whichsystem"], served["app-a"]
+
+            def everything(r):
+                """The index, its manifests and all they reference."""
+                out = {digest(r.body)}
+                for entry in r.json()["manifests"]:
+                    # From storage: a pull by digest would be a use.
+                    m = json.loads((inst.storage / "layers" / entry["digest"][7:]).read_bytes())
+                    out |= {entry["digest"], m["config"]["digest"]} | {l["digest"] for l in m["layers"]}
+                return out
+
+            kept, dropped = everything(keep), everything(drop)
+            for name in ("whichsystem", "arm64/whichsystem", "app-a", "arm64/app-a"):
+                age_image(inst, name)
+            age_storage(inst.storage)
+            # A pull of the index by digest is a use of both platforms' images.
+            by_digest = inst.get("/v2/whichsystem/manifests/" + digest(keep.body))
+            self.assertEqual(by_digest.status, 200)
+
+            out = gc(inst, "--keep-days", "0").stdout.decode()
+            self.assertIn("deleted 2 images", out)
+            stored = {"sha256:" + p.name for p in inst.blob_files()}
+            self.assertTrue(kept <= stored, kept - stored)
+            self.assertEqual((dropped - kept) & stored, set())
+            self.assertIn(digest(drop.body), dropped - kept)
+            # The kept index pulls whole, by digest, on both platforms.
+            for d in kept:
+                r = inst.get("/v2/whichsystem/blobs/" + d)
+                if r.status == 404:  # a manifest, not a blob
+                    r = inst.get("/v2/whichsystem/manifests/" + d)
+                self.assertEqual(r.status, 200, d)
+                self.assertEqual(digest(r.body), d)
+            with inst.db() as conn:
+                indexes = {r[0] for r in conn.execute("SELECT DISTINCT index_digest FROM image_children")}
+            self.assertEqual(indexes, {digest(keep.body)})
+
+
 class DefaultTest(TestCase):
     def test_one_platform_by_default_serves_a_manifest_as_before(self):
         with Instance() as inst:
