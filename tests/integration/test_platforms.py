@@ -206,6 +206,19 @@ class EarlyHeadersTest(TestCase):
             self.assertEqual(inst.get("/v2/pause.s6.v1/manifests/" + d).body, r.body)
 
 
+class PrebuildTest(TestCase):
+    def test_prebuild_builds_every_platform(self):
+        from harness import NIXERY
+        with two_platforms() as inst:
+            out = run([str(NIXERY), "prebuild", "app-b"], env=inst.env).stdout.decode()
+            self.assertEqual(sorted(b["image"] for b in inst.builds()), ["app-b", "arm64/app-b"])
+            served = inst.manifest("app-b", accept=CONTAINERD_ACCEPT)
+            self.assertEqual(served.header("Content-Type"), DOCKER_LIST)
+            # What prebuild made ready is what is served: no build more.
+            self.assertEqual(out.split(), ["ready", "app-b:latest", served.header("Docker-Content-Digest")])
+            self.assertEqual(len(inst.builds()), 2)
+
+
 class GcTest(TestCase):
     def test_gc_keeps_the_platforms_of_a_kept_index(self):
         from test_deploy_gc import age_image, age_storage, gc
