@@ -2,6 +2,7 @@
 
 #include "builder/usage.hpp"
 #include "core/image.hpp"
+#include "core/platform.hpp"
 #include "core/reference.hpp"
 #include "nix/source.hpp"
 #include "registry/disclosure.hpp"
@@ -561,6 +562,9 @@ Response RegistryHandler::start_page(const Request& request) {
                                     [](const auto& p) { return p.first == "HTTPS"; });
     page.tls = https != request.params.end() && !https->second.empty();
     page.source = m_services.config.describe_source();
+    for (const auto arch : m_services.config.platforms) {
+        page.platforms.push_back(platform_name(arch));
+    }
     if (auto current = current_source(m_services.config)) {
         page.revision = std::move(current->provenance);
         page.revision_recorded_at = current->recorded_at;

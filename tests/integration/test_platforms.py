@@ -129,6 +129,9 @@ class IndexTest(TestCase):
         self.assertEqual(arm.header("Docker-Content-Digest"), listed["manifests"][1]["digest"])
         self.assertEqual(len(inst.builds("arm64/whichsystem")), 1)
         self.assertEqual(len(inst.builds("whichsystem")), 1)
+        # The start page says so.
+        self.assertIn(b"Every image is built for <code>linux/amd64</code>, <code>linux/arm64/v8</code>",
+                      inst.get("/").body)
 
     def test_skopeo_and_podman_pull_the_platform_they_ask_for(self):
         inst = self.inst
@@ -271,6 +274,7 @@ class DefaultTest(TestCase):
             r = inst.manifest("app-a", accept=CONTAINERD_ACCEPT)
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.header("Content-Type"), DOCKER_MANIFEST)
+            self.assertNotIn(b"Every image is built for", inst.get("/").body)
             with inst.db() as conn:
                 self.assertEqual(conn.execute("SELECT COUNT(*) FROM image_children").fetchone()[0], 0)
 
