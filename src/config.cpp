@@ -82,6 +82,9 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
         {"NIXERY_LAYER_COMPRESSION",
          "gzip (default) or zstd: layers of OCI-format manifests (Docker-format ones keep gzip)"},
+        {"NIXERY_PLATFORMS",
+         "platforms images are built for, comma-separated (linux/amd64, linux/arm64; default: "
+         "the host's); more than one: manifests by tag are image indexes"},
         {"NIXERY_GC_KEEP_DAYS",
          "days nixery gc keeps the blobs of images nobody pulled (default 30)"},
     };
@@ -225,6 +228,9 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         c.layer_compression = LayerCompression::zstd;
     } else if (!compression.empty() && compression != "gzip") {
         return fail("NIXERY_LAYER_COMPRESSION=\"" + compression + "\" is not one of gzip, zstd");
+    }
+    if (const auto platforms = get(env, "NIXERY_PLATFORMS"); !platforms.empty()) {
+        TRY_ASSIGN(c.platforms, parse_platforms(platforms));
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (const auto layering = get(env, "NIXERY_LAYERING"); !layering.empty()) {

@@ -6,6 +6,7 @@
 
 #include "core/layering.hpp"
 #include "core/manifest.hpp"
+#include "core/platform.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -87,6 +88,9 @@ struct Config {
     int workers = 2;
     // Layers of OCI-format manifests; Docker-format manifests always get gzip.
     LayerCompression layer_compression = LayerCompression::gzip;
+    // NIXERY_PLATFORMS: what an image name without "arm64/" is built for;
+    // with more than one, a manifest by tag is an index of one per platform.
+    std::vector<Arch> platforms{host_arch()};
     // A manifest request whose image is not ready by then gets its status
     // line and headers, and its body when the build ends (builder/jobs.hpp).
     std::chrono::seconds header_deadline{20};

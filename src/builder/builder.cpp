@@ -8,6 +8,7 @@
 #include "builder/usage.hpp"
 #include "core/cache_keys.hpp"
 #include "core/layers.hpp"
+#include "core/platform.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -68,9 +69,15 @@ Builder::Builder(BuildServices services)
 
 // --- requests ------------------------------------------------------------------
 
-Result<Builder::Resolved, Failure> Builder::resolve(const Image& image, std::string_view tag) {
+Result<std::vector<Builder::Target>, Failure> Builder::resolve(const Image& image,
+                                                               std::string_view tag) {
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
-    return Resolved{image_key(source.revision, image), source.pinning};
+    std::vector<Target> out;
+    for (auto& one : platform_images(image, m_s.config.platforms)) {
+        auto key = image_key(source.revision, one);
+        out.push_back({std::move(one), {std::move(key), source.pinning}});
+    }
+    return out;
 }
 
 Result<std::optional<ImageRecord>, Failure> Builder::find(const Resolved& image) {
@@ -104,15 +111,27 @@ Result<std::optional<ImageRecord>, Failure> Builder::built(const Resolved& image
     return std::optional<ImageRecord>();
 }
 
-ServedManifest Builder::serve(const ImageRecord& record, std::string_view image,
-                              std::string_view tag, ManifestFormat format) {
+Result<ServedManifest, Failure> Builder::serve(const std::vector<Found>& found,
+                                               std::string_view name, std::string_view tag,
+                                               const ManifestChoice& choice) {
     // Only a tag that selects something (a git ref) is worth listing: with
     // a local package set or a channel every tag is the same image, and
     // recording made-up ones would let anyone fill tags/list.
     if (m_s.config.source == SourceKind::git || tag == "latest") {
-        (void)m_s.cache.record_tag(image, tag, unix_now());
+        (void)m_s.cache.record_tag(name, tag, unix_now());
     }
-    if (format == ManifestFormat::oci) {
+    if (found.size() > 1 && choice.index) {
+        return serve_index(found, name, *choice.index);
+    }
+    std::vector<Arch> archs;
+    for (const auto& f : found) {
+        archs.push_back(f.arch);
+    }
+    const auto wanted = default_platform(archs);
+    const auto& record = std::find_if(found.begin(), found.end(), [&](const Found& f) {
+                             return f.arch == wanted;
+                         })->record;
+    if (choice.format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
                               record.oci_digest};
     }

@@ -55,6 +55,10 @@ struct ServedManifest {
     std::string digest;
 };
 
+// `failure` of the image of `arch`, for a request of several platforms: the
+// message names the platform, so the client knows which one failed.
+Failure platform_failure(Failure failure, Arch arch);
+
 class Builder {
 public:
     explicit Builder(BuildServices services);
@@ -65,7 +69,16 @@ public:
         std::string key;
         Pinning pinning = Pinning::pinned;
     };
-    Result<Resolved, Failure> resolve(const Image& image, std::string_view tag);
+    // One platform's image of a request (core/platform.hpp,
+    // platform_images()): named as its job is.
+    struct Target {
+        Image image;
+        Resolved resolved;
+    };
+    // The images `image` at `tag` means, one per platform of
+    // NIXERY_PLATFORMS (just `image` for an "arm64/" name), with their keys
+    // from one resolution of the tag.
+    Result<std::vector<Target>, Failure> resolve(const Image& image, std::string_view tag);
 
     // The image if it was built (and is still fresh), nullopt if it needs a
     // build; a build that failed recently is its error. Records the use (gc
@@ -77,9 +90,18 @@ public:
     // only: the build recorded the image's use.
     Result<std::optional<ImageRecord>, Failure> built(const Resolved& image);
 
-    // The manifest of a found image in `format`; records `tag` for tags/list.
-    ServedManifest serve(const ImageRecord& record, std::string_view image, std::string_view tag,
-                         ManifestFormat format);
+    // The document that answers a manifest request by tag for `name`, from
+    // its targets' images (`found`, one per target, in their order), and
+    // records `tag` for tags/list. One image: its manifest in
+    // choice.format. Several: their index (builder/platforms.cpp), stored
+    // like a manifest so it is served by digest too, or, for a client that
+    // accepts no index, the manifest of the default platform.
+    struct Found {
+        Arch arch = Arch::amd64;
+        ImageRecord record;
+    };
+    Result<ServedManifest, Failure> serve(const std::vector<Found>& found, std::string_view name,
+                                          std::string_view tag, const ManifestChoice& choice);
 
     // Builds the image `key` names (from `image` at `tag`) and records it, or
     // remembers why it failed, and logs the outcome. Run as a job: nobody
@@ -109,6 +131,11 @@ private:
     Result<ClosureGraph, Failure> realise(const Image& image, const Evaluation& ev,
                                           const GcRoots& roots,
                                           std::chrono::steady_clock::time_point started);
+    // The index of `found` in `format` (builder/platforms.cpp), stored and
+    // recorded with its children for gc.
+    Result<ServedManifest, Failure> serve_index(const std::vector<Found>& found,
+                                                std::string_view name, ManifestFormat format);
+
     // The layers of an image: gzip ones for Docker-format manifests, those
     // compressed as configured for OCI-format ones (equal for gzip), and
     // each layer's store paths (none for the top layer).

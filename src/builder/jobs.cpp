@@ -26,7 +26,9 @@ namespace {
 enum class SlotState : std::uint8_t { free, queued, running, ended };
 
 constexpr std::size_t k_key_size = 80;
-constexpr std::size_t k_image_size = 256;     // core/reference.hpp: names up to 255
+// core/reference.hpp: names up to 255, and "arm64/" before one (the arm64
+// job of a name under NIXERY_PLATFORMS, core/platform.hpp).
+constexpr std::size_t k_image_size = 264;
 constexpr std::size_t k_tag_size = 136;       // tags up to 128
 constexpr std::size_t k_request_id_size = 40; // 32 hex digits
 // A failed job's failure: Nix's last lines fit; longer text is cut.

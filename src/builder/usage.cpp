@@ -72,6 +72,14 @@ void record_manifest_pull(BuildCache& cache, StorageBackend& storage, std::strin
         if (image) {
             TRY(cache.touch_image(*image, now));
         }
+        // An index: a use of every platform's image it lists.
+        TRY_ASSIGN(const auto children, cache.index_children(digest));
+        for (const auto& child : children) {
+            TRY_ASSIGN(const auto listed, cache.image_with_manifest(child));
+            if (listed) {
+                TRY(cache.touch_image(*listed, now));
+            }
+        }
         TRY_ASSIGN(const bool due, marker_due(cache, digest, now));
         return due ? write_marker(cache, storage, digest, now) : Result<void>();
     };

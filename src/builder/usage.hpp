@@ -42,7 +42,8 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
                              std::int64_t now);
 
 // Records a pull of the manifest `digest` by digest (the registry checked
-// that it is stored): a use of the image it belongs to here, and a marker
+// that it is stored): a use of the image it belongs to here (of each image
+// an index lists), and a marker
 // every instance's gc sees, even when this instance never built or served
 // that image by tag.
 void record_manifest_pull(BuildCache& cache, StorageBackend& storage, std::string_view digest);

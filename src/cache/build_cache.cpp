@@ -176,6 +176,32 @@ Result<std::optional<std::string>> BuildCache::image_with_manifest(std::string_v
     return std::optional<std::string>(s.text(0));
 }
 
+Result<void> BuildCache::record_index(std::string_view index_digest,
+                                      const std::vector<std::string>& manifests) {
+    TRY_ASSIGN(auto tx, Transaction::begin(m_db));
+    for (const auto& manifest : manifests) {
+        TRY_ASSIGN(auto s, m_db.prepare("INSERT OR IGNORE INTO image_children (index_digest, "
+                                        "manifest_digest) VALUES (?1, ?2)"));
+        s.bind(1, index_digest).bind(2, manifest);
+        TRY(s.run());
+    }
+    return tx.commit();
+}
+
+Result<std::vector<std::string>> BuildCache::index_children(std::string_view digest) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT manifest_digest FROM image_children WHERE "
+                                    "index_digest = ?1 ORDER BY manifest_digest"));
+    s.bind(1, digest);
+    std::vector<std::string> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.push_back(s.text(0));
+    }
+}
+
 Result<void> forget_images(Db& db, const std::vector<std::string>& closure_keys) {
     TRY_ASSIGN(auto tx, Transaction::begin(db));
     for (const auto& key : closure_keys) {

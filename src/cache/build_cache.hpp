@@ -81,6 +81,13 @@ public:
     // The image whose Docker or OCI manifest has `digest`; nullopt when this
     // instance has none.
     Result<std::optional<std::string>> image_with_manifest(std::string_view digest);
+    // Records that the index `index_digest` lists the manifests `manifests`
+    // (sql/006_image_children.sql).
+    Result<void> record_index(std::string_view index_digest,
+                              const std::vector<std::string>& manifests);
+    // The manifests the index `digest` lists; none when it is no index
+    // this instance recorded.
+    Result<std::vector<std::string>> index_children(std::string_view digest);
     // Forgets the image (with its image_blobs rows) and the evaluations that
     // lead to it: the next request for it evaluates and builds again.
     Result<void> forget_image(std::string_view closure_key);

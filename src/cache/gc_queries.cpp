@@ -60,6 +60,18 @@ Result<std::map<std::string, std::vector<std::string>>> GcQueries::image_blobs()
     }
 }
 
+Result<std::map<std::string, std::vector<std::string>>> GcQueries::indexes_by_manifest() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT manifest_digest, index_digest FROM image_children"));
+    std::map<std::string, std::vector<std::string>> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out[s.text(0)].push_back(s.text(1));
+    }
+}
+
 Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_key) {
     TRY_ASSIGN(auto s, m_db.prepare("SELECT DISTINCT b.image FROM evaluations e JOIN builds b "
                                     "ON b.image_key = e.image_key WHERE e.closure_key = ?1"));
@@ -68,7 +80,10 @@ Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_ke
 }
 
 Result<bool> GcQueries::is_referenced(std::string_view digest) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT 1 FROM image_blobs WHERE digest = ?1 LIMIT 1"));
+    TRY_ASSIGN(auto s, m_db.prepare(
+                           "SELECT 1 FROM image_blobs WHERE digest = ?1 UNION ALL "
+                           "SELECT 1 FROM image_children c JOIN images i ON c.manifest_digest "
+                           "IN (i.docker_digest, i.oci_digest) WHERE c.index_digest = ?1 LIMIT 1"));
     s.bind(1, digest);
     return s.step();
 }
@@ -89,7 +104,8 @@ Result<std::map<std::string, std::uint64_t>> GcQueries::recorded_blobs() {
 Result<void> GcQueries::forget_blob(std::string_view digest) {
     TRY_ASSIGN(auto tx, Transaction::begin(m_db));
     for (const char* sql :
-         {"DELETE FROM layers WHERE digest = ?1", "DELETE FROM blobs WHERE digest = ?1"}) {
+         {"DELETE FROM layers WHERE digest = ?1", "DELETE FROM blobs WHERE digest = ?1",
+          "DELETE FROM image_children WHERE index_digest = ?1"}) {
         TRY_ASSIGN(auto s, m_db.prepare(sql));
         s.bind(1, digest);
         TRY(s.run());

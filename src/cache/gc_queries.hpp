@@ -35,14 +35,18 @@ public:
     Result<std::set<std::string>> images_unused_since(std::int64_t cutoff);
     // closure key → every digest the image references.
     Result<std::map<std::string, std::vector<std::string>>> image_blobs();
+    // manifest digest → the indexes that list it (sql/006_image_children.sql).
+    Result<std::map<std::string, std::vector<std::string>>> indexes_by_manifest();
     // The image names builds of this image were requested as, for people.
     Result<std::set<std::string>> image_names(std::string_view closure_key);
 
-    // Whether any image still references `digest`.
+    // Whether any image still references `digest`, or it is an index that
+    // lists a manifest of an image still recorded.
     Result<bool> is_referenced(std::string_view digest);
     // Every digest the blobs and layers tables know, with its size.
     Result<std::map<std::string, std::uint64_t>> recorded_blobs();
-    // Deletes the blobs row and the layers rows of `digest`.
+    // Deletes the blobs row, the layers rows and (of an index) the
+    // image_children rows of `digest`.
     Result<void> forget_blob(std::string_view digest);
 
     // Evaluations whose image is gone (a later request evaluates again).

@@ -116,7 +116,7 @@ int build_command(const std::vector<std::string>& args) {
     // `docker load` (gzip layers, which every Docker reads).
     const auto write = [&](ManifestFormat format, const char* kind, const std::string& where,
                            auto&& writer) -> bool {
-        auto served = b.image(name, tag, format);
+        auto served = b.image(name, tag, {format, format});
         if (!served) {
             std::fprintf(stderr, "nixery build: building %s failed: %s\n", reference.c_str(),
                          served.error().message.c_str());

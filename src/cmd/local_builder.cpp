@@ -31,29 +31,46 @@ LocalBuilder::LocalBuilder(Config config, BuildCache cache, std::unique_ptr<Stor
       m_nix(nix_settings(m_config)), m_source(make_source(m_config, m_nix)) {}
 
 Result<ServedManifest, Failure> LocalBuilder::image(std::string_view name, std::string_view tag,
-                                                    ManifestFormat format) {
+                                                    const ManifestChoice& choice) {
     Builder builder(
         {m_config, m_popularity, *m_source, *m_storage, m_cache, m_locks, m_nix, m_metrics});
     // As the pool answers a manifest by tag (registry/registry.cpp): the
-    // cache, else a build job and then what it recorded.
-    TRY_ASSIGN(const auto resolved, builder.resolve(parse_image_name(name), tag));
-    TRY_ASSIGN(auto found, builder.find(resolved));
-    if (!found) {
-        const auto result = builder.build_job({resolved.key, std::string(name), std::string(tag)});
-        if (result.outcome == JobOutcome::lost) {
-            return unexpected(busy("another build of \"" + std::string(name) +
-                                   "\" is still running; retry later"));
+    // cache, else a build job per platform and then what they recorded.
+    // One platform after the other: this process has no job board.
+    TRY_ASSIGN(const auto targets, builder.resolve(parse_image_name(name), tag));
+    const bool several = targets.size() > 1;
+    std::vector<Builder::Found> found;
+    for (const auto& target : targets) {
+        const auto named = [&](Failure f) {
+            return several ? platform_failure(std::move(f), target.image.arch) : f;
+        };
+        const auto& job_name = target.image.name;
+        auto one = builder.find(target.resolved);
+        if (!one) {
+            return unexpected(named(one.error()));
         }
-        TRY_ASSIGN(found, builder.built(resolved));
-        if (!found && result.failure) {
-            // The build's failure, which the cache could not remember.
-            return unexpected(*result.failure);
+        if (!*one) {
+            const auto result =
+                builder.build_job({target.resolved.key, job_name, std::string(tag)});
+            if (result.outcome == JobOutcome::lost) {
+                return unexpected(named(
+                    busy("another build of \"" + job_name + "\" is still running; retry later")));
+            }
+            one = builder.built(target.resolved);
+            if (!one) {
+                return unexpected(named(one.error()));
+            }
+            if (!*one && result.failure) {
+                // The build's failure, which the cache could not remember.
+                return unexpected(named(*result.failure));
+            }
         }
+        if (!*one) {
+            return unexpected(named(fault("the build of \"" + job_name + "\" left no image", {})));
+        }
+        found.push_back({target.image.arch, std::move(**one)});
     }
-    if (!found) {
-        return unexpected(fault("the build of \"" + std::string(name) + "\" left no image", {}));
-    }
-    return builder.serve(*found, name, tag, format);
+    return builder.serve(found, name, tag, choice);
 }
 
 } // namespace nixery

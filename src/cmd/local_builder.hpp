@@ -27,12 +27,13 @@ public:
     const Config& config() const { return m_config; }
     StorageBackend& storage() { return *m_storage; }
 
-    // The document the registry serves for `name`:`tag` in `format` (its
-    // body, media type and digest), building the image first when the
+    // The document the registry serves for `name`:`tag` to a client whose
+    // Accept gives `choice` (its body, media type and digest: a manifest,
+    // or an index of NIXERY_PLATFORMS), building the images first when the
     // cache has none. `name` and `tag` must be valid (core/reference.hpp).
     // A failure is the registry error a pull would get.
     Result<ServedManifest, Failure> image(std::string_view name, std::string_view tag,
-                                          ManifestFormat format);
+                                          const ManifestChoice& choice);
 
 private:
     LocalBuilder(Config config, BuildCache cache, std::unique_ptr<StorageBackend> storage,

@@ -36,7 +36,8 @@ int prebuild_command(const std::vector<std::string>& args) {
     }
     int failed = 0;
     for (const auto& w : wanted) {
-        const auto image = (*builder)->image(w.name, w.tag, ManifestFormat::docker);
+        const auto image =
+            (*builder)->image(w.name, w.tag, {ManifestFormat::docker, ManifestFormat::docker});
         if (image) {
             std::printf("ready %s:%s %s\n", w.name.c_str(), w.tag.c_str(), image->digest.c_str());
         } else {

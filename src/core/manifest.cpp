@@ -1,6 +1,7 @@
 #include "core/manifest.hpp"
 
 #include "core/closure_graph.hpp"
+#include "core/platform.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -121,18 +122,116 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
     return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;
 }
 
+ManifestChoice negotiate_manifest(const std::vector<std::string>& accept_headers,
+                                  LayerCompression compression) {
+    ManifestChoice choice{negotiate_format(accept_headers, compression), std::nullopt};
+    bool list = false;
+    bool index = false;
+    for (const auto& header : accept_headers) {
+        std::string_view rest(header);
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const auto range = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            const auto semi = range.find(';');
+            const auto type = trim(range.substr(0, semi));
+            if (semi != std::string_view::npos && refused(range.substr(semi + 1))) {
+                continue;
+            }
+            list = list || ieq(type, media_type::docker_manifest_list);
+            index = index || ieq(type, media_type::oci_index);
+        }
+    }
+    const bool oci = choice.format == ManifestFormat::oci;
+    if ((oci && index) || (!oci && list)) {
+        choice.index = choice.format;
+    } else if (index || list) {
+        choice.index = index ? ManifestFormat::oci : ManifestFormat::docker;
+    }
+    return choice;
+}
+
+std::string_view index_media_type(ManifestFormat format) {
+    return format == ManifestFormat::oci ? media_type::oci_index : media_type::docker_manifest_list;
+}
+
+bool is_manifest_media_type(std::string_view type) {
+    return type == media_type::docker_manifest || type == media_type::oci_manifest ||
+           type == media_type::docker_manifest_list || type == media_type::oci_index;
+}
+
+std::string index_json(ManifestFormat format, const std::vector<IndexEntry>& entries,
+                       const Labels& annotations) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("schemaVersion");
+    w.Int(2);
+    w.Key("mediaType");
+    put(w, index_media_type(format));
+    w.Key("manifests");
+    w.StartArray();
+    for (const auto& e : entries) {
+        w.StartObject();
+        w.Key("mediaType");
+        put(w, manifest_media_type(format));
+        w.Key("size");
+        w.Uint64(e.size);
+        w.Key("digest");
+        put(w, e.digest);
+        w.Key("platform");
+        w.StartObject();
+        w.Key("architecture");
+        put(w, oci_architecture(e.arch));
+        w.Key("os");
+        put(w, k_platform_os);
+        if (!oci_variant(e.arch).empty()) {
+            w.Key("variant");
+            put(w, oci_variant(e.arch));
+        }
+        w.EndObject();
+        w.EndObject();
+    }
+    w.EndArray();
+    if (format == ManifestFormat::oci) {
+        put_object(w, "annotations", annotations);
+    }
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+Labels manifest_annotations_of(std::string_view json) {
+    rapidjson::Document d;
+    d.Parse(json.data(), json.size());
+    Labels out;
+    if (d.HasParseError() || !d.IsObject()) {
+        return out;
+    }
+    const auto it = d.FindMember("annotations");
+    if (it == d.MemberEnd() || !it->value.IsObject()) {
+        return out;
+    }
+    for (const auto& m : it->value.GetObject()) {
+        if (m.value.IsString()) {
+            out.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()),
+                             std::string(m.value.GetString(), m.value.GetStringLength()));
+        }
+    }
+    return out;
+}
+
 std::string config_json(const ImageConfig& config) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
     w.Key("architecture");
     put(w, oci_architecture(config.arch));
-    if (config.arch == Arch::arm64) {
+    if (!oci_variant(config.arch).empty()) {
         w.Key("variant");
-        w.String("v8");
+        put(w, oci_variant(config.arch));
     }
     w.Key("os");
-    w.String("linux");
+    put(w, k_platform_os);
     w.Key("created");
     put(w, k_fixed_created);
     w.Key("config");

@@ -12,6 +12,7 @@
 #include "core/provenance.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,9 @@ inline constexpr std::string_view docker_config = "application/vnd.docker.contai
 inline constexpr std::string_view docker_layer =
     "application/vnd.docker.image.rootfs.diff.tar.gzip";
 inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr std::string_view docker_manifest_list =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+inline constexpr std::string_view oci_index = "application/vnd.oci.image.index.v1+json";
 inline constexpr std::string_view oci_config = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view oci_layer = "application/vnd.oci.image.layer.v1.tar+gzip";
 inline constexpr std::string_view oci_layer_zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -56,6 +60,28 @@ std::string_view layer_media_type(ManifestFormat format,
 ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
                                 LayerCompression compression = LayerCompression::gzip);
 
+// What a manifest request by tag is answered with: a manifest in `format`,
+// or, for an image of several platforms, the index (OCI) or manifest list
+// (Docker) of `index`, listing manifests of that format; nullopt when the
+// client accepts neither.
+struct ManifestChoice {
+    ManifestFormat format = ManifestFormat::docker;
+    std::optional<ManifestFormat> index;
+};
+
+// The format as negotiate_format() picks it, and the index: the list type
+// of that format when it is accepted, else the other one when that is.
+ManifestChoice negotiate_manifest(const std::vector<std::string>& accept_headers,
+                                  LayerCompression compression = LayerCompression::gzip);
+
+// The media type of an index of manifests in `format`: the OCI image index
+// or the Docker manifest list.
+std::string_view index_media_type(ManifestFormat format);
+
+// Whether `type` is a manifest, an index or a manifest list: what a client
+// may fetch from /v2/<name>/manifests/<digest>.
+bool is_manifest_media_type(std::string_view type);
+
 struct LayerDescriptor {
     std::string digest;  // "sha256:…" of the compressed blob
     std::string diff_id; // "sha256:…" of the uncompressed tar
@@ -82,6 +108,23 @@ std::string config_json(const ImageConfig& config);
 std::string manifest_json(ManifestFormat format, std::string_view config_digest,
                           std::uint64_t config_size, const std::vector<LayerDescriptor>& layers,
                           const Labels& annotations);
+
+// One manifest of an index: its platform's architecture, its digest and size.
+struct IndexEntry {
+    Arch arch = Arch::amd64;
+    std::string digest;
+    std::uint64_t size = 0;
+};
+
+// The index (OCI) or manifest list (Docker) of manifests in `format`, each
+// with its platform (os, architecture, variant). `annotations` go into the
+// OCI index only; none: no member.
+std::string index_json(ManifestFormat format, const std::vector<IndexEntry>& entries,
+                       const Labels& annotations);
+
+// The annotations of an OCI manifest ("annotations" of `json`); none when it
+// has none or is not an object.
+Labels manifest_annotations_of(std::string_view json);
 
 // The "mediaType" of a stored JSON document (a manifest, an index or a
 // config as another instance may have stored it); empty when `json` is not

@@ -80,6 +80,24 @@ Labels manifest_annotations(const ImageProvenance& image) {
     return labels;
 }
 
+Labels index_annotations(const std::vector<Labels>& platforms, std::string_view title) {
+    Labels out;
+    if (!platforms.empty()) {
+        for (const auto& entry : platforms.front()) {
+            const bool shared =
+                std::all_of(platforms.begin(), platforms.end(), [&](const Labels& l) {
+                    return std::find(l.begin(), l.end(), entry) != l.end();
+                });
+            if (shared && entry.first != label::title) {
+                out.push_back(entry);
+            }
+        }
+    }
+    add(out, label::title, std::string(title));
+    sort(out);
+    return out;
+}
+
 Labels config_labels(const ImageProvenance& image,
                      const std::vector<std::vector<std::string>>& layer_store_paths) {
     auto labels = manifest_annotations(image);

@@ -66,6 +66,12 @@ inline constexpr std::string_view source_hash = "org.nixos.nixery.source.hash";
 // where they mean what OCI says (a repository or tarball URL, a commit).
 Labels manifest_annotations(const ImageProvenance& image);
 
+// The annotations of an index of one image's platforms: those every
+// platform's manifest has with the same value (the source, the created
+// time; not the packages, whose output paths differ by platform), and the
+// title `title` (the name without "arm64/"), sorted by key.
+Labels index_annotations(const std::vector<Labels>& platforms, std::string_view title);
+
 // The config's Labels: the annotations and org.nixos.nixery.layers, a JSON
 // array with one array per layer, bottom first (as rootfs.diff_ids), of the
 // store path base names the layer holds ("<hash>-<name>"; the top layer of

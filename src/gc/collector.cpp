@@ -129,6 +129,20 @@ private:
                 state.blobs = record->blobs;
             }
         }
+        // An index is kept with the images it lists, and its markers (a pull
+        // by digest) are uses of each of them.
+        TRY_ASSIGN(const auto indexes, m_q.indexes_by_manifest());
+        for (auto& [key, image] : plan.images) {
+            std::vector<std::string> listing;
+            for (const auto& manifest : image.manifests) {
+                const auto it = indexes.find(manifest);
+                if (it != indexes.end()) {
+                    listing.insert(listing.end(), it->second.begin(), it->second.end());
+                }
+            }
+            image.blobs.insert(image.blobs.end(), listing.begin(), listing.end());
+            image.manifests.insert(image.manifests.end(), listing.begin(), listing.end());
+        }
         TRY_ASSIGN(plan.markers, list_markers());
 
         std::set<std::string> keep;

@@ -2,6 +2,7 @@
 
 #include "builder/usage.hpp"
 #include "core/image.hpp"
+#include "core/platform.hpp"
 #include "core/reference.hpp"
 #include "nix/source.hpp"
 #include "registry/disclosure.hpp"
@@ -23,10 +24,6 @@ constexpr std::string_view k_api_version = "registry/2.0";
 Response with_api_version(Response r) {
     r.header("Docker-Distribution-API-Version", std::string(k_api_version));
     return r;
-}
-
-bool is_manifest_type(std::string_view media_type) {
-    return media_type == media_type::docker_manifest || media_type == media_type::oci_manifest;
 }
 
 // The largest object read to learn whether it is a manifest: the
@@ -234,9 +231,8 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     if (!is_valid_tag(reference)) {
         return refuse(tag_invalid(reference));
     }
-    const auto image = parse_image_name(name);
-    const auto format =
-        negotiate_format(request.header_values("Accept"), m_services.config.layer_compression);
+    const auto choice =
+        negotiate_manifest(request.header_values("Accept"), m_services.config.layer_compression);
     Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
                      m_cache, m_services.locks, m_nix, m_services.metrics});
     const auto logged = [&](Response r) {
@@ -244,15 +240,23 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         r.log_fields.emplace_back("tag", reference);
         return r;
     };
-    auto resolved = builder.resolve(image, reference);
-    if (!resolved) {
-        return logged(refuse(resolved.error()));
+    auto targets = builder.resolve(parse_image_name(name), reference);
+    if (!targets) {
+        return logged(refuse(targets.error()));
     }
-    auto found = builder.find(*resolved);
-    if (!found) {
-        return logged(refuse(found.error()));
+    const bool several = targets->size() > 1;
+    std::vector<Builder::Found> found;
+    for (const auto& target : *targets) {
+        auto one = builder.find(target.resolved);
+        if (!one) {
+            return logged(
+                refuse(several ? platform_failure(one.error(), target.image.arch) : one.error()));
+        }
+        if (*one) {
+            found.push_back({target.image.arch, std::move(**one)});
+        }
     }
-    if (!*found) {
+    if (found.size() < targets->size()) {
         // nginx's manifest location caches, and a cacheable request is not
         // given up when its client hangs up (nginx reads on to fill the
         // cache), so a wait there would keep abandoned builds alive: a
@@ -265,47 +269,86 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
             r.counted = false;
             return logged(with_api_version(std::move(r)));
         }
-        return after_build(image, reference, format, *resolved);
+        return after_build(name, reference, choice, std::move(*targets));
+    }
+    auto served = builder.serve(found, name, reference, choice);
+    if (!served) {
+        return logged(refuse(served.error()));
     }
     return logged(manifest_response(
-        builder.serve(**found, name, reference, format),
+        std::move(*served),
         if_nginx_has_room(m_services.config, manifest_cache_time(m_services.config, reference))));
 }
 
-Response RegistryHandler::after_build(const Image& image, const std::string& tag,
-                                      ManifestFormat format, const Builder::Resolved& resolved) {
+Response RegistryHandler::after_build(const std::string& name, const std::string& tag,
+                                      const ManifestChoice& choice,
+                                      std::vector<Builder::Target> targets) {
     auto& jobs = m_services.jobs;
-    const auto joined = jobs.join({resolved.key, image.name, tag, log::request_id()});
-    if (!joined || !*joined) {
-        auto r = refuse(!joined ? fault("queueing the build of \"" + image.name + "\" failed",
-                                        joined.error().message)
-                                : Failure{FailureKind::overloaded,
-                                          {},
-                                          "too many images are waiting to be built (" +
-                                              std::to_string(m_services.config.max_queued_builds) +
-                                              "); retry later",
-                                          {},
-                                          {}});
-        r.log_fields.emplace_back("image", image.name);
-        r.log_fields.emplace_back("tag", tag);
-        return r;
+    const bool several = targets.size() > 1;
+    // One job per platform, which requests for that platform alone (an
+    // "arm64/" name) share; the board runs them in parallel.
+    std::vector<JobTicket> tickets;
+    const auto leave_all = [&jobs](const std::vector<JobTicket>& held, Leaving how) {
+        for (const auto& t : held) {
+            jobs.leave(t, how);
+        }
+    };
+    for (const auto& target : targets) {
+        const auto joined =
+            jobs.join({target.resolved.key, target.image.name, tag, log::request_id()});
+        if (!joined || !*joined) {
+            leave_all(tickets, Leaving::gone);
+            auto r =
+                refuse(!joined ? fault("queueing the build of \"" + target.image.name + "\" failed",
+                                       joined.error().message)
+                               : Failure{FailureKind::overloaded,
+                                         {},
+                                         "too many images are waiting to be built (" +
+                                             std::to_string(m_services.config.max_queued_builds) +
+                                             "); retry later",
+                                         {},
+                                         {}});
+            r.log_fields.emplace_back("image", name);
+            r.log_fields.emplace_back("tag", tag);
+            return r;
+        }
+        tickets.push_back(**joined);
     }
-    const auto ticket = **joined;
     const auto arrived = std::chrono::steady_clock::now();
     Response r;
-    r.later = [services = m_services, disclosure = m_disclosure, image, tag, format, resolved,
-               ticket, arrived](ResponseWriter& w) {
+    r.later = [services = m_services, disclosure = m_disclosure, name, tag, choice, several,
+               targets = std::move(targets), tickets, arrived](ResponseWriter& w) {
         const auto refused = [&](const Failure& failure) {
             return failure_response(disclosure, failure);
         };
-        w.log_fields.emplace_back("image", image.name);
+        w.log_fields.emplace_back("image", name);
         w.log_fields.emplace_back("tag", tag);
         const auto& config = services.config;
         auto& board = services.jobs;
-        // The answer once the job has ended: from the cache, as if it had
+        std::vector<std::optional<JobBoard::WaitResult>> results(tickets.size());
+        const auto leave = [&](Leaving how) {
+            for (const auto& t : tickets) {
+                board.leave(t, how);
+            }
+        };
+        // Waits for every job until `until`: ended when all have.
+        const auto wait_all = [&](JobBoard::Clock::time_point until,
+                                  const std::function<bool()>& give_up) {
+            for (std::size_t i = 0; i < tickets.size(); ++i) {
+                if (results[i]) {
+                    continue;
+                }
+                auto waited = board.wait(tickets[i], until, give_up);
+                if (waited.how != JobBoard::Waited::ended) {
+                    return waited.how;
+                }
+                results[i] = std::move(waited);
+            }
+            return JobBoard::Waited::ended;
+        };
+        // The answer once the jobs have ended: from the cache, as if it had
         // been there when the request came.
-        const auto answer =
-            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
+        const auto answer = [&]() -> Result<ServedManifest, Failure> {
             auto db = Db::open(config.database(), config.data.sql_dir);
             if (!db) {
                 return unexpected(fault("reading the built image failed", db.error().message));
@@ -315,40 +358,52 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
             const auto source = make_source(config, nix);
             Builder builder({config, services.popularity, *source, services.storage, cache,
                              services.locks, nix, services.metrics});
-            TRY_ASSIGN(auto found, builder.built(resolved));
-            if (!found && waited.failure) {
-                // The job's failure, which the cache could not remember
-                // (a full disk, most likely).
-                return unexpected(*waited.failure);
+            std::vector<Builder::Found> found;
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                const auto& target = targets[i];
+                const auto named = [&](Failure f) {
+                    return several ? platform_failure(std::move(f), target.image.arch) : f;
+                };
+                auto built = builder.built(target.resolved);
+                if (!built) {
+                    return unexpected(named(built.error()));
+                }
+                if (!*built && results[i]->failure) {
+                    // The job's failure, which the cache could not remember
+                    // (a full disk, most likely).
+                    return unexpected(named(*results[i]->failure));
+                }
+                if (!*built) {
+                    return unexpected(named(nixery::busy("the build of \"" + target.image.name +
+                                                         "\" ended without an image; retry")));
+                }
+                found.push_back({target.image.arch, std::move(**built)});
             }
-            if (!found) {
-                return unexpected(nixery::busy("the build of \"" + image.name +
-                                               "\" ended without an image; retry"));
-            }
-            return builder.serve(*found, image.name, tag, format);
+            return builder.serve(found, name, tag, choice);
         };
-        const auto ended =
-            [&](const JobBoard::WaitResult& waited) -> Result<ServedManifest, Failure> {
-            board.leave(ticket, Leaving::done);
-            if (waited.outcome == JobOutcome::lost) {
-                return unexpected(
-                    nixery::busy("the build of \"" + image.name + "\" was interrupted; retry"));
+        const auto ended = [&]() -> Result<ServedManifest, Failure> {
+            leave(Leaving::done);
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                if (results[i]->outcome == JobOutcome::lost) {
+                    return unexpected(nixery::busy("the build of \"" + targets[i].image.name +
+                                                   "\" was interrupted; retry"));
+                }
             }
-            return answer(waited);
+            return answer();
         };
         const auto gone = [&] { return w.client_gone() || w.stopping(); };
 
-        auto waited = board.wait(ticket, arrived + config.header_deadline, gone);
-        if (waited.how == JobBoard::Waited::ended) {
-            auto served = ended(waited);
+        auto how = wait_all(arrived + config.header_deadline, gone);
+        if (how == JobBoard::Waited::ended) {
+            auto served = ended();
             w.send(served ? manifest_response(
                                 std::move(*served),
                                 if_nginx_has_room(config, manifest_cache_time(config, tag)))
                           : refused(served.error()));
             return;
         }
-        if (waited.how == JobBoard::Waited::given_up) {
-            board.leave(ticket, w.client_gone() ? Leaving::gone : Leaving::done);
+        if (how == JobBoard::Waited::given_up) {
+            leave(w.client_gone() ? Leaving::gone : Leaving::done);
             if (!w.client_gone()) {
                 w.send(refused(nixery::busy("the server is restarting; retry shortly")));
             }
@@ -357,22 +412,24 @@ Response RegistryHandler::after_build(const Image& image, const std::string& tag
         // Not ready by the deadline: the headers now, before clients give
         // up (containerd waits 30 s for them), without a digest or length
         // (a client then takes the digest from the body).
-        w.start(200, {{"Content-Type", std::string(manifest_media_type(format))},
+        const auto type = several && choice.index ? index_media_type(*choice.index)
+                                                  : manifest_media_type(choice.format);
+        w.start(200, {{"Content-Type", std::string(type)},
                       {"Vary", "Accept"},
                       {"Docker-Distribution-API-Version", std::string(k_api_version)}});
         if (w.head_only()) {
             // Its GET follows: a queued job keeps its place a while.
-            board.leave(ticket, Leaving::revisit);
+            leave(Leaving::revisit);
             return;
         }
-        waited = board.wait(ticket, arrived + config.request_timeout() - std::chrono::minutes(1),
-                            [&] { return w.client_gone(); });
-        if (waited.how != JobBoard::Waited::ended) {
-            board.leave(ticket, Leaving::gone);
+        how = wait_all(arrived + config.request_timeout() - std::chrono::minutes(1),
+                       [&] { return w.client_gone(); });
+        if (how != JobBoard::Waited::ended) {
+            leave(Leaving::gone);
             w.abort();
             return;
         }
-        auto served = ended(waited);
+        auto served = ended();
         if (!served) {
             // Too late for a status: the failure is remembered, and the
             // client's retry gets it as a registry error.
@@ -446,7 +503,7 @@ Response RegistryHandler::stored(const Request& request, const std::string& name
             return unknown();
         }
     }
-    if (manifest != is_manifest_type(media_type)) {
+    if (manifest != is_manifest_media_type(media_type)) {
         return unknown(); // a layer asked for as a manifest, or the reverse
     }
     if (manifest) {
@@ -516,6 +573,9 @@ Response RegistryHandler::start_page(const Request& request) {
                                     [](const auto& p) { return p.first == "HTTPS"; });
     page.tls = https != request.params.end() && !https->second.empty();
     page.source = m_services.config.describe_source();
+    for (const auto arch : m_services.config.platforms) {
+        page.platforms.push_back(platform_name(arch));
+    }
     if (auto current = current_source(m_services.config)) {
         page.revision = std::move(current->provenance);
         page.revision_recorded_at = current->recorded_at;

@@ -37,10 +37,11 @@ private:
 
     Response manifest(const Request& request, const std::string& name,
                       const std::string& reference);
-    // A manifest by tag whose image needs a build: answered later, when the
-    // build ends, or with early headers at NIXERY_HEADER_DEADLINE.
-    Response after_build(const Image& image, const std::string& tag, ManifestFormat format,
-                         const Builder::Resolved& resolved);
+    // A manifest by tag whose image (of some platform) needs a build:
+    // answered later, when the builds of every platform end, or with early
+    // headers at NIXERY_HEADER_DEADLINE.
+    Response after_build(const std::string& name, const std::string& tag,
+                         const ManifestChoice& choice, std::vector<Builder::Target> targets);
     // A blob or manifest by digest, from storage: a GET gets the location
     // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
     // size, type and digest from here, since the redirect target is

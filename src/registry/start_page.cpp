@@ -114,6 +114,15 @@ std::string render_start_page(const StartPage& page) {
            insecure + host + "/figlet\nskopeo copy " +
            (page.tls ? std::string() : "--src-tls-verify=false ") + "docker://" + host +
            "/shell/hello oci:hello:latest</pre>\n";
+    if (page.platforms.size() > 1) {
+        std::string names;
+        for (const auto& p : page.platforms) {
+            names += (names.empty() ? "" : ", ") + ("<code>" + escape_markup(p) + "</code>");
+        }
+        out += "<p>Every image is built for " + names +
+               ": a client gets the image of its platform (<code>docker pull --platform "
+               "linux/arm64</code>, <code>podman pull --arch arm64</code>).</p>\n";
+    }
     out += "<p>A tag other than <code>latest</code> selects a revision of the package source "
            "where the source has revisions (a git repository or a channel).</p>\n";
 

@@ -22,6 +22,9 @@ struct StartPage {
     std::string host;   // the request's Host header; empty: a placeholder is shown
     bool tls = true;    // the request came over HTTPS
     std::string source; // Config::describe_source()
+    // NIXERY_PLATFORMS as people name them ("linux/amd64"); with more than
+    // one, the page says that a client gets the image of its platform.
+    std::vector<std::string> platforms;
     // What the last build of a "latest" image came from, and when it was
     // recorded; an empty type: not known yet.
     SourceProvenance revision;

@@ -17,5 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     headers.push_back(input.substr(start));
     (void)manifest_media_type(negotiate_format(headers));
+    const auto choice = negotiate_manifest(headers, LayerCompression::zstd);
+    if (choice.index) {
+        (void)index_media_type(*choice.index);
+    }
     return 0;
 }

@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     (void)document_media_type(input);
     (void)manifest_layer_count(input);
+    (void)manifest_annotations_of(input);
 
     // The input's lines as layer digests and descriptions.
     std::vector<LayerDescriptor> layers;
@@ -33,6 +34,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         document_media_type(manifest) != manifest_media_type(format)) {
         std::abort();
     }
+    // An index of the lines as digests reads back as an index.
+    std::vector<IndexEntry> entries;
+    Labels annotations;
+    for (const auto& l : layers) {
+        entries.push_back({l.size % 2 ? Arch::arm64 : Arch::amd64, l.digest, l.size});
+        annotations.emplace_back(l.digest, l.created_by);
+    }
+    const auto index = index_json(format, entries, annotations);
+    if (document_media_type(index) != index_media_type(format)) {
+        std::abort();
+    }
+    (void)manifest_annotations_of(index);
     ImageConfig config;
     config.layers = layers;
     config.bash = size % 3 == 0;

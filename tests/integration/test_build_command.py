@@ -123,6 +123,40 @@ class BuildCommandTest(TestCase):
             manifest = json.loads(layout_blob(layout, entry["digest"]))
             self.assertEqual({l["mediaType"] for l in manifest["layers"]}, {ZSTD_LAYER})
 
+    def test_two_platforms_layout_holds_the_registrys_index(self):
+        # NIXERY_PLATFORMS of two: the layout names the OCI image index the
+        # registry serves an OCI client, the archive holds the host's image
+        # of the manifest list the registry serves Docker.
+        platforms = {"NIXERY_PLATFORMS": "linux/amd64,linux/arm64",
+                     "NIX_CONFIG": base_environment()["NIX_CONFIG"] + "extra-platforms = aarch64-linux\n"}
+        index_type = "application/vnd.oci.image.index.v1+json"
+        list_type = "application/vnd.docker.distribution.manifest.list.v2+json"
+        with Instance(**platforms) as inst:
+            offline = Offline(self.work, inst.package_set, **platforms)
+            layout, archive = self.work / "layout", self.work / "whichsystem.tar"
+            out = build(offline.env, "whichsystem:v1", "--output", layout, "--docker-archive", archive).stdout
+            entry = layout_entry(layout, "v1")
+            self.assertEqual(entry["mediaType"], index_type)
+            self.assertEqual(printed(out, "oci-layout"), entry["digest"])
+            served = inst.manifest("whichsystem", "v1", accept=index_type + ", " + OCI)
+            self.assertEqual(served.header("Content-Type"), index_type)
+            self.assertEqual(served.header("Docker-Content-Digest"), entry["digest"])
+            self.assertEqual(layout_blob(layout, entry["digest"]), served.body)
+            listed = inst.manifest("whichsystem", "v1", accept=list_type + ", " + DOCKER)
+            self.assertEqual(listed.header("Docker-Content-Digest"), printed(out, "docker-archive"))
+        # Both platforms' images are in the layout, whole.
+        index = json.loads(layout_blob(layout, entry["digest"]))
+        self.assertEqual([m["platform"]["architecture"] for m in index["manifests"]], ["amd64", "arm64"])
+        for child in index["manifests"]:
+            manifest = json.loads(layout_blob(layout, child["digest"]))
+            config = json.loads(layout_blob(layout, manifest["config"]["digest"]))
+            self.assertEqual(config["architecture"], child["platform"]["architecture"])
+            for layer in manifest["layers"]:
+                self.assertEqual(len(layout_blob(layout, layer["digest"])), layer["size"])
+        # skopeo picks the arm64 image out of the layout.
+        inspected = json.loads(run(["skopeo", "--override-arch", "arm64", "inspect", "oci:%s:v1" % layout]).stdout)
+        self.assertEqual(inspected["Architecture"], "arm64")
+
     def test_a_layout_takes_more_images_and_refuses_other_directories(self):
         offline = Offline(self.work, make_package_set(self.work))
         layout = self.work / "layout"

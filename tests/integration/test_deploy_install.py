@@ -20,6 +20,7 @@ EXPECTED_FILES = {
     "usr/share/nixery/sql/003_failure_retry_after.sql",
     "usr/share/nixery/sql/004_store_paths.sql",
     "usr/share/nixery/sql/005_failure_kind.sql",
+    "usr/share/nixery/sql/006_image_children.sql",
     "usr/share/nixery/nix/image.nix",
     "usr/share/nixery/nix/popcount.nix",
     "usr/share/nixery/nix/demo/default.nix",

@@ -42,7 +42,8 @@ def stop(process, timeout=30):
 class DaemonsCase(TestCase):
     """A containerd and a dockerd of the test's own (by PID, on sockets in a
     temporary directory) for the tests of a class; docker() and ctr() drive
-    them. No tests of its own: test_build_command.py uses it too."""
+    them. No tests of its own: test_build_command.py and test_platforms.py
+    use it too."""
 
     @classmethod
     def setUpClass(cls):

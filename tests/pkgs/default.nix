@@ -179,6 +179,21 @@ demo // rec {
   };
   notapackage = "just a string";
 
+  # Images of several platforms (NIXERY_PLATFORMS): whichsystem records
+  # the Nix system it was built for; noarm fails to build for aarch64-linux.
+  whichsystem = mkPackage "whichsystem-1.0" ''
+    mkdir -p $out/share $out/bin
+    echo ${system} > $out/share/system
+    printf '#!${sh}\necho ${system}\n' > $out/bin/whichsystem
+    chmod 0555 $out/bin/whichsystem
+  '';
+  noarm = if system == "aarch64-linux"
+    then mkPackage "noarm-${salt}" ''
+      echo "nixery-test: noarm cannot be built for ${system}" >&2
+      exit 1
+    ''
+    else mkApp "noarm-1.0" libgreet;
+
   # Naming rules: nested attributes, names starting with a digit, camelCase.
   xorg = { xev = mkApp "xev-1.2" libgreet; };
   _7zip = mkApp "7zip-23" libgreet;

@@ -81,6 +81,14 @@ TEST_CASE("load_config") {
         env["NIXERY_GC_KEEP_DAYS"] = "a week";
         CHECK(error_of(env).find("NIXERY_GC_KEEP_DAYS") == 0);
     }
+    SUBCASE("platforms: the host's by default, a list in order, a bad one named") {
+        auto env = base();
+        CHECK(load_config(env)->platforms == std::vector<Arch>{host_arch()});
+        env["NIXERY_PLATFORMS"] = "linux/amd64,linux/arm64";
+        CHECK(load_config(env)->platforms == std::vector<Arch>{Arch::amd64, Arch::arm64});
+        env["NIXERY_PLATFORMS"] = "linux/amd64,linux/ppc64le";
+        CHECK(error_of(env).find("NIXERY_PLATFORMS: \"linux/ppc64le\" is not a platform") == 0);
+    }
     SUBCASE("layer compression") {
         auto env = base();
         CHECK(load_config(env)->layer_compression == LayerCompression::gzip);

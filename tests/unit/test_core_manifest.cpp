@@ -29,6 +29,69 @@ TEST_CASE("negotiate_format") {
     }
 }
 
+TEST_CASE("negotiate_manifest: the index of the format, else the other one, else none") {
+    const std::string docker(media_type::docker_manifest);
+    const std::string oci(media_type::oci_manifest);
+    const std::string list(media_type::docker_manifest_list);
+    const std::string index(media_type::oci_index);
+    // containerd and Docker: every type, the Docker manifest first.
+    auto c = negotiate_manifest({docker + ", " + list + ", " + oci + ", " + index + ", */*"});
+    CHECK(c.format == ManifestFormat::docker);
+    REQUIRE(c.index);
+    CHECK(*c.index == ManifestFormat::docker);
+    c = negotiate_manifest({oci, index});
+    CHECK(c.format == ManifestFormat::oci);
+    CHECK(c.index == ManifestFormat::oci);
+    c = negotiate_manifest({docker, oci});
+    CHECK_FALSE(c.index);
+    c = negotiate_manifest({});
+    CHECK(c.format == ManifestFormat::docker);
+    CHECK_FALSE(c.index);
+    // Only the other kind of index accepted: that one.
+    c = negotiate_manifest({docker + ", " + index});
+    CHECK(c.format == ManifestFormat::docker);
+    CHECK(c.index == ManifestFormat::oci);
+    c = negotiate_manifest({docker + ", " + list + ";q=0"});
+    CHECK_FALSE(c.index);
+    CHECK(is_manifest_media_type(list));
+    CHECK(is_manifest_media_type(index));
+    CHECK(is_manifest_media_type(docker));
+    CHECK_FALSE(is_manifest_media_type(media_type::docker_config));
+}
+
+TEST_CASE("index_json: one entry per platform, annotations in OCI only") {
+    const std::vector<IndexEntry> entries{{Arch::amd64, "sha256:" + std::string(64, 'a'), 100},
+                                          {Arch::arm64, "sha256:" + std::string(64, 'b'), 200}};
+    const Labels annotations{{"org.opencontainers.image.title", "shell"}};
+    const auto oci = index_json(ManifestFormat::oci, entries, annotations);
+    CHECK(oci == index_json(ManifestFormat::oci, entries, annotations)); // deterministic
+    rapidjson::Document d;
+    d.Parse(oci.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(d["schemaVersion"].GetInt() == 2);
+    CHECK(std::string(d["mediaType"].GetString()) == media_type::oci_index);
+    REQUIRE(d["manifests"].Size() == 2);
+    const auto& arm = d["manifests"][1];
+    CHECK(std::string(arm["mediaType"].GetString()) == media_type::oci_manifest);
+    CHECK(arm["size"].GetUint64() == 200);
+    CHECK(std::string(arm["digest"].GetString()) == entries[1].digest);
+    CHECK(std::string(arm["platform"]["architecture"].GetString()) == "arm64");
+    CHECK(std::string(arm["platform"]["os"].GetString()) == "linux");
+    CHECK(std::string(arm["platform"]["variant"].GetString()) == "v8");
+    CHECK_FALSE(d["manifests"][0]["platform"].HasMember("variant"));
+    CHECK(std::string(d["annotations"]["org.opencontainers.image.title"].GetString()) == "shell");
+    CHECK(document_media_type(oci) == media_type::oci_index);
+
+    rapidjson::Document l;
+    l.Parse(index_json(ManifestFormat::docker, entries, annotations).c_str());
+    CHECK(std::string(l["mediaType"].GetString()) == media_type::docker_manifest_list);
+    CHECK(std::string(l["manifests"][0]["mediaType"].GetString()) == media_type::docker_manifest);
+    CHECK_FALSE(l.HasMember("annotations"));
+
+    CHECK(manifest_annotations_of(oci) == annotations);
+    CHECK(manifest_annotations_of("[]").empty());
+}
+
 TEST_CASE("config_json and manifest_json") {
     ImageConfig cfg;
     cfg.arch = Arch::arm64;

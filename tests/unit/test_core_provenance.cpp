@@ -72,6 +72,22 @@ TEST_CASE("manifest_annotations") {
     }
 }
 
+TEST_CASE("index_annotations: what every platform shares, and the title") {
+    const Labels amd{{"org.nixos.nixery.packages", "{\"a\":\"/nix/store/x-a\"}"},
+                     {"org.opencontainers.image.created", "1970-01-01T00:00:01Z"},
+                     {"org.opencontainers.image.revision", "abc"},
+                     {"org.opencontainers.image.title", "hello"}};
+    const Labels arm{{"org.nixos.nixery.packages", "{\"a\":\"/nix/store/y-a\"}"},
+                     {"org.opencontainers.image.created", "1970-01-01T00:00:01Z"},
+                     {"org.opencontainers.image.revision", "abc"},
+                     {"org.opencontainers.image.title", "arm64/hello"}};
+    const auto out = index_annotations({amd, arm}, "hello");
+    CHECK(out == Labels{{"org.opencontainers.image.created", "1970-01-01T00:00:01Z"},
+                        {"org.opencontainers.image.revision", "abc"},
+                        {"org.opencontainers.image.title", "hello"}});
+    CHECK(index_annotations({}, "x") == Labels{{"org.opencontainers.image.title", "x"}});
+}
+
 TEST_CASE("config_labels") {
     const auto labels = config_labels(git_image(), {{k_glibc}, {k_hello, k_cacert}, {}});
     CHECK(std::is_sorted(labels.begin(), labels.end()));

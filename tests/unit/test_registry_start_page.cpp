@@ -43,6 +43,14 @@ TEST_CASE("render_start_page") {
         CHECK(html.find("podman pull --tls-verify=false 127.0.0.1:8080/figlet") !=
               std::string::npos);
     }
+    SUBCASE("several platforms: each named, a client gets its own") {
+        page.platforms = {"linux/amd64"};
+        CHECK(render_start_page(page).find("Every image is built for") == std::string::npos);
+        page.platforms = {"linux/amd64", "linux/arm64/v8"};
+        const auto html = render_start_page(page);
+        CHECK(html.find("Every image is built for <code>linux/amd64</code>, "
+                        "<code>linux/arm64/v8</code>") != std::string::npos);
+    }
     SUBCASE("no Host header: a placeholder") {
         CHECK(render_start_page(page).find("docker pull HOST/shell/hello") != std::string::npos);
     }
