@@ -34,9 +34,11 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 3> k_served_
     {media_type::docker_config, "docker-config"},
     {media_type::oci_config, "oci-config"},
 }};
-constexpr std::array<std::pair<std::string_view, std::string_view>, 2> k_served_manifest_kinds{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 4> k_served_manifest_kinds{{
     {media_type::docker_manifest, "docker-manifest"},
     {media_type::oci_manifest, "oci-manifest"},
+    {media_type::oci_index, "oci-index"},
+    {media_type::docker_manifest_list, "docker-list"},
 }};
 
 template <typename Kinds>

@@ -14,6 +14,7 @@ import time
 import unittest
 from pathlib import Path
 
+from test_serving import wait_for_pool_log
 from harness import (Instance, TestCase, base_environment, have, podman_argv, run, unpack)
 from test_slow_builds import fresh_salt
 from test_slow_clients import DaemonsCase
@@ -99,7 +100,10 @@ class IndexTest(TestCase):
             # Each platform has its own build of the package.
             self.assertEqual(len(set(systems)), 2, systems)
 
-        # The index and the list by digest, GET and HEAD, as a manifest is.
+        # The index and the list by digest, GET and HEAD, as a manifest is;
+        # within one minute of nginx's clock (its links are per minute).
+        if time.localtime().tm_sec > 50:
+            time.sleep(61 - time.localtime().tm_sec)
         for served, media_type in ((oci, OCI_INDEX), (docker, DOCKER_LIST)):
             d = served.header("Docker-Content-Digest")
             by_digest = self.get_ok("/v2/whichsystem/manifests/" + d)
@@ -108,6 +112,13 @@ class IndexTest(TestCase):
             self.assertEqual(by_digest.header("Docker-Content-Digest"), d)
             head = inst.head("/v2/whichsystem/manifests/" + d)
             self.assertEqual((head.status, head.header("Docker-Content-Digest")), (200, d))
+            # From then on nginx sends it alone, from the link the pool left,
+            # with the same type (nginx/storage-location.conf.in).
+            (link,) = (inst.state / "served" / "manifests" / d[7:]).iterdir()
+            self.assertEqual(link.suffix, {OCI_INDEX: ".oci-index", DOCKER_LIST: ".docker-list"}[media_type])
+            again = self.get_ok("/v2/whichsystem/manifests/" + d)
+            self.assertEqual((again.body, again.header("Content-Type")), (served.body, media_type))
+            self.assertEqual(wait_for_pool_log(inst, "/v2/whichsystem/manifests/" + d, 1), 1)
             # Not a blob.
             self.assertEqual(inst.get("/v2/whichsystem/blobs/" + d).status, 404)
         head = inst.head("/v2/whichsystem/manifests/latest", {"Accept": CONTAINERD_ACCEPT})

@@ -75,6 +75,12 @@ TEST_CASE("FilesystemBackend::serve_directly") {
             names.push_back(entry.path().filename().string());
         }
         CHECK(names == std::vector<std::string>{"2026-12-05T07:53.oci-manifest"});
+        // An index and a manifest list (several platforms) likewise.
+        REQUIRE(storage->serve_manifest_directly(key, media_type::oci_index, "2026-12-05T07:54"));
+        CHECK(link_target(links / "2026-12-05T07:54.oci-index") == blob);
+        REQUIRE(storage->serve_manifest_directly(key, media_type::docker_manifest_list,
+                                                 "2026-12-05T07:55"));
+        CHECK(link_target(links / "2026-12-05T07:55.docker-list") == blob);
         // Removing the manifest removes its links and their directory.
         REQUIRE(storage->remove(key));
         CHECK_FALSE(std::filesystem::exists(links));
