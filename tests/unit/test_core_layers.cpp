@@ -197,6 +197,20 @@ TEST_CASE("group_layers: a small dependency joins the package nearly all its use
                                    LayeringStrategy::popularity)) ==
               std::vector<std::string>{"X", "Y", "W"});
     }
+    SUBCASE("after a version bump, stale data joins the new version the same way") {
+        const auto path = [](const char* name) {
+            return "/nix/store/" + std::string(32, 'a') + "-" + name;
+        };
+        const auto stale = *Popularity::parse(R"({"y-2.0": 200, "x-1.0": 250})");
+        ClosureGraph g;
+        g.roots = {path("y-2.0"), path("w-1.0")};
+        g.paths = {{path("y-2.0"), 3 * MB, {path("x-1.1")}},
+                   {path("x-1.1"), 1 * MB, {}},
+                   {path("w-1.0"), 2 * MB, {path("x-1.1")}}};
+        const auto layers = group_layers(g, stale, 94, LayeringStrategy::popularity);
+        REQUIRE(layers.size() == 2);
+        CHECK(layers[0].paths == std::vector<std::string>{path("x-1.1"), path("y-2.0")});
+    }
     SUBCASE("without popularity data nothing joins") {
         CHECK(as_set(letters(group_layers(image(true, 1 * MB), Popularity(), 94,
                                           LayeringStrategy::popularity))) ==
