@@ -224,7 +224,7 @@ TEST_CASE("group_layers: the popularity strategy on a larger closure") {
     ClosureGraph g;
     std::string data = "{";
     for (int i = 0; i < 150; ++i) {
-        char name[16];
+        char name[32];
         std::snprintf(name, sizeof name, "p%03d-1.0", i);
         const auto path = "/nix/store/" + std::string(32, 'a') + "-" + name;
         std::vector<std::string> refs;
