@@ -66,6 +66,69 @@ void sort_for_manifest(std::vector<Layer>& layers) {
     });
 }
 
+std::size_t find_class(std::vector<std::size_t>& parent, std::size_t x) {
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    return x;
+}
+
+// A small path X that path Y references joins Y's layer (the layers become
+// one) when nearly every package that uses X uses Y too: X's popularity is
+// at most 3/2 of Y's, plus one for Y itself. Both are then in nearly every
+// image together, and they fill one layer of the budget instead of two. The
+// decision reads only X, Y and their popularity, the same in every image,
+// so the joined layer is the same set of paths wherever Y's is. A big path
+// stays apart: alone it is shared by every image that has it.
+void join_dependencies(const ClosureGraph& graph, const IndexedGraph& g,
+                       const Popularity& popularity, const std::vector<int>& layer_of,
+                       std::vector<Layer>& layers, std::vector<std::uint64_t>& users) {
+    std::vector<std::size_t> parent(layers.size());
+    for (std::size_t l = 0; l < parent.size(); ++l) {
+        parent[l] = l;
+    }
+    for (std::size_t y = 1; y < g.successors.size(); ++y) {
+        if (layer_of[y] < 0) {
+            continue; // not reachable from the roots
+        }
+        const auto y_users = popularity.of_store_path(graph.paths[y - 1].path);
+        const auto limit = saturating_add(saturating_add(y_users, y_users / 2), 1);
+        for (const int s : g.successors[y]) {
+            const auto x = static_cast<std::size_t>(s);
+            const auto& info = graph.paths[x - 1];
+            if (layer_of[x] == layer_of[y] || info.nar_size >= k_join_max_size ||
+                popularity.of_store_path(info.path) > limit) {
+                continue;
+            }
+            const auto a = find_class(parent, static_cast<std::size_t>(layer_of[x]));
+            const auto b = find_class(parent, static_cast<std::size_t>(layer_of[y]));
+            parent[std::max(a, b)] = std::min(a, b);
+        }
+    }
+    // Each class becomes the layer of its lowest index; its popularity is
+    // its least popular member's, its rating the sum of theirs.
+    std::vector<Layer> joined;
+    std::vector<std::uint64_t> joined_users;
+    std::vector<std::size_t> index_of(layers.size());
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        const auto c = find_class(parent, l);
+        if (c == l) {
+            index_of[l] = joined.size();
+            joined.push_back(std::move(layers[l]));
+            joined_users.push_back(users[l]);
+            continue;
+        }
+        auto& into = joined[index_of[c]];
+        into.paths.insert(into.paths.end(), layers[l].paths.begin(), layers[l].paths.end());
+        into.size = saturating_add(into.size, layers[l].size);
+        into.merge_rating = saturating_add(into.merge_rating, layers[l].merge_rating);
+        joined_users[index_of[c]] = std::min(joined_users[index_of[c]], users[l]);
+    }
+    layers = std::move(joined);
+    users = std::move(joined_users);
+}
+
 std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& g,
                                        const Popularity& popularity, std::size_t budget) {
     const auto n = graph.paths.size() + 1;
@@ -111,16 +174,22 @@ std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& 
         layer.paths.push_back(info.path);
         layer.size = saturating_add(layer.size, info.nar_size);
     }
+    std::vector<std::uint64_t> users(layers.size());
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        const auto& first = graph.paths[static_cast<std::size_t>(first_node[l]) - 1];
+        users[l] = popularity.of_store_path(first.path);
+        layers[l].merge_rating = saturating_mul(users[l], layers[l].size);
+    }
+    if (!popularity.empty()) { // without counts, nothing says what goes together
+        join_dependencies(graph, g, popularity, layer_of, layers, users);
+    }
     // What keeping a layer alone is worth: its size times how many packages
     // use it, counted up to the popular threshold (a path that many packages
     // use is in nearly every image already; more users do not make it more
     // shared on a node).
     std::vector<std::uint64_t> worth(layers.size());
     for (std::size_t l = 0; l < layers.size(); ++l) {
-        const auto& first = graph.paths[static_cast<std::size_t>(first_node[l]) - 1];
-        const auto users = popularity.of_store_path(first.path);
-        layers[l].merge_rating = saturating_mul(users, layers[l].size);
-        worth[l] = saturating_mul(std::min(users, k_popular_threshold), layers[l].size);
+        worth[l] = saturating_mul(std::min(users[l], k_popular_threshold), layers[l].size);
         std::sort(layers[l].paths.begin(), layers[l].paths.end());
     }
 
@@ -306,7 +375,7 @@ std::string layering_identity(LayeringStrategy configured, const Popularity& pop
         // "/2": since the merge keeps the layers worth most alone and makes
         // one of the rest; the pairwise merge before it grouped the images
         // that merge differently, so their cached layerings are not reused.
-        return "popularity/2:" + popularity.digest();
+        return "popularity/3:" + popularity.digest();
     }
     return std::string(to_string(strategy)) + ":1";
 }

@@ -8,8 +8,18 @@
 //   2. dominator tree from the root: each child of the root starts a layer
 //      holding itself and everything it dominates (so a path used by several
 //      packages, or a big or popular one, gets a layer of its own);
-//   3. merge rating = popularity of the layer's first path × layer size;
-//   4. when there are more layers than the budget, the budget − 1 layers
+//   3. a small path (NAR < 4 MB) joins the layer of a path that references
+//      it when nearly every package that uses it uses that path too (its
+//      popularity at most 3/2 of the referrer's, plus one): the two are in
+//      nearly every image together, and one layer holds both wherever the
+//      referrer is. That reads only the two paths and the data, so the
+//      joined layer is the same in every image; it leaves room in a small
+//      budget for more shared layers (a corpus of 68 images at budget 20:
+//      1.11× the ideal download, without joining 1.28×). Not without data;
+//   4. merge rating = popularity of the layer's first path × layer size
+//      (joined layers: the sum, and the least popular path counts as the
+//      layer's popularity);
+//   5. when there are more layers than the budget, the budget − 1 layers
 //      worth most stay alone and the rest become one layer (ratings add
 //      up). A layer's worth is its size times its popularity counted up to
 //      the popular threshold: a path that 100 packages use is in nearly
@@ -19,9 +29,9 @@
 //      layers of paths that only this image has together, each downloaded
 //      again by every other image that has most of them (a corpus of 68
 //      images at budget 20: 1.73× the ideal download, one merged layer
-//      1.28×; tests/bench/layering.py). Within the budget nothing merges,
-//      so the result is LAYERING.md's;
-//   5. manifest order: highest rating first, so the layers most likely shared
+//      1.28× before joining; tests/bench/layering.py). Within the budget
+//      nothing merges; where nothing joins, the result is LAYERING.md's;
+//   6. manifest order: highest rating first, so the layers most likely shared
 //      come first.
 //
 // That needs popularity data (`nixery popcount`). Without it, a path shared
@@ -67,6 +77,7 @@ inline constexpr std::uint64_t k_big_threshold = 100'000'000; // bytes of NAR
 inline constexpr std::uint64_t k_popular_threshold = 100;
 inline constexpr std::size_t k_default_layer_budget = 94;
 inline constexpr std::uint64_t k_chunk_alone_floor = 1 << 16; // bytes of NAR
+inline constexpr std::uint64_t k_join_max_size = 4'000'000;   // bytes of NAR
 
 struct Layer {
     std::vector<std::string> paths; // sorted

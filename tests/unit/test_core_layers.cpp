@@ -165,6 +165,123 @@ TEST_CASE("group_layers: merging when there are more layers than the budget") {
     }
 }
 
+TEST_CASE("group_layers: a small dependency joins the package nearly all its users use") {
+    // Y (used by 200 packages) references X; W (used by 1) does too. Both
+    // X and Y are popular, so each starts a layer of its own.
+    const auto image = [](bool with_w, std::uint64_t x_size) {
+        ClosureGraph g;
+        g.roots = {sp('Y')};
+        g.paths = {{sp('Y'), 3 * MB, {sp('X')}}, {sp('X'), x_size, {}}};
+        if (with_w) {
+            g.roots.push_back(sp('W'));
+            g.paths.push_back({sp('W'), 2 * MB, {sp('X')}});
+        }
+        return g;
+    };
+    const auto pop = *Popularity::parse(R"({"Y": 200, "X": 250, "W": 1})");
+    SUBCASE("X's users are nearly all Y's: one layer, the same in every image with Y") {
+        const auto a = group_layers(image(false, 1 * MB), pop, 94, LayeringStrategy::popularity);
+        const auto b = group_layers(image(true, 1 * MB), pop, 94, LayeringStrategy::popularity);
+        CHECK(letters(a) == std::vector<std::string>{"XY"});
+        CHECK(letters(b) == std::vector<std::string>{"XY", "W"});
+        CHECK(layers_to_json({a[0]}) == layers_to_json({b[0]})); // a layer both images share
+        CHECK(a[0].merge_rating == 200 * 3 * MB + 250 * MB);     // ratings add up
+    }
+    SUBCASE("a much more popular dependency stays alone") {
+        const auto more = *Popularity::parse(R"({"Y": 200, "X": 400, "W": 1})");
+        CHECK(letters(group_layers(image(true, 1 * MB), more, 94, LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"Y", "X", "W"});
+    }
+    SUBCASE("a big dependency stays alone") {
+        CHECK(letters(group_layers(image(true, k_join_max_size), pop, 94,
+                                   LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"X", "Y", "W"});
+    }
+    SUBCASE("after a version bump, stale data joins the new version the same way") {
+        const auto path = [](const char* name) {
+            return "/nix/store/" + std::string(32, 'a') + "-" + name;
+        };
+        const auto stale = *Popularity::parse(R"({"y-2.0": 200, "x-1.0": 250})");
+        ClosureGraph g;
+        g.roots = {path("y-2.0"), path("w-1.0")};
+        g.paths = {{path("y-2.0"), 3 * MB, {path("x-1.1")}},
+                   {path("x-1.1"), 1 * MB, {}},
+                   {path("w-1.0"), 2 * MB, {path("x-1.1")}}};
+        const auto layers = group_layers(g, stale, 94, LayeringStrategy::popularity);
+        REQUIRE(layers.size() == 2);
+        CHECK(layers[0].paths == std::vector<std::string>{path("x-1.1"), path("y-2.0")});
+    }
+    SUBCASE("without popularity data nothing joins") {
+        CHECK(as_set(letters(group_layers(image(true, 1 * MB), Popularity(), 94,
+                                          LayeringStrategy::popularity))) ==
+              std::set<std::string>{"X", "Y", "W"});
+    }
+}
+
+TEST_CASE("group_layers: the popularity strategy on a larger closure") {
+    // 150 paths: each references a few earlier ones; sizes from 10 kB to
+    // 12 MB; popularity listed for most, some close to a referrer's.
+    ClosureGraph g;
+    std::string data = "{";
+    for (int i = 0; i < 150; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "p%03d-1.0", i);
+        const auto path = "/nix/store/" + std::string(32, 'a') + "-" + name;
+        std::vector<std::string> refs;
+        for (const int j : {i / 2, i / 3, i - 1}) {
+            if (j >= 0 && j < i && i % 4 != 0) {
+                refs.push_back(g.paths[static_cast<std::size_t>(j)].path);
+            }
+        }
+        g.paths.push_back({path, static_cast<std::uint64_t>((i * 37) % 120 + 1) * 100'000, refs});
+        if (i % 5 != 0) {
+            data += std::string(data.size() > 1 ? "," : "") + "\"" + name +
+                    "\":" + std::to_string((150 - i) * (i % 3 + 1));
+        }
+    }
+    // The roots: every path nothing references.
+    std::set<std::string> referenced;
+    for (const auto& p : g.paths) {
+        referenced.insert(p.references.begin(), p.references.end());
+    }
+    for (const auto& p : g.paths) {
+        if (referenced.count(p.path) == 0) {
+            g.roots.push_back(p.path);
+        }
+    }
+    const auto pop = *Popularity::parse(data + "}");
+    REQUIRE(pop.size() == 120);
+    // Enough layers that small budgets merge, and some that joined.
+    const auto unbounded = group_layers(g, pop, 1000, LayeringStrategy::popularity);
+    REQUIRE(unbounded.size() > 30);
+    REQUIRE(std::any_of(unbounded.begin(), unbounded.end(),
+                        [](const Layer& l) { return l.paths.size() > 1; }));
+    SUBCASE("within the budget, every path once, at every budget") {
+        for (std::size_t budget = 1; budget <= 100; budget += 3) {
+            const auto layers = group_layers(g, pop, budget, LayeringStrategy::popularity);
+            CHECK(layers.size() <= budget);
+            std::set<std::string> seen;
+            std::size_t count = 0;
+            for (const auto& l : layers) {
+                seen.insert(l.paths.begin(), l.paths.end());
+                count += l.paths.size();
+            }
+            CHECK(count == g.paths.size());
+            CHECK(seen.size() == g.paths.size());
+        }
+    }
+    SUBCASE("the order the graph lists paths and roots in does not matter") {
+        auto reversed = g;
+        std::reverse(reversed.paths.begin(), reversed.paths.end());
+        std::reverse(reversed.roots.begin(), reversed.roots.end());
+        for (const std::size_t budget : {5, 20, 94}) {
+            CHECK(
+                layers_to_json(group_layers(g, pop, budget, LayeringStrategy::popularity)) ==
+                layers_to_json(group_layers(reversed, pop, budget, LayeringStrategy::popularity)));
+        }
+    }
+}
+
 namespace {
 
 // n small store paths "p000"… (1 kB each) with hashes from `hash_char`,
