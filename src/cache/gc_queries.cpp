@@ -15,6 +15,19 @@ Result<std::set<std::string>> first_column(Statement& s) {
     }
 }
 
+// The second column of `sql`'s rows, grouped by the first.
+Result<std::map<std::string, std::vector<std::string>>> grouped(Db& db, std::string_view sql) {
+    TRY_ASSIGN(auto s, db.prepare(sql));
+    std::map<std::string, std::vector<std::string>> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out[s.text(0)].push_back(s.text(1));
+    }
+}
+
 // Steps a statement that returns one row per deleted row.
 Result<int> count_rows(Statement& s) {
     int n = 0;
@@ -49,27 +62,11 @@ Result<std::vector<LocalImage>> GcQueries::images() {
 }
 
 Result<std::map<std::string, std::vector<std::string>>> GcQueries::image_blobs() {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT closure_key, digest FROM image_blobs"));
-    std::map<std::string, std::vector<std::string>> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out[s.text(0)].push_back(s.text(1));
-    }
+    return grouped(m_db, "SELECT closure_key, digest FROM image_blobs");
 }
 
 Result<std::map<std::string, std::vector<std::string>>> GcQueries::indexes_by_manifest() {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT manifest_digest, index_digest FROM image_children"));
-    std::map<std::string, std::vector<std::string>> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out[s.text(0)].push_back(s.text(1));
-    }
+    return grouped(m_db, "SELECT manifest_digest, index_digest FROM image_children");
 }
 
 Result<std::set<std::string>> GcQueries::image_names(std::string_view closure_key) {

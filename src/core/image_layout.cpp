@@ -14,10 +14,6 @@ namespace {
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 using Value = rapidjson::Value;
 
-constexpr std::string_view k_oci_index = "application/vnd.oci.image.index.v1+json";
-constexpr std::string_view k_docker_list =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-
 void put(Writer& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
@@ -79,8 +75,8 @@ void write_descriptor(Writer& w, const Descriptor& d) {
 
 } // namespace
 
-bool is_index_media_type(std::string_view media_type) {
-    return media_type == k_oci_index || media_type == k_docker_list;
+bool is_index_media_type(std::string_view type) {
+    return type == media_type::oci_index || type == media_type::docker_manifest_list;
 }
 
 Result<ImageDocument> parse_image_document(std::string_view json) {
@@ -127,7 +123,7 @@ Result<std::string> layout_index_json(const Descriptor& root, std::string_view r
     w.Key("schemaVersion");
     w.Int(2);
     w.Key("mediaType");
-    put(w, k_oci_index);
+    put(w, media_type::oci_index);
     w.Key("manifests");
     w.StartArray();
     if (!existing.empty()) {

@@ -2,6 +2,7 @@
 
 #include "core/closure_graph.hpp"
 #include "core/platform.hpp"
+#include "util/text.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -34,16 +35,6 @@ void put_object(Writer& w, const char* name, const Labels& members) {
     w.EndObject();
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 bool ieq(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {
         return false;
@@ -62,9 +53,9 @@ bool refused(std::string_view params) {
     std::size_t pos = 0;
     while (pos < params.size()) {
         const auto semi = params.find(';', pos);
-        auto p = trim(params.substr(pos, semi - pos));
+        auto p = trim_blanks(params.substr(pos, semi - pos));
         if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-            const auto value = trim(p.substr(2));
+            const auto value = trim_blanks(p.substr(2));
             return !value.empty() && value.find_first_not_of("0.") == std::string_view::npos;
         }
         if (semi == std::string_view::npos) {
@@ -73,6 +64,23 @@ bool refused(std::string_view params) {
         pos = semi + 1;
     }
     return false;
+}
+
+// Calls `f` with each media type the Accept headers list (every header,
+// comma-separated ranges), except those refused with q=0, in order.
+template <typename F> void for_each_accepted(const std::vector<std::string>& accept_headers, F f) {
+    for (const auto& header : accept_headers) {
+        std::string_view rest(header);
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const auto range = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            const auto semi = range.find(';');
+            if (semi == std::string_view::npos || !refused(range.substr(semi + 1))) {
+                f(trim_blanks(range.substr(0, semi)));
+            }
+        }
+    }
 }
 
 } // namespace
@@ -97,25 +105,14 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
     bool docker = false;
     bool oci = false;
     bool oci_first = false;
-    for (const auto& header : accept_headers) {
-        std::string_view rest(header);
-        while (!rest.empty()) {
-            const auto comma = rest.find(',');
-            const auto range = rest.substr(0, comma);
-            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-            const auto semi = range.find(';');
-            const auto type = trim(range.substr(0, semi));
-            if (semi != std::string_view::npos && refused(range.substr(semi + 1))) {
-                continue;
-            }
-            if (ieq(type, media_type::docker_manifest)) {
-                docker = true;
-            } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
-                oci_first = oci_first || !docker;
-                oci = true;
-            }
+    for_each_accepted(accept_headers, [&](std::string_view type) {
+        if (ieq(type, media_type::docker_manifest)) {
+            docker = true;
+        } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
+            oci_first = oci_first || !docker;
+            oci = true;
         }
-    }
+    });
     if (compression == LayerCompression::zstd && oci_first) {
         return ManifestFormat::oci;
     }
@@ -127,21 +124,10 @@ ManifestChoice negotiate_manifest(const std::vector<std::string>& accept_headers
     ManifestChoice choice{negotiate_format(accept_headers, compression), std::nullopt};
     bool list = false;
     bool index = false;
-    for (const auto& header : accept_headers) {
-        std::string_view rest(header);
-        while (!rest.empty()) {
-            const auto comma = rest.find(',');
-            const auto range = rest.substr(0, comma);
-            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-            const auto semi = range.find(';');
-            const auto type = trim(range.substr(0, semi));
-            if (semi != std::string_view::npos && refused(range.substr(semi + 1))) {
-                continue;
-            }
-            list = list || ieq(type, media_type::docker_manifest_list);
-            index = index || ieq(type, media_type::oci_index);
-        }
-    }
+    for_each_accepted(accept_headers, [&](std::string_view type) {
+        list = list || ieq(type, media_type::docker_manifest_list);
+        index = index || ieq(type, media_type::oci_index);
+    });
     const bool oci = choice.format == ManifestFormat::oci;
     if ((oci && index) || (!oci && list)) {
         choice.index = choice.format;

@@ -1,22 +1,10 @@
 #include "core/platform.hpp"
 
+#include "util/text.hpp"
+
 #include <algorithm>
 
 namespace nixery {
-
-namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-} // namespace
 
 std::string_view oci_variant(Arch arch) {
     return arch == Arch::arm64 ? "v8" : "";
@@ -56,7 +44,7 @@ Result<std::vector<Arch>> parse_platforms(std::string_view list) {
     std::size_t start = 0;
     for (;;) {
         const auto comma = list.find(',', start);
-        const auto entry = trim(list.substr(start, comma - start));
+        const auto entry = trim_blanks(list.substr(start, comma - start));
         Arch arch = Arch::amd64;
         if (!parse_platform(entry, arch)) {
             return fail("NIXERY_PLATFORMS: \"" + std::string(entry) +

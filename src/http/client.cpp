@@ -27,17 +27,6 @@ struct Exchange {
     bool sink_failed = false;
 };
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 // The callbacks below never throw: they run inside libcurl.
 size_t on_header(char* data, size_t size, size_t n, void* user) noexcept {
     auto* x = static_cast<Exchange*>(user);
@@ -49,8 +38,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) noexcept {
     const auto colon = line.find(':');
     if (colon != std::string_view::npos) {
         try {
-            x->response.headers.emplace_back(ascii_lowercase(trim(line.substr(0, colon))),
-                                             std::string(trim(line.substr(colon + 1))));
+            x->response.headers.emplace_back(ascii_lowercase(trim_blanks(line.substr(0, colon))),
+                                             std::string(trim_blanks(line.substr(colon + 1))));
         } catch (...) {
             return 0;
         }

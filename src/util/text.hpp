@@ -21,6 +21,15 @@ inline std::vector<std::string_view> split_nonempty(std::string_view text, char 
     return out;
 }
 
+// `text` without the spaces, tabs and line ends around it.
+inline std::string_view trim_blanks(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
 // `text` with ASCII A-Z as a-z, whatever the locale (header and host names).
 inline std::string ascii_lowercase(std::string_view text) {
     std::string out(text);

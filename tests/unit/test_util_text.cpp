@@ -6,6 +6,14 @@ using namespace nixery;
 
 TEST_SUITE_BEGIN("util");
 
+TEST_CASE("trim_blanks") {
+    CHECK(trim_blanks("  a b\t") == "a b");
+    CHECK(trim_blanks("value\r\n") == "value");
+    CHECK(trim_blanks(" \t\r\n") == "");
+    CHECK(trim_blanks("") == "");
+    CHECK(trim_blanks("x") == "x");
+}
+
 TEST_CASE("ascii_lowercase and is_lower_hex") {
     CHECK(ascii_lowercase("Content-Type: ÄB") == "content-type: Äb");
     CHECK(is_lower_hex(std::string(64, 'a'), 64));
