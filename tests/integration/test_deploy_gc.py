@@ -81,6 +81,10 @@ def snapshot(*roots):
         for path in sorted(Path(root).rglob("*")):
             if path.name.endswith(("-wal", "-shm", ".log")):
                 continue
+            # nginx's own cache and temporary files change under its hands
+            # (a cache entry is written to a temporary name, then renamed).
+            if {"nginx-cache", "nginx-tmp"} & set(path.relative_to(root).parts):
+                continue
             st = path.lstat()
             out[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns,
                               database_dump(path) if path.suffix == ".sqlite" else None)

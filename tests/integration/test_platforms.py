@@ -212,7 +212,14 @@ class EarlyHeadersTest(TestCase):
             self.assertEqual(len(r.json()["manifests"]), 2)
             # Two builds of six seconds each, side by side.
             self.assertLess(elapsed, 11.5)
-            early = [x for x in inst.log_records() if x.get("msg") == "request" and x.get("early_headers")]
+            # The pool logs a request once it has answered: wait for the line.
+            deadline = time.time() + 5
+            while True:
+                early = [x for x in inst.log_records()
+                         if x.get("msg") == "request" and x.get("early_headers")]
+                if any(x.get("image") == "pause.s6.v1" for x in early) or time.time() > deadline:
+                    break
+                time.sleep(0.05)
             self.assertTrue(any(x.get("image") == "pause.s6.v1" for x in early), early)
             self.assertEqual(sorted(b["image"] for b in inst.builds()), ["arm64/pause.s6.v1", "pause.s6.v1"])
             # A by-digest fetch of what came after early headers works too.
