@@ -270,13 +270,16 @@ Result<Builder::Outcome, Failure> Builder::build(const Image& image, const Prepa
     // Docker-format manifests reference gzip layers, OCI-format ones layers
     // compressed as configured (the same ones when that is gzip).
     Layers layers;
+    std::vector<LayerCompression> forms{LayerCompression::gzip};
+    if (compression != LayerCompression::gzip) {
+        forms.push_back(compression);
+    }
     const auto add_layer = [&](const std::vector<std::string>& paths,
                                LayerKind kind) -> Result<void, Failure> {
-        TRY_ASSIGN(auto d, ensure_layer(paths, kind, LayerCompression::gzip, out));
-        layers.gzip.push_back(std::move(d));
-        if (compression != LayerCompression::gzip) {
-            TRY_ASSIGN(auto o, ensure_layer(paths, kind, compression, out));
-            layers.oci.push_back(std::move(o));
+        TRY_ASSIGN(auto d, ensure_layer(paths, kind, forms, out));
+        layers.gzip.push_back(std::move(d.front()));
+        if (d.size() > 1) {
+            layers.oci.push_back(std::move(d.back()));
         }
         return {};
     };
@@ -318,50 +321,86 @@ Result<ClosureGraph, Failure> Builder::realise(const Image& image, const Evaluat
     return std::move(*graph);
 }
 
-Result<LayerDescriptor, Failure> Builder::ensure_layer(const std::vector<std::string>& paths,
-                                                       LayerKind kind, LayerCompression compression,
-                                                       Outcome& outcome) {
+Result<std::vector<LayerDescriptor>, Failure>
+Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
+                      const std::vector<LayerCompression>& compressions, Outcome& outcome) {
     const bool top = kind == LayerKind::top;
-    const auto key = top ? top_layer_key(paths, compression) : layer_key(paths, compression);
-    const auto what = "layer " + key;
-    LayerDescriptor descriptor;
-    descriptor.compression = compression;
-    descriptor.created_by = top ? top_layer_description(paths) : describe_layer(paths);
-    const auto use = [&](const LayerRecord& r) {
-        descriptor.digest = r.digest;
-        descriptor.diff_id = r.diff_id;
-        descriptor.size = r.size;
-        return descriptor;
+    std::vector<LayerForm> forms;
+    for (const auto c : compressions) {
+        forms.push_back({top ? top_layer_key(paths, c) : layer_key(paths, c), c});
+    }
+    const auto what = "layer " + forms.front().key;
+    std::vector<std::optional<LayerRecord>> found(forms.size());
+    const auto missing = [&] {
+        std::vector<std::size_t> out;
+        for (std::size_t i = 0; i < found.size(); ++i) {
+            if (!found[i]) {
+                out.push_back(i);
+            }
+        }
+        return out;
     };
+    for (std::size_t i = 0; i < forms.size(); ++i) {
+        TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what));
+    }
+    outcome.layers_reused += static_cast<int>(forms.size() - missing().size());
 
-    TRY_ASSIGN(auto found, or_fault(reusable_layer(key), what));
-    if (!found) {
+    if (!missing().empty()) {
         // Another build may be packing the same layer: wait as long as
         // nginx waits for us, then say so rather than let nginx time out.
-        TRY_ASSIGN(const auto lock, or_fault(m_s.locks.acquire("layer:" + key, time_left()), what));
-        if (!lock) {
-            return unexpected(
-                busy("another build is still packing a layer of this image; retry later"));
+        // Locks are taken in the order of `compressions`, the same in
+        // every build, so two builds never wait for each other's.
+        std::vector<NamedLock> locks;
+        for (const auto i : missing()) {
+            TRY_ASSIGN(auto lock,
+                       or_fault(m_s.locks.acquire("layer:" + forms[i].key, time_left()), what));
+            if (!lock) {
+                return unexpected(
+                    busy("another build is still packing a layer of this image; retry later"));
+            }
+            locks.push_back(std::move(*lock));
+            TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what));
+            if (found[i]) {
+                ++outcome.layers_reused;
+            }
         }
-        TRY_ASSIGN(found, or_fault(reusable_layer(key), what));
-        if (!found) {
+        if (const auto todo = missing(); !todo.empty()) {
+            std::vector<LayerForm> to_pack;
+            for (const auto i : todo) {
+                to_pack.push_back(forms[i]);
+            }
             const auto started = precise_now();
-            TRY_ASSIGN(const auto packed, or_fault(pack_layer(m_s.storage, m_s.cache, key, paths,
-                                                              kind, compression, unix_now()),
+            TRY_ASSIGN(const auto packed, or_fault(pack_layer(m_s.storage, m_s.cache, to_pack,
+                                                              paths, kind, unix_now()),
                                                    what));
-            log::info("layer packed",
-                      {{"digest", packed.digest},
-                       {"size", packed.size},
-                       {"compression", compression == LayerCompression::zstd ? "zstd" : "gzip"},
-                       {"paths", paths.size()},
-                       {"duration", precise_now() - started}});
-            ++outcome.layers_built;
-            outcome.bytes_packed += packed.size;
-            return use(packed);
+            const auto duration = precise_now() - started;
+            for (std::size_t k = 0; k < todo.size(); ++k) {
+                log::info("layer packed",
+                          {{"digest", packed[k].digest},
+                           {"size", packed[k].size},
+                           {"compression",
+                            to_pack[k].compression == LayerCompression::zstd ? "zstd" : "gzip"},
+                           {"paths", paths.size()},
+                           {"duration", duration}});
+                ++outcome.layers_built;
+                outcome.bytes_packed += packed[k].size;
+                found[todo[k]] = packed[k];
+            }
         }
     }
-    ++outcome.layers_reused;
-    return use(*found);
+
+    const auto created_by = top ? top_layer_description(paths) : describe_layer(paths);
+    std::vector<LayerDescriptor> out;
+    for (std::size_t i = 0; i < forms.size(); ++i) {
+        LayerDescriptor d;
+        d.compression = forms[i].compression;
+        d.created_by = created_by;
+        d.digest = found[i]->digest;
+        d.diff_id = found[i]->diff_id;
+        d.size = found[i]->size;
+        out.push_back(std::move(d));
+    }
+    return out;
 }
 
 Result<std::optional<LayerRecord>> Builder::reusable_layer(const std::string& key) {

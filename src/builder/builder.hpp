@@ -145,9 +145,12 @@ private:
         std::vector<std::vector<std::string>> paths;
     };
 
-    Result<LayerDescriptor, Failure> ensure_layer(const std::vector<std::string>& paths,
-                                                  LayerKind kind, LayerCompression compression,
-                                                  Outcome& outcome);
+    // The layer of `paths` in each of `compressions`, in their order: the
+    // forms stored already reused, the others packed together in one walk
+    // of the files.
+    Result<std::vector<LayerDescriptor>, Failure>
+    ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
+                 const std::vector<LayerCompression>& compressions, Outcome& outcome);
     // A layer packed before (here or by an instance sharing the storage)
     // whose blob is still stored, taken over into this database; nullopt
     // when it must be packed.

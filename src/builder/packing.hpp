@@ -21,11 +21,19 @@ enum class LayerKind {
     top,         // /bin and friends: symlinks into the packages `paths` are
 };
 
-// Packs the layer `key` (core/cache_keys.hpp) of `paths`, compressed with
-// `compression`, and records it.
-Result<LayerRecord> pack_layer(StorageBackend& storage, BuildCache& cache, std::string_view key,
-                               const std::vector<std::string>& paths, LayerKind kind,
-                               LayerCompression compression, std::int64_t now);
+// One compressed form of a layer: its key (core/cache_keys.hpp) and how it
+// is compressed.
+struct LayerForm {
+    std::string key;
+    LayerCompression compression = LayerCompression::gzip;
+};
+
+// Packs `paths` into each of `forms` (at least one) in one walk of the
+// files, and records each; the records are in the order of `forms`.
+Result<std::vector<LayerRecord>> pack_layer(StorageBackend& storage, BuildCache& cache,
+                                            const std::vector<LayerForm>& forms,
+                                            const std::vector<std::string>& paths, LayerKind kind,
+                                            std::int64_t now);
 
 // Stores `data` as a blob (unless stored already) and records it; returns
 // its digest.

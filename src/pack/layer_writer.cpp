@@ -22,23 +22,30 @@ std::span<const unsigned char> bytes(std::string_view s) {
 } // namespace
 
 struct LayerWriter::Impl {
-    int out_fd = -1;
-    std::filesystem::path what;
-    std::unique_ptr<Compressor> compressor;
-    Sha256 tar_hash;
-    Sha256 blob_hash;
-    std::uint64_t blob_size = 0;
-    std::vector<char> io = std::vector<char>(k_chunk);
+    struct Output {
+        int fd = -1;
+        std::filesystem::path what;
+        std::unique_ptr<Compressor> compressor;
+        Sha256 blob_hash;
+        std::uint64_t blob_size = 0;
 
-    Result<void> emit(std::string_view compressed) {
-        blob_hash.update(compressed);
-        blob_size += compressed.size();
-        return write_all(out_fd, compressed, what);
-    }
+        Result<void> emit(std::string_view compressed) {
+            blob_hash.update(compressed);
+            blob_size += compressed.size();
+            return write_all(fd, compressed, what);
+        }
+    };
+    // Pointers: each compressor's sink holds its output's address.
+    std::vector<std::unique_ptr<Output>> outputs;
+    Sha256 tar_hash;
+    std::vector<char> io = std::vector<char>(k_chunk);
 
     Result<void> put(std::string_view tar_bytes) {
         tar_hash.update(tar_bytes);
-        return compressor->write(bytes(tar_bytes));
+        for (auto& out : outputs) {
+            TRY(out->compressor->write(bytes(tar_bytes)));
+        }
+        return {};
     }
 
     Result<void> entry(const TarHeader& h) {
@@ -55,16 +62,30 @@ struct LayerWriter::Impl {
 LayerWriter::LayerWriter(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 LayerWriter::~LayerWriter() = default;
 
+Result<std::unique_ptr<LayerWriter>> LayerWriter::open(std::vector<LayerOutput> outputs,
+                                                       unsigned threads) {
+    if (outputs.empty()) {
+        return fail("pack a layer failed: no output to write it to");
+    }
+    auto impl = std::make_unique<Impl>();
+    for (auto& o : outputs) {
+        auto out = std::make_unique<Impl::Output>();
+        out->fd = o.fd;
+        out->what = std::move(o.what);
+        Impl::Output* self = out.get();
+        TRY_ASSIGN(out->compressor,
+                   make_compressor(o.compression, threads,
+                                   [self](std::string_view data) { return self->emit(data); }));
+        impl->outputs.push_back(std::move(out));
+    }
+    return std::unique_ptr<LayerWriter>(new LayerWriter(std::move(impl)));
+}
+
 Result<std::unique_ptr<LayerWriter>> LayerWriter::open(int out_fd, std::filesystem::path what,
                                                        PackOptions options) {
-    auto impl = std::make_unique<Impl>();
-    impl->out_fd = out_fd;
-    impl->what = std::move(what);
-    Impl* self = impl.get();
-    TRY_ASSIGN(impl->compressor,
-               make_compressor(options.compression, options.threads,
-                               [self](std::string_view data) { return self->emit(data); }));
-    return std::unique_ptr<LayerWriter>(new LayerWriter(std::move(impl)));
+    std::vector<LayerOutput> outputs;
+    outputs.push_back({out_fd, std::move(what), options.compression});
+    return open(std::move(outputs), options.threads);
 }
 
 Result<void> LayerWriter::add_directory(std::string_view path, mode_t mode) {
@@ -107,14 +128,15 @@ Result<void> LayerWriter::add_file_data(std::string_view path, mode_t mode, std:
     return m_impl->pad(data.size());
 }
 
-Result<PackedLayer> LayerWriter::finish() {
+Result<std::vector<PackedLayer>> LayerWriter::finish() {
     TRY(m_impl->put(tar_end()));
-    TRY(m_impl->compressor->finish());
-    PackedLayer out;
-    out.diff_id = "sha256:" + m_impl->tar_hash.finish_hex();
-    out.digest = "sha256:" + m_impl->blob_hash.finish_hex();
-    out.size = m_impl->blob_size;
-    return out;
+    const auto diff_id = "sha256:" + m_impl->tar_hash.finish_hex();
+    std::vector<PackedLayer> packed;
+    for (auto& out : m_impl->outputs) {
+        TRY(out->compressor->finish());
+        packed.push_back({"sha256:" + out->blob_hash.finish_hex(), diff_id, out->blob_size});
+    }
+    return packed;
 }
 
 } // namespace nixery

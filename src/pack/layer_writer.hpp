@@ -2,8 +2,10 @@
 // whatever the locale) compressed with gzip or zstd on several threads
 // (pack/compressor.hpp) and written to a file descriptor, with the SHA-256 of
 // the tar (the diff_id) and of the compressed stream (the blob digest)
-// computed in the same single pass. Memory stays bounded: file contents are
-// streamed in fixed-size chunks.
+// computed in the same single pass. One tar stream can feed several outputs
+// (the gzip and zstd twins of a layer): the files are read and the tar
+// hashed once. Memory stays bounded: file contents are streamed in
+// fixed-size chunks.
 //
 // Reproducibility is the caller's order of entries plus what this writer
 // fixes: mtime 1 (as in the Nix store), uid/gid 0, no user or group names, no
@@ -20,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 namespace nixery {
 
@@ -34,9 +37,19 @@ struct PackOptions {
     unsigned threads = 0; // 0: default_pack_threads(); the bytes are the same for any number
 };
 
+struct LayerOutput {
+    int fd = -1;                // receives the compressed stream
+    std::filesystem::path what; // names it in errors
+    LayerCompression compression = LayerCompression::gzip;
+};
+
 class LayerWriter {
 public:
-    // `out_fd` receives the compressed stream; `what` names it in errors.
+    // The same tar stream into each of `outputs` (at least one), each
+    // compressor on `threads` (0: default_pack_threads()).
+    static Result<std::unique_ptr<LayerWriter>> open(std::vector<LayerOutput> outputs,
+                                                     unsigned threads = 0);
+    // One output.
     static Result<std::unique_ptr<LayerWriter>> open(int out_fd, std::filesystem::path what,
                                                      PackOptions options = {});
     ~LayerWriter();
@@ -54,8 +67,9 @@ public:
                           const std::filesystem::path& source);
     Result<void> add_file_data(std::string_view path, mode_t mode, std::string_view data);
 
-    // Ends the tar and compressed streams; the descriptor is left open.
-    Result<PackedLayer> finish();
+    // Ends the tar and compressed streams, one PackedLayer per output in
+    // their order (the same diff_id); the descriptors are left open.
+    Result<std::vector<PackedLayer>> finish();
 
 private:
     struct Impl;

@@ -4,7 +4,8 @@
 #  1. a store path of real binaries: a copy of the host's /usr/lib/gcc
 #     (about 240 MB) built by Nix once, before anything is timed;
 #  2. our layer writer on it (gzip and zstd, N threads; on 1 thread too,
-#     which must give the same digests) against tar | gzip -6,
+#     which must give the same digests; gzip and zstd from one walk of the
+#     files, as a registry serving zstd packs them) against tar | gzip -6,
 #     tar | pigz -6 -p N and tar | zstd -3 -T N: seconds, MB/s, CPU
 #     seconds, sizes, ratios;
 #  3. a cold pull of that image (nixery run, fresh state; skopeo copy)
@@ -79,13 +80,14 @@ run_ours "nixery gzip, $threads threads" --threads "$threads"
 run_ours "nixery gzip, 1 thread" --threads 1
 run_ours "nixery zstd, $threads threads" --zstd --threads "$threads"
 run_ours "nixery zstd, 1 thread" --zstd --threads 1
+run_ours "nixery gzip+zstd, one walk" --both --threads "$threads"
 
 gzip_secs=${secs["tar | gzip -6"]}; gzip_size=${size["tar | gzip -6"]}
 echo
 printf '%-28s %8s %8s %10s %8s %12s %10s\n' "packing $mb MB" seconds MB/s "x gzip-6" "CPU s" bytes "vs gzip-6"
 for name in "tar | gzip -6" "tar | pigz -6 -p $threads" "nixery gzip, $threads threads" \
             "nixery gzip, 1 thread" "tar | zstd -3 -T$threads" "nixery zstd, $threads threads" \
-            "nixery zstd, 1 thread"; do
+            "nixery zstd, 1 thread" "nixery gzip+zstd, one walk"; do
   printf '%-28s %8s %8s %9sx %8s %12s %9s%%\n' "$name" "${secs[$name]}" "$(rate "${secs[$name]}")" \
     "$(python3 -c "print('%.2f' % ($gzip_secs / ${secs[$name]}))")" "${cpu[$name]}" "${size[$name]}" \
     "$(python3 -c "print('%+.1f' % (100.0 * ${size[$name]} / $gzip_size - 100))")"
@@ -93,6 +95,10 @@ done
 same() { [ "${digest[$1]}" = "${digest[$2]}" ] && echo "same digest" || echo "DIFFERENT DIGESTS"; }
 echo "gzip, 1 and $threads threads: $(same "nixery gzip, 1 thread" "nixery gzip, $threads threads")"
 echo "zstd, 1 and $threads threads: $(same "nixery zstd, 1 thread" "nixery zstd, $threads threads")"
+echo "gzip and zstd twins (NIXERY_LAYER_COMPRESSION=zstd): one walk ${secs["nixery gzip+zstd, one walk"]} s," \
+  "${cpu["nixery gzip+zstd, one walk"]} CPU s; two walks $(python3 -c "print('%.2f' % (${secs["nixery gzip, $threads threads"]} + ${secs["nixery zstd, $threads threads"]}))") s," \
+  "$(python3 -c "print('%.2f' % (${cpu["nixery gzip, $threads threads"]} + ${cpu["nixery zstd, $threads threads"]}))") CPU s" \
+  "($(same "nixery gzip+zstd, one walk" "nixery zstd, $threads threads") as zstd alone)"
 
 # --- 3. cold pull ----------------------------------------------------------------
 cold_pull() { # compression

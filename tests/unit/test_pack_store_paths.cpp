@@ -82,6 +82,31 @@ TEST_CASE("add_store_paths") {
         // Same content, other mode: not linked, it would lose its mode.
         CHECK(entries.at(rb + "/lib/exec-same").type == 'f');
     }
+    SUBCASE("one walk into gzip and zstd: the same blobs as two walks") {
+        const auto zst = fs.dir / "one.tar.zst";
+        const auto alone =
+            testutil::pack_store_paths({fs.b, fs.a}, fs.store, zst, {LayerCompression::zstd, 2});
+        const auto gz_twin = fs.dir / "twin.tar.gz";
+        const auto zst_twin = fs.dir / "twin.tar.zst";
+        UniqueFd gz_fd(::open(gz_twin.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        UniqueFd zst_fd(::open(zst_twin.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        auto w = LayerWriter::open({{gz_fd.get(), gz_twin, LayerCompression::gzip},
+                                    {zst_fd.get(), zst_twin, LayerCompression::zstd}},
+                                   2);
+        REQUIRE(w);
+        REQUIRE(add_store_paths(**w, {fs.b, fs.a}, fs.store));
+        const auto twins = (*w)->finish();
+        REQUIRE(twins);
+        REQUIRE(twins->size() == 2);
+        CHECK(testutil::slurp(gz_twin) == testutil::slurp(out1));
+        CHECK(testutil::slurp(zst_twin) == testutil::slurp(zst));
+        CHECK(twins->at(0).digest == p1.digest);
+        CHECK(twins->at(1).digest == alone.digest);
+        CHECK(twins->at(0).diff_id == p1.diff_id);
+        CHECK(twins->at(1).diff_id == p1.diff_id);
+        CHECK(twins->at(1).size == std::filesystem::file_size(zst_twin));
+        CHECK_FALSE(LayerWriter::open(std::vector<LayerOutput>{}));
+    }
     SUBCASE("not a store path") {
         UniqueFd fd(::open((fs.dir / "x").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
         auto w = LayerWriter::open(fd.get(), fs.dir / "x");

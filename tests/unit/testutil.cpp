@@ -165,7 +165,8 @@ nixery::PackedLayer pack_store_paths(const std::vector<std::string>& paths,
     REQUIRE_MESSAGE(added, (added ? "" : added.error().message));
     auto packed = (*w)->finish();
     REQUIRE(packed);
-    return *packed;
+    REQUIRE(packed->size() == 1);
+    return packed->front();
 }
 
 } // namespace testutil
