@@ -14,7 +14,10 @@ itself, from a binary cache of narinfo files the bench serves on loopback,
 and checked against the direct count). Every image is grouped by `nixery
 layers`, the code the registry runs.
 
-Two reference rows per budget are not strategies the registry has:
+Two yardsticks that need no data are computed here rather than by the
+registry: nixpkgs' popularity contest (streamLayeredImage's default) and
+size-first (the budget - 1 biggest paths alone, the rest in one layer).
+Two reference rows per budget are not strategies at all:
 - "knows every image": each image's paths grouped by the set of corpus
   images that contain them (paths in the same images go together), the
   budget - 1 largest groups alone and the rest in one layer. It needs to
@@ -317,12 +320,23 @@ def nixpkgs_popularity_contest(universe, roots, budget):
     return alone + ([rest] if rest else [])
 
 
+def biggest_alone(universe, roots, budget):
+    """The size-first yardstick: the budget - 1 biggest paths alone, the
+    rest in one layer."""
+    ranked = sorted(universe.closure(roots), key=lambda p: (-universe.size[universe.path[p]],
+                                                            universe.path[p]))
+    alone = [[universe.path[p]] for p in ranked[:budget - 1]]
+    rest = sorted(universe.path[p] for p in ranked[budget - 1:])
+    return alone + ([rest] if rest else [])
+
+
 def run_layers(nixery, work, universe, images, budget, strategy, popularity_file):
     """Layers (tuples of store paths) of every image."""
     out = []
     for i, roots in enumerate(images):
-        if strategy == "nixpkgs":
-            out.append([tuple(l) for l in nixpkgs_popularity_contest(universe, roots, budget)])
+        if strategy in ("nixpkgs", "size"):
+            yardstick = nixpkgs_popularity_contest if strategy == "nixpkgs" else biggest_alone
+            out.append([tuple(l) for l in yardstick(universe, roots, budget)])
             continue
         graph_file = work / ("graph-%d.json" % i)
         graph_file.write_text(json.dumps(universe.graph_json(roots)))
@@ -408,6 +422,7 @@ def main():
         ("auto without data (= chunks)", "auto", None, (None,)),
         ("popularity strategy without data", "popularity", None, (None,)),
         ("nixpkgs popularity contest", "nixpkgs", None, (None,)),
+        ("biggest paths alone (size-first)", "size", None, (None,)),
     ]
     closures_old = [set(old.path[p] for p in old.closure(img)) for img in images]
     closures_new = [set(new.path[p] for p in new.closure(img)) for img in images]
