@@ -405,7 +405,9 @@ class S3ContractTest(RemoteContract, TestCase):
         self.tool("persist", key, self.big, LAYER_TYPE)
         completes = [e for e in self.server.requests()
                      if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
-        self.assertEqual([str(e["status"]) for e in completes], ["lost 200", "404"], completes)
+        # The proxy logs a request when it is done with it: the retry's 404
+        # may be logged before the lost answer's connection is shut down.
+        self.assertCountEqual([str(e["status"]) for e in completes], ["lost 200", "404"], completes)
         self.assertEqual(json.loads(self.tool("stat", key).stdout)["size"], BIG)
 
 
