@@ -74,7 +74,9 @@ Result<std::vector<Builder::Target>, Failure> Builder::resolve(const Image& imag
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
     std::vector<Target> out;
     for (auto& one : platform_images(image, m_s.config.platforms)) {
-        auto key = image_key(source.revision, one);
+        auto key =
+            image_key(source.revision, one, layering_identity(m_s.config.layering, m_s.popularity),
+                      m_s.config.layer_compression);
         out.push_back({std::move(one), {std::move(key), source.pinning}});
     }
     return out;
@@ -329,7 +331,7 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
     for (const auto c : compressions) {
         forms.push_back({top ? top_layer_key(paths, c) : layer_key(paths, c), c});
     }
-    const auto what = "layer " + forms.front().key;
+    const auto what = [&](std::size_t i) { return "layer " + forms[i].key; };
     std::vector<std::optional<LayerRecord>> found(forms.size());
     const auto missing = [&] {
         std::vector<std::size_t> out;
@@ -341,7 +343,7 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
         return out;
     };
     for (std::size_t i = 0; i < forms.size(); ++i) {
-        TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what));
+        TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what(i)));
     }
     outcome.layers_reused += static_cast<int>(forms.size() - missing().size());
 
@@ -353,15 +355,16 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
         std::vector<NamedLock> locks;
         for (const auto i : missing()) {
             TRY_ASSIGN(auto lock,
-                       or_fault(m_s.locks.acquire("layer:" + forms[i].key, time_left()), what));
+                       or_fault(m_s.locks.acquire("layer:" + forms[i].key, time_left()), what(i)));
             if (!lock) {
                 return unexpected(
                     busy("another build is still packing a layer of this image; retry later"));
             }
-            locks.push_back(std::move(*lock));
-            TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what));
+            TRY_ASSIGN(found[i], or_fault(reusable_layer(forms[i].key), what(i)));
             if (found[i]) {
-                ++outcome.layers_reused;
+                ++outcome.layers_reused; // packed meanwhile: its lock is not needed
+            } else {
+                locks.push_back(std::move(*lock));
             }
         }
         if (const auto todo = missing(); !todo.empty()) {
@@ -372,7 +375,7 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
             const auto started = precise_now();
             TRY_ASSIGN(const auto packed, or_fault(pack_layer(m_s.storage, m_s.cache, to_pack,
                                                               paths, kind, unix_now()),
-                                                   what));
+                                                   what(todo.front())));
             const auto duration = precise_now() - started;
             for (std::size_t k = 0; k < todo.size(); ++k) {
                 log::info("layer packed",

@@ -29,9 +29,15 @@ std::string kind(std::string_view base, LayerCompression compression) {
 
 } // namespace
 
-std::string image_key(std::string_view revision, const Image& image) {
-    KeyHasher h("image-v2"); // v2: evaluations lead to images with labels
-    h.add(revision).add(nix_system(image.arch));
+std::string image_key(std::string_view revision, const Image& image, std::string_view layering,
+                      LayerCompression compression) {
+    // v2: evaluations lead to images with labels; v3: and the layering
+    // and compression they were built with.
+    KeyHasher h("image-v3");
+    h.add(revision)
+        .add(nix_system(image.arch))
+        .add(layering)
+        .add(compression == LayerCompression::zstd ? "zstd" : "gzip");
     for (const auto& p : image.packages) {
         h.add(p);
     }

@@ -24,7 +24,12 @@
 
 namespace nixery {
 
-std::string image_key(std::string_view revision, const Image& image);
+// An image's key covers what grouping and packing its layers depends on
+// (`layering`: layering_identity(), and the compression), so a change of
+// NIXERY_LAYERING, its data or NIXERY_LAYER_COMPRESSION builds the image
+// anew on its next pull instead of serving the one cached for the tag.
+std::string image_key(std::string_view revision, const Image& image, std::string_view layering,
+                      LayerCompression compression);
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
                         std::string_view popularity_digest, std::size_t budget,
                         std::string_view provenance_digest,

@@ -121,6 +121,25 @@ class ZstdTest(TestCase):
         with self.instance.db() as conn:
             self.assertEqual(conn.execute("SELECT count(*) FROM layers").fetchone()[0], len(packed))
 
+    def test_turning_zstd_on_packs_only_the_zstd_forms(self):
+        # Layers packed as gzip before stay; the zstd forms are packed, in
+        # one walk each, and nothing else is.
+        with Instance() as before:
+            docker = before.manifest("app-a", accept=CONTAINERD_ACCEPT).json()
+            gzip_layers = [l["digest"] for l in docker["layers"]]
+            self.assertEqual(sorted(before.packed_layers()), sorted(gzip_layers))
+            packed_before = len(before.log_records())
+            before.stop()
+            before.env["NIXERY_LAYER_COMPRESSION"] = "zstd"
+            before.start()
+            oci = before.manifest("app-a", accept=OCI_ONLY).json()
+            again = before.manifest("app-a", accept=CONTAINERD_ACCEPT).json()
+            self.assertEqual([l["digest"] for l in again["layers"]], gzip_layers)
+            packed = [r for r in before.log_records()[packed_before:] if r.get("msg") == "layer packed"]
+            self.assertEqual({r["compression"] for r in packed}, {"zstd"}, packed)
+            self.assertEqual(sorted(r["digest"] for r in packed),
+                             sorted(l["digest"] for l in oci["layers"]))
+
     @unittest.skipUnless(have("podman") and have("runc"), "podman and runc are needed")
     def test_podman_pulls_and_runs_zstd(self):
         storage = Path(tempfile.mkdtemp(prefix="nixery-podman-zstd-"))

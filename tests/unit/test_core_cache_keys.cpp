@@ -1,4 +1,5 @@
 #include "core/cache_keys.hpp"
+#include "core/image.hpp"
 #include "util/sha256.hpp"
 
 #include <doctest/doctest.h>
@@ -34,6 +35,16 @@ TEST_CASE("layer_key and top_layer_key") {
         CHECK(layer_key(paths, LayerCompression::zstd) !=
               top_layer_key(paths, LayerCompression::zstd));
     }
+}
+
+TEST_CASE("image_key: what the layers of the image depend on") {
+    const auto image = parse_image_name("shell/hello");
+    const auto key = image_key("rev", image, "chunks:1", LayerCompression::gzip);
+    CHECK(key ==
+          image_key("rev", parse_image_name("shell/hello"), "chunks:1", LayerCompression::gzip));
+    CHECK(key != image_key("rev2", image, "chunks:1", LayerCompression::gzip));
+    CHECK(key != image_key("rev", image, "popularity/3:abc", LayerCompression::gzip));
+    CHECK(key != image_key("rev", image, "chunks:1", LayerCompression::zstd));
 }
 
 TEST_CASE("closure_key") {

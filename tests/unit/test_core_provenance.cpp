@@ -152,7 +152,8 @@ TEST_CASE("canonical_image_name") {
     // Every spelling of one image key has one title.
     for (const auto* name : {"shell/hello/nano", "nano/shell/hello", "shell/shell/hello"}) {
         const auto image = parse_image_name(name);
-        if (image_key("r", image) == image_key("r", parse_image_name("shell/hello"))) {
+        if (image_key("r", image, "l", LayerCompression::gzip) ==
+            image_key("r", parse_image_name("shell/hello"), "l", LayerCompression::gzip)) {
             CHECK(canonical(name) == "shell/hello");
         }
     }
