@@ -72,11 +72,10 @@ Builder::Builder(BuildServices services)
 Result<std::vector<Builder::Target>, Failure> Builder::resolve(const Image& image,
                                                                std::string_view tag) {
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    const auto layering = layering_identity(m_s.config.layering, m_s.popularity);
     std::vector<Target> out;
     for (auto& one : platform_images(image, m_s.config.platforms)) {
-        auto key =
-            image_key(source.revision, one, layering_identity(m_s.config.layering, m_s.popularity),
-                      m_s.config.layer_compression);
+        auto key = image_key(source.revision, one, layering, m_s.config.layer_compression);
         out.push_back({std::move(one), {std::move(key), source.pinning}});
     }
     return out;
@@ -378,13 +377,11 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
                                                    what(todo.front())));
             const auto duration = precise_now() - started;
             for (std::size_t k = 0; k < todo.size(); ++k) {
-                log::info("layer packed",
-                          {{"digest", packed[k].digest},
-                           {"size", packed[k].size},
-                           {"compression",
-                            to_pack[k].compression == LayerCompression::zstd ? "zstd" : "gzip"},
-                           {"paths", paths.size()},
-                           {"duration", duration}});
+                log::info("layer packed", {{"digest", packed[k].digest},
+                                           {"size", packed[k].size},
+                                           {"compression", to_string(to_pack[k].compression)},
+                                           {"paths", paths.size()},
+                                           {"duration", duration}});
                 ++outcome.layers_built;
                 outcome.bytes_packed += packed[k].size;
                 found[todo[k]] = packed[k];

@@ -34,10 +34,7 @@ std::string image_key(std::string_view revision, const Image& image, std::string
     // v2: evaluations lead to images with labels; v3: and the layering
     // and compression they were built with.
     KeyHasher h("image-v3");
-    h.add(revision)
-        .add(nix_system(image.arch))
-        .add(layering)
-        .add(compression == LayerCompression::zstd ? "zstd" : "gzip");
+    h.add(revision).add(nix_system(image.arch)).add(layering).add(to_string(compression));
     for (const auto& p : image.packages) {
         h.add(p);
     }

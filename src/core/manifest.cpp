@@ -85,6 +85,10 @@ template <typename F> void for_each_accepted(const std::vector<std::string>& acc
 
 } // namespace
 
+std::string_view to_string(LayerCompression compression) {
+    return compression == LayerCompression::zstd ? "zstd" : "gzip";
+}
+
 std::string_view manifest_media_type(ManifestFormat format) {
     return format == ManifestFormat::oci ? media_type::oci_manifest : media_type::docker_manifest;
 }

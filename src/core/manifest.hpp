@@ -42,6 +42,9 @@ enum class ManifestFormat { docker, oci };
 // zstd), so Docker-format manifests always reference gzip layers.
 enum class LayerCompression { gzip, zstd };
 
+// "gzip" or "zstd", as NIXERY_LAYER_COMPRESSION spells it.
+std::string_view to_string(LayerCompression compression);
+
 std::string_view manifest_media_type(ManifestFormat format);
 std::string_view config_media_type(ManifestFormat format);
 // The type of a layer compressed with `compression` in a manifest of
