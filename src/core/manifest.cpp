@@ -16,6 +16,9 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Any OCI image media type (manifest or index) counts as asking for OCI.
 constexpr std::string_view k_oci_prefix = "application/vnd.oci.image.";
+// The Docker engine's registry client (docker/distribution before v3) lists
+// this among its manifest types, and lists them in a random order (a Go map's).
+constexpr std::string_view k_docker_engine_schema1 = "application/json";
 
 void put(Writer& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
@@ -109,15 +112,18 @@ ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
     bool docker = false;
     bool oci = false;
     bool oci_first = false;
+    bool unordered = false;
     for_each_accepted(accept_headers, [&](std::string_view type) {
         if (ieq(type, media_type::docker_manifest)) {
             docker = true;
         } else if (ieq(type.substr(0, k_oci_prefix.size()), k_oci_prefix)) {
             oci_first = oci_first || !docker;
             oci = true;
+        } else if (ieq(type, k_docker_engine_schema1)) {
+            unordered = true;
         }
     });
-    if (compression == LayerCompression::zstd && oci_first) {
+    if (compression == LayerCompression::zstd && oci_first && !unordered) {
         return ManifestFormat::oci;
     }
     return oci && !docker ? ManifestFormat::oci : ManifestFormat::docker;

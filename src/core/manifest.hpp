@@ -58,8 +58,11 @@ std::string_view layer_media_type(ManifestFormat format,
 //
 // With zstd layers, OCI also when an OCI type comes before the Docker
 // manifest: containers/image (podman, skopeo, buildah, CRI-O) lists OCI first
-// and reads zstd; Docker and containerd list the Docker manifest first and
-// so keep gzip layers, which every version of them reads.
+// and reads zstd; containerd lists the Docker manifest first and so keeps
+// gzip layers, which every version of it reads. The Docker engine's order
+// means nothing (it changes from pull to pull, and Docker before 23 reads no
+// zstd): a client that also accepts `application/json`, as it does, keeps
+// the Docker manifest whatever the order.
 ManifestFormat negotiate_format(const std::vector<std::string>& accept_headers,
                                 LayerCompression compression = LayerCompression::gzip);
 

@@ -18,6 +18,7 @@ import unittest
 from pathlib import Path
 
 from harness import PODMAN_RUN, Instance, TestCase, have, podman_argv, run, skopeo_copy, unpack
+from test_slow_clients import DaemonsCase
 
 OCI_ONLY = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -162,3 +163,24 @@ class ZstdTest(TestCase):
         self.assertEqual({l["mediaType"] for l in manifest["layers"]}, {ZSTD_LAYER})
         for layer in manifest["layers"]:
             run(["zstd", "-t", str(work / "layout/blobs/sha256" / layer["digest"][7:])])
+
+
+class DockerZstdTest(DaemonsCase):
+    def test_docker_pulls_gzip_from_a_zstd_registry_on_every_pull(self):
+        # Docker 20.10 (Debian 12's, which reads no zstd) lists its six
+        # manifest types in an order that changes from pull to pull, OCI
+        # before the Docker manifest on most pulls; each pull must still
+        # get the Docker manifest and its gzip layers.
+        with Instance(NIXERY_LAYER_COMPRESSION="zstd") as inst:
+            image = "127.0.0.1:%d/shell/hello" % inst.port
+            body = inst.manifest("shell/hello", accept=CONTAINERD_ACCEPT).body
+            docker_manifest = image + "@sha256:" + hashlib.sha256(body).hexdigest()
+            for _ in range(4):
+                self.docker("pull", image)
+                got = self.docker("image", "inspect", "--format", "{{index .RepoDigests 0}}", image)
+                self.assertEqual(got.stdout.decode().strip(), docker_manifest)
+                self.docker("rmi", image)
+            self.docker("pull", image)
+            out = self.docker("run", "--rm", "--network=none", image, "hello")
+            self.assertEqual(out.stdout.decode(), "Hello, world!\n")
+            self.docker("rmi", image)
