@@ -65,17 +65,21 @@ Result<void, Failure> or_fault(Result<void> result, std::string_view what) {
 
 Builder::Builder(BuildServices services)
     : m_s(services), m_deadline(std::chrono::steady_clock::now() +
-                                services.config.request_timeout() - std::chrono::minutes(1)) {}
+                                services.config.request_timeout() - std::chrono::minutes(1)),
+      m_layering(layering_identity(services.config.layering, services.popularity)) {}
+
+std::string Builder::key_of(const Image& image, std::string_view revision) const {
+    return image_key(revision, image, m_layering, m_s.config.layer_compression);
+}
 
 // --- requests ------------------------------------------------------------------
 
 Result<std::vector<Builder::Target>, Failure> Builder::resolve(const Image& image,
                                                                std::string_view tag) {
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
-    const auto layering = layering_identity(m_s.config.layering, m_s.popularity);
     std::vector<Target> out;
     for (auto& one : platform_images(image, m_s.config.platforms)) {
-        auto key = image_key(source.revision, one, layering, m_s.config.layer_compression);
+        auto key = key_of(one, source.revision);
         out.push_back({std::move(one), {std::move(key), source.pinning}});
     }
     return out;
@@ -145,7 +149,7 @@ Result<ServedManifest, Failure> Builder::serve(const std::vector<Found>& found,
 JobResult Builder::build_job(const JobSpec& job) {
     const log::RequestScope scope(job.request_id);
     const auto image = parse_image_name(job.image);
-    const auto& key = job.key;
+    auto key = job.key;
     const auto started = precise_now();
     std::optional<std::int64_t> id;
     // The one log line of a job that failed, and its failure remembered.
@@ -175,11 +179,18 @@ JobResult Builder::build_job(const JobSpec& job) {
         return JobResult(std::move(told));
     };
     // The source is resolved again: a job runs in another thread than the
-    // request that queued it. A revision that moved meanwhile builds the
-    // image under the key the request asked for, which is what it waits on.
+    // request that queued it. A revision that moved meanwhile (a pushed
+    // branch) is built under its own key, never under the old revision's,
+    // which would then name this content for good; the waiters find no
+    // image under the key they asked for and are told to retry.
     auto source = m_s.source.resolve(job.tag);
     if (!source) {
         return failed(source.error());
+    }
+    if (auto moved = key_of(image, source->revision); moved != key) {
+        log::info("the source moved since the request; building its new revision",
+                  {{"image", job.image}, {"tag", job.tag}});
+        key = std::move(moved);
     }
     // One build per image across processes: the job board keeps a serving
     // pool to one, this lock also `nixery prebuild` running beside it.
@@ -249,7 +260,7 @@ Result<Builder::Outcome, Failure> Builder::build(const Image& image, const Prepa
     }
     const auto compression = m_s.config.layer_compression;
     out.closure_key = closure_key(
-        out_paths, image.arch, bash, layering_identity(m_s.config.layering, m_s.popularity),
+        out_paths, image.arch, bash, m_layering,
         k_default_layer_budget, provenance_digest(provenance), compression);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc());

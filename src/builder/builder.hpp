@@ -175,8 +175,12 @@ private:
     // (Config::request_timeout).
     std::chrono::milliseconds time_left() const;
 
+    // The key of `image` built from the source at `revision`.
+    std::string key_of(const Image& image, std::string_view revision) const;
+
     BuildServices m_s;
     std::chrono::steady_clock::time_point m_deadline;
+    std::string m_layering; // layering_identity() of the configuration
 };
 
 } // namespace nixery

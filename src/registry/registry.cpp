@@ -374,8 +374,9 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                     return unexpected(named(*results[i]->failure));
                 }
                 if (!*built) {
-                    return unexpected(named(nixery::busy("the build of \"" + target.image.name +
-                                                         "\" ended without an image; retry")));
+                    return unexpected(named(nixery::busy(
+                        "the build of \"" + target.image.name +
+                        "\" ended without an image (its source moved meanwhile?); retry")));
                 }
                 found.push_back({target.image.arch, std::move(**built)});
             }

@@ -5,6 +5,7 @@ never served stale past NIXERY_SOURCE_TTL, and unchanged layers are reused."""
 import functools
 import http.server
 import os
+import random
 import shutil
 import tarfile
 import tempfile
@@ -89,6 +90,38 @@ class GitSourceTest(TestCase):
             self.assertEqual(pulls.stamp("latest"), "four")
             last = inst.builds()[-1]
             self.assertGreater(last["layers_reused"], 0)
+
+    def test_a_branch_pushed_while_its_build_waits_is_built_under_its_new_commit(self):
+        # One build at a time: `slow` holds it while the pull of stamp:latest
+        # (main at `old`) waits in the queue, and main moves meanwhile. The
+        # job builds the new commit; the old commit's key must not name it.
+        (self.repo / "salt.nix").write_text('"%016x"\n' % random.getrandbits(64))  # slow is slow
+        git(self.repo, "commit", "-q", "-am", "salted")
+        old = git(self.repo, "rev-parse", "HEAD")
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo), NIXERY_MAX_BUILDS=1,
+                      NIXERY_TAG_CACHE_SECONDS=0, NIXERY_GIT_REFS_TTL=0) as inst:
+            def until(metric):
+                deadline = time.monotonic() + 60
+                while inst.metric(metric) < 1:
+                    self.assertLess(time.monotonic(), deadline, metric)
+                    time.sleep(0.05)
+            slow = threading.Thread(target=inst.manifest, args=("slow",))
+            slow.start()
+            until("nixery_builds_running")
+            answers = []
+            waiting = threading.Thread(target=lambda: answers.append(inst.manifest("stamp")))
+            waiting.start()
+            until("nixery_builds_queued")
+            (self.repo / "stamp.nix").write_text('"four"\n')
+            git(self.repo, "commit", "-q", "-am", "four")
+            slow.join()
+            waiting.join()
+            # The waiting pull got either image's manifest or a retry; either
+            # way each commit's image holds what that commit says.
+            self.assertIn(answers[0].status, (200, 503), answers[0])
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp(old), "three")
+            self.assertEqual(pulls.stamp("latest"), "four")
 
     def test_unknown_refs_and_commits(self):
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo)) as inst:
