@@ -500,6 +500,41 @@ private:
         return {};
     }
 
+    // Together (referrers and their references go in one collection), in
+    // argvs well within ARG_MAX; Nix refuses a whole call when one of its
+    // paths is alive, so then that call's paths one by one, and a live path
+    // does not keep the others. Again while a round deletes something: a
+    // referrer in a later call kept its references alive in an earlier one.
+    static Result<void> delete_store_paths(std::vector<std::string> left) {
+        constexpr std::size_t k_argv_bytes = 256 << 10;
+        const auto nix_delete = [](std::span<const std::string> paths) -> Result<bool> {
+            ProcessSpec spec;
+            spec.argv = {"nix-store", "--delete"};
+            spec.argv.insert(spec.argv.end(), paths.begin(), paths.end());
+            const auto run = run_process(spec);
+            if (!run) {
+                return fail("nix-store --delete failed: " + run.error().message);
+            }
+            return run->ok();
+        };
+        while (!left.empty()) {
+            const auto before = left.size();
+            for (const auto batch : argv_batches(left, k_argv_bytes)) {
+                TRY_ASSIGN(const bool deleted, nix_delete(batch));
+                for (std::size_t i = 0; !deleted && i < batch.size(); ++i) {
+                    if (fs::exists(batch[i])) {
+                        TRY(nix_delete(batch.subspan(i, 1)));
+                    }
+                }
+            }
+            std::erase_if(left, [](const std::string& path) { return !fs::exists(path); });
+            if (left.size() == before) {
+                break; // alive: someone else's now
+            }
+        }
+        return {};
+    }
+
     // NIXERY_NIX_GC: the store paths no recorded image needs any more (noted
     // by a trigger when the last image that needed one was forgotten, see
     // sql/004_store_paths.sql) go from the Nix store. Exactly those paths,
@@ -527,31 +562,8 @@ private:
             m_say(verb() + " store path " + path);
             m_report.store_paths += 1;
         };
-        if (!m_options.dry_run && !candidates.empty()) {
-            // Together first (referrers and their references go in one
-            // collection); one by one when Nix refuses, so a live path does
-            // not keep the others.
-            std::vector<std::string> argv{"nix-store", "--delete"};
-            argv.insert(argv.end(), candidates.begin(), candidates.end());
-            ProcessSpec all;
-            all.argv = std::move(argv);
-            const auto run = run_process(all);
-            if (!run) {
-                return fail("nix-store --delete failed: " + run.error().message);
-            }
-            if (!run->ok()) {
-                for (const auto& path : candidates) {
-                    if (!fs::exists(path)) {
-                        continue;
-                    }
-                    ProcessSpec one;
-                    one.argv = {"nix-store", "--delete", path};
-                    const auto single = run_process(one);
-                    if (!single) {
-                        return fail("nix-store --delete failed: " + single.error().message);
-                    }
-                }
-            }
+        if (!m_options.dry_run) {
+            TRY(delete_store_paths(candidates));
         }
         for (const auto& path : candidates) {
             if (m_options.dry_run || !fs::exists(path)) {

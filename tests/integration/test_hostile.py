@@ -410,3 +410,24 @@ class DiskBudgetTest(TestCase):
             # Pulled again, it is built again.
             self.assertEqual(inst.manifest("slow").status, 200)
             self.assertTrue(Path(gone[0]).exists())
+
+    def test_gc_deletes_more_store_paths_than_one_command_line_holds(self):
+        # 12 000 candidates of ~200 bytes: 2.4 MB, over Linux's 2 MiB for
+        # the arguments and environment of one exec.
+        from harness import run
+        salt = "%016x" % random.getrandbits(64)
+        expr = ('builtins.genList (i: builtins.toFile "nixery-many-%s-${toString i}-%s" "${toString i}") 12000'
+                % (salt, "x" * 140))
+        env = dict(os.environ, NIX_CONFIG="substituters =")
+        paths = json.loads(run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode",
+                                "-E", expr], env=env).stdout)
+        self.assertGreater(sum(len(p) + 1 for p in paths), 2 << 20)
+        with Instance() as inst:
+            with inst.db() as conn:
+                conn.executemany("INSERT INTO nix_gc_candidates (store_path) VALUES (?)", [(p,) for p in paths])
+            env = dict(inst.env, NIXERY_NIX_GC="true")
+            out = run([str(NIXERY), "gc", "--keep-days", "1"], env=env).stdout.decode()
+            self.assertIn("deleted 12000 store paths from the Nix store", out)
+            self.assertEqual([p for p in paths if Path(p).exists()], [])
+            with inst.db() as conn:
+                self.assertEqual(conn.execute("SELECT count(*) FROM nix_gc_candidates").fetchone()[0], 0)
