@@ -36,6 +36,7 @@ Disclosure::Disclosure(const Config& config) {
     add(m_private, config.data.nix_dir.string(), "<nixery>");
     add(m_private, config.data.sql_dir.string(), "<nixery>");
     add(m_private, config.data.nginx_dir.string(), "<nixery>");
+    add(m_private, config.nixpkgs_config.string(), "<nixpkgs config>");
     if (config.source == SourceKind::path) {
         add(m_private, config.source_location, "<package set>");
     }

@@ -85,6 +85,13 @@ class EvaluationTest(TestCase):
         config.write_text("{ allowUnfree = true; }\n")
         with Instance(package_set=pkgs, NIXERY_NIXPKGS_CONFIG=config) as inst:
             self.assertEqual(inst.manifest("evaluation.unfree").status, 200)
+        # A broken one fails pulls without showing where it is.
+        config.write_text("{ allowUnfree = true;\n")
+        with Instance(package_set=pkgs, NIXERY_NIXPKGS_CONFIG=config) as inst:
+            r = inst.manifest("evaluation.unfree")
+            self.assertGreaterEqual(r.status, 400, r)
+            self.assertIn("<nixpkgs config>", r.body.decode())
+            self.assertNotIn(str(self.dir), r.body.decode())
 
 
 class CountingHandler(http.server.SimpleHTTPRequestHandler):

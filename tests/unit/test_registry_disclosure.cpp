@@ -16,6 +16,7 @@ Config config() {
     c.data.sql_dir = "/usr/share/nixery/sql";
     c.source = SourceKind::path;
     c.source_location = "/srv/private/pkgs";
+    c.nixpkgs_config = "/etc/nixery/nixpkgs-config.nix";
     c.s3.bucket = "acme-secret-bucket";
     c.s3.secret_access_key = "wJalrXUtnFEMI";
     return c;
@@ -31,6 +32,9 @@ TEST_CASE("Disclosure::scrub") {
         CHECK(d.scrub("error: undefined variable at /srv/private/pkgs/default.nix:3:1") ==
               "error: undefined variable at <package set>/default.nix:3:1");
         CHECK(d.scrub("at /usr/share/nixery/nix/image.nix:12") == "at <nixery>/image.nix:12");
+        // A syntax error in NIXERY_NIXPKGS_CONFIG is reported at its path.
+        CHECK(d.scrub("error: syntax error, at /etc/nixery/nixpkgs-config.nix:1:67") ==
+              "error: syntax error, at <nixpkgs config>:1:67");
     }
     SUBCASE("bucket names, keys and URL credentials") {
         CHECK(d.scrub("PUT s3://acme-secret-bucket/x failed") == "PUT s3://<bucket>/x failed");
