@@ -25,6 +25,7 @@
 #include "util/text.hpp"
 
 #include <chrono>
+#include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
 
@@ -71,8 +72,16 @@ public:
         auto path = m_nix.fetch_tarball(m_url, m_root, m_fetch_limit);
         if (!path) {
             // NIXERY_CHANNEL_URL may carry a mirror's credentials.
-            return unexpected(
-                source_unavailable(m_shown, log::scrub_userinfo(path.error().log_tail, m_url)));
+            auto why = log::scrub_userinfo(path.error().log_tail, m_url);
+            if (auto last = fetched(Age::any)) {
+                // Images keep being served while the channel's host is
+                // down; it is asked again after another NIXERY_SOURCE_TTL.
+                log::warn("fetching the channel failed; using its last fetch",
+                          {{"channel", m_channel}, {"path", *last}, {"error", why}});
+                (void)::utimensat(AT_FDCWD, m_root.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+                return prepared(*last);
+            }
+            return unexpected(source_unavailable(m_shown, why));
         }
         log::info("channel fetched", {{"channel", m_channel}, {"path", *path}});
         return prepared(*path);
@@ -83,16 +92,17 @@ private:
         return is_commit_hash(m_channel) ? Pinning::pinned : Pinning::moving;
     }
 
-    // The store path of the last fetch, while it is still to be trusted and
-    // in the store.
-    std::optional<std::string> fetched() const {
+    enum class Age { trusted, any };
+    // The store path of the last fetch, while it is still in the store and,
+    // unless `age` is any, to be trusted.
+    std::optional<std::string> fetched(Age age = Age::trusted) const {
         struct stat st {};
         if (lstat(m_root.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
             return std::nullopt;
         }
-        const auto age =
+        const auto since =
             std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
-        if (pinning() == Pinning::moving && age >= m_ttl) {
+        if (age == Age::trusted && pinning() == Pinning::moving && since >= m_ttl) {
             return std::nullopt;
         }
         std::error_code ec;

@@ -205,6 +205,20 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(pulls.stamp("latest"), "two")
             self.assertEqual(inst.manifest("app-a").status, 200)
 
+    def test_a_channel_whose_host_fails_serves_its_last_fetch(self):
+        self.channels.publish("test-channel", self.pkgs, "one")
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel", NIXERY_CHANNEL_URL=self.channels.url,
+                      NIXERY_SOURCE_TTL=1) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            (self.channels.dir / "test-channel.tar.gz").unlink()  # the host answers 404 from now on
+            time.sleep(1.5)  # past the TTL: the image is evaluated again, the channel fetched again
+            self.assertEqual(pulls.stamp("latest"), "one")
+            self.assertEqual(inst.manifest("hello").status, 200)  # a new image too
+            fallbacks = [r for r in inst.log_records()
+                         if r.get("msg") == "fetching the channel failed; using its last fetch"]
+            self.assertTrue(fallbacks)
+
     def test_channel_within_its_ttl_is_not_evaluated_again(self):
         self.channels.publish("test-channel", self.pkgs, "one")
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel",
