@@ -45,8 +45,19 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
             return {};
         }
         // Once a day per image: is what this instance remembers still stored?
-        TRY_ASSIGN(const bool shared, storage.exists(image_record_key(closure_key)));
-        if (!shared) {
+        // Its record, and the documents a rebuild finds stored and does not
+        // upload again (another instance's gc may have taken them while
+        // this one rebuilt the image).
+        TRY_ASSIGN(bool stored, storage.exists(image_record_key(closure_key)));
+        for (const auto* digest : {&image.config_digest, &image.docker_digest, &image.oci_digest}) {
+            if (!stored) {
+                break;
+            }
+            if (digest->size() > 7) { // "sha256:" and the hex
+                TRY_ASSIGN(stored, storage.exists(blob_key(digest->substr(7))));
+            }
+        }
+        if (!stored) {
             gone = true;
             return {};
         }
@@ -57,8 +68,8 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
                   {{"closure_key", closure_key}, {"error", r.error().message}});
     }
     if (gone) {
-        log::warn("the image's shared record is gone (an instance sharing the storage collected "
-                  "it): building it again",
+        log::warn("the image's shared record or documents are gone (an instance sharing the "
+                  "storage collected them): building it again",
                   {{"closure_key", closure_key}});
         return SharedImage::gone;
     }

@@ -47,8 +47,13 @@
 // recording its image stay. A build that reuses an old layer rewrites the
 // layer's record first (builder.cpp), which makes the layer young for gc;
 // gc looks at the record's age again right before it deletes the blob.
-// What remains is a window of one storage request: a build that rewrites
-// the record and finds the blob between gc's last look and its deletion.
+// For layers, what remains is a window of one storage request: a build that
+// rewrites the record and finds the blob between gc's last look and its
+// deletion. Configs and manifests have no record: an image that another
+// instance builds again while gc deletes it (unused for the whole window
+// until then) can lose them, as the build does not upload a document it
+// finds stored. That instance's daily check of what its images need
+// (builder/usage.cpp) finds them gone and builds the image again.
 //
 // Under the exclusive lock gc works in holds of at most 256 deletions or
 // about a second, whichever ends first, so a build on an object store (a

@@ -283,6 +283,26 @@ class GcTest(TestCase):
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_an_image_whose_documents_another_instance_collected_is_built_again(self):
+        # Another instance's gc may take the config and manifests of an
+        # image this one rebuilt meanwhile (a rebuild does not upload them
+        # again when they are stored): the daily check of what an image
+        # needs from the storage finds them gone, and the pull builds it.
+        with Instance(NIXERY_TAG_CACHE_SECONDS=0) as inst:
+            first = inst.manifest("app-a")
+            self.assertEqual(first.status, 200, first)
+            config = first.json()["config"]["digest"]
+            stored = [p for p in inst.storage.rglob(config[7:]) if p.is_file()]
+            self.assertEqual(len(stored), 1, stored)
+            stored[0].unlink()
+            with inst.db() as conn:
+                conn.execute("DELETE FROM shared_uses")  # the day is over
+            again = inst.manifest("app-a")
+            self.assertEqual(again.status, 200, again)
+            self.assertEqual(again.json()["config"]["digest"], config)
+            self.assertTrue(stored[0].is_file())
+            self.assertEqual(len(inst.builds("app-a")), 2)
+
     def test_instances_sharing_storage(self):
         """B pulls one image by tag and another by digest; A's gc must keep
         both, although A's database says nobody used them for 40 days, and
