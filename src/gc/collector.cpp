@@ -5,6 +5,7 @@
 #include "builder/usage.hpp"
 #include "cache/build_cache.hpp"
 #include "cache/gc_queries.hpp"
+#include "nix/nix.hpp"
 #include "storage/layout.hpp"
 #include "util/log.hpp"
 #include "util/subprocess.hpp"
@@ -18,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <sys/stat.h>
 
 namespace nixery {
@@ -501,12 +503,12 @@ private:
     }
 
     // Together (referrers and their references go in one collection), in
-    // argvs well within ARG_MAX; Nix refuses a whole call when one of its
-    // paths is alive, so then that call's paths one by one, and a live path
-    // does not keep the others. Again while a round deletes something: a
-    // referrer in a later call kept its references alive in an earlier one.
+    // calls of k_paths_per_call paths, well within ARG_MAX; Nix refuses a
+    // whole call when one of its paths is alive, so then that call's paths
+    // one by one, and a live path does not keep the others. Again while a
+    // round deletes something: a referrer in a later call kept its
+    // references alive in an earlier one.
     static Result<void> delete_store_paths(std::vector<std::string> left) {
-        constexpr std::size_t k_argv_bytes = 256 << 10;
         const auto nix_delete = [](std::span<const std::string> paths) -> Result<bool> {
             ProcessSpec spec;
             spec.argv = {"nix-store", "--delete"};
@@ -519,7 +521,9 @@ private:
         };
         while (!left.empty()) {
             const auto before = left.size();
-            for (const auto batch : argv_batches(left, k_argv_bytes)) {
+            for (std::size_t first = 0; first < left.size(); first += k_paths_per_call) {
+                const auto batch = std::span<const std::string>(left).subspan(
+                    first, std::min(k_paths_per_call, left.size() - first));
                 TRY_ASSIGN(const bool deleted, nix_delete(batch));
                 for (std::size_t i = 0; !deleted && i < batch.size(); ++i) {
                     if (fs::exists(batch[i])) {

@@ -236,26 +236,6 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     return result;
 }
 
-std::vector<std::span<const std::string>> argv_batches(std::span<const std::string> items,
-                                                       std::size_t max_bytes) {
-    std::vector<std::span<const std::string>> out;
-    std::size_t begin = 0;
-    std::size_t bytes = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        const auto size = items[i].size() + 1;
-        if (i > begin && bytes + size > max_bytes) {
-            out.push_back(items.subspan(begin, i - begin));
-            begin = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if (begin < items.size()) {
-        out.push_back(items.subspan(begin));
-    }
-    return out;
-}
-
 std::string tail_lines(const std::string& text, std::size_t max_lines, std::size_t max_bytes) {
     std::vector<std::string_view> lines;
     std::string_view rest(text);

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -47,12 +46,6 @@ struct ProcessResult {
 // Runs the process to completion. An error means it could not be run at all
 // (or produced more stdout than allowed); a non-zero exit is a result.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
-
-// `items` cut into consecutive runs whose bytes (each with its NUL) add up
-// to at most `max_bytes`, to pass many arguments in several argvs well
-// within ARG_MAX; an item longer than that is a run of its own.
-std::vector<std::span<const std::string>> argv_batches(std::span<const std::string> items,
-                                                       std::size_t max_bytes);
 
 // The last `max_lines` non-empty lines of `text`, at most `max_bytes` long.
 std::string tail_lines(const std::string& text, std::size_t max_lines,

@@ -79,19 +79,4 @@ TEST_CASE("run_process") {
     }
 }
 
-
-TEST_CASE("argv_batches: consecutive runs within the byte limit, in order") {
-    const std::vector<std::string> items{"aaaa", "bb", "cccccc", "d", "eeeeeeeeeeee", "f"};
-    // 5 + 3 = 8 fits 10; 7 does not fit after them; 7 + 2 = 9 fits; 13 is over alone.
-    const auto runs = argv_batches(items, 10);
-    std::vector<std::vector<std::string>> got;
-    for (const auto run : runs) {
-        got.emplace_back(run.begin(), run.end());
-    }
-    CHECK(got == std::vector<std::vector<std::string>>{
-                     {"aaaa", "bb"}, {"cccccc", "d"}, {"eeeeeeeeeeee"}, {"f"}});
-    CHECK(argv_batches(std::vector<std::string>{}, 10).empty());
-    CHECK(argv_batches(items, 1000).size() == 1);
-}
-
 TEST_SUITE_END();
