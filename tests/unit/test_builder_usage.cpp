@@ -38,10 +38,14 @@ struct Fixture {
         REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
         cache.emplace(std::move(*db));
     }
-    // An image this instance built `when`, with its shared record.
+    // An image this instance built `when`, with its shared record, config
+    // and manifests.
     void built(std::int64_t when) {
         REQUIRE(cache->record_image("closure", image, when));
         REQUIRE(storage->put(image_record_key("closure"), encode_image_record(image), "x"));
+        for (const char c : {'c', 'd', 'o'}) {
+            REQUIRE(storage->put(blob_key(std::string(64, c)), "{}", "x"));
+        }
     }
     std::optional<std::string> marker(char c) {
         auto body = storage->fetch(use_marker_key(digest(c)));
@@ -83,6 +87,16 @@ TEST_CASE("record_image_use") {
         REQUIRE(f.storage->remove(image_record_key("closure")));
         CHECK(record_image_use(*f.cache, *f.storage, "closure", f.image, now) == SharedImage::gone);
         CHECK_FALSE(f.marker('d'));
+    }
+    SUBCASE("so is one whose config or a manifest it took") {
+        for (const char c : {'c', 'd', 'o'}) {
+            CAPTURE(c);
+            Fixture g;
+            g.built(now - 10 * k_day);
+            REQUIRE(g.storage->remove(blob_key(std::string(64, c))));
+            CHECK(record_image_use(*g.cache, *g.storage, "closure", g.image, now) ==
+                  SharedImage::gone);
+        }
     }
 }
 
