@@ -259,9 +259,8 @@ Result<Builder::Outcome, Failure> Builder::build(const Image& image, const Prepa
         }
     }
     const auto compression = m_s.config.layer_compression;
-    out.closure_key = closure_key(
-        out_paths, image.arch, bash, m_layering,
-        k_default_layer_budget, provenance_digest(provenance), compression);
+    out.closure_key = closure_key(out_paths, image.arch, bash, m_layering, k_default_layer_budget,
+                                  provenance_digest(provenance), compression);
     {
         TRY_ASSIGN(const auto holding, hold_off_gc());
         TRY_ASSIGN(auto existing, use_image(out.closure_key));

@@ -31,8 +31,12 @@ TEST_CASE("negotiate_format") {
         const auto zstd = LayerCompression::zstd;
         // Docker 20.10's six Accept lines: it starts this cycle anywhere.
         const std::vector<std::string> engine{
-            docker, std::string(media_type::docker_manifest_list), std::string(media_type::oci_index),
-            "application/vnd.docker.distribution.manifest.v1+prettyjws", "application/json", oci};
+            docker,
+            std::string(media_type::docker_manifest_list),
+            std::string(media_type::oci_index),
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            "application/json",
+            oci};
         for (std::size_t start = 0; start < engine.size(); ++start) {
             std::vector<std::string> lines(engine.begin() + static_cast<long>(start), engine.end());
             lines.insert(lines.end(), engine.begin(), engine.begin() + static_cast<long>(start));
@@ -41,9 +45,12 @@ TEST_CASE("negotiate_format") {
         }
         // containers/image (podman 4.3, skopeo 1.9) in its fixed order.
         const std::vector<std::string> podman{
-            oci, docker, "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            oci,
+            docker,
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
             "application/vnd.docker.distribution.manifest.v1+json",
-            std::string(media_type::docker_manifest_list), std::string(media_type::oci_index)};
+            std::string(media_type::docker_manifest_list),
+            std::string(media_type::oci_index)};
         CHECK(negotiate_format(podman, zstd) == ManifestFormat::oci);
         // Only OCI accepted: OCI, whatever else is listed.
         CHECK(negotiate_format({"application/json", oci}, zstd) == ManifestFormat::oci);
