@@ -65,6 +65,11 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
                 "building \"" + name + "\" failed: Nix (" + f.operation + ") said:\n" + f.log_tail,
                 R"({"log":)" + json_string(f.log_tail) + "}",
                 {}};
+    case NixFailure::Kind::disk_full:
+        // The operator's to mend; the client learns what and that it is
+        // the server's (with the request id), not Nix's log.
+        return fault("building \"" + name + "\" failed on the server: No space left on device",
+                     "nix (" + f.operation + "): " + f.log_tail);
     case NixFailure::Kind::not_runnable: {
         // Nix's own words name server paths: the log has them, the client not.
         const bool no_daemon = f.log_tail.find("daemon") != std::string::npos ||

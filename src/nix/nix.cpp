@@ -235,7 +235,14 @@ NixFailure failure_of(const ProcessResult& run, std::string operation, const std
     // the server, not of the image.
     const bool no_daemon = tail.find("cannot connect to socket") != std::string::npos ||
                            tail.find("cannot connect to daemon") != std::string::npos;
-    return NixFailure{no_daemon ? NixFailure::Kind::not_runnable : NixFailure::Kind::failed,
+    // ENOSPC, from Nix or a builder, or Nix's own note after a build that
+    // failed where little disk was free: the server's disk, not the image.
+    const bool disk_full =
+        tail.find("No space left on device") != std::string::npos ||
+        tail.find("may have been caused by lack of free disk space") != std::string::npos;
+    return NixFailure{no_daemon   ? NixFailure::Kind::not_runnable
+                      : disk_full ? NixFailure::Kind::disk_full
+                                  : NixFailure::Kind::failed,
                       std::move(operation),
                       std::move(tail),
                       {},

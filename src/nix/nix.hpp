@@ -56,6 +56,7 @@ struct NixFailure {
         timed_out,    // a bound ran out: `limit` names it
         refused,      // the package set's configuration refuses `package` (unfree, insecure…)
         not_runnable, // Nix could not be run at all
+        disk_full,    // a disk of the server (the store, a build directory) is full
     } kind = Kind::failed;
     std::string operation; // "evaluate", "build", "query closure"
     std::string log_tail;  // the last lines Nix printed on stderr (refused: the reason)

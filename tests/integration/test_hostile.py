@@ -251,6 +251,22 @@ class DiskFullTest(TmpfsCase):
             self.assertEqual(inst.manifest("big").status, 200)
 
 
+class BuildDirectoryFullTest(TmpfsCase):
+    """Nix's build directories (under TMPDIR) on a small tmpfs: a builder
+    that fills it fails the pull with the server's 500 naming the cause,
+    not a 404 for the image, and the same pull succeeds once there is
+    space again."""
+
+    def test_build_directory_full(self):
+        with Instance(TMPDIR=self.mount, expected_errors=["No space left on device"]) as inst:
+            r = inst.manifest("scratch")
+            self.assertRegistryError(r, 500, "INTERNAL_ERROR", "No space left on device",
+                                     "request id " + r.header("X-Request-Id"))
+            self.assertNotIn(str(self.mount), r.body.decode())
+            subprocess.run(["mount", "-o", "remount,size=256m", str(self.mount)], check=True)
+            self.assertEqual(inst.manifest("scratch").status, 200)
+
+
 class StateFullTest(TmpfsCase):
     """The state directory (the database, nginx's links, logs and cache, the
     locks) on a small tmpfs that fills up: a pull gets a registry 5xx that

@@ -98,6 +98,13 @@ demo // rec {
     head -c 50331648 /dev/urandom > $out/share/noise
   '';
 
+  # Writes 32 MiB into its build directory first (which Nix makes under
+  # TMPDIR: a test puts that on a small disk); new in every test run.
+  scratch = mkPackage "scratch-${salt}" ''
+    head -c 33554432 /dev/zero > scratch
+    mkdir $out
+  '';
+
   # Takes a few seconds to build, and is new in every test run.
   slow = mkPackage "slow-${salt}" ''
     sleep 4
