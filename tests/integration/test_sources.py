@@ -194,10 +194,14 @@ class ChannelSourceTest(TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.pkgs = make_package_set(self.dir)
 
+    def instance(self, channel="test-channel", **settings):
+        """An instance on `channel`, published with the stamp "one"."""
+        self.channels.publish(channel, self.pkgs, "one")
+        return Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL=channel, NIXERY_CHANNEL_URL=self.channels.url,
+                        **settings)
+
     def test_channel_from_an_offline_mirror(self):
-        self.channels.publish("test-channel", self.pkgs, "one")
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel", NIXERY_CHANNEL_URL=self.channels.url,
-                      NIXERY_SOURCE_TTL=0) as inst:
+        with self.instance(NIXERY_SOURCE_TTL=0) as inst:
             pulls = Pulls(self, inst)
             self.assertEqual(pulls.stamp("latest"), "one")
             # A channel name moves: a new tarball is seen after the TTL (0 here).
@@ -206,9 +210,7 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(inst.manifest("app-a").status, 200)
 
     def test_a_channel_whose_host_fails_serves_its_last_fetch(self):
-        self.channels.publish("test-channel", self.pkgs, "one")
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel", NIXERY_CHANNEL_URL=self.channels.url,
-                      NIXERY_SOURCE_TTL=1) as inst:
+        with self.instance(NIXERY_SOURCE_TTL=1) as inst:
             pulls = Pulls(self, inst)
             self.assertEqual(pulls.stamp("latest"), "one")
             (self.channels.dir / "test-channel.tar.gz").unlink()  # the host answers 404 from now on
@@ -220,9 +222,7 @@ class ChannelSourceTest(TestCase):
             self.assertTrue(fallbacks)
 
     def test_channel_within_its_ttl_is_not_evaluated_again(self):
-        self.channels.publish("test-channel", self.pkgs, "one")
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL="test-channel",
-                      NIXERY_CHANNEL_URL=self.channels.url) as inst:
+        with self.instance() as inst:
             first = inst.manifest("stamp")
             self.channels.publish("test-channel", self.pkgs, "two")
             second = inst.manifest("stamp")
@@ -230,10 +230,7 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(len(inst.builds()), 1)
 
     def test_commit_channel_is_pinned(self):
-        commit = "0123456789abcdef0123456789abcdef01234567"
-        self.channels.publish(commit, self.pkgs, "one")
-        with Instance(NIXERY_PKGS_PATH=None, NIXERY_CHANNEL=commit, NIXERY_CHANNEL_URL=self.channels.url,
-                      NIXERY_SOURCE_TTL=0) as inst:
+        with self.instance("0123456789abcdef0123456789abcdef01234567", NIXERY_SOURCE_TTL=0) as inst:
             self.assertEqual(inst.manifest("stamp").status, 200)
             self.assertEqual(inst.manifest("stamp").status, 200)
             self.assertEqual(len(inst.builds()), 1, "a pinned channel is never evaluated again")
