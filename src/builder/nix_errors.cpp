@@ -70,6 +70,24 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
         // the server's (with the request id), not Nix's log.
         return fault("building \"" + name + "\" failed on the server: No space left on device",
                      "nix (" + f.operation + "): " + f.log_tail);
+    case NixFailure::Kind::killed:
+        // Out of memory, most likely: the operator's to mend (fewer
+        // parallel builds, more memory); the next pull tries again.
+        return fault("building \"" + name +
+                         "\" failed on the server: a builder was killed (signal 9), as the "
+                         "kernel does when memory runs out",
+                     "nix (" + f.operation + "): " + f.log_tail);
+    case NixFailure::Kind::network: {
+        // A cache or a source's host that cannot be reached now is not
+        // the image's fault: not remembered, and said as Nix said it.
+        Failure out{FailureKind::unavailable, "download failed",
+                    "building \"" + name +
+                        "\" failed: a download failed on the network; retry later. Nix (" +
+                        f.operation + ") said:\n" + f.log_tail,
+                    R"({"log":)" + json_string(f.log_tail) + "}",
+                    "nix (" + f.operation + "): " + f.log_tail};
+        return out;
+    }
     case NixFailure::Kind::not_runnable: {
         // Nix's own words name server paths: the log has them, the client not.
         const bool no_daemon = f.log_tail.find("daemon") != std::string::npos ||

@@ -5,6 +5,7 @@
 #include "util/text.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -140,6 +141,69 @@ std::optional<std::string> refusal_reason(std::string_view stderr_text) {
     return reason;
 }
 
+namespace {
+
+bool contains(std::string_view text, std::string_view part) {
+    return text.find(part) != std::string_view::npos;
+}
+
+// An HTTP status a client must not just retry: 4xx but 408 (timeout) and
+// 429 (too many requests), as Nix ("HTTP error 404"), curl and git ("The
+// requested URL returned error: 404") write it.
+bool names_client_error(std::string_view line) {
+    for (const std::string_view marker : {"HTTP error ", "returned error: "}) {
+        for (auto at = line.find(marker); at != std::string_view::npos;
+             at = line.find(marker, at + 1)) {
+            const auto code = line.substr(at + marker.size(), 3);
+            if (code.size() == 3 && code[0] == '4' && code != "408" && code != "429") {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+// A line where a download failed: Nix's own ("unable to download 'URL':
+// Couldn't resolve host name (6)"), Nix giving up on a binary cache, or a
+// fetcher's curl ("curl: (7) Failed to connect") or git ("fatal: unable to
+// access 'URL': Could not resolve host").
+bool is_download_failure(std::string_view line) {
+    if (contains(line, "usually happens due to networking issues")) {
+        return true;
+    }
+    const bool download = contains(line, "unable to download '") || contains(line, "curl: (") ||
+                          contains(line, "unable to access '");
+    return download && !names_client_error(line);
+}
+
+} // namespace
+
+NixFailure::Kind failure_kind_of(std::string_view tail) {
+    // ENOSPC, from Nix or a builder, or Nix's own note after a build that
+    // failed where little disk was free: the server's disk, not the image.
+    if (contains(tail, "No space left on device") ||
+        contains(tail, "may have been caused by lack of free disk space")) {
+        return NixFailure::Kind::disk_full;
+    }
+    // No daemon to talk to (NIX_REMOTE=daemon, socket missing).
+    if (contains(tail, "cannot connect to socket") || contains(tail, "cannot connect to daemon")) {
+        return NixFailure::Kind::not_runnable;
+    }
+    // Nix: "builder for '…drv' failed due to signal 9 (Killed)". Nothing
+    // but the kernel (out of memory) or the server's operator sends it.
+    if (contains(tail, "failed due to signal 9 (Killed)")) {
+        return NixFailure::Kind::killed;
+    }
+    for (std::size_t pos = 0; pos < tail.size();) {
+        const auto end = std::min(tail.find('\n', pos), tail.size());
+        if (is_download_failure(tail.substr(pos, end - pos))) {
+            return NixFailure::Kind::network;
+        }
+        pos = end + 1;
+    }
+    return NixFailure::Kind::failed;
+}
+
 std::string request_json(const NixRequest& request) {
     rapidjson::Document source;
     source.Parse(request.source_json.c_str(), request.source_json.size());
@@ -231,23 +295,11 @@ NixFailure failure_of(const ProcessResult& run, std::string operation, const std
     if (tail.empty()) {
         tail = argv0 + " failed with " + run.describe_exit(timeout);
     }
-    // No daemon to talk to (NIX_REMOTE=daemon, socket missing): a fault of
-    // the server, not of the image.
-    const bool no_daemon = tail.find("cannot connect to socket") != std::string::npos ||
-                           tail.find("cannot connect to daemon") != std::string::npos;
-    // ENOSPC, from Nix or a builder, or Nix's own note after a build that
-    // failed where little disk was free: the server's disk, not the image.
-    const bool disk_full =
-        tail.find("No space left on device") != std::string::npos ||
-        tail.find("may have been caused by lack of free disk space") != std::string::npos;
-    return NixFailure{no_daemon   ? NixFailure::Kind::not_runnable
-                      : disk_full ? NixFailure::Kind::disk_full
-                                  : NixFailure::Kind::failed,
-                      std::move(operation),
-                      std::move(tail),
-                      {},
-                      {},
-                      {}};
+    auto kind = failure_kind_of(tail);
+    if (run.signal == SIGKILL) {
+        kind = NixFailure::Kind::killed; // Nix itself, out of memory
+    }
+    return NixFailure{kind, std::move(operation), std::move(tail), {}, {}, {}};
 }
 
 Result<ProcessResult, NixFailure> run_nix(std::vector<std::string> argv, std::string operation,

@@ -57,6 +57,8 @@ struct NixFailure {
         refused,      // the package set's configuration refuses `package` (unfree, insecure…)
         not_runnable, // Nix could not be run at all
         disk_full,    // a disk of the server (the store, a build directory) is full
+        killed,       // a builder was killed with SIGKILL, as the kernel's OOM killer does
+        network,      // a download failed in a way that may pass: the network, a 5xx, a 429
     } kind = Kind::failed;
     std::string operation; // "evaluate", "build", "query closure"
     std::string log_tail;  // the last lines Nix printed on stderr (refused: the reason)
@@ -151,6 +153,14 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
 // evaluating user (an image's user cannot export NIXPKGS_ALLOW_UNFREE).
 // nullopt when the error is not such a refusal.
 std::optional<std::string> refusal_reason(std::string_view stderr_text);
+
+// What the last lines Nix printed (clean_nix_output) say a failed run met
+// beyond the image itself: a full disk, a builder killed with SIGKILL, a
+// download that failed on the network (Nix's own downloads, or a fetcher's
+// curl or git), or a daemon it cannot reach; `failed` when none of these.
+// A download the server refused with a 4xx other than 408 and 429 (a
+// source that is gone) is the image's failure. Pure.
+NixFailure::Kind failure_kind_of(std::string_view log_tail);
 
 // What image.nix's `evaluate` printed (nix-instantiate --json) for
 // `request` (request_json), as an Evaluation; an error says what is wrong

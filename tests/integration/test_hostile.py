@@ -1,7 +1,8 @@
 """A hostile and faulty world: what anonymous clients learn from errors
 (no server paths or credentials, a request id that leads to the log), a
-master killed with SIGKILL, an unusable database, a Nix daemon that is not
-there, SIGTERM and nginx reloads during pulls, and a full disk."""
+master killed with SIGKILL, a builder killed as the OOM killer does, an
+unusable database, a Nix daemon that is not there, SIGTERM and nginx
+reloads during pulls, and a full disk."""
 
 import concurrent.futures
 import functools
@@ -18,7 +19,7 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import (ROOT, Instance, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
+from harness import (ROOT, SALT, Instance, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
                      make_package_set, sha256_file)
 
 SECRET = "s3cr3t-T0ken"
@@ -265,6 +266,40 @@ class BuildDirectoryFullTest(TmpfsCase):
             self.assertNotIn(str(self.mount), r.body.decode())
             subprocess.run(["mount", "-o", "remount,size=256m", str(self.mount)], check=True)
             self.assertEqual(inst.manifest("scratch").status, 200)
+
+
+class KilledBuilderTest(TestCase):
+    """A builder killed with SIGKILL, as the kernel's OOM killer kills one
+    when memory runs out: the pull gets the server's 500 saying so, not a
+    404 remembered for the image, and the next pull builds it again."""
+
+    def builder_pids(self, marker):
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+        return pids
+
+    def test_killed_builder(self):
+        marker = ("nixery-victim-" + SALT).encode()
+        with Instance(expected_errors=["signal 9"]) as inst:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pull = pool.submit(inst.manifest, "victim")
+                deadline = time.time() + 60
+                while not self.builder_pids(marker) and time.time() < deadline:
+                    time.sleep(0.2)
+                pids = self.builder_pids(marker)
+                self.assertTrue(pids, "the builder never started")
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                r = pull.result(timeout=120)
+            self.assertRegistryError(r, 500, "INTERNAL_ERROR", "signal 9", "memory runs out",
+                                     "request id " + r.header("X-Request-Id"))
+            self.assertEqual(inst.manifest("victim").status, 200)
+            self.assertEqual([b["status"] for b in inst.builds("victim")], [500, 200])
 
 
 class StateFullTest(TmpfsCase):

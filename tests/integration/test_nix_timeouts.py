@@ -1,12 +1,14 @@
 """What NIX_TIMEOUT bounds (issue 15, section 1): each builder and each
 evaluation, not downloads. An output a binary cache takes longer than
 NIX_TIMEOUT to send still arrives; a builder that runs longer fails and
-says so (test_failures.test_timeout_says_so)."""
+says so (test_failures.test_timeout_says_so). A binary cache that breaks
+off a download is the server's passing trouble, not the image's."""
 
 import functools
 import http.server
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -33,6 +35,15 @@ class SlowCacheHandler(http.server.SimpleHTTPRequestHandler):
         if not path.is_file():
             return self.send_error(404)
         data = path.read_bytes()
+        if self.server.broken:
+            # Half a NAR, then the connection drops: a cache in trouble.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-nix-nar")
         self.send_header("Content-Length", str(len(data)))
@@ -54,6 +65,7 @@ class SlowCache:
         self.server.requests = []
         self.server.nars_sent = []
         self.server.nar_seconds = nar_seconds
+        self.server.broken = False
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
 
@@ -62,38 +74,63 @@ class SlowCache:
         self.server.server_close()
 
 
+def seeded_cache(test, nar_seconds):
+    """A test package set and a binary cache on loopback that has its
+    `evaluation.cached`, which this store then has not and cannot build:
+    (package set, cache, the output's store path)."""
+    work = Path(tempfile.mkdtemp(prefix="nixery-subst-"))
+    test.addCleanup(shutil.rmtree, work, True)
+    salt = "%016x" % random.getrandbits(64)
+    pkgs = make_package_set(work, salt=salt)
+    # Build `cached` once where it can be built (its marker exists),
+    # put it in a binary cache, and take it out of the store again.
+    marker = Path("/tmp/nixery-seed-" + salt)
+    marker.write_text("")
+    env = base_environment()
+    env["NIX_CONFIG"] = "substituters =\nsandbox = false\n"
+    try:
+        out = run(["nix-build", "--no-out-link", str(pkgs), "-A", "evaluation.cached"], env=env).stdout.decode().strip()
+    finally:
+        marker.unlink()
+    cache = work / "cache"
+    run(NIX + ["copy", "--to", "file://%s" % cache, out], env=env)
+    run(["nix-store", "--delete", out], env=env)
+    test.assertFalse(Path(out).exists())
+    server = SlowCache(cache, nar_seconds=nar_seconds)
+    test.addCleanup(server.close)
+    return pkgs, server, out
+
+
+def substituting_from(server):
+    config = "substituters = %s\nrequire-sigs = false\n" % server.url
+    return config + ("sandbox = true\n" if SANDBOX else "")
+
+
 class SubstitutionTest(TestCase):
     def test_a_download_longer_than_nix_timeout_succeeds(self):
-        work = Path(tempfile.mkdtemp(prefix="nixery-subst-"))
-        self.addCleanup(shutil.rmtree, work, True)
-        salt = "%016x" % random.getrandbits(64)
-        pkgs = make_package_set(work, salt=salt)
-
-        # Build `cached` once where it can be built (its marker exists),
-        # put it in a binary cache, and take it out of the store again.
-        marker = Path("/tmp/nixery-seed-" + salt)
-        marker.write_text("")
-        env = base_environment()
-        env["NIX_CONFIG"] = "substituters =\nsandbox = false\n"
-        try:
-            out = run(["nix-build", "--no-out-link", str(pkgs), "-A", "evaluation.cached"], env=env).stdout.decode().strip()
-        finally:
-            marker.unlink()
-        cache = work / "cache"
-        run(NIX + ["copy", "--to", "file://%s" % cache, out], env=env)
-        run(["nix-store", "--delete", out], env=env)
-        self.assertFalse(Path(out).exists())
-
-        server = SlowCache(cache, nar_seconds=8)
-        self.addCleanup(server.close)
-        config = "substituters = %s\nrequire-sigs = false\n" % server.url
-        config += "sandbox = true\n" if SANDBOX else ""
-        with Instance(package_set=pkgs, NIX_TIMEOUT=3, NIX_CONFIG=config) as inst:
+        pkgs, server, out = seeded_cache(self, nar_seconds=8)
+        with Instance(package_set=pkgs, NIX_TIMEOUT=3, NIX_CONFIG=substituting_from(server)) as inst:
             started = time.time()
             r = inst.manifest("evaluation.cached")
             self.assertEqual(r.status, 200, r)
             self.assertGreater(time.time() - started, 3 * 2)
             self.assertEqual(len(server.server.nars_sent), 1, server.server.requests)
+            self.assertTrue(Path(out).exists())
+
+    def test_a_cache_that_breaks_off_a_download_is_a_503_not_remembered(self):
+        pkgs, server, out = seeded_cache(self, nar_seconds=0)
+        server.server.broken = True
+        with Instance(package_set=pkgs, NIX_CONFIG=substituting_from(server),
+                      expected_errors=["download failed"]) as inst:
+            r = inst.manifest("evaluation.cached")
+            err = self.assertRegistryError(r, 503, "UNAVAILABLE", "a download failed on the network",
+                                           "retry later", "networking issues")
+            self.assertIn("unable to download", err["detail"]["log"])
+            self.assertNotIn(str(inst.package_set), r.body.decode())
+            # The cache is well again: the next pull gets the image.
+            server.server.broken = False
+            r = inst.manifest("evaluation.cached")
+            self.assertEqual(r.status, 200, r)
             self.assertTrue(Path(out).exists())
 
 

@@ -105,6 +105,15 @@ demo // rec {
     mkdir $out
   '';
 
+  # Takes 8 s, with a marker in its builder's command line by which a
+  # test finds the builder to kill it as the kernel's OOM killer would;
+  # new in every test run.
+  victim = mkPackage "victim-${salt}" ''
+    : nixery-victim-${salt}
+    sleep 8
+    mkdir $out
+  '';
+
   # Takes a few seconds to build, and is new in every test run.
   slow = mkPackage "slow-${salt}" ''
     sleep 4

@@ -76,6 +76,71 @@ TEST_CASE("refusal_reason") {
     }
 }
 
+TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
+    using Kind = NixFailure::Kind;
+    SUBCASE("a binary cache that breaks off a NAR, as Nix 2.8 says it") {
+        CHECK(failure_kind_of(
+                  "copying path '/nix/store/71nz-cached' from 'http://127.0.0.1:41695'...\n"
+                  "error: unable to download 'http://127.0.0.1:41695/nar/0psn.nar.xz': HTTP "
+                  "error 200 ('OK') (curl error: Transferred a partial file)\n"
+                  "error: some substitutes for the outputs of derivation "
+                  "'/nix/store/mvis-cached.drv' failed (usually happens due to networking "
+                  "issues); try '--fallback' to build derivation from source\n") == Kind::network);
+    }
+    SUBCASE("Nix's own downloads: no DNS, no route, a 5xx, a 429") {
+        for (const char* line :
+             {"error: unable to download 'https://cache.nixos.org/nar/x.nar.xz': Couldn't "
+              "resolve host name (6)",
+              "error: unable to download 'https://cache.nixos.org/x.narinfo': Could not "
+              "connect to server (7)",
+              "error: unable to download 'https://example.org/src.tar.gz': HTTP error 503",
+              "error: unable to download 'https://api.github.com/x': HTTP error 429"}) {
+            CAPTURE(line);
+            CHECK(failure_kind_of(line) == Kind::network);
+        }
+    }
+    SUBCASE("a fetcher's curl or git that cannot reach its host") {
+        CHECK(failure_kind_of("trying https://example.org/foo-1.0.tar.gz\n"
+                              "curl: (6) Could not resolve host: example.org\n"
+                              "error: cannot download foo-1.0.tar.gz from any mirror\n"
+                              "error: builder for '/nix/store/x-foo-1.0.tar.gz.drv' failed with "
+                              "exit code 1\n") == Kind::network);
+        CHECK(failure_kind_of("fatal: unable to access 'https://github.com/o/r/': Failed to "
+                              "connect to github.com port 443: Connection timed out\n") ==
+              Kind::network);
+    }
+    SUBCASE("a source that is gone is the image's failure") {
+        CHECK(failure_kind_of("curl: (22) The requested URL returned error: 404\n"
+                              "error: cannot download foo-1.0.tar.gz from any mirror\n") ==
+              Kind::failed);
+        CHECK(failure_kind_of("error: unable to download 'https://example.org/x.tar.gz': HTTP "
+                              "error 404\n\n       response body:\n\n       Not Found\n") ==
+              Kind::failed);
+        CHECK(failure_kind_of("fatal: unable to access 'https://example.org/r/': The requested "
+                              "URL returned error: 403\n") == Kind::failed);
+        CHECK(failure_kind_of("fatal: repository 'https://example.org/r/' not found\n") ==
+              Kind::failed);
+    }
+    SUBCASE("a test suite that finds no network in the sandbox is the package's failure") {
+        CHECK(
+            failure_kind_of("test_fetch (tests.TestClient) ... ERROR\n"
+                            "ConnectionRefusedError: [Errno 111] Connection refused\n"
+                            "error: builder for '/nix/store/x-py.drv' failed with exit code 1\n") ==
+            Kind::failed);
+    }
+    SUBCASE("a builder the kernel killed; a full disk; no daemon") {
+        CHECK(failure_kind_of("working\nerror: builder for '/nix/store/fmnk-killme.drv' failed "
+                              "due to signal 9 (Killed)\n") == Kind::killed);
+        CHECK(failure_kind_of("error: writing to file: No space left on device\n") ==
+              Kind::disk_full);
+        CHECK(failure_kind_of("error: cannot connect to socket at "
+                              "'/nix/var/nix/daemon-socket/socket': No such file or directory\n") ==
+              Kind::not_runnable);
+        CHECK(failure_kind_of("error: builder for '/nix/store/x.drv' failed with exit code 2\n") ==
+              Kind::failed);
+    }
+}
+
 TEST_CASE("parse_validity_registration") {
     const std::string text = "/nix/store/aaa-hello\n"
                              "0123abcd\n"
