@@ -181,31 +181,45 @@ public:
         return {};
     }
 
+    // Every object under `prefix`. gc decides by these times, so an object
+    // whose time cannot be read fails the listing rather than pass as old.
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
         std::vector<StoredObject> out;
-        std::string token;
         const auto what = "list \"" + url_name(prefix) + "\"";
-        do {
+        for (QueryParams next;;) {
             QueryParams query{{"list-type", "2"}, {"prefix", std::string(prefix)}};
-            if (!token.empty()) {
-                query.emplace_back("continuation-token", token);
-            }
+            query.insert(query.end(), next.begin(), next.end());
             TRY_ASSIGN(const auto r, send(what, "GET", "", query, {}));
             if (r.status != 200) {
                 return fail(what + " failed: " + s3_status(r));
             }
+            const auto page_start = out.size();
             for (const auto contents : xml::elements(r.body, "Contents")) {
                 StoredObject o;
                 o.key = xml::text(contents, "Key");
                 o.size = std::strtoull(xml::text(contents, "Size").c_str(), nullptr, 10);
-                o.modified = parse_rfc3339(xml::text(contents, "LastModified")).value_or(0);
+                const auto modified = xml::text(contents, "LastModified");
+                const auto time = parse_rfc3339(modified);
+                if (!time) {
+                    return fail(what + " failed: the store gave \"" + url_name(o.key) +
+                                "\" a LastModified that is not a time: \"" + modified + "\"");
+                }
+                o.modified = *time;
                 out.push_back(std::move(o));
             }
-            token = xml::text(r.body, "IsTruncated") == "true"
-                        ? xml::text(r.body, "NextContinuationToken")
-                        : std::string();
-        } while (!token.empty());
-        return out;
+            if (xml::text(r.body, "IsTruncated") != "true") {
+                return out;
+            }
+            // Some stores truncate without a continuation token; the last
+            // key says where to go on (start-after, in ListObjectsV2 too).
+            if (auto token = xml::text(r.body, "NextContinuationToken"); !token.empty()) {
+                next = {{"continuation-token", std::move(token)}};
+            } else if (out.size() > page_start) {
+                next = {{"start-after", out.back().key}};
+            } else {
+                return fail(what + " failed: the store said the listing goes on but not where");
+            }
+        }
     }
 
 private:
