@@ -244,9 +244,15 @@ public:
                     if (item.HasMember("size") && item["size"].IsString()) {
                         o.size = std::strtoull(item["size"].GetString(), nullptr, 10);
                     }
-                    if (item.HasMember("updated") && item["updated"].IsString()) {
-                        o.modified = parse_rfc3339(item["updated"].GetString()).value_or(0);
+                    // gc decides by it: no time is no listing, not an old object.
+                    const auto updated = item.HasMember("updated") && item["updated"].IsString()
+                                             ? parse_rfc3339(item["updated"].GetString())
+                                             : std::nullopt;
+                    if (!updated) {
+                        return fail("list \"" + url_name(prefix) + "\" failed: the store gave \"" +
+                                    url_name(o.key) + "\" no readable \"updated\" time");
                     }
+                    o.modified = *updated;
                     out.push_back(std::move(o));
                 }
             }

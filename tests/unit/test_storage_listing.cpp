@@ -1,0 +1,105 @@
+// Listing a bucket, which gc trusts to be whole and to give each object's
+// time, against loopback stores that bend their API's conventions.
+#include "loopback_server.hpp"
+#include "storage/gcs.hpp"
+#include "storage/s3.hpp"
+#include "testutil.hpp"
+
+#include <doctest/doctest.h>
+#include <mutex>
+
+using namespace nixery;
+
+namespace {
+
+std::string listing(const std::string& contents, const std::string& after) {
+    return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult>" + contents + after +
+           "</ListBucketResult>";
+}
+
+std::string object(const std::string& key, const std::string& modified) {
+    return "<Contents><Key>" + key + "</Key><LastModified>" + modified +
+           "</LastModified><Size>3</Size></Contents>";
+}
+
+} // namespace
+
+TEST_SUITE_BEGIN("storage");
+
+TEST_CASE("S3 list: every page, and times gc can trust") {
+    testutil::TempDir dir;
+    std::mutex mutex;
+    std::vector<std::string> targets;
+    std::string bad_time;
+    testutil::LoopbackServer server([&](int fd, int) {
+        while (const auto seen = testutil::LoopbackServer::read_request(fd)) {
+            std::lock_guard lock(mutex);
+            targets.push_back(seen->target);
+            if (seen->target.find("start-after=layers%2Fb") != std::string::npos) {
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    listing(object("layers/c",
+                                   bad_time.empty() ? "2026-12-06T01:02:03.000Z" : bad_time),
+                            "<IsTruncated>false</IsTruncated>"));
+            } else {
+                // Truncated, as some stores answer, without a token.
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    listing(object("layers/a", "2026-12-06T01:02:03.000Z") +
+                                object("layers/b", "2026-12-06T01:02:04.000Z"),
+                            "<IsTruncated>true</IsTruncated>"));
+            }
+        }
+    });
+    S3Settings settings;
+    settings.bucket = "nixery";
+    settings.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+    settings.path_style = true;
+    settings.access_key_id = "key";
+    settings.secret_access_key = "secret";
+    auto store = make_s3_storage(settings, dir.path());
+    REQUIRE_MESSAGE(store, store.error().message);
+
+    SUBCASE("a truncated page without a token goes on after its last key") {
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_MESSAGE(objects, objects.error().message);
+        REQUIRE(objects->size() == 3);
+        CHECK((*objects)[2].key == "layers/c");
+        CHECK((*objects)[1].modified == 1796518924);
+        std::lock_guard lock(mutex);
+        CHECK(targets.size() == 2);
+    }
+    SUBCASE("a time that does not parse fails the listing, not passes as old") {
+        bad_time = "Sun, 06 Dec 2026 01:02:03 GMT";
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_FALSE(objects);
+        CHECK_MESSAGE(objects.error().message.find(
+                          "\"s3://nixery/layers/c\" a LastModified that is not a time") !=
+                          std::string::npos,
+                      objects.error().message);
+    }
+}
+
+TEST_CASE("GCS list: an object without a readable time fails the listing") {
+    testutil::TempDir dir;
+    testutil::LoopbackServer server([&](int fd, int) {
+        while (const auto seen = testutil::LoopbackServer::read_request(fd)) {
+            testutil::LoopbackServer::reply(
+                fd, 200,
+                R"({"items":[{"name":"layers/a","size":"3","updated":"2026-12-06T01:02:03.000Z"},)"
+                R"({"name":"layers/b","size":"3"}]})");
+        }
+    });
+    GcsSettings settings;
+    settings.bucket = "nixery";
+    settings.emulator_host = "127.0.0.1:" + std::to_string(server.port());
+    auto store = make_gcs_storage(settings, dir.path());
+    REQUIRE_MESSAGE(store, store.error().message);
+    const auto objects = (*store)->list("layers/");
+    REQUIRE_FALSE(objects);
+    CHECK_MESSAGE(objects.error().message.find(
+                      "\"gs://nixery/layers/b\" no readable \"updated\" time") != std::string::npos,
+                  objects.error().message);
+}
+
+TEST_SUITE_END();
