@@ -28,6 +28,31 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
     }
 }
 
+// Whether `name` at `pos` in `text` stands where a bucket's name does in
+// what the storage adapters and the stores write: after "://", "/", a
+// quote, ">" or "=", and before the end, a separator or a quote. A bucket
+// named like a common word ("images") stays in prose ("arm64 images").
+bool names_bucket(std::string_view text, std::size_t pos, std::size_t size) {
+    static constexpr std::string_view k_before = "/\"'>=";
+    static constexpr std::string_view k_after = "/.\"'<?:, )\n";
+    const bool before_ok = pos > 0 && k_before.find(text[pos - 1]) != std::string_view::npos;
+    const bool after_ok =
+        pos + size == text.size() || k_after.find(text[pos + size]) != std::string_view::npos;
+    return before_ok && after_ok;
+}
+
+void replace_bucket(std::string& text, std::string_view bucket) {
+    static constexpr std::string_view k_placeholder = "<bucket>";
+    for (auto pos = text.find(bucket); pos != std::string::npos;) {
+        if (names_bucket(text, pos, bucket.size())) {
+            text.replace(pos, bucket.size(), k_placeholder);
+            pos = text.find(bucket, pos + k_placeholder.size());
+        } else {
+            pos = text.find(bucket, pos + 1);
+        }
+    }
+}
+
 } // namespace
 
 Disclosure::Disclosure(const Config& config) {
@@ -40,8 +65,11 @@ Disclosure::Disclosure(const Config& config) {
     if (config.source == SourceKind::path) {
         add(m_private, config.source_location, "<package set>");
     }
-    add(m_private, config.gcs.bucket, "<bucket>");
-    add(m_private, config.s3.bucket, "<bucket>");
+    for (const auto* bucket : {&config.gcs.bucket, &config.s3.bucket}) {
+        if (!bucket->empty()) {
+            m_buckets.push_back(*bucket);
+        }
+    }
     add(m_private, config.s3.access_key_id, "<redacted>");
     add(m_private, config.s3.secret_access_key, "<redacted>");
     add(m_private, config.s3.session_token, "<redacted>");
@@ -55,6 +83,9 @@ std::string Disclosure::scrub(std::string_view text) const {
     auto out = log::strip_userinfo(text);
     for (const auto& [secret, placeholder] : m_private) {
         replace_all(out, secret, placeholder);
+    }
+    for (const auto& bucket : m_buckets) {
+        replace_bucket(out, bucket);
     }
     return out;
 }

@@ -23,7 +23,8 @@ public:
     explicit Disclosure(const Config& config);
 
     // `text` without URL user info, and with each private path or name
-    // replaced by a placeholder such as "<state directory>".
+    // replaced by a placeholder such as "<state directory>"; a bucket's
+    // name where it names the bucket (in a URL, quoted), not in prose.
     std::string scrub(std::string_view text) const;
 
     // `error` as the client may see it: scrubbed message and detail; a
@@ -32,6 +33,7 @@ public:
 
 private:
     std::vector<std::pair<std::string, std::string>> m_private; // text → placeholder
+    std::vector<std::string> m_buckets; // → "<bucket>" where they name a bucket
 };
 
 } // namespace nixery

@@ -38,6 +38,10 @@ TEST_CASE("Disclosure::scrub") {
     }
     SUBCASE("bucket names, keys and URL credentials") {
         CHECK(d.scrub("PUT s3://acme-secret-bucket/x failed") == "PUT s3://<bucket>/x failed");
+        CHECK(d.scrub("GET https://acme-secret-bucket.s3.example.com/x: 403") ==
+              "GET https://<bucket>.s3.example.com/x: 403");
+        CHECK(d.scrub("<Error><BucketName>acme-secret-bucket</BucketName></Error>") ==
+              "<Error><BucketName><bucket></BucketName></Error>");
         CHECK(d.scrub("signed with wJalrXUtnFEMI") == "signed with <redacted>");
         CHECK(d.scrub("unable to download 'https://user:secret@mirror.example/c.tar.gz': 401") ==
               "unable to download 'https://mirror.example/c.tar.gz': 401");
@@ -46,6 +50,19 @@ TEST_CASE("Disclosure::scrub") {
         CHECK(d.scrub("package \"hello\" is not in the package set") ==
               "package \"hello\" is not in the package set");
     }
+}
+
+TEST_CASE("Disclosure::scrub: a bucket named like a word stays in prose") {
+    auto c = config();
+    c.s3.bucket = "images";
+    const Disclosure d(c);
+    CHECK(d.scrub("the package set takes no \"system\" argument, so it cannot build arm64 "
+                  "images") ==
+          "the package set takes no \"system\" argument, so it cannot build arm64 images");
+    CHECK(d.scrub("PUT s3://images/layers/x failed; GET http://127.0.0.1:9000/images/x, "
+                  "bucket \"images\"") ==
+          "PUT s3://<bucket>/layers/x failed; GET http://127.0.0.1:9000/<bucket>/x, bucket "
+          "\"<bucket>\"");
 }
 
 TEST_CASE("Disclosure::for_client") {
