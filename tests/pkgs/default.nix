@@ -105,12 +105,12 @@ demo // rec {
     mkdir $out
   '';
 
-  # Takes 8 s, with a marker in its builder's command line by which a
+  # Takes 5 s, with a marker in its builder's command line by which a
   # test finds the builder to kill it as the kernel's OOM killer would;
   # new in every test run.
   victim = mkPackage "victim-${salt}" ''
     : nixery-victim-${salt}
-    sleep 8
+    sleep 5
     mkdir $out
   '';
 
