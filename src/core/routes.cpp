@@ -1,5 +1,7 @@
 #include "core/routes.hpp"
 
+#include "util/text.hpp"
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -61,9 +63,10 @@ Route parse_route(std::string_view path) {
 }
 
 std::string json_string(std::string_view text) {
+    const auto valid = valid_utf8(text);
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    w.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
     return std::string(buf.GetString(), buf.GetSize());
 }
 
@@ -130,6 +133,9 @@ RegistryError internal_error(std::string message) {
 }
 
 std::string error_json(const RegistryError& error) {
+    // A request's path or a build's log may hold any bytes; JSON is UTF-8.
+    const auto message = valid_utf8(error.message);
+    const auto detail_text = valid_utf8(error.detail);
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();
@@ -139,13 +145,13 @@ std::string error_json(const RegistryError& error) {
     w.Key("code");
     w.String(error.code.c_str(), static_cast<rapidjson::SizeType>(error.code.size()));
     w.Key("message");
-    w.String(error.message.c_str(), static_cast<rapidjson::SizeType>(error.message.size()));
-    if (!error.detail.empty()) {
+    w.String(message.c_str(), static_cast<rapidjson::SizeType>(message.size()));
+    if (!detail_text.empty()) {
         rapidjson::Document detail;
-        detail.Parse(error.detail.c_str(), error.detail.size());
+        detail.Parse(detail_text.c_str(), detail_text.size());
         w.Key("detail");
         if (detail.HasParseError()) {
-            w.String(error.detail.c_str(), static_cast<rapidjson::SizeType>(error.detail.size()));
+            w.String(detail_text.c_str(), static_cast<rapidjson::SizeType>(detail_text.size()));
         } else {
             detail.Accept(w);
         }

@@ -1,5 +1,5 @@
 // Small text helpers: splitting without copying (views into the input),
-// ASCII case, hex digits.
+// ASCII case, hex digits, valid UTF-8.
 #pragma once
 
 #include <string>
@@ -64,5 +64,10 @@ inline std::string public_cause(std::string_view message) {
     }
     return std::string(cause);
 }
+
+// `text` as valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), each byte that starts no valid sequence replaced
+// by U+FFFD: what JSON may carry of a request's path or a build's log.
+std::string valid_utf8(std::string_view text);
 
 } // namespace nixery

@@ -155,6 +155,9 @@ class RegistryApiTest(TestCase):
         self.assertRegistryError(self.instance.manifest("Hello"), 400, "NAME_INVALID", "Hello")
         self.assertRegistryError(self.instance.manifest("a__-b"), 400, "NAME_INVALID")
         self.assertRegistryError(self.instance.get("/v2/-x/tags/list"), 400, "NAME_INVALID")
+        # Bytes that are not UTF-8 come back as U+FFFD: the error is JSON.
+        self.assertRegistryError(self.instance.get("/v2/%FF%FE/manifests/latest"), 400, "NAME_INVALID",
+                                 "\ufffd\ufffd")
         self.assertRegistryError(self.instance.manifest("hello", "-bad"), 400, "TAG_INVALID", "-bad")
         self.assertRegistryError(self.instance.manifest("hello", "a" * 129), 400, "TAG_INVALID")
         self.assertRegistryError(self.instance.get("/v2/hello/blobs/sha256:1234"), 400, "DIGEST_INVALID")

@@ -48,4 +48,19 @@ TEST_CASE("error_json") {
     CHECK(std::string(d["errors"][0]["detail"].GetString()) == "Bad\"Name");
 }
 
+TEST_CASE("error_json is UTF-8 whatever bytes a path or a log holds") {
+    // GET /v2/%FF%FE/manifests/latest; a build log with a stray Latin-1 byte.
+    auto e = name_invalid("\xFF\xFE");
+    e.message = "invalid repository name \"\xFF\xFE\"";
+    e.detail = R"({"log":")" + std::string("caf\xE9 \xC3\xA9") + R"("})";
+    const auto json = error_json(e);
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(json.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(std::string(d["errors"][0]["message"].GetString()) ==
+          "invalid repository name \"\uFFFD\uFFFD\"");
+    CHECK(std::string(d["errors"][0]["detail"]["log"].GetString()) == "caf\uFFFD \u00E9");
+    CHECK(json_string("\xC0\xAF") == "\"\uFFFD\uFFFD\""); // an overlong "/"
+}
+
 TEST_SUITE_END();

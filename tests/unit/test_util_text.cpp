@@ -31,4 +31,16 @@ TEST_CASE("public_cause") {
     CHECK(public_cause("something odd") == "");
 }
 
+TEST_CASE("valid_utf8") {
+    CHECK(valid_utf8("hello, \u00E9\u4E16\U0001F600") == "hello, \u00E9\u4E16\U0001F600");
+    CHECK(valid_utf8("\xFF") == "\uFFFD");
+    CHECK(valid_utf8("a\xE9"
+                     "b") == "a\uFFFDb");                                // Latin-1
+    CHECK(valid_utf8("\xC0\xAF") == "\uFFFD\uFFFD");                     // overlong "/"
+    CHECK(valid_utf8("\xED\xA0\x80") == "\uFFFD\uFFFD\uFFFD");           // a surrogate
+    CHECK(valid_utf8("\xF4\x90\x80\x80") == "\uFFFD\uFFFD\uFFFD\uFFFD"); // > U+10FFFF
+    CHECK(valid_utf8("\xE4\xB8") == "\uFFFD\uFFFD");                     // cut short
+    CHECK(valid_utf8(std::string("a\0b", 3)) == std::string("a\0b", 3));
+}
+
 TEST_SUITE_END();
