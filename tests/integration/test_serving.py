@@ -311,6 +311,8 @@ class NginxErrorsTest(TestCase):
                      b"GET /v2/..%2f..%2fetc HTTP/1.1", b"get /v2/ HTTP/1.1", b"\x16\x03\x01\x02 hello"):
             self.assertJsonError(self.raw(line + b"\r\nHost: x\r\nConnection: close\r\n\r\n"), 400)
         self.assertJsonError(self.raw(b"GET /v2/ HTTP/1.1\r\nConnection: close\r\n\r\n"), 400)
+        self.assertJsonError(self.raw(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n"
+                                      b"Connection: close\r\n\r\n"), 501, "UNSUPPORTED")
 
     def test_methods(self):
         self.assertJsonError(self.raw(b"TRACE /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
