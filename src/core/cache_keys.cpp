@@ -21,8 +21,8 @@ private:
     Sha256 m_hash;
 };
 
-// gzip keys are those from before zstd existed, so what the cache recorded
-// then stays valid; zstd gets keys of its own.
+// gzip keys have no suffix (they are those from before zstd existed); zstd
+// gets keys of its own.
 std::string kind(std::string_view base, LayerCompression compression) {
     return std::string(base) + (compression == LayerCompression::zstd ? "+zstd" : "");
 }
@@ -44,7 +44,8 @@ std::string image_key(std::string_view revision, const Image& image, std::string
 std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bool bash,
                         std::string_view popularity_digest, std::size_t budget,
                         std::string_view provenance_digest, LayerCompression compression) {
-    KeyHasher h(kind("closure-v2", compression));
+    // v3: its layers are those of layer-v2.
+    KeyHasher h(kind("closure-v3", compression));
     h.add(nix_system(arch))
         .add(bash ? "bash" : "-")
         .add(popularity_digest)
@@ -58,7 +59,10 @@ std::string closure_key(const std::vector<std::string>& out_paths, Arch arch, bo
 
 std::string layer_key(const std::vector<std::string>& sorted_store_paths,
                       LayerCompression compression) {
-    KeyHasher h(kind("layer-v1", compression));
+    // v2: a hard link's tar entry has its file's mode, not 0444, which
+    // Docker and containerd apply to both names (v1 layers with identical
+    // executables left them unrunnable): packed again, not reused.
+    KeyHasher h(kind("layer-v2", compression));
     for (const auto& p : sorted_store_paths) {
         h.add(p);
     }

@@ -10,8 +10,8 @@
 //   top key     (package output paths, in precedence order, compression)
 //                                                          → the top layer
 //
-// With gzip, layer and top keys are those from before zstd existed (nothing
-// added), so layers the cache recorded then are found, not packed again.
+// With gzip, layer and top keys have nothing added for the compression (as
+// before zstd existed); zstd adds a suffix.
 #pragma once
 
 #include "core/image.hpp"

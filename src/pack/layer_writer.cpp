@@ -96,8 +96,9 @@ Result<void> LayerWriter::add_symlink(std::string_view path, std::string_view ta
     return m_impl->entry({path, TarType::symlink, 0777, 0, target});
 }
 
-Result<void> LayerWriter::add_hardlink(std::string_view path, std::string_view target) {
-    return m_impl->entry({path, TarType::hardlink, 0444, 0, target});
+Result<void> LayerWriter::add_hardlink(std::string_view path, std::string_view target,
+                                       mode_t mode) {
+    return m_impl->entry({path, TarType::hardlink, mode, 0, target});
 }
 
 Result<void> LayerWriter::add_file(std::string_view path, mode_t mode, int fd, std::uint64_t size,

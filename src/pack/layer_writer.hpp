@@ -60,8 +60,10 @@ public:
     // any bytes but NUL, of any length.
     Result<void> add_directory(std::string_view path, mode_t mode);
     Result<void> add_symlink(std::string_view path, std::string_view target);
-    // A hard link to `target`, an earlier entry of this layer.
-    Result<void> add_hardlink(std::string_view path, std::string_view target);
+    // A hard link to `target`, an earlier entry of this layer, with the
+    // mode of `target` (the inode's, as GNU tar writes it): Docker and
+    // containerd chmod the shared inode to a link entry's mode.
+    Result<void> add_hardlink(std::string_view path, std::string_view target, mode_t mode);
     // A regular file whose `size` bytes are read from `fd`.
     Result<void> add_file(std::string_view path, mode_t mode, int fd, std::uint64_t size,
                           const std::filesystem::path& source);

@@ -143,7 +143,7 @@ Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store
             const auto key = std::make_tuple(e.size, perm, known->second);
             const auto twin = first_with_content.find(key);
             if (twin != first_with_content.end()) {
-                TRY(writer.add_hardlink(e.rel, twin->second));
+                TRY(writer.add_hardlink(e.rel, twin->second, perm));
                 continue;
             }
             first_with_content.emplace(key, e.rel);

@@ -184,3 +184,17 @@ class DockerZstdTest(DaemonsCase):
             out = self.docker("run", "--rm", "--network=none", image, "hello")
             self.assertEqual(out.stdout.decode(), "Hello, world!\n")
             self.docker("rmi", image)
+
+
+class DockerHardLinkTest(DaemonsCase):
+    def test_both_twins_stay_executable_under_docker(self):
+        # Docker (and containerd) chmod a hard link's inode to the mode in
+        # its tar header: a link entry written 0444 made both programs
+        # unrunnable.
+        with Instance() as inst:
+            image = "127.0.0.1:%d/twins" % inst.port
+            self.docker("pull", image)
+            for twin in ("twin-a", "twin-b"):
+                out = self.docker("run", "--rm", "--network=none", image, twin)
+                self.assertEqual(out.stdout.decode(), "twin /bin/%s\n" % twin)
+            self.docker("rmi", image)

@@ -61,6 +61,15 @@ demo // rec {
     echo "other content" > $out/share/three
   '';
 
+  # Two programs with the same bytes, as wrappers often are: one layer
+  # holds them as a file and a hard link to it.
+  twins = mkPackage "twins-1.0" ''
+    mkdir -p $out/bin
+    printf '#!${sh}\necho "twin $0"\n' > $out/bin/twin-a
+    printf '#!${sh}\necho "twin $0"\n' > $out/bin/twin-b
+    chmod 0555 $out/bin/twin-a $out/bin/twin-b
+  '';
+
   # File names as real packages have them (localised docs, test suites):
   # UTF-8, Latin-1 and other bytes that are not UTF-8, spaces and control
   # characters, a 255-byte name, a path of over 1000 bytes in a deep tree;

@@ -8,8 +8,8 @@ using namespace nixery;
 
 namespace {
 
-// The keys as they were computed before layers could be zstd: what a cache
-// recorded then must still be found.
+// A key of `kind` as computed before layers could be zstd, with nothing
+// added for gzip.
 std::string key_before_zstd(std::string_view kind, const std::vector<std::string>& fields) {
     std::string data = std::string(kind) + std::string(1, '\0');
     for (const auto& f : fields) {
@@ -24,8 +24,9 @@ TEST_SUITE_BEGIN("core");
 
 TEST_CASE("layer_key and top_layer_key") {
     const std::vector<std::string> paths = {"/nix/store/aaaa-a", "/nix/store/bbbb-b"};
-    SUBCASE("gzip keys are those from before zstd existed") {
-        CHECK(layer_key(paths) == key_before_zstd("layer-v1", paths));
+    SUBCASE("gzip keys have nothing added for the compression") {
+        // layer-v2: hard link entries with their file's mode.
+        CHECK(layer_key(paths) == key_before_zstd("layer-v2", paths));
         CHECK(layer_key(paths, LayerCompression::gzip) == layer_key(paths));
         CHECK(top_layer_key(paths) == key_before_zstd("top-v1", paths));
     }

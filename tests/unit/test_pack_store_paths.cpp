@@ -79,8 +79,13 @@ TEST_CASE("add_store_paths") {
         CHECK(entries.at(rb + "/lib/data").type == 'h');
         CHECK(entries.at(rb + "/lib/data").content == ra + "/share/doc/readme");
         CHECK(entries.at(rb + "/lib/data-link").type == 'h');
+        CHECK(entries.at(rb + "/lib/data").mode == 0444);
         // Same content, other mode: not linked, it would lose its mode.
         CHECK(entries.at(rb + "/lib/exec-same").type == 'f');
+        // A link entry has its inode's mode: Docker chmods the inode to it.
+        CHECK(entries.at(rb + "/lib/exec-twin").type == 'h');
+        CHECK(entries.at(rb + "/lib/exec-twin").content == rb + "/lib/exec-same");
+        CHECK(entries.at(rb + "/lib/exec-twin").mode == 0555);
     }
     SUBCASE("one walk into gzip and zstd: the same blobs as two walks") {
         const auto zst = fs.dir / "one.tar.zst";

@@ -148,6 +148,7 @@ FakeStore::FakeStore()
     write_file(b + "/lib/data", "same text\n", 0444);
     write_file(b + "/lib/empty", "", 0444);
     write_file(b + "/lib/exec-same", "same text\n", 0555);
+    write_file(b + "/lib/exec-twin", "same text\n", 0555);
     ::link((b + "/lib/data").c_str(), (b + "/lib/data-link").c_str());
     ::symlink("data", (b + "/lib/alias").c_str());
     ::chmod((a + "/bin").c_str(), 0555);
