@@ -91,13 +91,22 @@ const std::map<std::string, std::string>& known_settings() {
     return k;
 }
 
+bool Config::git_source_is_local() const {
+    return source_location.starts_with('/') || source_location.starts_with("file:") ||
+           source_location.starts_with('.');
+}
+
 std::string Config::describe_source() const {
     switch (source) {
     case SourceKind::path:
         // Shown to anonymous clients: no server path.
         return demo_source ? "the demo package set" : "a local package set";
     case SourceKind::git:
-        // Shown on the start page and in errors: never a token in the URL.
+        // Shown on the start page and in errors: never a token in the URL,
+        // nor a repository's path on this server.
+        if (git_source_is_local()) {
+            return "a local git repository";
+        }
         return "the git repository " + log::without_userinfo(source_location);
     case SourceKind::channel:
         return "the Nix channel " + source_location;

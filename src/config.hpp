@@ -110,7 +110,11 @@ struct Config {
     std::filesystem::path locks() const { return state_dir / "locks"; }
     // The LockTable every process of the instance (and `nixery gc`) shares.
     std::filesystem::path lock_file() const { return locks() / "builds.lock"; }
+    // The package source as anonymous clients may read it: no credentials,
+    // no path of this server.
     std::string describe_source() const;
+    // A git source in this server's file system (a path, file://).
+    bool git_source_is_local() const;
     // How long nginx waits for a worker's answer (fastcgi_read_timeout): a
     // whole build (NIXERY_BUILD_TIMEOUT: fetching the source, evaluating,
     // building, downloading) plus ten minutes of packing. A worker stops

@@ -3,6 +3,7 @@
 #include "util/log.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 namespace nixery {
 
@@ -53,17 +54,32 @@ void replace_bucket(std::string& text, std::string_view bucket) {
     }
 }
 
+// `path` and, when it is or passes through a symlink, where it leads: Nix
+// names files by their real path ("at /srv/real/pkgs/default.nix:3").
+void add_path(std::vector<std::pair<std::string, std::string>>& out,
+              const std::filesystem::path& path, const std::string& placeholder) {
+    add(out, path.string(), placeholder);
+    std::error_code ec;
+    const auto real = std::filesystem::weakly_canonical(path, ec);
+    if (!ec && !path.empty() && real != path) {
+        add(out, real.string(), placeholder);
+    }
+}
+
 } // namespace
 
 Disclosure::Disclosure(const Config& config) {
-    add(m_private, config.state_dir.string(), "<state directory>");
-    add(m_private, config.storage_path.string(), "<storage>");
-    add(m_private, config.data.nix_dir.string(), "<nixery>");
-    add(m_private, config.data.sql_dir.string(), "<nixery>");
-    add(m_private, config.data.nginx_dir.string(), "<nixery>");
-    add(m_private, config.nixpkgs_config.string(), "<nixpkgs config>");
+    add_path(m_private, config.state_dir, "<state directory>");
+    add_path(m_private, config.storage_path, "<storage>");
+    add_path(m_private, config.data.nix_dir, "<nixery>");
+    add_path(m_private, config.data.sql_dir, "<nixery>");
+    add_path(m_private, config.data.nginx_dir, "<nixery>");
+    add_path(m_private, config.nixpkgs_config, "<nixpkgs config>");
     if (config.source == SourceKind::path) {
-        add(m_private, config.source_location, "<package set>");
+        add_path(m_private, config.source_location, "<package set>");
+    }
+    if (config.source == SourceKind::git && config.git_source_is_local()) {
+        add(m_private, config.source_location, "<git repository>");
     }
     for (const auto* bucket : {&config.gcs.bucket, &config.s3.bucket}) {
         if (!bucket->empty()) {
@@ -73,7 +89,7 @@ Disclosure::Disclosure(const Config& config) {
     add(m_private, config.s3.access_key_id, "<redacted>");
     add(m_private, config.s3.secret_access_key, "<redacted>");
     add(m_private, config.s3.session_token, "<redacted>");
-    add(m_private, config.gcs.credentials.string(), "<credentials>");
+    add_path(m_private, config.gcs.credentials, "<credentials>");
     // The longest first, so a path inside another is not cut in two.
     std::sort(m_private.begin(), m_private.end(),
               [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });

@@ -3,7 +3,8 @@
 // but never a server path, a bucket, SQL or a credential: this module
 // rewrites every text that leaves the registry, and quotes the request id
 // in server faults so an operator finds the full text in the log (where the
-// same request id is on every line). It does no I/O.
+// same request id is on every line). Its only I/O: reading, once, where
+// symlinks among the private paths lead.
 #pragma once
 
 #include "config.hpp"
@@ -19,7 +20,8 @@ namespace nixery {
 class Disclosure {
 public:
     // The private paths and names of `config`: its state directory,
-    // storage path or bucket, data files and a local package set.
+    // storage path or bucket, data files and a local package set, each
+    // also as its real path when a symlink leads there.
     explicit Disclosure(const Config& config);
 
     // `text` without URL user info, and with each private path or name

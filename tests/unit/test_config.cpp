@@ -41,6 +41,15 @@ TEST_CASE("load_config") {
         CHECK(c->describe_source() == "the git repository https://git.example.com/pkgs.git");
         CHECK(c->source_location == env["NIXERY_PKGS_REPO"]); // git still gets them
     }
+    SUBCASE("a repository on this server is described without its path") {
+        for (const char* repo : {"/srv/git/pkgs", "file:///srv/git/pkgs"}) {
+            auto env = base();
+            env["NIXERY_PKGS_REPO"] = repo;
+            auto c = load_config(env);
+            REQUIRE(c);
+            CHECK(c->describe_source() == "a local git repository");
+        }
+    }
     SUBCASE("build timeout and nixpkgs config") {
         auto env = base();
         env["NIXERY_BUILD_TIMEOUT"] = "7200";

@@ -1,4 +1,5 @@
 #include "registry/disclosure.hpp"
+#include "testutil.hpp"
 
 #include <doctest/doctest.h>
 
@@ -63,6 +64,32 @@ TEST_CASE("Disclosure::scrub: a bucket named like a word stays in prose") {
                   "bucket \"images\"") ==
           "PUT s3://<bucket>/layers/x failed; GET http://127.0.0.1:9000/<bucket>/x, bucket "
           "\"<bucket>\"");
+}
+
+TEST_CASE("Disclosure::scrub: a git repository on this server") {
+    auto c = config();
+    c.source = SourceKind::git;
+    c.source_location = "/srv/git/pkgs.git";
+    const Disclosure d(c);
+    CHECK(d.scrub("the git repository /srv/git/pkgs.git has no branch or tag \"x\"") ==
+          "the git repository <git repository> has no branch or tag \"x\"");
+    c.source_location = "https://git.example.com/pkgs.git";
+    CHECK(Disclosure(c).scrub("the git repository https://git.example.com/pkgs.git") ==
+          "the git repository https://git.example.com/pkgs.git");
+}
+
+TEST_CASE("Disclosure::scrub: a package set behind a symlink, by its real path too") {
+    testutil::TempDir dir;
+    std::filesystem::create_directories(dir / "real" / "pkgs");
+    std::filesystem::create_directory_symlink(dir / "real", dir / "link");
+    auto c = config();
+    c.source_location = (dir / "link" / "pkgs").string();
+    const Disclosure d(c);
+    const auto real = (dir / "real" / "pkgs" / "default.nix").string();
+    CHECK(d.scrub("error: undefined variable at " + real + ":3:1") ==
+          "error: undefined variable at <package set>/default.nix:3:1");
+    CHECK(d.scrub("at " + c.source_location + "/default.nix:3:1") ==
+          "at <package set>/default.nix:3:1");
 }
 
 TEST_CASE("Disclosure::for_client") {
