@@ -166,13 +166,16 @@ bool names_client_error(std::string_view line) {
 // A line where a download failed: Nix's own ("unable to download 'URL':
 // Couldn't resolve host name (6)"), Nix giving up on a binary cache, or a
 // fetcher's curl ("curl: (7) Failed to connect") or git ("fatal: unable to
-// access 'URL': Could not resolve host").
-bool is_download_failure(std::string_view line) {
+// access 'URL': Could not resolve host"). curl's lines count only in a
+// fetch (`fetcher`: nixpkgs' fetchurl ends "cannot download … from any
+// mirror"), not in a test suite's output.
+bool is_download_failure(std::string_view line, bool fetcher) {
     if (contains(line, "usually happens due to networking issues")) {
         return true;
     }
-    const bool download = contains(line, "unable to download '") || contains(line, "curl: (") ||
-                          contains(line, "unable to access '");
+    const bool download = contains(line, "unable to download '") ||
+                          contains(line, "unable to access '") ||
+                          (fetcher && contains(line, "curl: ("));
     return download && !names_client_error(line);
 }
 
@@ -194,9 +197,10 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
     if (contains(tail, "failed due to signal 9 (Killed)")) {
         return NixFailure::Kind::killed;
     }
+    const bool fetcher = contains(tail, "from any mirror");
     for (std::size_t pos = 0; pos < tail.size();) {
         const auto end = std::min(tail.find('\n', pos), tail.size());
-        if (is_download_failure(tail.substr(pos, end - pos))) {
+        if (is_download_failure(tail.substr(pos, end - pos), fetcher)) {
             return NixFailure::Kind::network;
         }
         pos = end + 1;

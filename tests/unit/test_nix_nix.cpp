@@ -122,6 +122,10 @@ TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
               Kind::failed);
     }
     SUBCASE("a test suite that finds no network in the sandbox is the package's failure") {
+        CHECK(failure_kind_of("test_download ... curl: (7) Failed to connect to localhost port "
+                              "8080: Connection refused\nFAIL: 1 of 12 tests\n"
+                              "error: builder for '/nix/store/x-pkg.drv' failed with exit code "
+                              "2\n") == Kind::failed);
         CHECK(
             failure_kind_of("test_fetch (tests.TestClient) ... ERROR\n"
                             "ConnectionRefusedError: [Errno 111] Connection refused\n"
