@@ -1,5 +1,7 @@
 #include "builder/nix_errors.hpp"
 
+#include "core/platform.hpp"
+
 #include <string>
 #include <vector>
 
@@ -120,9 +122,11 @@ std::optional<Failure> evaluation_error(const Evaluation& ev, const Image& image
                            "\" is an attribute of the package set but not a package (a derivation)",
                        R"({"notPackages":)" + json_list(ev.not_packages) + "}");
     }
-    if (image.arch == Arch::arm64 && !ev.system_applied) {
-        return unknown(
-            "the package set takes no \"system\" argument, so it cannot build arm64 images");
+    // Such a set builds for the host: an image of another architecture
+    // would hold the host's binaries under the other's name.
+    if (image.arch != host_arch() && !ev.system_applied) {
+        return unknown("the package set takes no \"system\" argument, so it cannot build " +
+                       std::string(oci_architecture(image.arch)) + " images");
     }
     return std::nullopt;
 }

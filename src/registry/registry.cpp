@@ -244,6 +244,17 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     if (!targets) {
         return logged(refuse(targets.error()));
     }
+    if (targets->size() > 1 && !choice.index) {
+        // A client that reads no index gets the default platform's
+        // manifest: only that one is waited for, and only its failure is
+        // the client's.
+        std::vector<Arch> archs;
+        for (const auto& t : *targets) {
+            archs.push_back(t.image.arch);
+        }
+        const auto wanted = default_platform(archs);
+        std::erase_if(*targets, [&](const Builder::Target& t) { return t.image.arch != wanted; });
+    }
     const bool several = targets->size() > 1;
     std::vector<Builder::Found> found;
     for (const auto& target : *targets) {
@@ -331,20 +342,44 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                 board.leave(t, how);
             }
         };
-        // Waits for every job until `until`: ended when all have.
+        const auto failed = [&](std::size_t i) {
+            return results[i] && results[i]->outcome != JobOutcome::succeeded;
+        };
+        // Waits for the jobs until `until`: ended when all have, or as soon
+        // as one has failed, which fails the request whatever the others do
+        // (before its headers, when it can). Each is waited for in turn a
+        // slice at a time, so a later one's failure is seen while an
+        // earlier one still builds.
         const auto wait_all = [&](JobBoard::Clock::time_point until,
                                   const std::function<bool()>& give_up) {
-            for (std::size_t i = 0; i < tickets.size(); ++i) {
-                if (results[i]) {
-                    continue;
+            constexpr auto k_slice = std::chrono::milliseconds(250);
+            for (;;) {
+                bool all = true;
+                for (std::size_t i = 0; i < tickets.size(); ++i) {
+                    if (results[i]) {
+                        continue;
+                    }
+                    const auto slice = std::min(until, JobBoard::Clock::now() + k_slice);
+                    auto waited = board.wait(tickets[i], slice, give_up);
+                    if (waited.how == JobBoard::Waited::given_up) {
+                        return waited.how;
+                    }
+                    if (waited.how == JobBoard::Waited::timed_out) {
+                        all = false;
+                        continue;
+                    }
+                    results[i] = std::move(waited);
+                    if (failed(i)) {
+                        return JobBoard::Waited::ended;
+                    }
                 }
-                auto waited = board.wait(tickets[i], until, give_up);
-                if (waited.how != JobBoard::Waited::ended) {
-                    return waited.how;
+                if (all) {
+                    return JobBoard::Waited::ended;
                 }
-                results[i] = std::move(waited);
+                if (JobBoard::Clock::now() >= until) {
+                    return JobBoard::Waited::timed_out;
+                }
             }
-            return JobBoard::Waited::ended;
         };
         // The answer once the jobs have ended: from the cache, as if it had
         // been there when the request came.
@@ -358,8 +393,21 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
             const auto source = make_source(config, nix);
             Builder builder({config, services.popularity, *source, services.storage, cache,
                              services.locks, nix, services.metrics});
-            std::vector<Builder::Found> found;
+            // A job that failed first: it decides the answer, whether or
+            // not the others have ended.
+            std::vector<std::size_t> order;
             for (std::size_t i = 0; i < targets.size(); ++i) {
+                if (failed(i)) {
+                    order.push_back(i);
+                }
+            }
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                if (!failed(i)) {
+                    order.push_back(i);
+                }
+            }
+            std::vector<Builder::Found> found;
+            for (const auto i : order) {
                 const auto& target = targets[i];
                 const auto named = [&](Failure f) {
                     return several ? platform_failure(std::move(f), target.image.arch) : f;
@@ -368,7 +416,7 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                 if (!built) {
                     return unexpected(named(built.error()));
                 }
-                if (!*built && results[i]->failure) {
+                if (!*built && results[i] && results[i]->failure) {
                     // The job's failure, which the cache could not remember
                     // (a full disk, most likely).
                     return unexpected(named(*results[i]->failure));
@@ -385,7 +433,7 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         const auto ended = [&]() -> Result<ServedManifest, Failure> {
             leave(Leaving::done);
             for (std::size_t i = 0; i < targets.size(); ++i) {
-                if (results[i]->outcome == JobOutcome::lost) {
+                if (results[i] && results[i]->outcome == JobOutcome::lost) {
                     return unexpected(nixery::busy("the build of \"" + targets[i].image.name +
                                                    "\" was interrupted; retry"));
                 }

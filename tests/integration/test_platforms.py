@@ -188,9 +188,11 @@ class IndexTest(TestCase):
         inst = self.inst
         r = inst.manifest("noarm", accept=CONTAINERD_ACCEPT)
         self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "linux/arm64", "noarm cannot be built")
-        # No index that lacks a platform, not even for a client that takes
-        # a single manifest: the tag fails.
-        self.assertRegistryError(inst.manifest("noarm"), 404, "MANIFEST_UNKNOWN", "linux/arm64")
+        # No index that lacks a platform. A client that takes a single
+        # manifest gets the host's, which was built.
+        single = inst.manifest("noarm")
+        self.assertEqual(single.status, 200, single)
+        self.assertEqual(single.header("Content-Type"), DOCKER_MANIFEST)
         self.assertRegistryError(inst.manifest("arm64/noarm"), 404, "MANIFEST_UNKNOWN", "noarm cannot be built")
         # The amd64 half was built, and no index lists it.
         built = ("SELECT COUNT(*) FROM builds b JOIN evaluations e ON e.image_key = b.image_key "
@@ -225,6 +227,20 @@ class EarlyHeadersTest(TestCase):
             # A by-digest fetch of what came after early headers works too.
             d = digest(r.body)
             self.assertEqual(inst.get("/v2/pause.s6.v1/manifests/" + d).body, r.body)
+
+
+    def test_a_platform_that_fails_at_once_fails_the_pull_before_early_headers(self):
+        with two_platforms(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=2, NIXERY_MAX_BUILDS=2) as inst:
+            started = time.time()
+            r = inst.manifest("slownoarm", accept=CONTAINERD_ACCEPT)
+            # A registry error, not a 200 whose body is cut when the other
+            # platform's 6 s build ends.
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "linux/arm64", "slownoarm cannot be built")
+            self.assertLess(time.time() - started, 5)
+            # A client that reads no index waits for the host's platform only.
+            single = inst.manifest("slownoarm")
+            self.assertEqual(single.status, 200, single)
+            self.assertEqual(single.header("Content-Type"), DOCKER_MANIFEST)
 
 
 class PrebuildTest(TestCase):

@@ -218,6 +218,17 @@ demo // rec {
       exit 1
     ''
     else mkApp "noarm-1.0" libgreet;
+  # Fails at once for aarch64-linux and takes 6 s elsewhere: one platform's
+  # failure is known while the other still builds. New in every test run.
+  slownoarm = mkPackage "slownoarm-${salt}" (if system == "aarch64-linux"
+    then ''
+      echo "nixery-test: slownoarm cannot be built for ${system}" >&2
+      exit 1
+    ''
+    else ''
+      sleep 6
+      mkdir $out
+    '');
 
   # Naming rules: nested attributes, names starting with a digit, camelCase.
   xorg = { xev = mkApp "xev-1.2" libgreet; };
