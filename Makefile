@@ -20,7 +20,9 @@ WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align 
               $(if $(findstring clang,$(shell $(CXX) --version 2>/dev/null)),,-Wlogical-op)
 ALL_CXXFLAGS = -std=c++20 $(WARNINGS) $(CXXFLAGS) -Isrc -MMD -MP \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
+# Read when linking (=, not :=): `make deps-build` may install pkg-config
+# after this file was read.
+LDLIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 
 # Debian packages, by purpose. .ci/run installs all of them.
 DEBIAN_BUILD := g++ make pkg-config libfcgi-dev rapidjson-dev libcurl4-openssl-dev \
