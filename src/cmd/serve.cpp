@@ -100,6 +100,25 @@ Result<void> check_nix() {
         return fail("nix-instantiate --version failed: " + tail_lines(run.err_tail, 3));
     }
     log::info("found nix", {{"version", tail_lines(run.out, 1)}});
+    // Builds write to the store: a user who may not (no daemon socket it
+    // can open, a single-user store owned by root) would fail every pull.
+    // A daemon that is not running yet only warns: pulls say so (503)
+    // until it is.
+    spec.argv = {"nix-instantiate", "--eval", "--read-write-mode", "--expr",
+                 "builtins.toFile \"nixery-store-probe\" \"\""};
+    TRY_ASSIGN(const auto probe, run_process(spec));
+    if (probe.ok()) {
+        return {};
+    }
+    const auto why = tail_lines(probe.err_tail, 3);
+    if (why.find("Permission denied") != std::string::npos ||
+        why.find("Operation not permitted") != std::string::npos) {
+        return fail("this user cannot use the Nix store (" + why +
+                    "): run as root with single-user Nix (Debian's nix-bin), or where a Nix "
+                    "daemon runs (apt install nix-setup-systemd) as a member of the nix-users "
+                    "group");
+    }
+    log::warn("Nix cannot write to its store yet; pulls will say why", {{"error", why}});
     return {};
 }
 

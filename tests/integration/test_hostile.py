@@ -302,6 +302,33 @@ class KilledBuilderTest(TestCase):
             self.assertEqual([b["status"] for b in inst.builds("victim")], [500, 200])
 
 
+@unittest.skipUnless(os.geteuid() == 0 and have("setpriv"), "needs root and setpriv")
+class StoreAccessTest(TestCase):
+    def test_a_user_who_cannot_use_the_nix_store_is_told_at_start(self):
+        # As nobody, with no daemon it may use: start-up stops saying what
+        # to do, instead of a pool whose every pull fails.
+        work = Path(tempfile.mkdtemp(prefix="nixery-nobody-"))
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(work)])
+        work.chmod(0o777)
+        env = base_environment()
+        env.update({"NIXERY_STATE_DIR": str(work / "state"), "STORAGE_PATH": str(work / "storage"),
+                    "NIXERY_PKGS_PATH": str(make_package_set(work)), "HOME": str(work),
+                    "XDG_CACHE_HOME": str(work / "cache")})
+        env.pop("NIX_REMOTE", None)
+        # As this machine is, and as one without a daemon's socket directory
+        # (Debian's nix-bin alone), where Nix fails otherwise.
+        for socket in (None, str(work / "no-daemon.sock")):
+            if socket:
+                env["NIX_DAEMON_SOCKET_PATH"] = socket
+            r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                                str(NIXERY), "serve"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            out = r.stdout.decode()
+            self.assertIn("this user cannot use the Nix store", out)
+            self.assertIn("nix-users", out)
+
+
 class StateFullTest(TmpfsCase):
     """The state directory (the database, nginx's links, logs and cache, the
     locks) on a small tmpfs that fills up: a pull gets a registry 5xx that
