@@ -320,6 +320,10 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     switch (c.storage) {
     case StorageKind::filesystem:
         if (use == ConfigUse::serve || !get(env, "STORAGE_PATH").empty()) {
+            if (get(env, "STORAGE_PATH").empty()) {
+                return fail("STORAGE_PATH is not set: set it to the directory blobs are stored "
+                            "in, or NIXERY_STORAGE_BACKEND to gcs or s3");
+            }
             TRY_ASSIGN(c.storage_path, absolute_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
         }
         break;
@@ -370,6 +374,10 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     }
 
     if (use == ConfigUse::serve || !get(env, "NIXERY_STATE_DIR").empty()) {
+        if (get(env, "NIXERY_STATE_DIR").empty()) {
+            return fail("NIXERY_STATE_DIR is not set: set it to a directory for the database, "
+                        "sockets, locks and logs (/var/lib/nixery as the systemd unit does)");
+        }
         TRY_ASSIGN(c.state_dir, absolute_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
     }
     return c;

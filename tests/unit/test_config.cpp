@@ -144,7 +144,11 @@ TEST_CASE("load_config") {
         CHECK(error_of(env).find("STORAGE_PATH is set") == 0);
         env = base();
         env.erase("STORAGE_PATH");
-        CHECK(error_of(env) == "STORAGE_PATH is not set");
+        CHECK(error_of(env) == "STORAGE_PATH is not set: set it to the directory blobs are "
+                               "stored in, or NIXERY_STORAGE_BACKEND to gcs or s3");
+        env = base();
+        env.erase("NIXERY_STATE_DIR");
+        CHECK(error_of(env).find("NIXERY_STATE_DIR is not set: set it to a directory") == 0);
         env = base();
         env.erase("STORAGE_PATH");
         env["NIXERY_STORAGE_BACKEND"] = "gcs";
