@@ -74,11 +74,22 @@ std::string Builder::key_of(const Image& image, std::string_view revision) const
 
 // --- requests ------------------------------------------------------------------
 
-Result<std::vector<Builder::Target>, Failure> Builder::resolve(const Image& image,
-                                                               std::string_view tag) {
+Result<std::vector<Builder::Target>, Failure>
+Builder::resolve(const Image& image, std::string_view tag, const ManifestChoice& choice) {
     TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    auto images = platform_images(image, m_s.config.platforms);
+    if (images.size() > 1 && !choice.index) {
+        // It is given the default platform's manifest: only that one is
+        // built, waited for, and failed by.
+        std::vector<Arch> archs;
+        for (const auto& one : images) {
+            archs.push_back(one.arch);
+        }
+        const auto wanted = default_platform(archs);
+        std::erase_if(images, [&](const Image& one) { return one.arch != wanted; });
+    }
     std::vector<Target> out;
-    for (auto& one : platform_images(image, m_s.config.platforms)) {
+    for (auto& one : images) {
         auto key = key_of(one, source.revision);
         out.push_back({std::move(one), {std::move(key), source.pinning}});
     }
@@ -128,14 +139,8 @@ Result<ServedManifest, Failure> Builder::serve(const std::vector<Found>& found,
     if (found.size() > 1 && choice.index) {
         return serve_index(found, name, *choice.index);
     }
-    std::vector<Arch> archs;
-    for (const auto& f : found) {
-        archs.push_back(f.arch);
-    }
-    const auto wanted = default_platform(archs);
-    const auto& record = std::find_if(found.begin(), found.end(), [&](const Found& f) {
-                             return f.arch == wanted;
-                         })->record;
+    // One platform: resolve() gave a client that reads no index only one.
+    const auto& record = found.front().record;
     if (choice.format == ManifestFormat::oci) {
         return ServedManifest{record.oci_manifest, std::string(media_type::oci_manifest),
                               record.oci_digest};

@@ -75,10 +75,12 @@ public:
         Image image;
         Resolved resolved;
     };
-    // The images `image` at `tag` means, one per platform of
-    // NIXERY_PLATFORMS (just `image` for an "arm64/" name), with their keys
-    // from one resolution of the tag.
-    Result<std::vector<Target>, Failure> resolve(const Image& image, std::string_view tag);
+    // The images `image` at `tag` means to a client that chose `choice`,
+    // with their keys from one resolution of the tag: one per platform of
+    // NIXERY_PLATFORMS when it reads an index, else the default platform's
+    // only (just `image` for an "arm64/" name).
+    Result<std::vector<Target>, Failure> resolve(const Image& image, std::string_view tag,
+                                                 const ManifestChoice& choice);
 
     // The image if it was built (and is still fresh), nullopt if it needs a
     // build; a build that failed recently is its error. Records the use (gc
@@ -93,9 +95,9 @@ public:
     // The document that answers a manifest request by tag for `name`, from
     // its targets' images (`found`, one per target, in their order), and
     // records `tag` for tags/list. One image: its manifest in
-    // choice.format. Several: their index (builder/platforms.cpp), stored
-    // like a manifest so it is served by digest too, or, for a client that
-    // accepts no index, the manifest of the default platform.
+    // choice.format. Several (resolve() gives several only to a client
+    // that reads an index): their index (builder/platforms.cpp), stored
+    // like a manifest so it is served by digest too.
     struct Found {
         Arch arch = Arch::amd64;
         ImageRecord record;

@@ -37,7 +37,7 @@ Result<ServedManifest, Failure> LocalBuilder::image(std::string_view name, std::
     // As the pool answers a manifest by tag (registry/registry.cpp): the
     // cache, else a build job per platform and then what they recorded.
     // One platform after the other: this process has no job board.
-    TRY_ASSIGN(const auto targets, builder.resolve(parse_image_name(name), tag));
+    TRY_ASSIGN(const auto targets, builder.resolve(parse_image_name(name), tag, choice));
     const bool several = targets.size() > 1;
     std::vector<Builder::Found> found;
     for (const auto& target : targets) {

@@ -240,20 +240,9 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         r.log_fields.emplace_back("tag", reference);
         return r;
     };
-    auto targets = builder.resolve(parse_image_name(name), reference);
+    auto targets = builder.resolve(parse_image_name(name), reference, choice);
     if (!targets) {
         return logged(refuse(targets.error()));
-    }
-    if (targets->size() > 1 && !choice.index) {
-        // A client that reads no index gets the default platform's
-        // manifest: only that one is waited for, and only its failure is
-        // the client's.
-        std::vector<Arch> archs;
-        for (const auto& t : *targets) {
-            archs.push_back(t.image.arch);
-        }
-        const auto wanted = default_platform(archs);
-        std::erase_if(*targets, [&](const Builder::Target& t) { return t.image.arch != wanted; });
     }
     const bool several = targets->size() > 1;
     std::vector<Builder::Found> found;
