@@ -198,14 +198,11 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
         return NixFailure::Kind::killed;
     }
     const bool fetcher = contains(tail, "from any mirror");
-    for (std::size_t pos = 0; pos < tail.size();) {
-        const auto end = std::min(tail.find('\n', pos), tail.size());
-        if (is_download_failure(tail.substr(pos, end - pos), fetcher)) {
-            return NixFailure::Kind::network;
-        }
-        pos = end + 1;
-    }
-    return NixFailure::Kind::failed;
+    const auto lines = split_nonempty(tail);
+    const bool network = std::any_of(lines.begin(), lines.end(), [&](std::string_view line) {
+        return is_download_failure(line, fetcher);
+    });
+    return network ? NixFailure::Kind::network : NixFailure::Kind::failed;
 }
 
 std::string request_json(const NixRequest& request) {
