@@ -94,6 +94,11 @@ class DirectServingTest(TestCase):
         for name in SERVED_HEADERS:
             self.assertEqual(first.header(name), second.header(name), name)
         self.assertEqual(first.body, second.body)
+        # The same answer, to another request: with that request's id (in
+        # nginx's access log), not the id of the one nginx kept or linked.
+        for answer in (first, second):
+            self.assertRegex(answer.header("X-Request-Id") or "", "^[0-9a-f]{32}$")
+        self.assertNotEqual(first.header("X-Request-Id"), second.header("X-Request-Id"))
 
     def test_blobs_come_from_nginx_after_the_pool_checked_them(self):
         inst = self.instance
@@ -300,6 +305,7 @@ class NginxErrorsTest(TestCase):
         self.assertNotIn(b"<html", body)
         error = json.loads(body)["errors"][0]
         self.assertTrue(error["message"])
+        self.assertRegex(headers.get("x-request-id", ""), "^[0-9a-f]{32}$")
         if code:
             self.assertEqual(error["code"], code)
 
