@@ -96,6 +96,11 @@ Builder::resolve(const Image& image, std::string_view tag, const ManifestChoice&
     return out;
 }
 
+Result<Builder::Resolved, Failure> Builder::resolve_again(const Image& one, std::string_view tag) {
+    TRY_ASSIGN(const auto source, m_s.source.resolve(tag));
+    return Resolved{key_of(one, source.revision), source.pinning};
+}
+
 Result<std::optional<ImageRecord>, Failure> Builder::find(const Resolved& image) {
     TRY_ASSIGN(auto hit, use_evaluated(image.key, image.pinning));
     if (hit) {

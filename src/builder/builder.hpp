@@ -82,6 +82,10 @@ public:
     Result<std::vector<Target>, Failure> resolve(const Image& image, std::string_view tag,
                                                  const ManifestChoice& choice);
 
+    // `one` (a target's image) at the revision `tag` names now: after a
+    // job ended, the key it built under if the source moved since.
+    Result<Resolved, Failure> resolve_again(const Image& one, std::string_view tag);
+
     // The image if it was built (and is still fresh), nullopt if it needs a
     // build; a build that failed recently is its error. Records the use (gc
     // keeps what is used).

@@ -405,6 +405,21 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                 if (!built) {
                     return unexpected(named(built.error()));
                 }
+                if (!*built && !failed(i)) {
+                    // The job resolved the tag again and built the revision
+                    // it names now (a branch pushed while the build was
+                    // queued): that image answers the tag.
+                    auto again = builder.resolve_again(target.image, tag);
+                    if (!again) {
+                        return unexpected(named(again.error()));
+                    }
+                    if (again->key != target.resolved.key) {
+                        built = builder.built(*again);
+                        if (!built) {
+                            return unexpected(named(built.error()));
+                        }
+                    }
+                }
                 if (!*built && results[i] && results[i]->failure) {
                     // The job's failure, which the cache could not remember
                     // (a full disk, most likely).
@@ -413,7 +428,7 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                 if (!*built) {
                     return unexpected(named(nixery::busy(
                         "the build of \"" + target.image.name +
-                        "\" ended without an image (its source moved meanwhile?); retry")));
+                        "\" ended without an image (its source moved again meanwhile?); retry")));
                 }
                 found.push_back({target.image.arch, std::move(**built)});
             }
