@@ -284,7 +284,7 @@ Result<Builder::Outcome, Failure> Builder::build(const Image& image, const Prepa
 
     TRY_ASSIGN(const auto roots,
                or_fault(GcRoots::create(m_s.config.state_dir, build_id), image.name));
-    TRY_ASSIGN(const auto graph, realise(image, ev, roots, started));
+    TRY_ASSIGN(const auto graph, realise(image, ev, request, roots, started));
 
     // From the first layer looked up to the image recorded: see k_gc_lock.
     TRY_ASSIGN(const auto holding, hold_off_gc());
@@ -330,9 +330,21 @@ Result<Evaluation, Failure> Builder::evaluate(const Image& image, const std::str
 }
 
 Result<ClosureGraph, Failure> Builder::realise(const Image& image, const Evaluation& ev,
-                                               const GcRoots& roots,
+                                               const std::string& request, const GcRoots& roots,
                                                std::chrono::steady_clock::time_point started) {
-    if (auto built = m_s.nix.realise(ev, roots.dir(), started); !built) {
+    auto built = m_s.nix.realise(ev, roots.dir(), started);
+    if (!built && derivation_lost(built.error())) {
+        // A garbage collection took derivations the evaluation wrote but
+        // nothing rooted yet: evaluating again writes them again.
+        log::warn("derivations were collected before they were built; evaluating again",
+                  {{"image", image.name}});
+        auto again = m_s.nix.evaluate(request);
+        if (!again) {
+            return unexpected(nix_error(again.error(), image.name));
+        }
+        built = m_s.nix.realise(*again, roots.dir(), started);
+    }
+    if (!built) {
         return unexpected(nix_error(built.error(), image.name));
     }
     auto graph = m_s.nix.closure(ev.out_paths());

@@ -135,7 +135,7 @@ private:
     // live until the image is recorded: packing reads them), within what is
     // left of NIXERY_BUILD_TIMEOUT since `started`, and returns their closure.
     Result<ClosureGraph, Failure> realise(const Image& image, const Evaluation& ev,
-                                          const GcRoots& roots,
+                                          const std::string& request, const GcRoots& roots,
                                           std::chrono::steady_clock::time_point started);
     // The index of `found` in `format` (builder/platforms.cpp), stored and
     // recorded with its children for gc.

@@ -170,6 +170,12 @@ bool names_client_error(std::string_view line) {
 // fetch (`fetcher`: nixpkgs' fetchurl ends "cannot download … from any
 // mirror"), not in a test suite's output.
 bool is_download_failure(std::string_view line, bool fetcher) {
+    // Nix's warnings about a substituter it could not reach ("warning:
+    // unable to download '…/nix-cache-info'") say nothing about why a
+    // build failed: it goes on without that cache.
+    if (line.substr(0, 8) == "warning:") {
+        return false;
+    }
     if (contains(line, "usually happens due to networking issues")) {
         return true;
     }
@@ -180,6 +186,11 @@ bool is_download_failure(std::string_view line, bool fetcher) {
 }
 
 } // namespace
+
+bool derivation_lost(const NixFailure& failure) {
+    return failure.operation == "build" &&
+           contains(failure.log_tail, "cannot build missing derivation");
+}
 
 NixFailure::Kind failure_kind_of(std::string_view tail) {
     // ENOSPC, from Nix or a builder, or Nix's own note after a build that

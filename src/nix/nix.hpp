@@ -154,6 +154,11 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
 // nullopt when the error is not such a refusal.
 std::optional<std::string> refusal_reason(std::string_view stderr_text);
 
+// Whether a realise failed because a derivation the evaluation wrote was
+// gone: `nix-instantiate --eval --read-write-mode` roots nothing, so a
+// garbage collection between it and nix-store --realise may delete them.
+bool derivation_lost(const NixFailure& failure);
+
 // What the last lines Nix printed (clean_nix_output) say a failed run met
 // beyond the image itself: a full disk, a builder killed with SIGKILL, a
 // download that failed on the network (Nix's own downloads, or a fetcher's

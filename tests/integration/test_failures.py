@@ -1,9 +1,14 @@
 """Builds that fail: Nix's message reaches the client, failures are
 remembered briefly, timeouts say so."""
 
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from harness import Instance, TestCase
+from test_slow_builds import fresh_salt
 
 
 class FailureTest(TestCase):
@@ -39,3 +44,36 @@ class FailureTest(TestCase):
         with Instance() as inst:
             r = inst.manifest("arm64/hello")
             self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "aarch64-linux")
+
+
+class CollectedDerivationsTest(TestCase):
+    def test_a_garbage_collection_between_evaluation_and_build_is_survived(self):
+        # The evaluation writes the image's derivations, which nothing roots
+        # until the build does; a `nix-collect-garbage` meanwhile deletes
+        # them. Here a nix-store first on PATH strikes as such a collection
+        # would: before the first realise, it deletes the derivations asked
+        # for (those built before, of the implicit packages, are alive and
+        # stay), with the real nix-store.
+        wrap = Path(tempfile.mkdtemp(prefix="nixery-gc-wrap-"))
+        real = shutil.which("nix-store")
+        script = wrap / "nix-store"
+        script.write_text("""#!/bin/sh
+if [ "$1" = --realise ] && mkdir %(wrap)s/struck 2>/dev/null; then
+    for a in "$@"; do
+        case "$a" in
+            /nix/store/*.drv!*) %(real)s --delete "${a%%%%!*}" >/dev/null 2>&1 ;;
+        esac
+    done
+fi
+exec %(real)s "$@"
+""" % {"wrap": wrap, "real": real})
+        script.chmod(0o755)
+        try:
+            with Instance(salt=fresh_salt(), PATH="%s:%s" % (wrap, os.environ["PATH"])) as inst:
+                r = inst.manifest("scratch")
+                self.assertEqual(r.status, 200, r)
+                self.assertTrue((wrap / "struck").is_dir(), "the collection did not strike")
+                self.assertTrue(any(x.get("msg", "").startswith("derivations were collected")
+                                    for x in inst.log_records()))
+        finally:
+            shutil.rmtree(wrap)

@@ -132,6 +132,16 @@ TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
                             "error: builder for '/nix/store/x-py.drv' failed with exit code 1\n") ==
             Kind::failed);
     }
+    SUBCASE("a builder that fails while a substituter is unreachable is the package's failure") {
+        CHECK(failure_kind_of(
+                  "warning: error: unable to download 'https://cache.nixos.org/nix-cache-info': "
+                  "Couldn't resolve host name (6); retrying in 282 ms\n"
+                  "warning: unable to download 'https://cache.nixos.org/nix-cache-info': "
+                  "Couldn't resolve host name (6)\n"
+                  "building '/nix/store/n2kk-failing.drv'...\ncompiling\n"
+                  "error: builder for '/nix/store/n2kk-failing.drv' failed with exit code 1\n") ==
+              Kind::failed);
+    }
     SUBCASE("a builder the kernel killed; a full disk; no daemon") {
         CHECK(failure_kind_of("working\nerror: builder for '/nix/store/fmnk-killme.drv' failed "
                               "due to signal 9 (Killed)\n") == Kind::killed);
