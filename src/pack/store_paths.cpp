@@ -78,6 +78,14 @@ Result<void> collect(const std::string& abs, std::string rel, std::vector<FsEntr
     return {};
 }
 
+// Runtimes apply a layer's ".wh.*" entries as OCI whiteouts and never create
+// them (image-spec layer.md, "Whiteouts"): such a file cannot be the target
+// of a hard link, or the link fails to unpack.
+bool whiteout_name(std::string_view rel) {
+    const auto slash = rel.rfind('/');
+    return rel.substr(slash == std::string_view::npos ? 0 : slash + 1).starts_with(".wh.");
+}
+
 Result<std::string> content_hash(const std::string& abs) {
     UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
@@ -133,7 +141,7 @@ Result<void> add_store_paths(LayerWriter& writer, std::vector<std::string> store
             TRY(writer.add_symlink(e.rel, target));
             continue;
         }
-        if (sizes[e.size] > 1) {
+        if (sizes[e.size] > 1 && !whiteout_name(e.rel)) {
             const auto inode = std::make_pair(e.dev, e.ino);
             auto known = hash_of_inode.find(inode);
             if (known == hash_of_inode.end()) {

@@ -30,6 +30,12 @@ Result<void> merge_tree(TopLayerPlan& plan, const std::string& abs, const std::s
     }
     std::sort(names.begin(), names.end());
     for (const auto& name : names) {
+        // A runtime reads a ".wh.*" entry as a whiteout of the layers below
+        // (".wh.nix" would remove /nix, ".wh..wh..opq" empty the directory),
+        // never as a file: leave such names out of the symlink layer.
+        if (name.starts_with(".wh.")) {
+            continue;
+        }
         const auto child_abs = abs + "/" + name;
         const auto child_rel = rel.empty() ? name : rel + "/" + name;
         struct stat st {};

@@ -87,6 +87,19 @@ TEST_CASE("add_store_paths") {
         CHECK(entries.at(rb + "/lib/exec-twin").content == rb + "/lib/exec-same");
         CHECK(entries.at(rb + "/lib/exec-twin").mode == 0555);
     }
+    SUBCASE("a file named like a whiteout is never a hard link's target") {
+        // Runtimes drop ".wh.*" entries: a link to one fails to unpack.
+        const auto c = fs.store + "/" + std::string(32, 'w') + "-wh-1.0";
+        std::filesystem::create_directories(c + "/d");
+        testutil::write_file(c + "/d/.wh..wh..opq", "same\n");
+        testutil::write_file(c + "/d/keep", "same\n");
+        const auto out = fs.dir / "wh.tar.gz";
+        pack({c}, fs.store, out);
+        const auto entries = testutil::read_layer(out);
+        const auto rc = "nix/store/" + std::string(32, 'w') + "-wh-1.0/d/";
+        CHECK(entries.at(rc + "keep").type == 'f');
+        CHECK(entries.at(rc + "keep").content == "same\n");
+    }
     SUBCASE("one walk into gzip and zstd: the same blobs as two walks") {
         const auto zst = fs.dir / "one.tar.zst";
         const auto alone =

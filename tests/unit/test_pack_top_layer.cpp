@@ -32,6 +32,14 @@ TEST_CASE("plan_top_layer") {
     CHECK(p.at("etc/passwd").target.find("root:x:0:0:") == 0);
     CHECK(p.at("etc/group").target.find("nobody:x:65534:") != std::string::npos);
 
+    SUBCASE("names runtimes read as whiteouts are left out") {
+        testutil::write_file(fs.a + "/.wh.nix", "x\n", 0444);
+        testutil::write_file(fs.a + "/share/.wh..wh..opq", "x\n", 0444);
+        auto plan2 = plan_top_layer({fs.a});
+        REQUIRE(plan2);
+        CHECK(plan2->count(".wh.nix") == 0);
+        CHECK(plan2->count("share/.wh..wh..opq") == 0);
+    }
     SUBCASE("a package's own /etc/passwd is kept") {
         testutil::write_file(fs.a + "/etc/passwd", "mine\n", 0444);
         auto plan2 = plan_top_layer({fs.a});
