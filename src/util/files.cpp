@@ -161,7 +161,9 @@ Result<void> StagingFile::commit(const fs::path& final_path) {
                     "\" failed: " + errno_text(errno));
     }
     m_keep = true;
-    return fsync_dir(final_path.parent_path());
+    // "out.tar" has no parent path: its directory is the working directory.
+    const auto dir = final_path.parent_path();
+    return fsync_dir(dir.empty() ? fs::path(".") : dir);
 }
 
 Result<void> write_file_atomic(const fs::path& staging_dir, const fs::path& final_path,

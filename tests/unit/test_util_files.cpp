@@ -51,4 +51,16 @@ TEST_CASE("StagingFile") {
     CHECK(mode_of(dir / "blob") == 0644); // nginx's workers read blobs
 }
 
+TEST_CASE("StagingFile: a bare file name is in the working directory") {
+    TempDir dir;
+    const auto before = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    auto staged = StagingFile::create(".");
+    REQUIRE(staged);
+    const auto committed = staged->commit("out.tar"); // `nixery build --docker-archive out.tar`
+    std::filesystem::current_path(before);
+    CHECK_MESSAGE(committed, (committed ? "" : committed.error().message));
+    CHECK(std::filesystem::is_regular_file(dir / "out.tar"));
+}
+
 TEST_SUITE_END();
