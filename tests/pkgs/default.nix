@@ -218,7 +218,7 @@ demo // rec {
       exit 1
     ''
     else mkApp "noarm-1.0" libgreet;
-  # Fails at once for aarch64-linux and takes 6 s elsewhere: one platform's
+  # Fails at once for aarch64-linux and takes 12 s elsewhere: one platform's
   # failure is known while the other still builds. New in every test run.
   slownoarm = mkPackage "slownoarm-${salt}" (if system == "aarch64-linux"
     then ''
@@ -226,7 +226,7 @@ demo // rec {
       exit 1
     ''
     else ''
-      sleep 6
+      sleep 12
       mkdir $out
     '');
 
