@@ -211,6 +211,7 @@ SITE_CERTIFICATE     ?= $(SYSCONFDIR)/nixery/tls/fullchain.pem
 SITE_CERTIFICATE_KEY ?= $(SYSCONFDIR)/nixery/tls/privkey.pem
 SITE_SOCKET          ?= /run/nixery/fcgi.sock
 SITE_CACHE_DIR       ?= /var/lib/nginx/nixery-cache
+SITE_ACCESS_LOG      ?= /var/log/nginx/access.log
 SITE_STATE_DIR       ?= /var/lib/nixery
 SITE_STORAGE_PATH    ?= /var/lib/nixery/storage
 SITE_BUILD_TIMEOUT   ?= 1800
@@ -244,7 +245,7 @@ install: $(BUILD)/nixery
 	  --server-name '$(SITE_SERVER_NAME)' --listen '$(SITE_HTTPS_LISTEN)' \
 	  --http-listen '$(SITE_HTTP_LISTEN)' --certificate '$(SITE_CERTIFICATE)' \
 	  --certificate-key '$(SITE_CERTIFICATE_KEY)' --socket '$(SITE_SOCKET)' \
-	  --cache-dir '$(SITE_CACHE_DIR)' $(SITE_NGINX_OPTIONS) \
+	  --cache-dir '$(SITE_CACHE_DIR)' --access-log '$(SITE_ACCESS_LOG)' $(SITE_NGINX_OPTIONS) \
 	  > $(DESTDIR)$(DATADIR)/nginx/nixery.conf
 	@if [ -e $(DESTDIR)$(NGINX_SITES)/nixery.conf ]; then \
 	  echo "kept $(DESTDIR)$(NGINX_SITES)/nixery.conf; the new rendering is $(DESTDIR)$(DATADIR)/nginx/nixery.conf"; \

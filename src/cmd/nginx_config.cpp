@@ -13,7 +13,8 @@ namespace {
 constexpr const char* k_nginx_config_usage =
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH] [--cache-dir DIR] [--http2-directive] [--ktls]\n";
+    "           [--socket PATH] [--cache-dir DIR] [--access-log FILE] [--http2-directive]\n"
+    "           [--ktls]\n";
 
 // A value that becomes one nginx directive argument (or, for server names,
 // several): nothing that could end the directive or start another.
@@ -32,7 +33,8 @@ int nginx_config_command(const std::vector<std::string>& args) {
                                                       {"--certificate", &site.certificate},
                                                       {"--certificate-key", &site.certificate_key},
                                                       {"--socket", &site.socket},
-                                                      {"--cache-dir", &site.cache_dir}};
+                                                      {"--cache-dir", &site.cache_dir},
+                                                      {"--access-log", &site.access_log}};
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--http2-directive") {
             site.http2 = Http2Syntax::directive;

@@ -127,6 +127,7 @@ Result<std::string> render_production_nginx_config(const Config& config,
     }
     values["LOCATIONS"] = indented;
     values["CACHE_DIR"] = site.cache_dir;
+    values["ACCESS_LOG"] = site.access_log;
     values["SERVER_NAME"] = site.server_name;
     values["HTTPS_LISTEN"] = site.https_listen;
     values["HTTP_LISTEN"] = site.http_listen;

@@ -50,6 +50,8 @@ struct ProductionSite {
     // nginx's cache of manifests; nginx creates it (not its parent) for its
     // user. Debian's nginx owns /var/lib/nginx.
     std::string cache_dir = "/var/lib/nginx/nixery-cache";
+    // Where Debian's nginx logs; in the combined format plus $request_id.
+    std::string access_log = "/var/log/nginx/access.log";
     Http2Syntax http2 = Http2Syntax::listen_parameter;
     KernelTls ktls = KernelTls::off;
 };

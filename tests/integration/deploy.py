@@ -168,6 +168,7 @@ class ProductionSite:
             SITE_CERTIFICATE_KEY=self.key,
             SITE_SOCKET=self.socket,
             SITE_CACHE_DIR=self.dir / "nginx" / "cache",
+            SITE_ACCESS_LOG=self.dir / "nginx" / "access.log",
             SITE_STATE_DIR=self.state,
             SITE_STORAGE_PATH=self.storage)
         self.site_config = self.root / "etc/nginx/sites-available/nixery.conf"
@@ -176,6 +177,7 @@ class ProductionSite:
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True)
         self.nginx_conf = self.nginx_dir / "nginx.conf"
         self.error_log = self.nginx_dir / "error.log"
+        self.access_log = self.nginx_dir / "access.log"
         self.pool = None
         self.nginx = None
         self.nix_daemon = None

@@ -8,9 +8,11 @@ unprivileged user under umask 0027, nginx as another user in its group."""
 import http.client
 import os
 import pwd
+import re
 import stat
 import ssl
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -99,6 +101,14 @@ class ProductionTlsTest(TestCase):
                    "-o", "/dev/null", "https://127.0.0.1:%d/v2/" % self.site.https_port]).stdout.decode()
         self.assertTrue(out.startswith("HTTP/2 200"), out)
         self.assertIn("docker-distribution-api-version: registry/2.0", out.lower())
+        # Its id, in nginx's access log (--access-log) as in the answer.
+        rid = re.search(r"(?im)^x-request-id: ([0-9a-f]{32})\r?$", out).group(1)
+        deadline = time.time() + 5
+        while rid not in self.site.access_log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        line = [x for x in self.site.access_log.read_text().splitlines() if x.endswith(" " + rid)]
+        self.assertEqual(len(line), 1, rid)
+        self.assertIn('"GET /v2/ HTTP/2.0" 200', line[0])
 
         # Plain HTTP redirects to HTTPS.
         conn = http.client.HTTPConnection("127.0.0.1", self.site.http_port, timeout=30)

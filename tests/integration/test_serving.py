@@ -99,6 +99,12 @@ class DirectServingTest(TestCase):
         for answer in (first, second):
             self.assertRegex(answer.header("X-Request-Id") or "", "^[0-9a-f]{32}$")
         self.assertNotEqual(first.header("X-Request-Id"), second.header("X-Request-Id"))
+        rid = second.header("X-Request-Id")
+        log = self.instance.state / "nginx-access.log"
+        deadline = time.time() + 5
+        while (" " + rid + "\n") not in log.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn(" " + rid + "\n", log.read_text())
 
     def test_blobs_come_from_nginx_after_the_pool_checked_them(self):
         inst = self.instance
