@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <cctype>
 #include <ctime>
 
@@ -292,17 +293,40 @@ private:
                               std::string_view data, std::optional<FileRange> file) override {
         const auto what = "upload \"" + url_name(key) + "\"";
         HttpHeaders headers{{"content-type", std::string(content_type)}};
-        if (auto checksum = blob_checksum(key)) {
-            headers.emplace_back("x-amz-checksum-sha256", std::move(*checksum));
+        auto checksum = m_checksums.load() ? blob_checksum(key) : std::nullopt;
+        if (checksum) {
+            headers.emplace_back("x-amz-checksum-sha256", *checksum);
         }
-        TRY_ASSIGN(const auto r, send(what, "PUT", key, {}, headers, data, file));
+        TRY_ASSIGN(auto r, send(what, "PUT", key, {}, headers, data, file));
+        if (checksum && refuses_checksums(r)) {
+            // Backblaze B2, Google's S3 interoperability API and others
+            // answer "Unsupported header 'x-amz-checksum-sha256'": go on
+            // without it, as with multipart uploads.
+            log::warn("the store refuses x-amz-checksum-sha256; uploading without it",
+                      {{"endpoint", m_endpoint.base()}, {"error", s3_status(r)}});
+            m_checksums = false;
+            headers.pop_back();
+            TRY_ASSIGN(r, send(what, "PUT", key, {}, headers, data, file));
+        }
         if (r.status != 200) {
             return fail(what + " failed: " + s3_status(r));
         }
         return {};
     }
 
-    // A multipart upload, in parts of k_part_size.
+    // A refusal of the checksum header itself (not BadDigest: a body that
+    // does not match is refused for good).
+    static bool refuses_checksums(const HttpResponse& r) {
+        if (r.status != 400 && r.status != 501) {
+            return false;
+        }
+        const auto text = ascii_lowercase(xml::text(r.body, "Message") + " " +
+                                          xml::text(r.body, "Code") + " " + r.body);
+        return xml::text(r.body, "Code") != "BadDigest" &&
+               text.find("x-amz-checksum") != std::string::npos;
+    }
+
+    // A multipart upload, in parts of s3_part_size().
     Result<void> upload_in_parts(std::string_view key, std::string_view content_type, int fd,
                                  std::uint64_t size) override {
         const auto what = "start multipart upload \"" + url_name(key) + "\"";
@@ -330,8 +354,9 @@ private:
                               const std::string& upload_id) {
         std::string complete = "<CompleteMultipartUpload>";
         int number = 1;
-        for (std::uint64_t offset = 0; offset < size; offset += k_part_size, ++number) {
-            const auto length = std::min(k_part_size, size - offset);
+        const auto part_size = s3_part_size(size);
+        for (std::uint64_t offset = 0; offset < size; offset += part_size, ++number) {
+            const auto length = std::min(part_size, size - offset);
             const auto what =
                 "upload part " + std::to_string(number) + " of \"" + url_name(key) + "\"";
             TRY_ASSIGN(const auto r,
@@ -370,6 +395,7 @@ private:
     EndpointUrl m_endpoint;
     sigv4::Credentials m_credentials;
     HttpClient m_http;
+    std::atomic<bool> m_checksums{true};
 };
 
 bool is_ip_literal(const std::string& host) {
@@ -400,6 +426,16 @@ Result<void> check_virtual_host(const S3Settings& settings, const EndpointUrl& e
 }
 
 } // namespace
+
+// S3 takes at most 10,000 parts (docs.aws.amazon.com/AmazonS3/latest/
+// userguide/qfacts.html): past 10,000 × 8 MiB (78 GiB), parts grow, in
+// whole MiB.
+std::uint64_t s3_part_size(std::uint64_t size) {
+    constexpr std::uint64_t max_parts = 10000;
+    constexpr std::uint64_t mib = 1 << 20;
+    const auto needed = (size + max_parts - 1) / max_parts;
+    return std::max(k_part_size, (needed + mib - 1) / mib * mib);
+}
 
 Result<std::unique_ptr<StorageBackend>> make_s3_storage(const S3Settings& settings,
                                                         const fs::path& state_dir) {

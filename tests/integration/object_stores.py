@@ -163,6 +163,11 @@ class S3rver(StoreProcess):
         return urllib.request.build_opener(
             urllib.request.ProxyHandler({"http": "http://127.0.0.1:%d" % (port or self.port)}))
 
+    def refuse_checksums(self, on=True):
+        """Refuse x-amz-checksum-sha256, as Backblaze B2 does."""
+        import urllib.request
+        urllib.request.urlopen("%s/_control/refuse-checksums?on=%d" % (self.endpoint(), int(on))).read()
+
     def lose_complete_answers(self, count):
         import urllib.request
         urllib.request.urlopen("%s/_control/lose-complete?count=%d" % (self.endpoint(), count)).read()

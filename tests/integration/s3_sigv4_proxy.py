@@ -25,6 +25,10 @@ test domain resolves, so clients reach it as an HTTP proxy (http_proxy):
 they send the absolute URL and the Host header they signed, which is what
 a real proxy sees. Requests for any other host are forwarded as they are.
 
+GET /_control/refuse-checksums?on=1 makes it refuse any request carrying
+x-amz-checksum-sha256 with 400 InvalidArgument "Unsupported header", as
+Backblaze B2's S3-compatible API does (on=0 accepts them again).
+
 For fault tests, GET /_control/lose-complete?count=N makes it forward the
 next N CompleteMultipartUpload requests and then close the connection
 without answering, as when an answer is lost on the way back. A request
@@ -104,6 +108,7 @@ class State:
         self.args = args
         self.lock = threading.Lock()
         self.lose_complete = 0
+        self.refuse_checksums = False
         self.finished_uploads = set()
         self.log = RequestLog(args.log)
 
@@ -254,6 +259,13 @@ class Handler(QuietHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return 200
+        if raw_path == "/_control/refuse-checksums":
+            with self.state.lock:
+                self.state.refuse_checksums = dict(query_pairs).get("on", "1") == "1"
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return 200
         headers = {k.lower(): v for k, v in self.headers.items()}
         length = int(headers.get("content-length") or 0)
         params = dict(query_pairs)
@@ -267,6 +279,13 @@ class Handler(QuietHandler):
                 self.check_header_auth(host, raw_path, query_pairs, headers)
                 payload_hash = headers["x-amz-content-sha256"]
                 checksum = headers.get("x-amz-checksum-sha256")
+                with self.state.lock:
+                    refuse_checksums = self.state.refuse_checksums
+                if checksum is not None and refuse_checksums:
+                    # Backblaze B2's S3-compatible API (and other stores
+                    # without flexible checksums) refuse the header.
+                    raise Refusal(400, "InvalidArgument",
+                                  "Unsupported header 'x-amz-checksum-sha256' received for this API call.")
                 if payload_hash != UNSIGNED or checksum is not None:
                     body = self.read_body(length)
                     if payload_hash != UNSIGNED and hashlib.sha256(body).hexdigest() != payload_hash:

@@ -397,6 +397,21 @@ class S3ContractTest(RemoteContract, TestCase):
         self.assertIn("HTTP 400: BadDigest", r.stderr.decode())
         self.assertFalse(self.exists(wrong))
 
+    def test_a_store_that_refuses_checksum_headers(self):
+        # Backblaze B2 (and Google's S3 interoperability API) answer 400
+        # "Unsupported header 'x-amz-checksum-sha256'": blobs must still
+        # be stored there, without the header.
+        self.server.refuse_checksums(True)
+        try:
+            self.tool("check")
+            data = b"stored where checksums are refused"
+            key = "layers/" + hashlib.sha256(data).hexdigest()
+            r = self.tool("persist", key, self.file("b2", data), LAYER_TYPE, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertTrue(self.exists(key))
+        finally:
+            self.server.refuse_checksums(False)
+
     def test_a_lost_answer_to_complete_multipart_upload(self):
         # The completion succeeds but its answer is lost; the retry finds
         # the upload gone (NoSuchUpload) and the object there.

@@ -22,6 +22,17 @@ Result<std::unique_ptr<StorageBackend>> open(const std::string& endpoint, const 
 
 TEST_SUITE_BEGIN("storage");
 
+TEST_CASE("s3_part_size: 8 MiB parts, larger where 10,000 would not hold the blob") {
+    constexpr std::uint64_t mib = 1 << 20;
+    CHECK(s3_part_size(0) == 8 * mib);
+    CHECK(s3_part_size(8 * mib) == 8 * mib);
+    CHECK(s3_part_size(10000 * 8 * mib) == 8 * mib); // 78 GiB: as before
+    CHECK(s3_part_size(10000 * 8 * mib + 1) == 9 * mib);
+    const std::uint64_t huge = 5ULL << 40; // S3's largest object, 5 TiB
+    CHECK((huge + s3_part_size(huge) - 1) / s3_part_size(huge) <= 10000);
+    CHECK(s3_part_size(huge) % mib == 0);
+}
+
 TEST_CASE("make_s3_storage") {
     SUBCASE("virtual-host addressing needs a domain for the bucket") {
         for (const auto* endpoint : {"http://127.0.0.1:9000", "http://[::1]:9000",
