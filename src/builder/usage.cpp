@@ -47,7 +47,13 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
         // Once a day per image: is what this instance remembers still stored?
         // Its record, and the documents a rebuild finds stored and does not
         // upload again (another instance's gc may have taken them while
-        // this one rebuilt the image).
+        // this one rebuilt the image). The marker goes first: gc looks at
+        // it right before it deletes the record (gc/collector.cpp), so
+        // either gc keeps the image or this finds the record gone.
+        // Only a use found stored counts as this day's marker here, so the
+        // next use looks again until the image is built again.
+        TRY(storage.put(use_marker_key(image.docker_digest), std::to_string(now) + "\n",
+                        "text/plain"));
         TRY_ASSIGN(bool stored, storage.exists(image_record_key(closure_key)));
         for (const auto* digest : {&image.config_digest, &image.docker_digest, &image.oci_digest}) {
             if (!stored) {
@@ -61,7 +67,7 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
             gone = true;
             return {};
         }
-        return write_marker(cache, storage, image.docker_digest, now);
+        return cache.record_shared_use_written(image.docker_digest, now);
     };
     if (auto r = record(); !r) {
         log::warn("recording a use failed",

@@ -314,8 +314,8 @@ private:
     // One deletion: a shared object (record, marker), or a blob with its
     // rows and layer records.
     struct Deletion {
-        enum class Kind { object, blob } kind;
-        std::string name; // the object's key, or the blob's digest
+        enum class Kind { object, image, blob } kind;
+        std::string name; // the object's key, the image's closure key, or the blob's digest
     };
 
     Result<void> delete_unreferenced(Plan& plan) {
@@ -345,13 +345,19 @@ private:
         return {};
     }
 
-    Result<void> perform(const Plan& plan, const Deletion& d) {
+    Result<void> perform(Plan& plan, const Deletion& d) {
         if (d.kind == Deletion::Kind::object) {
             TRY(m_s.storage.remove(d.name));
             say_record(d.name);
             return {};
         }
+        if (d.kind == Deletion::Kind::image) {
+            return forget_shared_image(plan, d.name);
+        }
         const auto& digest = d.name;
+        if (plan.candidates.count(digest) == 0) {
+            return {}; // an image that references it was used since the plan
+        }
         TRY_ASSIGN(const bool referenced, m_q.is_referenced(digest));
         if (referenced) {
             return {}; // a build recorded an image with it since the plan
@@ -372,6 +378,35 @@ private:
         }
         TRY(m_q.forget_blob(digest));
         say_blob(plan, digest, plan.candidates.at(digest));
+        return {};
+    }
+
+    // An unused image's shared record and markers, unless an instance
+    // sharing the storage used it since the markers were listed (its
+    // marker is newer): then it and its blobs are kept. Looked at right
+    // before the deletion, as layer records are (layer_reused_since_plan);
+    // an instance writes its marker before it checks that the image's
+    // objects are stored (builder/usage.cpp), so either gc sees the marker
+    // or that instance finds the record gone and builds the image again.
+    Result<void> forget_shared_image(Plan& plan, const std::string& key) {
+        const auto& image = plan.images.at(key);
+        for (const auto& digest : image.manifests) {
+            TRY_ASSIGN(const auto info, m_s.storage.stat(use_marker_key(digest)));
+            const auto listed = plan.markers.find(digest);
+            if (info && (listed == plan.markers.end() || info->modified > listed->second)) {
+                for (const auto& blob : image.blobs) {
+                    plan.candidates.erase(blob);
+                }
+                m_say("keep image " + key + ": used by an instance sharing the storage meanwhile");
+                m_report.images_kept += 1;
+                m_report.images -= 1;
+                return {};
+            }
+        }
+        for (const auto& object : image_objects(plan, key, image)) {
+            TRY(m_s.storage.remove(object));
+            say_record(object);
+        }
         return {};
     }
 
@@ -418,9 +453,7 @@ private:
             if (image.local) {
                 rows.push_back(*it);
             }
-            for (auto& object : image_objects(plan, *it, image)) {
-                work.push_back({Deletion::Kind::object, std::move(object)});
-            }
+            work.push_back({Deletion::Kind::image, *it});
             ++it;
         }
         TRY(forget_images(m_s.db, rows));

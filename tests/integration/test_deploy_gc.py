@@ -303,6 +303,41 @@ class GcTest(TestCase):
             self.assertTrue(stored[0].is_file())
             self.assertEqual(len(inst.builds("app-a")), 2)
 
+    def test_an_image_another_instance_uses_while_gc_deletes_it(self):
+        """A's gc lists the use markers, then waits for a build of A's to
+        let go of its lock; meanwhile B uses app-c (its first use there: it
+        writes its marker). gc must not then delete app-c, or B answers a
+        manifest whose blobs are gone (it checks the storage once a day)."""
+        with Instance(NIXERY_TAG_CACHE_SECONDS=0) as a, \
+                Instance(package_set=a.package_set, STORAGE_PATH=a.storage,
+                         NIXERY_TAG_CACHE_SECONDS=0) as b:
+            b.storage = a.storage
+            self.assertEqual(a.manifest("app-c").status, 200)
+            age_image(a, "app-c")
+            age_storage(a.storage, hours=40 * 24)
+            # A build of A's holds gc's lock (shared), as from its first
+            # layer lookup until its image is recorded.
+            offset = int.from_bytes(hashlib.sha256(b"gc").digest()[:8], "big") & ((1 << 62) - 1)
+            flock = "hh4xqqi4x"
+            lock = open(a.state / "locks/builds.lock", "rb")
+            fcntl.fcntl(lock, fcntl.F_OFD_SETLK,
+                        struct.pack(flock, fcntl.F_RDLCK, os.SEEK_SET, offset, 1, 0))
+            collector = subprocess.Popen([str(NIXERY), "gc", "--keep-days", "1"], env=a.env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for line in collector.stderr:
+                if b"waiting for builds" in line:
+                    break
+            self.assertEqual(b.manifest("app-c").status, 200)  # B's use, and its marker
+            self.assertTrue(list((a.storage / "cache/used").iterdir()))
+            lock.close()
+            out, _ = collector.communicate(timeout=300)
+            print("\n" + out.decode().strip())
+            again = b.manifest("app-c")
+            self.assertEqual(again.status, 200, again)
+            missing = {d for d in manifest_digests(again)
+                       if b.get("/v2/app-c/blobs/" + d).status != 200}
+            self.assertEqual(missing, set(), "B serves a manifest whose blobs gc deleted")
+
     def test_instances_sharing_storage(self):
         """B pulls one image by tag and another by digest; A's gc must keep
         both, although A's database says nobody used them for 40 days, and
