@@ -40,6 +40,11 @@ constexpr std::size_t k_failure_text_size = 4096;
 constexpr auto k_poll = std::chrono::milliseconds(200);
 // An ended job whose waiters never came back for it (their process died).
 constexpr auto k_ended_kept = std::chrono::minutes(10);
+// How long after its end a job still takes new waiters (a request that
+// looked in the cache just before the job recorded its result). Not longer:
+// waiters of a process that died never leave, and a job they keep on the
+// board must not answer new requests with its old failure.
+constexpr auto k_ended_joinable = std::chrono::seconds(2);
 
 struct Slot {
     SlotState state;
@@ -213,11 +218,13 @@ namespace {
 
 // The job of `key` that a new waiter can join: queued, running, or ended
 // with a result to read.
-Slot* find_key(Slot* slots, int capacity, std::string_view key) {
+Slot* find_key(Slot* slots, int capacity, std::string_view key, std::int64_t now) {
     for (int i = 0; i < capacity; ++i) {
         auto& slot = slots[i];
         if (slot.state != SlotState::free && key == slot.key &&
-            !(slot.state == SlotState::ended && slot.outcome == JobOutcome::lost)) {
+            !(slot.state == SlotState::ended &&
+              (slot.outcome == JobOutcome::lost ||
+               now - slot.ended_at > std::chrono::nanoseconds(k_ended_joinable).count()))) {
             return &slot;
         }
     }
@@ -233,7 +240,7 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
     }
     auto& s = *m_shared;
     BoardLock lock(s.mutex);
-    if (auto* slot = find_key(s.slots, s.capacity, spec.key)) {
+    if (auto* slot = find_key(s.slots, s.capacity, spec.key, ns(Clock::now()))) {
         ++slot->waiters;
         publish();
         return std::optional<JobTicket>(JobTicket{static_cast<int>(slot - s.slots), slot->id});

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <mutex>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -167,6 +168,28 @@ TEST_CASE("JobBoard::claim") {
         // The next request queues a new job rather than joining the lost one.
         const auto again = join(b, "a");
         CHECK(again.id != t.id);
+    }
+    SUBCASE("a waiter of a process that died does not keep a failure for new requests") {
+        auto b = board(1, 8);
+        const pid_t child = fork();
+        if (child == 0) {
+            // Joins in another process and dies waiting (never leaves).
+            _exit(b.join(spec("a")) ? 0 : 1);
+        }
+        int status = 0;
+        REQUIRE(waitpid(child, &status, 0) == child);
+        REQUIRE(WEXITSTATUS(status) == 0);
+        const auto t = join(b, "a");
+        b.finish(claim(b, "a"), JobResult(fault("building \"a\" failed on the server", "killed")));
+        CHECK(wait_now(b, t).outcome == JobOutcome::failed);
+        b.leave(t, Leaving::done);
+        // Right after the end a request may still join it (the cache was
+        // looked at just before); later ones start afresh.
+        CHECK(join(b, "a").id == t.id);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+        const auto later = join(b, "a");
+        CHECK(later.id != t.id);
+        CHECK(wait_now(b, later).how == JobBoard::Waited::timed_out); // queued, not failed
     }
 }
 
