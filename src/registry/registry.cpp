@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <semaphore>
 
 namespace nixery {
 
@@ -280,6 +281,20 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         if_nginx_has_room(m_services.config, manifest_cache_time(m_services.config, reference))));
 }
 
+namespace {
+
+// At most this many waiters of one process read a built image at once.
+std::counting_semaphore<> g_answering(16);
+
+struct AnswerSlot {
+    AnswerSlot() { g_answering.acquire(); }
+    ~AnswerSlot() { g_answering.release(); }
+    AnswerSlot(const AnswerSlot&) = delete;
+    AnswerSlot& operator=(const AnswerSlot&) = delete;
+};
+
+} // namespace
+
 Response RegistryHandler::after_build(const std::string& name, const std::string& tag,
                                       const ManifestChoice& choice,
                                       std::vector<Builder::Target> targets) {
@@ -315,9 +330,28 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         tickets.push_back(**joined);
     }
     const auto arrived = std::chrono::steady_clock::now();
+    // The tickets are left by the answer below, or here when the worker
+    // never runs it (too many requests wait already: Response::later is
+    // dropped for a 429).
+    struct Held {
+        JobBoard& board;
+        std::vector<JobTicket> tickets;
+        bool left = false;
+        Held(JobBoard& b, std::vector<JobTicket> t) : board(b), tickets(std::move(t)) {}
+        Held(const Held&) = delete;
+        Held& operator=(const Held&) = delete;
+        ~Held() {
+            if (!left) {
+                for (const auto& t : tickets) {
+                    board.leave(t, Leaving::gone);
+                }
+            }
+        }
+    };
+    auto held = std::make_shared<Held>(jobs, tickets);
     Response r;
     r.later = [services = m_services, disclosure = m_disclosure, name, tag, choice, several,
-               targets = std::move(targets), tickets, arrived](ResponseWriter& w) {
+               targets = std::move(targets), tickets, arrived, held](ResponseWriter& w) {
         const auto refused = [&](const Failure& failure) {
             return failure_response(disclosure, failure);
         };
@@ -327,6 +361,7 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         auto& board = services.jobs;
         std::vector<std::optional<JobBoard::WaitResult>> results(tickets.size());
         const auto leave = [&](Leaving how) {
+            held->left = true;
             for (const auto& t : tickets) {
                 board.leave(t, how);
             }
@@ -373,6 +408,10 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         // The answer once the jobs have ended: from the cache, as if it had
         // been there when the request came.
         const auto answer = [&]() -> Result<ServedManifest, Failure> {
+            // Hundreds of requests waiting for one build wake together; each
+            // opening its SQLite connection (three descriptors) at once would
+            // run a worker out of them (nixery.service: LimitNOFILE=1024).
+            const AnswerSlot slot;
             auto db = Db::open(config.database(), config.data.sql_dir);
             if (!db) {
                 return unexpected(fault("reading the built image failed", db.error().message));

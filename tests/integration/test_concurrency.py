@@ -8,7 +8,9 @@ import signal
 import threading
 import time
 
-from harness import Instance, TestCase, make_package_set, SALT
+from collections import Counter
+
+from harness import Instance, TestCase, make_package_set, run, SALT
 
 # It measures how quickly cached requests are answered during a build: run.py
 # runs it on its own, not beside other modules.
@@ -56,6 +58,33 @@ class ConcurrencyTest(TestCase):
             self.assertLess(time.time() - started, 1.5)
             self.assertTrue(build.is_alive(), "the build should still be running")
             build.join()
+
+    def test_a_crowd_waiting_for_one_build_in_one_worker(self):
+        # More requests than a worker keeps waiting (512) wait for one build
+        # there, with the descriptors nixery.service allows (LimitNOFILE=1024):
+        # the ones it turns away get 429 and leave the job board as they
+        # came; the others all get the manifest when the build ends, though
+        # they wake together, and none a server error.
+        crowd = 530
+        with Instance(NIXERY_WORKERS=1, NIXERY_MANIFEST_RATE=0) as inst:
+            for pid in [inst.pool_pid()] + inst.worker_pids():
+                run(["prlimit", "--pid", str(pid), "--nofile=1024:1024"])
+            answers = parallel(crowd, lambda: inst.get("/v2/pause.s12.v61/manifests/latest",
+                                                       timeout=300))
+            statuses = Counter(getattr(r, "status", repr(r)[:80]) for r in answers)
+            self.assertEqual(set(statuses), {200, 429}, statuses)
+            self.assertGreaterEqual(statuses[200], 512, statuses)
+            for r in answers:
+                if r.status == 429:
+                    self.assertTrue(r.header("Retry-After"), r)
+            self.assertEqual(len({r.header("Docker-Content-Digest") for r in answers
+                                  if r.status == 200}), 1)
+            deadline = time.time() + 10
+            while inst.metric("nixery_requests_waiting") > 0 and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(inst.metric("nixery_requests_waiting"), 0,
+                             "requests turned away still wait on the job board")
+            self.assertEqual(len(inst.builds("pause.s12.v61")), 1)
 
     def test_worker_killed_mid_build(self):
         with Instance(expected_errors=[]) as inst:
