@@ -3,6 +3,7 @@
 #include "util/files.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -158,6 +159,14 @@ Result<Db> Db::open(const std::filesystem::path& file, const std::filesystem::pa
     // what to do, never be replaced: an empty one would make nixery gc
     // remove every blob it no longer knows.
     const auto unusable = [&](const std::string& cause) {
+        // Out of descriptors, the process is in trouble, not the file.
+        const int sys = raw == nullptr ? 0 : sqlite3_system_errno(raw);
+        if (sys == EMFILE || sys == ENFILE) {
+            return fail("open database \"" + file.string() + "\" failed: " + cause +
+                        ": too many open files in " +
+                        (sys == EMFILE ? "this process (LimitNOFILE)" : "the system") +
+                        "; the database is not at fault");
+        }
         return fail("open database \"" + file.string() + "\" failed: " + cause +
                     "; the blobs in storage are safe: restore the file from a backup (or fix its "
                     "owner and mode) and start again; do not delete it, since nixery would start "

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,6 +128,29 @@ TEST_CASE("Db::open keeps the locks of the process's other connections") {
     REQUIRE(locked_for_others(dir / "cache.sqlite"));
     auto second = open_cache(dir);
     CHECK(locked_for_others(dir / "cache.sqlite"));
+}
+
+TEST_CASE("Db::open: out of descriptors says so, not that the file is at fault") {
+    TempDir dir;
+    const auto file = dir.path() / "nixery.db";
+    REQUIRE(Db::open(file, k_sql)); // exists, and is fine
+    const pid_t child = fork();
+    if (child == 0) {
+        // No descriptor left above those open now.
+        const int lowest_free = ::dup(0);
+        ::close(lowest_free);
+        const rlimit limit{static_cast<rlim_t>(lowest_free), static_cast<rlim_t>(lowest_free)};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+        const auto db = Db::open(file, k_sql);
+        const bool said = !db &&
+                          db.error().message.find("too many open files") != std::string::npos &&
+                          db.error().message.find("backup") == std::string::npos;
+        _exit(said ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("Db::open_read_only") {
