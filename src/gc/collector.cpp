@@ -383,28 +383,48 @@ private:
 
     // An unused image's shared record and markers, unless an instance
     // sharing the storage used it since the markers were listed (its
-    // marker is newer): then it and its blobs are kept. Looked at right
-    // before the deletion, as layer records are (layer_reused_since_plan);
-    // an instance writes its marker before it checks that the image's
-    // objects are stored (builder/usage.cpp), so either gc sees the marker
-    // or that instance finds the record gone and builds the image again.
+    // marker is newer): then it and its blobs are kept. The record goes
+    // before the markers are looked at, and an instance writes its marker
+    // before it checks that the record is stored (builder/usage.cpp): so
+    // either that instance finds the record gone and builds the image
+    // again, or gc sees its marker and puts the record back. Looking first
+    // and deleting after would miss a use between the two.
     Result<void> forget_shared_image(Plan& plan, const std::string& key) {
         const auto& image = plan.images.at(key);
-        for (const auto& digest : image.manifests) {
-            TRY_ASSIGN(const auto info, m_s.storage.stat(use_marker_key(digest)));
-            const auto listed = plan.markers.find(digest);
-            if (info && (listed == plan.markers.end() || info->modified > listed->second)) {
-                for (const auto& blob : image.blobs) {
-                    plan.candidates.erase(blob);
+        const auto record_key = image_record_key(key);
+        std::optional<std::string> record;
+        if (image.record_modified) {
+            TRY_ASSIGN(record, m_s.storage.fetch(record_key));
+            TRY(m_s.storage.remove(record_key));
+        }
+        const auto used = [&]() -> Result<bool> {
+            for (const auto& digest : image.manifests) {
+                TRY_ASSIGN(const auto info, m_s.storage.stat(use_marker_key(digest)));
+                const auto listed = plan.markers.find(digest);
+                if (info && (listed == plan.markers.end() || info->modified > listed->second)) {
+                    return true;
                 }
-                m_say("keep image " + key + ": used by an instance sharing the storage meanwhile");
-                m_report.images_kept += 1;
-                m_report.images -= 1;
-                return {};
             }
+            return false;
+        }();
+        // Unsure (the store failed to answer) counts as used.
+        if (!used || *used) {
+            if (record) {
+                TRY(m_s.storage.put(record_key, *record, "application/json"));
+            }
+            TRY(used);
+            for (const auto& blob : image.blobs) {
+                plan.candidates.erase(blob);
+            }
+            m_say("keep image " + key + ": used by an instance sharing the storage meanwhile");
+            m_report.images_kept += 1;
+            m_report.images -= 1;
+            return {};
         }
         for (const auto& object : image_objects(plan, key, image)) {
-            TRY(m_s.storage.remove(object));
+            if (object != record_key) {
+                TRY(m_s.storage.remove(object));
+            }
             say_record(object);
         }
         return {};

@@ -277,6 +277,87 @@ TEST_CASE("collect_garbage") {
     }
 }
 
+namespace {
+
+// The fixture's storage, seen through a hook run right before a removal of
+// `key`: what another instance does at that moment.
+class RemoveHook final : public StorageBackend {
+public:
+    RemoveHook(StorageBackend& inner, std::string key, std::function<void()> hook)
+        : m_inner(inner), m_key(std::move(key)), m_hook(std::move(hook)) {}
+    std::string describe() const override { return m_inner.describe(); }
+    Result<void> check() override { return m_inner.check(); }
+    const std::filesystem::path& staging_dir() const override { return m_inner.staging_dir(); }
+    Result<void> persist(StagingFile staged, std::string_view key,
+                         std::string_view content_type) override {
+        return m_inner.persist(std::move(staged), key, content_type);
+    }
+    Result<void> put(std::string_view key, std::string_view data,
+                     std::string_view content_type) override {
+        return m_inner.put(key, data, content_type);
+    }
+    Result<std::optional<std::string>> fetch(std::string_view key) override {
+        return m_inner.fetch(key);
+    }
+    Result<bool> read(std::string_view key, const ObjectSink& sink) override {
+        return m_inner.read(key, sink);
+    }
+    Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
+        return m_inner.stat(key);
+    }
+    Result<BlobLocation> locate(std::string_view key) override { return m_inner.locate(key); }
+    Result<void> remove(std::string_view key) override {
+        if (key == m_key && m_hook) {
+            std::exchange(m_hook, {})();
+        }
+        return m_inner.remove(key);
+    }
+    Result<std::vector<StoredObject>> list(std::string_view prefix) override {
+        return m_inner.list(prefix);
+    }
+
+private:
+    StorageBackend& m_inner;
+    std::string m_key;
+    std::function<void()> m_hook;
+};
+
+} // namespace
+
+TEST_CASE("collect_garbage: an instance that uses an image while gc deletes it") {
+    // Another instance uses an image nobody used for 40 days right before
+    // gc removes its record: it writes its marker, then finds the record
+    // still there, and trusts the image's blobs for a day. gc must then
+    // keep them, or that instance serves manifests of deleted blobs.
+    Fixture f;
+    for (const char c : {'c', 'f', '7', '8'}) {
+        f.store_blob(c, false);
+    }
+    f.foreign_image("foreign", {digest('c'), digest('f'), digest('7'), digest('8')},
+                    k_now - 90 * k_day);
+    f.marker(digest('7'), k_now - 40 * k_day);
+    const ImageRecord used{digest('f'), "{}",
+                           digest('7'), "{}",
+                           digest('8'), {digest('c'), digest('f'), digest('7'), digest('8')}};
+    auto other_db = Db::open(f.dir / "other.sqlite", "sql");
+    REQUIRE(other_db);
+    BuildCache other(std::move(*other_db));
+    std::optional<SharedImage> seen;
+    RemoveHook storage(*f.storage, image_record_key("foreign"), [&] {
+        seen = record_image_use(other, *f.storage, "foreign", used, k_now);
+        f.modified(use_marker_key(digest('7')), k_now); // its use, now
+    });
+    auto report = collect_garbage({f.config, storage, f.cache->db(), &*f.locks}, {30, false}, k_now,
+                                  [](std::string_view) {});
+    REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
+    REQUIRE(seen);
+    if (*seen == SharedImage::present) {
+        for (const char c : {'c', 'f', '7', '8'}) {
+            CHECK_MESSAGE(f.stored(c), "blob " << c << " of an image in use was deleted");
+        }
+    }
+}
+
 TEST_CASE("collect_garbage: leftovers of killed processes") {
     Fixture f;
     namespace fs = std::filesystem;
