@@ -131,6 +131,14 @@ class RegistryApiTest(TestCase):
         log = (self.instance.state / "nginx-error.log").read_text()
         self.assertNotIn("cache key", log)
 
+    def test_a_tag_with_a_newline_is_not_another_tags_cache_entry(self):
+        # The bounded cache key must hold the whole path: PCRE's "." stops
+        # at a decoded %0A, which made "latest\nx" nginx's entry of "latest".
+        self.assertEqual(self.instance.manifest("libgreet", accept=DOCKER_MANIFEST).status, 200)
+        self.assertEqual(self.instance.manifest("libgreet", accept=DOCKER_MANIFEST).status, 200)  # cached now
+        r = self.instance.get("/v2/libgreet/manifests/latest%0Ax", {"Accept": DOCKER_MANIFEST})
+        self.assertRegistryError(r, 400, "TAG_INVALID")
+
     def test_names_resolve_as_the_seed_describes(self):
         for name in ("7zip", "helloworld", "xorg.xev", "app-a/app-b", "app-b/app-a"):
             r = self.instance.manifest(name)
