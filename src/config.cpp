@@ -183,8 +183,10 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                     known += (known.empty() ? "" : ", ") + setting;
                 }
             }
-            return fail("unknown setting " + name + ": the NIXERY_ settings are " + known +
-                        " (see README.md)");
+            return fail(
+                "unknown setting " + name +
+                (name == "NIXERY_POPULARITY_URL" ? " (did you mean NIX_POPULARITY_URL?)" : "") +
+                ": the NIXERY_ settings are " + known + " (see README.md)");
         }
     }
 
@@ -242,6 +244,10 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         TRY_ASSIGN(c.platforms, parse_platforms(platforms));
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
+    if (!c.popularity_url.empty() && c.popularity_url.find("://") == std::string::npos) {
+        return fail("NIX_POPULARITY_URL=\"" + c.popularity_url +
+                    "\" is not a URL: use http://, https:// or file:// (a file: file:///abs/path)");
+    }
     if (const auto layering = get(env, "NIXERY_LAYERING"); !layering.empty()) {
         const auto strategy = parse_layering_strategy(layering);
         if (!strategy) {
@@ -273,11 +279,25 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                     "NIXERY_PKGS_REPO and NIXERY_PKGS_PATH");
     }
     if (!channel.empty()) {
+        // A name or commit, appended to NIXERY_CHANNEL_URL: not a URL, whose
+        // credentials would be shown as the source's name.
+        if (channel.find_first_of("?#%:@ \t\r\n") != std::string::npos || channel.front() == '/' ||
+            channel.back() == '/') {
+            return fail("NIXERY_CHANNEL=\"" + log::strip_userinfo(channel) +
+                        "\" is not a channel name or nixpkgs commit (like nixos-unstable): for "
+                        "a mirror, set NIXERY_CHANNEL_URL to the URL its tarballs "
+                        "(NAME.tar.gz) are under");
+        }
         c.source = SourceKind::channel;
         c.source_location = channel;
     } else if (!repo.empty()) {
         c.source = SourceKind::git;
         c.source_location = repo;
+        // git runs in the mirror's directory: a relative path must not be.
+        if (repo.starts_with('.')) {
+            TRY_ASSIGN(const auto dir, absolute_dir("NIXERY_PKGS_REPO", repo));
+            c.source_location = dir.string();
+        }
     } else if (!path.empty()) {
         TRY_ASSIGN(const auto dir, absolute_dir("NIXERY_PKGS_PATH", path));
         if (!fs::exists(dir)) {

@@ -128,6 +128,43 @@ TEST_CASE("load_config") {
         CHECK(msg.find("NIXERY_PKGS_REPO") != std::string::npos);
         CHECK(msg.find("NIXERY_PKGS_PATH") != std::string::npos);
     }
+    SUBCASE("a channel is a name or commit: a URL, with its credentials, or blanks are refused") {
+        for (const char* channel : {"http://puller:s3cret@mirror.example.com/nixos.tar.gz",
+                                    "nixos-unstable ", "/nixos-unstable", "nixos-24.05/"}) {
+            auto env = base();
+            env["NIXERY_CHANNEL"] = channel;
+            const auto msg = error_of(env);
+            CHECK_MESSAGE(msg.find("is not a channel name") != std::string::npos, channel);
+            CHECK(msg.find("NIXERY_CHANNEL_URL") != std::string::npos);
+            CHECK(msg.find("s3cret") == std::string::npos);
+        }
+        auto env = base();
+        env["NIXERY_CHANNEL"] = "nixos-24.05";
+        CHECK(error_of(env).empty());
+    }
+    SUBCASE("a git repository given relative to the working directory is made absolute") {
+        testutil::TempDir dir;
+        const auto before = std::filesystem::current_path();
+        std::filesystem::create_directories(dir / "repo");
+        std::filesystem::current_path(dir.path());
+        auto env = base();
+        env["NIXERY_PKGS_REPO"] = "./repo";
+        auto c = load_config(env);
+        std::filesystem::current_path(before);
+        REQUIRE(c);
+        CHECK(std::filesystem::path(c->source_location).is_absolute());
+        CHECK(std::filesystem::equivalent(c->source_location, dir / "repo"));
+    }
+    SUBCASE("the popularity setting: a URL, under its own name") {
+        auto env = base();
+        env["NIX_POPULARITY_URL"] = "/srv/popularity.json";
+        CHECK(error_of(env).find("file:///abs/path") != std::string::npos);
+        env["NIX_POPULARITY_URL"] = "file:///srv/popularity.json";
+        CHECK(error_of(env).empty());
+        env = base();
+        env["NIXERY_POPULARITY_URL"] = "https://example.com/p.json";
+        CHECK(error_of(env).find("did you mean NIX_POPULARITY_URL?") != std::string::npos);
+    }
     SUBCASE("unknown and contradictory settings") {
         auto env = base();
         env["NIXERY_WORKER"] = "3";
