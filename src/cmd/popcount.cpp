@@ -221,6 +221,9 @@ int count_from_cache(const CacheCount& opts) {
     std::vector<std::uint32_t> packages;
     std::size_t invalid = 0;
     auto read = read_store_paths(*body, [&](std::string_view line) {
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1); // a list saved with CRLF line ends
+        }
         if (line.empty()) {
             return;
         }
@@ -237,6 +240,11 @@ int count_from_cache(const CacheCount& opts) {
                          "\" failed: " + read.error().message);
     }
 
+    if (packages.empty()) {
+        return fail_with("\"" + log::redact_url(opts.store_paths) + "\" lists no store paths (" +
+                         std::to_string(invalid) +
+                         " lines that are not one): is it a channel's store-paths file?");
+    }
     std::size_t missing = 0;
     auto loaded = load_journal(opts.journal, graph, missing);
     if (!loaded) {
@@ -362,6 +370,12 @@ int count_from_cache(const CacheCount& opts) {
                          "\"; run the same command again to resume)");
     }
 
+    if (missing > 0 && missing == resumed + fetched) {
+        return fail_with("none of the " + std::to_string(missing) +
+                         " store paths is in the cache \"" + log::redact_url(opts.cache) +
+                         "\" (or the journal \"" + opts.journal +
+                         "\"): is --cache right? Remove the journal after correcting it");
+    }
     progress.phase("counting the closures of " + std::to_string(packages.size()) + " packages");
     const auto counts = graph.count(packages);
     const auto json = popularity_json(counts) + "\n";

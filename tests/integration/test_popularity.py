@@ -219,6 +219,46 @@ class PopcountFromCacheTest(TestCase):
                 self.assertIn(b"404", err)
 
 
+    def test_a_list_that_is_no_store_paths_file_fails_and_crlf_lines_count(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            expected, _, _ = generated_channel(tmp, paths=50, packages=30, missing=0)
+            with lzma.open(Path(tmp) / "store-paths.xz", "rt") as f:
+                lines = f.read().splitlines()
+            (Path(tmp) / "crlf").write_text("".join(line + "\r\n" for line in lines))
+            (Path(tmp) / "page.html").write_text("<html><body>Moved</body></html>\n")
+            output = Path(tmp) / "popularity.json"
+            with CacheServer(tmp) as server:
+                def popcount(listing):
+                    return subprocess.run(
+                        [str(NIXERY), "popcount", "--store-paths", server.url + "/" + listing,
+                         "--cache", server.url + "/cache/", "--output", str(output)],
+                        env=base_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        timeout=120)
+                # Saved on Windows, say: the same paths.
+                r = popcount("crlf")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(output.read_text()), expected)
+                # An error page in place of the list: a failure, not `{}` over good data.
+                r = popcount("page.html")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(b"lists no store paths", r.stderr)
+                self.assertEqual(json.loads(output.read_text()), expected)
+
+    def test_a_cache_that_has_none_of_the_paths_fails_and_says_so(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=50, packages=30, missing=0)
+            with CacheServer(tmp) as server:
+                r = subprocess.run(
+                    [str(NIXERY), "popcount", "--store-paths", server.url + "/store-paths.xz",
+                     "--cache", server.url + "/wrong-cache/", "--output",
+                     str(Path(tmp) / "popularity.json")],
+                    env=base_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    timeout=120)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(b"is --cache right? Remove the journal", r.stderr)
+                self.assertFalse((Path(tmp) / "popularity.json").exists())
+
+
 class PopularityUrlTest(TestCase):
     def layer_paths(self, inst, name):
         """Store path names per layer, from the image's config history."""
