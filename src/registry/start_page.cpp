@@ -124,7 +124,7 @@ std::string render_start_page(const StartPage& page) {
                "linux/arm64</code>, <code>podman pull --arch arm64</code>).</p>\n";
     }
     out += "<p>A tag other than <code>latest</code> selects a revision of the package source "
-           "where the source has revisions (a git repository or a channel).</p>\n";
+           "where the source has revisions (a git repository: a branch, tag or commit).</p>\n";
 
     out += "<h2>Meta-packages</h2>\n<dl>\n<dt><code>shell</code></dt><dd>adds " + shell +
            "; the image runs <code>bash</code>. Only as the first component.</dd>\n"

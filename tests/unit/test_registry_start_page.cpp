@@ -72,6 +72,9 @@ TEST_CASE("render_start_page") {
     }
     SUBCASE("the current revision of the package set, escaped") {
         CHECK(render_start_page(page).find("Current revision: not known yet") != std::string::npos);
+        // A channel's tags select nothing (ChannelSource::resolve): only git's do.
+        CHECK(render_start_page(page).find("a git repository: a branch, tag or commit") !=
+              std::string::npos);
         page.revision = {"git", "https://example.com/p.git", {}, std::string(40, 'a'), {}};
         page.revision_recorded_at = 1800000000;
         auto html = render_start_page(page);
