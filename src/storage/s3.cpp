@@ -16,6 +16,8 @@
 // checking-object-integrity.html), which costs nothing since a blob's key
 // is its SHA-256; the store refuses a body that differs. Multipart uploads
 // go without: they would need a checksum per part, one more read of each.
+// So do all uploads to a store that refuses the header (Backblaze B2,
+// Google's S3 API), once it has refused it.
 
 #include "storage/s3.hpp"
 
