@@ -159,6 +159,14 @@ Result<long> parse_number(const Environment& env, const std::string& name, long 
     return value;
 }
 
+// A value that is no scheme:// URL may still hold user info
+// ("user:token@host/...", "https//user:token@host"): nothing before its
+// last '@' is shown.
+std::string without_any_userinfo(const std::string& value) {
+    const auto at = value.rfind('@');
+    return at == std::string::npos ? value : "…@" + value.substr(at + 1);
+}
+
 Result<fs::path> absolute_dir(const std::string& name, const std::string& value) {
     if (value.empty()) {
         return fail(name + " is not set");
@@ -245,7 +253,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     }
     c.popularity_url = get(env, "NIX_POPULARITY_URL");
     if (!c.popularity_url.empty() && c.popularity_url.find("://") == std::string::npos) {
-        return fail("NIX_POPULARITY_URL=\"" + c.popularity_url +
+        return fail("NIX_POPULARITY_URL=\"" + without_any_userinfo(c.popularity_url) +
                     "\" is not a URL: use http://, https:// or file:// (a file: file:///abs/path)");
     }
     if (const auto layering = get(env, "NIXERY_LAYERING"); !layering.empty()) {
@@ -283,7 +291,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         // credentials would be shown as the source's name.
         if (channel.find_first_of("?#%:@ \t\r\n") != std::string::npos || channel.front() == '/' ||
             channel.back() == '/') {
-            return fail("NIXERY_CHANNEL=\"" + log::strip_userinfo(channel) +
+            return fail("NIXERY_CHANNEL=\"" + without_any_userinfo(log::strip_userinfo(channel)) +
                         "\" is not a channel name or nixpkgs commit (like nixos-unstable): for "
                         "a mirror, set NIXERY_CHANNEL_URL to the URL its tarballs "
                         "(NAME.tar.gz) are under");

@@ -130,7 +130,9 @@ TEST_CASE("load_config") {
     }
     SUBCASE("a channel is a name or commit: a URL, with its credentials, or blanks are refused") {
         for (const char* channel : {"http://puller:s3cret@mirror.example.com/nixos.tar.gz",
-                                    "nixos-unstable ", "/nixos-unstable", "nixos-24.05/"}) {
+                                    "https//puller:s3cret@mirror.example.com/nixos",
+                                    "puller:s3cret@mirror.example.com/nixos", "nixos-unstable ",
+                                    "/nixos-unstable", "nixos-24.05/"}) {
             auto env = base();
             env["NIXERY_CHANNEL"] = channel;
             const auto msg = error_of(env);
@@ -161,6 +163,12 @@ TEST_CASE("load_config") {
         CHECK(error_of(env).find("file:///abs/path") != std::string::npos);
         env["NIX_POPULARITY_URL"] = "file:///srv/popularity.json";
         CHECK(error_of(env).empty());
+        for (const char* typo :
+             {"https//ci:s3cret@example.com/p.json", "ci:s3cret@example.com/p.json"}) {
+            env["NIX_POPULARITY_URL"] = typo;
+            CHECK(error_of(env).find("is not a URL") != std::string::npos);
+            CHECK_MESSAGE(error_of(env).find("s3cret") == std::string::npos, typo);
+        }
         env = base();
         env["NIXERY_POPULARITY_URL"] = "https://example.com/p.json";
         CHECK(error_of(env).find("did you mean NIX_POPULARITY_URL?") != std::string::npos);
