@@ -48,8 +48,8 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
         // Its record, and the documents a rebuild finds stored and does not
         // upload again (another instance's gc may have taken them while
         // this one rebuilt the image). The marker goes first: gc looks at
-        // it right before it deletes the record (gc/collector.cpp), so
-        // either gc keeps the image or this finds the record gone.
+        // it right after it deletes the record (gc/collector.cpp), so
+        // either gc puts the record back or this finds it gone.
         // Only a use found stored counts as this day's marker here, so the
         // next use looks again until the image is built again.
         TRY(storage.put(use_marker_key(image.docker_digest), std::to_string(now) + "\n",

@@ -322,10 +322,8 @@ private:
         if (r.status != 400 && r.status != 501) {
             return false;
         }
-        const auto text = ascii_lowercase(xml::text(r.body, "Message") + " " +
-                                          xml::text(r.body, "Code") + " " + r.body);
         return xml::text(r.body, "Code") != "BadDigest" &&
-               text.find("x-amz-checksum") != std::string::npos;
+               ascii_lowercase(r.body).find("x-amz-checksum") != std::string::npos;
     }
 
     // A multipart upload, in parts of s3_part_size().
