@@ -72,6 +72,7 @@ struct Plan {
     std::set<std::string> stored;                                  // digests with an object
     std::map<std::string, std::vector<std::string>> layer_records; // digest → record keys
     std::vector<std::string> orphan_markers;                       // marker keys
+    std::map<std::string, std::string> image_lines; // closure key → what its deletion says
 };
 
 class Collector {
@@ -243,7 +244,8 @@ private:
     Result<void> preview(const Plan& plan) {
         for (const auto& key : plan.unused) {
             const auto& image = plan.images.at(key);
-            TRY(say_image(key, image, plan.markers));
+            TRY_ASSIGN(const auto line, describe_image(key, image, plan.markers));
+            m_say(line);
             m_report.images += 1;
             for (const auto& object : image_objects(plan, key, image)) {
                 say_record(object);
@@ -258,8 +260,8 @@ private:
         return {};
     }
 
-    Result<void> say_image(const std::string& key, const ImageState& image,
-                           const Markers& markers) {
+    Result<std::string> describe_image(const std::string& key, const ImageState& image,
+                                       const Markers& markers) {
         std::string named;
         if (image.local) {
             TRY_ASSIGN(const auto names, m_q.image_names(key));
@@ -269,9 +271,8 @@ private:
         } else {
             named = "known from its shared record";
         }
-        m_say(verb() + " image " + key + (named.empty() ? "" : " (" + named + ")") +
-              ", last used " + format_utc(last_use(image, markers)) + " UTC");
-        return {};
+        return verb() + " image " + key + (named.empty() ? "" : " (" + named + ")") +
+               ", last used " + format_utc(last_use(image, markers)) + " UTC";
     }
 
     void say_record(const std::string& object) {
@@ -421,6 +422,7 @@ private:
             m_report.images -= 1;
             return {};
         }
+        m_say(plan.image_lines.at(key));
         for (const auto& object : image_objects(plan, key, image)) {
             if (object != record_key) {
                 TRY(m_s.storage.remove(object));
@@ -469,7 +471,8 @@ private:
                 it = plan.unused.erase(it);
                 continue;
             }
-            TRY(say_image(*it, image, plan.markers));
+            // Said when it goes: another instance may use it until then.
+            TRY_ASSIGN(plan.image_lines[*it], describe_image(*it, image, plan.markers));
             if (image.local) {
                 rows.push_back(*it);
             }

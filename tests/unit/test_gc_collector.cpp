@@ -6,6 +6,7 @@
 #include "storage/filesystem.hpp"
 #include "testutil.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -347,14 +348,23 @@ TEST_CASE("collect_garbage: an instance that uses an image while gc deletes it")
         seen = record_image_use(other, *f.storage, "foreign", used, k_now);
         f.modified(use_marker_key(digest('7')), k_now); // its use, now
     });
+    std::vector<std::string> said;
     auto report = collect_garbage({f.config, storage, f.cache->db(), &*f.locks}, {30, false}, k_now,
-                                  [](std::string_view) {});
+                                  [&](std::string_view l) { said.emplace_back(l); });
     REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
     REQUIRE(seen);
     if (*seen == SharedImage::present) {
         for (const char c : {'c', 'f', '7', '8'}) {
             CHECK_MESSAGE(f.stored(c), "blob " << c << " of an image in use was deleted");
         }
+        // What gc says is what it did: kept, not deleted and then kept.
+        const auto says = [&](const std::string& text) {
+            return std::any_of(said.begin(), said.end(), [&](const std::string& l) {
+                return l.find(text) != std::string::npos;
+            });
+        };
+        CHECK(says("keep image foreign"));
+        CHECK_FALSE(says("delete image foreign"));
     }
 }
 
