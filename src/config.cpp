@@ -179,6 +179,19 @@ Result<fs::path> absolute_dir(const std::string& name, const std::string& value)
     return p.lexically_normal();
 }
 
+// A directory nginx's configuration names (alias, root, pid, logs): nginx
+// would read a blank, ';', '{', '}', '#', a quote or a backslash as syntax,
+// and '$' as a variable, even within quotes.
+Result<fs::path> nginx_safe_dir(const std::string& name, const std::string& value) {
+    TRY_ASSIGN(auto dir, absolute_dir(name, value));
+    if (dir.string().find_first_of(" \t\r\n;{}#\"'\\$") != std::string::npos) {
+        return fail(name + "=\"" + dir.string() +
+                    "\" has a character nginx's configuration cannot hold (a blank, ';', '{', "
+                    "'}', '#', a quote, a backslash or '$'): choose a directory without one");
+    }
+    return dir;
+}
+
 } // namespace
 
 Result<Config> load_config(const Environment& env, ConfigUse use) {
@@ -352,7 +365,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                 return fail("STORAGE_PATH is not set: set it to the directory blobs are stored "
                             "in, or NIXERY_STORAGE_BACKEND to gcs or s3");
             }
-            TRY_ASSIGN(c.storage_path, absolute_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
+            TRY_ASSIGN(c.storage_path, nginx_safe_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
         }
         break;
     case StorageKind::gcs:
@@ -406,7 +419,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_STATE_DIR is not set: set it to a directory for the database, "
                         "sockets, locks and logs (/var/lib/nixery as the systemd unit does)");
         }
-        TRY_ASSIGN(c.state_dir, absolute_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
+        TRY_ASSIGN(c.state_dir, nginx_safe_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
     }
     return c;
 }

@@ -13,7 +13,7 @@ namespace {
 constexpr const char* k_nginx_config_usage =
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
-    "           [--socket PATH] [--cache-dir DIR] [--access-log FILE] [--http2-directive]\n"
+    "           [--socket PATH] [--cache-dir DIR] [--access-log FILE|off] [--http2-directive]\n"
     "           [--ktls]\n";
 
 // A value that becomes one nginx directive argument (or, for server names,

@@ -43,6 +43,10 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
     // plus packing; nginx must not give up before the worker does.
     const auto timeout = config.request_timeout().count();
     const bool limited = config.manifest_rate > 0;
+    // nginx refuses "burst=0"; no burst is what 0 asks for.
+    const std::string burst = config.manifest_burst > 0
+                                  ? " burst=" + std::to_string(config.manifest_burst) + " nodelay"
+                                  : "";
     return {
         {"SOCKET", config.socket().string()},
         {"STORAGE_PATH", config.storage_path.string()},
@@ -53,10 +57,9 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
          limited ? "limit_req_zone $binary_remote_addr zone=nixery_manifests:10m rate=" +
                        std::to_string(config.manifest_rate) + "r/s;"
                  : "# (no rate limit of manifest requests: NIXERY_MANIFEST_RATE=0)"},
-        {"MANIFEST_LIMIT", limited ? "limit_req zone=nixery_manifests burst=" +
-                                         std::to_string(config.manifest_burst) +
-                                         " nodelay;\n    limit_req_status 429;"
-                                   : "# (not limited)"},
+        {"MANIFEST_LIMIT",
+         limited ? "limit_req zone=nixery_manifests" + burst + ";\n    limit_req_status 429;"
+                 : "# (not limited)"},
     };
 }
 
@@ -79,6 +82,15 @@ Result<std::map<std::string, std::string>> location_values(const Config& config)
                read_file(config.data.nginx_dir / "storage-location.conf.in"));
     TRY_ASSIGN(values["STORAGE_LOCATION"], storage_location(config, storage_in));
     return values;
+}
+
+// What the redirect from plain HTTP adds to the host name: the port of
+// "[ADDR:]PORT" unless it is HTTPS's own.
+std::string https_port_suffix(const std::string& listen) {
+    const auto colon = listen.rfind(':');
+    const auto port = colon == std::string::npos ? listen : listen.substr(colon + 1);
+    const bool number = !port.empty() && port.find_first_not_of("0123456789") == std::string::npos;
+    return number && port != "443" ? ":" + port : "";
 }
 
 } // namespace
@@ -127,7 +139,8 @@ Result<std::string> render_production_nginx_config(const Config& config,
     }
     values["LOCATIONS"] = indented;
     values["CACHE_DIR"] = site.cache_dir;
-    values["ACCESS_LOG"] = site.access_log;
+    values["ACCESS_LOG"] = site.access_log == "off" ? "off" : site.access_log + " nixery_combined";
+    values["HTTPS_PORT_SUFFIX"] = https_port_suffix(site.https_listen);
     values["SERVER_NAME"] = site.server_name;
     values["HTTPS_LISTEN"] = site.https_listen;
     values["HTTP_LISTEN"] = site.http_listen;

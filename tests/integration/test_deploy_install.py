@@ -11,7 +11,7 @@ import unittest
 from pathlib import Path
 
 from harness import TestCase, base_environment, have, keep_dirs, run
-from deploy import install, make
+from deploy import NGINX, install, make, make_ca_and_certificate
 
 EXPECTED_FILES = {
     "usr/bin/nixery",
@@ -130,6 +130,58 @@ class InstallTest(TestCase):
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), {"etc/nginx/sites-available/nixery.conf",
                                                      "etc/nginx/sites-enabled/nixery.conf"})
+
+    @unittest.skipUnless(have("openssl"), "openssl is needed")
+    def test_rendered_settings_pass_nginx_t(self):
+        """Settings the README documents, rendered and checked by nginx
+        itself: no manifest burst, no access log, paths with characters
+        nginx cannot hold refused with the variable named."""
+        install(self.destdir)
+        nixery = self.destdir / "usr/bin/nixery"
+        _, certificate, key = make_ca_and_certificate(self.dir / "tls")
+        tmp = self.dir / "nginx-tmp"
+        tmp.mkdir()
+
+        def nginx_t(settings, *options):
+            env = base_environment()
+            env.update({"NIXERY_STATE_DIR": str(self.dir / "state"),
+                        "STORAGE_PATH": str(self.dir / "s")})
+            env.update(settings)
+            out = run([str(nixery), "nginx-config", "--certificate", str(certificate),
+                       "--certificate-key", str(key), "--cache-dir", str(self.dir / "cache"),
+                       "--http-listen", "127.0.0.1:8080"] + list(options), env=env, check=False)
+            if out.returncode != 0:
+                return out.returncode, out.stderr.decode(), ""
+            site = self.dir / "site.conf"
+            site.write_bytes(out.stdout)
+            conf = self.dir / "nginx.conf"
+            conf.write_text("pid %(t)s/nginx.pid;\nevents {}\nhttp {\n"
+                            "    access_log %(t)s/access.log;\n"
+                            "    client_body_temp_path %(t)s/body;\n"
+                            "    fastcgi_temp_path %(t)s/fastcgi;\n"
+                            "    proxy_temp_path %(t)s/proxy;\n"
+                            "    uwsgi_temp_path %(t)s/uwsgi;\n"
+                            "    scgi_temp_path %(t)s/scgi;\n"
+                            "    include %(site)s;\n}\n" % {"t": tmp, "site": site})
+            checked = run([NGINX, "-t", "-p", str(tmp), "-e", str(tmp / "error.log"),
+                           "-c", str(conf)], check=False)
+            return checked.returncode, checked.stderr.decode(), out.stdout.decode()
+
+        code, err, text = nginx_t({"NIXERY_MANIFEST_BURST": "0"})
+        self.assertEqual(code, 0, err)
+        self.assertIn("limit_req zone=nixery_manifests;", text)
+        code, err, text = nginx_t({}, "--access-log", "off")
+        self.assertEqual(code, 0, err)
+        self.assertIn("access_log off;", text)
+        code, err, text = nginx_t({}, "--listen", "127.0.0.1:8443")
+        self.assertEqual(code, 0, err)
+        self.assertIn("return 301 https://$host:8443$request_uri;", text)
+        for name, value in (("STORAGE_PATH", "/srv/nixery blobs"), ("STORAGE_PATH", "/srv/$b"),
+                            ("NIXERY_STATE_DIR", "/srv/nix;ery")):
+            code, err, _ = nginx_t({name: value})
+            self.assertEqual(code, 1, err)
+            self.assertIn(name + "=", err)
+            self.assertIn("nginx's configuration cannot hold", err)
 
     def test_settings_file(self):
         """The units' environment plus the example settings file installed

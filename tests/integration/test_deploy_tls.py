@@ -110,12 +110,12 @@ class ProductionTlsTest(TestCase):
         self.assertEqual(len(line), 1, rid)
         self.assertIn('"GET /v2/ HTTP/2.0" 200', line[0])
 
-        # Plain HTTP redirects to HTTPS.
+        # Plain HTTP redirects to HTTPS, on the port it listens on.
         conn = http.client.HTTPConnection("127.0.0.1", self.site.http_port, timeout=30)
         conn.request("GET", "/v2/", headers={"Host": "localhost"})
         r = conn.getresponse()
         self.assertEqual(r.status, 301)
-        self.assertEqual(r.getheader("Location"), "https://localhost/v2/")
+        self.assertEqual(r.getheader("Location"), "https://localhost:%d/v2/" % self.site.https_port)
         conn.close()
 
         # /metrics answers the machine itself only.

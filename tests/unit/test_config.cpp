@@ -194,6 +194,17 @@ TEST_CASE("load_config") {
         env = base();
         env.erase("NIXERY_STATE_DIR");
         CHECK(error_of(env).find("NIXERY_STATE_DIR is not set: set it to a directory") == 0);
+        // Both end up in nginx's configuration, which cannot hold these.
+        for (const auto& [name, value] :
+             std::vector<std::pair<std::string, std::string>>{{"STORAGE_PATH", "/srv/nixery blobs"},
+                                                              {"STORAGE_PATH", "/srv/$blobs"},
+                                                              {"NIXERY_STATE_DIR", "/srv/nix;ery"},
+                                                              {"NIXERY_STATE_DIR", "/srv/\"x\""}}) {
+            env = base();
+            env[name] = value;
+            CHECK(error_of(env).find(name + "=\"" + value +
+                                     "\" has a character nginx's configuration cannot hold") == 0);
+        }
         env = base();
         env.erase("STORAGE_PATH");
         env["NIXERY_STORAGE_BACKEND"] = "gcs";

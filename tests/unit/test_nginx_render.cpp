@@ -51,6 +51,27 @@ TEST_CASE("render_production_nginx_config") {
     }
 }
 
+TEST_CASE("render_production_nginx_config: settings nginx would otherwise refuse") {
+    auto env = base();
+    env["NIXERY_MANIFEST_BURST"] = "0";
+    auto config = load_config(env);
+    REQUIRE(config);
+    ProductionSite site;
+    site.access_log = "off";
+    site.https_listen = "[::]:8443";
+    const auto text = render_production_nginx_config(*config, site);
+    REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
+    CHECK(text->find("limit_req zone=nixery_manifests;") != std::string::npos);
+    CHECK(text->find("burst=") == std::string::npos);
+    CHECK(text->find("access_log off;") != std::string::npos);
+    CHECK(text->find("return 301 https://$host:8443$request_uri;") != std::string::npos);
+
+    site.https_listen = "127.0.0.1:443";
+    const auto default_port = render_production_nginx_config(*config, site);
+    REQUIRE(default_port);
+    CHECK(default_port->find("return 301 https://$host$request_uri;") != std::string::npos);
+}
+
 TEST_CASE("storage_location") {
     const std::string block = "location /_storage/ {\n    alias @STORAGE_PATH@/;\n}\n";
     auto c = load_config(base());
