@@ -223,8 +223,10 @@ SITE_NGINX_OPTIONS   ?=
 # written only when absent (like nginx's own nginx.conf), and removed by
 # uninstall only when it is still the one install rendered, together with
 # the link to it in NGINX_ENABLED (README.md's `ln -s`, or a relative one),
-# which would otherwise stop nginx from starting. The rendering install
-# always updates is DATADIR/nginx/nixery.conf.
+# which would otherwise stop nginx from starting; "as installed" is the copy
+# kept as DATADIR/nginx/nixery.conf.installed, since a later install may
+# render with other SITE_* values. The rendering install always updates is
+# DATADIR/nginx/nixery.conf.
 install: $(BUILD)/nixery
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
@@ -252,10 +254,13 @@ install: $(BUILD)/nixery
 	else \
 	  echo "install -m 0644 $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(NGINX_SITES)/nixery.conf"; \
 	  install -m 0644 $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	  install -m 0644 $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf.installed; \
 	fi
 
 uninstall:
-	@if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf; then \
+	@installed=$(DESTDIR)$(DATADIR)/nginx/nixery.conf.installed; \
+	[ -e "$$installed" ] || installed=$(DESTDIR)$(DATADIR)/nginx/nixery.conf; \
+	if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf "$$installed"; then \
 	  echo "rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf"; rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
 	  link=$(DESTDIR)$(NGINX_ENABLED)/nixery.conf; \
 	  if [ -L "$$link" ]; then \
@@ -272,7 +277,7 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/sql/*.sql $(addprefix $(DESTDIR)$(DATADIR)/nix/,$(notdir $(NIX_FILES))) \
 	  $(DESTDIR)$(DATADIR)/nix/demo/default.nix $(DESTDIR)$(DATADIR)/nixery.env.example \
 	  $(addprefix $(DESTDIR)$(DATADIR)/nginx/,$(notdir $(NGINX_TEMPLATES))) \
-	  $(DESTDIR)$(DATADIR)/nginx/nixery.conf
+	  $(DESTDIR)$(DATADIR)/nginx/nixery.conf $(DESTDIR)$(DATADIR)/nginx/nixery.conf.installed
 	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo $(DESTDIR)$(DATADIR)/nix \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)
 

@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     "usr/share/nixery/nginx/nixery.conf.in",
     "usr/share/nixery/nginx/storage-location.conf.in",
     "usr/share/nixery/nginx/nixery.conf",
+    "usr/share/nixery/nginx/nixery.conf.installed",
     "usr/share/nixery/nixery.env.example",
     "usr/lib/systemd/system/nixery.service",
     "usr/lib/systemd/system/nixery.socket",
@@ -119,6 +120,15 @@ class InstallTest(TestCase):
 
         install(self.destdir)
         (enabled / "nixery.conf").symlink_to("../sites-available/nixery.conf")
+        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+        self.assertEqual(files_under(self.destdir), set())
+
+        # Installed with a site setting, upgraded with a plain install (as
+        # README.md's "Upgrades" says): the site is still the one installed.
+        install(self.destdir, SITE_SERVER_NAME="registry.example.com")
+        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
+        install(self.destdir)
+        self.assertIn("server_name registry.example.com;", site.read_text())
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), set())
 
