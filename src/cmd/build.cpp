@@ -6,6 +6,7 @@
 #include "layout/image_files.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <sys/utsname.h>
 
@@ -103,6 +104,15 @@ int build_command(const std::vector<std::string>& args) {
             return 1;
         }
     }
+    if (parsed.output && parsed.docker_archive) {
+        namespace fs = std::filesystem;
+        std::error_code ec1, ec2;
+        if (fs::weakly_canonical(*parsed.output, ec1) ==
+                fs::weakly_canonical(*parsed.docker_archive, ec2) &&
+            !ec1 && !ec2) {
+            return usage_error("--output and --docker-archive name the same path");
+        }
+    }
 
     auto builder = LocalBuilder::open();
     if (!builder) {
@@ -112,11 +122,13 @@ int build_command(const std::vector<std::string>& args) {
     auto& b = **builder;
     const auto reference = name + ":" + tag;
     // Each output holds the document the registry serves its kind of
-    // client: the OCI manifest (or index) for the layout, the Docker one for
-    // `docker load` (gzip layers, which every Docker reads).
-    const auto write = [&](ManifestFormat format, const char* kind, const std::string& where,
+    // client: the OCI manifest (or index) for the layout, the Docker
+    // manifest for `docker load` (gzip layers, which every Docker reads), the
+    // host's as a client that takes no list gets it: an archive holds one
+    // image, so no other platform is built for it.
+    const auto write = [&](ManifestChoice choice, const char* kind, const std::string& where,
                            auto&& writer) -> bool {
-        auto served = b.image(name, tag, {format, format});
+        auto served = b.image(name, tag, choice);
         if (!served) {
             std::fprintf(stderr, "nixery build: building %s failed: %s\n", reference.c_str(),
                          served.error().message.c_str());
@@ -134,14 +146,14 @@ int build_command(const std::vector<std::string>& args) {
         std::fflush(stdout);
         return true;
     };
-    if (parsed.output &&
-        !write(ManifestFormat::oci, "oci-layout", *parsed.output, [&](const TopDocument& top) {
-            return write_oci_layout(b.storage(), top, tag, *parsed.output);
-        })) {
+    if (parsed.output && !write({ManifestFormat::oci, ManifestFormat::oci}, "oci-layout",
+                                *parsed.output, [&](const TopDocument& top) {
+                                    return write_oci_layout(b.storage(), top, tag, *parsed.output);
+                                })) {
         return 1;
     }
     if (parsed.docker_archive &&
-        !write(ManifestFormat::docker, "docker-archive", *parsed.docker_archive,
+        !write({ManifestFormat::docker, std::nullopt}, "docker-archive", *parsed.docker_archive,
                [&](const TopDocument& top) {
                    return write_docker_archive(b.storage(), top, host_architecture(), reference,
                                                *parsed.docker_archive);

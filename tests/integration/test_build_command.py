@@ -9,6 +9,7 @@ non-zero exit status."""
 
 import json
 import shutil
+import tarfile
 import tempfile
 import time
 import unittest
@@ -142,8 +143,20 @@ class BuildCommandTest(TestCase):
             self.assertEqual(served.header("Content-Type"), index_type)
             self.assertEqual(served.header("Docker-Content-Digest"), entry["digest"])
             self.assertEqual(layout_blob(layout, entry["digest"]), served.body)
-            listed = inst.manifest("whichsystem", "v1", accept=list_type + ", " + DOCKER)
-            self.assertEqual(listed.header("Docker-Content-Digest"), printed(out, "docker-archive"))
+            # The archive's one image: the host's Docker manifest, as a
+            # client that takes no list gets it.
+            single = inst.manifest("whichsystem", "v1", accept=DOCKER)
+            self.assertEqual(single.header("Content-Type"), DOCKER)
+            self.assertEqual(single.header("Docker-Content-Digest"), printed(out, "docker-archive"))
+            # Nor does the archive need the other platforms: a package that
+            # cannot be built for arm64 makes an amd64 archive.
+            noarm = self.work / "noarm.tar"
+            build(offline.env, "noarm:v1", "--docker-archive", noarm)
+        with tarfile.open(noarm) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))
+            config = json.load(tar.extractfile(manifest[0]["Config"]))
+        self.assertEqual(config["architecture"], "amd64")
+        self.assertEqual(manifest[0]["RepoTags"], ["noarm:v1"])
         # Both platforms' images are in the layout, whole.
         index = json.loads(layout_blob(layout, entry["digest"]))
         self.assertEqual([m["platform"]["architecture"] for m in index["manifests"]], ["amd64", "arm64"])
@@ -213,7 +226,8 @@ class BuildCommandTest(TestCase):
                 (["app-a", "--output"], 2, "--output needs a directory"),
                 (["app-a", "--frobnicate"], 2, "unknown option"),
                 (["nosuchpackage", "--output", out], 1, 'package "nosuchpackage" is not in the package set'),
-                (["app-a", "--docker-archive", self.work / "missing" / "a.tar"], 1, "does not exist")]:
+                (["app-a", "--docker-archive", self.work / "missing" / "a.tar"], 1, "does not exist"),
+                (["app-a", "--output", out, "--docker-archive", out], 2, "name the same path")]:
             with self.subTest(args=args):
                 r = build(offline.env, *args, check=False)
                 self.assertEqual(r.returncode, code, r)
