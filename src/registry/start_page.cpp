@@ -31,8 +31,9 @@ std::string seconds_text(double seconds) {
     } else if (seconds < 120) {
         std::snprintf(buf, sizeof buf, "%.0f s", seconds);
     } else {
-        std::snprintf(buf, sizeof buf, "%.0f min %02.0f s", std::floor(seconds / 60),
-                      std::fmod(seconds, 60));
+        // Whole seconds first: 179.7 s is 3 min 00 s, not 2 min 60 s.
+        const long whole = std::lround(seconds);
+        std::snprintf(buf, sizeof buf, "%ld min %02ld s", whole / 60, whole % 60);
     }
     return buf;
 }

@@ -51,6 +51,17 @@ TEST_CASE("render_start_page") {
         CHECK(html.find("Every image is built for <code>linux/amd64</code>, "
                         "<code>linux/arm64/v8</code>") != std::string::npos);
     }
+    SUBCASE("build durations") {
+        page.builds = {build("a", 200), build("b", 200), build("c", 200)};
+        page.builds[0].duration = 179.7;
+        page.builds[1].duration = 3725.2;
+        page.builds[2].duration = 4.256;
+        const auto html = render_start_page(page);
+        CHECK(html.find("3 min 00 s") != std::string::npos);
+        CHECK(html.find("62 min 05 s") != std::string::npos);
+        CHECK(html.find("4.26 s") != std::string::npos);
+        CHECK(html.find(" 60 s") == std::string::npos);
+    }
     SUBCASE("no Host header: a placeholder") {
         CHECK(render_start_page(page).find("docker pull HOST/shell/hello") != std::string::npos);
     }
