@@ -192,6 +192,24 @@ Result<fs::path> nginx_safe_dir(const std::string& name, const std::string& valu
     return dir;
 }
 
+// A bucket's name alone: "gs://b", "s3://b" or "b/" would be sent to the
+// store as part of the name, and refused with a message about listing.
+Result<std::string> bucket_name(const std::string& name, const std::string& value) {
+    if (value.find('/') == std::string::npos &&
+        value.find_first_of(" \t\r\n") == std::string::npos) {
+        return value;
+    }
+    auto bare = value;
+    if (const auto scheme = bare.find("://"); scheme != std::string::npos) {
+        bare = bare.substr(scheme + 3);
+    }
+    bare = bare.substr(0, bare.find('/'));
+    bare = bare.substr(bare.rfind('@') + 1); // never echo credentials
+    return fail(name + "=\"" + without_any_userinfo(value) +
+                "\" is not a bucket name: give the name alone" +
+                (bare.empty() || bare == value ? "" : " (" + bare + ")"));
+}
+
 } // namespace
 
 Result<Config> load_config(const Environment& env, ConfigUse use) {
@@ -368,7 +386,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             TRY_ASSIGN(c.storage_path, nginx_safe_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
         }
         break;
-    case StorageKind::gcs:
+    case StorageKind::gcs: {
         if (!get(env, "STORAGE_PATH").empty()) {
             return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in "
                         "GCS_BUCKET");
@@ -377,15 +395,22 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         if (c.gcs.bucket.empty()) {
             return fail("NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
         }
+        TRY_ASSIGN(c.gcs.bucket, bucket_name("GCS_BUCKET", c.gcs.bucket));
         c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
         c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
         c.gcs.endpoint = get(env, "GCS_ENDPOINT");
+        if (c.gcs.endpoint.ends_with("/storage/v1") || c.gcs.endpoint.ends_with("/storage/v1/")) {
+            return fail("GCS_ENDPOINT=\"" + without_any_userinfo(c.gcs.endpoint) +
+                        "\" ends in the API's path: give the scheme and host alone, which "
+                        "/storage/v1 and /upload/storage/v1 are added to");
+        }
         c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
         if (!c.gcs.emulator_host.empty() && !c.gcs.endpoint.empty()) {
             return fail("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set: set one (the "
                         "emulator is used without authentication, GCS_ENDPOINT with it)");
         }
         break;
+    }
     case StorageKind::s3: {
         if (!get(env, "STORAGE_PATH").empty()) {
             return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in "
@@ -395,6 +420,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         if (c.s3.bucket.empty()) {
             return fail("NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
         }
+        TRY_ASSIGN(c.s3.bucket, bucket_name("S3_BUCKET", c.s3.bucket));
         c.s3.endpoint = get(env, "S3_ENDPOINT");
         if (const auto region = get(env, "S3_REGION"); !region.empty()) {
             c.s3.region = region;

@@ -108,7 +108,11 @@ public:
             return fail("list \"" + url_name("") + "\" at " + m_api.base() +
                         " failed: " + gcs_status(r) + hint);
         }
-        return write_probe(*this);
+        if (m_signer) {
+            return write_probe(*this);
+        }
+        return write_probe(*this,
+                           [&](std::string_view probe) { return check_unsigned_read(probe); });
     }
 
     Result<std::optional<std::string>> fetch(std::string_view key) override {
@@ -264,6 +268,29 @@ public:
     }
 
 private:
+    // Without a key, clients get plain object URLs (locate()), which only a
+    // bucket whose objects anyone may read answers: otherwise every pull
+    // would fail at the store while the registry looks healthy.
+    Result<void> check_unsigned_read(std::string_view probe) {
+        TRY_ASSIGN(const auto where, locate(probe));
+        HttpRequest get;
+        get.url = where.location;
+        const auto r = m_http.perform(get);
+        if (!r) {
+            return fail("get \"" + url_name(probe) + "\" without credentials, as clients will, " +
+                        "failed: " + r.error().message);
+        }
+        if (r->status == 401 || r->status == 403) {
+            return fail(
+                "clients get blobs from unsigned URLs, since GOOGLE_APPLICATION_CREDENTIALS "
+                "names no service-account key, and gs://" +
+                m_s.bucket + " refuses them (" + gcs_status(*r) +
+                "): set GOOGLE_APPLICATION_CREDENTIALS, or let allUsers read the bucket's "
+                "objects");
+        }
+        return {};
+    }
+
     std::string bucket_url() const {
         return m_api.base() + "/storage/v1/b/" + uri_encode(m_s.bucket);
     }

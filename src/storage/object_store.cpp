@@ -38,13 +38,16 @@ Result<void> ObjectStoreBackend::put(std::string_view key, std::string_view data
     return upload_whole(key, content_type, data, std::nullopt);
 }
 
-Result<void> write_probe(StorageBackend& storage) {
+Result<void> write_probe(StorageBackend& storage,
+                         const std::function<Result<void>(std::string_view key)>& while_there) {
     char host[256] = "host";
     ::gethostname(host, sizeof host - 1);
     const auto probe =
         std::string(k_probe_prefix) + std::string(host) + "-" + std::to_string(::getpid());
     TRY(storage.put(probe, "probe", "text/plain"));
-    return storage.remove(probe);
+    const auto checked = while_there ? while_there(probe) : Result<void>();
+    TRY(storage.remove(probe));
+    return checked;
 }
 
 std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,

@@ -8,6 +8,7 @@
 #include "storage/backend.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 namespace nixery {
@@ -50,7 +51,9 @@ std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,
                                                 std::optional<Error>& refused);
 
 // Writes and deletes "probes/<host>-<pid>": proves at start-up that the
-// credentials may write and delete, not only read.
-Result<void> write_probe(StorageBackend& storage);
+// credentials may write and delete, not only read. `while_there`, when
+// given, runs on the probe's key between the two; the probe goes either way.
+Result<void> write_probe(StorageBackend& storage,
+                         const std::function<Result<void>(std::string_view key)>& while_there = {});
 
 } // namespace nixery

@@ -612,6 +612,27 @@ class GcsMetadataServerTest(TestCase):
             server.cleanup()
             shutil.rmtree(state, ignore_errors=True)
 
+    def test_a_bucket_that_refuses_unsigned_reads_is_refused_at_start_up(self):
+        # Tokens work, so listing and writing do; but the blob URLs clients
+        # get are unsigned, and this bucket answers them 403.
+        server = GcsServer("nixery-test", "--metadata").start()
+        state = Path(tempfile.mkdtemp(prefix="nixery-metadata-"))
+        try:
+            settings = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "nixery-test",
+                        "GCS_ENDPOINT": server.endpoint(), "GCE_METADATA_HOST": "127.0.0.1:%d" % server.port}
+            r = storage_tool(settings, "check", state_dir=state, check=False)
+            self.assertNotEqual(r.returncode, 0, r)
+            err = r.stderr.decode()
+            self.assertIn("clients get blobs from unsigned URLs", err)
+            self.assertIn("GOOGLE_APPLICATION_CREDENTIALS", err)
+            self.assertIn("HTTP 403", err)
+            # The probe went away all the same.
+            listed = [r for r in server.requests() if r["method"] == "DELETE"]
+            self.assertTrue(listed, server.requests())
+        finally:
+            server.cleanup()
+            shutil.rmtree(state, ignore_errors=True)
+
 
 class GcsServerSigningTest(TestCase):
     """The test server recomputes signatures as Google documents them: its

@@ -205,6 +205,28 @@ TEST_CASE("load_config") {
             CHECK(error_of(env).find(name + "=\"" + value +
                                      "\" has a character nginx's configuration cannot hold") == 0);
         }
+        // A bucket's name alone, and GCS_ENDPOINT without the API's path.
+        env = base();
+        env.erase("STORAGE_PATH");
+        env["NIXERY_STORAGE_BACKEND"] = "gcs";
+        env["GCS_BUCKET"] = "gs://nixery";
+        CHECK(error_of(env) ==
+              "GCS_BUCKET=\"gs://nixery\" is not a bucket name: give the name alone (nixery)");
+        env["GCS_BUCKET"] = "nixery/";
+        CHECK(error_of(env) ==
+              "GCS_BUCKET=\"nixery/\" is not a bucket name: give the name alone (nixery)");
+        env["GCS_BUCKET"] = "nixery.example.com";
+        env["GCS_ENDPOINT"] = "https://storage.example.com/storage/v1/";
+        CHECK(error_of(env).find("GCS_ENDPOINT=\"https://storage.example.com/storage/v1/\" ends in "
+                                 "the API's path") == 0);
+        env.erase("GCS_ENDPOINT");
+        CHECK(load_config(env));
+        env = base();
+        env.erase("STORAGE_PATH");
+        env["NIXERY_STORAGE_BACKEND"] = "s3";
+        env["S3_BUCKET"] = "s3://user:secret@nixery/x";
+        CHECK(error_of(env) ==
+              "S3_BUCKET=\"…@nixery/x\" is not a bucket name: give the name alone (nixery)");
         env = base();
         env.erase("STORAGE_PATH");
         env["NIXERY_STORAGE_BACKEND"] = "gcs";
