@@ -126,7 +126,7 @@ done
 # small image.
 gcs_port=$(free_port)
 gcs_instance_port=$(free_port)
-/usr/bin/python3 tests/integration/gcs_server.py --port "$gcs_port" --bucket bench --no-auth \
+/usr/bin/python3 tests/integration/gcs_server.py --port "$gcs_port" --bucket bench --no-auth --public-read \
   > "$work/gcs.log" 2>&1 &
 pids+=($!)
 NIX_CONFIG='substituters =' PORT=$gcs_instance_port NIXERY_STORAGE_BACKEND=gcs GCS_BUCKET=bench \
