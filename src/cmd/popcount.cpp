@@ -452,6 +452,12 @@ int popcount_command(const std::vector<std::string>& args) {
         while (!cache.cache.empty() && cache.cache.back() == '/') {
             cache.cache.pop_back();
         }
+        // Narinfo files come over HTTP alone (the client speaks no file://).
+        if (!cache.cache.starts_with("http://") && !cache.cache.starts_with("https://")) {
+            return fail_with("--cache \"" + cache.cache +
+                             "\" is not an http(s):// URL: serve a file:// cache over HTTP, e.g. "
+                             "python3 -m http.server");
+        }
         cache.output = output;
         if (cache.journal.empty()) {
             cache.journal = output.empty() ? "popcount.journal" : output + ".journal";

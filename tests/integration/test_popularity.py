@@ -13,7 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness import NIXERY, Instance, TestCase, base_environment, make_package_set
+from harness import NIXERY, Instance, TestCase, base_environment, make_package_set, run
 
 
 class PopcountTest(TestCase):
@@ -218,6 +218,17 @@ class PopcountFromCacheTest(TestCase):
                 self.assertIn(b"store-paths.xz", err)
                 self.assertIn(b"404", err)
 
+    def test_a_file_cache_is_refused_before_reading_anything(self):
+        # As `nix copy --to file://DIR` writes it: the HTTP client cannot
+        # read it, and says so before any narinfo file is asked for.
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=5, packages=3, missing=0)
+            r = run([str(NIXERY), "popcount", "--store-paths", "file://%s/store-paths.xz" % tmp,
+                     "--cache", "file://%s/cache" % tmp, "--output", str(Path(tmp) / "p.json")],
+                    env=base_environment(), check=False)
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn(b"is not an http(s):// URL", r.stderr)
+            self.assertFalse((Path(tmp) / "p.json").exists())
 
     def test_a_list_that_is_no_store_paths_file_fails_and_crlf_lines_count(self):
         with tempfile.TemporaryDirectory() as tmp:
