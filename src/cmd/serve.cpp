@@ -147,6 +147,7 @@ Result<Startup> start_up() {
     {
         TRY_ASSIGN(auto storage, make_storage(config));
         TRY(storage->check());
+        TRY(storage->check_client_access());
         log::info("storage ready", {{"backend", storage->describe()}});
     }
     TRY_ASSIGN(auto popularity, load_popularity(config));

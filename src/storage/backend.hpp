@@ -59,6 +59,9 @@ public:
     // Checks the backend is usable (writable, reachable, credentials
     // accepted); run once at start-up.
     virtual Result<void> check() = 0;
+    // Checks that clients can fetch what locate() gives them; run by the
+    // server at start-up (gc and local builds hand out no locations).
+    virtual Result<void> check_client_access() { return {}; }
     // Where packers create staging files for persist().
     virtual const std::filesystem::path& staging_dir() const = 0;
 

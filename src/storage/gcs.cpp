@@ -108,8 +108,12 @@ public:
             return fail("list \"" + url_name("") + "\" at " + m_api.base() +
                         " failed: " + gcs_status(r) + hint);
         }
+        return write_probe(*this);
+    }
+
+    Result<void> check_client_access() override {
         if (m_signer) {
-            return write_probe(*this);
+            return {}; // signed URLs are valid wherever the key may read
         }
         return write_probe(*this,
                            [&](std::string_view probe) { return check_unsigned_read(probe); });
@@ -287,6 +291,10 @@ private:
                 m_s.bucket + " refuses them (" + gcs_status(*r) +
                 "): set GOOGLE_APPLICATION_CREDENTIALS, or let allUsers read the bucket's "
                 "objects");
+        }
+        if (r->status != 200) {
+            return fail("get \"" + url_name(probe) + "\" without credentials, as clients will, " +
+                        "failed: " + gcs_status(*r));
         }
         return {};
     }

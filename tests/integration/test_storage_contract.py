@@ -596,7 +596,7 @@ class GcsMetadataServerTest(TestCase):
         try:
             settings = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "nixery-test",
                         "GCS_ENDPOINT": server.endpoint(), "GCE_METADATA_HOST": "127.0.0.1:%d" % server.port}
-            storage_tool(settings, "check", state_dir=state)
+            storage_tool(settings, "check-serving", state_dir=state)
             path = state / "x"
             path.write_bytes(b"x")
             storage_tool(settings, "put", "cache/x", path, "application/json", state_dir=state)
@@ -612,7 +612,7 @@ class GcsMetadataServerTest(TestCase):
             server.cleanup()
             shutil.rmtree(state, ignore_errors=True)
 
-    def test_a_bucket_that_refuses_unsigned_reads_is_refused_at_start_up(self):
+    def test_a_bucket_that_refuses_unsigned_reads_is_refused_by_the_server(self):
         # Tokens work, so listing and writing do; but the blob URLs clients
         # get are unsigned, and this bucket answers them 403.
         server = GcsServer("nixery-test", "--metadata").start()
@@ -620,15 +620,18 @@ class GcsMetadataServerTest(TestCase):
         try:
             settings = {"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "nixery-test",
                         "GCS_ENDPOINT": server.endpoint(), "GCE_METADATA_HOST": "127.0.0.1:%d" % server.port}
-            r = storage_tool(settings, "check", state_dir=state, check=False)
+            # gc and nixery build hand out no URLs: their check passes.
+            storage_tool(settings, "check", state_dir=state)
+            before = len(server.requests())
+            r = storage_tool(settings, "check-serving", state_dir=state, check=False)
             self.assertNotEqual(r.returncode, 0, r)
             err = r.stderr.decode()
             self.assertIn("clients get blobs from unsigned URLs", err)
             self.assertIn("GOOGLE_APPLICATION_CREDENTIALS", err)
             self.assertIn("HTTP 403", err)
-            # The probe went away all the same.
-            listed = [r for r in server.requests() if r["method"] == "DELETE"]
-            self.assertTrue(listed, server.requests())
+            # Both probes (of check() and of the read check) went away.
+            deleted = [x for x in server.requests()[before:] if x["method"] == "DELETE"]
+            self.assertEqual(len(deleted), 2, server.requests()[before:])
         finally:
             server.cleanup()
             shutil.rmtree(state, ignore_errors=True)

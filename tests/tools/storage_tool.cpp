@@ -3,7 +3,8 @@
 // GCS_*, S3_*, …), so tests/integration/test_storage_contract.py can hold
 // every backend to the same contract. Not installed.
 //
-//   storage-tool check
+//   storage-tool check                           (what gc and nixery build check)
+//   storage-tool check-serving                   (and what nixery serve checks too)
 //   storage-tool put KEY FILE CONTENT-TYPE       (the file's bytes, from memory)
 //   storage-tool persist KEY FILE CONTENT-TYPE   (through a staging file, copied
 //                                                 in chunks; prints
@@ -78,9 +79,14 @@ long peak_rss_kib() {
 int run(StorageBackend& storage, const std::vector<std::string>& args) {
     const auto& op = args[0];
     const auto need = [&](std::size_t n) { return args.size() == n + 1; };
-    if (op == "check" && need(0)) {
+    if ((op == "check" || op == "check-serving") && need(0)) {
         if (auto r = storage.check(); !r) {
             return failed(r.error());
+        }
+        if (op == "check-serving") {
+            if (auto r = storage.check_client_access(); !r) {
+                return failed(r.error());
+            }
         }
         std::printf("%s\n", storage.describe().c_str());
         return 0;
