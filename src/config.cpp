@@ -179,19 +179,6 @@ Result<fs::path> absolute_dir(const std::string& name, const std::string& value)
     return p.lexically_normal();
 }
 
-// A directory nginx's configuration names (alias, root, pid, logs): nginx
-// would read a blank, ';', '{', '}', '#', a quote or a backslash as syntax,
-// and '$' as a variable, even within quotes.
-Result<fs::path> nginx_safe_dir(const std::string& name, const std::string& value) {
-    TRY_ASSIGN(auto dir, absolute_dir(name, value));
-    if (dir.string().find_first_of(" \t\r\n;{}#\"'\\$") != std::string::npos) {
-        return fail(name + "=\"" + dir.string() +
-                    "\" has a character nginx's configuration cannot hold (a blank, ';', '{', "
-                    "'}', '#', a quote, a backslash or '$'): choose a directory without one");
-    }
-    return dir;
-}
-
 // A bucket's name alone: "gs://b", "s3://b" or "b/" would be sent to the
 // store as part of the name, and refused with a message about listing.
 Result<std::string> bucket_name(const std::string& name, const std::string& value) {
@@ -203,8 +190,8 @@ Result<std::string> bucket_name(const std::string& name, const std::string& valu
     if (const auto scheme = bare.find("://"); scheme != std::string::npos) {
         bare = bare.substr(scheme + 3);
     }
+    bare = bare.substr(bare.rfind('@') + 1); // never echo credentials (a secret may hold '/')
     bare = bare.substr(0, bare.find('/'));
-    bare = bare.substr(bare.rfind('@') + 1); // never echo credentials
     return fail(name + "=\"" + without_any_userinfo(value) +
                 "\" is not a bucket name: give the name alone" +
                 (bare.empty() || bare == value ? "" : " (" + bare + ")"));
@@ -383,7 +370,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                 return fail("STORAGE_PATH is not set: set it to the directory blobs are stored "
                             "in, or NIXERY_STORAGE_BACKEND to gcs or s3");
             }
-            TRY_ASSIGN(c.storage_path, nginx_safe_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
+            TRY_ASSIGN(c.storage_path, absolute_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
         }
         break;
     case StorageKind::gcs: {
@@ -399,9 +386,9 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
         c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
         c.gcs.endpoint = get(env, "GCS_ENDPOINT");
-        if (c.gcs.endpoint.ends_with("/storage/v1") || c.gcs.endpoint.ends_with("/storage/v1/")) {
+        if (c.gcs.endpoint.find("/storage/v1") != std::string::npos) {
             return fail("GCS_ENDPOINT=\"" + without_any_userinfo(c.gcs.endpoint) +
-                        "\" ends in the API's path: give the scheme and host alone, which "
+                        "\" has the API's path: give the scheme and host alone, which "
                         "/storage/v1 and /upload/storage/v1 are added to");
         }
         c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
@@ -445,7 +432,7 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_STATE_DIR is not set: set it to a directory for the database, "
                         "sockets, locks and logs (/var/lib/nixery as the systemd unit does)");
         }
-        TRY_ASSIGN(c.state_dir, nginx_safe_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
+        TRY_ASSIGN(c.state_dir, absolute_dir("NIXERY_STATE_DIR", get(env, "NIXERY_STATE_DIR")));
     }
     return c;
 }

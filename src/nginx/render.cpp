@@ -74,9 +74,24 @@ Result<std::string> storage_location(const Config& config, const std::string& te
 
 namespace {
 
+// A directory the configuration names (alias, root, pid, logs): nginx
+// would read a blank, ';', '{', '}', '#', a quote or a backslash as syntax,
+// and '$' as a variable, even within quotes.
+Result<void> check_nginx_dir(const char* name, const std::filesystem::path& dir) {
+    if (dir.string().find_first_of(" \t\r\n;{}#\"'\\$") != std::string::npos) {
+        return fail(std::string(name) + "=\"" + dir.string() +
+                    "\" has a character nginx's configuration cannot hold (a blank, ';', '{', "
+                    "'}', '#', a quote, a backslash or '$'): choose a directory without one");
+    }
+    return {};
+}
+
 // nginx_values() plus the blob location (or none) that locations.conf.in
 // includes, for the local and the production configuration alike.
 Result<std::map<std::string, std::string>> location_values(const Config& config) {
+    if (config.storage == StorageKind::filesystem) {
+        TRY(check_nginx_dir("STORAGE_PATH", config.storage_path));
+    }
     auto values = nginx_values(config);
     TRY_ASSIGN(const auto storage_in,
                read_file(config.data.nginx_dir / "storage-location.conf.in"));
@@ -96,6 +111,7 @@ std::string https_port_suffix(const std::string& listen) {
 } // namespace
 
 Result<std::filesystem::path> write_local_nginx_config(const Config& config) {
+    TRY(check_nginx_dir("NIXERY_STATE_DIR", config.state_dir));
     TRY_ASSIGN(auto values, location_values(config));
     // As root, nginx would switch its workers to "nobody", who may not be able
     // to reach a checkout under /root; a local instance runs them as us.

@@ -187,7 +187,7 @@ class InstallTest(TestCase):
         self.assertEqual(code, 0, err)
         self.assertIn("return 301 https://$host:8443$request_uri;", text)
         for name, value in (("STORAGE_PATH", "/srv/nixery blobs"), ("STORAGE_PATH", "/srv/$b"),
-                            ("NIXERY_STATE_DIR", "/srv/nix;ery")):
+                            ("STORAGE_PATH", "/srv/nix;ery")):
             code, err, _ = nginx_t({name: value})
             self.assertEqual(code, 1, err)
             self.assertIn(name + "=", err)

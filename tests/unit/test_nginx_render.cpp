@@ -72,6 +72,27 @@ TEST_CASE("render_production_nginx_config: settings nginx would otherwise refuse
     CHECK(default_port->find("return 301 https://$host$request_uri;") != std::string::npos);
 }
 
+TEST_CASE("nginx configurations: directories nginx cannot name are refused") {
+    for (const auto* bad : {"/srv/nixery blobs", "/srv/$blobs", "/srv/nix;ery", "/srv/\"x\""}) {
+        auto env = base();
+        env["STORAGE_PATH"] = bad;
+        auto config = load_config(env);
+        REQUIRE(config);
+        const auto text = render_production_nginx_config(*config, ProductionSite{});
+        REQUIRE_FALSE(text);
+        CHECK(text.error().message.find("STORAGE_PATH=\"" + std::string(bad) +
+                                        "\" has a character nginx's configuration cannot "
+                                        "hold") == 0);
+        env = base();
+        env["NIXERY_STATE_DIR"] = bad;
+        config = load_config(env);
+        REQUIRE(config);
+        const auto local = write_local_nginx_config(*config);
+        REQUIRE_FALSE(local);
+        CHECK(local.error().message.find("NIXERY_STATE_DIR=\"" + std::string(bad) + "\" has") == 0);
+    }
+}
+
 TEST_CASE("storage_location") {
     const std::string block = "location /_storage/ {\n    alias @STORAGE_PATH@/;\n}\n";
     auto c = load_config(base());
