@@ -223,10 +223,10 @@ SITE_NGINX_OPTIONS   ?=
 # written only when absent (like nginx's own nginx.conf), and removed by
 # uninstall only when it is still the one install rendered, together with
 # the link to it in NGINX_ENABLED (README.md's `ln -s`, or a relative one),
-# which would otherwise stop nginx from starting; "as installed" is the copy
-# kept as DATADIR/nginx/nixery.conf.installed, since a later install may
-# render with other SITE_* values. The rendering install always updates is
-# DATADIR/nginx/nixery.conf.
+# which would otherwise stop nginx from starting. Unchanged is the same as
+# the copy kept as DATADIR/nginx/nixery.conf.installed (a later install may
+# render with other SITE_* values) or as the latest rendering, which install
+# always updates, DATADIR/nginx/nixery.conf (README's upgrade step copies it).
 install: $(BUILD)/nixery
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nix/demo \
 	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
@@ -258,9 +258,9 @@ install: $(BUILD)/nixery
 	fi
 
 uninstall:
-	@installed=$(DESTDIR)$(DATADIR)/nginx/nixery.conf.installed; \
-	[ -e "$$installed" ] || installed=$(DESTDIR)$(DATADIR)/nginx/nixery.conf; \
-	if cmp -s $(DESTDIR)$(NGINX_SITES)/nixery.conf "$$installed"; then \
+	@site=$(DESTDIR)$(NGINX_SITES)/nixery.conf; \
+	if cmp -s "$$site" $(DESTDIR)$(DATADIR)/nginx/nixery.conf.installed || \
+	   cmp -s "$$site" $(DESTDIR)$(DATADIR)/nginx/nixery.conf; then \
 	  echo "rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf"; rm -f $(DESTDIR)$(NGINX_SITES)/nixery.conf; \
 	  link=$(DESTDIR)$(NGINX_ENABLED)/nixery.conf; \
 	  if [ -L "$$link" ]; then \

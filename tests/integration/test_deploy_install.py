@@ -123,14 +123,18 @@ class InstallTest(TestCase):
         make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
         self.assertEqual(files_under(self.destdir), set())
 
-        # Installed with a site setting, upgraded with a plain install (as
-        # README.md's "Upgrades" says): the site is still the one installed.
-        install(self.destdir, SITE_SERVER_NAME="registry.example.com")
-        (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
-        install(self.destdir)
-        self.assertIn("server_name registry.example.com;", site.read_text())
-        make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
-        self.assertEqual(files_under(self.destdir), set())
+        # Installed with a site setting, upgraded without it: the site is
+        # still the one installed, and goes. So does one replaced by the
+        # latest rendering.
+        for replace_site in (False, True):
+            install(self.destdir, SITE_SERVER_NAME="registry.example.com")
+            (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
+            install(self.destdir)
+            self.assertIn("server_name registry.example.com;", site.read_text())
+            if replace_site:
+                shutil.copy(self.destdir / "usr/share/nixery/nginx/nixery.conf", site)
+            make("uninstall", "DESTDIR=%s" % self.destdir, "PREFIX=/usr")
+            self.assertEqual(files_under(self.destdir), set())
 
         install(self.destdir)
         (enabled / "nixery.conf").symlink_to("/etc/nginx/sites-available/nixery.conf")
