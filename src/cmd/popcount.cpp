@@ -9,6 +9,8 @@
 #include "nix/source.hpp"
 #include "util/files.hpp"
 #include "util/lock.hpp"
+#include "util/log.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <archive.h>
@@ -453,8 +455,9 @@ int popcount_command(const std::vector<std::string>& args) {
             cache.cache.pop_back();
         }
         // Narinfo files come over HTTP alone (the client speaks no file://).
-        if (!cache.cache.starts_with("http://") && !cache.cache.starts_with("https://")) {
-            return fail_with("--cache \"" + cache.cache +
+        const auto scheme = ascii_lowercase(cache.cache.substr(0, cache.cache.find("://")));
+        if (scheme != "http" && scheme != "https") {
+            return fail_with("--cache \"" + log::redact_url(cache.cache) +
                              "\" is not an http(s):// URL: serve a file:// cache over HTTP, e.g. "
                              "python3 -m http.server");
         }

@@ -417,7 +417,10 @@ private:
             for (const auto& blob : image.blobs) {
                 plan.candidates.erase(blob);
             }
-            m_say("keep image " + key + ": used by an instance sharing the storage meanwhile");
+            m_say("keep image " + key + ": used by an instance sharing the storage meanwhile" +
+                  (image.local ? " (this instance's rows of it are forgotten: it reads the "
+                                 "shared record when it next needs the image)"
+                               : ""));
             m_report.images_kept += 1;
             m_report.images -= 1;
             return {};

@@ -26,13 +26,13 @@ td.n { text-align: right; }
 
 std::string seconds_text(double seconds) {
     char buf[32];
-    if (seconds < 10) {
+    // Rounded before the unit is chosen: 119.6 s is 2 min 00 s, not 120 s.
+    const long whole = std::lround(seconds);
+    if (seconds < 9.995) {
         std::snprintf(buf, sizeof buf, "%.2f s", seconds);
-    } else if (seconds < 120) {
-        std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+    } else if (whole < 120) {
+        std::snprintf(buf, sizeof buf, "%ld s", whole);
     } else {
-        // Whole seconds first: 179.7 s is 3 min 00 s, not 2 min 60 s.
-        const long whole = std::lround(seconds);
         std::snprintf(buf, sizeof buf, "%ld min %02ld s", whole / 60, whole % 60);
     }
     return buf;

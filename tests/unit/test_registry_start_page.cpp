@@ -52,15 +52,16 @@ TEST_CASE("render_start_page") {
                         "<code>linux/arm64/v8</code>") != std::string::npos);
     }
     SUBCASE("build durations") {
-        page.builds = {build("a", 200), build("b", 200), build("c", 200)};
-        page.builds[0].duration = 179.7;
-        page.builds[1].duration = 3725.2;
-        page.builds[2].duration = 4.256;
-        const auto html = render_start_page(page);
-        CHECK(html.find("3 min 00 s") != std::string::npos);
-        CHECK(html.find("62 min 05 s") != std::string::npos);
-        CHECK(html.find("4.26 s") != std::string::npos);
-        CHECK(html.find(" 60 s") == std::string::npos);
+        const std::vector<std::pair<double, std::string>> cases{
+            {4.256, ">4.26 s<"},     {9.996, ">10 s<"},       {119.4, ">119 s<"},
+            {119.6, ">2 min 00 s<"}, {179.7, ">3 min 00 s<"}, {3725.2, ">62 min 05 s<"}};
+        for (const auto& [seconds, shown] : cases) {
+            auto b = build("a", 200);
+            b.duration = seconds;
+            page.builds = {b};
+            CHECK_MESSAGE(render_start_page(page).find(shown) != std::string::npos,
+                          seconds << " s should show as " << shown);
+        }
     }
     SUBCASE("no Host header: a placeholder") {
         CHECK(render_start_page(page).find("docker pull HOST/shell/hello") != std::string::npos);
