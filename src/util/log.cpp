@@ -1,5 +1,7 @@
 #include "util/log.hpp"
 
+#include "util/text.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -74,8 +76,10 @@ void write(Level level, std::string_view msg, const Fields& fields) {
     w.String(level_name(level));
     w.Key("pid");
     w.Int64(getpid());
+    // Text from clients (a decoded path) and from Nix may be any bytes; a
+    // line that is not UTF-8 is not JSON, and log shippers drop it.
     w.Key("msg");
-    const auto shown = strip_userinfo(msg);
+    const auto shown = valid_utf8(strip_userinfo(msg));
     w.String(shown.c_str(), shown.size());
     if (!t_request_id.empty()) {
         w.Key("request_id");
@@ -87,7 +91,7 @@ void write(Level level, std::string_view msg, const Fields& fields) {
             [&w](const auto& v) {
                 using V = std::decay_t<decltype(v)>;
                 if constexpr (std::is_same_v<V, std::string>) {
-                    const auto text = strip_userinfo(v);
+                    const auto text = valid_utf8(strip_userinfo(v));
                     w.String(text.c_str(), text.size());
                 } else if constexpr (std::is_same_v<V, std::int64_t>) {
                     w.Int64(v);

@@ -2,7 +2,9 @@
 #include "util/log.hpp"
 
 #include "util/text.hpp"
+#include <cstdlib>
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 using namespace nixery;
 
@@ -53,6 +55,27 @@ TEST_CASE("log::RequestScope") {
     CHECK(a.size() == 16);
     CHECK(is_lower_hex(a, 16));
     CHECK(a != log::new_request_id());
+}
+
+TEST_CASE("log::write: every line is JSON, whatever bytes it is given") {
+    // stderr into a file for the call.
+    char path[] = "/tmp/nixery-log-test-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    const int saved = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    log::write(log::Level::error, "bad \xff byte",
+               {{"path", std::string("/v2/a\xff\xc3(b\x1b[31m")}});
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    std::string line(4096, '\0');
+    line.resize(static_cast<std::size_t>(::pread(fd, line.data(), line.size(), 0)));
+    ::close(fd);
+    ::unlink(path);
+    CHECK(valid_utf8(line) == line);
+    CHECK(line.find("\"msg\":\"bad \xef\xbf\xbd byte\"") != std::string::npos);
+    CHECK(line.find("\"path\":\"/v2/a\xef\xbf\xbd\xef\xbf\xbd(b\\u001B[31m\"") !=
+          std::string::npos);
 }
 
 TEST_SUITE_END();
