@@ -2,6 +2,7 @@
 
 #include "core/manifest.hpp"
 #include "util/sha256.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <rapidjson/document.h>
@@ -40,6 +41,22 @@ void sort(Labels& labels) {
     std::sort(labels.begin(), labels.end());
 }
 
+// Where the source is, when that is an address on the network: a local
+// directory, repository or file:// mirror is a server path, which every
+// puller would see (the content hash or revision still says what it is).
+std::string public_location(std::string_view location) {
+    const auto scheme = location.find("://");
+    if (scheme != std::string_view::npos) {
+        return ascii_lowercase(location.substr(0, scheme)) == "file" ? "" : std::string(location);
+    }
+    // As git tells them apart: "host:path" (scp-like) unless a '/' comes first.
+    const auto colon = location.find(':');
+    const auto slash = location.find('/');
+    return colon != std::string_view::npos && (slash == std::string_view::npos || colon < slash)
+               ? std::string(location)
+               : "";
+}
+
 } // namespace
 
 std::string canonical_image_name(const Image& image) {
@@ -63,16 +80,17 @@ std::string canonical_image_name(const Image& image) {
 
 Labels manifest_annotations(const ImageProvenance& image) {
     const auto& s = image.source;
+    const auto location = public_location(s.location);
     Labels labels;
     add(labels, label::created, std::string(k_fixed_created));
     add(labels, label::title, image.name);
     if (s.type == "git" || s.type == "channel") {
-        add(labels, label::source, s.location);
+        add(labels, label::source, location);
         add(labels, label::revision, s.revision);
     }
     add(labels, label::packages, packages_json(image));
     add(labels, label::source_type, s.type);
-    add(labels, label::source_location, s.location);
+    add(labels, label::source_location, location);
     add(labels, label::source_channel, s.channel);
     add(labels, label::source_revision, s.revision);
     add(labels, label::source_hash, s.hash);

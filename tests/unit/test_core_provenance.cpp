@@ -51,14 +51,32 @@ TEST_CASE("manifest_annotations") {
         // Request order, not sorted.
         CHECK(std::string(d.MemberBegin()->name.GetString()) == "hello");
     }
-    SUBCASE("a path: no OCI source or revision, the path and its content hash") {
+    SUBCASE("a path: no OCI source or revision, no server path, its content hash") {
         auto image = git_image();
         image.source = {"path", "/srv/pkgs", {}, {}, "sha256-" + std::string(43, 'A') + "="};
         const auto m = as_map(manifest_annotations(image));
         CHECK(m.count("org.opencontainers.image.source") == 0);
         CHECK(m.count("org.opencontainers.image.revision") == 0);
-        CHECK(m.at("org.nixos.nixery.source.location") == "/srv/pkgs");
+        CHECK(m.count("org.nixos.nixery.source.location") == 0);
         CHECK(m.at("org.nixos.nixery.source.hash") == image.source.hash);
+    }
+    SUBCASE("a local repository or mirror is no public location; a remote one is") {
+        auto image = git_image();
+        for (const auto* local : {"/srv/pkgs.git", "file:///srv/pkgs.git", "FILE:///srv/x.tar.gz",
+                                  "/srv/odd:name.git"}) {
+            image.source.location = local;
+            const auto m = as_map(manifest_annotations(image));
+            CHECK_MESSAGE(m.count("org.nixos.nixery.source.location") == 0, local);
+            CHECK_MESSAGE(m.count("org.opencontainers.image.source") == 0, local);
+            CHECK(m.at("org.opencontainers.image.revision") == k_commit);
+        }
+        for (const auto* remote : {"git@example.com:company/pkgs.git", "ssh://example.com/pkgs.git",
+                                   "https://example.com/pkgs.git"}) {
+            image.source.location = remote;
+            const auto m = as_map(manifest_annotations(image));
+            CHECK(m.at("org.nixos.nixery.source.location") == remote);
+            CHECK(m.at("org.opencontainers.image.source") == remote);
+        }
     }
     SUBCASE("a channel: its name, tarball URL, revision and hash") {
         auto image = git_image();
