@@ -286,6 +286,8 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
         }
         c.layering = *strategy;
     }
+    c.home_dir = get(env, "HOME");
+    c.cache_home = get(env, "XDG_CACHE_HOME");
     if (const auto url = get(env, "NIXERY_CHANNEL_URL"); !url.empty()) {
         c.channel_url = url;
         while (!c.channel_url.empty() && c.channel_url.back() == '/') {

@@ -59,6 +59,9 @@ struct Config {
     SourceKind source = SourceKind::path;
     std::string source_location; // a path, a git URL, or a channel name / commit
     bool demo_source = false;    // no source configured: the shipped demo set
+    // HOME and XDG_CACHE_HOME, which Nix's messages may name: private.
+    std::string home_dir;
+    std::string cache_home;
     std::string channel_url = "https://github.com/NixOS/nixpkgs/archive";
     std::chrono::seconds source_ttl{300};
     // NIXERY_TAG_CACHE_SECONDS: how long nginx may answer a manifest by a

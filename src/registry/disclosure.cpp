@@ -3,6 +3,7 @@
 #include "util/log.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 namespace nixery {
@@ -22,10 +23,24 @@ void add(std::vector<std::pair<std::string, std::string>>& out, std::string text
     out.emplace_back(std::move(text), std::move(placeholder));
 }
 
+// Every `from` in `text` becomes `to`; a path only where its name ends
+// ("/root" in "/root/.ssh", not in "/build/rootfs").
 void replace_all(std::string& text, std::string_view from, std::string_view to) {
-    for (auto pos = text.find(from); pos != std::string::npos;
-         pos = text.find(from, pos + to.size())) {
+    const bool path = from.starts_with('/');
+    const auto name_goes_on = [&](std::size_t end) {
+        if (!path || end >= text.size()) {
+            return false;
+        }
+        const auto c = static_cast<unsigned char>(text[end]);
+        return std::isalnum(c) || c == '_' || c == '-';
+    };
+    for (auto pos = text.find(from); pos != std::string::npos;) {
+        if (name_goes_on(pos + from.size())) {
+            pos = text.find(from, pos + 1);
+            continue;
+        }
         text.replace(pos, from.size(), to);
+        pos = text.find(from, pos + to.size());
     }
 }
 
@@ -77,7 +92,15 @@ Disclosure::Disclosure(const Config& config) {
     add_path(m_private, config.nixpkgs_config, "<nixpkgs config>");
     if (config.source == SourceKind::path) {
         add_path(m_private, config.source_location, "<package set>");
+        // Where a package set imports nixpkgs or overlays from beside it
+        // ("import ../nixpkgs"): Nix's positions name those files too.
+        const auto parent = std::filesystem::path(config.source_location).parent_path();
+        if (parent.has_relative_path()) {
+            add_path(m_private, parent, "<package set>/..");
+        }
     }
+    add_path(m_private, config.home_dir, "<home>");
+    add_path(m_private, config.cache_home, "<cache>");
     if (config.source == SourceKind::git && config.git_source_is_local()) {
         add(m_private, config.source_location, "<git repository>");
     }

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -56,6 +57,22 @@ class InformationTest(TestCase):
             self.assertRegex(rid, "^[0-9a-f]{16,32}$")
             lines = [x for x in inst.log_records() if x.get("request_id") == rid]
             self.assertTrue(any(x.get("msg") == "request" for x in lines), lines)
+
+    def test_files_beside_the_package_set_are_not_named(self):
+        # A package set that imports from beside it, as one importing a
+        # nixpkgs checkout from ../nixpkgs does: Nix's error names that
+        # file's path, which the client sees as relative to the set.
+        work = Path(tempfile.mkdtemp(prefix="nixery-beside-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        (work / "pkgs").mkdir()
+        (work / "beside").mkdir()
+        (work / "pkgs" / "default.nix").write_text(
+            "{ system ? builtins.currentSystem }: { sibling = import ../beside/bad.nix; }\n")
+        (work / "beside" / "bad.nix").write_text("assert 1 == 2; null\n")
+        with Instance(package_set=work / "pkgs", expected_errors=["assertion"]) as inst:
+            r = inst.manifest("sibling")
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "<package set>/../beside/bad.nix")
+            self.assertNotIn(str(work), r.body.decode())
 
     def test_a_server_fault_quotes_the_request_id_the_log_has(self):
         # A Nix daemon that is not there: the client is told so, with the

@@ -20,6 +20,8 @@ Config config() {
     c.nixpkgs_config = "/etc/nixery/nixpkgs-config.nix";
     c.s3.bucket = "acme-secret-bucket";
     c.s3.secret_access_key = "wJalrXUtnFEMI";
+    c.home_dir = "/home/nixery";
+    c.cache_home = "/var/cache/nixery";
     return c;
 }
 
@@ -33,6 +35,15 @@ TEST_CASE("Disclosure::scrub") {
         CHECK(d.scrub("error: undefined variable at /srv/private/pkgs/default.nix:3:1") ==
               "error: undefined variable at <package set>/default.nix:3:1");
         CHECK(d.scrub("at /usr/share/nixery/nix/image.nix:12") == "at <nixery>/image.nix:12");
+        // Files beside the package set (a nixpkgs it imports), the home and
+        // the cache directories Nix uses.
+        CHECK(d.scrub("at /srv/private/nixpkgs/pkgs/tools/thing.nix:2:1:") ==
+              "at <package set>/../nixpkgs/pkgs/tools/thing.nix:2:1:");
+        CHECK(d.scrub("HOME=/home/nixery XDG=/var/cache/nixery/nix") ==
+              "HOME=<home> XDG=<cache>/nix");
+        // Only where a path's name ends.
+        CHECK(d.scrub("/home/nixery-old/x /home/nixery2 /home/nixery.") ==
+              "/home/nixery-old/x /home/nixery2 <home>.");
         // A syntax error in NIXERY_NIXPKGS_CONFIG is reported at its path.
         CHECK(d.scrub("error: syntax error, at /etc/nixery/nixpkgs-config.nix:1:67") ==
               "error: syntax error, at <nixpkgs config>:1:67");
