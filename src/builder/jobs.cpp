@@ -477,23 +477,40 @@ JobDispatcher::JobDispatcher(JobBoard& board, JobRunner& runner)
                 std::lock_guard<std::mutex> g(st->mutex);
                 ++st->running;
             }
-            std::thread([st, job = std::move(*job)] {
-                JobResult result(JobOutcome::failed);
-                try {
-                    result = st->runner.run(job.second);
-                } catch (const std::exception& e) {
-                    log::error("build job failed",
-                               {{"image", job.second.image}, {"error", e.what()}});
-                    result =
-                        fault("building \"" + job.second.image + "\" failed on the server", {});
-                }
-                st->board.finish(job.first, result);
+            const auto ticket = job->first;
+            const auto image = job->second.image;
+            try {
+                start_job(st, std::move(*job));
+            } catch (const std::system_error& e) {
+                // Out of threads (TasksMax, RLIMIT_NPROC): the job fails
+                // with a server fault, not the whole worker with it.
+                log::error("no thread for a build job", {{"image", image}, {"error", e.what()}});
+                st->board.finish(
+                    ticket,
+                    fault("building \"" + image + "\" failed: the server is out of threads", {}));
                 std::lock_guard<std::mutex> g(st->mutex);
                 --st->running;
                 st->idle.notify_all();
-            }).detach();
+            }
         }
     });
+}
+
+// The job on a thread of its own, which finishes it.
+void JobDispatcher::start_job(State* st, std::pair<JobTicket, JobSpec> job) {
+    std::thread([st, job = std::move(job)] {
+        JobResult result(JobOutcome::failed);
+        try {
+            result = st->runner.run(job.second);
+        } catch (const std::exception& e) {
+            log::error("build job failed", {{"image", job.second.image}, {"error", e.what()}});
+            result = fault("building \"" + job.second.image + "\" failed on the server", {});
+        }
+        st->board.finish(job.first, result);
+        std::lock_guard<std::mutex> g(st->mutex);
+        --st->running;
+        st->idle.notify_all();
+    }).detach();
 }
 
 void JobDispatcher::stop() {

@@ -165,6 +165,7 @@ public:
 
 private:
     struct State;
+    static void start_job(State* st, std::pair<JobTicket, JobSpec> job);
     State* m_state;
 };
 

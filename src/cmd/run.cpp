@@ -165,6 +165,13 @@ int run_command(const char* self) {
         log::error("cannot start", {{"error", made.error().message}});
         return 1;
     }
+    // Before anything here is written: its nginx.conf and pid are that
+    // instance's, and its socket would pass for this one's pool.
+    if (unix_socket_accepts(config->socket().string())) {
+        log::error("cannot start", {{"error", "another nixery is running with this "
+                                              "NIXERY_STATE_DIR; give this one its own"}});
+        return 1;
+    }
     StderrTee tee(config->state_dir / "nixery.log");
     auto nginx_conf = write_local_nginx_config(*config);
     if (!nginx_conf) {
@@ -202,8 +209,10 @@ int run_command(const char* self) {
         return 1;
     }
     const auto state = config->state_dir.string();
+    // nginx's workers outlive a master that dies (kill -9, OOM) and would
+    // keep the port: they are in its process group, which goes with it.
     const auto web = supervisor.spawn_program(
-        {nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()});
+        {nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()}, true);
     if (!web || !wait_ready(
                     supervisor, *web, [&] { return port_accepts(config->port); },
                     std::chrono::seconds(30))) {
@@ -247,6 +256,7 @@ int run_command(const char* self) {
             } else if (exit.pid == *web && !stopping) {
                 log::error("nginx exited; stopping the worker pool",
                            {{"error_log", state + "/nginx-error.log"}});
+                kill(-*web, SIGKILL); // workers and cache processes it left
                 stop(1);
             }
         }

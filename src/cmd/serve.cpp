@@ -230,20 +230,30 @@ int serve_command() {
 
     using Clock = std::chrono::steady_clock;
     int restarts = 0;
-    const auto spawn = [&] {
+    // A fork refused (EAGAIN at TasksMax, ENOMEM after an OOM kill) is
+    // tried again a second later: the pool never stays short, and never
+    // ends while it is not stopping.
+    const auto spawn = [&]() -> bool {
         if (const auto pid = supervisor.spawn([&] { worker_main(s); }); !pid) {
-            log::error("fork failed", {{"error", pid.error().message}});
+            log::error("fork failed; trying again in 1 s", {{"error", pid.error().message}});
+            return false;
         }
+        return true;
     };
-    for (int i = 0; i < s.config.workers; ++i) {
-        spawn();
-    }
-
     bool stopping = false;
     auto deadline = Clock::time_point::max();
     auto respawn_after = Clock::time_point::min();
-    int missing = 0;
+    int missing = s.config.workers;
     while (supervisor.running() > 0 || (!stopping && missing > 0)) {
+        if (!stopping) {
+            while (missing > 0 && Clock::now() >= respawn_after) {
+                if (!spawn()) {
+                    respawn_after = Clock::now() + std::chrono::seconds(1);
+                    break;
+                }
+                --missing;
+            }
+        }
         const auto events = supervisor.wait(std::chrono::milliseconds(200));
         const int sig = events.signal;
         if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
@@ -271,12 +281,7 @@ int serve_command() {
                     Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop
             }
         }
-        if (!stopping) {
-            while (missing > 0 && Clock::now() >= respawn_after) {
-                spawn();
-                --missing;
-            }
-        } else if (Clock::now() >= deadline) {
+        if (stopping && Clock::now() >= deadline) {
             log::warn("drain timed out; killing workers", {{"workers", supervisor.running()}});
             supervisor.signal_all(SIGKILL);
             deadline = Clock::time_point::max();

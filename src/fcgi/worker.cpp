@@ -131,9 +131,26 @@ void log_request(const Request& request, int status, std::chrono::steady_clock::
     log::write(level, "request", fields);
 }
 
+void start_answer(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
+                  std::string_view route, Metrics& metrics,
+                  std::chrono::steady_clock::time_point started);
+
 // Runs `later` on a thread of its own with the accepted request `raw`,
-// which it finishes and frees.
-void answer_later(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
+// which it finishes and frees. False when no thread could be made (out of
+// threads: TasksMax, RLIMIT_NPROC): `later` is dropped, `raw` still ours.
+bool answer_later(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
+                  std::string_view route, Metrics& metrics,
+                  std::chrono::steady_clock::time_point started) {
+    try {
+        start_answer(raw, std::move(request), std::move(later), route, metrics, started);
+        return true;
+    } catch (const std::system_error& e) {
+        log::error("no thread for a waiting request", {{"error", e.what()}});
+        return false;
+    }
+}
+
+void start_answer(FCGX_Request* raw, Request request, std::function<void(ResponseWriter&)> later,
                   std::string_view route, Metrics& metrics,
                   std::chrono::steady_clock::time_point started) {
     std::thread([raw, request = std::move(request), later = std::move(later), route, &metrics,
@@ -211,13 +228,16 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
         if (response.later && g_later.fetch_add(1) < k_max_later) {
             // The connection moves to the answering thread; this one
             // accepts with a fresh request.
-            answer_later(held, request, std::move(response.later), response.route, metrics,
-                         started);
-            held = new FCGX_Request;
-            FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
-            continue;
-        }
-        if (response.later) {
+            if (answer_later(held, request, std::move(response.later), response.route, metrics,
+                             started)) {
+                held = new FCGX_Request;
+                FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+                continue;
+            }
+            response.later = nullptr; // dropped with its thread: answered busy below
+            g_later.fetch_sub(1);
+            response = handler->busy(request);
+        } else if (response.later) {
             g_later.fetch_sub(1);
             response = handler->busy(request);
         }
@@ -244,6 +264,9 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
         return 1;
     }
     std::signal(SIGPIPE, SIG_IGN);
+    // The master ignores a hang-up (a terminal closing on `nixery run`);
+    // workers must not die of it with requests in flight.
+    std::signal(SIGHUP, SIG_IGN);
     struct sigaction wake {};
     wake.sa_handler = on_wake; // no SA_RESTART: accept() must return EINTR
     sigaction(SIGUSR1, &wake, nullptr);

@@ -50,13 +50,16 @@ Result<pid_t> Supervisor::spawn(const std::function<void()>& child) {
     return pid;
 }
 
-Result<pid_t> Supervisor::spawn_program(const std::vector<std::string>& argv) {
+Result<pid_t> Supervisor::spawn_program(const std::vector<std::string>& argv, bool own_group) {
     std::vector<char*> args;
     for (const auto& a : argv) {
         args.push_back(const_cast<char*>(a.c_str()));
     }
     args.push_back(nullptr);
     return spawn([&] {
+        if (own_group) {
+            ::setpgid(0, 0);
+        }
         execv(args[0], args.data());
         std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
         _exit(127);
