@@ -47,6 +47,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def alive(pid):
+    """Whether process `pid` runs (exists and is no zombie)."""
+    try:
+        return "zombie" not in Path("/proc/%d/status" % pid).read_text()
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout, what):
+    """Polls `predicate` every 0.1 s for up to `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def keep_dirs():
     return os.environ.get("NIXERY_KEEP_TEST_DIRS") == "1"
 

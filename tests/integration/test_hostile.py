@@ -20,18 +20,10 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import (ROOT, SALT, Instance, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
+from harness import (ROOT, SALT, Instance, alive, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
                      make_package_set, sha256_file)
 
 SECRET = "s3cr3t-T0ken"
-
-
-def alive(pid):
-    try:
-        status = Path("/proc/%d/status" % pid).read_text()
-    except OSError:
-        return False
-    return "zombie" not in status
 
 
 class InformationTest(TestCase):

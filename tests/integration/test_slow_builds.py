@@ -10,7 +10,7 @@ import statistics
 import threading
 import time
 
-from harness import NIXERY, Instance, Response, TestCase, run
+from harness import NIXERY, Instance, Response, TestCase, run, wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -41,15 +41,6 @@ def hanging_client(inst, path):
     s = socket.create_connection(("127.0.0.1", inst.port))
     s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
     return s
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def in_background(fn):

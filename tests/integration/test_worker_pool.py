@@ -11,23 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import NIXERY, ROOT, Instance, TestCase, base_environment, keep_dirs
-
-
-def alive(pid):
-    try:
-        return "zombie" not in Path("/proc/%d/status" % pid).read_text()
-    except OSError:
-        return False
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
+from harness import NIXERY, ROOT, Instance, TestCase, alive, keep_dirs, wait_for
 
 
 class RefusingLibc:
@@ -64,11 +48,11 @@ class WorkerPoolTest(TestCase):
             libc.fork_flag.touch()
             for pid in workers:
                 os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: "fork failed; trying again" in inst.log_text(), 10, "a refused fork")
+            wait_for(lambda: "fork failed; trying again" in inst.log_text(), 10, "a refused fork")
             time.sleep(1.5)
             self.assertTrue(alive(master), "the pool stopped")
             libc.fork_flag.unlink()
-            wait_until(lambda: len(inst.worker_pids()) == len(workers), 10, "the workers back")
+            wait_for(lambda: len(inst.worker_pids()) == len(workers), 10, "the workers back")
             self.assertEqual(inst.manifest("hello").status, 200)
 
     def test_no_thread_for_a_request_or_a_build_is_an_answer_not_a_crash(self):
@@ -107,7 +91,7 @@ class WorkerPoolTest(TestCase):
             self.assertTrue(group)  # its workers
             os.kill(web, signal.SIGKILL)
             self.assertEqual(inst.process.wait(60), 1)
-            wait_until(lambda: not any(alive(p) for p in group), 10, "nginx's workers to go")
+            wait_for(lambda: not any(alive(p) for p in group), 10, "nginx's workers to go")
         finally:
             inst.stop()
 
