@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "core/provenance.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <thread>
@@ -92,8 +94,7 @@ const std::map<std::string, std::string>& known_settings() {
 }
 
 bool Config::git_source_is_local() const {
-    return source_location.starts_with('/') || source_location.starts_with("file:") ||
-           source_location.starts_with('.');
+    return is_local_location(source_location);
 }
 
 std::string Config::describe_source() const {

@@ -16,13 +16,6 @@ constexpr const char* k_nginx_config_usage =
     "           [--socket PATH] [--cache-dir DIR] [--access-log FILE|off] [--http2-directive]\n"
     "           [--ktls]\n";
 
-// A value that becomes one nginx directive argument (or, for server names,
-// several): nothing that could end the directive or start another.
-bool plain_value(const std::string& value, bool spaces) {
-    return !value.empty() && value.find_first_of(spaces ? ";{}#\"'\\$\r\n\t"
-                                                        : ";{}#\"'\\$\r\n\t ") == std::string::npos;
-}
-
 } // namespace
 
 int nginx_config_command(const std::vector<std::string>& args) {
@@ -51,7 +44,7 @@ int nginx_config_command(const std::vector<std::string>& args) {
             return 2;
         }
         const auto& value = args[++i];
-        if (!plain_value(value, option->first == "--server-name")) {
+        if (!nginx_plain_argument(value, option->first == "--server-name")) {
             std::fprintf(stderr,
                          "nixery nginx-config: %s \"%s\" is empty or has characters nginx would "
                          "read as syntax\n",

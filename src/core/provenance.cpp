@@ -41,22 +41,6 @@ void sort(Labels& labels) {
     std::sort(labels.begin(), labels.end());
 }
 
-// Where the source is, when that is an address on the network: a local
-// directory, repository or file:// mirror is a server path, which every
-// puller would see (the content hash or revision still says what it is).
-std::string public_location(std::string_view location) {
-    const auto scheme = location.find("://");
-    if (scheme != std::string_view::npos) {
-        return ascii_lowercase(location.substr(0, scheme)) == "file" ? "" : std::string(location);
-    }
-    // As git tells them apart: "host:path" (scp-like) unless a '/' comes first.
-    const auto colon = location.find(':');
-    const auto slash = location.find('/');
-    return colon != std::string_view::npos && (slash == std::string_view::npos || colon < slash)
-               ? std::string(location)
-               : "";
-}
-
 } // namespace
 
 std::string canonical_image_name(const Image& image) {
@@ -80,7 +64,9 @@ std::string canonical_image_name(const Image& image) {
 
 Labels manifest_annotations(const ImageProvenance& image) {
     const auto& s = image.source;
-    const auto location = public_location(s.location);
+    // No server path: every puller sees the labels (the content hash or
+    // revision still says what the source is).
+    const auto location = is_local_location(s.location) ? "" : s.location;
     Labels labels;
     add(labels, label::created, std::string(k_fixed_created));
     add(labels, label::title, image.name);
@@ -146,6 +132,15 @@ std::string provenance_digest(const ImageProvenance& image) {
         h.update(std::string_view("\0", 1));
     }
     return h.finish_hex();
+}
+
+bool is_local_location(std::string_view location) {
+    const auto scheme = location.find("://");
+    if (scheme != std::string_view::npos) {
+        return ascii_lowercase(location.substr(0, scheme)) == "file";
+    }
+    const auto colon = location.find(':');
+    return colon == std::string_view::npos || location.find('/') < colon;
 }
 
 std::string url_without_credentials(std::string_view url) {

@@ -88,6 +88,11 @@ std::string provenance_digest(const ImageProvenance& image);
 // ("git@host:repo") as it is.
 std::string url_without_credentials(std::string_view url);
 
+// Whether a package source's location is on this machine: a path, or a
+// file:// URL; not a network URL or an scp-like "host:path" (git's rule: a
+// ':' before any '/').
+bool is_local_location(std::string_view location);
+
 // A SourceProvenance as one JSON object and back (the start page's record
 // of the current revision); an empty `type` when `json` is not such an
 // object.

@@ -7,6 +7,12 @@
 
 namespace nixery {
 
+bool nginx_plain_argument(std::string_view value, bool spaces) {
+    return !value.empty() &&
+           value.find_first_of(spaces ? ";{}#\"'\\$\r\n\t" : ";{}#\"'\\$\r\n\t ") ==
+               std::string_view::npos;
+}
+
 Result<std::string> render_template(const std::string& text,
                                     const std::map<std::string, std::string>& values) {
     std::string out;
@@ -74,11 +80,9 @@ Result<std::string> storage_location(const Config& config, const std::string& te
 
 namespace {
 
-// A directory the configuration names (alias, root, pid, logs): nginx
-// would read a blank, ';', '{', '}', '#', a quote or a backslash as syntax,
-// and '$' as a variable, even within quotes.
+// A directory the configuration names (alias, root, pid, logs).
 Result<void> check_nginx_dir(const char* name, const std::filesystem::path& dir) {
-    if (dir.string().find_first_of(" \t\r\n;{}#\"'\\$") != std::string::npos) {
+    if (!nginx_plain_argument(dir.string())) {
         return fail(std::string(name) + "=\"" + dir.string() +
                     "\" has a character nginx's configuration cannot hold (a blank, ';', '{', "
                     "'}', '#', a quote, a backslash or '$'): choose a directory without one");

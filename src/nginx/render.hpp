@@ -17,6 +17,11 @@ namespace nixery {
 Result<std::string> render_template(const std::string& text,
                                     const std::map<std::string, std::string>& values);
 
+// Whether `value` can be one nginx directive argument (or, with `spaces`,
+// several: server names): nothing nginx reads as syntax (';', '{', '}',
+// '#', quotes, a backslash, line ends) or as a variable ('$', even quoted).
+bool nginx_plain_argument(std::string_view value, bool spaces = false);
+
 // The placeholder values for this configuration (socket, storage, timeouts).
 std::map<std::string, std::string> nginx_values(const Config& config);
 
