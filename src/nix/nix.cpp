@@ -108,10 +108,17 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
     return name;
 }
 
-std::optional<std::string> refusal_reason(std::string_view stderr_text) {
-    // nixpkgs' check-meta.nix: "Package ‘NAME’ in FILE:LINE REASON, refusing
-    // to evaluate." followed by advice for whoever runs Nix.
-    const std::string plain = strip_ansi(stderr_text);
+namespace {
+
+// The line of `text` that holds offset `at`, from `at` to its end.
+std::string_view rest_of_line(std::string_view text, std::size_t at) {
+    const auto end = text.find('\n', at);
+    return text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+}
+
+// nixpkgs before 2026: "Package ‘NAME’ in FILE:LINE REASON, refusing to
+// evaluate." followed by advice for whoever runs Nix.
+std::optional<std::string> old_refusal(std::string_view plain) {
     const auto end = plain.rfind(", refusing to evaluate");
     if (end == std::string::npos) {
         return std::nullopt;
@@ -120,7 +127,7 @@ std::optional<std::string> refusal_reason(std::string_view stderr_text) {
     if (start == std::string::npos) {
         return std::nullopt;
     }
-    std::string reason = plain.substr(start, end - start);
+    std::string reason(plain.substr(start, end - start));
     const auto name_end = reason.find("\u2019");
     if (name_end != std::string::npos) {
         const auto after_name = name_end + std::string_view("\u2019").size();
@@ -139,6 +146,56 @@ std::optional<std::string> refusal_reason(std::string_view stderr_text) {
         reason.pop_back();
     }
     return reason;
+}
+
+// nixpkgs since 2026 (check-meta.nix's `handle`): "Refusing to evaluate
+// package 'NAME' in FILE:LINE because it REASON", then the remediation for
+// whoever runs Nix. A reason ending in ':' lists its problems on the
+// following lines ("has problems:" then "  - broken: …"); those are kept,
+// other continuation lines (the platforms of an unsupported package) are not.
+std::optional<std::string> current_refusal(std::string_view plain) {
+    constexpr std::string_view marker = "Refusing to evaluate package '";
+    const auto start = plain.rfind(marker);
+    if (start == std::string_view::npos) {
+        return std::nullopt;
+    }
+    const auto line = rest_of_line(plain, start + marker.size());
+    const auto name_end = line.find('\'');
+    constexpr std::string_view because = " because it ";
+    const auto because_at = line.find(because);
+    if (name_end == std::string_view::npos || because_at == std::string_view::npos ||
+        because_at < name_end) {
+        return std::nullopt;
+    }
+    std::string reason = "Package \u2018" + std::string(line.substr(0, name_end)) + "\u2019 " +
+                         std::string(trim_blanks(line.substr(because_at + because.size())));
+    if (!reason.empty() && reason.back() == ':') {
+        auto next = start + marker.size() + line.size();
+        std::string problems;
+        for (int listed = 0; listed < 8 && next < plain.size(); ++listed) {
+            const auto item = trim_blanks(rest_of_line(plain, next + 1));
+            if (item.substr(0, 2) != "- ") {
+                break;
+            }
+            problems += (problems.empty() ? " " : "; ") + std::string(item.substr(2));
+            next += 1 + rest_of_line(plain, next + 1).size();
+        }
+        if (problems.empty()) {
+            reason.pop_back();
+        }
+        reason += problems;
+    }
+    return reason;
+}
+
+} // namespace
+
+std::optional<std::string> refusal_reason(std::string_view stderr_text) {
+    const std::string plain = strip_ansi(stderr_text);
+    if (auto reason = current_refusal(plain)) {
+        return reason;
+    }
+    return old_refusal(plain);
 }
 
 namespace {

@@ -149,9 +149,9 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
 
 // Why a nixpkgs package set refuses a package ("Package ‘x-1.0’ has an
 // unfree license (‘unfree’)"), from Nix's error: nixpkgs' check-meta
-// message without its file position and without its advice to the
-// evaluating user (an image's user cannot export NIXPKGS_ALLOW_UNFREE).
-// nullopt when the error is not such a refusal.
+// message, in its wording before 2026 or since, without its file position
+// and without its advice to the evaluating user (an image's user cannot
+// export NIXPKGS_ALLOW_UNFREE). nullopt when the error is not such a refusal.
 std::optional<std::string> refusal_reason(std::string_view stderr_text);
 
 // Whether a realise failed because a derivation the evaluation wrote was

@@ -81,10 +81,19 @@ class EvaluationTest(TestCase):
             body = r.body.decode()
             self.assertNotIn("NIXPKGS_ALLOW_UNFREE", body)
             self.assertNotIn(str(pkgs), body)
+            # In nixpkgs' wording since 2026.
+            r = inst.manifest("evaluation.insecure")
+            err = self.assertRegistryError(r, 403, "DENIED", 'package "evaluation.insecure"',
+                                           "refused by this registry's configuration",
+                                           "\u2018insecure-1.0\u2019 is marked as insecure")
+            self.assertEqual(err["detail"]["package"], "evaluation.insecure")
+            self.assertNotIn(str(pkgs), r.body.decode())
+            self.assertNotIn("allowing this package", r.body.decode())
         config = self.dir / "nixpkgs.nix"
-        config.write_text("{ allowUnfree = true; }\n")
+        config.write_text('{ allowUnfree = true; permittedInsecurePackages = [ "insecure-1.0" ]; }\n')
         with Instance(package_set=pkgs, NIXERY_NIXPKGS_CONFIG=config) as inst:
             self.assertEqual(inst.manifest("evaluation.unfree").status, 200)
+            self.assertEqual(inst.manifest("evaluation.insecure").status, 200)
         # A broken one fails pulls without showing where it is.
         config.write_text("{ allowUnfree = true;\n")
         with Instance(package_set=pkgs, NIXERY_NIXPKGS_CONFIG=config) as inst:

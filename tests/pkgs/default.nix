@@ -179,6 +179,17 @@ demo // rec {
           + "     $ export NIXPKGS_ALLOW_UNFREE=1\n");
         pkg = mkApp "unfree-1.0" libgreet;
       in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
+    # Refused in nixpkgs' wording since 2026.
+    insecure =
+      let
+        allowed = builtins.elem "insecure-1.0" (config.permittedInsecurePackages or [ ]);
+        refusal = throw ("Refusing to evaluate package 'insecure-1.0' in ${toString ./.}/default.nix:"
+          + "190 because it is marked as insecure\n"
+          + "Known issues:\n - CVE-0000-0000\n\n"
+          + "You can install it anyway by allowing this package, using the\n"
+          + "following methods:\n");
+        pkg = mkApp "insecure-1.0" libgreet;
+      in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
 
     # Its expression comes from a derivation built during evaluation (import
     # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).

@@ -70,7 +70,38 @@ TEST_CASE("refusal_reason") {
             "       Known issues:\n";
         CHECK(refusal_reason(err) == "Package \u2018openssl-1.1.1w\u2019 is marked as insecure");
     }
+    SUBCASE("nixpkgs' wording since 2026: unfree, with the remediation after it") {
+        const std::string err =
+            "error: Refusing to evaluate package 'vscode-1.108.0' in "
+            "/nix/store/abc-source/pkgs/by-name/vs/vscode/package.nix:94 because it has an "
+            "unfree license (‘unfree’)\n"
+            "a) To temporarily allow unfree packages, you can use an environment variable\n"
+            "     $ export NIXPKGS_ALLOW_UNFREE=1\n";
+        CHECK(refusal_reason(err) == "Package ‘vscode-1.108.0’ has an unfree license (‘unfree’)");
+    }
+    SUBCASE("since 2026: the problems listed, an unknown position, after a trace") {
+        const std::string err =
+            "       … while evaluating the attribute 'drvPath'\n\n"
+            "       error: Refusing to evaluate package 'kicad-base-10.0.5' in «unknown-file» "
+            "because it has problems:\n"
+            "         - broken: This package is broken.\n"
+            "         - maintainerless: No maintainers\n"
+            "       See https://nixos.org/manual/nixpkgs/unstable#sec-allow-broken\n";
+        CHECK(refusal_reason(err) == "Package ‘kicad-base-10.0.5’ has problems: broken: "
+                                     "This package is broken.; maintainerless: No maintainers");
+    }
+    SUBCASE("since 2026: an unsupported platform keeps its first line") {
+        const std::string err =
+            "error: Refusing to evaluate package 'qtwayland-6.11.0' in /nix/store/x/a.nix:3 "
+            "because it is not available on the requested hostPlatform:\n"
+            "  hostPlatform.system = \"aarch64-darwin\"\n"
+            "  package.meta.platforms = [ ]\n";
+        CHECK(refusal_reason(err) == "Package ‘qtwayland-6.11.0’ is not available on the "
+                                     "requested hostPlatform");
+    }
     SUBCASE("other errors are not refusals") {
+        CHECK_FALSE(
+            refusal_reason("error: Refusing to evaluate package 'x' in a.nix:1\n").has_value());
         CHECK_FALSE(refusal_reason("error: attribute 'x' missing\n").has_value());
         CHECK_FALSE(refusal_reason("error: refusing to evaluate, says someone\n").has_value());
     }
