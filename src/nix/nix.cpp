@@ -407,9 +407,30 @@ Result<std::string, NixFailure> root_printed_path(const ProcessResult& run,
 }
 
 // Nix's exit status for a build that failed: 100, plus 1 when a builder
-// timed out (since Nix 2.0, see "Exit status" in nix-store --realise's manual).
+// timed out (since Nix 2.0, see "Exit status" in nix-store --realise's
+// manual). Through a Nix daemon the status is lost (the daemon sends the
+// error without it, and nix-store exits with 1), so Nix's own words count
+// too: "error: building of '…' timed out after 3 seconds". "… seconds of
+// silence" is max-silent-time, which is not NIX_TIMEOUT's.
 bool builder_timed_out(const ProcessResult& run) {
-    return run.exit_code >= 100 && run.exit_code < 116 && ((run.exit_code - 100) & 1) != 0;
+    if (run.exit_code >= 100 && run.exit_code < 116 && ((run.exit_code - 100) & 1) != 0) {
+        return true;
+    }
+    if (run.exit_code == 0) {
+        return false;
+    }
+    const auto plain = strip_ansi(run.err_tail);
+    for (const auto line : split_nonempty(plain)) {
+        const auto said = trim_blanks(line);
+        constexpr std::string_view after = " timed out after ", unit = " seconds";
+        const auto at = said.rfind(after);
+        if (said.starts_with("error: ") && at != std::string_view::npos && said.ends_with(unit) &&
+            at + after.size() < said.size() - unit.size() &&
+            said.find_first_not_of("0123456789", at + after.size()) == said.size() - unit.size()) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::vector<std::string> expression_args(const NixSettings& settings,

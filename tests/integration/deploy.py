@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, base_environment, free_port, keep_dirs, make_package_set, run
+from harness import (ROOT, NixDaemon, accepts_unix, base_environment, free_port, keep_dirs,
+                     make_package_set, run)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -73,15 +74,6 @@ def make_ca_and_certificate(directory):
          "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "san.ext"),
          "-out", str(d / "server.crt")])
     return ca_dir, d / "server.crt", d / "server.key"
-
-
-def accepts_unix(path):
-    with socket.socket(socket.AF_UNIX) as s:
-        try:
-            s.connect(str(path))
-            return True
-        except OSError:
-            return False
 
 
 def accepts_tcp(port):
@@ -200,17 +192,6 @@ class ProductionSite:
             os.chown(d, uid, gid)
             os.chmod(d, mode)
 
-    def start_nix_daemon(self):
-        """A Nix daemon of the test's own (as root: it owns the store)."""
-        sock = self.dir / "nix-daemon.sock"
-        env = base_environment()  # its NIX_CONFIG: no substituters, the sandbox if it works
-        env["NIX_DAEMON_SOCKET_PATH"] = str(sock)
-        self._daemon_log = open(self.dir / "nix-daemon.log", "ab")
-        self.nix_daemon = subprocess.Popen(["nix-daemon"], env=env, stdout=self._daemon_log,
-                                           stderr=subprocess.STDOUT)
-        wait_for(lambda: accepts_unix(sock), self.nix_daemon, "the Nix daemon")
-        return "unix://%s" % sock
-
     def start(self, **settings):
         env = base_environment()
         env.update({"NIXERY_STATE_DIR": str(self.state), "STORAGE_PATH": str(self.storage),
@@ -219,7 +200,8 @@ class ProductionSite:
         if self.unprivileged:
             # As nixery.service: through the daemon, which has the settings
             # (a daemon ignores an untrusted user's, and newer ones warn).
-            env["NIX_REMOTE"] = self.start_nix_daemon()
+            self.nix_daemon = NixDaemon(self.dir)
+            env["NIX_REMOTE"] = self.nix_daemon.remote
             env["NIX_CONFIG"] = "substituters =\n"
         env.update(settings)
         self.env = env
@@ -297,9 +279,7 @@ http {
         code = self.pool.returncode if self.pool is not None else 0
         self.pool = None
         if self.nix_daemon is not None:
-            self.nix_daemon.terminate()
-            self.nix_daemon.wait(60)
-            self._daemon_log.close()
+            self.nix_daemon.stop()
             self.nix_daemon = None
         return code
 

@@ -107,6 +107,49 @@ def base_environment():
     return env
 
 
+def accepts_unix(path):
+    """Whether a server accepts connections on unix socket `path`."""
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+class NixDaemon:
+    """A Nix daemon of the test's own (as root: it owns the store), on a
+    socket in `directory`, with the tests' Nix settings; stopped by PID.
+    `remote` is the NIX_REMOTE that builds through it."""
+
+    def __init__(self, directory):
+        self.socket = Path(directory) / "nix-daemon.sock"
+        self.remote = "unix://%s" % self.socket
+        env = base_environment()
+        env["NIX_DAEMON_SOCKET_PATH"] = str(self.socket)
+        self._log = open(Path(directory) / "nix-daemon.log", "ab")
+        self.process = subprocess.Popen(["nix-daemon"], env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not accepts_unix(self.socket):
+            if self.process.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise AssertionError("the Nix daemon did not start")
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(60)
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

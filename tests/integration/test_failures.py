@@ -5,9 +5,10 @@ import os
 import shutil
 import tempfile
 import time
+import unittest
 from pathlib import Path
 
-from harness import Instance, TestCase
+from harness import Instance, NixDaemon, TestCase, have
 from test_slow_builds import fresh_salt
 
 
@@ -37,6 +38,19 @@ class FailureTest(TestCase):
             self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out", "NIX_TIMEOUT (3 s)")
             self.assertLess(elapsed, 30)
             self.assertEqual(r.json()["errors"][0]["detail"]["timeout"], 3)
+
+    @unittest.skipUnless(have("nix-daemon"), "nix-daemon is needed")
+    def test_timeout_says_so_through_a_nix_daemon(self):
+        # Where a daemon builds, nix-store exits with 1, not 101: Nix's words
+        # tell the timeout.
+        work = Path(tempfile.mkdtemp(prefix="nixery-daemon-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        with NixDaemon(work) as daemon, \
+                Instance(NIX_TIMEOUT=3, NIX_REMOTE=daemon.remote) as inst:
+            r = inst.manifest("sleepy/app-a")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out",
+                                           "NIX_TIMEOUT (3 s)")
+            self.assertEqual(err["detail"]["limit"], "NIX_TIMEOUT")
 
     def test_arm64_is_built_for_aarch64(self):
         # This machine cannot build for aarch64-linux; Nix says so, and the
