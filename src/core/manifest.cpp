@@ -332,7 +332,13 @@ std::string document_media_type(std::string_view json) {
         return {};
     }
     const auto it = d.FindMember("mediaType");
-    if (it == d.MemberEnd() || !it->value.IsString()) {
+    if (it == d.MemberEnd()) {
+        const auto rootfs = d.FindMember("rootfs");
+        return rootfs != d.MemberEnd() && rootfs->value.IsObject()
+                   ? std::string(media_type::docker_config)
+                   : std::string();
+    }
+    if (!it->value.IsString()) {
         return {};
     }
     return std::string(it->value.GetString(), it->value.GetStringLength());

@@ -132,9 +132,10 @@ std::string index_json(ManifestFormat format, const std::vector<IndexEntry>& ent
 // has none or is not an object.
 Labels manifest_annotations_of(std::string_view json);
 
-// The "mediaType" of a stored JSON document (a manifest, an index or a
-// config as another instance may have stored it); empty when `json` is not
-// an object with a string "mediaType".
+// The media type of a stored JSON document, as another instance may have
+// stored it: a manifest's or an index's "mediaType", or docker_config for an
+// image configuration (an object with a "rootfs" object and no "mediaType",
+// stored under that type by the builder); empty for anything else.
 std::string document_media_type(std::string_view json);
 
 // The number of entries of a manifest's "layers" array; 0 when `json` has

@@ -573,27 +573,26 @@ Response RegistryHandler::stored(const Request& request, const std::string& name
     if (!record) {
         return fault(record.error());
     }
-    std::string media_type(media_type::layer_blob);
+    // Stored by another instance sharing the storage when there is no
+    // record: a bucket kept the type given at upload; the filesystem keeps
+    // none, but a manifest and a config say theirs, and are small.
+    std::string media_type;
     if (*record) {
         media_type = (*record)->media_type;
-    } else if (manifest && !(*info)->content_type.empty()) {
-        // Stored by another instance sharing the bucket, which kept the
-        // type given at upload.
+    } else if (!(*info)->content_type.empty()) {
         media_type = (*info)->content_type;
-    } else if (manifest) {
-        // The filesystem keeps no type: a manifest says its own, and is
-        // small; anything larger than a manifest can be is not one.
-        if ((*info)->size > k_max_manifest_size) {
-            return unknown();
-        }
+    } else if ((*info)->size <= k_max_manifest_size) {
         auto body = m_services.storage.fetch(key);
         if (!body) {
             return fault(body.error());
         }
         media_type = *body ? document_media_type(**body) : std::string();
-        if (media_type.empty()) {
+    }
+    if (media_type.empty()) {
+        if (manifest) {
             return unknown();
         }
+        media_type = media_type::layer_blob;
     }
     if (manifest != is_manifest_media_type(media_type)) {
         return unknown(); // a layer asked for as a manifest, or the reverse

@@ -31,6 +31,7 @@ BLOB_TYPE = "application/octet-stream"
 BUDGET = 30
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 
 
 class SharedBucket:
@@ -93,6 +94,13 @@ class SharedBucket:
             path = "/v2/%s/manifests/%s" % (name, digest)
             self.assertEqual(second.get(path).status, 307)
             self.assertHeadAnswered(second, path, digest, len(built.body), MANIFEST_TYPE)
+            # The configuration is typed as on the first, and a manifest is
+            # no blob here either.
+            config = built.json()["config"]
+            self.assertHeadAnswered(second, "/v2/%s/blobs/%s" % (name, config["digest"]),
+                                    config["digest"], config["size"], CONFIG_TYPE)
+            self.assertRegistryError(second.get("/v2/%s/blobs/%s" % (name, digest)), 404,
+                                     "BLOB_UNKNOWN")
 
     def test_a_layer_packed_by_one_instance_is_reused_by_another(self):
         # Different images, one shared layer: the second image's build on
@@ -198,7 +206,8 @@ class SharedBucket:
                 r = inst.get("/v2/hello/manifests/" + digest)
                 self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN")
                 self.assertEqual(inst.get("/v2/hello/blobs/" + digest).status, 307)
-                self.assertHeadAnswered(inst, "/v2/hello/blobs/" + digest, digest, 65 << 20, BLOB_TYPE)
+                # HEAD says the type the store kept, as the redirect's GET does.
+                self.assertHeadAnswered(inst, "/v2/hello/blobs/" + digest, digest, 65 << 20, LAYER_TYPE)
         finally:
             shutil.rmtree(state, ignore_errors=True)
 
@@ -337,6 +346,26 @@ class FilesystemManifestTest(TestCase):
     """The filesystem keeps no content type: a manifest by digest without
     a local record is read to learn its type, but only when it is small
     enough to be one."""
+
+    def test_instances_sharing_a_directory_answer_alike(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-shared-dir-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        pkgs, storage = make_package_set(work), work / "storage"
+        with Instance(package_set=pkgs, STORAGE_PATH=storage) as first, \
+                Instance(package_set=pkgs, STORAGE_PATH=storage) as second:
+            built = first.manifest("hello")
+            self.assertEqual(built.status, 200, built)
+            digest, config = built.header("Docker-Content-Digest"), built.json()["config"]
+            layer = built.json()["layers"][0]
+            for inst in (first, second, second):  # the second time from nginx's link
+                for method in ("GET", "HEAD"):
+                    r = inst.request(method, "/v2/hello/blobs/" + config["digest"])
+                    self.assertEqual((r.status, r.header("Content-Type")), (200, CONFIG_TYPE), r)
+                    r = inst.request(method, "/v2/hello/blobs/" + layer["digest"])
+                    self.assertEqual((r.status, r.header("Content-Type")), (200, BLOB_TYPE), r)
+                self.assertRegistryError(inst.get("/v2/hello/blobs/" + digest), 404, "BLOB_UNKNOWN")
+                r = inst.get("/v2/hello/manifests/" + digest)
+                self.assertEqual((r.status, r.header("Content-Type")), (200, MANIFEST_TYPE), r)
 
     @staticmethod
     def peak_memory(pids):

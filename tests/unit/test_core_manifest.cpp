@@ -204,6 +204,12 @@ TEST_CASE("document_media_type and manifest_layer_count") {
     CHECK(document_media_type(R"({"mediaType":"application/vnd.oci.image.index.v1+json"})") ==
           "application/vnd.oci.image.index.v1+json");
     CHECK(document_media_type(R"({"mediaType":3})").empty());
+    // A configuration has no "mediaType"; the builder stores it as Docker's.
+    CHECK(document_media_type(
+              R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}})") ==
+          media_type::docker_config);
+    CHECK(document_media_type(R"({"rootfs":"x"})").empty());
+    CHECK(document_media_type(R"({"hello":1})").empty());
     CHECK(document_media_type("[1]").empty());
     CHECK(document_media_type("{").empty());
     CHECK(manifest_layer_count(R"({"layers":[{},{}]})") == 2);
