@@ -31,7 +31,8 @@ double precise_now() {
 
 int layer_count(const ImageRecord& image) {
     rapidjson::Document d;
-    d.Parse(image.docker_manifest.c_str(), image.docker_manifest.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(image.docker_manifest.c_str(),
+                                            image.docker_manifest.size());
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("layers") || !d["layers"].IsArray()) {
         return 0;
     }

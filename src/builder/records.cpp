@@ -64,7 +64,7 @@ std::string encode_layer_record(const LayerRecord& layer) {
 
 std::optional<LayerRecord> decode_layer_record(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (d.HasParseError()) {
         return std::nullopt;
     }
@@ -98,7 +98,7 @@ std::string encode_image_record(const ImageRecord& image) {
 
 std::optional<ImageRecord> decode_image_record(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (d.HasParseError()) {
         return std::nullopt;
     }

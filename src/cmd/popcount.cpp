@@ -526,7 +526,7 @@ int popcount_command(const std::vector<std::string>& args) {
         return fail_with(nix_message(listing.error()));
     }
     rapidjson::Document doc;
-    doc.Parse(listing->c_str(), listing->size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(listing->c_str(), listing->size());
     if (doc.HasParseError() || !doc.IsArray()) {
         return fail_with("unexpected output from nix-instantiate");
     }

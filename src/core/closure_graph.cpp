@@ -18,7 +18,7 @@ std::string_view store_path_name(std::string_view path) {
 
 Result<ClosureGraph> parse_references_graph(std::string_view json) {
     rapidjson::Document doc;
-    doc.Parse(json.data(), json.size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (doc.HasParseError()) {
         return fail(std::string("parse references graph failed: ") +
                     rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +

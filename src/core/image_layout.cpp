@@ -81,7 +81,7 @@ bool is_index_media_type(std::string_view type) {
 
 Result<ImageDocument> parse_image_document(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (d.HasParseError() || !d.IsObject()) {
         return fail("the document is not a JSON object");
     }
@@ -128,7 +128,7 @@ Result<std::string> layout_index_json(const Descriptor& root, std::string_view r
     w.StartArray();
     if (!existing.empty()) {
         rapidjson::Document d;
-        d.Parse(existing.data(), existing.size());
+        d.Parse<rapidjson::kParseIterativeFlag>(existing.data(), existing.size());
         if (d.HasParseError() || !d.IsObject() || !d.HasMember("manifests") ||
             !d["manifests"].IsArray()) {
             return fail("the layout's index.json is not an image index");

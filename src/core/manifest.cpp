@@ -198,7 +198,7 @@ std::string index_json(ManifestFormat format, const std::vector<IndexEntry>& ent
 
 Labels manifest_annotations_of(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     Labels out;
     if (d.HasParseError() || !d.IsObject()) {
         return out;
@@ -327,7 +327,7 @@ std::string describe_layer(const std::vector<std::string>& store_paths, std::siz
 
 std::string document_media_type(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (d.HasParseError() || !d.IsObject()) {
         return {};
     }
@@ -346,7 +346,7 @@ std::string document_media_type(std::string_view json) {
 
 std::size_t manifest_layer_count(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (d.HasParseError() || !d.IsObject()) {
         return 0;
     }

@@ -53,7 +53,7 @@ std::string versionless_name(std::string_view name) {
 
 Result<Popularity> Popularity::parse(std::string_view json) {
     rapidjson::Document doc;
-    doc.Parse(json.data(), json.size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     if (doc.HasParseError()) {
         return fail(std::string("parse popularity data failed: ") +
                     rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +

@@ -179,7 +179,7 @@ std::string provenance_json(const SourceProvenance& source) {
 
 SourceProvenance parse_provenance_json(std::string_view json) {
     rapidjson::Document d;
-    d.Parse(json.data(), json.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
     SourceProvenance out;
     if (d.HasParseError() || !d.IsObject()) {
         return out;

@@ -148,7 +148,7 @@ std::string error_json(const RegistryError& error) {
     w.String(message.c_str(), static_cast<rapidjson::SizeType>(message.size()));
     if (!detail_text.empty()) {
         rapidjson::Document detail;
-        detail.Parse(detail_text.c_str(), detail_text.size());
+        detail.Parse<rapidjson::kParseIterativeFlag>(detail_text.c_str(), detail_text.size());
         w.Key("detail");
         if (detail.HasParseError()) {
             w.String(detail_text.c_str(), static_cast<rapidjson::SizeType>(detail_text.size()));

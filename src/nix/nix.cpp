@@ -94,7 +94,7 @@ std::optional<std::string> package_being_evaluated(std::string_view stderr_text)
     rest = rest.substr(0, rest.find('\n'));
     const std::string json(rest);
     rapidjson::Document segments;
-    segments.Parse(json.c_str(), json.size());
+    segments.Parse<rapidjson::kParseIterativeFlag>(json.c_str(), json.size());
     if (segments.HasParseError() || !segments.IsArray() || segments.Empty()) {
         return std::nullopt;
     }
@@ -275,7 +275,8 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
 
 std::string request_json(const NixRequest& request) {
     rapidjson::Document source;
-    source.Parse(request.source_json.c_str(), request.source_json.size());
+    source.Parse<rapidjson::kParseIterativeFlag>(request.source_json.c_str(),
+                                                 request.source_json.size());
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();
@@ -492,13 +493,13 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
 Result<Evaluation> parse_evaluation(std::string_view out, std::string_view request) {
     const auto bad = [&](std::string what) { return fail(std::move(what)); };
     rapidjson::Document req;
-    req.Parse(request.data(), request.size());
+    req.Parse<rapidjson::kParseIterativeFlag>(request.data(), request.size());
     if (req.HasParseError() || !req.IsObject() || !req.HasMember("packages") ||
         !req["packages"].IsArray()) {
         return bad("the request is not one of request_json");
     }
     rapidjson::Document doc;
-    doc.Parse(out.data(), out.size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(out.data(), out.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("packages") ||
         !doc["packages"].IsArray() || !doc.HasMember("implicit") || !doc["implicit"].IsArray()) {
         return bad(std::string(out.substr(0, 200)));

@@ -51,7 +51,7 @@ constexpr std::string_view k_google = "https://storage.googleapis.com";
 // "HTTP 403: <message>" from a JSON API error ({"error": {"message": …}}).
 std::string gcs_status(const HttpResponse& r) {
     rapidjson::Document d;
-    d.Parse(r.body.c_str(), r.body.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str(), r.body.size());
     if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsObject() &&
         d["error"].HasMember("message") && d["error"]["message"].IsString()) {
         return describe_status(r, d["error"]["message"].GetString());
@@ -172,7 +172,7 @@ public:
             return fail(what + " failed: " + gcs_status(r));
         }
         rapidjson::Document d;
-        d.Parse(r.body.c_str(), r.body.size());
+        d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str(), r.body.size());
         if (d.HasParseError() || !d.IsObject()) {
             return fail(what + " failed: the answer is not a JSON object");
         }
@@ -237,7 +237,7 @@ public:
                 return fail("list \"" + url_name(prefix) + "\" failed: " + gcs_status(r));
             }
             rapidjson::Document d;
-            d.Parse(r.body.c_str(), r.body.size());
+            d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str(), r.body.size());
             if (d.HasParseError() || !d.IsObject()) {
                 return fail("list \"" + url_name(prefix) + "\" failed: the answer is not JSON");
             }

@@ -23,7 +23,7 @@ const RetryPolicy k_token_policy{.budget = k_default_retry_budget / 2};
 
 Result<FetchedToken> parse_token_response(const HttpResponse& r, const std::string& where) {
     rapidjson::Document d;
-    d.Parse(r.body.c_str(), r.body.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str(), r.body.size());
     const bool json = !d.HasParseError() && d.IsObject();
     if (r.status != 200) {
         std::string why;
@@ -138,7 +138,7 @@ Result<ServiceAccount> load_service_account(const std::filesystem::path& file) {
     const auto what = "GOOGLE_APPLICATION_CREDENTIALS \"" + file.string() + "\"";
     TRY_ASSIGN(const auto text, read_file(file));
     rapidjson::Document d;
-    d.Parse(text.c_str(), text.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(text.c_str(), text.size());
     if (d.HasParseError() || !d.IsObject()) {
         return fail("read " + what + " failed: not a JSON object");
     }

@@ -22,6 +22,11 @@ TEST_CASE("parse_references_graph") {
         CHECK(g->paths[0].nar_size == 10);
         CHECK(g->paths[0].references.size() == 2);
     }
+    SUBCASE("deep nesting is an error, not a crash") {
+        const std::size_t depth = 1'000'000;
+        CHECK_FALSE(parse_references_graph("{\"graph\":" + std::string(depth, '[') +
+                                           std::string(depth, ']') + "}"));
+    }
     SUBCASE("without roots, the unreferenced paths are the roots") {
         const auto g = parse_references_graph(
             R"({"graph": [{"path": "/a", "narSize": 1, "references": ["/b"]}, {"path": "/b", "narSize": 1, "references": ["/b"]}]})");

@@ -52,6 +52,11 @@ TEST_CASE("Popularity::of_store_path") {
         CHECK(Popularity::parse(R"({"a": "x"})").error().message.find("\"a\"") !=
               std::string::npos);
     }
+    SUBCASE("deep nesting is an error, not a crash (the data comes over the network)") {
+        const std::size_t depth = 1'000'000;
+        const auto deep = "{\"a\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+        CHECK_FALSE(Popularity::parse(deep));
+    }
 }
 
 TEST_CASE("Popularity::parse") {
