@@ -14,7 +14,9 @@
 //
 // The algorithm walks the nodes in reverse postorder, setting each node's
 // dominator to the nearest common ancestor (in the dominator tree built so
-// far) of its processed predecessors, until nothing changes. Pure: no I/O.
+// far) of its processed predecessors, until nothing changes. An acyclic
+// graph (a closure) takes one pass, with the common ancestor found by binary
+// lifting, so a deep closure costs O(edges × log nodes). Pure: no I/O.
 #pragma once
 
 #include <vector>
