@@ -85,6 +85,18 @@ TEST_CASE("parse_image_document") {
             CHECK_FALSE(platform_entry(*doc, "riscv64"));
         }
     }
+    SUBCASE("an index's entry for another OS is not Linux's") {
+        const auto doc = parse_image_document(
+            R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)"
+            R"({"mediaType":"m","digest":")" +
+            digest_of('f') +
+            R"(","size":5,"platform":{"os":"windows","architecture":"amd64"}},)"
+            R"({"mediaType":"m","digest":")" +
+            digest_of('a') + R"(","size":5,"platform":{"os":"linux","architecture":"amd64"}}]})");
+        REQUIRE(doc);
+        REQUIRE(platform_entry(*doc, "amd64"));
+        CHECK(platform_entry(*doc, "amd64")->digest == digest_of('a'));
+    }
     SUBCASE("an OCI document without mediaType is known by its members") {
         const auto index = parse_image_document(R"({"schemaVersion":2,"manifests":[]})");
         REQUIRE(index);

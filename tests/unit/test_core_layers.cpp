@@ -187,6 +187,25 @@ TEST_CASE("group_layers: a small dependency joins the package nearly all its use
         CHECK(layers_to_json({a[0]}) == layers_to_json({b[0]})); // a layer both images share
         CHECK(a[0].merge_rating == 200 * 3 * MB + 250 * MB);     // ratings add up
     }
+    SUBCASE("the limit: Y's users and half again, plus Y itself") {
+        const auto at = *Popularity::parse(R"({"Y": 200, "X": 301, "W": 1})");
+        CHECK(letters(group_layers(image(true, 1 * MB), at, 94, LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"XY", "W"});
+        const auto past = *Popularity::parse(R"({"Y": 200, "X": 302, "W": 1})");
+        CHECK(letters(group_layers(image(true, 1 * MB), past, 94, LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"Y", "X", "W"});
+    }
+    SUBCASE("a joined layer is worth what its least used part is") {
+        // X (3 users) joins Y (2): the layer XY, 4 MB, is in as many images
+        // as Y is, so it is worth 2 × 4 MB, less than Z's 2 × 5 MB, and
+        // merges with W (whose rating makes it first).
+        auto g = image(true, 1 * MB);
+        g.roots.push_back(sp('Z'));
+        g.paths.push_back({sp('Z'), 5 * MB, {}});
+        const auto few = *Popularity::parse(R"({"Y": 2, "X": 3, "W": 1, "Z": 2})");
+        CHECK(letters(group_layers(g, few, 2, LayeringStrategy::popularity)) ==
+              std::vector<std::string>{"WXY", "Z"});
+    }
     SUBCASE("a much more popular dependency stays alone") {
         const auto more = *Popularity::parse(R"({"Y": 200, "X": 400, "W": 1})");
         CHECK(letters(group_layers(image(true, 1 * MB), more, 94, LayeringStrategy::popularity)) ==
@@ -385,6 +404,28 @@ TEST_CASE("group_layers: the chunks strategy") {
                 CHECK(layers[0].paths == std::vector<std::string>{g.paths[7].path});
                 CHECK(layers[1].paths == std::vector<std::string>{g.paths[200].path});
             }
+        }
+    }
+    SUBCASE("big means the least size of the ladder that leaves a layer for the rest") {
+        // Budget 4: 64 KiB would make four paths big, 80 KiB makes three.
+        auto g = flat_closure(numbered("p", 300));
+        for (const std::size_t i : {10, 20, 30}) {
+            g.paths[i].nar_size = 85'000;
+        }
+        g.paths[40].nar_size = 70'000;
+        const auto layers = group_layers(g, Popularity(), 4, LayeringStrategy::chunks);
+        REQUIRE(layers.size() == 4);
+        CHECK(std::count_if(layers.begin(), layers.end(), [](const Layer& l) {
+                  return l.paths.size() == 1 && l.size == 85'000;
+              }) == 3);
+    }
+    SUBCASE("the chunks use the budget: the lowest cut level that fits") {
+        const auto g = flat_closure(numbered("p", 300));
+        for (const std::size_t budget : {8, 20, 40}) {
+            const auto layers = group_layers(g, Popularity(), budget, LayeringStrategy::chunks);
+            CAPTURE(budget);
+            CHECK(layers.size() <= budget);
+            CHECK(layers.size() > budget / 2);
         }
     }
     SUBCASE("the order the graph lists paths in does not matter") {

@@ -18,6 +18,9 @@ TEST_CASE("negotiate_format") {
     CHECK(negotiate_format({oci + ", " + docker}) == ManifestFormat::docker);
     CHECK(negotiate_format({oci + "; q=0.5"}) == ManifestFormat::oci);
     CHECK(negotiate_format({oci, docker + ";q=0"}) == ManifestFormat::oci);
+    // q=0 in any spelling refuses a type.
+    CHECK(negotiate_format({oci + ";q=0.0", docker}) == ManifestFormat::docker);
+    CHECK(negotiate_format({oci + "; q=0.000"}) == ManifestFormat::docker);
     CHECK(negotiate_format({"APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON"}) == ManifestFormat::oci);
     SUBCASE("with zstd layers, the first of the two types named") {
         const auto zstd = LayerCompression::zstd;

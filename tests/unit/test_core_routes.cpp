@@ -28,6 +28,15 @@ TEST_CASE("parse_route") {
     CHECK(parse_route("/v2/hello/blobs/uploads/").kind == RouteKind::unsupported_api);
     CHECK(parse_route("/v2/_catalog").kind == RouteKind::unsupported_api);
     CHECK(parse_route("/v2/manifests/latest").kind == RouteKind::unsupported_api);
+    CHECK(parse_route("/v2//manifests/latest").kind == RouteKind::unsupported_api);
+    // A package may be called "manifests" or "blobs": the last marker counts.
+    r = parse_route("/v2/a/manifests/b/manifests/latest");
+    CHECK(r.kind == RouteKind::manifest);
+    CHECK(r.name == "a/manifests/b");
+    CHECK(r.reference == "latest");
+    r = parse_route("/v2/blobs/blobs/sha256:abc");
+    CHECK(r.kind == RouteKind::blob);
+    CHECK(r.name == "blobs");
     CHECK(parse_route("/favicon.ico").kind == RouteKind::not_found);
 }
 

@@ -31,6 +31,19 @@ TEST_CASE("serialize_response") {
     }
 }
 
+TEST_CASE("Request::query_param") {
+    Request r;
+    r.query = "n=2&last=v1%2E&x&a%41=b+c&tail=a%41";
+    CHECK(r.query_param("n") == "2");
+    CHECK(r.query_param("last") == "v1.");
+    CHECK(r.query_param("tail") == "aA"); // an escape at the very end
+    CHECK(r.query_param("aA") == "b c");
+    CHECK(r.query_param("x").empty());
+    CHECK(r.query_param("missing").empty());
+    r.query = "last=%4";
+    CHECK(r.query_param("last") == "%4"); // not an escape
+}
+
 TEST_CASE("is_safe_header") {
     CHECK(is_safe_header("Docker-Content-Digest", "sha256:ab"));
     CHECK_FALSE(is_safe_header("A", "b\r"));

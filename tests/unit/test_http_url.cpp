@@ -25,6 +25,9 @@ TEST_CASE("parse_endpoint") {
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("S3_ENDPOINT=\"minio:9000\"") == 0);
     CHECK_FALSE(parse_endpoint("ftp://x", "S3_ENDPOINT"));
+    const auto v6 = parse_endpoint("http://[::1]:9000", "S3_ENDPOINT");
+    REQUIRE(v6);
+    CHECK(v6->host() == "[::1]");
     CHECK_FALSE(parse_endpoint("https://user:pw@x", "S3_ENDPOINT"));
 }
 

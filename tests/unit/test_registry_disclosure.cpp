@@ -20,6 +20,7 @@ Config config() {
     c.nixpkgs_config = "/etc/nixery/nixpkgs-config.nix";
     c.s3.bucket = "acme-secret-bucket";
     c.s3.secret_access_key = "wJalrXUtnFEMI";
+    c.s3.session_token = "FQoGZXIvYXdzEJr";
     c.home_dir = "/home/nixery";
     c.cache_home = "/var/cache/nixery";
     return c;
@@ -55,6 +56,7 @@ TEST_CASE("Disclosure::scrub") {
         CHECK(d.scrub("<Error><BucketName>acme-secret-bucket</BucketName></Error>") ==
               "<Error><BucketName><bucket></BucketName></Error>");
         CHECK(d.scrub("signed with wJalrXUtnFEMI") == "signed with <redacted>");
+        CHECK(d.scrub("token FQoGZXIvYXdzEJr rejected") == "token <redacted> rejected");
         CHECK(d.scrub("unable to download 'https://user:secret@mirror.example/c.tar.gz': 401") ==
               "unable to download 'https://mirror.example/c.tar.gz': 401");
     }
