@@ -31,6 +31,14 @@ namespace nixery {
 
 namespace {
 
+// A run reads some 100k narinfo files unattended, and one failure stops it:
+// a cache that is briefly overloaded (429, 5xx) or away gets minutes, as Nix
+// gives it, not the 30 s of a call a client waits for.
+const RetryPolicy k_narinfo_retries{.attempts = 8,
+                                    .first_delay = std::chrono::seconds(1),
+                                    .max_delay = std::chrono::seconds(60),
+                                    .budget = std::chrono::milliseconds(0)};
+
 // Phase lines on stderr; on a terminal, one line that updates in place with
 // the elapsed time and, while building, how many packages are ready.
 class Progress {
@@ -303,12 +311,15 @@ int count_from_cache(const CacheCount& opts) {
             lock.unlock();
 
             const auto url = opts.cache + "/" + std::string(store_hash(base)) + ".narinfo";
-            auto response = perform_with_retries(client, [&]() -> Result<HttpRequest> {
-                HttpRequest r;
-                r.url = url;
-                r.max_response = 4 << 20;
-                return r;
-            });
+            auto response = perform_with_retries(
+                client,
+                [&]() -> Result<HttpRequest> {
+                    HttpRequest r;
+                    r.url = url;
+                    r.max_response = 4 << 20;
+                    return r;
+                },
+                k_narinfo_retries);
             std::optional<NarInfo> info;
             std::string failure;
             if (!response) {

@@ -1,5 +1,7 @@
 #include "http/retry.hpp"
 
+#include "util/text.hpp"
+
 #include <algorithm>
 #include <optional>
 #include <thread>
@@ -36,6 +38,24 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt, 
         static_cast<std::int64_t>(static_cast<double>(delay.count()) * (0.5 + jitter / 2)));
 }
 
+std::optional<std::chrono::seconds> retry_after(const HttpResponse& response) {
+    if (response.status != 429 && response.status != 503) {
+        return std::nullopt;
+    }
+    for (const auto& [name, value] : response.headers) {
+        if (name != "retry-after") {
+            continue;
+        }
+        const auto text = trim_blanks(value);
+        if (text.empty() || text.size() > 9 ||
+            text.find_first_not_of("0123456789") != std::string_view::npos) {
+            return std::nullopt;
+        }
+        return std::chrono::seconds(std::stol(std::string(text)));
+    }
+    return std::nullopt;
+}
+
 Result<HttpResponse> perform_with_retries(HttpClient& client,
                                           const std::function<Result<HttpRequest>()>& make,
                                           const RetryPolicy& policy) {
@@ -50,7 +70,11 @@ Result<HttpResponse> perform_with_retries(HttpClient& client,
     bool transfer = false;
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
-            const auto delay = backoff_delay(policy, attempt, jitter(rng));
+            auto delay = backoff_delay(policy, attempt, jitter(rng));
+            if (const auto asked = *last ? retry_after(**last) : std::nullopt) {
+                delay =
+                    std::max(delay, std::min<std::chrono::milliseconds>(*asked, policy.max_delay));
+            }
             if (bounded && !transfer && left() <= delay) {
                 return std::move(*last); // no time for another attempt
             }

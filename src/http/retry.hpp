@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <random>
 
 namespace nixery {
@@ -41,8 +42,13 @@ bool is_transfer(const HttpRequest& request);
 // and all of it. Pure.
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt, double jitter);
 
+// The pause a 429 or 503 response asks for in seconds (`Retry-After: 5`);
+// nullopt when it asks for none, or gives a date. Pure.
+std::optional<std::chrono::seconds> retry_after(const HttpResponse& response);
+
 // Performs the request `make` builds until it gets a response that is not
-// retryable, the attempts run out or the budget does. Returns the last
+// retryable, the attempts run out or the budget does. A pause is at least
+// what the last response's Retry-After asks, up to the policy's max_delay. Returns the last
 // response (which may still be a 5xx: the caller words the error) or the
 // last transport error; an error of `make` is returned at once. A request
 // whose on_data took part of a response is not retried: it would take the

@@ -11,6 +11,7 @@ import random
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from harness import NIXERY, Instance, TestCase, base_environment, make_package_set, run
@@ -96,6 +97,10 @@ class CacheServer:
     def __init__(self, directory):
         requests, self.narinfo_seen = [], threading.Semaphore(0)
         self.requests = requests
+        # (narinfo file name, seconds): answered 429 with Retry-After for
+        # that long after it is first asked for.
+        self.throttled = None
+        throttled_since = []
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -106,6 +111,14 @@ class CacheServer:
                 requests.append(self.path)
                 if self.path.endswith(".narinfo"):
                     outer.narinfo_seen.release()
+                if outer.throttled and self.path.endswith("/" + outer.throttled[0]):
+                    throttled_since.append(time.time())
+                    if time.time() - throttled_since[0] < outer.throttled[1]:
+                        self.send_response(429)
+                        self.send_header("Retry-After", str(outer.throttled[1]))
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 super().do_GET()
 
             def log_message(self, *args):
@@ -156,6 +169,24 @@ class PopcountFromCacheTest(TestCase):
                 self.assertEqual(set(server.requests) - set(asked), {"/store-paths.xz"})
                 self.assertGreater(not_cached, 0)
                 self.assertIn(b"%d not in the cache" % not_cached, err)
+
+    def test_a_cache_that_asks_to_wait_is_waited_for(self):
+        # One narinfo is refused with 429 and Retry-After: 2 for 2 s; the
+        # run waits as asked instead of giving up after its quick retries.
+        with tempfile.TemporaryDirectory() as tmp:
+            expected, _, _ = generated_channel(tmp, paths=400, packages=250, missing=4)
+            with lzma.open(Path(tmp) / "store-paths.xz", "rt") as f:
+                listed = f.read().split()
+            narinfo = listed[7][len("/nix/store/"):][:32] + ".narinfo"
+            with CacheServer(tmp) as server:
+                server.throttled = (narinfo, 2)
+                p = self.popcount(server, tmp)
+                _, err = p.communicate(timeout=300)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(json.loads((Path(tmp) / "popularity.json").read_text()), expected)
+                asked = [r for r in server.requests if r.endswith("/" + narinfo)]
+                self.assertGreaterEqual(len(asked), 2)
+                self.assertLessEqual(len(asked), 3)  # waited, did not hammer
 
     def test_an_interrupted_run_resumes(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -180,6 +180,24 @@ TEST_CASE("perform_with_retries") {
     }
 }
 
+TEST_CASE("retry_after") {
+    HttpResponse r;
+    r.status = 429;
+    r.headers = {{"retry-after", " 7 "}};
+    CHECK(retry_after(r) == std::chrono::seconds(7));
+    r.status = 503;
+    CHECK(retry_after(r) == std::chrono::seconds(7));
+    r.status = 500; // only where it means "come back later"
+    CHECK_FALSE(retry_after(r));
+    r.status = 429;
+    r.headers = {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}};
+    CHECK_FALSE(retry_after(r));
+    r.headers = {{"retry-after", "99999999999999"}};
+    CHECK_FALSE(retry_after(r));
+    r.headers = {};
+    CHECK_FALSE(retry_after(r));
+}
+
 TEST_CASE("backoff_delay") {
     const RetryPolicy p{5, std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
     CHECK(backoff_delay(p, 1, 1.0).count() == 100);
