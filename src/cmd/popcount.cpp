@@ -48,7 +48,11 @@ public:
             m_thread = std::thread([this] { run(); });
         }
     }
-    ~Progress() {
+    ~Progress() { stop(); }
+
+    // Stops updating the line and clears it, so that what is printed next
+    // (an error) starts a line of its own and is not drawn over.
+    void stop() {
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             m_done = true;
@@ -56,6 +60,7 @@ public:
         m_wake.notify_all();
         if (m_thread.joinable()) {
             m_thread.join();
+            std::fprintf(stderr, "\r\033[K");
         }
     }
 
@@ -111,6 +116,11 @@ private:
 int fail_with(const std::string& message) {
     std::fprintf(stderr, "nixery popcount: %s\n", message.c_str());
     return 1;
+}
+
+int fail_with(Progress& progress, const std::string& message) {
+    progress.stop();
+    return fail_with(message);
 }
 
 std::string nix_message(const NixFailure& f) {
@@ -225,7 +235,7 @@ int count_from_cache(const CacheCount& opts) {
     progress.phase("fetching " + log::redact_url(opts.store_paths));
     auto body = fetch_url(opts.store_paths, std::chrono::seconds(600), std::size_t{1} << 30);
     if (!body) {
-        return fail_with(body.error().message);
+        return fail_with(progress, body.error().message);
     }
     StorePathGraph graph;
     std::vector<std::uint32_t> packages;
@@ -246,19 +256,20 @@ int count_from_cache(const CacheCount& opts) {
     body->clear();
     body->shrink_to_fit();
     if (!read) {
-        return fail_with("read \"" + log::redact_url(opts.store_paths) +
-                         "\" failed: " + read.error().message);
+        return fail_with(progress, "read \"" + log::redact_url(opts.store_paths) +
+                                       "\" failed: " + read.error().message);
     }
 
     if (packages.empty()) {
-        return fail_with("\"" + log::redact_url(opts.store_paths) + "\" lists no store paths (" +
-                         std::to_string(invalid) +
-                         " lines that are not one): is it a channel's store-paths file?");
+        return fail_with(progress,
+                         "\"" + log::redact_url(opts.store_paths) + "\" lists no store paths (" +
+                             std::to_string(invalid) +
+                             " lines that are not one): is it a channel's store-paths file?");
     }
     std::size_t missing = 0;
     auto loaded = load_journal(opts.journal, graph, missing);
     if (!loaded) {
-        return fail_with(loaded.error().message);
+        return fail_with(progress, loaded.error().message);
     }
     // state[id]: 0 not seen, 1 queued, 2 read (now or by an earlier run).
     std::vector<char> state = std::move(*loaded);
@@ -282,7 +293,7 @@ int count_from_cache(const CacheCount& opts) {
 
     const int fd = ::open(opts.journal.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return fail_with("open \"" + opts.journal + "\" failed: " + errno_text(errno));
+        return fail_with(progress, "open \"" + opts.journal + "\" failed: " + errno_text(errno));
     }
     struct CloseFd {
         int fd;
@@ -379,15 +390,15 @@ int count_from_cache(const CacheCount& opts) {
         t.join();
     }
     if (!error.empty()) {
-        return fail_with(error + " (what was read is kept in \"" + opts.journal +
-                         "\"; run the same command again to resume)");
+        return fail_with(progress, error + " (what was read is kept in \"" + opts.journal +
+                                       "\"; run the same command again to resume)");
     }
 
     if (missing > 0 && missing == resumed + fetched) {
-        return fail_with("none of the " + std::to_string(missing) +
-                         " store paths is in the cache \"" + log::redact_url(opts.cache) +
-                         "\" (or the journal \"" + opts.journal +
-                         "\"): is --cache right? Remove the journal after correcting it");
+        return fail_with(
+            progress, "none of the " + std::to_string(missing) + " store paths is in the cache \"" +
+                          log::redact_url(opts.cache) + "\" (or the journal \"" + opts.journal +
+                          "\"): is --cache right? Remove the journal after correcting it");
     }
     progress.phase("counting the closures of " + std::to_string(packages.size()) + " packages");
     const auto counts = graph.count(packages);
@@ -397,7 +408,7 @@ int count_from_cache(const CacheCount& opts) {
     } else {
         const auto target = std::filesystem::absolute(opts.output);
         if (auto written = write_file_atomic(target.parent_path(), target, json); !written) {
-            return fail_with(written.error().message);
+            return fail_with(progress, written.error().message);
         }
     }
     progress.finish("counted " + std::to_string(packages.size()) + " packages over " +
@@ -517,7 +528,7 @@ int popcount_command(const std::vector<std::string>& args) {
     progress.phase("fetching " + config->describe_source());
     auto resolved = source->resolve("latest");
     if (!resolved) {
-        return fail_with(resolved.error().message);
+        return fail_with(progress, resolved.error().message);
     }
     auto nix_source = source->prepare(*resolved);
     // A source fetched in the background (a first clone) says when to ask
@@ -527,19 +538,19 @@ int popcount_command(const std::vector<std::string>& args) {
         nix_source = source->prepare(*resolved);
     }
     if (!nix_source) {
-        return fail_with(nix_source.error().message);
+        return fail_with(progress, nix_source.error().message);
     }
     const auto request = request_json({nix_source->nix_source, Arch::amd64, {}});
 
     progress.phase("evaluating the package set");
     auto listing = nix.eval_json(popcount_nix, "packages", request);
     if (!listing) {
-        return fail_with(nix_message(listing.error()));
+        return fail_with(progress, nix_message(listing.error()));
     }
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseIterativeFlag>(listing->c_str(), listing->size());
     if (doc.HasParseError() || !doc.IsArray()) {
-        return fail_with("unexpected output from nix-instantiate");
+        return fail_with(progress, "unexpected output from nix-instantiate");
     }
     std::vector<std::string> outs;
     for (const auto& p : doc.GetArray()) {
@@ -572,11 +583,11 @@ int popcount_command(const std::vector<std::string>& args) {
         watcher.join();
     }
     if (!built) {
-        return fail_with(nix_message(built.error()));
+        return fail_with(progress, nix_message(built.error()));
     }
     auto invalid = nix.invalid_paths(outs);
     if (!invalid) {
-        return fail_with(nix_message(invalid.error()));
+        return fail_with(progress, nix_message(invalid.error()));
     }
     const std::set<std::string> skip(invalid->begin(), invalid->end());
     std::vector<std::string> valid;
@@ -591,7 +602,7 @@ int popcount_command(const std::vector<std::string>& args) {
     if (!valid.empty()) {
         auto graph = nix.closure(valid);
         if (!graph) {
-            return fail_with(nix_message(graph.error()));
+            return fail_with(progress, nix_message(graph.error()));
         }
         counts = count_popularity(*graph, valid);
     }
@@ -601,7 +612,7 @@ int popcount_command(const std::vector<std::string>& args) {
     } else {
         const auto target = std::filesystem::absolute(output);
         if (auto written = write_file_atomic(target.parent_path(), target, json); !written) {
-            return fail_with(written.error().message);
+            return fail_with(progress, written.error().message);
         }
     }
     progress.finish("counted " + std::to_string(valid.size()) + " of " +

@@ -238,6 +238,35 @@ class PopcountFromCacheTest(TestCase):
             self.assertRegex(text, rb"\d+ read, \d+ to go, \d+ not in the cache")
             self.assertIn(b"counted 1500 packages", text)
 
+    def test_an_error_on_a_terminal_starts_its_own_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=2000, packages=1500, missing=5)
+            with lzma.open(Path(tmp) / "store-paths.xz", "rt") as f:
+                listed = f.read().split()
+            narinfo = listed[700][len("/nix/store/"):][:32] + ".narinfo"
+            (Path(tmp) / "cache" / narinfo).write_text("not a narinfo\n")
+            master, slave = pty.openpty()
+            output = []
+            with CacheServer(tmp) as server:
+                p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
+                os.close(slave)
+                while True:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:  # EIO: the terminal's last writer is gone
+                        break
+                    if not chunk:
+                        break
+                    output.append(chunk)
+                p.wait(timeout=120)
+                os.close(master)
+            text = b"".join(output)
+            self.assertEqual(p.returncode, 1, text)
+            self.assertIn(b"\r\x1b[Kreading narinfo files", text)
+            # The line is cleared before the error, and not drawn over after it.
+            self.assertRegex(text, rb"\r\x1b\[Knixery popcount: [^\r]*%s" % narinfo.encode())
+            self.assertTrue(text.rstrip().endswith(b"to resume)"), text[-300:])
+
     def test_a_missing_list_stops_the_run_with_its_cause(self):
         with tempfile.TemporaryDirectory() as tmp:
             generated_channel(tmp, paths=50, packages=30, missing=0)
