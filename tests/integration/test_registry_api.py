@@ -162,6 +162,12 @@ class RegistryApiTest(TestCase):
         page = self.instance.get("/v2/libgreet/tags/list?n=1")
         self.assertEqual(page.json()["tags"], ["latest"])
         self.assertIn("last=latest", page.header("Link"))
+        # Following the link: the next page starts after the last one.
+        link = page.header("Link")
+        follow = self.instance.get(link[link.index("<") + 1:link.index(">")])
+        self.assertEqual(follow.json()["tags"], ["v1"])
+        self.assertIsNone(follow.header("Link"))
+        self.assertEqual(self.instance.get("/v2/libgreet/tags/list?last=v1").json()["tags"], [])
 
     def test_unknown_packages_are_named(self):
         r = self.instance.manifest("app-a/nosuchpackage/nothere")
