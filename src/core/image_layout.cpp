@@ -115,6 +115,36 @@ std::string oci_layout_json() {
     return R"({"imageLayoutVersion":"1.0.0"})";
 }
 
+namespace {
+
+// Whether `v` nests at most `limit` arrays and objects deep, found without
+// recursion: writing a value back out (Accept) recurses once per level.
+bool nests_at_most(const rapidjson::Value& v, std::size_t limit) {
+    std::vector<std::pair<const rapidjson::Value*, std::size_t>> todo{{&v, 1}};
+    while (!todo.empty()) {
+        const auto [value, depth] = todo.back();
+        todo.pop_back();
+        if (!value->IsArray() && !value->IsObject()) {
+            continue;
+        }
+        if (depth > limit) {
+            return false;
+        }
+        if (value->IsArray()) {
+            for (const auto& item : value->GetArray()) {
+                todo.emplace_back(&item, depth + 1);
+            }
+        } else {
+            for (const auto& member : value->GetObject()) {
+                todo.emplace_back(&member.value, depth + 1);
+            }
+        }
+    }
+    return true;
+}
+
+} // namespace
+
 Result<std::string> layout_index_json(const Descriptor& root, std::string_view ref_name,
                                       std::string_view existing) {
     rapidjson::StringBuffer buf;
@@ -136,6 +166,9 @@ Result<std::string> layout_index_json(const Descriptor& root, std::string_view r
         for (const auto& entry : d["manifests"].GetArray()) {
             if (!entry.IsObject()) {
                 return fail("the layout's index.json has an entry that is not an object");
+            }
+            if (!nests_at_most(entry, 64)) {
+                return fail("the layout's index.json has an entry nested over 64 levels deep");
             }
             const auto annotations = entry.FindMember("annotations");
             if (annotations != entry.MemberEnd() && annotations->value.IsObject() &&

@@ -168,6 +168,18 @@ TEST_CASE("layout_index_json") {
         CHECK_FALSE(layout_index_json(root, "latest", "garbage"));
         CHECK_FALSE(layout_index_json(root, "latest", R"({"manifests":[1]})"));
     }
+    SUBCASE("an entry nested deeper than anything real is an error, not a crash") {
+        const std::size_t depth = 1'000'000;
+        const auto deep =
+            R"({"manifests":[{"x":)" + std::string(depth, '[') + std::string(depth, ']') + "}]}";
+        const auto r = layout_index_json(root, "latest", deep);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("nested") != std::string::npos);
+        // Real entries, annotations and all, are kept.
+        const auto fine = R"({"manifests":[{"digest":")" + digest_of('b') +
+                          R"(","annotations":{"a":"b"},"x":[[{"y":[1]}]]}]})";
+        REQUIRE(layout_index_json(root, "latest", fine));
+    }
 }
 
 TEST_CASE("oci_layout_json") {
