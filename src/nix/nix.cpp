@@ -410,24 +410,23 @@ Result<std::string, NixFailure> root_printed_path(const ProcessResult& run,
 // Nix's exit status for a build that failed: 100, plus 1 when a builder
 // timed out (since Nix 2.0, see "Exit status" in nix-store --realise's
 // manual). Through a Nix daemon the status is lost (the daemon sends the
-// error without it, and nix-store exits with 1), so Nix's own words count
-// too: "error: building of '…' timed out after 3 seconds". "… seconds of
-// silence" is max-silent-time, which is not NIX_TIMEOUT's.
-bool builder_timed_out(const ProcessResult& run) {
-    if (run.exit_code >= 100 && run.exit_code < 116 && ((run.exit_code - 100) & 1) != 0) {
-        return true;
+// error without it, and nix-store exits with 1); then Nix's own words tell,
+// "error: building of '…' timed out after 3 seconds" with our `timeout`,
+// which a builder's own output (printed unprefixed, "error: fetching …
+// timed out after 30 seconds") is not taken for unless it names that very
+// limit. "… seconds of silence" is max-silent-time, not NIX_TIMEOUT's.
+bool builder_timed_out(const ProcessResult& run, std::chrono::seconds timeout) {
+    if (run.exit_code >= 100 && run.exit_code < 116) {
+        return ((run.exit_code - 100) & 1) != 0;
     }
-    if (run.exit_code == 0) {
+    if (run.exit_code != 1) {
         return false;
     }
     const auto plain = strip_ansi(run.err_tail);
+    const auto words = " timed out after " + std::to_string(timeout.count()) + " seconds";
     for (const auto line : split_nonempty(plain)) {
         const auto said = trim_blanks(line);
-        constexpr std::string_view after = " timed out after ", unit = " seconds";
-        const auto at = said.rfind(after);
-        if (said.starts_with("error: ") && at != std::string_view::npos && said.ends_with(unit) &&
-            at + after.size() < said.size() - unit.size() &&
-            said.find_first_not_of("0123456789", at + after.size()) == said.size() - unit.size()) {
+        if (said.starts_with("error: ") && said.ends_with(words)) {
             return true;
         }
     }
@@ -574,7 +573,7 @@ Result<void, NixFailure> Nix::realise(const Evaluation& evaluation,
     if (run.timed_out) {
         failure.limit = "NIXERY_BUILD_TIMEOUT";
         failure.limit_seconds = m_settings.build_timeout;
-    } else if (builder_timed_out(run)) {
+    } else if (builder_timed_out(run, m_settings.timeout)) {
         failure.kind = NixFailure::Kind::timed_out;
         failure.limit = "NIX_TIMEOUT";
         failure.limit_seconds = m_settings.timeout;

@@ -51,6 +51,18 @@ class FailureTest(TestCase):
             err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out",
                                            "NIX_TIMEOUT (3 s)")
             self.assertEqual(err["detail"]["limit"], "NIX_TIMEOUT")
+            # A builder that only says such words failed; it did not time out.
+            r = inst.manifest("timeouts.lookalike")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out after 30 seconds")
+            self.assertNotIn("NIX_TIMEOUT", err["message"])
+            self.assertNotIn("limit", err["detail"])
+
+    def test_a_builder_saying_it_timed_out_has_failed(self):
+        with Instance(NIX_TIMEOUT=30) as inst:
+            r = inst.manifest("timeouts.lookalike")
+            err = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out after 30 seconds")
+            self.assertNotIn("NIX_TIMEOUT", err["message"])
+            self.assertNotIn("limit", err["detail"])
 
     def test_arm64_is_built_for_aarch64(self):
         # This machine cannot build for aarch64-linux; Nix says so, and the

@@ -152,6 +152,13 @@ demo // rec {
     exit 1
   '';
 
+  # Fails at once, saying what Nix says of a builder past its timeout (and
+  # nested, so that popcount's scan of the top level does not build it).
+  timeouts.lookalike = mkPackage "lookalike-${salt}" ''
+    echo "error: fetching https://example.org timed out after 30 seconds" >&2
+    exit 1
+  '';
+
   # Fails with markup in its message: the start page must show it as text.
   injects = mkPackage "injects-${salt}" ''
     echo "nixery-test: <script>alert('nix')</script> & <b>bold</b>" >&2
