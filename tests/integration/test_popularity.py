@@ -154,6 +154,26 @@ class PopcountFromCacheTest(TestCase):
              "--cache", server.url + "/cache/", "--output", str(Path(tmp) / "popularity.json")]
             + list(extra), env=base_environment(), stdout=subprocess.PIPE, stderr=stderr)
 
+    def popcount_on_a_terminal(self, tmp):
+        """Runs popcount (one job) with a terminal as its stderr: its exit
+        status and everything it wrote there."""
+        master, slave = pty.openpty()
+        output = []
+        with CacheServer(tmp) as server:
+            p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
+            os.close(slave)
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's last writer is gone
+                    break
+                if not chunk:
+                    break
+                output.append(chunk)
+            p.wait(timeout=120)
+            os.close(master)
+        return p.returncode, b"".join(output)
+
     def test_counts_match_the_generated_closures(self):
         with tempfile.TemporaryDirectory() as tmp:
             expected, asked_for, not_cached = generated_channel(tmp)
@@ -216,23 +236,8 @@ class PopcountFromCacheTest(TestCase):
     def test_progress_on_a_terminal(self):
         with tempfile.TemporaryDirectory() as tmp:
             generated_channel(tmp, paths=2000, packages=1500, missing=5)
-            master, slave = pty.openpty()
-            output = []
-            with CacheServer(tmp) as server:
-                p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
-                os.close(slave)
-                while True:
-                    try:
-                        chunk = os.read(master, 4096)
-                    except OSError:  # EIO: the terminal's last writer is gone
-                        break
-                    if not chunk:
-                        break
-                    output.append(chunk)
-                p.wait(timeout=120)
-                os.close(master)
-            text = b"".join(output)
-            self.assertEqual(p.returncode, 0, text)
+            returncode, text = self.popcount_on_a_terminal(tmp)
+            self.assertEqual(returncode, 0, text)
             # One line rewritten in place with the counts so far, then a summary.
             self.assertIn(b"\r\x1b[Kreading narinfo files", text)
             self.assertRegex(text, rb"\d+ read, \d+ to go, \d+ not in the cache")
@@ -245,23 +250,8 @@ class PopcountFromCacheTest(TestCase):
                 listed = f.read().split()
             narinfo = listed[700][len("/nix/store/"):][:32] + ".narinfo"
             (Path(tmp) / "cache" / narinfo).write_text("not a narinfo\n")
-            master, slave = pty.openpty()
-            output = []
-            with CacheServer(tmp) as server:
-                p = self.popcount(server, tmp, "--jobs", "1", stderr=slave)
-                os.close(slave)
-                while True:
-                    try:
-                        chunk = os.read(master, 4096)
-                    except OSError:  # EIO: the terminal's last writer is gone
-                        break
-                    if not chunk:
-                        break
-                    output.append(chunk)
-                p.wait(timeout=120)
-                os.close(master)
-            text = b"".join(output)
-            self.assertEqual(p.returncode, 1, text)
+            returncode, text = self.popcount_on_a_terminal(tmp)
+            self.assertEqual(returncode, 1, text)
             self.assertIn(b"\r\x1b[Kreading narinfo files", text)
             # The line is cleared before the error, and not drawn over after it.
             self.assertRegex(text, rb"\r\x1b\[Knixery popcount: [^\r]*%s" % narinfo.encode())

@@ -31,6 +31,10 @@ let
     printf '#!${sh}\necho "${name} uses $(${demo.busybox}/bin/cat ${lib}/share/greeting)"\n' > $out/bin/${name}
     chmod 0555 $out/bin/${name}
   '';
+  # An app whose derivation throws `message` when read, unless `allowed`.
+  refusedUnless = allowed: name: lib: message:
+    let pkg = mkApp name lib;
+    in if allowed then pkg else pkg // { drvPath = throw message; outPath = throw message; };
   numbered = prefix: count: f: builtins.listToAttrs (builtins.genList (n: {
     name = "${prefix}${toString n}";
     value = f n;
@@ -175,28 +179,24 @@ demo // rec {
     usesmissing = mkPackage "uses-missing" "${demo.nixeryTestNoSuchAttribute}/bin/x";
 
     # Refused the way nixpkgs' check-meta.nix refuses (when its derivation is
-    # read), unless the configuration (or the environment) allows it.
-    unfree =
-      let
-        allowed = config.allowUnfree or false || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1";
-        refusal = throw ("Package ‘unfree-1.0’ in ${toString ./.}/default.nix:80 has an unfree "
-          + "license (‘unfree’), refusing to evaluate.\n\n"
-          + "a) To temporarily allow unfree packages, you can use an environment variable\n"
-          + "   for a single invocation of the nix tools.\n\n"
-          + "     $ export NIXPKGS_ALLOW_UNFREE=1\n");
-        pkg = mkApp "unfree-1.0" libgreet;
-      in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
-    # Refused in nixpkgs' wording since 2026.
-    insecure =
-      let
-        allowed = builtins.elem "insecure-1.0" (config.permittedInsecurePackages or [ ]);
-        refusal = throw ("Refusing to evaluate package 'insecure-1.0' in ${toString ./.}/default.nix:"
-          + "190 because it is marked as insecure\n"
-          + "Known issues:\n - CVE-0000-0000\n\n"
-          + "You can install it anyway by allowing this package, using the\n"
-          + "following methods:\n");
-        pkg = mkApp "insecure-1.0" libgreet;
-      in if allowed then pkg else pkg // { drvPath = refusal; outPath = refusal; };
+    # read), unless the configuration (or the environment) allows it: in
+    # nixpkgs' wording before 2026 and since.
+    unfree = refusedUnless
+      (config.allowUnfree or false || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1")
+      "unfree-1.0" libgreet
+      ("Package ‘unfree-1.0’ in ${toString ./.}/default.nix:80 has an unfree "
+        + "license (‘unfree’), refusing to evaluate.\n\n"
+        + "a) To temporarily allow unfree packages, you can use an environment variable\n"
+        + "   for a single invocation of the nix tools.\n\n"
+        + "     $ export NIXPKGS_ALLOW_UNFREE=1\n");
+    insecure = refusedUnless
+      (builtins.elem "insecure-1.0" (config.permittedInsecurePackages or [ ]))
+      "insecure-1.0" libgreet
+      ("Refusing to evaluate package 'insecure-1.0' in ${toString ./.}/default.nix:"
+        + "190 because it is marked as insecure\n"
+        + "Known issues:\n - CVE-0000-0000\n\n"
+        + "You can install it anyway by allowing this package, using the\n"
+        + "following methods:\n");
 
     # Its expression comes from a derivation built during evaluation (import
     # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).
