@@ -16,6 +16,15 @@ namespace {
 
 constexpr int k_busy_timeout_ms = 30000;
 
+// A database a newer release migrated: this one's SQL would run against a
+// schema it does not know.
+std::string newer_schema(int version, int newest) {
+    return "has schema version " + std::to_string(version) + ", newer than this nixery's " +
+           std::to_string(newest) +
+           " (a newer release migrated it): run that release again, or restore a backup of "
+           "the database made before it";
+}
+
 std::string sqlite_error(sqlite3* db) {
     return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
 }
@@ -213,6 +222,9 @@ Result<Db> Db::open_read_only(const std::filesystem::path& file,
     TRY_ASSIGN(const auto files, migration_files(migrations));
     const int newest = files.empty() ? 0 : files.back().first;
     const int version = db.schema_version();
+    if (version > newest) {
+        return fail("database \"" + file.string() + "\": " + newer_schema(version, newest));
+    }
     if (version < newest) {
         return fail("database \"" + file.string() + "\" has schema version " +
                     std::to_string(version) + ", this nixery needs " + std::to_string(newest) +
@@ -267,6 +279,10 @@ Result<void> Db::migrate(const std::filesystem::path& dir) {
     // Several processes may start at once: check and apply under one write lock.
     TRY_ASSIGN(auto tx, Transaction::begin(*this));
     const int current = schema_version();
+    const int newest = files.empty() ? 0 : files.back().first;
+    if (current > newest) {
+        return fail("the database " + newer_schema(current, newest));
+    }
     for (const auto& [version, path] : files) {
         if (version <= current) {
             continue;

@@ -50,6 +50,21 @@ TEST_CASE("Db::open: the database is its owner's only") {
     CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("Db::open: a schema newer than this nixery's is refused, not used") {
+    TempDir dir;
+    {
+        auto cache = open_cache(dir);
+        const auto newest = cache.db().schema_version();
+        REQUIRE(cache.db().exec("PRAGMA user_version = " + std::to_string(newest + 1)));
+    }
+    const auto db = Db::open(dir / "cache.sqlite", k_sql);
+    REQUIRE_FALSE(db);
+    CHECK(db.error().message.find("newer than this nixery's") != std::string::npos);
+    const auto read = Db::open_read_only(dir / "cache.sqlite", k_sql);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().message.find("newer than this nixery's") != std::string::npos);
+}
+
 TEST_CASE("Db::prepare: statements are reused, each use starting afresh") {
     TempDir dir;
     auto db = Db::open(dir / "cache.sqlite", k_sql);
