@@ -192,6 +192,15 @@ int run_command(const char* self) {
         return 1;
     }
 
+    // nginx's manifest cache is only a cache: answers kept from before this
+    // start (by another version, or other settings) would be served for tags
+    // for up to NIXERY_SOURCE_TTL.
+    std::error_code ec;
+    std::filesystem::remove_all(config->state_dir / "nginx-cache", ec);
+    if (ec) {
+        log::warn("emptying nginx's manifest cache failed", {{"error", ec.message()}});
+    }
+
     char exe[4096];
     const auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     const std::string self_path = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : self;

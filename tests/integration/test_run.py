@@ -38,6 +38,20 @@ class RunTest(TestCase):
         self.assertFalse((inst.state / "nginx.pid").exists())
         inst.check_logs()
 
+    def test_a_restart_empties_nginx_s_manifest_cache(self):
+        # Answers kept from before (another version, other settings) would
+        # be served for tags for minutes after the restart.
+        with Instance() as inst:
+            self.assertEqual(inst.manifest("hello").status, 200)
+            self.assertEqual(inst.manifest("hello").status, 200)  # from nginx's cache now
+            cache = inst.state / "nginx-cache"
+            before = {p for p in cache.rglob("*") if p.is_file()}
+            self.assertTrue(before)
+            inst.stop()
+            inst.start()
+            self.assertFalse(before & {p for p in cache.rglob("*") if p.is_file()})
+            self.assertEqual(inst.manifest("hello").status, 200)
+
     def start_failure(self, **settings):
         with tempfile.TemporaryDirectory() as tmp:
             env = base_environment()
