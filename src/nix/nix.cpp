@@ -169,21 +169,18 @@ std::optional<std::string> current_refusal(std::string_view plain) {
     }
     std::string reason = "Package \u2018" + std::string(line.substr(0, name_end)) + "\u2019 " +
                          std::string(trim_blanks(line.substr(because_at + because.size())));
-    if (!reason.empty() && reason.back() == ':') {
-        auto next = start + marker.size() + line.size();
-        std::string problems;
-        for (int listed = 0; listed < 8 && next < plain.size(); ++listed) {
-            const auto item = trim_blanks(rest_of_line(plain, next + 1));
-            if (item.substr(0, 2) != "- ") {
+    if (reason.back() == ':') {
+        reason.pop_back();
+        const char* separator = ": ";
+        int listed = 0;
+        for (const auto next : split_nonempty(plain.substr(start + marker.size() + line.size()))) {
+            const auto item = trim_blanks(next);
+            if (!item.starts_with("- ") || listed++ == 8) {
                 break;
             }
-            problems += (problems.empty() ? " " : "; ") + std::string(item.substr(2));
-            next += 1 + rest_of_line(plain, next + 1).size();
+            reason += separator + std::string(item.substr(2));
+            separator = "; ";
         }
-        if (problems.empty()) {
-            reason.pop_back();
-        }
-        reason += problems;
     }
     return reason;
 }

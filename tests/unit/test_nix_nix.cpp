@@ -79,11 +79,11 @@ TEST_CASE("refusal_reason") {
             "     $ export NIXPKGS_ALLOW_UNFREE=1\n";
         CHECK(refusal_reason(err) == "Package ‘vscode-1.108.0’ has an unfree license (‘unfree’)");
     }
-    SUBCASE("since 2026: the problems listed, an unknown position, after a trace") {
+    SUBCASE("since 2026: the problems listed (after a blank line), an unknown position, a trace") {
         const std::string err =
             "       … while evaluating the attribute 'drvPath'\n\n"
             "       error: Refusing to evaluate package 'kicad-base-10.0.5' in «unknown-file» "
-            "because it has problems:\n"
+            "because it has problems:\n\n"
             "         - broken: This package is broken.\n"
             "         - maintainerless: No maintainers\n"
             "       See https://nixos.org/manual/nixpkgs/unstable#sec-allow-broken\n";
