@@ -3,6 +3,8 @@
 #include "builder/build_runner.hpp"
 #include "cache/db.hpp"
 #include "config.hpp"
+#include "core/cache_keys.hpp"
+#include "core/layering.hpp"
 #include "core/popularity.hpp"
 #include "fcgi/worker.hpp"
 #include "http/fetch.hpp"
@@ -131,6 +133,33 @@ struct Startup {
     JobBoard jobs;   // shared with the workers
 };
 
+// Says when what the build cache's keys cover changed since the last start
+// (a release that bumps a key version, NIXERY_LAYERING, the popularity data,
+// NIXERY_LAYER_COMPRESSION): every image is then built anew on its next
+// pull, which the operator should hear of now, not from slow pulls. The
+// first start has nothing to compare with.
+Result<void> note_cache_key_changes(const Config& config, const Popularity& popularity) {
+    const auto path = config.state_dir / "cache-keys";
+    const auto now = cache_key_settings(layering_identity(config.layering, popularity),
+                                        config.layer_compression);
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) {
+        TRY_ASSIGN(const auto before, read_file(path));
+        if (before == now) {
+            return {};
+        }
+        const auto changed = changed_cache_key_settings(before, now);
+        std::string what;
+        for (const auto& c : changed) {
+            what += (what.empty() ? "" : "; ") + c;
+        }
+        log::warn("what the build cache's keys cover changed since the last start: each image is "
+                  "built anew on its next pull (prebuild the ones that matter)",
+                  {{"changed", what}});
+    }
+    return write_file_atomic(config.state_dir, path, now);
+}
+
 Result<Startup> start_up() {
     const auto env = current_environment();
     TRY_ASSIGN(auto config, load_config(env, ConfigUse::serve));
@@ -154,6 +183,7 @@ Result<Startup> start_up() {
     if (!config.popularity_url.empty()) {
         log::info("popularity data loaded", {{"packages", popularity.size()}});
     }
+    TRY(note_cache_key_changes(config, popularity));
     TRY_ASSIGN(auto listener, open_listener(config, env));
     TRY_ASSIGN(auto metrics, Metrics::create_shared());
     TRY_ASSIGN(auto jobs,

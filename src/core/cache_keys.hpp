@@ -39,4 +39,14 @@ std::string layer_key(const std::vector<std::string>& sorted_store_paths,
 std::string top_layer_key(const std::vector<std::string>& package_paths,
                           LayerCompression compression = LayerCompression::gzip);
 
+// What every cached image's keys depend on besides the image itself, one
+// "name: value" line each: this release's key versions, the layering
+// (`layering_identity()`: strategy and popularity data) and the layer
+// compression. `serve` keeps it from one start to the next, so that a change
+// that builds every image anew on its next pull is said when it starts.
+std::string cache_key_settings(std::string_view layering, LayerCompression compression);
+// The settings of `now` that differ from `before` (both from
+// cache_key_settings), each as "name: old -> new"; empty when none did.
+std::vector<std::string> changed_cache_key_settings(std::string_view before, std::string_view now);
+
 } // namespace nixery

@@ -52,6 +52,24 @@ class RunTest(TestCase):
             self.assertFalse(before & {p for p in cache.rglob("*") if p.is_file()})
             self.assertEqual(inst.manifest("hello").status, 200)
 
+    def test_a_restart_says_when_every_image_will_be_built_anew(self):
+        # A changed compression (or layering, popularity data, or a release's
+        # key versions) misses the cache for every image: said at start.
+        def warnings():
+            return [r for r in inst.log_records() if "keys cover changed" in r.get("msg", "")]
+
+        with Instance() as inst:
+            inst.stop()
+            inst.start()  # the same settings: nothing to say
+            self.assertEqual(warnings(), [])
+            inst.stop()
+            inst.env["NIXERY_LAYER_COMPRESSION"] = "zstd"
+            inst.start()
+            said = warnings()
+            self.assertEqual(len(said), 1, said)
+            self.assertEqual(said[0]["changed"], "layer compression: gzip -> zstd")
+            self.assertEqual(said[0]["level"], "warn")
+
     def start_failure(self, **settings):
         with tempfile.TemporaryDirectory() as tmp:
             env = base_environment()

@@ -57,4 +57,22 @@ TEST_CASE("closure_key") {
           closure_key(out, Arch::amd64, false, "pop", 94, "prov"));
 }
 
+TEST_CASE("cache_key_settings: what changed since the last start") {
+    const auto gzip = cache_key_settings("chunks:1", LayerCompression::gzip);
+    CHECK(gzip.find("key versions: image-v3 closure-v3 layer-v2 top-v1\n") != std::string::npos);
+    CHECK(changed_cache_key_settings(gzip, gzip).empty());
+    CHECK(changed_cache_key_settings(
+              gzip, cache_key_settings("popularity/3:ab", LayerCompression::zstd)) ==
+          std::vector<std::string>{"layering: chunks:1 -> popularity/3:ab",
+                                   "layer compression: gzip -> zstd"});
+    // An older release's key versions, and a setting it did not keep.
+    CHECK(changed_cache_key_settings("key versions: image-v2 closure-v3 layer-v1 top-v1\n"
+                                     "layering: chunks:1\n",
+                                     gzip) ==
+          std::vector<std::string>{
+              "key versions: image-v2 closure-v3 layer-v1 top-v1 -> image-v3 closure-v3 "
+              "layer-v2 top-v1",
+              "layer compression: (none) -> gzip"});
+}
+
 TEST_SUITE_END();
