@@ -38,6 +38,8 @@ const RetryPolicy k_narinfo_retries{.attempts = 8,
                                     .first_delay = std::chrono::seconds(1),
                                     .max_delay = std::chrono::seconds(60),
                                     .budget = std::chrono::milliseconds(0)};
+// A narinfo file is a few hundred bytes; a few thousand with many references.
+constexpr std::size_t k_narinfo_max = 4 << 20;
 
 // Phase lines on stderr; on a terminal, one line that updates in place with
 // the elapsed time and, while building, how many packages are ready.
@@ -138,42 +140,66 @@ template <typename F> void each_line(std::string& carry, std::string_view text, 
     carry.erase(0, start);
 }
 
-// The lines of a store-paths file, plain or xz-compressed (as channels
-// publish it), decompressed as a stream.
+// Decompresses `body` (any format libarchive knows by its magic: xz,
+// gzip, bzip2, zstd, lz4, lzip; anything else passes unchanged) piece by
+// piece into `on_piece`, at most `max` bytes in all.
+Result<void> decompress_each(std::string_view body, std::size_t max,
+                             const std::function<void(std::string_view)>& on_piece) {
+    std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+    archive_read_support_filter_all(a.get());
+    archive_read_support_format_raw(a.get());
+    archive_entry* entry = nullptr;
+    if (archive_read_open_memory(a.get(), body.data(), body.size()) != ARCHIVE_OK ||
+        archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) {
+        return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
+    }
+    char buf[1 << 16];
+    std::size_t total = 0;
+    for (;;) {
+        const auto n = archive_read_data(a.get(), buf, sizeof buf);
+        if (n < 0) {
+            return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
+        }
+        if (n == 0) {
+            return {};
+        }
+        total += static_cast<std::size_t>(n);
+        if (total > max) {
+            return fail("larger than " + std::to_string(max) + " bytes decompressed");
+        }
+        on_piece(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+}
+
+// The lines of a store-paths file, plain or compressed (channels publish
+// it with xz), decompressed as a stream.
 Result<void> read_store_paths(const std::string& body,
                               const std::function<void(std::string_view)>& on_line) {
     std::string carry;
-    const bool xz = body.size() >= 6 && body.compare(0, 6,
-                                                     "\xfd"
-                                                     "7zXZ\0",
-                                                     6) == 0;
-    if (!xz) {
-        each_line(carry, body, on_line);
-    } else {
-        std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
-        archive_read_support_filter_xz(a.get());
-        archive_read_support_format_raw(a.get());
-        archive_entry* entry = nullptr;
-        if (archive_read_open_memory(a.get(), body.data(), body.size()) != ARCHIVE_OK ||
-            archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) {
-            return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
-        }
-        char buf[1 << 16];
-        for (;;) {
-            const auto n = archive_read_data(a.get(), buf, sizeof buf);
-            if (n < 0) {
-                return fail(std::string("decompress failed: ") + archive_error_string(a.get()));
-            }
-            if (n == 0) {
-                break;
-            }
-            each_line(carry, std::string_view(buf, static_cast<std::size_t>(n)), on_line);
-        }
-    }
+    TRY(decompress_each(body, std::size_t{1} << 30,
+                        [&](std::string_view piece) { each_line(carry, piece, on_line); }));
     if (!carry.empty()) {
         on_line(carry);
     }
     return {};
+}
+
+// A narinfo file as its Content-Encoding sent it (Nix writes them
+// compressed to a bucket with `narinfo-compression`, and decodes them so
+// when it reads them), decoded.
+Result<std::string> narinfo_text(const HttpResponse& response) {
+    const auto encoding = ascii_lowercase(response.header("content-encoding"));
+    if (encoding.empty() || encoding == "identity") {
+        return response.body;
+    }
+    if (encoding == "br") {
+        return fail("its Content-Encoding is br, which popcount cannot decode; a cache written "
+                    "with narinfo-compression=xz (or zstd, gzip, bzip2) or none can be read");
+    }
+    std::string text;
+    TRY(decompress_each(response.body, k_narinfo_max,
+                        [&](std::string_view piece) { text.append(piece); }));
+    return text;
 }
 
 struct CacheCount {
@@ -327,7 +353,8 @@ int count_from_cache(const CacheCount& opts) {
                 [&]() -> Result<HttpRequest> {
                     HttpRequest r;
                     r.url = url;
-                    r.max_response = 4 << 20;
+                    r.max_response = k_narinfo_max;
+                    r.follow_redirects = true;
                     return r;
                 },
                 k_narinfo_retries);
@@ -337,7 +364,9 @@ int count_from_cache(const CacheCount& opts) {
                 failure =
                     "fetch \"" + log::redact_url(url) + "\" failed: " + response.error().message;
             } else if (response->status == 200) {
-                auto parsed = parse_narinfo(response->body);
+                auto text = narinfo_text(*response);
+                auto parsed =
+                    text ? parse_narinfo(*text) : Result<NarInfo>(unexpected(text.error()));
                 if (parsed) {
                     info = std::move(*parsed);
                 } else {

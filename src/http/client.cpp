@@ -187,6 +187,11 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (request.follow_redirects) {
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     // Send the path as the caller wrote (and signed) it: curl would
     // otherwise squash "/./" and "/../" in object keys.

@@ -47,6 +47,10 @@ struct HttpRequest {
     // the transfer, an error. Other responses' bodies are kept in `body`
     // for their error messages.
     std::function<bool(std::string_view)> on_data;
+    // Follows up to 10 redirects, to http and https only, without the
+    // credentials of the URL to another host. Only for public downloads: a
+    // signed storage request must never be sent on to where a redirect says.
+    bool follow_redirects = false;
 };
 
 struct HttpResponse {

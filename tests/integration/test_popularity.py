@@ -1,6 +1,8 @@
 """Popularity data: `nixery popcount` computes it for a package set, and
 NIX_POPULARITY_URL feeds it to the layering of the service."""
 
+import bz2
+import gzip
 import hashlib
 import http.server
 import json
@@ -100,6 +102,10 @@ class CacheServer:
         # (narinfo file name, seconds): answered 429 with Retry-After for
         # that long after it is first asked for.
         self.throttled = None
+        # When set, a narinfo is answered with a redirect to a copy that
+        # comes compressed with the Content-Encoding this function picks
+        # for its file name (None: as it is).
+        self.moved_encoding = None
         throttled_since = []
         outer = self
 
@@ -111,6 +117,29 @@ class CacheServer:
                 requests.append(self.path)
                 if self.path.endswith(".narinfo"):
                     outer.narinfo_seen.release()
+                if outer.moved_encoding and self.path.endswith(".narinfo"):
+                    if not self.path.startswith("/moved/"):
+                        self.send_response(302)
+                        self.send_header("Location", "/moved" + self.path)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    try:
+                        body = (Path(directory) / self.path[len("/moved/"):]).read_bytes()
+                    except FileNotFoundError:
+                        self.send_error(404)
+                        return
+                    encoding = outer.moved_encoding(self.path.rsplit("/", 1)[1])
+                    compress = {None: lambda b: b, "xz": lzma.compress, "gzip": gzip.compress,
+                                "bzip2": bz2.compress, "br": lambda b: b"\x0b\x02\x80" + b}
+                    body = compress[encoding](body)
+                    self.send_response(200)
+                    if encoding:
+                        self.send_header("Content-Encoding", encoding)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if outer.throttled and self.path.endswith("/" + outer.throttled[0]):
                     throttled_since.append(time.time())
                     if time.time() - throttled_since[0] < outer.throttled[1]:
@@ -207,6 +236,29 @@ class PopcountFromCacheTest(TestCase):
                 asked = [r for r in server.requests if r.endswith("/" + narinfo)]
                 self.assertGreaterEqual(len(asked), 2)
                 self.assertLessEqual(len(asked), 3)  # waited, did not hammer
+
+    def test_narinfo_files_behind_a_redirect_and_compressed(self):
+        # A cache behind a redirecting proxy, its narinfo files written with
+        # Nix's narinfo-compression: read as Nix reads them.
+        with tempfile.TemporaryDirectory() as tmp:
+            expected, asked_for, _ = generated_channel(tmp, paths=400, packages=250, missing=4)
+            encodings = [None, "xz", "gzip", "bzip2"]
+            with CacheServer(tmp) as server:
+                server.moved_encoding = lambda name: encodings[int(name[:8], 36) % 4]
+                p = self.popcount(server, tmp)
+                _, err = p.communicate(timeout=300)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(json.loads((Path(tmp) / "popularity.json").read_text()), expected)
+                moved = [r for r in server.requests if r.startswith("/moved/")]
+                self.assertEqual(len(moved), asked_for)
+            # One it cannot decode stops the run, naming the encoding.
+            (Path(tmp) / "popularity.json").unlink()
+            with CacheServer(tmp) as server:
+                server.moved_encoding = lambda name: "br"
+                p = self.popcount(server, tmp, "--journal", str(Path(tmp) / "other-journal"))
+                _, err = p.communicate(timeout=300)
+                self.assertEqual(p.returncode, 1, err)
+                self.assertIn(b"Content-Encoding is br", err)
 
     def test_an_interrupted_run_resumes(self):
         with tempfile.TemporaryDirectory() as tmp:

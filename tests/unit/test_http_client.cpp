@@ -37,6 +37,35 @@ TEST_CASE("HttpClient::perform") {
         CHECK(target == "/bucket/a/./b/../c");
     }
 
+    SUBCASE("a redirect is followed only when the request asks, and never on a handle that "
+            "did") {
+        LoopbackServer server([&](int fd, int) {
+            while (const auto seen = LoopbackServer::read_request(fd)) {
+                if (seen->target == "/moved") {
+                    LoopbackServer::write_text(fd, "HTTP/1.1 302 Found\r\nLocation: /here\r\n"
+                                                   "X-Hop: first\r\nContent-Length: 5\r\n\r\n"
+                                                   "moved");
+                } else {
+                    LoopbackServer::reply(fd, 200, "here");
+                }
+            }
+        });
+        HttpRequest request;
+        request.url = server.url("/moved");
+        request.follow_redirects = true;
+        const auto followed = client.perform(request);
+        REQUIRE_MESSAGE(followed, followed.error().message);
+        CHECK(followed->status == 200);
+        CHECK(followed->body == "here");
+        CHECK(followed->header("x-hop").empty()); // the final response's headers only
+        // A signed storage request on the same pooled handle: not followed.
+        request.follow_redirects = false;
+        const auto kept = client.perform(request);
+        REQUIRE_MESSAGE(kept, kept.error().message);
+        CHECK(kept->status == 302);
+        CHECK(kept->body == "moved");
+    }
+
     SUBCASE("an upload is sent again on a fresh connection when a reused one died") {
         // Connection 0 answers one request, keeps the connection, then
         // reads the next request whole and closes without answering: curl
