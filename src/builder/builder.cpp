@@ -205,7 +205,7 @@ JobResult Builder::build_job(const JobSpec& job) {
     }
     // One build per image across processes: the job board keeps a serving
     // pool to one, this lock also `nixery prebuild` running beside it.
-    auto lock = m_s.locks.acquire("image:" + key, time_left());
+    auto lock = m_s.locks.acquire(image_build_lock(key), time_left());
     if (!lock) {
         return failed(server_fault(lock.error(), job.image));
     }

@@ -6,6 +6,7 @@
 #include "util/lock.hpp"
 
 #include <chrono>
+#include <string>
 #include <string_view>
 
 namespace nixery {
@@ -18,6 +19,14 @@ namespace nixery {
 // exclusively while it decides and deletes, so it never sees such a window
 // half done. Nix runs outside it: gc waits for packing, not for builds.
 inline constexpr std::string_view k_gc_lock = "gc";
+
+// The named lock of an image's build, by its image key: its builder holds
+// it from before the build's history row is written until after the row is
+// ended, so a free lock and a row still open mean the process building it
+// died (gc and the pool's start end such rows as interrupted).
+inline std::string image_build_lock(std::string_view image_key) {
+    return "image:" + std::string(image_key);
+}
 
 // k_gc_lock held shared, for as long as the result lives. Waits up to
 // `wait` (at most five minutes: gc holds it for a second or so at a time);

@@ -152,4 +152,26 @@ Result<std::optional<std::int64_t>> GcQueries::running_build_pid(std::int64_t id
     return std::optional<std::int64_t>(s.integer(0));
 }
 
+Result<std::vector<OpenBuild>> GcQueries::open_builds() {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT id, image, image_key, started_at FROM builds "
+                                    "WHERE duration IS NULL ORDER BY id"));
+    std::vector<OpenBuild> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, s.step());
+        if (!row) {
+            return out;
+        }
+        out.push_back({s.integer(0), s.text(1), s.text(2), s.real(3)});
+    }
+}
+
+Result<bool> GcQueries::end_interrupted_build(std::int64_t id, double now, std::string_view error) {
+    TRY_ASSIGN(auto s, m_db.prepare("UPDATE builds SET duration = max(0, ?2 - started_at), "
+                                    "status = 503, error = ?3 WHERE id = ?1 AND duration IS NULL "
+                                    "RETURNING 1"));
+    s.bind(1, id).bind(2, now).bind(3, error);
+    TRY_ASSIGN(const int n, count_rows(s));
+    return n > 0;
+}
+
 } // namespace nixery

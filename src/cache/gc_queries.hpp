@@ -25,6 +25,14 @@ struct LocalImage {
     std::string oci_digest;
 };
 
+// A build whose row says it runs.
+struct OpenBuild {
+    std::int64_t id = 0;
+    std::string image;
+    std::string image_key;
+    double started_at = 0;
+};
+
 class GcQueries {
 public:
     explicit GcQueries(Db& db) : m_db(db) {}
@@ -65,6 +73,11 @@ public:
     // The pid of build `id` while its row says it is running; nullopt when it
     // finished or there is no such build.
     Result<std::optional<std::int64_t>> running_build_pid(std::int64_t id);
+    // The builds whose rows say they run.
+    Result<std::vector<OpenBuild>> open_builds();
+    // Ends an open build's row as interrupted (503, `error`) at `now`;
+    // false when it had ended meanwhile.
+    Result<bool> end_interrupted_build(std::int64_t id, double now, std::string_view error);
 
 private:
     Db& m_db;

@@ -103,6 +103,7 @@ int gc_command(const std::vector<std::string>& args) {
                               {"stale_rows", r.stale_rows},
                               {"gc_roots", r.gc_roots},
                               {"builds", r.builds},
+                              {"interrupted_builds", r.interrupted_builds},
                               {"tags", r.tags},
                               {"store_paths", r.store_paths},
                               {"live_store_paths", r.live_store_paths}});

@@ -7,6 +7,7 @@
 #include "core/layering.hpp"
 #include "core/popularity.hpp"
 #include "fcgi/worker.hpp"
+#include "gc/collector.hpp"
 #include "http/fetch.hpp"
 #include "metrics/metrics.hpp"
 #include "nix/source.hpp"
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -172,6 +174,14 @@ Result<Startup> start_up() {
         TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
         log::info("database ready",
                   {{"path", config.database().string()}, {"schema", db.schema_version()}});
+        // Builds a killed pool (or a machine that stopped) left "building".
+        TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
+        TRY_ASSIGN(const auto ended,
+                   end_interrupted_builds(db, locks, static_cast<double>(std::time(nullptr))));
+        for (const auto& b : ended) {
+            log::info("build ended as interrupted: the process building it stopped",
+                      {{"image", b.image}, {"build", b.id}});
+        }
     }
     {
         TRY_ASSIGN(auto storage, make_storage(config));
@@ -193,6 +203,7 @@ Result<Startup> start_up() {
 }
 
 [[noreturn]] void worker_main(Startup& s) {
+    const pid_t master = getppid();
     auto storage = make_storage(s.config);
     auto locks = LockTable::open(s.config.lock_file());
     if (!storage || !locks) {
@@ -219,6 +230,15 @@ Result<Startup> start_up() {
             return std::move(*handler);
         },
         s.metrics);
+    if (getppid() != master) {
+        // The master was killed: nobody waits for this worker, and until it
+        // exits it holds the socket a restarted pool needs, for as long as
+        // a build can take. Its builds' processes die with it (they get
+        // SIGKILL when it does); their rows are closed as interrupted when
+        // the pool starts again, and gc removes their leftovers.
+        log::warn("worker stopping without its master; builds in flight are cut");
+        std::_Exit(1);
+    }
     dispatcher.stop(); // builds this process started run to their end
     // And so do git fetches (a first one of a big repository takes minutes),
     // within the master's drain limit: it kills what remains after.

@@ -90,6 +90,14 @@ public:
             TRY(delete_unreferenced(plan));
             TRY(forget_rows());
         }
+        if (!m_options.dry_run) {
+            TRY_ASSIGN(const auto ended,
+                       end_interrupted_builds(m_s.db, *m_s.locks, static_cast<double>(m_now)));
+            for (const auto& b : ended) {
+                m_say("end build " + std::to_string(b.id) + " of " + b.image + " as interrupted");
+            }
+            m_report.interrupted_builds = static_cast<int>(ended.size());
+        }
         TRY(collect_staging_files());
         TRY(collect_gc_roots());
         if (m_s.config.nix_gc) {
@@ -660,6 +668,25 @@ private:
 Result<GcReport> collect_garbage(const GcServices& services, const GcOptions& options,
                                  std::int64_t now, const GcOutput& say) {
     return Collector(services, options, now, say).run();
+}
+
+Result<std::vector<OpenBuild>> end_interrupted_builds(Db& db, const LockTable& locks, double now) {
+    GcQueries q(db);
+    TRY_ASSIGN(const auto open, q.open_builds());
+    std::vector<OpenBuild> ended;
+    for (const auto& b : open) {
+        TRY_ASSIGN(const auto lock, locks.try_acquire(image_build_lock(b.image_key)));
+        if (!lock) {
+            continue; // still building (or another build of the image is)
+        }
+        TRY_ASSIGN(
+            const bool was_open,
+            q.end_interrupted_build(b.id, now, "interrupted: the process building it stopped"));
+        if (was_open) {
+            ended.push_back(b);
+        }
+    }
+    return ended;
 }
 
 std::string describe_bytes(std::uint64_t bytes) {

@@ -64,6 +64,7 @@
 #pragma once
 
 #include "cache/db.hpp"
+#include "cache/gc_queries.hpp"
 #include "config.hpp"
 #include "storage/backend.hpp"
 #include "util/lock.hpp"
@@ -72,6 +73,7 @@
 #include <cstdint>
 #include <functional>
 #include <string_view>
+#include <vector>
 
 namespace nixery {
 
@@ -109,10 +111,11 @@ struct GcReport {
     int records = 0;    // shared cache records and use markers removed
     int stale_rows = 0; // rows of blobs that were already missing from storage
     int gc_roots = 0;
-    int builds = 0;           // build history rows pruned
-    int tags = 0;             // tags no longer pulled
-    int store_paths = 0;      // deleted from the Nix store (NIXERY_NIX_GC)
-    int live_store_paths = 0; // candidates Nix refused: still alive (rooted)
+    int interrupted_builds = 0; // history rows ended as interrupted
+    int builds = 0;             // build history rows pruned
+    int tags = 0;               // tags no longer pulled
+    int store_paths = 0;        // deleted from the Nix store (NIXERY_NIX_GC)
+    int live_store_paths = 0;   // candidates Nix refused: still alive (rooted)
 };
 
 struct GcServices {
@@ -130,6 +133,13 @@ using GcOutput = std::function<void(std::string_view line)>;
 // reads: the database, the storage listings and the state directory.
 Result<GcReport> collect_garbage(const GcServices& services, const GcOptions& options,
                                  std::int64_t now, const GcOutput& say);
+
+// Ends, as interrupted, the history rows of builds whose process died (a
+// killed worker, a machine that restarted): rows still open whose image's
+// build lock (image_build_lock) nobody holds. Otherwise the start page
+// shows them building for ever, and gc keeps their GC roots while any
+// process has their pid. Returns the rows it ended.
+Result<std::vector<OpenBuild>> end_interrupted_builds(Db& db, const LockTable& locks, double now);
 
 // "123456 bytes (120.6 KiB)".
 std::string describe_bytes(std::uint64_t bytes);

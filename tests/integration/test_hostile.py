@@ -147,6 +147,42 @@ class FaultTest(TestCase):
             if not keep_dirs():
                 subprocess.run(["rm", "-rf", str(inst.dir)])
 
+    def test_master_killed_mid_build_restarts_at_once_and_ends_the_build(self):
+        # The workers of a killed master do not wait for their builds (up to
+        # NIXERY_BUILD_TIMEOUT): they would hold the socket a restart needs.
+        # The build's row, left open, is ended as interrupted at the restart.
+        image = "pause.s12.v40"
+        inst = Instance().start()
+        try:
+            pull = threading.Thread(target=lambda: inst.manifest(image), daemon=True)
+            pull.start()
+            deadline = time.time() + 30
+            while not inst.builds(image) and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(len(inst.builds(image)), 1, "the build did not start")
+            workers = inst.worker_pids()
+            os.kill(inst.pool_pid(), signal.SIGKILL)
+            deadline = time.time() + 4
+            while time.time() < deadline and any(alive(w) for w in workers):
+                time.sleep(0.05)
+            self.assertEqual([w for w in workers if alive(w)], [])
+            self.assertEqual(inst.process.wait(30), 1)
+            pull.join(60)
+            inst.stop()
+            self.assertEqual(inst.builds(image)[0]["duration"], None)
+            started = time.time()
+            inst.start()
+            self.assertLess(time.time() - started, 8)
+            row = inst.builds(image)[0]
+            self.assertEqual(row["status"], 503, row)
+            self.assertIn("interrupted", row["error"])
+            self.assertIsNotNone(row["duration"])
+            self.assertEqual(inst.manifest(image).status, 200)
+        finally:
+            inst.stop()
+            if not keep_dirs():
+                subprocess.run(["rm", "-rf", str(inst.dir)])
+
     def start_with_database(self, prepare):
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp) / "state"

@@ -376,35 +376,63 @@ TEST_CASE("collect_garbage: leftovers of killed processes") {
     testutil::write_file(staging / "0000000000000001.tmp", "stale");
     testutil::write_file(staging / "0000000000000002.tmp", "fresh");
     fs::last_write_time(staging / "0000000000000001.tmp", old);
-    // A GC root of a build whose worker died (its pid is gone), one of a
-    // build that is still running (this process), and a fresh one.
+    // GC roots of builds: one whose worker died (its pid is gone), one
+    // whose worker died and whose pid another process has now (this one:
+    // after a restart pids are handed out again), one still building (its
+    // image's build lock is held), and a fresh one.
     auto dead = f.cache->db().prepare(
         "INSERT INTO builds (id, image, tag, image_key, started_at, pid) VALUES "
-        "(7, 'x', 'latest', 'k', 0, 2147483000), (8, 'y', 'latest', 'k', 0, ?1)");
+        "(7, 'x', 'latest', 'k7', 0, 2147483000), (8, 'y', 'latest', 'k8', 0, ?1), "
+        "(10, 'z', 'latest', 'k10', 0, ?1)");
     REQUIRE(dead);
     dead->bind(1, static_cast<std::int64_t>(getpid()));
     REQUIRE(dead->run());
-    for (const char* id : {"7", "8", "9"}) {
+    for (const char* id : {"7", "8", "9", "10"}) {
         fs::create_directories(f.config.state_dir / "gcroots" / id);
     }
-    fs::last_write_time(f.config.state_dir / "gcroots" / "7", old);
-    fs::last_write_time(f.config.state_dir / "gcroots" / "8", old);
+    for (const char* id : {"7", "8", "10"}) {
+        fs::last_write_time(f.config.state_dir / "gcroots" / id, old);
+    }
+    // The lock a builder holds, on a descriptor of its own.
+    const LockTable builder_locks(f.config.lock_file());
+    auto building = builder_locks.try_acquire(image_build_lock("k8"));
+    REQUIRE(building);
+    REQUIRE(*building);
 
     // gc compares with the real clock here: staging files are not in SQLite.
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    std::vector<std::string> said;
     auto report = collect_garbage({f.config, *f.storage, f.cache->db(), &*f.locks}, {30, false},
-                                  std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count(),
-                                  [](std::string_view) {});
+                                  now, [&](std::string_view l) { said.emplace_back(l); });
     REQUIRE_MESSAGE(report, (report ? "" : report.error().message));
     CHECK(report->staging_files == 1);
     CHECK(report->staging_bytes == 5);
     CHECK_FALSE(fs::exists(staging / "0000000000000001.tmp"));
     CHECK(fs::exists(staging / "0000000000000002.tmp"));
-    CHECK(report->gc_roots == 1);
+    CHECK(report->gc_roots == 2);
     CHECK_FALSE(fs::exists(f.config.state_dir / "gcroots" / "7"));
     CHECK(fs::exists(f.config.state_dir / "gcroots" / "8"));
     CHECK(fs::exists(f.config.state_dir / "gcroots" / "9"));
+    CHECK_FALSE(fs::exists(f.config.state_dir / "gcroots" / "10"));
+    // The rows of the dead builds end as interrupted (the start page no
+    // longer shows them building); the running one's stays open.
+    CHECK(report->interrupted_builds == 2);
+    CHECK(std::count(said.begin(), said.end(), "end build 10 of z as interrupted") == 1);
+    auto rows = f.cache->db().prepare("SELECT id, status, error, duration FROM builds ORDER BY id");
+    REQUIRE(rows);
+    for (const auto id : {7, 8, 10}) {
+        REQUIRE(*rows->step());
+        CHECK(rows->integer(0) == id);
+        if (id == 8) {
+            CHECK(rows->is_null(3));
+        } else {
+            CHECK(rows->integer(1) == 503);
+            CHECK(rows->text(2).find("interrupted") != std::string::npos);
+            CHECK(rows->real(3) >= 0);
+        }
+    }
 }
 
 TEST_CASE("describe_bytes") {
