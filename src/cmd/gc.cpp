@@ -102,6 +102,7 @@ int gc_command(const std::vector<std::string>& args) {
                               {"records", r.records},
                               {"stale_rows", r.stale_rows},
                               {"gc_roots", r.gc_roots},
+                              {"work_dirs", r.work_dirs},
                               {"builds", r.builds},
                               {"interrupted_builds", r.interrupted_builds},
                               {"tags", r.tags},

@@ -99,6 +99,7 @@ public:
             m_report.interrupted_builds = static_cast<int>(ended.size());
         }
         TRY(collect_staging_files());
+        TRY(collect_git_exports());
         TRY(collect_gc_roots());
         if (m_s.config.nix_gc) {
             TRY(collect_store_paths());
@@ -527,6 +528,38 @@ private:
                   " bytes)");
             m_report.staging_files += 1;
             m_report.staging_bytes += static_cast<std::uint64_t>(st.st_size);
+        }
+        if (ec && ec != std::errc::no_such_file_or_directory) {
+            return fail("list \"" + dir.string() + "\" failed: " + ec.message());
+        }
+        return {};
+    }
+
+    // The work directories of git exports (state/git/export-*) whose worker
+    // was killed: each a commit's tar and tree, hundreds of MB for nixpkgs.
+    // An export takes minutes at most, so one untouched for k_staging_grace
+    // is nobody's.
+    Result<void> collect_git_exports() {
+        const auto dir = m_s.config.state_dir / "git";
+        const auto too_old = m_now - std::chrono::seconds(k_staging_grace).count();
+        std::error_code ec;
+        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+             it.increment(ec)) {
+            struct stat st {};
+            if (!it->path().filename().string().starts_with("export-") ||
+                ::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+                st.st_mtime >= too_old) {
+                continue;
+            }
+            if (!m_options.dry_run) {
+                std::error_code rm;
+                fs::remove_all(it->path(), rm);
+                if (rm) {
+                    return fail("remove \"" + it->path().string() + "\" failed: " + rm.message());
+                }
+            }
+            m_say(verb() + " git export work directory " + it->path().string());
+            m_report.work_dirs += 1;
         }
         if (ec && ec != std::errc::no_such_file_or_directory) {
             return fail("list \"" + dir.string() + "\" failed: " + ec.message());

@@ -111,6 +111,7 @@ struct GcReport {
     int records = 0;    // shared cache records and use markers removed
     int stale_rows = 0; // rows of blobs that were already missing from storage
     int gc_roots = 0;
+    int work_dirs = 0;          // git export work directories of killed workers
     int interrupted_builds = 0; // history rows ended as interrupted
     int builds = 0;             // build history rows pruned
     int tags = 0;               // tags no longer pulled

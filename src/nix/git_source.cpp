@@ -71,7 +71,11 @@ RunningFetches& running_fetches() {
 // zero, only a stall bound: git reports its progress (--progress) on stderr.
 Result<ProcessResult> run_git(std::vector<std::string> argv, std::chrono::seconds timeout) {
     ProcessSpec spec;
-    argv.insert(argv.begin() + 1, {"-c", "core.sshCommand=ssh -o BatchMode=yes"});
+    // gc and maintenance that a fetch starts run within it, under the
+    // fetch's lock, not detached beyond it (remove_stale_git_locks counts on
+    // no git but ours running on the mirror).
+    argv.insert(argv.begin() + 1, {"-c", "core.sshCommand=ssh -o BatchMode=yes", "-c",
+                                   "gc.autoDetach=false", "-c", "maintenance.autoDetach=false"});
     spec.argv = std::move(argv);
     spec.timeout = timeout;
     if (timeout.count() == 0) {
@@ -330,6 +334,35 @@ private:
         return {};
     }
 
+    // The lock files of a git killed while it held them (SIGKILL: a worker
+    // that died takes its git along, which cannot clean up then). Left,
+    // `shallow.lock` fails every later one-commit fetch, and the ref locks
+    // the updates of those refs. Called under the mirror's fetch lock, when
+    // no git of ours runs on it (exports only read it, taking no locks).
+    static void remove_stale_git_locks(const std::filesystem::path& mirror) {
+        namespace fs = std::filesystem;
+        std::vector<fs::path> stale;
+        std::error_code ec;
+        for (auto it = fs::directory_iterator(mirror, ec); !ec && it != fs::directory_iterator();
+             it.increment(ec)) {
+            if (it->path().extension() == ".lock") {
+                stale.push_back(it->path());
+            }
+        }
+        for (auto it = fs::recursive_directory_iterator(mirror / "refs", ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            if (it->path().extension() == ".lock") {
+                stale.push_back(it->path());
+            }
+        }
+        for (const auto& p : stale) {
+            std::error_code rm;
+            fs::remove(p, rm);
+            log::warn("removed a lock file a killed git left in the mirror",
+                      {{"file", p.lexically_relative(mirror).string()}});
+        }
+    }
+
     // Fetches `commit` (and, when the server will not send it alone, every
     // branch and tag) into `mirror`. An empty result means git succeeded.
     static std::string fetch_into(const std::filesystem::path& mirror, const std::string& url,
@@ -341,6 +374,7 @@ private:
                 return git_failure(init, "create a mirror of", timeout, url);
             }
         }
+        remove_stale_git_locks(mirror);
         const std::chrono::seconds stall_only{0};
         const auto one = run_git(
             {"git", "-C", mirror.string(), "fetch", "--progress", "--depth=1", "--", url, commit},

@@ -125,6 +125,26 @@ class GitSourceTest(TestCase):
             self.assertEqual(answers[0].status, 200, answers[0])
             self.assertEqual(answers[0].body, inst.manifest("stamp").body)
 
+    def test_a_lock_file_a_killed_git_left_does_not_fail_later_fetches(self):
+        # git killed with its worker (SIGKILL) leaves shallow.lock; every
+        # later one-commit fetch then failed and fell back to fetching every
+        # branch and tag (all of nixpkgs' history; a commit no ref reaches
+        # could not be fetched at all).
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo),
+                      NIXERY_GIT_REFS_TTL=0) as inst:
+            self.assertEqual(inst.manifest("stamp", self.commits["one"]).status, 200)
+            mirrors = list((inst.state / "git").glob("*.git"))
+            self.assertEqual(len(mirrors), 1)
+            for name in ("shallow.lock", "packed-refs.lock"):
+                (mirrors[0] / name).write_text("")
+            (self.repo / "stamp.nix").write_text('"four"\n')
+            git(self.repo, "commit", "-q", "-am", "four")
+            self.assertEqual(Pulls(self, inst).stamp(git(self.repo, "rev-parse", "HEAD")), "four")
+            log = inst.log_text()
+            self.assertNotIn("fetching one commit failed", log)
+            self.assertIn("removed a lock file a killed git left in the mirror", log)
+            self.assertFalse((mirrors[0] / "shallow.lock").exists())
+
     def test_unknown_refs_and_commits(self):
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo)) as inst:
             r = inst.manifest("stamp", "no-such-branch")

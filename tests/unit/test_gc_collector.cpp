@@ -393,6 +393,14 @@ TEST_CASE("collect_garbage: leftovers of killed processes") {
     for (const char* id : {"7", "8", "10"}) {
         fs::last_write_time(f.config.state_dir / "gcroots" / id, old);
     }
+    // Git export work directories: one a killed worker left, one in use
+    // (fresh), and a mirror, which is no work directory.
+    const auto git = f.config.state_dir / "git";
+    testutil::write_file(git / "export-Ab12Cd" / "source.tar", "tar");
+    testutil::write_file(git / "export-Ef34Gh" / "source.tar", "tar");
+    testutil::write_file(git / "0123456789abcdef.git" / "HEAD", "ref: refs/heads/main\n");
+    fs::last_write_time(git / "export-Ab12Cd", old);
+    fs::last_write_time(git / "0123456789abcdef.git", old);
     // The lock a builder holds, on a descriptor of its own.
     const LockTable builder_locks(f.config.lock_file());
     auto building = builder_locks.try_acquire(image_build_lock("k8"));
@@ -416,6 +424,10 @@ TEST_CASE("collect_garbage: leftovers of killed processes") {
     CHECK(fs::exists(f.config.state_dir / "gcroots" / "8"));
     CHECK(fs::exists(f.config.state_dir / "gcroots" / "9"));
     CHECK_FALSE(fs::exists(f.config.state_dir / "gcroots" / "10"));
+    CHECK(report->work_dirs == 1);
+    CHECK_FALSE(fs::exists(git / "export-Ab12Cd"));
+    CHECK(fs::exists(git / "export-Ef34Gh" / "source.tar"));
+    CHECK(fs::exists(git / "0123456789abcdef.git" / "HEAD"));
     // The rows of the dead builds end as interrupted (the start page no
     // longer shows them building); the running one's stays open.
     CHECK(report->interrupted_builds == 2);
