@@ -10,7 +10,7 @@ Result<std::optional<Failure>> remembered_failure(BuildCache& cache, std::string
 void remember_failure(BuildCache& cache, std::string_view image_key, const Failure& failure,
                       std::int64_t now) {
     const auto memory = is_transient(failure.kind) ? k_fault_memory : k_failure_memory;
-    (void)cache.remember_failure(image_key, failure, now + memory.count());
+    (void)cache.remember_failure(image_key, failure, now, now + memory.count());
 }
 
 } // namespace nixery

@@ -313,6 +313,10 @@ Result<std::int64_t> BuildCache::start_build(std::string_view image, std::string
     }
     const auto id = s.integer(0);
     TRY(s.run());
+    TRY_ASSIGN(auto prune,
+               m_db.prepare("DELETE FROM builds WHERE id <= ?1 AND duration IS NOT NULL"));
+    prune.bind(1, id - k_build_history);
+    TRY(prune.run());
     return id;
 }
 
@@ -351,7 +355,10 @@ Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
 }
 
 Result<void> BuildCache::remember_failure(std::string_view image_key, const Failure& failure,
-                                          std::int64_t expires_at) {
+                                          std::int64_t now, std::int64_t expires_at) {
+    TRY_ASSIGN(auto expired, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1"));
+    expired.bind(1, now);
+    TRY(expired.run());
     TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO failures (image_key, kind, what, message, detail, "
                                     "retry_after, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
                                     "ON CONFLICT (image_key) DO UPDATE SET kind = excluded.kind, "

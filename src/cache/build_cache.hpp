@@ -108,6 +108,10 @@ public:
     Result<void> record_tag(std::string_view name, std::string_view tag, std::int64_t now);
     Result<std::vector<std::string>> tags(std::string_view name);
 
+    // The history keeps the k_build_history newest builds (and any still
+    // open): a build is one request away for anyone (a new package name
+    // fails one), and gc, which prunes by age, runs once a day.
+    static constexpr std::int64_t k_build_history = 10000;
     Result<std::int64_t> start_build(std::string_view image, std::string_view tag,
                                      std::string_view image_key, double now);
     Result<void> finish_build(std::int64_t id, double duration, int layers_built, int layers_reused,
@@ -117,9 +121,10 @@ public:
     Result<std::vector<BuildRecord>> builds_of(std::string_view image, std::string_view tag);
 
     // A failure is kept without its internal text (logged where it
-    // happened); one found is marked `remembered`.
+    // happened); one found is marked `remembered`. Those expired by `now`
+    // go meanwhile, for the same reason as the history's old builds.
     Result<void> remember_failure(std::string_view image_key, const Failure& failure,
-                                  std::int64_t expires_at);
+                                  std::int64_t now, std::int64_t expires_at);
     Result<std::optional<Failure>> find_failure(std::string_view image_key, std::int64_t now);
 
 private:

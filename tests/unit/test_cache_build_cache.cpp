@@ -128,7 +128,7 @@ TEST_CASE("BuildCache records") {
     }
     SUBCASE("failures are remembered until they expire") {
         const auto err = unknown("nope", R"({"missing":["x"]})");
-        REQUIRE(cache.remember_failure("img", err, 130));
+        REQUIRE(cache.remember_failure("img", err, 100, 130));
         const auto hit = *cache.find_failure("img", 100);
         REQUIRE(hit);
         CHECK(hit->kind == FailureKind::unknown);
@@ -136,6 +136,35 @@ TEST_CASE("BuildCache records") {
         CHECK(hit->detail == err.detail);
         CHECK(hit->remembered);
         CHECK_FALSE(*cache.find_failure("img", 130));
+        // Expired rows go when another failure is remembered, not a day
+        // later with gc: each is one request away for anyone.
+        REQUIRE(cache.remember_failure("other", err, 129, 160));
+        const auto rows = [&] {
+            auto s = cache.db().prepare("SELECT count(*) FROM failures");
+            REQUIRE(s);
+            REQUIRE(*s->step());
+            return s->integer(0);
+        };
+        CHECK(rows() == 2);
+        REQUIRE(cache.remember_failure("third", err, 130, 160));
+        CHECK(rows() == 2);
+        CHECK_FALSE(*cache.find_failure("img", 0));
+    }
+    SUBCASE("the build history keeps its newest builds, and any still open") {
+        const auto open = *cache.start_build("running", "latest", "k0", 1.0);
+        std::int64_t last = 0;
+        for (int i = 0; i < BuildCache::k_build_history + 5; ++i) {
+            last = *cache.start_build("img", "t", "k", 2.0 + i);
+            REQUIRE(cache.finish_build(last, 1.0, 0, 0, 404, "unknown"));
+        }
+        auto s =
+            cache.db().prepare("SELECT count(*), min(id) FROM builds WHERE duration IS NOT NULL");
+        REQUIRE(s);
+        REQUIRE(*s->step());
+        CHECK(s->integer(0) == BuildCache::k_build_history);
+        CHECK(s->integer(1) == last - BuildCache::k_build_history + 1);
+        CHECK(cache.builds_of("running", "latest")->size() == 1);
+        (void)open;
     }
     SUBCASE("request data is bound, never spliced into SQL") {
         const std::string evil = "x'); DROP TABLE tags; --";
