@@ -135,6 +135,19 @@ struct Startup {
     JobBoard jobs;   // shared with the workers
 };
 
+// Ends the history rows of builds whose process died (gc/collector.hpp's
+// end_interrupted_builds), saying so.
+Result<void> end_builds_of_dead_processes(const Config& config, Db& db) {
+    TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
+    TRY_ASSIGN(const auto ended,
+               end_interrupted_builds(db, locks, static_cast<double>(std::time(nullptr))));
+    for (const auto& b : ended) {
+        log::info("build ended as interrupted: the process building it stopped",
+                  {{"image", b.image}, {"build", b.id}});
+    }
+    return {};
+}
+
 // Says when what the build cache's keys cover changed since the last start
 // (a release that bumps a key version, NIXERY_LAYERING, the popularity data,
 // NIXERY_LAYER_COMPRESSION): every image is then built anew on its next
@@ -175,13 +188,7 @@ Result<Startup> start_up() {
         log::info("database ready",
                   {{"path", config.database().string()}, {"schema", db.schema_version()}});
         // Builds a killed pool (or a machine that stopped) left "building".
-        TRY_ASSIGN(const auto locks, LockTable::open(config.lock_file()));
-        TRY_ASSIGN(const auto ended,
-                   end_interrupted_builds(db, locks, static_cast<double>(std::time(nullptr))));
-        for (const auto& b : ended) {
-            log::info("build ended as interrupted: the process building it stopped",
-                      {{"image", b.image}, {"build", b.id}});
-        }
+        TRY(end_builds_of_dead_processes(config, db));
     }
     {
         TRY_ASSIGN(auto storage, make_storage(config));
@@ -290,6 +297,12 @@ int serve_command() {
         }
         return true;
     };
+    // A worker that dies leaves its builders behind (Nix's builders run in a
+    // session of their own, and single-user nix-build dies without killing
+    // them): they become the master's, which kills them for some seconds
+    // after, while they come (each when its nix-build has died).
+    supervisor.adopt_orphans();
+    auto sweep_orphans_until = Clock::time_point::min();
     bool stopping = false;
     auto deadline = Clock::time_point::max();
     auto respawn_after = Clock::time_point::min();
@@ -305,6 +318,11 @@ int serve_command() {
             }
         }
         const auto events = supervisor.wait(std::chrono::milliseconds(200));
+        if (Clock::now() < sweep_orphans_until) {
+            if (const int killed = supervisor.kill_orphans(); killed > 0) {
+                log::warn("killed processes a dead worker left behind", {{"processes", killed}});
+            }
+        }
         const int sig = events.signal;
         if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
             stopping = true;
@@ -326,6 +344,15 @@ int serve_command() {
                       {{"worker", static_cast<std::int64_t>(exit.pid)},
                        {"status", exit.code()},
                        {"restarts", restarts}});
+            sweep_orphans_until = Clock::now() + std::chrono::seconds(5);
+            // Its builds' rows would say "building" until the next start or gc.
+            auto db = Db::open(s.config.database(), s.config.data.sql_dir);
+            if (auto ended = db ? end_builds_of_dead_processes(s.config, *db)
+                                : Result<void>(unexpected(db.error()));
+                !ended) {
+                log::warn("ending the builds of the worker failed",
+                          {{"error", ended.error().message}});
+            }
             if (exit.ran < k_crash_window) {
                 respawn_after =
                     Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop

@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +99,45 @@ bool Supervisor::has_exited(pid_t pid) {
         return true;
     }
     return false;
+}
+
+void Supervisor::adopt_orphans() {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+int Supervisor::kill_orphans() const {
+    const auto self = getpid();
+    int found = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        const auto name = it->path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+            continue;
+        }
+        std::ifstream in(it->path() / "stat");
+        std::string stat;
+        std::getline(in, stat);
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) {
+            continue;
+        }
+        std::istringstream rest(stat.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        const pid_t pid = static_cast<pid_t>(std::stol(name));
+        if (ppid != self || m_children.count(pid) != 0 || state == 'Z') {
+            continue;
+        }
+        ++found;
+        if (getpgid(pid) == pid) {
+            kill(-pid, SIGKILL);
+        }
+        kill(pid, SIGKILL);
+    }
+    return found;
 }
 
 void Supervisor::signal_all(int sig) const {

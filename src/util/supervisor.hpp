@@ -68,6 +68,14 @@ public:
     // Sends `sig` to every running child.
     void signal_all(int sig) const;
 
+    // Makes this process the reaper of orphans among its descendants
+    // (PR_SET_CHILD_SUBREAPER): a process whose parent, a child of ours,
+    // died becomes our child instead of init's, for kill_orphans().
+    void adopt_orphans();
+    // SIGKILLs the children this supervisor did not spawn (adopted orphans),
+    // with their process group when they lead one; how many it found.
+    int kill_orphans() const;
+
     bool is_running(pid_t pid) const { return m_children.count(pid) != 0; }
     std::size_t running() const { return m_children.size(); }
 

@@ -183,6 +183,40 @@ class FaultTest(TestCase):
             if not keep_dirs():
                 subprocess.run(["rm", "-rf", str(inst.dir)])
 
+    def test_a_killed_worker_s_builder_is_killed_and_its_build_ended(self):
+        # Single-user nix-build dies with its worker without killing its
+        # builder, which ran on (unbounded) as init's; the build's row said
+        # "building" until the next gc.
+        image, marker = "pause.s30.v41", b"pause-30-41-"
+
+        def builders():
+            found = []
+            for entry in Path("/proc").iterdir():
+                try:
+                    if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    pass
+            return [p for p in found if alive(p)]
+
+        with Instance() as inst:
+            pull = threading.Thread(target=lambda: inst.manifest(image), daemon=True)
+            pull.start()
+            deadline = time.time() + 30
+            while not builders() and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertTrue(builders(), "the build did not start")
+            for w in inst.worker_pids():
+                os.kill(w, signal.SIGKILL)
+            deadline = time.time() + 8
+            while (builders() or inst.builds(image)[0]["duration"] is None) and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(builders(), [])
+            row = inst.builds(image)[0]
+            self.assertEqual(row["status"], 503, row)
+            self.assertIn("interrupted", row["error"])
+            pull.join(30)
+
     def start_with_database(self, prepare):
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp) / "state"
