@@ -87,7 +87,8 @@ TEST_CASE("git source: a background fetch is waited for at shutdown") {
     TempDir dir;
     testutil::write_file(dir / "git",
                          "#!/bin/sh\ncase \"$*\" in\n"
-                         "  *' init '*) mkdir -p \"$6\" && touch \"$6/HEAD\"; exit 0 ;;\n"
+                         "  *' init '*) for d; do :; done; mkdir -p \"$d\" && touch \"$d/HEAD\"; "
+                         "exit 0 ;;\n"
                          "  *' fetch '*) sleep 2; echo fetch >> '" +
                              (dir / "fetches").string() +
                              "'; exit 1 ;;\n"
