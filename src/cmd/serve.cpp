@@ -200,7 +200,10 @@ Result<Startup> start_up() {
     if (!config.popularity_url.empty()) {
         log::info("popularity data loaded", {{"packages", popularity.size()}});
     }
-    TRY(note_cache_key_changes(config, popularity));
+    if (auto noted = note_cache_key_changes(config, popularity); !noted) {
+        log::warn("comparing the cache keys with the last start's failed",
+                  {{"error", noted.error().message}});
+    }
     TRY_ASSIGN(auto listener, open_listener(config, env));
     TRY_ASSIGN(auto metrics, Metrics::create_shared());
     TRY_ASSIGN(auto jobs,
@@ -224,6 +227,17 @@ Result<Startup> start_up() {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // The builds of a worker that died (this one may replace it) would say
+    // "building" until the next start or gc.
+    {
+        auto db = Db::open(s.config.database(), s.config.data.sql_dir);
+        if (auto ended = db ? end_builds_of_dead_processes(s.config, *db)
+                            : Result<void>(unexpected(db.error()));
+            !ended) {
+            log::warn("ending the builds of dead workers failed",
+                      {{"error", ended.error().message}});
+        }
+    }
     BuildRunner runner({s.config, s.popularity, **storage, *locks, s.metrics});
     JobDispatcher dispatcher(s.jobs, runner);
     const ProcessServices services{{s.config, s.popularity, **storage, *locks, s.metrics}, s.jobs};
@@ -240,12 +254,23 @@ Result<Startup> start_up() {
     if (getppid() != master) {
         // The master was killed: nobody waits for this worker, and until it
         // exits it holds the socket a restarted pool needs, for as long as
-        // a build can take. Its builds' processes die with it (they get
-        // SIGKILL when it does); their rows are closed as interrupted when
-        // the pool starts again, and gc removes their leftovers.
+        // a build can take. The nix-build and git processes it runs die
+        // with it (SIGKILL as their parent dies; a builder they leave runs
+        // on); its builds' rows are ended as interrupted when the pool
+        // starts again, and gc removes what they leave.
         log::warn("worker stopping without its master; builds in flight are cut");
         std::_Exit(1);
     }
+    // And if the master dies while this worker drains, the same.
+    std::thread([master] {
+        for (;;) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            if (getppid() != master) {
+                log::warn("worker stopping without its master; builds in flight are cut");
+                std::_Exit(1);
+            }
+        }
+    }).detach();
     dispatcher.stop(); // builds this process started run to their end
     // And so do git fetches (a first one of a big repository takes minutes),
     // within the master's drain limit: it kills what remains after.
@@ -344,15 +369,13 @@ int serve_command() {
                       {{"worker", static_cast<std::int64_t>(exit.pid)},
                        {"status", exit.code()},
                        {"restarts", restarts}});
-            sweep_orphans_until = Clock::now() + std::chrono::seconds(5);
-            // Its builds' rows would say "building" until the next start or gc.
-            auto db = Db::open(s.config.database(), s.config.data.sql_dir);
-            if (auto ended = db ? end_builds_of_dead_processes(s.config, *db)
-                                : Result<void>(unexpected(db.error()));
-                !ended) {
-                log::warn("ending the builds of the worker failed",
-                          {{"error", ended.error().message}});
+            // Its builders, and git's helpers, before anything else; more
+            // come as their parents die. (Its builds' rows are ended by the
+            // worker that replaces it: the master waits on no database.)
+            if (const int killed = supervisor.kill_orphans(); killed > 0) {
+                log::warn("killed processes a dead worker left behind", {{"processes", killed}});
             }
+            sweep_orphans_until = Clock::now() + std::chrono::seconds(5);
             if (exit.ran < k_crash_window) {
                 respawn_after =
                     Clock::now() + std::chrono::seconds(1); // do not spin on a crash loop

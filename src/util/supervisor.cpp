@@ -132,8 +132,15 @@ int Supervisor::kill_orphans() const {
             continue;
         }
         ++found;
-        if (getpgid(pid) == pid) {
-            kill(-pid, SIGKILL);
+        // With its process group when it leads one (a builder's session) or
+        // the group's leader is gone (git's helpers of a fetch that died);
+        // not a group whose leader lives (a build that merely left a
+        // process behind).
+        const pid_t group = getpgid(pid);
+        const bool leaderless =
+            group > 0 && group != getpgrp() && kill(group, 0) != 0 && errno == ESRCH;
+        if (group == pid || leaderless) {
+            kill(-group, SIGKILL);
         }
         kill(pid, SIGKILL);
     }

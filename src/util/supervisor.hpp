@@ -73,7 +73,9 @@ public:
     // died becomes our child instead of init's, for kill_orphans().
     void adopt_orphans();
     // SIGKILLs the children this supervisor did not spawn (adopted orphans),
-    // with their process group when they lead one; how many it found.
+    // with their process group when they lead it or its leader is gone; how
+    // many it found. Orphans of live children count too (a process a
+    // builder left): call it when a child died, for a few seconds.
     int kill_orphans() const;
 
     bool is_running(pid_t pid) const { return m_children.count(pid) != 0; }
