@@ -69,7 +69,8 @@ RunningFetches& running_fetches() {
 // host-key question nobody will answer. The operator's GIT_SSH_COMMAND,
 // inherited, overrides core.sshCommand. A wall-clock `timeout`, or with
 // zero, only a stall bound: git reports its progress (--progress) on stderr.
-Result<ProcessResult> run_git(std::vector<std::string> argv, std::chrono::seconds timeout) {
+Result<ProcessResult> run_git(std::vector<std::string> argv, std::chrono::seconds timeout,
+                              int keep_fd = -1) {
     ProcessSpec spec;
     // gc and maintenance that a fetch starts run within it, under the
     // fetch's lock, not detached beyond it (remove_stale_git_locks counts on
@@ -82,6 +83,7 @@ Result<ProcessResult> run_git(std::vector<std::string> argv, std::chrono::second
         spec.stall_timeout = k_fetch_stall;
     }
     spec.env = {"GIT_TERMINAL_PROMPT=0"};
+    spec.keep_fd = keep_fd;
     return run_process(spec);
 }
 
@@ -320,7 +322,7 @@ private:
                 }
             } counted;
             const auto started = unix_millis();
-            const auto error = fetch_into(mirror, url, commit, timeout);
+            const auto error = fetch_into(mirror, url, commit, timeout, lock.fd());
             if (!error.empty()) {
                 log::error("package source unavailable",
                            {{"source", "git repository " + shown}, {"error", error}});
@@ -337,8 +339,10 @@ private:
     // The lock files of a git killed while it held them (SIGKILL: a worker
     // that died takes its git along, which cannot clean up then). Left,
     // `shallow.lock` fails every later one-commit fetch, and the ref locks
-    // the updates of those refs. Called under the mirror's fetch lock, when
-    // no git of ours runs on it (exports only read it, taking no locks).
+    // the updates of those refs. Called under the mirror's fetch lock, which
+    // every git of a fetch holds too (its descriptor, inherited): none of
+    // ours runs on the mirror then, not even one a killed worker left
+    // (exports only read it, taking no locks).
     static void remove_stale_git_locks(const std::filesystem::path& mirror) {
         namespace fs = std::filesystem;
         std::vector<fs::path> stale;
@@ -366,10 +370,11 @@ private:
     // Fetches `commit` (and, when the server will not send it alone, every
     // branch and tag) into `mirror`. An empty result means git succeeded.
     static std::string fetch_into(const std::filesystem::path& mirror, const std::string& url,
-                                  const std::string& commit, std::chrono::seconds timeout) {
+                                  const std::string& commit, std::chrono::seconds timeout,
+                                  int lock_fd) {
         if (!std::filesystem::exists(mirror / "HEAD")) {
             const auto init =
-                run_git({"git", "init", "--quiet", "--bare", mirror.string()}, timeout);
+                run_git({"git", "init", "--quiet", "--bare", mirror.string()}, timeout, lock_fd);
             if (!init || !init->ok()) {
                 return git_failure(init, "create a mirror of", timeout, url);
             }
@@ -378,7 +383,7 @@ private:
         const std::chrono::seconds stall_only{0};
         const auto one = run_git(
             {"git", "-C", mirror.string(), "fetch", "--progress", "--depth=1", "--", url, commit},
-            stall_only);
+            stall_only, lock_fd);
         if (one && one->ok()) {
             return {};
         }
@@ -387,7 +392,7 @@ private:
         const auto all =
             run_git({"git", "-C", mirror.string(), "fetch", "--progress", "--prune", "--force",
                      "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
-                    stall_only);
+                    stall_only, lock_fd);
         if (all && all->ok()) {
             return {};
         }

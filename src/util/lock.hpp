@@ -27,6 +27,10 @@ public:
     NamedLock& operator=(NamedLock&&) = default;
     ~NamedLock() = default; // closing the descriptor releases the lock
 
+    // The lock's descriptor, for a child process that must hold the lock
+    // as long as it (or a process it leaves behind) lives: ProcessSpec::keep_fd.
+    int fd() const { return m_fd.get(); }
+
 private:
     friend class LockTable;
     explicit NamedLock(UniqueFd fd) : m_fd(std::move(fd)) {}

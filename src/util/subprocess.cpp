@@ -52,7 +52,7 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 }
 
 [[noreturn]] void child_exec(const char* file, char* const argv[], char* const envp[], int out_fd,
-                             int err_fd, const char* cwd, pid_t parent) {
+                             int err_fd, const char* cwd, pid_t parent, int keep_fd) {
     // Only async-signal-safe calls from here to execve: the parent may be threaded.
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -68,7 +68,13 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
         _exit(127);
     }
-    syscall(SYS_close_range, 3U, ~0U, 0U);
+    if (keep_fd >= 0) {
+        // dup2 onto itself would keep FD_CLOEXEC; elsewhere it clears it.
+        if (keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(keep_fd, 3) < 0) {
+            _exit(127);
+        }
+    }
+    syscall(SYS_close_range, keep_fd >= 0 ? 4U : 3U, ~0U, 0U);
     if (cwd != nullptr && chdir(cwd) != 0) {
         _exit(127);
     }
@@ -122,7 +128,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     }
     if (pid == 0) {
         child_exec(argv[0], argv.data(), envp.data(), out_w.get(), err_w.get(),
-                   cwd.empty() ? nullptr : cwd.c_str(), parent);
+                   cwd.empty() ? nullptr : cwd.c_str(), parent, spec.keep_fd);
     }
     setpgid(pid, pid); // also done by the child; whichever runs first wins the race
     out_w.reset();

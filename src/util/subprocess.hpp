@@ -27,6 +27,10 @@ struct ProcessSpec {
     std::optional<std::filesystem::path> cwd;
     // Upper bound for captured stdout; more is an error (stderr keeps its tail).
     std::size_t max_stdout = 256 << 20;
+    // A descriptor the process gets as fd 3 (every other is closed), and its
+    // descendants with it unless they close it: an OFD lock it stands for
+    // is held until the last of them exits, not only while the caller lives.
+    int keep_fd = -1;
 };
 
 struct ProcessResult {

@@ -1,6 +1,8 @@
 #include "testutil.hpp"
+#include "util/lock.hpp"
 #include "util/subprocess.hpp"
 
+#include <chrono>
 #include <doctest/doctest.h>
 #include <thread>
 
@@ -77,6 +79,37 @@ TEST_CASE("run_process") {
         CHECK(tail_lines("a\n\nb\nc\n", 2) == "b\nc");
         CHECK(tail_lines("", 3).empty());
     }
+}
+
+TEST_CASE("run_process: keep_fd hands a lock to the process and what it leaves behind") {
+    testutil::TempDir dir;
+    const auto table = LockTable::open(dir / "locks");
+    REQUIRE(table);
+    auto lock = table->try_acquire("git-fetch:x");
+    REQUIRE(lock);
+    REQUIRE(*lock);
+    ProcessSpec spec;
+    // fd 3 is there and no other; a process left behind (out of the group,
+    // which run_process kills at the end, as a worker that dies cannot; the
+    // pause lets it leave first) holds the lock on.
+    spec.argv = {"sh", "-c",
+                 "test -e /proc/self/fd/3 && ! test -e /proc/self/fd/4 || exit 3; "
+                 "(setsid sleep 2 <&- >&- 2>&- &); sleep 0.3; exit 0"};
+    spec.keep_fd = (*lock)->fd();
+    const auto run = run_process(spec);
+    REQUIRE(run);
+    CHECK(run->exit_code == 0);
+    lock->reset(); // the caller lets go (a worker that died)
+    const auto taken = table->try_acquire("git-fetch:x");
+    REQUIRE(taken);
+    CHECK_FALSE(*taken); // still held by the sleep
+    bool freed = false;
+    for (int i = 0; i < 50 && !freed; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        auto again = table->try_acquire("git-fetch:x");
+        freed = again && *again;
+    }
+    CHECK(freed);
 }
 
 TEST_SUITE_END();
