@@ -64,10 +64,11 @@ std::map<std::string, std::string> nginx_values(const Config& config) {
                        std::to_string(config.manifest_rate) + "r/s;"
                  : "# (no rate limit of manifest requests: NIXERY_MANIFEST_RATE=0)"},
         {"MANIFEST_LIMIT",
-         // Refusals at warn, below the error log's level: a client over its
-         // rate would otherwise write a line there per request.
+         // Refusals at info, below the error logs' levels (warn for `nixery
+         // run`, error by default): a client over its rate would otherwise
+         // write a line there per request; the access log has its 429s.
          limited ? "limit_req zone=nixery_manifests" + burst +
-                       ";\n    limit_req_status 429;\n    limit_req_log_level warn;"
+                       ";\n    limit_req_status 429;\n    limit_req_log_level info;"
                  : "# (not limited)"},
     };
 }

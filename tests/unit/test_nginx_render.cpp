@@ -62,7 +62,7 @@ TEST_CASE("render_production_nginx_config: settings nginx would otherwise refuse
     const auto text = render_production_nginx_config(*config, site);
     REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
     CHECK(text->find("limit_req zone=nixery_manifests;") != std::string::npos);
-    CHECK(text->find("limit_req_log_level warn;") != std::string::npos);
+    CHECK(text->find("limit_req_log_level info;") != std::string::npos);
     CHECK(text->find("burst=") == std::string::npos);
     CHECK(text->find("access_log off;") != std::string::npos);
     CHECK(text->find("return 301 https://$host:8443$request_uri;") != std::string::npos);
