@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -261,16 +262,21 @@ Result<Startup> start_up() {
         log::warn("worker stopping without its master; builds in flight are cut");
         std::_Exit(1);
     }
-    // And if the master dies while this worker drains, the same.
-    std::thread([master] {
-        for (;;) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(500));
-            if (getppid() != master) {
-                log::warn("worker stopping without its master; builds in flight are cut");
-                std::_Exit(1);
+    // And if the master dies while this worker drains, the same (when a
+    // thread can be had: without one, the drain is as before).
+    try {
+        std::thread([master] {
+            for (;;) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                if (getppid() != master) {
+                    log::warn("worker stopping without its master; builds in flight are cut");
+                    std::_Exit(1);
+                }
             }
-        }
-    }).detach();
+        }).detach();
+    } catch (const std::system_error& e) {
+        log::warn("no thread to watch the master while draining", {{"error", e.what()}});
+    }
     dispatcher.stop(); // builds this process started run to their end
     // And so do git fetches (a first one of a big repository takes minutes),
     // within the master's drain limit: it kills what remains after.

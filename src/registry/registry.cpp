@@ -342,8 +342,10 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         Held& operator=(const Held&) = delete;
         ~Held() {
             if (!left) {
+                // Its client got a 429 and retries: a queued job keeps
+                // its place a while for the retry to join.
                 for (const auto& t : tickets) {
-                    board.leave(t, Leaving::gone);
+                    board.leave(t, Leaving::revisit);
                 }
             }
         }
