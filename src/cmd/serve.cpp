@@ -188,8 +188,6 @@ Result<Startup> start_up() {
         TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
         log::info("database ready",
                   {{"path", config.database().string()}, {"schema", db.schema_version()}});
-        // Builds a killed pool (or a machine that stopped) left "building".
-        TRY(end_builds_of_dead_processes(config, db));
     }
     {
         TRY_ASSIGN(auto storage, make_storage(config));
@@ -228,8 +226,8 @@ Result<Startup> start_up() {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    // The builds of a worker that died (this one may replace it) would say
-    // "building" until the next start or gc.
+    // Builds a dead worker (this one may replace it), a killed pool or a
+    // machine that stopped left "building" would say so until gc.
     {
         auto db = Db::open(s.config.database(), s.config.data.sql_dir);
         if (auto ended = db ? end_builds_of_dead_processes(s.config, *db)

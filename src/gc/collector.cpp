@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -535,20 +536,22 @@ private:
         return {};
     }
 
-    // The work directories of git exports (state/git/export-*) whose worker
-    // was killed: each a commit's tar and tree, hundreds of MB for nixpkgs.
-    // An export takes minutes at most, so one untouched for k_staging_grace
-    // is nobody's.
-    Result<void> collect_git_exports() {
-        const auto dir = m_s.config.state_dir / "git";
+    // Removes the entries of `dir` untouched for k_staging_grace that
+    // `leftover` picks (by name and lstat), saying `what` each was.
+    Result<int> remove_leftovers(
+        const fs::path& dir, std::string_view what,
+        const std::function<Result<bool>(const std::string&, const struct stat&)>& leftover) {
         const auto too_old = m_now - std::chrono::seconds(k_staging_grace).count();
+        int removed = 0;
         std::error_code ec;
         for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
              it.increment(ec)) {
             struct stat st {};
-            if (!it->path().filename().string().starts_with("export-") ||
-                ::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
-                st.st_mtime >= too_old) {
+            if (::lstat(it->path().c_str(), &st) != 0 || st.st_mtime >= too_old) {
+                continue;
+            }
+            TRY_ASSIGN(const bool picked, leftover(it->path().filename().string(), st));
+            if (!picked) {
                 continue;
             }
             if (!m_options.dry_run) {
@@ -558,47 +561,45 @@ private:
                     return fail("remove \"" + it->path().string() + "\" failed: " + rm.message());
                 }
             }
-            m_say(verb() + " git export work directory " + it->path().string());
-            m_report.work_dirs += 1;
+            m_say(verb() + " " + std::string(what) + " " + it->path().string());
+            ++removed;
         }
         if (ec && ec != std::errc::no_such_file_or_directory) {
             return fail("list \"" + dir.string() + "\" failed: " + ec.message());
         }
+        return removed;
+    }
+
+    // The work directories of git exports (state/git/export-*) whose worker
+    // was killed: each a commit's tar and tree, hundreds of MB for nixpkgs.
+    // An export takes minutes at most, so one untouched for k_staging_grace
+    // is nobody's.
+    Result<void> collect_git_exports() {
+        TRY_ASSIGN(m_report.work_dirs,
+                   remove_leftovers(m_s.config.state_dir / "git", "git export work directory",
+                                    [](const std::string& name, const struct stat& st) {
+                                        return Result<bool>(name.starts_with("export-") &&
+                                                            S_ISDIR(st.st_mode));
+                                    }));
         return {};
     }
 
     // GC roots (state/gcroots/<build id>) of builds whose worker was killed:
     // they would keep the build's store paths from Nix's garbage collector.
     Result<void> collect_gc_roots() {
-        const auto dir = m_s.config.state_dir / "gcroots";
-        const auto too_old = m_now - std::chrono::seconds(k_staging_grace).count();
-        std::error_code ec;
-        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
-             it.increment(ec)) {
-            const auto name = it->path().filename().string();
-            struct stat st {};
-            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos ||
-                name.size() > 18 || ::lstat(it->path().c_str(), &st) != 0 ||
-                st.st_mtime >= too_old) {
-                continue;
-            }
-            TRY_ASSIGN(const auto pid, m_q.running_build_pid(std::stoll(name)));
-            if (pid && (::kill(static_cast<pid_t>(*pid), 0) == 0 || errno == EPERM)) {
-                continue; // still building
-            }
-            if (!m_options.dry_run) {
-                std::error_code rm;
-                fs::remove_all(it->path(), rm);
-                if (rm) {
-                    return fail("remove \"" + it->path().string() + "\" failed: " + rm.message());
-                }
-            }
-            m_say(verb() + " GC root " + it->path().string());
-            m_report.gc_roots += 1;
-        }
-        if (ec && ec != std::errc::no_such_file_or_directory) {
-            return fail("list \"" + dir.string() + "\" failed: " + ec.message());
-        }
+        TRY_ASSIGN(m_report.gc_roots,
+                   remove_leftovers(
+                       m_s.config.state_dir / "gcroots", "GC root",
+                       [this](const std::string& name, const struct stat&) -> Result<bool> {
+                           if (name.empty() || name.size() > 18 ||
+                               name.find_first_not_of("0123456789") != std::string::npos) {
+                               return false;
+                           }
+                           TRY_ASSIGN(const auto pid, m_q.running_build_pid(std::stoll(name)));
+                           // Still building?
+                           return !pid ||
+                                  (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno != EPERM);
+                       }));
         return {};
     }
 
