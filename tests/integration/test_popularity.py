@@ -43,6 +43,12 @@ class PopcountTest(TestCase):
 HASH_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
 
 
+def zstd_compress(data):
+    """Nix's narinfo-compression can be zstd; Python has no zstd module."""
+    return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE,
+                          check=True).stdout
+
+
 def generated_channel(directory, paths=4000, packages=2500, missing=40, seed=15):
     """A channel's store-paths.xz and a binary cache's narinfo files for a
     generated package set: `paths` store paths, each referencing a few
@@ -131,7 +137,8 @@ class CacheServer:
                         return
                     encoding = outer.moved_encoding(self.path.rsplit("/", 1)[1])
                     compress = {None: lambda b: b, "xz": lzma.compress, "gzip": gzip.compress,
-                                "bzip2": bz2.compress, "br": lambda b: b"\x0b\x02\x80" + b}
+                                "bzip2": bz2.compress, "zstd": zstd_compress,
+                                "br": lambda b: b"\x0b\x02\x80" + b}
                     body = compress[encoding](body)
                     self.send_response(200)
                     if encoding:
@@ -242,9 +249,9 @@ class PopcountFromCacheTest(TestCase):
         # Nix's narinfo-compression: read as Nix reads them.
         with tempfile.TemporaryDirectory() as tmp:
             expected, asked_for, _ = generated_channel(tmp, paths=400, packages=250, missing=4)
-            encodings = [None, "xz", "gzip", "bzip2"]
+            encodings = [None, "xz", "gzip", "bzip2", "zstd"]
             with CacheServer(tmp) as server:
-                server.moved_encoding = lambda name: encodings[int(name[:8], 36) % 4]
+                server.moved_encoding = lambda name: encodings[int(name[:8], 36) % 5]
                 p = self.popcount(server, tmp)
                 _, err = p.communicate(timeout=300)
                 self.assertEqual(p.returncode, 0, err)
