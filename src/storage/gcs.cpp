@@ -143,19 +143,7 @@ public:
         std::optional<Error> refused;
         get.on_data = sink_into(sink, refused);
         auto r = send(get, what);
-        if (refused) {
-            return fail(what + " failed: " + refused->message);
-        }
-        if (!r) {
-            return unexpected(std::move(r.error()));
-        }
-        if (r->status == 404) {
-            return false;
-        }
-        if (r->status != 200) {
-            return fail(what + " failed: " + gcs_status(*r));
-        }
-        return true;
+        return read_outcome(what, std::move(r), std::move(refused), gcs_status);
     }
 
     Result<std::optional<ObjectInfo>> stat(std::string_view key) override {

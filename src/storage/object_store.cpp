@@ -62,4 +62,22 @@ std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,
     };
 }
 
+Result<bool> read_outcome(const std::string& what, Result<HttpResponse> response,
+                          std::optional<Error> refused,
+                          std::string (*status)(const HttpResponse&)) {
+    if (refused) {
+        return fail(what + " failed: " + refused->message);
+    }
+    if (!response) {
+        return unexpected(std::move(response.error()));
+    }
+    if (response->status == 404) {
+        return false;
+    }
+    if (response->status != 200) {
+        return fail(what + " failed: " + status(*response));
+    }
+    return true;
+}
+
 } // namespace nixery

@@ -50,6 +50,12 @@ private:
 std::function<bool(std::string_view)> sink_into(const ObjectSink& sink,
                                                 std::optional<Error>& refused);
 
+// What a GET streamed through sink_into() came to: true for 200, false for
+// 404, else an error saying `what` failed: the sink's refusal first, then
+// the transport's error, then the status as `status` words it.
+Result<bool> read_outcome(const std::string& what, Result<HttpResponse> response,
+                          std::optional<Error> refused, std::string (*status)(const HttpResponse&));
+
 // Writes and deletes "probes/<host>-<pid>": proves at start-up that the
 // credentials may write and delete, not only read. `while_there`, when
 // given, runs on the probe's key between the two; the probe goes either way.

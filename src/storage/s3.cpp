@@ -126,19 +126,7 @@ public:
         const auto what = "get \"" + url_name(key) + "\"";
         std::optional<Error> refused;
         auto r = send(what, "GET", key, {}, {}, {}, std::nullopt, sink_into(sink, refused));
-        if (refused) {
-            return fail(what + " failed: " + refused->message);
-        }
-        if (!r) {
-            return unexpected(std::move(r.error()));
-        }
-        if (r->status == 404) {
-            return false;
-        }
-        if (r->status != 200) {
-            return fail(what + " failed: " + s3_status(*r));
-        }
-        return true;
+        return read_outcome(what, std::move(r), std::move(refused), s3_status);
     }
 
     Result<std::optional<ObjectInfo>> stat(std::string_view key) override {
