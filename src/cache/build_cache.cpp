@@ -192,14 +192,7 @@ Result<std::vector<std::string>> BuildCache::index_children(std::string_view dig
     TRY_ASSIGN(auto s, m_db.prepare("SELECT manifest_digest FROM image_children WHERE "
                                     "index_digest = ?1 ORDER BY manifest_digest"));
     s.bind(1, digest);
-    std::vector<std::string> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out.push_back(s.text(0));
-    }
+    return s.texts(0);
 }
 
 Result<void> forget_images(Db& db, const std::vector<std::string>& closure_keys) {
@@ -288,14 +281,7 @@ Result<void> BuildCache::record_tag(std::string_view name, std::string_view tag,
 Result<std::vector<std::string>> BuildCache::tags(std::string_view name) {
     TRY_ASSIGN(auto s, m_db.prepare("SELECT tag FROM tags WHERE name = ?1 ORDER BY tag"));
     s.bind(1, name);
-    std::vector<std::string> out;
-    for (;;) {
-        TRY_ASSIGN(const bool row, s.step());
-        if (!row) {
-            return out;
-        }
-        out.push_back(s.text(0));
-    }
+    return s.texts(0);
 }
 
 Result<std::int64_t> BuildCache::start_build(std::string_view image, std::string_view tag,

@@ -120,6 +120,17 @@ std::string Statement::text(int column) const {
                : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
 }
 
+Result<std::vector<std::string>> Statement::texts(int column) {
+    std::vector<std::string> out;
+    for (;;) {
+        TRY_ASSIGN(const bool row, step());
+        if (!row) {
+            return out;
+        }
+        out.push_back(text(column));
+    }
+}
+
 std::int64_t Statement::integer(int column) const {
     return sqlite3_column_int64(m_stmt, column);
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -39,6 +40,8 @@ public:
     Result<void> run();
 
     std::string text(int column) const;
+    // Steps through the remaining rows, collecting text(column) of each.
+    Result<std::vector<std::string>> texts(int column);
     std::int64_t integer(int column) const;
     double real(int column) const;
     bool is_null(int column) const;
