@@ -9,13 +9,17 @@
 // the network, and all of them see the same nixpkgs until the next fetch.
 // The root's own time says when it was fetched, for every worker process: a
 // commit's root is used for good, a channel name's until NIXERY_SOURCE_TTL
-// has passed. One fetch at a time per channel (a named lock); the others
-// wait for it and use its result.
+// has passed. Then a HEAD request asks whether the tarball changed (its
+// ETag, or its date and length, against what they were before the last
+// fetch): a channel is downloaded once per revision, not once per TTL. One
+// fetch at a time per channel (a named lock); the others wait for it and
+// use its result.
 //
 // Its provenance is the fetched store path's NAR hash and the nixpkgs commit:
 // the channel's own when it is one, else what the tarball's .git-revision
 // says (channels.nixos.org's tarballs have one; GitHub's archives do not).
 
+#include "http/validator.hpp"
 #include "nix/nix.hpp"
 #include "nix/source.hpp"
 #include "util/files.hpp"
@@ -69,6 +73,16 @@ public:
             return unexpected(
                 fault("fetching " + m_shown + " failed on the server", made.error().message));
         }
+        // Asked before the download: should the channel move during it,
+        // the next check sees a change and fetches again (never the reverse).
+        const auto validator = current_validator();
+        if (auto last = fetched(Age::any); last && !validator.empty()) {
+            if (const auto before = read_file(validator_file()); before && *before == validator) {
+                (void)::utimensat(AT_FDCWD, m_root.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+                log::info("channel unchanged", {{"channel", m_channel}, {"path", *last}});
+                return prepared(*last);
+            }
+        }
         auto path = m_nix.fetch_tarball(m_url, m_root, m_fetch_limit);
         if (!path) {
             // NIXERY_CHANNEL_URL may carry a mirror's credentials.
@@ -84,6 +98,7 @@ public:
             return unexpected(source_unavailable(m_shown, why));
         }
         log::info("channel fetched", {{"channel", m_channel}, {"path", *path}});
+        remember_validator(validator);
         return prepared(*path);
     }
 
@@ -111,6 +126,44 @@ private:
             return std::nullopt;
         }
         return target.string();
+    }
+
+    std::filesystem::path validator_file() const {
+        return m_root.parent_path() / (m_root.filename().string() + ".validator");
+    }
+
+    // What identifies the tarball the channel's URL serves now; "" when the
+    // server gives nothing to compare or cannot be asked (then it is
+    // downloaded, as it would be without this check).
+    std::string current_validator() const {
+        if (!m_url.starts_with("http://") && !m_url.starts_with("https://")) {
+            return {};
+        }
+        HttpRequest head;
+        head.method = "HEAD";
+        head.url = m_url;
+        head.follow_redirects = true; // GitHub's archives redirect to codeload
+        HttpClient client;
+        const auto r = client.perform(head);
+        if (!r || r->status != 200) {
+            log::debug("cannot tell whether the channel changed",
+                       {{"channel", m_channel},
+                        {"status", r ? std::to_string(r->status) : r.error().message}});
+            return {};
+        }
+        return content_validator(*r);
+    }
+
+    void remember_validator(const std::string& validator) const {
+        std::error_code ec;
+        if (validator.empty()) {
+            std::filesystem::remove(validator_file(), ec);
+            return;
+        }
+        if (auto r = write_file_atomic(m_root.parent_path(), validator_file(), validator); !r) {
+            log::warn("keeping the channel's validator failed; it is downloaded again next time",
+                      {{"channel", m_channel}, {"error", r.error().message}});
+        }
     }
 
     Result<PreparedSource, Failure> prepared(const std::string& path) const {

@@ -183,13 +183,22 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class RecordingHandler(QuietHandler):
+    """Keeps (method, path) of every request in the server's `requests`."""
+
+    def send_head(self):
+        self.server.requests.append((self.command, self.path))
+        return super().send_head()
+
+
 class ChannelServer:
     """Serves channel tarballs (NAME.tar.gz) from a directory over HTTP."""
 
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="nixery-channel-"))
-        handler = functools.partial(QuietHandler, directory=str(self.dir))
+        handler = functools.partial(RecordingHandler, directory=str(self.dir))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.requests = []
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
@@ -235,6 +244,26 @@ class ChannelSourceTest(TestCase):
             self.channels.publish("test-channel", self.pkgs, "two")
             self.assertEqual(pulls.stamp("latest"), "two")
             self.assertEqual(inst.manifest("app-a").status, 200)
+
+    def test_an_unchanged_channel_is_not_downloaded_again(self):
+        with self.instance(NIXERY_SOURCE_TTL=1) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            downloads = lambda: self.channels.server.requests.count(("GET", "/test-channel.tar.gz"))
+            self.assertEqual(downloads(), 1)
+            # Past the TTL the image is evaluated again; the tarball's date
+            # and length say the channel has not moved: no download.
+            time.sleep(1.5)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            self.assertEqual(len(inst.builds()), 2)
+            self.assertEqual(downloads(), 1)
+            self.assertIn(("HEAD", "/test-channel.tar.gz"), self.channels.server.requests)
+            self.assertTrue([r for r in inst.log_records() if r.get("msg") == "channel unchanged"])
+            # A moved channel is downloaded again.
+            self.channels.publish("test-channel", self.pkgs, "two")
+            time.sleep(1.5)
+            self.assertEqual(pulls.stamp("latest"), "two")
+            self.assertEqual(downloads(), 2)
 
     def test_a_channel_whose_host_fails_serves_its_last_fetch(self):
         with self.instance(NIXERY_SOURCE_TTL=1) as inst:
