@@ -10,6 +10,7 @@
 #include "core/layers.hpp"
 #include "core/platform.hpp"
 #include "util/log.hpp"
+#include "util/timestamp.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,12 @@ std::int64_t unix_now() {
 double precise_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+// Durations by the monotonic clock: a wall clock that steps mid-build would
+// record a negative or an hour-long build in the history and the metrics.
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 int layer_count(const ImageRecord& image) {
@@ -161,11 +168,12 @@ JobResult Builder::build_job(const JobSpec& job) {
     const log::RequestScope scope(job.request_id);
     const auto image = parse_image_name(job.image);
     auto key = job.key;
-    const auto started = precise_now();
+    const auto started_at = precise_now();
+    const auto started = std::chrono::steady_clock::now();
     std::optional<std::int64_t> id;
     // The one log line of a job that failed, and its failure remembered.
     const auto failed = [&](const Failure& err) {
-        const auto duration = id ? precise_now() - started : 0.0;
+        const auto duration = id ? seconds_since(started) : 0.0;
         // The build history keeps the status the client got (start page).
         const auto status = registry_error(err).status;
         if (id) {
@@ -229,13 +237,13 @@ JobResult Builder::build_job(const JobSpec& job) {
     if (job.tag == "latest") {
         record_current_source(m_s.config, prepared->provenance);
     }
-    auto started_build = m_s.cache.start_build(job.image, job.tag, key, started);
+    auto started_build = m_s.cache.start_build(job.image, job.tag, key, started_at);
     if (!started_build) {
         return failed(server_fault(started_build.error(), job.image));
     }
     id = *started_build;
     auto built = build(image, *prepared, *id);
-    const auto duration = precise_now() - started;
+    const auto duration = seconds_since(started);
     m_s.metrics.count_build(built ? BuildOutcome::succeeded : BuildOutcome::failed, duration);
     if (!built) {
         return failed(built.error());
@@ -404,11 +412,11 @@ Builder::ensure_layer(const std::vector<std::string>& paths, LayerKind kind,
             for (const auto i : todo) {
                 to_pack.push_back(forms[i]);
             }
-            const auto started = precise_now();
+            const auto started = std::chrono::steady_clock::now();
             TRY_ASSIGN(const auto packed, or_fault(pack_layer(m_s.storage, m_s.cache, to_pack,
                                                               paths, kind, unix_now()),
                                                    what(todo.front())));
-            const auto duration = precise_now() - started;
+            const auto duration = seconds_since(started);
             for (std::size_t k = 0; k < todo.size(); ++k) {
                 log::info("layer packed", {{"digest", packed[k].digest},
                                            {"size", packed[k].size},
@@ -528,7 +536,8 @@ Result<std::optional<ImageRecord>, Failure> Builder::use_evaluated(std::string_v
         return std::optional<ImageRecord>();
     }
     const bool fresh = pinning == Pinning::pinned ||
-                       unix_now() - evaluation->evaluated_at < m_s.config.source_ttl.count();
+                       within_ttl(std::chrono::seconds(unix_now() - evaluation->evaluated_at),
+                                  m_s.config.source_ttl);
     if (!fresh) {
         return std::optional<ImageRecord>();
     }

@@ -2,6 +2,7 @@
 
 #include "builder/records.hpp"
 #include "util/log.hpp"
+#include "util/timestamp.hpp"
 
 #include <ctime>
 
@@ -14,7 +15,8 @@ constexpr std::int64_t k_interval = std::chrono::seconds(k_shared_use_interval).
 // Whether this instance wrote no marker of `digest` within the interval.
 Result<bool> marker_due(BuildCache& cache, std::string_view digest, std::int64_t now) {
     TRY_ASSIGN(const auto written, cache.shared_use_written(digest));
-    return !written || *written <= now - k_interval;
+    return !written ||
+           !within_ttl(std::chrono::seconds(now - *written), std::chrono::seconds(k_interval));
 }
 
 // Two threads may both find a marker due and both write it: harmless, the

@@ -326,7 +326,9 @@ Result<void> BuildCache::finish_build(std::int64_t id, double duration, int laye
 Result<std::vector<BuildRecord>> BuildCache::recent_builds(int limit, bool failed_only) {
     const std::string sql = "SELECT " + std::string(k_build_columns) + " FROM builds" +
                             (failed_only ? " WHERE error IS NOT NULL" : "") +
-                            " ORDER BY started_at DESC, id DESC LIMIT ?1";
+                            // By id, the order they started in even when the
+                            // wall clock stepped back meanwhile.
+                            " ORDER BY id DESC LIMIT ?1";
     TRY_ASSIGN(auto s, m_db.prepare(sql));
     s.bind(1, std::int64_t{limit});
     return collect_builds(s);
@@ -341,9 +343,11 @@ Result<std::vector<BuildRecord>> BuildCache::builds_of(std::string_view image,
 }
 
 Result<void> BuildCache::remember_failure(std::string_view image_key, const Failure& failure,
-                                          std::int64_t now, std::int64_t expires_at) {
-    TRY_ASSIGN(auto expired, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1"));
-    expired.bind(1, now);
+                                          std::int64_t now, std::int64_t expires_at,
+                                          std::int64_t not_after) {
+    TRY_ASSIGN(auto expired,
+               m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1 OR expires_at > ?2"));
+    expired.bind(1, now).bind(2, not_after);
     TRY(expired.run());
     TRY_ASSIGN(auto s, m_db.prepare("INSERT INTO failures (image_key, kind, what, message, detail, "
                                     "retry_after, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -358,10 +362,11 @@ Result<void> BuildCache::remember_failure(std::string_view image_key, const Fail
 }
 
 Result<std::optional<Failure>> BuildCache::find_failure(std::string_view image_key,
-                                                        std::int64_t now) {
-    TRY_ASSIGN(auto s, m_db.prepare("SELECT kind, what, message, detail, retry_after FROM "
-                                    "failures WHERE image_key = ?1 AND expires_at > ?2"));
-    s.bind(1, image_key).bind(2, now);
+                                                        std::int64_t now, std::int64_t not_after) {
+    TRY_ASSIGN(auto s,
+               m_db.prepare("SELECT kind, what, message, detail, retry_after FROM failures "
+                            "WHERE image_key = ?1 AND expires_at > ?2 AND expires_at <= ?3"));
+    s.bind(1, image_key).bind(2, now).bind(3, not_after);
     TRY_ASSIGN(const bool row, s.step());
     if (!row) {
         return std::optional<Failure>();

@@ -121,11 +121,15 @@ public:
     Result<std::vector<BuildRecord>> builds_of(std::string_view image, std::string_view tag);
 
     // A failure is kept without its internal text (logged where it
-    // happened); one found is marked `remembered`. Those expired by `now`
-    // go meanwhile, for the same reason as the history's old builds.
+    // happened); one found is marked `remembered`. Those expired by `now`,
+    // and those expiring after `not_after` (remembered before the wall
+    // clock stepped back), go meanwhile, for the same reason as the
+    // history's old builds; find_failure ignores the latter.
     Result<void> remember_failure(std::string_view image_key, const Failure& failure,
-                                  std::int64_t now, std::int64_t expires_at);
-    Result<std::optional<Failure>> find_failure(std::string_view image_key, std::int64_t now);
+                                  std::int64_t now, std::int64_t expires_at,
+                                  std::int64_t not_after);
+    Result<std::optional<Failure>> find_failure(std::string_view image_key, std::int64_t now,
+                                                std::int64_t not_after);
 
 private:
     Db m_db;

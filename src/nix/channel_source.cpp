@@ -27,6 +27,7 @@
 #include "util/log.hpp"
 #include "util/sha256.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 #include <chrono>
 #include <fcntl.h>
@@ -117,7 +118,7 @@ private:
         }
         const auto since =
             std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
-        if (age == Age::trusted && pinning() == Pinning::moving && since >= m_ttl) {
+        if (age == Age::trusted && pinning() == Pinning::moving && !within_ttl(since, m_ttl)) {
             return std::nullopt;
         }
         std::error_code ec;

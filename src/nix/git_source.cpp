@@ -29,6 +29,7 @@
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -197,7 +198,8 @@ private:
     bool fresh(const std::filesystem::path& file) const {
         std::error_code ec;
         const auto written = std::filesystem::last_write_time(file, ec);
-        return !ec && std::filesystem::file_time_type::clock::now() - written < m_refs_ttl;
+        return !ec &&
+               within_ttl(std::filesystem::file_time_type::clock::now() - written, m_refs_ttl);
     }
 
     // HEAD, branches and tags of the repository: from one ls-remote per
@@ -465,25 +467,28 @@ private:
             return fail("nix-store --add of " + commit + " failed: " + path.error().log_tail);
         }
         log::info("git commit exported", {{"commit", commit}, {"path", *path}});
-        forget_old_exports();
+        forget_old_exports(commit);
         return std::move(*path);
     }
 
-    // Keeps the k_kept_exports most recent exports rooted.
-    void forget_old_exports() {
+    // Keeps the export of `made` and the k_kept_exports - 1 most recent
+    // others rooted. (`made` by name: after the wall clock stepped back,
+    // its root's time is older than theirs.)
+    void forget_old_exports(const std::string& made) {
         std::vector<std::pair<std::time_t, std::filesystem::path>> roots;
         std::error_code ec;
         for (const auto& entry : std::filesystem::directory_iterator(m_exports, ec)) {
             struct stat st {};
-            if (lstat(entry.path().c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+            if (entry.path().filename() != made && lstat(entry.path().c_str(), &st) == 0 &&
+                S_ISLNK(st.st_mode)) {
                 roots.emplace_back(st.st_mtime, entry.path());
             }
         }
-        if (roots.size() <= k_kept_exports) {
+        if (roots.size() < k_kept_exports) {
             return;
         }
         std::sort(roots.begin(), roots.end(), std::greater<>());
-        for (std::size_t i = k_kept_exports; i < roots.size(); ++i) {
+        for (std::size_t i = k_kept_exports - 1; i < roots.size(); ++i) {
             std::filesystem::remove(roots[i].second, ec);
         }
     }

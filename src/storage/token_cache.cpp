@@ -39,6 +39,8 @@ Result<std::string> TokenCache::token() {
     }
     m_fetching = true;
     lock.unlock();
+    // The token's lifetime runs from the request: the answer may come late.
+    const auto asked = Clock::now();
     Result<FetchedToken> fresh = fail("the token fetch threw");
     try {
         fresh = m_fetch();
@@ -68,8 +70,8 @@ Result<std::string> TokenCache::token() {
     const auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(fresh->lifetime);
     m_failure.reset();
     m_token = fresh->value;
-    m_expires_at = now + lifetime - std::min<std::chrono::milliseconds>(10s, lifetime / 4);
-    m_refresh_at = now + lifetime - std::min<std::chrono::milliseconds>(5min, lifetime / 2);
+    m_expires_at = asked + lifetime - std::min<std::chrono::milliseconds>(10s, lifetime / 4);
+    m_refresh_at = asked + lifetime - std::min<std::chrono::milliseconds>(5min, lifetime / 2);
     return m_token;
 }
 

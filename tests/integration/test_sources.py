@@ -91,6 +91,20 @@ class GitSourceTest(TestCase):
             last = inst.builds()[-1]
             self.assertGreater(last["layers_reused"], 0)
 
+    def test_a_wall_clock_stepped_back_does_not_freeze_the_refs(self):
+        # The refs were listed while the clock was an hour ahead (their
+        # file's time is in the future): not trusted, a moved branch is seen.
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo),
+                      NIXERY_TAG_CACHE_SECONDS=0, NIXERY_GIT_REFS_TTL=2) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "three")
+            [refs] = (inst.state / "git").glob("*.git.refs")
+            ahead = time.time() + 3600
+            os.utime(refs, (ahead, ahead))
+            (self.repo / "stamp.nix").write_text('"four"\n')
+            git(self.repo, "commit", "-q", "-am", "four")
+            self.assertEqual(pulls.stamp("latest"), "four")
+
     def test_a_branch_pushed_while_its_build_waits_is_built_under_its_new_commit(self):
         # One build at a time: `slow` holds it while the pull of stamp:latest
         # (main at `old`) waits in the queue, and main moves meanwhile. The
@@ -265,6 +279,19 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(pulls.stamp("latest"), "two")
             self.assertEqual(downloads(), 2)
 
+    def test_a_wall_clock_stepped_back_does_not_freeze_the_channel(self):
+        with self.instance(NIXERY_SOURCE_TTL=1) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            # Fetched while the clock was an hour ahead: the root's time is
+            # in the future, and is not trusted for that hour.
+            [root] = [p for p in (inst.state / "channels").iterdir() if p.is_symlink()]
+            ahead = time.time() + 3600
+            os.utime(root, (ahead, ahead), follow_symlinks=False)
+            self.channels.publish("test-channel", self.pkgs, "two")
+            time.sleep(1.5)
+            self.assertEqual(pulls.stamp("latest"), "two")
+
     def test_a_channel_whose_host_fails_serves_its_last_fetch(self):
         with self.instance(NIXERY_SOURCE_TTL=1) as inst:
             pulls = Pulls(self, inst)
@@ -319,6 +346,15 @@ class PathSourceTest(TestCase):
                 self.assertEqual(packed.count(digest), 1, "an unchanged layer was packed again")
             last = inst.builds(name)[-1]
             self.assertEqual((last["layers_built"], last["layers_reused"]), (2, len(kept)))
+
+    def test_an_evaluation_from_before_the_wall_clock_stepped_back_expires(self):
+        with Instance(NIXERY_SOURCE_TTL=2, NIXERY_TAG_CACHE_SECONDS=0) as inst:
+            first = inst.manifest("stamp").header("Docker-Content-Digest")
+            with inst.db() as conn:  # evaluated while the clock was an hour ahead
+                conn.execute("UPDATE evaluations SET evaluated_at = evaluated_at + 3600")
+            (inst.package_set / "stamp.nix").write_text('"edited"\n')
+            time.sleep(2.5)
+            self.assertNotEqual(inst.manifest("stamp").header("Docker-Content-Digest"), first)
 
     def test_changes_wait_for_the_ttl(self):
         with Instance(NIXERY_SOURCE_TTL=3) as inst:

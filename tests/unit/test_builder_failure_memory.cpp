@@ -42,6 +42,10 @@ TEST_CASE("failure memory") {
         CHECK((*found)->retry_after == 30);
         CHECK_FALSE(*remembered_failure(cache, "img", now + k_fault_memory.count()));
     }
+    SUBCASE("not answered for hours when the clock stepped back since") {
+        CHECK_FALSE(*remembered_failure(cache, "img", now - 3600));
+        CHECK(*remembered_failure(cache, "img", now)); // nor deleted by merely asking
+    }
 }
 
 TEST_SUITE_END();

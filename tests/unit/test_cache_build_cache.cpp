@@ -128,17 +128,17 @@ TEST_CASE("BuildCache records") {
     }
     SUBCASE("failures are remembered until they expire") {
         const auto err = unknown("nope", R"({"missing":["x"]})");
-        REQUIRE(cache.remember_failure("img", err, 100, 130));
-        const auto hit = *cache.find_failure("img", 100);
+        REQUIRE(cache.remember_failure("img", err, 100, 130, 160));
+        const auto hit = *cache.find_failure("img", 100, 160);
         REQUIRE(hit);
         CHECK(hit->kind == FailureKind::unknown);
         CHECK(hit->message == err.message);
         CHECK(hit->detail == err.detail);
         CHECK(hit->remembered);
-        CHECK_FALSE(*cache.find_failure("img", 130));
+        CHECK_FALSE(*cache.find_failure("img", 130, 190));
         // Expired rows go when another failure is remembered, not a day
         // later with gc: each is one request away for anyone.
-        REQUIRE(cache.remember_failure("other", err, 129, 160));
+        REQUIRE(cache.remember_failure("other", err, 129, 160, 189));
         const auto rows = [&] {
             auto s = cache.db().prepare("SELECT count(*) FROM failures");
             REQUIRE(s);
@@ -146,9 +146,14 @@ TEST_CASE("BuildCache records") {
             return s->integer(0);
         };
         CHECK(rows() == 2);
-        REQUIRE(cache.remember_failure("third", err, 130, 160));
+        REQUIRE(cache.remember_failure("third", err, 130, 160, 190));
         CHECK(rows() == 2);
-        CHECK_FALSE(*cache.find_failure("img", 0));
+        CHECK_FALSE(*cache.find_failure("img", 0, 30));
+        // The wall clock stepped back an hour: failures remembered before
+        // are not answered for that hour, and go with the next one.
+        CHECK_FALSE(*cache.find_failure("other", 130 - 3600, 130 - 3600 + 30));
+        REQUIRE(cache.remember_failure("fourth", err, 130 - 3600, 160 - 3600, 130 - 3600 + 30));
+        CHECK(rows() == 1);
     }
     SUBCASE("the build history keeps its newest builds, and any still open") {
         const auto open = *cache.start_build("running", "latest", "k0", 1.0);

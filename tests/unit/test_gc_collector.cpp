@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <future>
+#include <limits>
 #include <sys/stat.h>
 #include <thread>
 
@@ -250,6 +251,18 @@ TEST_CASE("collect_garbage") {
         CHECK(f.cache->recent_builds(1000)->size() == static_cast<std::size_t>(k_builds_kept));
         CHECK(report->tags == 1);
         CHECK(*f.cache->tags("a") == std::vector<std::string>{"new"});
+    }
+    SUBCASE("remembered failures go when expired, or when the clock stepped back since") {
+        const Failure err{FailureKind::failed, "x", "building \"x\" failed", "{}", ""};
+        constexpr std::int64_t k_any = std::numeric_limits<std::int64_t>::max();
+        REQUIRE(f.cache->remember_failure("expired", err, 0, k_now - 30, k_any));
+        REQUIRE(f.cache->remember_failure("live", err, 0, k_now + 30, k_any));
+        REQUIRE(f.cache->remember_failure("stepped", err, 0, k_now + 3630, k_any));
+        REQUIRE(f.collect(30, false));
+        auto s = f.cache->db().prepare("SELECT group_concat(image_key) FROM failures");
+        REQUIRE(s);
+        REQUIRE(*s->step());
+        CHECK(s->text(0) == "live");
     }
     SUBCASE("a build holding the gc lock keeps what it is about to reference") {
         // The builder has looked 'c' up (or just packed it) and not yet

@@ -31,7 +31,7 @@ TEST_CASE("jwt_assertion") {
           base64url_encode(
               R"({"iss":"test-iam-credentials@dummy-project-id.iam.gserviceaccount.com",)"
               R"("scope":"https://www.googleapis.com/auth/devstorage.read_write",)"
-              R"("aud":"https://oauth2.googleapis.com/token","iat":1549011600,"exp":1549015200})"));
+              R"("aud":"https://oauth2.googleapis.com/token","iat":1549011590,"exp":1549015190})"));
     CHECK(jwt->find_first_of("+/=") == std::string::npos);
 
     testutil::write_file(dir / "user.json", R"({"type":"authorized_user"})");

@@ -116,6 +116,12 @@ TEST_CASE("TokenCache") {
         std::this_thread::sleep_for(1100ms);
         CHECK(*cache.token() == "t2");
     }
+    SUBCASE("a token's lifetime counts from when it was asked for, not from the answer") {
+        // Valid 2 s from the request, answered after 1.1 s: already halfway.
+        TokenCache cache(numbered(fetches, std::chrono::seconds(2), 1100ms));
+        CHECK(*cache.token() == "t1");
+        CHECK(*cache.token() == "t2");
+    }
 }
 
 TEST_SUITE_END();

@@ -20,4 +20,14 @@ TEST_CASE("parse_rfc3339") {
     CHECK_FALSE(parse_rfc3339("2015-08-30T12:36:00"));
 }
 
+TEST_CASE("within_ttl") {
+    using std::chrono::seconds;
+    CHECK(within_ttl(seconds(0), seconds(10)));
+    CHECK(within_ttl(seconds(9), seconds(10)));
+    CHECK_FALSE(within_ttl(seconds(10), seconds(10)));
+    // Written "in the future": the clock stepped back since.
+    CHECK_FALSE(within_ttl(seconds(-1), seconds(10)));
+    CHECK_FALSE(within_ttl(std::chrono::milliseconds(-3600000), seconds(10)));
+}
+
 TEST_SUITE_END();
