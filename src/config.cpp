@@ -78,7 +78,8 @@ const std::map<std::string, std::string>& known_settings() {
         {"NIXERY_HEADER_DEADLINE",
          "seconds after which a manifest request waiting for a build gets its headers (default "
          "20)"},
-        {"NIXERY_MAX_BUILDS", "image builds running at once (default: the number of cores)"},
+        {"NIXERY_MAX_BUILDS", "image builds running at once (default: the number of cores, "
+                              "at most one per 1.5 GiB of memory)"},
         {"NIXERY_MAX_QUEUED_BUILDS",
          "image builds waiting for a slot before new ones are refused (default 64)"},
         {"NIXERY_LOG_LEVEL", "debug, info (default), warn or error"},
@@ -200,6 +201,12 @@ Result<std::string> bucket_name(const std::string& name, const std::string& valu
 
 } // namespace
 
+long default_max_builds(long cores, std::uint64_t memory_bytes) {
+    const auto memory_allows =
+        static_cast<long>(std::min<std::uint64_t>(memory_bytes / k_memory_per_build, LONG_MAX));
+    return std::max(1L, std::min(cores, memory_allows));
+}
+
 Result<Config> load_config(const Environment& env, ConfigUse use) {
     Config c;
     for (const auto& [name, value] : env) {
@@ -239,8 +246,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     TRY_ASSIGN(const long header_deadline,
                parse_number(env, "NIXERY_HEADER_DEADLINE", 20, 1, 3600));
     c.header_deadline = std::chrono::seconds(header_deadline);
-    const long cores = std::max(1L, static_cast<long>(std::thread::hardware_concurrency()));
-    TRY_ASSIGN(const long max_builds, parse_number(env, "NIXERY_MAX_BUILDS", cores, 1, 1024));
+    const long cores = static_cast<long>(std::thread::hardware_concurrency());
+    const auto memory = static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PHYS_PAGES))) *
+                        static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PAGE_SIZE)));
+    TRY_ASSIGN(const long max_builds,
+               parse_number(env, "NIXERY_MAX_BUILDS", default_max_builds(cores, memory), 1, 1024));
     c.max_builds = static_cast<int>(max_builds);
     TRY_ASSIGN(const long max_queued, parse_number(env, "NIXERY_MAX_QUEUED_BUILDS", 64, 0, 4096));
     c.max_queued_builds = static_cast<int>(max_queued);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -147,6 +148,14 @@ enum class ConfigUse {
 };
 
 Result<Config> load_config(const Environment& env, ConfigUse use = ConfigUse::serve);
+
+// What a build may need in memory at its peak: a Nix evaluation of nixpkgs
+// takes several hundred MB to 1 GiB, and the rest of the build little.
+inline constexpr std::uint64_t k_memory_per_build = 3ULL << 29; // 1.5 GiB
+// NIXERY_MAX_BUILDS's default: one build per core, but no more than the
+// memory holds (one build at least), so that a few cold pulls at once do not
+// run a small machine out of memory.
+long default_max_builds(long cores, std::uint64_t memory_bytes);
 
 // DataFiles next to the running executable, or an error saying where it looked.
 Result<DataFiles> locate_data_files();

@@ -51,6 +51,8 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
     return out;
 }
 
+constexpr char k_helper_oom_score_adj[] = "500";
+
 [[noreturn]] void child_exec(const char* file, char* const argv[], char* const envp[], int out_fd,
                              int err_fd, const char* cwd, pid_t parent, int keep_fd) {
     // Only async-signal-safe calls from here to execve: the parent may be threaded.
@@ -64,6 +66,14 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    // The OOM killer takes this one (a Nix evaluation, most likely: the
+    // biggest of them) before the workers, the master or nginx: then one
+    // build fails instead of the service. Raising the score needs no
+    // privilege; where it cannot be written the default stays.
+    if (const int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC); adj >= 0) {
+        (void)!write(adj, k_helper_oom_score_adj, sizeof k_helper_oom_score_adj - 1);
+        close(adj);
+    }
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
         _exit(127);

@@ -1,7 +1,8 @@
 // Running a program: argv only (never a shell), searched in PATH, in its own
 // process group so a timeout can stop it and everything it started. The child
 // dies with the thread that started it (PR_SET_PDEATHSIG), so a worker killed
-// mid-build leaves no orphaned Nix behind.
+// mid-build leaves no orphaned Nix behind, and the OOM killer takes it first
+// (oom_score_adj 500), so memory running out fails a build, not the service.
 #pragma once
 
 #include "util/result.hpp"

@@ -236,4 +236,13 @@ TEST_CASE("load_config") {
     }
 }
 
+TEST_CASE("default_max_builds: a build per core, as far as memory goes") {
+    constexpr std::uint64_t GiB = 1ULL << 30;
+    CHECK(default_max_builds(8, 64 * GiB) == 8);
+    CHECK(default_max_builds(2, 4 * GiB) == 2);
+    CHECK(default_max_builds(4, 2 * GiB) == 1); // a small VPS: one evaluation at a time
+    CHECK(default_max_builds(2, 1 * GiB) == 1); // never none
+    CHECK(default_max_builds(0, 0) == 1);       // nothing known
+}
+
 TEST_SUITE_END();

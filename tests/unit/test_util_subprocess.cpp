@@ -32,6 +32,11 @@ TEST_CASE("run_process") {
         CHECK(r->exit_code == 3);
         CHECK_FALSE(r->ok());
     }
+    SUBCASE("the OOM killer takes a helper before the process that ran it") {
+        auto r = run_process(argv_only({"cat", "/proc/self/oom_score_adj"}));
+        REQUIRE(r);
+        CHECK(r->out == "500\n");
+    }
     SUBCASE("a timeout stops the whole process group") {
         TempDir dir;
         const auto marker = dir / "still-running";
