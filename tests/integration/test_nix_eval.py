@@ -128,8 +128,12 @@ class ChannelOncePerRevisionTest(TestCase):
                 self.assertEqual(inst.manifest(name).status, 200)
             self.assertEqual(channels.server.requests, ["/test-channel.tar.gz"])
             self.assertEqual(nix_runs(inst, "fetch channel"), 2)  # download, then the GC root
-            roots = list((inst.state / "channels").iterdir())
+            # One root, and beside it what tells a later check whether the
+            # channel moved (the tarball's date and length here).
+            roots = [p for p in (inst.state / "channels").iterdir() if p.is_symlink()]
             self.assertEqual(len(roots), 1)
+            validator = roots[0].with_name(roots[0].name + ".validator")
+            self.assertIn("last-modified", validator.read_text())
             target = os.readlink(roots[0])
             self.assertTrue(target.startswith("/nix/store/") and target.endswith("-source"), target)
             self.assertTrue((Path(target) / "stamp.nix").exists())
