@@ -20,12 +20,13 @@ inline constexpr std::chrono::seconds k_failure_memory{30};
 // a full disk) is: long enough for the build's waiters to read it, short
 // enough that the next pull tries again.
 inline constexpr std::chrono::seconds k_fault_memory{3};
-// No failure is remembered longer: one that expires later than this from
-// now was remembered before the wall clock stepped back (NTP correcting a
-// clock that was ahead), and is ignored and deleted rather than answered
-// for as long as the step.
-inline constexpr std::chrono::seconds k_longest_failure_memory =
-    std::max(k_failure_memory, k_fault_memory);
+// A failure that expires later than this from now was remembered before
+// the wall clock stepped back (NTP correcting a clock that was ahead): it is
+// ignored and deleted rather than answered for as long as the step. The
+// longest memory plus minutes of slack: another thread or process may have
+// read its clock a moment after ours, and waited for SQLite's write lock.
+inline constexpr std::chrono::seconds k_failure_horizon =
+    std::max(k_failure_memory, k_fault_memory) + std::chrono::minutes(5);
 
 // The failure of a build of `image_key` still remembered at `now` (marked
 // `remembered`), or nullopt. Its internal text is not kept: the build

@@ -116,10 +116,9 @@ Result<int> GcQueries::forget_dangling_evaluations() {
     return count_rows(s);
 }
 
-Result<int> GcQueries::forget_expired_failures(std::int64_t now, std::int64_t not_after) {
-    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1 OR "
-                                    "expires_at > ?2 RETURNING 1"));
-    s.bind(1, now).bind(2, not_after);
+Result<int> GcQueries::forget_expired_failures(std::int64_t now) {
+    TRY_ASSIGN(auto s, m_db.prepare("DELETE FROM failures WHERE expires_at <= ?1 RETURNING 1"));
+    s.bind(1, now);
     return count_rows(s);
 }
 

@@ -59,9 +59,8 @@ public:
 
     // Evaluations whose image is gone (a later request evaluates again).
     Result<int> forget_dangling_evaluations();
-    // Remembered failures whose time is over, and those expiring after
-    // `not_after` (remembered before the wall clock stepped back).
-    Result<int> forget_expired_failures(std::int64_t now, std::int64_t not_after);
+    // Remembered failures whose time is over.
+    Result<int> forget_expired_failures(std::int64_t now);
     // Finished builds that started before `before`, except the newest
     // `keep_last` (the start page's history).
     Result<int> forget_builds(std::int64_t before, int keep_last);

@@ -1,6 +1,5 @@
 #include "gc/collector.hpp"
 
-#include "builder/failure_memory.hpp"
 #include "builder/gc_lock.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
@@ -502,8 +501,9 @@ private:
     // failures, old history, and rate limits of markers.
     Result<void> forget_rows() {
         TRY_ASSIGN(const int evaluations, m_q.forget_dangling_evaluations());
-        TRY_ASSIGN(const int failures,
-                   m_q.forget_expired_failures(m_now, m_now + k_longest_failure_memory.count()));
+        // (Only expired ones: one from before a step of the clock goes with
+        // the next failure remembered; gc's clock was read when it started.)
+        TRY_ASSIGN(const int failures, m_q.forget_expired_failures(m_now));
         TRY_ASSIGN(m_report.builds, m_q.forget_builds(m_cutoff, k_builds_kept));
         TRY_ASSIGN(m_report.tags, m_q.forget_tags(m_cutoff));
         TRY_ASSIGN(const int uses, m_q.forget_shared_uses(m_now - seconds(k_shared_use_interval)));

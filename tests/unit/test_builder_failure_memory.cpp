@@ -46,6 +46,12 @@ TEST_CASE("failure memory") {
         CHECK_FALSE(*remembered_failure(cache, "img", now - 3600));
         CHECK(*remembered_failure(cache, "img", now)); // nor deleted by merely asking
     }
+    SUBCASE("answered to a thread whose clock was read a moment earlier, and kept") {
+        remember_failure(cache, "other", err, now + 1);
+        CHECK(*remembered_failure(cache, "other", now));
+        remember_failure(cache, "third", err, now);
+        CHECK(*remembered_failure(cache, "other", now));
+    }
 }
 
 TEST_SUITE_END();
