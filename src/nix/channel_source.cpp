@@ -78,7 +78,8 @@ public:
         // the next check sees a change and fetches again (never the reverse).
         const auto validator = current_validator();
         if (auto last = fetched(Age::any); last && !validator.empty()) {
-            if (const auto before = read_file(validator_file()); before && *before == validator) {
+            if (const auto before = read_file(validator_file());
+                before && *before == validator_record(validator, *last)) {
                 (void)::utimensat(AT_FDCWD, m_root.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
                 log::info("channel unchanged", {{"channel", m_channel}, {"path", *last}});
                 return prepared(*last);
@@ -99,7 +100,7 @@ public:
             return unexpected(source_unavailable(m_shown, why));
         }
         log::info("channel fetched", {{"channel", m_channel}, {"path", *path}});
-        remember_validator(validator);
+        remember_validator(validator, *path);
         return prepared(*path);
     }
 
@@ -133,6 +134,13 @@ private:
         return m_root.parent_path() / (m_root.filename().string() + ".validator");
     }
 
+    // The validator with the store path it was read before fetching: one
+    // left beside a newer root (killed between the two writes) never
+    // matches, even should the channel go back to that tarball.
+    static std::string validator_record(const std::string& validator, const std::string& path) {
+        return validator + "\n" + path + "\n";
+    }
+
     // What identifies the tarball the channel's URL serves now; "" when the
     // server gives nothing to compare or cannot be asked (then it is
     // downloaded, as it would be without this check).
@@ -144,8 +152,7 @@ private:
         head.method = "HEAD";
         head.url = m_url;
         head.follow_redirects = true; // GitHub's archives redirect to codeload
-        HttpClient client;
-        const auto r = client.perform(head);
+        const auto r = m_http.perform(head);
         if (!r || r->status != 200) {
             log::debug("cannot tell whether the channel changed",
                        {{"channel", m_channel},
@@ -155,13 +162,15 @@ private:
         return content_validator(*r);
     }
 
-    void remember_validator(const std::string& validator) const {
+    void remember_validator(const std::string& validator, const std::string& path) const {
         std::error_code ec;
         if (validator.empty()) {
             std::filesystem::remove(validator_file(), ec);
             return;
         }
-        if (auto r = write_file_atomic(m_root.parent_path(), validator_file(), validator); !r) {
+        if (auto r = write_file_atomic(m_root.parent_path(), validator_file(),
+                                       validator_record(validator, path));
+            !r) {
             log::warn("keeping the channel's validator failed; it is downloaded again next time",
                       {{"channel", m_channel}, {"error", r.error().message}});
         }
@@ -196,6 +205,7 @@ private:
     std::chrono::seconds m_fetch_limit;
     const Nix& m_nix;
     LockTable m_locks;
+    mutable HttpClient m_http; // made with the source, before request threads
 };
 
 } // namespace

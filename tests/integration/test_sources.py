@@ -204,6 +204,13 @@ class RecordingHandler(QuietHandler):
         self.server.requests.append((self.command, self.path))
         return super().send_head()
 
+    def do_HEAD(self):
+        if getattr(self.server, "refuse_head", False):
+            self.server.requests.append((self.command, self.path))
+            self.send_error(405)
+            return
+        super().do_HEAD()
+
 
 class ChannelServer:
     """Serves channel tarballs (NAME.tar.gz) from a directory over HTTP."""
@@ -278,6 +285,17 @@ class ChannelSourceTest(TestCase):
             time.sleep(1.5)
             self.assertEqual(pulls.stamp("latest"), "two")
             self.assertEqual(downloads(), 2)
+
+    def test_a_channel_whose_server_refuses_head_is_downloaded_each_time(self):
+        self.channels.server.refuse_head = True
+        with self.instance(NIXERY_SOURCE_TTL=1) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            time.sleep(1.5)
+            self.assertEqual(pulls.stamp("latest"), "one")
+            requests = self.channels.server.requests
+            self.assertIn(("HEAD", "/test-channel.tar.gz"), requests)
+            self.assertEqual(requests.count(("GET", "/test-channel.tar.gz")), 2)
 
     def test_a_wall_clock_stepped_back_does_not_freeze_the_channel(self):
         with self.instance(NIXERY_SOURCE_TTL=1) as inst:
