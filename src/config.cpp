@@ -1,8 +1,11 @@
 #include "config.hpp"
 
 #include "core/provenance.hpp"
+#include "util/files.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <thread>
 #include <unistd.h>
@@ -201,6 +204,32 @@ Result<std::string> bucket_name(const std::string& name, const std::string& valu
 
 } // namespace
 
+std::optional<std::uint64_t> cgroup_memory_limit(std::string_view proc_self_cgroup,
+                                                 const CgroupFileReader& read) {
+    // cgroup v2: the one line "0::/system.slice/nixery.service".
+    for (const auto line : split_nonempty(proc_self_cgroup)) {
+        if (!line.starts_with("0::")) {
+            continue;
+        }
+        auto dir = std::string(line.substr(3));
+        if (dir == "/") {
+            dir.clear();
+        }
+        const auto text = read("/sys/fs/cgroup" + dir + "/memory.max");
+        if (!text) {
+            return std::nullopt;
+        }
+        const auto value = trim_blanks(*text);
+        std::uint64_t limit = 0;
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+        if (ec != std::errc() || end != value.data() + value.size()) {
+            return std::nullopt; // "max": no limit
+        }
+        return limit;
+    }
+    return std::nullopt;
+}
+
 long default_max_builds(long cores, std::uint64_t memory_bytes) {
     const auto memory_allows =
         static_cast<long>(std::min<std::uint64_t>(memory_bytes / k_memory_per_build, LONG_MAX));
@@ -247,8 +276,17 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                parse_number(env, "NIXERY_HEADER_DEADLINE", 20, 1, 3600));
     c.header_deadline = std::chrono::seconds(header_deadline);
     const long cores = static_cast<long>(std::thread::hardware_concurrency());
-    const auto memory = static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PHYS_PAGES))) *
-                        static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PAGE_SIZE)));
+    auto memory = static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PHYS_PAGES))) *
+                  static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PAGE_SIZE)));
+    if (const auto cgroup = read_file("/proc/self/cgroup")) {
+        const auto read = [](const std::string& path) -> std::optional<std::string> {
+            auto text = read_file(path);
+            return text ? std::optional<std::string>(std::move(*text)) : std::nullopt;
+        };
+        if (const auto limit = cgroup_memory_limit(*cgroup, read)) {
+            memory = std::min(memory, *limit); // MemoryMax=, docker run --memory
+        }
+    }
     TRY_ASSIGN(const long max_builds,
                parse_number(env, "NIXERY_MAX_BUILDS", default_max_builds(cores, memory), 1, 1024));
     c.max_builds = static_cast<int>(max_builds);

@@ -14,8 +14,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace nixery {
 
@@ -156,6 +159,13 @@ inline constexpr std::uint64_t k_memory_per_build = 3ULL << 29; // 1.5 GiB
 // memory holds (one build at least), so that a few cold pulls at once do not
 // run a small machine out of memory.
 long default_max_builds(long cores, std::uint64_t memory_bytes);
+
+// The memory limit of this process's cgroup (v2), from the text of
+// /proc/self/cgroup and `read` of the cgroup's memory.max; nullopt when
+// there is none ("max", cgroup v1, nothing readable).
+using CgroupFileReader = std::function<std::optional<std::string>(const std::string& path)>;
+std::optional<std::uint64_t> cgroup_memory_limit(std::string_view proc_self_cgroup,
+                                                 const CgroupFileReader& read);
 
 // DataFiles next to the running executable, or an error saying where it looked.
 Result<DataFiles> locate_data_files();

@@ -245,4 +245,24 @@ TEST_CASE("default_max_builds: a build per core, as far as memory goes") {
     CHECK(default_max_builds(0, 0) == 1);       // nothing known
 }
 
+TEST_CASE("cgroup_memory_limit: MemoryMax or a container's limit") {
+    std::vector<std::string> asked;
+    const auto files = [&](std::string memory_max) {
+        return [&asked, memory_max](const std::string& path) -> std::optional<std::string> {
+            asked.push_back(path);
+            return memory_max;
+        };
+    };
+    CHECK(cgroup_memory_limit("0::/system.slice/nixery.service\n", files("3758096384\n")) ==
+          3758096384ULL);
+    CHECK(asked.back() == "/sys/fs/cgroup/system.slice/nixery.service/memory.max");
+    CHECK(cgroup_memory_limit("0::/\n", files("1073741824\n")) == 1073741824ULL);
+    CHECK(asked.back() == "/sys/fs/cgroup/memory.max"); // a container's own namespace
+    CHECK_FALSE(cgroup_memory_limit("0::/user.slice\n", files("max\n")));
+    // cgroup v1 only, or nothing to read: no limit known.
+    CHECK_FALSE(cgroup_memory_limit("4:memory:/docker/abc\n1:cpu:/\n", files("1024\n")));
+    CHECK_FALSE(cgroup_memory_limit(
+        "0::/x\n", [](const std::string&) -> std::optional<std::string> { return std::nullopt; }));
+}
+
 TEST_SUITE_END();
