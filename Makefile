@@ -154,7 +154,7 @@ bench-layering: $(BUILD)/nixery
 	nice -n 19 tests/bench/layering.py --nixery $(BUILD)/nixery
 
 # --- fuzzing -------------------------------------------------------------------
-# libFuzzer harnesses, one per parser of untrusted input (tests/fuzz/README).
+# libFuzzer harnesses, one per parser of untrusted input (tests/fuzz/*.cpp).
 # Each runs FUZZ_SECONDS on its seed corpus (tests/fuzz/corpus/<harness>,
 # read-only) plus a working corpus under build/fuzz/corpus; a crash stops
 # `make fuzz` and leaves its input in build/fuzz/crashes/.

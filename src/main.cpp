@@ -43,7 +43,7 @@ commands:
              manifest, tagged NAME:TAG); prints each output's manifest digest
   nginx-config [--server-name NAMES] [--listen [ADDR:]PORT] [--http-listen [ADDR:]PORT]
              [--certificate FILE] [--certificate-key FILE] [--socket PATH]
-             [--http2-directive] [--ktls]
+             [--cache-dir DIR] [--access-log FILE|off] [--http2-directive] [--ktls]
              print the production nginx configuration (TLS, HTTP/2) for the
              instance the environment configures; --http2-directive for
              nginx 1.25.1 and newer, --ktls for kernel TLS (nginx 1.21.4 and
@@ -70,11 +70,16 @@ int main(int argc, char** argv) {
     }
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
-    if (command == "serve" && args.empty()) {
-        return nixery::serve_command();
-    }
-    if (command == "run" && args.empty()) {
-        return nixery::run_command(argv[0]);
+    if (command == "serve" || command == "run") {
+        // Configured by the environment alone: any argument is a mistake
+        // or a request for help.
+        if (!args.empty()) {
+            const bool help = args.front() == "--help" || args.front() == "-h";
+            std::fprintf(help ? stdout : stderr, "%s%s",
+                         help ? "" : "nixery: serve and run take no arguments\n", k_usage);
+            return help ? 0 : 2;
+        }
+        return command == "serve" ? nixery::serve_command() : nixery::run_command(argv[0]);
     }
     if (command == "gc") {
         return nixery::gc_command(args);

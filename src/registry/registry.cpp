@@ -44,7 +44,7 @@ constexpr std::chrono::seconds k_max_manifest_cache{60};
 // How long nginx may answer the manifest of `tag` from its cache. A commit
 // names the same content for good; a tag that can move is answered from the
 // cache for NIXERY_TAG_CACHE_SECONDS, or by default: for a git ref (which
-// every pool request resolves again) a moved branch is seen within 10 s;
+// the pool resolves from refs at most NIXERY_GIT_REFS_TTL old) 10 s;
 // for a path or a channel name no later than its evaluation may be trusted
 // anyway (NIXERY_SOURCE_TTL).
 std::chrono::seconds manifest_cache_time(const Config& config, std::string_view tag) {
@@ -622,8 +622,9 @@ Response RegistryHandler::stored(const Request& request, const std::string& name
     r.log_fields.emplace_back("image", name);
     r.log_fields.emplace_back("digest", digest);
     if (location->kind == BlobLocation::Kind::accel_redirect && manifest) {
-        // Small: the body itself, which nginx keeps for a minute (the use
-        // was just recorded) and sends with Range support.
+        // Small: the body itself, which nginx sends with Range support.
+        // It came through @pool, which caches nothing: the minute's link
+        // made above answers the next requests.
         auto body = m_services.storage.fetch(key);
         if (!body) {
             return fault(body.error());
@@ -633,7 +634,6 @@ Response RegistryHandler::stored(const Request& request, const std::string& name
         }
         r.body = std::move(**body);
         r.header("Content-Type", media_type);
-        cache_in_nginx(r, if_nginx_has_room(m_services.config, k_max_manifest_cache));
     } else if (location->kind == BlobLocation::Kind::accel_redirect) {
         // nginx serves the file (with Content-Length and Range support, and
         // HEAD); it keeps our Content-Type. From now on it serves it

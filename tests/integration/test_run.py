@@ -90,6 +90,16 @@ class RunTest(TestCase):
         self.assertIn("does not exist", self.start_failure(NIXERY_PKGS_PATH="/nonexistent/pkgs"))
         self.assertIn("NIXERY_STORAGE_BACKEND", self.start_failure(NIXERY_STORAGE_BACKEND="ftp"))
 
+    def test_help_and_stray_arguments(self):
+        for command in ("serve", "run"):
+            helped = subprocess.run([str(NIXERY), command, "--help"], capture_output=True, text=True)
+            self.assertEqual(helped.returncode, 0, helped.stderr)
+            self.assertIn("usage: nixery COMMAND", helped.stdout)
+            stray = subprocess.run([str(NIXERY), command, "--port", "80"], capture_output=True,
+                                   text=True, timeout=10)
+            self.assertEqual(stray.returncode, 2)
+            self.assertIn("serve and run take no arguments", stray.stderr)
+
     def test_demo_package_set_without_source(self):
         with Instance(NIXERY_PKGS_PATH=None) as inst:
             r = inst.manifest("shell/hello")
