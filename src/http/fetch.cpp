@@ -13,16 +13,23 @@ struct Sink {
     std::string data;
     std::size_t max = 0;
     bool too_big = false;
+    bool out_of_memory = false;
 };
 
-size_t on_data(char* ptr, size_t size, size_t n, void* user) {
+// libcurl's write callback: no exception may cross it (C code between).
+size_t on_data(char* ptr, size_t size, size_t n, void* user) noexcept {
     auto* sink = static_cast<Sink*>(user);
     const auto bytes = size * n;
     if (sink->data.size() + bytes > sink->max) {
         sink->too_big = true;
         return 0; // aborts the transfer
     }
-    sink->data.append(ptr, bytes);
+    try {
+        sink->data.append(ptr, bytes);
+    } catch (...) {
+        sink->out_of_memory = true;
+        return 0;
+    }
     return bytes;
 }
 
@@ -51,6 +58,9 @@ Result<std::string> fetch_url(const std::string& url, std::chrono::seconds timeo
     if (sink.too_big) {
         return fail("fetch \"" + shown + "\" failed: larger than " + std::to_string(max_bytes) +
                     " bytes");
+    }
+    if (sink.out_of_memory) {
+        return fail("fetch \"" + shown + "\" failed: out of memory");
     }
     if (rc != CURLE_OK) {
         return fail("fetch \"" + shown +

@@ -1,5 +1,6 @@
-// Fetching a URL with libcurl (http, https and file), for popularity data.
-// One easy handle per call: this runs at start-up, not per request.
+// Fetching a whole URL into memory with libcurl (http, https and file): the
+// popularity data at start-up, a channel's list of store paths for
+// popcount. One easy handle per call: not for requests.
 #pragma once
 
 #include "util/result.hpp"
