@@ -288,9 +288,21 @@ format:
 # The core is pure: no I/O, no clock, no environment, no adapter libraries.
 CORE_FORBIDDEN := fcgiapp.h|curl/|sqlite3.h|archive|unistd.h|fstream|iostream|cstdio|ctime|chrono|filesystem|sys/|getenv|fopen
 
+# Dependencies point down: only config reads the environment, util knows
+# nothing of the rest, commands are the edge, and the adapters below the
+# builder know neither it nor the registry.
 check:
 	@if grep -nE '#include <($(CORE_FORBIDDEN))|getenv|std::time|system_clock' src/core/*; then \
 	  echo "src/core must stay pure (see STYLE)"; exit 1; fi
+	@if grep -n 'getenv' $(filter-out src/config.cpp,$(SRC_ALL)); then \
+	  echo "only src/config.* reads the environment (see STYLE)"; exit 1; fi
+	@if grep -n '#include "' src/util/* | grep -v '#include "util/'; then \
+	  echo "src/util includes only src/util (see STYLE)"; exit 1; fi
+	@if grep -rn '#include "cmd/' src --exclude-dir=cmd --exclude=main.cpp; then \
+	  echo "only main.cpp and src/cmd include src/cmd (see STYLE)"; exit 1; fi
+	@if grep -rnE '#include "(registry|builder|fcgi|cmd)/' src/core src/util src/storage src/nix \
+	  src/pack src/cache src/http; then \
+	  echo "the adapters depend on neither the builder nor the registry (see STYLE)"; exit 1; fi
 	clang-format --dry-run -Werror $(SRC_ALL) $(shell find src tests/unit -name '*.hpp') $(SRC_UNIT) $(SRC_TOOLS)
 	$(MAKE) --no-print-directory BUILD=build/check CXXFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build/check/unit-tests

@@ -26,10 +26,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string find_program(const std::string& name, const std::vector<std::string>& extra_dirs) {
+// `name` in the directories of `path` (PATH's value), then in `extra_dirs`.
+std::string find_program(const std::string& name, std::string_view path,
+                         const std::vector<std::string>& extra_dirs) {
     std::vector<std::string> dirs;
-    const char* path = std::getenv("PATH");
-    std::string_view rest = path != nullptr ? path : "";
+    std::string_view rest = path;
     while (!rest.empty()) {
         const auto colon = rest.find(':');
         dirs.emplace_back(rest.substr(0, colon));
@@ -151,7 +152,8 @@ private:
 int run_command(const char* self) {
     Supervisor supervisor; // before StderrTee starts its thread
 
-    auto config = load_config(current_environment(), ConfigUse::serve);
+    const auto env = current_environment();
+    auto config = load_config(env, ConfigUse::serve);
     if (!config) {
         log::error("cannot start", {{"error", config.error().message}});
         return 1;
@@ -178,7 +180,9 @@ int run_command(const char* self) {
         log::error("cannot start", {{"error", nginx_conf.error().message}});
         return 1;
     }
-    const auto nginx = find_program("nginx", {"/usr/sbin", "/sbin"});
+    const auto path = env.find("PATH");
+    const auto nginx =
+        find_program("nginx", path == env.end() ? "" : path->second, {"/usr/sbin", "/sbin"});
     if (nginx.empty()) {
         log::error(
             "cannot start",
