@@ -121,13 +121,6 @@ DigestCheck check_digest(std::string_view text) {
     return DigestCheck::ok;
 }
 
-std::optional<Digest> parse_digest(std::string_view text) {
-    if (check_digest(text) != DigestCheck::ok) {
-        return std::nullopt;
-    }
-    return Digest{std::string(text.substr(7))};
-}
-
 NameAndTag split_name_and_tag(std::string_view text) {
     const auto slash = text.rfind('/');
     const auto colon = text.find(':', slash == std::string_view::npos ? 0 : slash);

@@ -19,12 +19,7 @@ bool is_valid_repository_name(std::string_view name);
 // [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
 bool is_valid_tag(std::string_view tag);
 
-// A digest the registry can hold: "sha256:" and 64 lowercase hex digits.
-struct Digest {
-    std::string hex;
-    std::string str() const { return "sha256:" + hex; }
-};
-
+// A digest the registry can hold is "sha256:" and 64 lowercase hex digits.
 enum class DigestCheck {
     ok,          // a sha256 digest
     unsupported, // well-formed (algorithm:encoded) but not sha256
@@ -32,8 +27,6 @@ enum class DigestCheck {
 };
 
 DigestCheck check_digest(std::string_view text);
-// The digest when check_digest(text) == ok.
-std::optional<Digest> parse_digest(std::string_view text);
 
 // "name[:tag]" as a command line gives an image: the tag follows a colon
 // after the last slash, "latest" when there is none. Neither part is

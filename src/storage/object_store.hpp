@@ -18,8 +18,9 @@ namespace nixery {
 Result<void> check_object_key(std::string_view key);
 
 // persist() and put() for a store: a body of up to `part_size` bytes goes
-// up in one request, a larger staging file in parts of that size. Both read
-// the staging file by ranges, never into memory.
+// up in one request, a larger staging file in parts of at least that size
+// (the backend chooses: S3 grows them to stay within 10,000 parts). Both
+// read the staging file by ranges, never into memory.
 class ObjectStoreBackend : public StorageBackend {
 public:
     const std::filesystem::path& staging_dir() const final { return m_staging; }

@@ -31,9 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::abort();
     }
     (void)check_digest(route.reference);
-    if (const auto digest = parse_digest(input); digest) {
-        (void)digest->hex;
-    }
+    (void)check_digest(input);
     (void)parse_image_name(input);
     (void)error_json(name_invalid(input));
     const auto split = input.find('\n');

@@ -37,14 +37,13 @@ TEST_CASE("is_valid_tag") {
 TEST_CASE("check_digest") {
     const std::string hex(64, 'a');
     CHECK(check_digest("sha256:" + hex) == DigestCheck::ok);
-    CHECK(parse_digest("sha256:" + hex)->hex == hex);
     CHECK(check_digest("sha512:" + std::string(128, 'a')) == DigestCheck::unsupported);
     CHECK(check_digest("sha256:" + std::string(63, 'a')) == DigestCheck::malformed);
     CHECK(check_digest("sha256:" + std::string(64, 'A')) == DigestCheck::malformed);
     CHECK(check_digest("sha256:../../etc/passwd") == DigestCheck::malformed);
     CHECK(check_digest("nocolon") == DigestCheck::malformed);
     CHECK(check_digest(":abc") == DigestCheck::malformed);
-    CHECK_FALSE(parse_digest("sha512:abc"));
+    CHECK(check_digest("sha512:abc") == DigestCheck::unsupported);
 }
 
 TEST_SUITE_END();
