@@ -140,6 +140,19 @@ Result<std::optional<ImageRecord>, Failure> Builder::built(const Resolved& image
     return std::optional<ImageRecord>();
 }
 
+Result<std::optional<ImageRecord>, Failure> Builder::built_at(const Target& target,
+                                                              std::string_view tag) {
+    TRY_ASSIGN(auto found, built(target.resolved));
+    if (found) {
+        return found;
+    }
+    TRY_ASSIGN(const auto now, resolve_again(target.image, tag));
+    if (now.key == target.resolved.key) {
+        return found;
+    }
+    return built(now);
+}
+
 Result<ServedManifest, Failure> Builder::serve(const std::vector<Found>& found,
                                                std::string_view name, std::string_view tag,
                                                const ManifestChoice& choice) {
@@ -200,8 +213,8 @@ JobResult Builder::build_job(const JobSpec& job) {
     // The source is resolved again: a job runs in another thread than the
     // request that queued it. A revision that moved meanwhile (a pushed
     // branch) is built under its own key, never under the old revision's,
-    // which would then name this content for good; the waiters find no
-    // image under the key they asked for and are told to retry.
+    // which would then name this content for good; the waiters find the
+    // image under the new key (built_at).
     auto source = m_s.source.resolve(job.tag);
     if (!source) {
         return failed(source.error());

@@ -96,6 +96,12 @@ public:
     // only: the build recorded the image's use.
     Result<std::optional<ImageRecord>, Failure> built(const Resolved& image);
 
+    // As built(), for the job of `target` that `tag` queued: when the job
+    // found the tag moved (a branch pushed while it waited) and built the
+    // revision the tag names now, that image answers the tag.
+    Result<std::optional<ImageRecord>, Failure> built_at(const Target& target,
+                                                         std::string_view tag);
+
     // The document that answers a manifest request by tag for `name`, from
     // its targets' images (`found`, one per target, in their order), and
     // records `tag` for tags/list. One image: its manifest in

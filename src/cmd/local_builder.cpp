@@ -56,7 +56,7 @@ Result<ServedManifest, Failure> LocalBuilder::image(std::string_view name, std::
                 return unexpected(named(
                     busy("another build of \"" + job_name + "\" is still running; retry later")));
             }
-            one = builder.built(target.resolved);
+            one = builder.built_at(target, tag);
             if (!one) {
                 return unexpected(named(one.error()));
             }

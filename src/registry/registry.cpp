@@ -442,24 +442,9 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                 const auto named = [&](Failure f) {
                     return several ? platform_failure(std::move(f), target.image.arch) : f;
                 };
-                auto built = builder.built(target.resolved);
+                auto built = builder.built_at(target, tag);
                 if (!built) {
                     return unexpected(named(built.error()));
-                }
-                if (!*built && !failed(i)) {
-                    // The job resolved the tag again and built the revision
-                    // it names now (a branch pushed while the build was
-                    // queued): that image answers the tag.
-                    auto again = builder.resolve_again(target.image, tag);
-                    if (!again) {
-                        return unexpected(named(again.error()));
-                    }
-                    if (again->key != target.resolved.key) {
-                        built = builder.built(*again);
-                        if (!built) {
-                            return unexpected(named(built.error()));
-                        }
-                    }
                 }
                 if (!*built && results[i] && results[i]->failure) {
                     // The job's failure, which the cache could not remember
