@@ -323,9 +323,9 @@ Result<void> BuildCache::finish_build(std::int64_t id, double duration, int laye
     return s.run();
 }
 
-Result<std::vector<BuildRecord>> BuildCache::recent_builds(int limit, bool failed_only) {
+Result<std::vector<BuildRecord>> BuildCache::recent_builds(int limit, Builds which) {
     const std::string sql = "SELECT " + std::string(k_build_columns) + " FROM builds" +
-                            (failed_only ? " WHERE error IS NOT NULL" : "") +
+                            (which == Builds::failed ? " WHERE error IS NOT NULL" : "") +
                             // By id, the order they started in even when the
                             // wall clock stepped back meanwhile.
                             " ORDER BY id DESC LIMIT ?1";

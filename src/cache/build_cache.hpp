@@ -117,7 +117,8 @@ public:
     Result<void> finish_build(std::int64_t id, double duration, int layers_built, int layers_reused,
                               int status, std::string_view error);
     // Newest first.
-    Result<std::vector<BuildRecord>> recent_builds(int limit, bool failed_only = false);
+    enum class Builds { all, failed };
+    Result<std::vector<BuildRecord>> recent_builds(int limit, Builds which = Builds::all);
     Result<std::vector<BuildRecord>> builds_of(std::string_view image, std::string_view tag);
 
     // A failure is kept without its internal text (logged where it

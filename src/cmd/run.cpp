@@ -225,7 +225,8 @@ int run_command(const char* self) {
     // nginx's workers outlive a master that dies (kill -9, OOM) and would
     // keep the port: they are in its process group, which goes with it.
     const auto web = supervisor.spawn_program(
-        {nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()}, true);
+        {nginx, "-p", state, "-e", state + "/nginx-error.log", "-c", nginx_conf->string()},
+        Supervisor::Group::own);
     if (!web || !wait_ready(
                     supervisor, *web, [&] { return port_accepts(config->port); },
                     std::chrono::seconds(30))) {

@@ -200,7 +200,7 @@ Response RegistryHandler::answer(const Request& request, const Route& route) {
         if (!is_valid_repository_name(route.name)) {
             return refuse(name_invalid(route.name));
         }
-        return stored(request, route.name, route.reference, false);
+        return stored(request, route.name, route.reference, Stored::blob);
     case RouteKind::tags:
         return tags(request, route.name);
     case RouteKind::unsupported_api:
@@ -227,7 +227,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
         return refuse(name_invalid(name));
     }
     if (looks_like_digest(reference)) {
-        return stored(request, name, reference, true);
+        return stored(request, name, reference, Stored::manifest);
     }
     if (!is_valid_tag(reference)) {
         return refuse(tag_invalid(reference));
@@ -528,7 +528,8 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
 }
 
 Response RegistryHandler::stored(const Request& request, const std::string& name,
-                                 const std::string& digest, bool manifest) {
+                                 const std::string& digest, Stored kind) {
+    const bool manifest = kind == Stored::manifest;
     const auto unknown = [&] {
         return refuse(
             manifest ? manifest_unknown("manifest " + digest + " is not known to this registry",
@@ -661,7 +662,7 @@ Response RegistryHandler::start_page(const Request& request) {
     page.minimal = m_services.config.start_page == StartPageKind::minimal;
     if (!page.minimal) {
         auto builds = m_cache.recent_builds(k_recent_builds);
-        auto errors = m_cache.recent_builds(k_recent_errors, true);
+        auto errors = m_cache.recent_builds(k_recent_errors, BuildCache::Builds::failed);
         if (builds && errors) {
             page.builds = std::move(*builds);
             page.errors = std::move(*errors);

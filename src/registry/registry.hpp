@@ -46,8 +46,9 @@ private:
     // (X-Accel-Redirect or a redirect); a HEAD on an object store gets
     // size, type and digest from here, since the redirect target is
     // signed for GET only.
+    enum class Stored { blob, manifest };
     Response stored(const Request& request, const std::string& name, const std::string& digest,
-                    bool manifest);
+                    Stored kind);
     Response tags(const Request& request, const std::string& name);
     Response start_page(const Request& request);
     // `error` (the request's own: a bad name, tag, digest) as the client

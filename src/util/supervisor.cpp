@@ -53,14 +53,14 @@ Result<pid_t> Supervisor::spawn(const std::function<void()>& child) {
     return pid;
 }
 
-Result<pid_t> Supervisor::spawn_program(const std::vector<std::string>& argv, bool own_group) {
+Result<pid_t> Supervisor::spawn_program(const std::vector<std::string>& argv, Group group) {
     std::vector<char*> args;
     for (const auto& a : argv) {
         args.push_back(const_cast<char*>(a.c_str()));
     }
     args.push_back(nullptr);
     return spawn([&] {
-        if (own_group) {
+        if (group == Group::own) {
             ::setpgid(0, 0);
         }
         execv(args[0], args.data());

@@ -51,10 +51,12 @@ public:
     Result<pid_t> spawn(const std::function<void()>& child);
 
     // spawn() of a program: argv[0] is a path, argv goes to execv(2). A child
-    // whose exec fails reports it on stderr and exits 127. With
-    // `own_group`, it leads a process group of its own (pid = group id), so
-    // that kill(-pid, …) also reaches processes it leaves behind.
-    Result<pid_t> spawn_program(const std::vector<std::string>& argv, bool own_group = false);
+    // whose exec fails reports it on stderr and exits 127. In a group of
+    // its `own`, it leads it (pid = group id), so that kill(-pid, …) also
+    // reaches processes it leaves behind.
+    enum class Group { inherited, own };
+    Result<pid_t> spawn_program(const std::vector<std::string>& argv,
+                                Group group = Group::inherited);
 
     // Waits up to `tick` for one of the blocked signals, then reaps every
     // child that has exited. Children this supervisor did not spawn are

@@ -121,7 +121,7 @@ TEST_CASE("BuildCache records") {
         CHECK(recent[1].layers_built == 3);
         CHECK(recent[1].layers_reused == 4);
         CHECK(*recent[1].duration == doctest::Approx(1.5));
-        const auto failures = *cache.recent_builds(10, true);
+        const auto failures = *cache.recent_builds(10, BuildCache::Builds::failed);
         REQUIRE(failures.size() == 1);
         CHECK(failures[0].error == "it broke");
         CHECK(cache.builds_of("hello", "latest")->size() == 1);
