@@ -154,14 +154,13 @@ Result<long> parse_number(const Environment& env, const std::string& name, long 
     if (text.empty()) {
         return fallback;
     }
-    char* end = nullptr;
-    errno = 0;
-    const long value = std::strtol(text.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0' || value < min || value > max) {
+    // Every setting's range starts at 0 or above: digits alone.
+    const auto value = parse_decimal(text, static_cast<std::uint64_t>(std::max(max, 0L)));
+    if (!value || static_cast<long>(*value) < min) {
         return fail(name + "=\"" + text + "\" is not a whole number from " + std::to_string(min) +
                     " to " + std::to_string(max));
     }
-    return value;
+    return static_cast<long>(*value);
 }
 
 // A value that is no scheme:// URL may still hold user info

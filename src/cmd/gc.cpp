@@ -7,6 +7,7 @@
 #include "util/files.hpp"
 #include "util/lock.hpp"
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -33,14 +34,14 @@ int gc_command(const std::vector<std::string>& args) {
             options.dry_run = true;
         } else if (a == "--keep-days" && i + 1 < args.size()) {
             const auto& v = args[++i];
-            if (v.empty() || v.size() > 5 ||
-                v.find_first_not_of("0123456789") != std::string::npos) {
+            const auto days = parse_decimal(v, 99999);
+            if (!days) {
                 std::fprintf(stderr,
                              "nixery gc: --keep-days must be a whole number of days, not \"%s\"\n",
                              v.c_str());
                 return 2;
             }
-            keep_days = std::stoi(v);
+            keep_days = static_cast<int>(*days);
         } else {
             std::fprintf(stderr, "nixery gc: unexpected argument \"%s\"\n%s", a.c_str(),
                          k_gc_usage);

@@ -4,6 +4,7 @@
 #include "core/layers.hpp"
 #include "core/popularity.hpp"
 #include "util/files.hpp"
+#include "util/text.hpp"
 
 #include <cstdio>
 
@@ -41,14 +42,14 @@ int layers_command(const std::vector<std::string>& args) {
             strategy = *parsed;
         } else if (a == "--budget" && has_value) {
             const auto& v = args[++i];
-            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
-                v.size() > 6 || std::stoul(v) == 0) {
+            const auto parsed = parse_decimal(v, 999999);
+            if (!parsed || *parsed == 0) {
                 std::fprintf(
                     stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n",
                     v.c_str());
                 return 2;
             }
-            budget = std::stoul(v);
+            budget = static_cast<std::size_t>(*parsed);
         } else {
             std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(),
                          k_layers_usage);

@@ -487,11 +487,11 @@ int popcount_command(const std::vector<std::string>& args) {
             cache_option = true;
         } else if (args[i] == "--jobs" && has_value) {
             const auto& v = args[++i];
-            if (v.empty() || v.size() > 3 ||
-                v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) == 0) {
+            const auto jobs = parse_decimal(v, 999);
+            if (!jobs || *jobs == 0) {
                 return fail_with("--jobs must be a whole number from 1 to 999, not \"" + v + "\"");
             }
-            cache.jobs = std::stoi(v);
+            cache.jobs = static_cast<int>(*jobs);
             cache_option = true;
         } else {
             std::fprintf(

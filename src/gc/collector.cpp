@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -589,19 +590,20 @@ private:
     // GC roots (state/gcroots/<build id>) of builds whose worker was killed:
     // they would keep the build's store paths from Nix's garbage collector.
     Result<void> collect_gc_roots() {
-        TRY_ASSIGN(m_report.gc_roots,
-                   remove_leftovers(
-                       m_s.config.state_dir / "gcroots", "GC root",
-                       [this](const std::string& name, const struct stat&) -> Result<bool> {
-                           if (name.empty() || name.size() > 18 ||
-                               name.find_first_not_of("0123456789") != std::string::npos) {
-                               return false;
-                           }
-                           TRY_ASSIGN(const auto pid, m_q.running_build_pid(std::stoll(name)));
-                           // Still building?
-                           return !pid ||
-                                  (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno != EPERM);
-                       }));
+        TRY_ASSIGN(
+            m_report.gc_roots,
+            remove_leftovers(
+                m_s.config.state_dir / "gcroots", "GC root",
+                [this](const std::string& name, const struct stat&) -> Result<bool> {
+                    const auto id = parse_decimal(name, std::numeric_limits<std::int64_t>::max());
+                    if (!id) {
+                        return false;
+                    }
+                    TRY_ASSIGN(const auto pid,
+                               m_q.running_build_pid(static_cast<std::int64_t>(*id)));
+                    // Still building?
+                    return !pid || (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno != EPERM);
+                }));
         return {};
     }
 

@@ -37,6 +37,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <sys/stat.h>
 #include <thread>
@@ -413,11 +414,12 @@ private:
         }
         const auto nl = text->find('\n');
         FetchRecord r;
-        try {
-            r.started = std::stoll(text->substr(0, nl));
-        } catch (const std::exception&) {
+        const auto started = parse_decimal(std::string_view(*text).substr(0, nl),
+                                           std::numeric_limits<std::int64_t>::max());
+        if (!started) {
             return std::nullopt;
         }
+        r.started = static_cast<std::int64_t>(*started);
         r.error = nl == std::string::npos ? std::string() : text->substr(nl + 1);
         return r;
     }

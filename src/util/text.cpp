@@ -1,5 +1,7 @@
 #include "util/text.hpp"
 
+#include <charconv>
+
 namespace nixery {
 
 namespace {
@@ -54,6 +56,18 @@ std::string valid_utf8(std::string_view text) {
         }
     }
     return out;
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max) {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value > max) {
+        return std::nullopt; // too large for 64 bits, or for `max`
+    }
+    return value;
 }
 
 } // namespace nixery

@@ -1,7 +1,9 @@
 // Small text helpers: splitting without copying (views into the input),
-// ASCII case, hex digits, valid UTF-8.
+// ASCII case, hex digits, whole numbers, valid UTF-8.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,5 +71,9 @@ inline std::string public_cause(std::string_view message) {
 // nothing above U+10FFFF), each byte that starts no valid sequence replaced
 // by U+FFFD: what JSON may carry of a request's path or a build's log.
 std::string valid_utf8(std::string_view text);
+
+// `text` as a whole number of at most `max`: decimal digits only (no sign,
+// no blanks, not empty); nullopt for anything else, or a larger number.
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max);
 
 } // namespace nixery

@@ -43,4 +43,15 @@ TEST_CASE("valid_utf8") {
     CHECK(valid_utf8(std::string("a\0b", 3)) == std::string("a\0b", 3));
 }
 
+TEST_CASE("parse_decimal") {
+    CHECK(parse_decimal("0", 10) == 0U);
+    CHECK(parse_decimal("0042", 100) == 42U);
+    CHECK(parse_decimal("18446744073709551615", UINT64_MAX) == UINT64_MAX);
+    CHECK_FALSE(parse_decimal("18446744073709551616", UINT64_MAX)); // 2^64
+    CHECK_FALSE(parse_decimal("11", 10));
+    for (const auto* bad : {"", "-1", "+1", " 1", "1 ", "1.5", "0x10", "1e3"}) {
+        CHECK_FALSE(parse_decimal(bad, 1000));
+    }
+}
+
 TEST_SUITE_END();
