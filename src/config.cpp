@@ -5,8 +5,8 @@
 #include "util/text.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <climits>
+#include <limits>
 #include <thread>
 #include <unistd.h>
 
@@ -218,13 +218,8 @@ std::optional<std::uint64_t> cgroup_memory_limit(std::string_view proc_self_cgro
         if (!text) {
             return std::nullopt;
         }
-        const auto value = trim_blanks(*text);
-        std::uint64_t limit = 0;
-        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-        if (ec != std::errc() || end != value.data() + value.size()) {
-            return std::nullopt; // "max": no limit
-        }
-        return limit;
+        // "max" (no limit) is no number.
+        return parse_decimal(trim_blanks(*text), std::numeric_limits<std::uint64_t>::max());
     }
     return std::nullopt;
 }
