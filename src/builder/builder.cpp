@@ -250,6 +250,22 @@ JobResult Builder::build_job(const JobSpec& job) {
     if (job.tag == "latest") {
         record_current_source(m_s.config, prepared->provenance);
     }
+    // A channel checked again after NIXERY_SOURCE_TTL that has not moved
+    // is the same store path: its image is known without evaluating
+    // nixpkgs again (seconds and hundreds of MB each time).
+    const auto content_key =
+        prepared->content.empty() ? std::string() : key_of(image, prepared->content);
+    if (!content_key.empty()) {
+        auto reused = reuse_evaluation(content_key, key);
+        if (!reused) {
+            return failed(reused.error());
+        }
+        if (*reused) {
+            log::info("the source has not changed; its evaluation is reused",
+                      {{"image", job.image}, {"tag", job.tag}});
+            return JobOutcome::succeeded;
+        }
+    }
     auto started_build = m_s.cache.start_build(job.image, job.tag, key, started_at);
     if (!started_build) {
         return failed(server_fault(started_build.error(), job.image));
@@ -263,8 +279,13 @@ JobResult Builder::build_job(const JobSpec& job) {
     }
     m_s.metrics.count_layers(built->layers_built, built->layers_reused, built->bytes_packed);
     (void)m_s.cache.finish_build(*id, duration, built->layers_built, built->layers_reused, 200, {});
-    if (auto r = m_s.cache.record_evaluation(key, built->closure_key, unix_now()); !r) {
-        return failed(server_fault(r.error(), job.image));
+    for (const auto& evaluated : {key, content_key}) {
+        if (evaluated.empty()) {
+            continue;
+        }
+        if (auto r = m_s.cache.record_evaluation(evaluated, built->closure_key, unix_now()); !r) {
+            return failed(server_fault(r.error(), job.image));
+        }
     }
     log::info("image built", {{"image", job.image},
                               {"tag", job.tag},
@@ -555,6 +576,22 @@ Result<std::optional<ImageRecord>, Failure> Builder::use_evaluated(std::string_v
         return std::optional<ImageRecord>();
     }
     return use_image(evaluation->closure_key);
+}
+
+Result<bool, Failure> Builder::reuse_evaluation(std::string_view content_key,
+                                                std::string_view image_key) {
+    TRY_ASSIGN(const auto holding, hold_off_gc());
+    TRY_ASSIGN(const auto evaluation, or_fault(m_s.cache.find_evaluation(content_key), image_key));
+    if (!evaluation) {
+        return false;
+    }
+    TRY_ASSIGN(const auto found, use_image(evaluation->closure_key));
+    if (!found) {
+        return false;
+    }
+    TRY(or_fault(m_s.cache.record_evaluation(image_key, evaluation->closure_key, unix_now()),
+                 image_key));
+    return true;
 }
 
 Result<std::optional<ImageRecord>, Failure> Builder::use_image(std::string_view closure_key) {

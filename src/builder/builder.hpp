@@ -175,6 +175,11 @@ private:
     // fresh, with its use recorded (gc keeps what is used).
     Result<std::optional<ImageRecord>, Failure> use_evaluated(std::string_view image_key,
                                                               Pinning pinning);
+    // When an evaluation of `content_key` (PreparedSource::content) led to
+    // an image still there: its use recorded, and it is recorded as
+    // `image_key`'s evaluation too. False when it must be evaluated.
+    Result<bool, Failure> reuse_evaluation(std::string_view content_key,
+                                           std::string_view image_key);
     // The image with outputs `closure_key`, taken over from a shared record
     // if need be, with its use recorded; nullopt also when another
     // instance's gc collected it since this one last used it.

@@ -11,7 +11,8 @@
 // commit's root is used for good, a channel name's until NIXERY_SOURCE_TTL
 // has passed. Then a HEAD request asks whether the tarball changed (its
 // ETag, or its date and length, against what they were before the last
-// fetch): a channel is downloaded once per revision, not once per TTL. One
+// fetch): a channel is downloaded once per revision, not once per TTL, and
+// its evaluations are kept by store path (PreparedSource::content). One
 // fetch at a time per channel (a named lock); the others wait for it and
 // use its result.
 //
@@ -179,7 +180,7 @@ private:
     Result<PreparedSource, Failure> prepared(const std::string& path) const {
         TRY_ASSIGN(auto described, provenance(path));
         return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
-                              std::move(described)};
+                              std::move(described), "store:" + path};
     }
 
     Result<SourceProvenance, Failure> provenance(const std::string& store_path) const {

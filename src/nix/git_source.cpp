@@ -179,7 +179,8 @@ private:
     // repository and the commit.
     PreparedSource prepared(const std::string& commit, const std::string& path) const {
         return PreparedSource{R"({"type":"path","path":)" + json_string(path) + "}",
-                              {"git", url_without_credentials(m_url), {}, commit, {}}};
+                              {"git", url_without_credentials(m_url), {}, commit, {}},
+                              {}}; // the commit pins it already
     }
 
     // The store path `commit` was exported to, while it is still there.

@@ -28,7 +28,8 @@ public:
         // is what the path means, and it may have changed since the last one.
         TRY_ASSIGN(auto hash, directory_nar_hash(m_path, m_timeout, "package set at " + m_path));
         return PreparedSource{R"({"type":"path","path":)" + json_string(m_path) + "}",
-                              {"path", m_path, {}, {}, std::move(hash)}};
+                              {"path", m_path, {}, {}, std::move(hash)},
+                              {}}; // can change in place
     }
 
 private:

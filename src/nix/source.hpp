@@ -38,6 +38,11 @@ struct ResolvedSource {
 struct PreparedSource {
     std::string nix_source;      // the JSON "source" object for image.nix
     SourceProvenance provenance; // what it is, from the same resolution and fetch
+    // A revision naming exactly the content prepared, for good (a store
+    // path), when a moving revision's content is immutable once fetched:
+    // evaluations are reused under it after the moving one expires. Empty
+    // when the content can change in place (a directory).
+    std::string content;
 };
 
 class PackageSource {

@@ -272,19 +272,27 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(pulls.stamp("latest"), "one")
             downloads = lambda: self.channels.server.requests.count(("GET", "/test-channel.tar.gz"))
             self.assertEqual(downloads(), 1)
-            # Past the TTL the image is evaluated again; the tarball's date
-            # and length say the channel has not moved: no download.
+            # Past the TTL the channel is checked again; the tarball's date
+            # and length say it has not moved: no download, and the same
+            # store path is not evaluated again.
             time.sleep(1.5)
             self.assertEqual(pulls.stamp("latest"), "one")
-            self.assertEqual(len(inst.builds()), 2)
             self.assertEqual(downloads(), 1)
             self.assertIn(("HEAD", "/test-channel.tar.gz"), self.channels.server.requests)
             self.assertTrue([r for r in inst.log_records() if r.get("msg") == "channel unchanged"])
-            # A moved channel is downloaded again.
+            self.assertEqual(len(inst.builds()), 1)
+            self.assertTrue(self.evaluations_reused(inst))
+            # A moved channel is downloaded and evaluated again.
             self.channels.publish("test-channel", self.pkgs, "two")
             time.sleep(1.5)
             self.assertEqual(pulls.stamp("latest"), "two")
             self.assertEqual(downloads(), 2)
+            self.assertEqual(len(inst.builds()), 2)
+
+    @staticmethod
+    def evaluations_reused(inst):
+        return [r for r in inst.log_records()
+                if r.get("msg") == "the source has not changed; its evaluation is reused"]
 
     def test_a_channel_whose_server_refuses_head_is_downloaded_each_time(self):
         self.channels.server.refuse_head = True
@@ -296,6 +304,9 @@ class ChannelSourceTest(TestCase):
             requests = self.channels.server.requests
             self.assertIn(("HEAD", "/test-channel.tar.gz"), requests)
             self.assertEqual(requests.count(("GET", "/test-channel.tar.gz")), 2)
+            # The same tarball is the same store path: not evaluated again.
+            self.assertEqual(len(inst.builds()), 1)
+            self.assertTrue(self.evaluations_reused(inst))
 
     def test_a_wall_clock_stepped_back_does_not_freeze_the_channel(self):
         with self.instance(NIXERY_SOURCE_TTL=1) as inst:
