@@ -91,6 +91,30 @@ class GitSourceTest(TestCase):
             last = inst.builds()[-1]
             self.assertGreater(last["layers_reused"], 0)
 
+    def test_the_sixteen_latest_exports_stay_rooted(self):
+        # Each exported commit is a GC root; 16 stay. Sixteen older exports
+        # made while the clock was an hour ahead (their roots' times in the
+        # future) keep their places by time, but never push out the export
+        # just made, which is kept by name.
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo),
+                      NIXERY_TAG_CACHE_SECONDS=0) as inst:
+            pulls = Pulls(self, inst)
+            self.assertEqual(pulls.stamp("v1"), "one")
+            [roots] = (inst.state / "git").glob("*.roots")
+            first = roots / self.commits["one"]
+            self.assertTrue(first.is_symlink())
+            ahead = time.time() + 3600
+            fakes = []
+            for i in range(16):
+                fake = roots / ("%040x" % (i + 1))
+                fake.symlink_to(os.readlink(first))
+                os.utime(fake, (ahead + i, ahead + i), follow_symlinks=False)
+                fakes.append(fake)
+            self.assertEqual(pulls.stamp("v2"), "two")
+            kept = sorted(p.name for p in roots.iterdir())
+            self.assertEqual(kept, sorted([self.commits["two"]] + [f.name for f in fakes[1:]]))
+            self.assertTrue((roots / self.commits["two"]).resolve().is_dir())
+
     def test_a_wall_clock_stepped_back_does_not_freeze_the_refs(self):
         # The refs were listed while the clock was an hour ahead (their
         # file's time is in the future): not trusted, a moved branch is seen.
