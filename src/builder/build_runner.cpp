@@ -1,23 +1,33 @@
 #include "builder/build_runner.hpp"
 
 #include "builder/server_fault.hpp"
+#include "cache/db.hpp"
 #include "util/log.hpp"
 
 namespace nixery {
 
+Result<std::unique_ptr<BuilderParts>> BuilderParts::open(const PoolServices& shared) {
+    TRY_ASSIGN(auto db, Db::open(shared.config.database(), shared.config.data.sql_dir));
+    return std::unique_ptr<BuilderParts>(new BuilderParts(shared, BuildCache(std::move(db))));
+}
+
+BuilderParts::BuilderParts(const PoolServices& shared, BuildCache cache)
+    : m_shared(shared), m_cache(std::move(cache)), m_nix(nix_settings(shared.config)),
+      m_source(make_source(shared.config, m_nix)) {}
+
+Builder BuilderParts::builder() {
+    return Builder({m_shared.config, m_shared.popularity, *m_source, m_shared.storage, m_cache,
+                    m_shared.locks, m_nix, m_shared.metrics});
+}
+
 JobResult BuildRunner::run(const JobSpec& job) {
-    auto db = Db::open(m_s.config.database(), m_s.config.data.sql_dir);
-    if (!db) {
+    auto parts = BuilderParts::open(m_s);
+    if (!parts) {
         log::error("build job failed",
-                   {{"image", job.image}, {"tag", job.tag}, {"error", db.error().message}});
-        return server_fault(db.error(), job.image);
+                   {{"image", job.image}, {"tag", job.tag}, {"error", parts.error().message}});
+        return server_fault(parts.error(), job.image);
     }
-    BuildCache cache(std::move(*db));
-    const Nix nix(nix_settings(m_s.config));
-    const auto source = make_source(m_s.config, nix);
-    Builder builder(
-        {m_s.config, m_s.popularity, *source, m_s.storage, cache, m_s.locks, nix, m_s.metrics});
-    return builder.build_job(job);
+    return (*parts)->builder().build_job(job);
 }
 
 } // namespace nixery

@@ -6,6 +6,8 @@
 #include "builder/builder.hpp"
 #include "builder/jobs.hpp"
 
+#include <memory>
+
 namespace nixery {
 
 // What every thread and job of a worker process shares (owned by the
@@ -16,6 +18,25 @@ struct PoolServices {
     StorageBackend& storage;
     const LockTable& locks;
     Metrics& metrics;
+};
+
+// What a Builder uses that each thread has of its own: a database
+// connection, Nix and the package source. Builders made here share the
+// process's PoolServices; they must not outlive this.
+class BuilderParts {
+public:
+    static Result<std::unique_ptr<BuilderParts>> open(const PoolServices& shared);
+
+    Builder builder();
+    BuildCache& cache() { return m_cache; }
+
+private:
+    BuilderParts(const PoolServices& shared, BuildCache cache);
+
+    PoolServices m_shared;
+    BuildCache m_cache;
+    Nix m_nix;
+    std::unique_ptr<PackageSource> m_source; // uses m_nix
 };
 
 class BuildRunner final : public JobRunner {

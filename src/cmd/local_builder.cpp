@@ -1,6 +1,5 @@
 #include "cmd/local_builder.hpp"
 
-#include "cache/db.hpp"
 #include "cmd/serve.hpp"
 #include "core/image.hpp"
 #include "util/files.hpp"
@@ -13,27 +12,28 @@ Result<std::unique_ptr<LocalBuilder>> LocalBuilder::open() {
     log::set_level(config.log_level);
     TRY(make_dirs(config.state_dir));
     TRY(make_private_dir(config.locks()));
-    TRY_ASSIGN(auto db, Db::open(config.database(), config.data.sql_dir));
     TRY_ASSIGN(auto storage, make_storage(config));
     TRY(storage->check());
     TRY_ASSIGN(auto locks, LockTable::open(config.lock_file()));
     TRY_ASSIGN(auto popularity, load_popularity(config));
     TRY_ASSIGN(auto metrics, Metrics::create_shared());
-    return std::unique_ptr<LocalBuilder>(
-        new LocalBuilder(std::move(config), BuildCache(std::move(db)), std::move(storage),
-                         std::move(locks), std::move(popularity), std::move(metrics)));
+    std::unique_ptr<LocalBuilder> local(new LocalBuilder(std::move(config), std::move(storage),
+                                                         std::move(locks), std::move(popularity),
+                                                         std::move(metrics)));
+    TRY_ASSIGN(local->m_parts,
+               BuilderParts::open({local->m_config, local->m_popularity, *local->m_storage,
+                                   local->m_locks, local->m_metrics}));
+    return local;
 }
 
-LocalBuilder::LocalBuilder(Config config, BuildCache cache, std::unique_ptr<StorageBackend> storage,
-                           LockTable locks, Popularity popularity, Metrics metrics)
-    : m_config(std::move(config)), m_cache(std::move(cache)), m_storage(std::move(storage)),
-      m_locks(std::move(locks)), m_popularity(std::move(popularity)), m_metrics(std::move(metrics)),
-      m_nix(nix_settings(m_config)), m_source(make_source(m_config, m_nix)) {}
+LocalBuilder::LocalBuilder(Config config, std::unique_ptr<StorageBackend> storage, LockTable locks,
+                           Popularity popularity, Metrics metrics)
+    : m_config(std::move(config)), m_storage(std::move(storage)), m_locks(std::move(locks)),
+      m_popularity(std::move(popularity)), m_metrics(std::move(metrics)) {}
 
 Result<ServedManifest, Failure> LocalBuilder::image(std::string_view name, std::string_view tag,
                                                     const ManifestChoice& choice) {
-    Builder builder(
-        {m_config, m_popularity, *m_source, *m_storage, m_cache, m_locks, m_nix, m_metrics});
+    auto builder = m_parts->builder();
     // As the pool answers a manifest by tag (registry/registry.cpp): the
     // cache, else a build job per platform and then what they recorded.
     // One platform after the other: this process has no job board.

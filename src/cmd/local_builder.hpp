@@ -8,8 +8,8 @@
 // (builder/builder.cpp), not through the pool's job board.
 #pragma once
 
+#include "builder/build_runner.hpp"
 #include "builder/builder.hpp"
-#include "cache/build_cache.hpp"
 #include "config.hpp"
 #include "util/lock.hpp"
 
@@ -36,17 +36,15 @@ public:
                                           const ManifestChoice& choice);
 
 private:
-    LocalBuilder(Config config, BuildCache cache, std::unique_ptr<StorageBackend> storage,
-                 LockTable locks, Popularity popularity, Metrics metrics);
+    LocalBuilder(Config config, std::unique_ptr<StorageBackend> storage, LockTable locks,
+                 Popularity popularity, Metrics metrics);
 
     Config m_config;
-    BuildCache m_cache;
     std::unique_ptr<StorageBackend> m_storage;
     LockTable m_locks;
     Popularity m_popularity;
     Metrics m_metrics;
-    Nix m_nix;
-    std::unique_ptr<PackageSource> m_source;
+    std::unique_ptr<BuilderParts> m_parts; // uses the above
 };
 
 } // namespace nixery

@@ -140,14 +140,14 @@ Response failure_response(const Disclosure& disclosure, const Failure& failure) 
 }
 
 Result<std::unique_ptr<RegistryHandler>> RegistryHandler::open(const ProcessServices& services) {
-    TRY_ASSIGN(auto db, Db::open(services.config.database(), services.config.data.sql_dir));
-    return std::unique_ptr<RegistryHandler>(
-        new RegistryHandler(services, BuildCache(std::move(db))));
+    TRY_ASSIGN(auto parts, BuilderParts::open(services));
+    return std::unique_ptr<RegistryHandler>(new RegistryHandler(services, std::move(parts)));
 }
 
-RegistryHandler::RegistryHandler(const ProcessServices& services, BuildCache cache)
-    : m_services(services), m_cache(std::move(cache)), m_nix(nix_settings(services.config)),
-      m_source(make_source(services.config, m_nix)), m_disclosure(services.config) {}
+RegistryHandler::RegistryHandler(const ProcessServices& services,
+                                 std::unique_ptr<BuilderParts> parts)
+    : m_services(services), m_parts(std::move(parts)), m_cache(m_parts->cache()),
+      m_disclosure(services.config) {}
 
 Response RegistryHandler::refuse(RegistryError error) const {
     return error_response(m_disclosure.for_client(std::move(error), log::request_id()));
@@ -234,8 +234,7 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
     }
     const auto choice =
         negotiate_manifest(request.header_values("Accept"), m_services.config.layer_compression);
-    Builder builder({m_services.config, m_services.popularity, *m_source, m_services.storage,
-                     m_cache, m_services.locks, m_nix, m_services.metrics});
+    auto builder = m_parts->builder();
     const auto logged = [&](Response r) {
         r.log_fields.emplace_back("image", name);
         r.log_fields.emplace_back("tag", reference);
@@ -414,15 +413,11 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
             // opening its SQLite connection (three descriptors) at once would
             // run a worker out of them (nixery.service: LimitNOFILE=1024).
             const AnswerSlot slot;
-            auto db = Db::open(config.database(), config.data.sql_dir);
-            if (!db) {
-                return unexpected(fault("reading the built image failed", db.error().message));
+            auto parts = BuilderParts::open(services);
+            if (!parts) {
+                return unexpected(fault("reading the built image failed", parts.error().message));
             }
-            BuildCache cache(std::move(*db));
-            const Nix nix(nix_settings(config));
-            const auto source = make_source(config, nix);
-            Builder builder({config, services.popularity, *source, services.storage, cache,
-                             services.locks, nix, services.metrics});
+            auto builder = (*parts)->builder();
             // A job that failed first: it decides the answer, whether or
             // not the others have ended.
             std::vector<std::size_t> order;

@@ -30,7 +30,7 @@ public:
     Response failed(const Request& request) override;
 
 private:
-    RegistryHandler(const ProcessServices& services, BuildCache cache);
+    RegistryHandler(const ProcessServices& services, std::unique_ptr<BuilderParts> parts);
 
     // handle() for a routed request; handle() labels the response.
     Response answer(const Request& request, const Route& route);
@@ -58,9 +58,8 @@ private:
     Response refuse(const Failure& failure) const;
 
     ProcessServices m_services;
-    BuildCache m_cache;
-    Nix m_nix;
-    std::unique_ptr<PackageSource> m_source; // uses m_nix
+    std::unique_ptr<BuilderParts> m_parts;
+    BuildCache& m_cache; // m_parts's
     Disclosure m_disclosure;
 };
 
