@@ -114,6 +114,14 @@ void notify(std::atomic<std::uint32_t>& changes) {
               nullptr, 0);
 }
 
+// A slot's state is written after its other fields, also in the order of
+// the machine's stores: a process killed while holding the board's lock
+// (recover()) leaves a slot either as it was or complete.
+void set_state(Slot& slot, SlotState state) {
+    std::atomic_signal_fence(std::memory_order_release);
+    slot.state = state;
+}
+
 bool process_gone(pid_t pid) {
     return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
@@ -167,8 +175,8 @@ public:
 private:
     void recover(int rc) {
         if (rc == EOWNERDEAD) {
-            // The slots are updated in single steps; a holder that died
-            // left them consistent.
+            // A holder that died left the slots consistent: a slot's
+            // other fields are written before its state (set_state).
             pthread_mutex_consistent(&m_mutex);
         }
     }
@@ -263,8 +271,7 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
         return std::optional<JobTicket>();
     }
     auto& slot = *free_slot;
-    slot = Slot{};
-    slot.state = SlotState::queued;
+    slot = Slot{}; // free until the state is set, last
     slot.id = s.next_id++;
     slot.waiters = 1;
     slot.queued_at = ns(Clock::now());
@@ -274,6 +281,7 @@ Result<std::optional<JobTicket>> JobBoard::join(const JobSpec& spec) {
     if (!copy_text(slot.request_id, k_request_id_size, spec.request_id)) {
         slot.request_id[0] = '\0';
     }
+    set_state(slot, SlotState::queued);
     publish();
     notify(s.changes);
     return std::optional<JobTicket>(JobTicket{static_cast<int>(free_slot - s.slots), slot.id});
@@ -347,9 +355,9 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
             if (slot.state == SlotState::running && process_gone(slot.owner)) {
                 log::warn("a build's worker process died; its waiters get an error",
                           {{"image", std::string_view(slot.image)}});
-                slot.state = SlotState::ended;
                 slot.outcome = JobOutcome::lost;
                 slot.ended_at = now;
+                set_state(slot, SlotState::ended);
                 changed = true;
             }
             if (slot.state == SlotState::ended &&
@@ -370,8 +378,8 @@ std::optional<std::pair<JobTicket, JobSpec>> JobBoard::claim(Clock::time_point u
             }
         }
         if (oldest != nullptr && running < s.limits.max_running) {
-            oldest->state = SlotState::running;
             oldest->owner = ::getpid();
+            set_state(*oldest, SlotState::running);
             if (m_metrics != nullptr) {
                 m_metrics->observe_queue_wait(static_cast<double>(now - oldest->queued_at) / 1e9);
             }
@@ -400,7 +408,6 @@ void JobBoard::finish(const JobTicket& ticket, const JobResult& result) {
     if (slot.id != ticket.id || slot.state != SlotState::running) {
         return;
     }
-    slot.state = slot.waiters > 0 ? SlotState::ended : SlotState::free;
     slot.outcome = result.outcome;
     slot.failed_with = result.failure.has_value();
     if (const auto& f = result.failure) {
@@ -414,6 +421,7 @@ void JobBoard::finish(const JobTicket& ticket, const JobResult& result) {
         }
     }
     slot.ended_at = ns(Clock::now());
+    set_state(slot, slot.waiters > 0 ? SlotState::ended : SlotState::free);
     publish();
     notify(s.changes);
 }
