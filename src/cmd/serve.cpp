@@ -16,6 +16,7 @@
 #include "util/files.hpp"
 #include "util/lock.hpp"
 #include "util/log.hpp"
+#include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 #include "util/supervisor.hpp"
 
@@ -286,17 +287,44 @@ Result<Startup> start_up() {
 
 } // namespace
 
+namespace {
+
+// The last data from NIX_POPULARITY_URL that parsed, kept per URL: a start
+// when the URL cannot be read (its host down as this machine comes back
+// from a power cut) uses it, so the instance serves with the layers and
+// cache keys it had instead of not at all.
+std::filesystem::path kept_popularity(const Config& config) {
+    return config.state_dir /
+           ("popularity-" + sha256_hex(config.popularity_url).substr(0, 16) + ".json");
+}
+
+} // namespace
+
 Result<Popularity> load_popularity(const Config& config) {
     if (config.popularity_url.empty()) {
         return Popularity();
     }
-    TRY_ASSIGN(const auto body, fetch_url(config.popularity_url, std::chrono::seconds(60)));
-    auto parsed = Popularity::parse(body);
-    if (!parsed) {
-        return fail("NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
-                    "\": " + parsed.error().message);
+    auto body = fetch_url(config.popularity_url, std::chrono::seconds(60));
+    auto parsed = body ? Popularity::parse(*body) : unexpected(body.error());
+    if (parsed) {
+        if (auto kept = write_file_atomic(config.state_dir, kept_popularity(config), *body);
+            !kept) {
+            log::warn("keeping a copy of the popularity data failed",
+                      {{"error", kept.error().message}});
+        }
+        return parsed;
     }
-    return parsed;
+    const auto why = body ? "NIX_POPULARITY_URL \"" + log::redact_url(config.popularity_url) +
+                                "\": " + parsed.error().message
+                          : body.error().message;
+    if (const auto copy = read_file(kept_popularity(config))) {
+        if (auto last = Popularity::parse(*copy)) {
+            log::warn("popularity data unavailable; using the copy kept from the last start",
+                      {{"error", why}});
+            return last;
+        }
+    }
+    return fail(why);
 }
 
 int serve_command() {

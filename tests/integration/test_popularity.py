@@ -419,6 +419,25 @@ class PopularityUrlTest(TestCase):
             self.assertEqual(auto.manifest("app-a").json()["layers"],
                              chunks.manifest("app-a").json()["layers"])
 
+    def test_a_start_while_the_data_cannot_be_read_uses_the_last_copy(self):
+        # The data's host is down as the machine restarts: the instance
+        # still starts, with the layering and cache keys it had.
+        with tempfile.TemporaryDirectory() as tmp:
+            popular = Path(tmp) / "popular.json"
+            popular.write_text(json.dumps({"libgreet-1.0": 1000}))
+            inst = Instance(NIX_POPULARITY_URL="file://" + str(popular)).start()
+            try:
+                before = inst.manifest("app-a").header("Docker-Content-Digest")
+            finally:
+                self.assertEqual(inst.stop(), 0)
+            popular.unlink()
+            with inst:
+                self.assertEqual(inst.manifest("app-a").header("Docker-Content-Digest"), before)
+                self.assertIn("nixery: libgreet-1.0", self.layer_paths(inst, "app-a"))
+                self.assertEqual(len(inst.builds()), 1)
+                self.assertTrue([r for r in inst.log_records() if r.get("msg") ==
+                                 "popularity data unavailable; using the copy kept from the last start"])
+
     def assertStartUpFails(self, message_part, **settings):
         inst = Instance(**settings)
         with self.assertRaises(AssertionError) as caught:
