@@ -4,6 +4,7 @@
 #include "util/log.hpp"
 #include "util/timestamp.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 namespace nixery {
@@ -47,9 +48,12 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
             return {};
         }
         // Once a day per image: is what this instance remembers still stored?
-        // Its record, and the documents a rebuild finds stored and does not
-        // upload again (another instance's gc may have taken them while
-        // this one rebuilt the image). The marker goes first: gc looks at
+        // Its record, and every blob its manifests name: a rebuild does not
+        // upload again what it finds stored, so another instance's gc may
+        // have taken documents or layers meanwhile (a race gc/collector.cpp
+        // cannot close across instances), and a blob lost for good makes
+        // every pull fail until the image is built again, which this
+        // starts. The marker goes first: gc looks at
         // it right after it deletes the record (gc/collector.cpp), so
         // either gc puts the record back or this finds it gone.
         // Only a use found stored counts as this day's marker here, so the
@@ -57,12 +61,19 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
         TRY(storage.put(use_marker_key(image.docker_digest), std::to_string(now) + "\n",
                         "text/plain"));
         TRY_ASSIGN(bool stored, storage.exists(image_record_key(closure_key)));
-        for (const auto* digest : {&image.config_digest, &image.docker_digest, &image.oci_digest}) {
+        auto blobs = image.blobs; // a shared record's; this instance's own are in the database
+        if (blobs.empty()) {
+            TRY_ASSIGN(blobs, cache.image_blobs(closure_key));
+        }
+        blobs.insert(blobs.end(), {image.config_digest, image.docker_digest, image.oci_digest});
+        std::sort(blobs.begin(), blobs.end());
+        blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
+        for (const auto& digest : blobs) {
             if (!stored) {
                 break;
             }
-            if (digest->size() > 7) { // "sha256:" and the hex
-                TRY_ASSIGN(stored, storage.exists(blob_key(digest->substr(7))));
+            if (digest.size() > 7) { // "sha256:" and the hex
+                TRY_ASSIGN(stored, storage.exists(blob_key(digest.substr(7))));
             }
         }
         if (!stored) {

@@ -101,6 +101,13 @@ Result<std::optional<ImageRecord>> BuildCache::find_image(std::string_view closu
     return std::optional<ImageRecord>(std::move(image));
 }
 
+Result<std::vector<std::string>> BuildCache::image_blobs(std::string_view closure_key) {
+    TRY_ASSIGN(auto s, m_db.prepare("SELECT digest FROM image_blobs WHERE closure_key = ?1 "
+                                    "ORDER BY digest"));
+    s.bind(1, closure_key);
+    return s.texts(0);
+}
+
 Result<void> BuildCache::record_image(std::string_view closure_key, const ImageRecord& image,
                                       std::int64_t now,
                                       const std::vector<std::string>& store_paths) {

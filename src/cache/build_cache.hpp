@@ -69,7 +69,10 @@ public:
     Result<void> record_layer(std::string_view layer_key, const LayerRecord& layer,
                               std::int64_t now);
 
+    // Without its blobs (image_blobs() has them).
     Result<std::optional<ImageRecord>> find_image(std::string_view closure_key);
+    // Every digest the image references: layers, configs, manifests.
+    Result<std::vector<std::string>> image_blobs(std::string_view closure_key);
     // Records an image; `store_paths` (its closure, when it was built here)
     // are what `nixery gc` with NIXERY_NIX_GC may let Nix delete once no
     // image needs them (sql/004_store_paths.sql).

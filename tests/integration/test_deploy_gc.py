@@ -303,6 +303,26 @@ class GcTest(TestCase):
             self.assertTrue(stored[0].is_file())
             self.assertEqual(len(inst.builds("app-a")), 2)
 
+    def test_an_image_whose_layer_another_instance_collected_is_built_again(self):
+        # The same for a layer (gc on another instance racing a rebuild
+        # that reused it): every pull would fail on it for good; the daily
+        # check finds it gone and the pull packs it again.
+        with Instance(NIXERY_TAG_CACHE_SECONDS=0) as inst:
+            first = inst.manifest("app-a")
+            self.assertEqual(first.status, 200, first)
+            layer = first.json()["layers"][0]["digest"]
+            [stored] = [p for p in inst.storage.rglob(layer[7:]) if p.is_file()]
+            stored.unlink()
+            with inst.db() as conn:
+                conn.execute("DELETE FROM shared_uses")  # the day is over
+            again = inst.manifest("app-a")
+            self.assertEqual(again.status, 200, again)
+            self.assertEqual(again.json()["layers"][0]["digest"], layer)
+            self.assertEqual(len(inst.builds("app-a")), 2)
+            blob = inst.get("/v2/app-a/blobs/" + layer)
+            self.assertEqual(blob.status, 200)
+            self.assertEqual("sha256:" + hashlib.sha256(blob.body).hexdigest(), layer)
+
     def test_an_image_another_instance_uses_while_gc_deletes_it(self):
         """A's gc lists the use markers, then waits for a build of A's to
         let go of its lock; meanwhile B uses app-c (its first use there: it
