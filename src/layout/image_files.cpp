@@ -143,6 +143,23 @@ bool present(const fs::path& path, const Descriptor& d) {
            static_cast<std::uint64_t>(st.st_size) == d.size;
 }
 
+// What the first write of a layout leaves when it is interrupted: blobs/
+// and nothing else (oci-layout and index.json are written last).
+bool only_blobs(const fs::path& dir) {
+    std::error_code ec;
+    auto it = fs::directory_iterator(dir, ec);
+    if (ec || it == fs::directory_iterator() || it->path().filename() != "blobs" ||
+        !it->is_directory(ec)) {
+        return false;
+    }
+    it.increment(ec);
+    return !ec && it == fs::directory_iterator();
+}
+
+// Staging files older than this in an output directory are a killed
+// write's, not another writer's still at work.
+constexpr auto k_staging_leftover_age = std::chrono::hours(1);
+
 fs::path directory_of(const fs::path& file) {
     return file.has_parent_path() ? file.parent_path() : fs::path(".");
 }
@@ -169,7 +186,7 @@ Result<void> check_layout_target(const fs::path& dir) {
     if (fs::exists(dir / "oci-layout", ec)) {
         return {};
     }
-    if (!fs::is_empty(dir, ec)) {
+    if (!fs::is_empty(dir, ec) && !only_blobs(dir)) {
         return fail("output directory \"" + dir.string() +
                     "\" is neither empty nor an OCI image layout; give a new or empty directory");
     }
@@ -194,6 +211,7 @@ Result<FilesWritten> write_oci_layout(StorageBackend& storage, const TopDocument
     TRY_ASSIGN(const auto parts, collect(storage, top));
     const auto blob_dir = dir / "blobs" / "sha256";
     TRY(make_dirs(blob_dir));
+    remove_stale_staging_files(blob_dir, "", k_staging_leftover_age);
     FilesWritten written;
     for (const auto& d : parts.blobs) {
         const auto path = dir / layout_blob_path(d.digest);
@@ -261,7 +279,9 @@ Result<FilesWritten> write_docker_archive(StorageBackend& storage, const TopDocu
     }
 
     TRY(check_archive_target(file));
-    TRY_ASSIGN(auto staged, StagingFile::create(directory_of(file)));
+    const auto staging_prefix = "." + file.filename().string() + ".";
+    remove_stale_staging_files(directory_of(file), staging_prefix, k_staging_leftover_age);
+    TRY_ASSIGN(auto staged, StagingFile::create(directory_of(file), 0644, staging_prefix));
     const auto put = [&](std::string_view data) {
         return write_all(staged.fd(), data, staged.path());
     };

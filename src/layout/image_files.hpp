@@ -38,8 +38,10 @@ struct FilesWritten {
 // OCI image layout already (the image is added, replacing one of the same
 // name, and blobs present with the right size are kept, as skopeo does);
 // any other non-empty directory is refused. index.json is replaced last and
-// atomically: an interrupted write leaves the layout as it was, plus blobs.
-// Errors name the blob or file and the cause.
+// atomically: an interrupted write leaves the layout as it was, plus blobs
+// (a directory holding only blobs/ is taken as a new layout whose first
+// write was interrupted, and the staging files a killed write left there
+// go once an hour old). Errors name the blob or file and the cause.
 Result<FilesWritten> write_oci_layout(StorageBackend& storage, const TopDocument& top,
                                       std::string_view ref_name, const std::filesystem::path& dir);
 
@@ -53,7 +55,9 @@ Result<void> check_archive_target(const std::filesystem::path& file);
 // Writes the image `top` names as a tarball that `docker load` reads (the
 // format of `docker save`: manifest.json, the config and the layers),
 // tagged `repo_tag` ("name:tag"), to `file`, atomically (an existing file
-// is replaced). The archive holds one image: of an index, the manifest for
+// is replaced; the staging file, ".<file name>.<16 hex>.tmp" beside it,
+// is removed if the process is killed, by the next write of the same file
+// once an hour old). The archive holds one image: of an index, the manifest for
 // linux on `architecture` ("amd64"); an error when it has none.
 Result<FilesWritten> write_docker_archive(StorageBackend& storage, const TopDocument& top,
                                           std::string_view architecture, std::string_view repo_tag,

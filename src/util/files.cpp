@@ -1,9 +1,12 @@
 #include "util/files.hpp"
 
+#include "util/text.hpp"
+
 #include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <random>
 #include <sys/stat.h>
@@ -113,12 +116,12 @@ std::optional<std::uint64_t> free_space(const fs::path& path) {
     return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode) {
+Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode, std::string_view prefix) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     for (int attempt = 0; attempt < 16; ++attempt) {
         char name[40];
         std::snprintf(name, sizeof name, "%016llx.tmp", static_cast<unsigned long long>(rng()));
-        auto path = dir / name;
+        auto path = dir / (std::string(prefix) + name);
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd >= 0) {
             ::fchmod(fd, mode); // the umask must not make blobs unreadable for nginx
@@ -129,6 +132,28 @@ Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode) {
         }
     }
     return fail("create staging file in \"" + dir.string() + "\" failed: too many collisions");
+}
+
+int remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
+                               std::chrono::seconds grace) {
+    const auto too_old = std::time(nullptr) - grace.count();
+    int removed = 0;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+        const auto name = it->path().filename().string();
+        const std::string_view rest = std::string_view(name).starts_with(prefix)
+                                          ? std::string_view(name).substr(prefix.size())
+                                          : std::string_view();
+        struct stat st {};
+        if (rest.size() != 20 || !rest.ends_with(".tmp") || !is_lower_hex(rest.substr(0, 16), 16) ||
+            ::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_mtime >= too_old) {
+            continue;
+        }
+        removed += ::unlink(it->path().c_str()) == 0 ? 1 : 0;
+    }
+    return removed;
 }
 
 StagingFile::StagingFile(StagingFile&& o) noexcept

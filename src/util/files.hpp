@@ -6,6 +6,7 @@
 
 #include "util/result.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -73,12 +74,14 @@ Result<void> fsync_dir(const std::filesystem::path& dir);
 // `path` (statvfs f_bavail); nullopt when it cannot be asked.
 std::optional<std::uint64_t> free_space(const std::filesystem::path& path);
 
-// A uniquely named file in `dir`, open for writing. Unless commit() ran, the
-// destructor removes it, so an interrupted write leaves no file behind
-// (a killed process leaves it to `nixery gc`).
+// A uniquely named file in `dir` (`prefix`, 16 hex digits, ".tmp"), open
+// for writing. Unless commit() ran, the destructor removes it, so an
+// interrupted write leaves no file behind (a killed process leaves it to
+// `nixery gc`, or to remove_stale_staging_files()).
 class StagingFile {
 public:
-    static Result<StagingFile> create(const std::filesystem::path& dir, mode_t mode = 0644);
+    static Result<StagingFile> create(const std::filesystem::path& dir, mode_t mode = 0644,
+                                      std::string_view prefix = {});
     ~StagingFile();
     StagingFile(StagingFile&&) noexcept;
     StagingFile& operator=(StagingFile&&) = delete;
@@ -99,6 +102,12 @@ private:
     std::filesystem::path m_path;
     bool m_keep = false;
 };
+
+// Removes the staging files of `prefix` in `dir` (as StagingFile names
+// them) that nothing wrote to for `grace`: what a killed process left.
+// Returns how many; errors are ignored (they stay for next time).
+int remove_stale_staging_files(const std::filesystem::path& dir, std::string_view prefix,
+                               std::chrono::seconds grace);
 
 // Publishes `data` as `final_path` through a staging file in `staging_dir`.
 Result<void> write_file_atomic(const std::filesystem::path& staging_dir,

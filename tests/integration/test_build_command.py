@@ -8,6 +8,7 @@ the pool builds the same image; mistakes are refused with words and a
 non-zero exit status."""
 
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -194,6 +195,34 @@ class BuildCommandTest(TestCase):
         self.assertIn("neither empty nor an OCI image layout", r.stderr.decode())
         self.assertEqual(sorted(p.name for p in other.iterdir()), ["notes.txt"])
         self.assertNotIn(b"image built", r.stderr)
+
+    def test_a_write_that_was_killed_is_written_again(self):
+        # What a `nixery build` killed while copying blobs (Ctrl-C, the
+        # OOM killer, a power cut) leaves: a layout directory with only
+        # blobs/ (and a staging file in it), and the archive's staging
+        # file beside the archive. The same command again writes both.
+        offline = Offline(self.work, make_package_set(self.work))
+        layout, out = self.work / "layout", self.work / "out"
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        out.mkdir()
+        hour_ago = time.time() - 3700
+        leftovers = [blobs / "0123456789abcdef.tmp", out / ".app-a.tar.0123456789abcdef.tmp"]
+        kept = [out / ".app-a.tar.fedcba9876543210.tmp",  # another writer's, still at work
+                out / "0123456789abcdef.tmp"]             # not a staging file of this archive
+        for f in leftovers + kept:
+            f.write_bytes(b"partial")
+        for f in leftovers + kept[1:]:
+            os.utime(f, (hour_ago, hour_ago))
+        r = build(offline.env, "app-a", "--output", layout, "--docker-archive", out / "app-a.tar")
+        self.assertEqual(r.returncode, 0, r)
+        run(["umoci", "stat", "--image", "%s:latest" % layout])
+        with tarfile.open(out / "app-a.tar") as tar:
+            self.assertIn("manifest.json", tar.getnames())
+        for f in leftovers:
+            self.assertFalse(f.exists(), f)
+        for f in kept:
+            self.assertTrue(f.exists(), f)
 
     @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")
     def test_a_large_layer_passes_in_bounded_memory(self):
