@@ -5,6 +5,7 @@
 // build` write the same bytes for the same images.
 #include "builder/builder.hpp"
 #include "builder/packing.hpp"
+#include "builder/records.hpp"
 #include "builder/server_fault.hpp"
 #include "core/platform.hpp"
 #include "util/sha256.hpp"
@@ -41,7 +42,19 @@ Result<ServedManifest, Failure> Builder::serve_index(const std::vector<Found>& f
     // Stored on every request that reaches the pool (nginx answers the
     // others), so an index that gc on an instance sharing the storage
     // removed is stored again: an existence check when it is there.
-    // Children first: gc keeps an index only while they are recorded.
+    // Children first: gc keeps an index only while they are recorded, in
+    // this instance's database and, for the others', in a shared record.
+    const auto record_key = index_record_key(served.digest);
+    const auto shared = m_s.storage.exists(record_key);
+    if (!shared) {
+        return unexpected(server_fault(shared.error(), name));
+    }
+    if (!*shared) {
+        if (auto r = m_s.storage.put(record_key, encode_index_record(children), "application/json");
+            !r) {
+            return unexpected(server_fault(r.error(), name));
+        }
+    }
     const auto listed = m_s.cache.index_children(served.digest);
     if (!listed) {
         return unexpected(server_fault(listed.error(), name));

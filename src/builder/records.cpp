@@ -40,6 +40,11 @@ std::string image_record_key(std::string_view closure_key) {
     return std::string(k_image_records) + std::string(closure_key) + std::string(k_record_suffix);
 }
 
+std::string index_record_key(std::string_view index_digest) {
+    const auto hex = index_digest.substr(index_digest.find(':') + 1);
+    return std::string(k_index_records) + std::string(hex) + std::string(k_record_suffix);
+}
+
 std::string record_name(std::string_view object, std::string_view prefix) {
     if (object.size() <= prefix.size() + k_record_suffix.size() ||
         object.substr(0, prefix.size()) != prefix ||
@@ -124,6 +129,37 @@ std::optional<ImageRecord> decode_image_record(std::string_view json) {
         r.blobs.emplace_back(b.GetString());
     }
     return r;
+}
+
+std::string encode_index_record(const std::vector<std::string>& manifests) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("manifests");
+    w.StartArray();
+    for (const auto& m : manifests) {
+        w.String(m.c_str(), static_cast<rapidjson::SizeType>(m.size()));
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<std::vector<std::string>> decode_index_record(std::string_view json) {
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("manifests") ||
+        !d["manifests"].IsArray()) {
+        return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (const auto& m : d["manifests"].GetArray()) {
+        if (!m.IsString() || check_digest(m.GetString()) != DigestCheck::ok) {
+            return std::nullopt;
+        }
+        out.emplace_back(m.GetString());
+    }
+    return out;
 }
 
 } // namespace nixery

@@ -69,12 +69,14 @@ std::int64_t last_use(const ImageState& image, const Markers& markers) {
 struct Plan {
     std::map<std::string, ImageState> images; // closure key → state
     Markers markers;
-    std::set<std::string> unused;                                  // closure keys
-    std::map<std::string, std::uint64_t> candidates;               // digest → size
-    std::set<std::string> stored;                                  // digests with an object
-    std::map<std::string, std::vector<std::string>> layer_records; // digest → record keys
-    std::vector<std::string> orphan_markers;                       // marker keys
+    std::set<std::string> unused;                    // closure keys
+    std::map<std::string, std::uint64_t> candidates; // digest → size
+    std::set<std::string> stored;                    // digests with an object
+    std::map<std::string, std::vector<std::string>>
+        blob_records;                        // digest → shared records going with it
+    std::vector<std::string> orphan_objects; // markers, index records: nothing to keep them for
     std::map<std::string, std::string> image_lines; // closure key → what its deletion says
+    std::vector<std::pair<std::string, StoredObject>> index_records; // index digest, record
 };
 
 class Collector {
@@ -144,8 +146,10 @@ private:
             }
         }
         // An index is kept with the images it lists, and its markers (a pull
-        // by digest) are uses of each of them.
-        TRY_ASSIGN(const auto indexes, m_q.indexes_by_manifest());
+        // by digest) are uses of each of them. This instance's indexes are
+        // in its database; every instance's, in shared records.
+        TRY_ASSIGN(auto indexes, m_q.indexes_by_manifest());
+        TRY(read_index_records(plan, indexes));
         for (auto& [key, image] : plan.images) {
             std::vector<std::string> listing;
             for (const auto& manifest : image.manifests) {
@@ -172,7 +176,7 @@ private:
         m_report.images_kept = static_cast<int>(plan.images.size() - plan.unused.size());
         for (const auto& [digest, modified] : plan.markers) {
             if (manifests.count(digest) == 0 && modified < m_young) {
-                plan.orphan_markers.push_back(use_marker_key(digest));
+                plan.orphan_objects.push_back(use_marker_key(digest));
             }
         }
 
@@ -199,6 +203,14 @@ private:
                 plan.candidates[digest] = 0; // only rows: the object is gone
             }
         }
+        // A record whose index is gone (deleted by a gc before records
+        // existed, or its deletion cut short) has nothing to keep.
+        for (const auto& [digest, record] : plan.index_records) {
+            if (plan.stored.count(digest) == 0 && plan.candidates.count(digest) == 0 &&
+                record.modified < m_young) {
+                plan.orphan_objects.push_back(record.key);
+            }
+        }
 
         if (plan.candidates.empty()) {
             return plan; // no layer record can name a blob to delete
@@ -215,13 +227,41 @@ private:
             }
             if (object.modified >= m_young) {
                 plan.candidates.erase(record->digest); // just packed, by someone
-                plan.layer_records.erase(record->digest);
+                plan.blob_records.erase(record->digest);
                 m_report.young_blobs += 1;
                 continue;
             }
-            plan.layer_records[record->digest].push_back(object.key);
+            plan.blob_records[record->digest].push_back(object.key);
         }
         return plan;
+    }
+
+    // Adds the indexes of the shared records to `indexes` (manifest →
+    // indexes listing it); each record goes with its index's blob.
+    Result<void> read_index_records(Plan& plan,
+                                    std::map<std::string, std::vector<std::string>>& indexes) {
+        TRY_ASSIGN(const auto objects, m_s.storage.list(k_index_records));
+        for (const auto& object : objects) {
+            const auto hex = record_name(object.key, k_index_records);
+            if (!is_lower_hex(hex, 64)) {
+                continue;
+            }
+            TRY_ASSIGN(const auto body, m_s.storage.fetch(object.key));
+            const auto manifests = body ? decode_index_record(*body) : std::nullopt;
+            if (!manifests) {
+                continue;
+            }
+            const auto digest = "sha256:" + hex;
+            for (const auto& manifest : *manifests) {
+                auto& listing = indexes[manifest];
+                if (std::find(listing.begin(), listing.end(), digest) == listing.end()) {
+                    listing.push_back(digest);
+                }
+            }
+            plan.blob_records[digest].push_back(object.key);
+            plan.index_records.push_back({digest, object});
+        }
+        return {};
     }
 
     // manifest digest → marker time, from one listing.
@@ -262,7 +302,7 @@ private:
                 say_record(object);
             }
         }
-        for (const auto& object : plan.orphan_markers) {
+        for (const auto& object : plan.orphan_objects) {
             say_record(object);
         }
         for (const auto& [digest, size] : plan.candidates) {
@@ -299,8 +339,8 @@ private:
         m_say(verb() + " blob " + digest + " (" + std::to_string(size) + " bytes)");
         m_report.blobs += 1;
         m_report.blob_bytes += size;
-        const auto records = plan.layer_records.find(digest);
-        if (records != plan.layer_records.end()) {
+        const auto records = plan.blob_records.find(digest);
+        if (records != plan.blob_records.end()) {
             for (const auto& key : records->second) {
                 say_record(key);
             }
@@ -339,7 +379,7 @@ private:
             TRY_ASSIGN(const auto holding, lock_out_builds());
             TRY(forget_unused_images(plan, work));
         }
-        for (const auto& object : plan.orphan_markers) {
+        for (const auto& object : plan.orphan_objects) {
             work.push_back({Deletion::Kind::object, object});
         }
         for (const auto& [digest, size] : plan.candidates) {
@@ -374,7 +414,7 @@ private:
         if (referenced) {
             return {}; // a build recorded an image with it since the plan
         }
-        TRY_ASSIGN(const bool reused, layer_reused_since_plan(plan, digest));
+        TRY_ASSIGN(const bool reused, blob_reused_since_plan(plan, digest));
         if (reused) {
             m_report.young_blobs += 1; // a build on another instance reuses it
             return {};
@@ -382,8 +422,8 @@ private:
         if (plan.stored.count(digest) != 0) {
             TRY(m_s.storage.remove(blob_key(digest.substr(7))));
         }
-        const auto records = plan.layer_records.find(digest);
-        if (records != plan.layer_records.end()) {
+        const auto records = plan.blob_records.find(digest);
+        if (records != plan.blob_records.end()) {
             for (const auto& key : records->second) {
                 TRY(m_s.storage.remove(key));
             }
@@ -451,9 +491,9 @@ private:
     // at right before the deletion; the builder rewrites the record before
     // it checks that the blob exists (builder.cpp), so either it finds the
     // blob gone and packs it again, or gc finds the record young.
-    Result<bool> layer_reused_since_plan(const Plan& plan, const std::string& digest) {
-        const auto records = plan.layer_records.find(digest);
-        if (records == plan.layer_records.end()) {
+    Result<bool> blob_reused_since_plan(const Plan& plan, const std::string& digest) {
+        const auto records = plan.blob_records.find(digest);
+        if (records == plan.blob_records.end()) {
             return false;
         }
         for (const auto& key : records->second) {

@@ -7,6 +7,7 @@
 //   layers/<sha256 hex>          every blob: layers, configs, manifests
 //   cache/layers/<key>.json      shared layer records      (builder/records)
 //   cache/images/<key>.json      shared image records      (builder/records)
+//   cache/indexes/<hex>.json     shared index records      (builder/records)
 //   cache/used/<manifest hex>    use markers, for gc       (builder/usage)
 //   probes/<host>-<pid>          start-up write probes     (storage/object_store)
 //   staging/                     filesystem backend only: files before their rename
@@ -19,6 +20,7 @@ namespace nixery {
 inline constexpr std::string_view k_blob_prefix = "layers/";
 inline constexpr std::string_view k_layer_records = "cache/layers/";
 inline constexpr std::string_view k_image_records = "cache/images/";
+inline constexpr std::string_view k_index_records = "cache/indexes/";
 inline constexpr std::string_view k_use_markers = "cache/used/";
 inline constexpr std::string_view k_probe_prefix = "probes/";
 

@@ -305,6 +305,35 @@ class GcTest(TestCase):
             self.assertEqual(indexes, {digest(keep.body)})
 
 
+class SharedIndexTest(TestCase):
+    def test_gc_on_another_instance_keeps_an_index_in_use(self):
+        # A serves the index; B, sharing the storage, never did. B's gc
+        # keeps it while it keeps the images it lists (a shared record says
+        # which), so a pull by the index's digest (Kubernetes pins them)
+        # works on either, also after the objects' hour of grace.
+        from test_deploy_gc import age_storage, gc
+        with two_platforms() as a, two_platforms(package_set=a.package_set, STORAGE_PATH=a.storage) as b:
+            b.storage = a.storage
+            r = a.manifest("whichsystem", accept=CONTAINERD_ACCEPT)
+            self.assertEqual(r.status, 200, r)
+            index = digest(r.body)
+            record = a.storage / "cache" / "indexes" / (index[7:] + ".json")
+            self.assertEqual(sorted(json.loads(record.read_text())["manifests"]),
+                             sorted(m["digest"] for m in r.json()["manifests"]))
+            age_storage(a.storage, hours=2)  # used just now, written two hours ago
+            gc(b)
+            for inst in (a, b):
+                by_digest = inst.get("/v2/whichsystem/manifests/" + index, {"Accept": CONTAINERD_ACCEPT})
+                self.assertEqual(by_digest.status, 200, inst)
+                self.assertEqual(digest(by_digest.body), index)
+            # Unused for the whole window: the index goes, and its record with it.
+            age_storage(a.storage, hours=72)
+            out = gc(b, "--keep-days", "0").stdout.decode()
+            self.assertIn("delete blob " + index, out)
+            self.assertFalse((a.storage / "layers" / index[7:]).exists())
+            self.assertFalse(record.exists())
+
+
 class DefaultTest(TestCase):
     def test_one_platform_by_default_serves_a_manifest_as_before(self):
         with Instance() as inst:

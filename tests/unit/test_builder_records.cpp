@@ -29,4 +29,18 @@ TEST_CASE("shared build-cache records round-trip and reject garbage") {
     CHECK(record_name("cache/images/k.txt", k_image_records).empty());
 }
 
+TEST_CASE("an index record lists its manifests, and is named by the index's digest") {
+    const std::vector<std::string> manifests{"sha256:" + std::string(64, 'a'),
+                                             "sha256:" + std::string(64, 'b')};
+    CHECK(decode_index_record(encode_index_record(manifests)) == manifests);
+    const auto index = "sha256:" + std::string(64, 'c');
+    const auto key = index_record_key(index);
+    CHECK(key == "cache/indexes/" + std::string(64, 'c') + ".json");
+    CHECK(record_name(key, k_index_records) == std::string(64, 'c'));
+    CHECK_FALSE(decode_index_record(R"({"manifests":["sha256:../../etc"]})"));
+    CHECK_FALSE(decode_index_record(R"({"manifests":"sha256:x"})"));
+    CHECK_FALSE(decode_index_record("[]"));
+    CHECK_FALSE(decode_index_record("{"));
+}
+
 TEST_SUITE_END();
