@@ -29,7 +29,7 @@ struct Fixture {
     TempDir dir;
     std::unique_ptr<StorageBackend> storage = make_filesystem_storage(dir / "storage");
     std::optional<BuildCache> cache;
-    // Docker manifest 'd', OCI manifest 'o'.
+    // Config 'c', Docker manifest 'd', OCI manifest 'o', layer 'a'.
     ImageRecord image{digest('c'), "{}", digest('d'), "{}", digest('o'), {digest('a')}};
 
     Fixture() {
@@ -38,12 +38,12 @@ struct Fixture {
         REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
         cache.emplace(std::move(*db));
     }
-    // An image this instance built `when`, with its shared record, config
-    // and manifests.
+    // An image this instance built `when`, with its shared record and
+    // blobs.
     void built(std::int64_t when) {
         REQUIRE(cache->record_image("closure", image, when));
         REQUIRE(storage->put(image_record_key("closure"), encode_image_record(image), "x"));
-        for (const char c : {'c', 'd', 'o'}) {
+        for (const char c : {'a', 'c', 'd', 'o'}) {
             REQUIRE(storage->put(blob_key(std::string(64, c)), "{}", "x"));
         }
     }
@@ -90,14 +90,23 @@ TEST_CASE("record_image_use") {
         // has not deleted the record yet sees the use (gc/collector.cpp).
         CHECK(f.marker('d') == std::to_string(now) + "\n");
     }
-    SUBCASE("so is one whose config or a manifest it took") {
-        for (const char c : {'c', 'd', 'o'}) {
-            CAPTURE(c);
-            Fixture g;
-            g.built(now - 10 * k_day);
-            REQUIRE(g.storage->remove(blob_key(std::string(64, c))));
-            CHECK(record_image_use(*g.cache, *g.storage, "closure", g.image, now) ==
-                  SharedImage::gone);
+    SUBCASE("so is one whose config, a manifest or a layer it took") {
+        // The blobs as a shared record lists them, and as this instance's
+        // database does (find_image gives none: image_blobs has them).
+        for (const bool from_database : {false, true}) {
+            for (const char c : {'a', 'c', 'd', 'o'}) {
+                CAPTURE(from_database);
+                CAPTURE(c);
+                Fixture g;
+                g.built(now - 10 * k_day);
+                auto image = g.image;
+                if (from_database) {
+                    image.blobs.clear();
+                }
+                REQUIRE(g.storage->remove(blob_key(std::string(64, c))));
+                CHECK(record_image_use(*g.cache, *g.storage, "closure", image, now) ==
+                      SharedImage::gone);
+            }
         }
     }
 }
