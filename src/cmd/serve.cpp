@@ -285,10 +285,6 @@ Result<Startup> start_up() {
     std::_Exit(code);
 }
 
-} // namespace
-
-namespace {
-
 // The last data from NIX_POPULARITY_URL that parsed, kept per URL: a start
 // when the URL cannot be read (its host down as this machine comes back
 // from a power cut) uses it, so the instance serves with the layers and

@@ -72,11 +72,13 @@ struct Plan {
     std::set<std::string> unused;                    // closure keys
     std::map<std::string, std::uint64_t> candidates; // digest → size
     std::set<std::string> stored;                    // digests with an object
-    std::map<std::string, std::vector<std::string>>
-        blob_records;                        // digest → shared records going with it
-    std::vector<std::string> orphan_objects; // markers, index records: nothing to keep them for
+    // digest → the shared records that go with the blob (a layer's, an index's)
+    std::map<std::string, std::vector<std::string>> blob_records;
+    // Markers and index records with nothing left to keep them for.
+    std::vector<std::string> orphan_objects;
     std::map<std::string, std::string> image_lines; // closure key → what its deletion says
-    std::vector<std::pair<std::string, StoredObject>> index_records; // index digest, record
+    // The shared index records: the index's digest, the object.
+    std::vector<std::pair<std::string, StoredObject>> index_records;
 };
 
 class Collector {
