@@ -7,6 +7,7 @@
 #include "cache/gc_queries.hpp"
 #include "nix/nix.hpp"
 #include "storage/layout.hpp"
+#include "util/files.hpp"
 #include "util/log.hpp"
 #include "util/subprocess.hpp"
 #include "util/text.hpp"
@@ -106,6 +107,7 @@ public:
         }
         TRY(collect_staging_files());
         TRY(collect_git_exports());
+        TRY(collect_state_staging_files());
         TRY(collect_gc_roots());
         if (m_s.config.nix_gc) {
             TRY(collect_store_paths());
@@ -626,6 +628,28 @@ private:
                                         return Result<bool>(name.starts_with("export-") &&
                                                             S_ISDIR(st.st_mode));
                                     }));
+        return {};
+    }
+
+    // Small files written atomically to the state directory (the channel's
+    // validator, git's refs, current-source.json, …) leave their staging
+    // file behind when the process is killed between the two steps.
+    Result<void> collect_state_staging_files() {
+        const auto& state = m_s.config.state_dir;
+        for (const auto& dir : {state, state / "git", state / "channels"}) {
+            TRY_ASSIGN(const int removed,
+                       remove_leftovers(dir, "staging file",
+                                        [this](const std::string& name, const struct stat& st) {
+                                            const bool picked =
+                                                is_staging_file_name(name) && S_ISREG(st.st_mode);
+                                            if (picked) {
+                                                m_report.staging_bytes +=
+                                                    static_cast<std::uint64_t>(st.st_size);
+                                            }
+                                            return Result<bool>(picked);
+                                        }));
+            m_report.staging_files += removed;
+        }
         return {};
     }
 

@@ -134,6 +134,14 @@ Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode, std::s
     return fail("create staging file in \"" + dir.string() + "\" failed: too many collisions");
 }
 
+bool is_staging_file_name(std::string_view name, std::string_view prefix) {
+    if (!name.starts_with(prefix)) {
+        return false;
+    }
+    const auto rest = name.substr(prefix.size());
+    return rest.size() == 20 && rest.ends_with(".tmp") && is_lower_hex(rest.substr(0, 16), 16);
+}
+
 int remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
                                std::chrono::seconds grace) {
     const auto too_old = std::time(nullptr) - grace.count();
@@ -141,12 +149,8 @@ int remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
     std::error_code ec;
     for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
-        const auto name = it->path().filename().string();
-        const std::string_view rest = std::string_view(name).starts_with(prefix)
-                                          ? std::string_view(name).substr(prefix.size())
-                                          : std::string_view();
         struct stat st {};
-        if (rest.size() != 20 || !rest.ends_with(".tmp") || !is_lower_hex(rest.substr(0, 16), 16) ||
+        if (!is_staging_file_name(it->path().filename().string(), prefix) ||
             ::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
             st.st_mtime >= too_old) {
             continue;

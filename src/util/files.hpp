@@ -103,6 +103,10 @@ private:
     bool m_keep = false;
 };
 
+// Whether `name` is a staging file's name with `prefix` (as StagingFile
+// names them).
+bool is_staging_file_name(std::string_view name, std::string_view prefix = {});
+
 // Removes the staging files of `prefix` in `dir` (as StagingFile names
 // them) that nothing wrote to for `grace`: what a killed process left.
 // Returns how many; errors are ignored (they stay for next time).

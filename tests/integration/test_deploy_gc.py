@@ -146,6 +146,16 @@ class GcTest(TestCase):
             fresh.write_bytes(b"y" * 10)
             old = time.time() - 2 * 3600
             os.utime(stale, (old, old))
+            # And those of small files the state directory gets atomically,
+            # left by a process killed between the write and the rename.
+            (inst.state / "channels").mkdir(exist_ok=True)
+            state_stale = [inst.state / "0123456789abcdef.tmp", inst.state / "channels" / "0123456789abcdef.tmp"]
+            state_kept = [inst.state / "fedcba9876543210.tmp",  # still being written
+                          inst.state / "notes.tmp"]            # not a staging file
+            for f in state_stale + state_kept:
+                f.write_bytes(b"z")
+            for f in state_stale + state_kept[1:]:
+                os.utime(f, (old, old))
             before = self.stored(inst)
 
             files = snapshot(inst.storage, inst.state)
@@ -169,6 +179,10 @@ class GcTest(TestCase):
             self.assertTrue(kept_blobs <= after)
             self.assertFalse(stale.exists())
             self.assertTrue(fresh.exists())
+            for f in state_stale:
+                self.assertFalse(f.exists(), f)
+            for f in state_kept:
+                self.assertTrue(f.exists(), f)
             with inst.db() as conn:
                 known = {r[0] for r in conn.execute("SELECT digest FROM blobs UNION SELECT digest FROM layers")}
                 self.assertEqual(known & only_dropped, set())
