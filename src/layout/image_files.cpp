@@ -279,7 +279,8 @@ Result<FilesWritten> write_docker_archive(StorageBackend& storage, const TopDocu
     }
 
     TRY(check_archive_target(file));
-    const auto staging_prefix = "." + file.filename().string() + ".";
+    // Within NAME_MAX (255) with the 21 characters StagingFile adds.
+    const auto staging_prefix = "." + file.filename().string().substr(0, 200) + ".";
     remove_stale_staging_files(directory_of(file), staging_prefix, k_staging_leftover_age);
     TRY_ASSIGN(auto staged, StagingFile::create(directory_of(file), 0644, staging_prefix));
     const auto put = [&](std::string_view data) {
