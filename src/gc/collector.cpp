@@ -107,7 +107,6 @@ public:
         }
         TRY(collect_staging_files());
         TRY(collect_git_exports());
-        TRY(collect_state_staging_files());
         TRY(collect_gc_roots());
         if (m_s.config.nix_gc) {
             TRY(collect_store_paths());
@@ -557,16 +556,27 @@ private:
         return {};
     }
 
+    // Staging files killed processes left: of blobs, and of the small files
+    // written atomically to the state directory (the channel's validator,
+    // git's refs, current-source.json, …).
     Result<void> collect_staging_files() {
-        const auto& dir = m_s.storage.staging_dir();
+        const auto& state = m_s.config.state_dir;
+        for (const auto& dir :
+             {m_s.storage.staging_dir(), state, state / "git", state / "channels"}) {
+            TRY(collect_staging_files_in(dir));
+        }
+        return {};
+    }
+
+    Result<void> collect_staging_files_in(const fs::path& dir) {
         const auto too_old = m_now - std::chrono::seconds(k_staging_grace).count();
         std::error_code ec;
         for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
              it.increment(ec)) {
             const auto& path = it->path();
             struct stat st {};
-            if (path.extension() != ".tmp" || ::lstat(path.c_str(), &st) != 0 ||
-                !S_ISREG(st.st_mode) || st.st_mtime >= too_old) {
+            if (!is_staging_file_name(path.filename().string()) ||
+                ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime >= too_old) {
                 continue;
             }
             if (!m_options.dry_run && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -628,28 +638,6 @@ private:
                                         return Result<bool>(name.starts_with("export-") &&
                                                             S_ISDIR(st.st_mode));
                                     }));
-        return {};
-    }
-
-    // Small files written atomically to the state directory (the channel's
-    // validator, git's refs, current-source.json, …) leave their staging
-    // file behind when the process is killed between the two steps.
-    Result<void> collect_state_staging_files() {
-        const auto& state = m_s.config.state_dir;
-        for (const auto& dir : {state, state / "git", state / "channels"}) {
-            TRY_ASSIGN(const int removed,
-                       remove_leftovers(dir, "staging file",
-                                        [this](const std::string& name, const struct stat& st) {
-                                            const bool picked =
-                                                is_staging_file_name(name) && S_ISREG(st.st_mode);
-                                            if (picked) {
-                                                m_report.staging_bytes +=
-                                                    static_cast<std::uint64_t>(st.st_size);
-                                            }
-                                            return Result<bool>(picked);
-                                        }));
-            m_report.staging_files += removed;
-        }
         return {};
     }
 

@@ -142,10 +142,9 @@ bool is_staging_file_name(std::string_view name, std::string_view prefix) {
     return rest.size() == 20 && rest.ends_with(".tmp") && is_lower_hex(rest.substr(0, 16), 16);
 }
 
-int remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
-                               std::chrono::seconds grace) {
+void remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
+                                std::chrono::seconds grace) {
     const auto too_old = std::time(nullptr) - grace.count();
-    int removed = 0;
     std::error_code ec;
     for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
@@ -155,9 +154,8 @@ int remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
             st.st_mtime >= too_old) {
             continue;
         }
-        removed += ::unlink(it->path().c_str()) == 0 ? 1 : 0;
+        ::unlink(it->path().c_str());
     }
-    return removed;
 }
 
 StagingFile::StagingFile(StagingFile&& o) noexcept

@@ -109,9 +109,9 @@ bool is_staging_file_name(std::string_view name, std::string_view prefix = {});
 
 // Removes the staging files of `prefix` in `dir` (as StagingFile names
 // them) that nothing wrote to for `grace`: what a killed process left.
-// Returns how many; errors are ignored (they stay for next time).
-int remove_stale_staging_files(const std::filesystem::path& dir, std::string_view prefix,
-                               std::chrono::seconds grace);
+// Errors are ignored (those files stay for next time).
+void remove_stale_staging_files(const std::filesystem::path& dir, std::string_view prefix,
+                                std::chrono::seconds grace);
 
 // Publishes `data` as `final_path` through a staging file in `staging_dir`.
 Result<void> write_file_atomic(const std::filesystem::path& staging_dir,
