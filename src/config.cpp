@@ -230,8 +230,11 @@ long default_max_builds(long cores, std::uint64_t memory_bytes) {
     return std::max(1L, std::min(cores, memory_allows));
 }
 
-Result<Config> load_config(const Environment& env, ConfigUse use) {
-    Config c;
+namespace {
+
+// A NIXERY_ name this version does not know is a typo or a setting of
+// another version: refused, naming the known ones.
+Result<void> check_known_settings(const Environment& env) {
     for (const auto& [name, value] : env) {
         if (name.rfind("NIXERY_", 0) == 0 && known_settings().count(name) == 0) {
             std::string known;
@@ -246,7 +249,28 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
                 ": the NIXERY_ settings are " + known + " (see README.md)");
         }
     }
+    return {};
+}
 
+// The memory this process may use: the machine's, or less under a cgroup
+// limit (systemd's MemoryMax=, docker run --memory).
+std::uint64_t usable_memory() {
+    auto memory = static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PHYS_PAGES))) *
+                  static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PAGE_SIZE)));
+    if (const auto cgroup = read_file("/proc/self/cgroup")) {
+        const auto read = [](const std::string& path) -> std::optional<std::string> {
+            auto text = read_file(path);
+            return text ? std::optional<std::string>(std::move(*text)) : std::nullopt;
+        };
+        if (const auto limit = cgroup_memory_limit(*cgroup, read)) {
+            memory = std::min(memory, *limit);
+        }
+    }
+    return memory;
+}
+
+// Numbers: ports, times, rates and counts, each within its range.
+Result<void> read_limits(const Environment& env, Config& c) {
     TRY_ASSIGN(const long port, parse_number(env, "PORT", 8080, 1, 65535));
     c.port = static_cast<int>(port);
     TRY_ASSIGN(const long timeout, parse_number(env, "NIX_TIMEOUT", 60, 1, 86400));
@@ -269,25 +293,22 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
     TRY_ASSIGN(const long header_deadline,
                parse_number(env, "NIXERY_HEADER_DEADLINE", 20, 1, 3600));
     c.header_deadline = std::chrono::seconds(header_deadline);
-    const long cores = static_cast<long>(std::thread::hardware_concurrency());
-    auto memory = static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PHYS_PAGES))) *
-                  static_cast<std::uint64_t>(std::max(0L, sysconf(_SC_PAGE_SIZE)));
-    if (const auto cgroup = read_file("/proc/self/cgroup")) {
-        const auto read = [](const std::string& path) -> std::optional<std::string> {
-            auto text = read_file(path);
-            return text ? std::optional<std::string>(std::move(*text)) : std::nullopt;
-        };
-        if (const auto limit = cgroup_memory_limit(*cgroup, read)) {
-            memory = std::min(memory, *limit); // MemoryMax=, docker run --memory
-        }
-    }
-    TRY_ASSIGN(const long max_builds,
-               parse_number(env, "NIXERY_MAX_BUILDS", default_max_builds(cores, memory), 1, 1024));
+    TRY_ASSIGN(
+        const long max_builds,
+        parse_number(env, "NIXERY_MAX_BUILDS",
+                     default_max_builds(static_cast<long>(std::thread::hardware_concurrency()),
+                                        usable_memory()),
+                     1, 1024));
     c.max_builds = static_cast<int>(max_builds);
     TRY_ASSIGN(const long max_queued, parse_number(env, "NIXERY_MAX_QUEUED_BUILDS", 64, 0, 4096));
     c.max_queued_builds = static_cast<int>(max_queued);
     TRY_ASSIGN(const long keep_days, parse_number(env, "NIXERY_GC_KEEP_DAYS", 30, 0, 36500));
     c.gc_keep_days = static_cast<int>(keep_days);
+    return {};
+}
+
+// Choices among named values, and the settings they depend on.
+Result<void> read_choices(const Environment& env, Config& c) {
     if (const auto level = get(env, "NIXERY_LOG_LEVEL"); !level.empty()) {
         if (!log::parse_level(level, c.log_level)) {
             return fail("NIXERY_LOG_LEVEL=\"" + level +
@@ -337,10 +358,11 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             c.channel_url.pop_back();
         }
     }
+    return {};
+}
 
-    TRY_ASSIGN(c.data, locate_data_files());
-
-    // Package source: exactly one, or none for the demo set.
+// The package source: exactly one, or none for the demo set.
+Result<void> read_source(const Environment& env, Config& c) {
     const auto channel = get(env, "NIXERY_CHANNEL");
     const auto repo = get(env, "NIXERY_PKGS_REPO");
     const auto path = get(env, "NIXERY_PKGS_PATH");
@@ -387,9 +409,66 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             return fail("NIXERY_NIXPKGS_CONFIG=\"" + file + "\" is not a file");
         }
     }
+    return {};
+}
 
-    // Storage backend and its settings; settings of another backend are a
-    // contradiction, not something to ignore silently.
+Result<void> read_gcs(const Environment& env, Config& c) {
+    if (!get(env, "STORAGE_PATH").empty()) {
+        return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in "
+                    "GCS_BUCKET");
+    }
+    c.gcs.bucket = get(env, "GCS_BUCKET");
+    if (c.gcs.bucket.empty()) {
+        return fail("NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
+    }
+    TRY_ASSIGN(c.gcs.bucket, bucket_name("GCS_BUCKET", c.gcs.bucket));
+    c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
+    c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
+    c.gcs.endpoint = get(env, "GCS_ENDPOINT");
+    if (c.gcs.endpoint.find("/storage/v1") != std::string::npos) {
+        return fail("GCS_ENDPOINT=\"" + without_any_userinfo(c.gcs.endpoint) +
+                    "\" has the API's path: give the scheme and host alone, which "
+                    "/storage/v1 and /upload/storage/v1 are added to");
+    }
+    c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
+    if (!c.gcs.emulator_host.empty() && !c.gcs.endpoint.empty()) {
+        return fail("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set: set one (the "
+                    "emulator is used without authentication, GCS_ENDPOINT with it)");
+    }
+    return {};
+}
+
+Result<void> read_s3(const Environment& env, Config& c) {
+    if (!get(env, "STORAGE_PATH").empty()) {
+        return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in "
+                    "S3_BUCKET");
+    }
+    c.s3.bucket = get(env, "S3_BUCKET");
+    if (c.s3.bucket.empty()) {
+        return fail("NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
+    }
+    TRY_ASSIGN(c.s3.bucket, bucket_name("S3_BUCKET", c.s3.bucket));
+    c.s3.endpoint = get(env, "S3_ENDPOINT");
+    if (const auto region = get(env, "S3_REGION"); !region.empty()) {
+        c.s3.region = region;
+    }
+    const auto style = get(env, "S3_PATH_STYLE");
+    if (!style.empty() && style != "true" && style != "false") {
+        return fail("S3_PATH_STYLE=\"" + style + "\" is not true or false");
+    }
+    c.s3.path_style = style == "true";
+    c.s3.access_key_id = get(env, "AWS_ACCESS_KEY_ID");
+    c.s3.secret_access_key = get(env, "AWS_SECRET_ACCESS_KEY");
+    c.s3.session_token = get(env, "AWS_SESSION_TOKEN");
+    if (c.s3.access_key_id.empty() != c.s3.secret_access_key.empty()) {
+        return fail("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither");
+    }
+    return {};
+}
+
+// The storage backend and its settings; settings of another backend are a
+// contradiction, not something to ignore silently.
+Result<void> read_storage(const Environment& env, ConfigUse use, Config& c) {
     const auto backend = get(env, "NIXERY_STORAGE_BACKEND");
     const bool gcs_set = !get(env, "GCS_BUCKET").empty();
     const bool s3_set = !get(env, "S3_BUCKET").empty();
@@ -418,60 +497,24 @@ Result<Config> load_config(const Environment& env, ConfigUse use) {
             TRY_ASSIGN(c.storage_path, absolute_dir("STORAGE_PATH", get(env, "STORAGE_PATH")));
         }
         break;
-    case StorageKind::gcs: {
-        if (!get(env, "STORAGE_PATH").empty()) {
-            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in "
-                        "GCS_BUCKET");
-        }
-        c.gcs.bucket = get(env, "GCS_BUCKET");
-        if (c.gcs.bucket.empty()) {
-            return fail("NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
-        }
-        TRY_ASSIGN(c.gcs.bucket, bucket_name("GCS_BUCKET", c.gcs.bucket));
-        c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
-        c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
-        c.gcs.endpoint = get(env, "GCS_ENDPOINT");
-        if (c.gcs.endpoint.find("/storage/v1") != std::string::npos) {
-            return fail("GCS_ENDPOINT=\"" + without_any_userinfo(c.gcs.endpoint) +
-                        "\" has the API's path: give the scheme and host alone, which "
-                        "/storage/v1 and /upload/storage/v1 are added to");
-        }
-        c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
-        if (!c.gcs.emulator_host.empty() && !c.gcs.endpoint.empty()) {
-            return fail("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set: set one (the "
-                        "emulator is used without authentication, GCS_ENDPOINT with it)");
-        }
-        break;
+    case StorageKind::gcs:
+        return read_gcs(env, c);
+    case StorageKind::s3:
+        return read_s3(env, c);
     }
-    case StorageKind::s3: {
-        if (!get(env, "STORAGE_PATH").empty()) {
-            return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in "
-                        "S3_BUCKET");
-        }
-        c.s3.bucket = get(env, "S3_BUCKET");
-        if (c.s3.bucket.empty()) {
-            return fail("NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
-        }
-        TRY_ASSIGN(c.s3.bucket, bucket_name("S3_BUCKET", c.s3.bucket));
-        c.s3.endpoint = get(env, "S3_ENDPOINT");
-        if (const auto region = get(env, "S3_REGION"); !region.empty()) {
-            c.s3.region = region;
-        }
-        const auto style = get(env, "S3_PATH_STYLE");
-        if (!style.empty() && style != "true" && style != "false") {
-            return fail("S3_PATH_STYLE=\"" + style + "\" is not true or false");
-        }
-        c.s3.path_style = style == "true";
-        c.s3.access_key_id = get(env, "AWS_ACCESS_KEY_ID");
-        c.s3.secret_access_key = get(env, "AWS_SECRET_ACCESS_KEY");
-        c.s3.session_token = get(env, "AWS_SESSION_TOKEN");
-        if (c.s3.access_key_id.empty() != c.s3.secret_access_key.empty()) {
-            return fail("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither");
-        }
-        break;
-    }
-    }
+    return {};
+}
 
+} // namespace
+
+Result<Config> load_config(const Environment& env, ConfigUse use) {
+    TRY(check_known_settings(env));
+    Config c;
+    TRY(read_limits(env, c));
+    TRY(read_choices(env, c));
+    TRY_ASSIGN(c.data, locate_data_files());
+    TRY(read_source(env, c));
+    TRY(read_storage(env, use, c));
     if (use == ConfigUse::serve || !get(env, "NIXERY_STATE_DIR").empty()) {
         if (get(env, "NIXERY_STATE_DIR").empty()) {
             return fail("NIXERY_STATE_DIR is not set: set it to a directory for the database, "
