@@ -75,8 +75,8 @@ const std::map<std::string, std::string>& known_settings() {
          "full (default: recent builds and errors) or minimal (instructions only)"},
         {"NIX_POPULARITY_URL", "URL (http, https or file) of popularity data for layering"},
         {"NIXERY_LAYERING",
-         "layering strategy: auto (default: popularity with NIX_POPULARITY_URL, chunks "
-         "without), popularity or chunks"},
+         "layering strategy: auto (default: popularity with NIX_POPULARITY_URL, size "
+         "without), popularity or size"},
         {"NIXERY_WORKERS", "number of FastCGI worker processes (default 2)"},
         {"NIXERY_HEADER_DEADLINE",
          "seconds after which a manifest request waiting for a build gets its headers (default "
@@ -342,7 +342,7 @@ Result<void> read_choices(const Environment& env, Config& c) {
         const auto strategy = parse_layering_strategy(layering);
         if (!strategy) {
             return fail("NIXERY_LAYERING=\"" + layering +
-                        "\" is not one of auto, popularity, chunks");
+                        "\" is not one of auto, popularity, size");
         }
         if (*strategy == LayeringStrategy::popularity && c.popularity_url.empty()) {
             return fail("NIXERY_LAYERING=popularity needs popularity data: set NIX_POPULARITY_URL "

@@ -51,7 +51,7 @@ commands:
   layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]
              print how the closure in FILE (Nix's exportReferencesGraph JSON)
              is grouped into layers, in manifest order; S is auto (default:
-             popularity with --popularity, chunks without), popularity or chunks
+             popularity with --popularity, size without), popularity or size
   popcount [--output FILE]
              compute popularity data (NIX_POPULARITY_URL) for the package set
              configured as for serve, building it

@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* k_layers_usage =
     "usage: nixery layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]\n"
-    "  S: auto (default: popularity with --popularity, chunks without), popularity or chunks\n";
+    "  S: auto (default: popularity with --popularity, size without), popularity or size\n";
 
 } // namespace
 
@@ -34,7 +34,7 @@ int layers_command(const std::vector<std::string>& args) {
             const auto parsed = parse_layering_strategy(args[++i]);
             if (!parsed) {
                 std::fprintf(stderr,
-                             "nixery layers: --strategy must be auto, popularity or chunks, not "
+                             "nixery layers: --strategy must be auto, popularity or size, not "
                              "\"%s\"\n",
                              args[i].c_str());
                 return 2;

@@ -12,12 +12,13 @@
 namespace nixery {
 
 enum class LayeringStrategy {
-    automatic,  // popularity when there is popularity data, chunks when there is none
+    automatic,  // popularity when there is popularity data, size when there is none
     popularity, // dominators and merge ratings (../shared/LAYERING.md)
-    chunks,     // needs no data: big paths alone, the rest in chunks cut by name
+    size,       // needs no data: the biggest paths alone, the rest in one layer
 };
 
-// "auto", "popularity" or "chunks"; nullopt for anything else.
+// "auto", "popularity" or "size" ("chunks", its former name, too); nullopt
+// for anything else.
 std::optional<LayeringStrategy> parse_layering_strategy(std::string_view name);
 std::string_view to_string(LayeringStrategy strategy);
 // The strategy `automatic` stands for with this data.

@@ -3,7 +3,6 @@
 #include "core/dominators.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <limits>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -129,8 +128,9 @@ void join_dependencies(const ClosureGraph& graph, const IndexedGraph& g,
     users = std::move(joined_users);
 }
 
-std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& g,
-                                       const Popularity& popularity, std::size_t budget) {
+std::vector<Layer> group_by_popularity(const ClosureGraph& graph, const Popularity& popularity,
+                                       std::size_t budget) {
+    auto g = index_graph(graph);
     const auto n = graph.paths.size() + 1;
     for (std::size_t i = 0; i < graph.paths.size(); ++i) {
         const auto& p = graph.paths[i];
@@ -224,29 +224,12 @@ std::vector<Layer> group_by_popularity(const ClosureGraph& graph, IndexedGraph& 
         kept.push_back(std::move(rest));
         layers = std::move(kept);
     }
-    sort_for_manifest(layers);
     return layers;
 }
 
-// A hash of the store path's versionless name that is the same on every
-// machine (FNV-1a, then SplitMix64's finaliser so the low bits mix well).
-std::uint64_t stable_hash(std::string_view text) {
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char c : text) {
-        h ^= static_cast<unsigned char>(c);
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
-
-std::vector<Layer> group_by_chunks(const ClosureGraph& graph, const IndexedGraph& g,
-                                   std::size_t budget) {
-    // The store paths the roots reach.
+// The store paths the roots reach, in the graph's order.
+std::vector<const StorePathInfo*> reached_paths(const ClosureGraph& graph) {
+    const auto g = index_graph(graph);
     std::vector<char> reached(g.successors.size(), 0);
     std::vector<int> stack{0};
     reached[0] = 1;
@@ -266,72 +249,141 @@ std::vector<Layer> group_by_chunks(const ClosureGraph& graph, const IndexedGraph
             paths.push_back(&graph.paths[i]);
         }
     }
+    return paths;
+}
 
-    // Big paths alone: the lowest threshold of the ladder that leaves at
-    // least one layer for the rest.
-    std::uint64_t threshold = k_chunk_alone_floor;
-    const auto alone_count = [&](std::uint64_t t) {
-        return static_cast<std::size_t>(std::count_if(
-            paths.begin(), paths.end(), [t](const StorePathInfo* p) { return p->nar_size >= t; }));
-    };
-    if (paths.size() > budget) {
-        while (threshold < (std::uint64_t{1} << 62) && alone_count(threshold) > budget - 1) {
-            threshold += threshold / 4;
-        }
-    } else {
-        threshold = 0; // everything fits: one layer per store path
-    }
-
-    std::vector<Layer> layers;
-    std::vector<const StorePathInfo*> rest;
+Layer layer_of_paths(const std::vector<const StorePathInfo*>& paths) {
+    Layer l;
     for (const auto* p : paths) {
-        if (p->nar_size >= threshold) {
-            Layer l;
-            l.paths = {p->path};
-            l.size = p->nar_size;
-            layers.push_back(std::move(l));
-        } else {
-            rest.push_back(p);
-        }
+        l.paths.push_back(p->path);
+        l.size = saturating_add(l.size, p->nar_size);
     }
-    // The rest in the order of their names; a chunk starts at a path whose
-    // name's hash has at least `level` trailing zero bits.
-    std::sort(rest.begin(), rest.end(), [](const StorePathInfo* a, const StorePathInfo* b) {
-        const auto na = store_path_name(a->path);
-        const auto nb = store_path_name(b->path);
-        return na != nb ? na < nb : a->path < b->path;
+    std::sort(l.paths.begin(), l.paths.end());
+    l.merge_rating = l.size;
+    return l;
+}
+
+// The size strategy's layers for one closure, the leftover (the paths that
+// did not fit the budget, in one layer) last when there is one.
+struct Grouping {
+    std::vector<Layer> layers;
+    bool has_leftover = false;
+};
+
+Grouping group_by_size(const ClosureGraph& graph, std::size_t budget) {
+    auto paths = reached_paths(graph);
+    Grouping out;
+    if (paths.size() <= budget) {
+        for (const auto* p : paths) {
+            out.layers.push_back(layer_of_paths({p}));
+        }
+        return out;
+    }
+    std::sort(paths.begin(), paths.end(), [](const StorePathInfo* a, const StorePathInfo* b) {
+        return a->nar_size != b->nar_size ? a->nar_size > b->nar_size : a->path < b->path;
     });
-    std::vector<int> levels;
-    std::vector<std::size_t> cuts_at_least(66, 0); // [level] → starts other than the first
-    for (std::size_t i = 0; i < rest.size(); ++i) {
-        const auto h = stable_hash(versionless_name(store_path_name(rest[i]->path)));
-        const int level = h == 0 ? 64 : std::countr_zero(h);
-        levels.push_back(level);
-        if (i > 0) {
-            for (int l = 0; l <= level; ++l) {
-                ++cuts_at_least[static_cast<std::size_t>(l)];
+    for (std::size_t i = 0; i + 1 < budget; ++i) {
+        out.layers.push_back(layer_of_paths({paths[i]}));
+    }
+    out.layers.push_back(layer_of_paths(std::vector<const StorePathInfo*>(
+        paths.begin() + static_cast<std::ptrdiff_t>(budget - 1), paths.end())));
+    out.has_leftover = true;
+    return out;
+}
+
+// The closure of `root` alone, as the image of that one package has it.
+ClosureGraph package_closure(const ClosureGraph& graph, const std::string& root) {
+    std::unordered_map<std::string_view, std::size_t> index;
+    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
+        index.emplace(graph.paths[i].path, i);
+    }
+    std::vector<char> in(graph.paths.size(), 0);
+    std::vector<std::size_t> stack;
+    if (const auto it = index.find(root); it != index.end()) {
+        in[it->second] = 1;
+        stack.push_back(it->second);
+    }
+    while (!stack.empty()) {
+        const auto v = stack.back();
+        stack.pop_back();
+        for (const auto& ref : graph.paths[v].references) {
+            if (const auto it = index.find(ref); it != index.end() && !in[it->second]) {
+                in[it->second] = 1;
+                stack.push_back(it->second);
             }
         }
     }
-    if (!rest.empty()) {
-        int level = 0;
-        while (level < 65 &&
-               layers.size() + 1 + cuts_at_least[static_cast<std::size_t>(level)] > budget) {
-            ++level;
+    ClosureGraph sub;
+    sub.roots = {root};
+    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
+        if (in[i]) {
+            sub.paths.push_back(graph.paths[i]);
         }
-        for (std::size_t i = 0; i < rest.size(); ++i) {
-            if (i == 0 || levels[i] >= level) {
-                layers.emplace_back();
+    }
+    return sub;
+}
+
+// The paths the roots reach but `taken` does not hold; its roots are the
+// paths none of the others references.
+ClosureGraph closure_without(const ClosureGraph& graph, const std::vector<std::string>& taken) {
+    ClosureGraph rest;
+    for (const auto* p : reached_paths(graph)) {
+        if (!std::binary_search(taken.begin(), taken.end(), p->path)) {
+            rest.paths.push_back(*p);
+        }
+    }
+    std::vector<std::string_view> referenced;
+    for (const auto& p : rest.paths) {
+        for (const auto& r : p.references) {
+            if (r != p.path) {
+                referenced.push_back(r);
             }
-            layers.back().paths.push_back(rest[i]->path);
-            layers.back().size = saturating_add(layers.back().size, rest[i]->nar_size);
         }
     }
-    for (auto& l : layers) {
-        std::sort(l.paths.begin(), l.paths.end());
-        l.merge_rating = l.size;
+    std::sort(referenced.begin(), referenced.end());
+    for (const auto& p : rest.paths) {
+        if (!std::binary_search(referenced.begin(), referenced.end(), std::string_view(p.path))) {
+            rest.roots.push_back(p.path);
+        }
     }
-    sort_for_manifest(layers);
+    return rest;
+}
+
+// An image of several packages whose closure does not fit the budget
+// starts from the leftover layer the image of one of its packages alone
+// has (the biggest such layer; ties by the package's store path): the
+// same paths, so the same layer, downloaded once for both images. Its
+// other paths are grouped as a closure of their own in the rest of the
+// budget. A package's closure is the same in every image that has it,
+// whatever else the image holds, so this needs no data. Nullopt when no
+// package alone leaves anything over.
+std::optional<std::vector<Layer>> reuse_package_leftover(const ClosureGraph& graph,
+                                                         std::size_t budget) {
+    if (budget < 2) {
+        return std::nullopt;
+    }
+    auto roots = graph.roots;
+    std::sort(roots.begin(), roots.end());
+    roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+    if (roots.size() < 2) {
+        return std::nullopt;
+    }
+    std::optional<Layer> best;
+    for (const auto& root : roots) {
+        auto own = group_by_size(package_closure(graph, root), budget);
+        if (!own.has_leftover) {
+            continue;
+        }
+        auto& leftover = own.layers.back();
+        if (!best || leftover.size > best->size) { // roots in order: ties keep the first
+            best = std::move(leftover);
+        }
+    }
+    if (!best) {
+        return std::nullopt;
+    }
+    auto layers = group_by_size(closure_without(graph, best->paths), budget - 1).layers;
+    layers.push_back(std::move(*best));
     return layers;
 }
 
@@ -344,8 +396,8 @@ std::optional<LayeringStrategy> parse_layering_strategy(std::string_view name) {
     if (name == "popularity") {
         return LayeringStrategy::popularity;
     }
-    if (name == "chunks") {
-        return LayeringStrategy::chunks;
+    if (name == "size" || name == "chunks") { // chunks: its name until the rule changed
+        return LayeringStrategy::size;
     }
     return std::nullopt;
 }
@@ -356,8 +408,8 @@ std::string_view to_string(LayeringStrategy strategy) {
         return "auto";
     case LayeringStrategy::popularity:
         return "popularity";
-    case LayeringStrategy::chunks:
-        return "chunks";
+    case LayeringStrategy::size:
+        return "size";
     }
     return "auto";
 }
@@ -366,7 +418,7 @@ LayeringStrategy effective_strategy(LayeringStrategy configured, const Popularit
     if (configured != LayeringStrategy::automatic) {
         return configured;
     }
-    return popularity.empty() ? LayeringStrategy::chunks : LayeringStrategy::popularity;
+    return popularity.empty() ? LayeringStrategy::size : LayeringStrategy::popularity;
 }
 
 std::string layering_identity(LayeringStrategy configured, const Popularity& popularity) {
@@ -383,11 +435,16 @@ std::string layering_identity(LayeringStrategy configured, const Popularity& pop
 std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
                                 std::size_t budget, LayeringStrategy strategy) {
     budget = std::max<std::size_t>(budget, 1);
-    auto g = index_graph(graph);
-    if (effective_strategy(strategy, popularity) == LayeringStrategy::chunks) {
-        return group_by_chunks(graph, g, budget);
+    std::vector<Layer> layers;
+    if (effective_strategy(strategy, popularity) == LayeringStrategy::popularity) {
+        layers = group_by_popularity(graph, popularity, budget);
+    } else if (auto reused = reuse_package_leftover(graph, budget)) {
+        layers = std::move(*reused);
+    } else {
+        layers = group_by_size(graph, budget).layers;
     }
-    return group_by_popularity(graph, g, popularity, budget);
+    sort_for_manifest(layers);
+    return layers;
 }
 
 std::string layers_to_json(const std::vector<Layer>& layers) {

@@ -334,7 +334,7 @@ def run_layers(nixery, work, universe, images, budget, strategy, popularity_file
     """Layers (tuples of store paths) of every image."""
     out = []
     for i, roots in enumerate(images):
-        if strategy in ("nixpkgs", "size"):
+        if strategy in ("nixpkgs", "size-first"):
             yardstick = nixpkgs_popularity_contest if strategy == "nixpkgs" else biggest_alone
             out.append([tuple(l) for l in yardstick(universe, roots, budget)])
             continue
@@ -357,7 +357,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nixery", default=str(ROOT / "build" / "nixery"))
     ap.add_argument("--keep", help="write the corpus (graphs, popularity) into this directory")
-    ap.add_argument("--only", help="only the rows whose strategy is this (auto, chunks, …)")
+    ap.add_argument("--only", help="only the rows whose strategy is this (auto, size, …)")
     ap.add_argument("--popcount", action="store_true",
                     help="count popularity with `nixery popcount` (about a minute per count)")
     args = ap.parse_args()
@@ -418,12 +418,16 @@ def main():
     # (label, strategy, popularity before the bump, after the bump [stale, fresh])
     rows = [
         ("popularity (stale after the bump)", "popularity", pop_old, (pop_old, pop_new)),
-        ("chunks (no data)", "chunks", None, (None,)),
-        ("auto without data (= chunks)", "auto", None, (None,)),
+        ("size (no data)", "size", None, (None,)),
+        ("auto without data (= size)", "auto", None, (None,)),
         ("popularity strategy without data", "popularity", None, (None,)),
         ("nixpkgs popularity contest", "nixpkgs", None, (None,)),
-        ("biggest paths alone (size-first)", "size", None, (None,)),
+        ("biggest paths alone (size-first)", "size-first", None, (None,)),
     ]
+    # The goals of the corpus: with popularity data, without, and stale data
+    # after the bump against fresh.
+    goals = {"popularity": 1.05, "size": 1.2}
+    verdicts = []
     closures_old = [set(old.path[p] for p in old.closure(img)) for img in images]
     closures_new = [set(new.path[p] for p in new.closure(img)) for img in images]
     for budget in BUDGETS:
@@ -442,6 +446,13 @@ def main():
             print("%-34s %6d %9.2f %8.2f %10.0f %8.2f %11s %8s" % (
                 label, budget, total / 1e9, total / ideal, bumps[0] / 1e6,
                 bumps[0] / ideal_bump, fresh, stale_fresh))
+            if strategy in goals and (strategy != "popularity" or before_file):
+                verdicts.append("%s at %d: %.3f x ideal (goal <= %.2f): %s" % (
+                    strategy, budget, total / ideal, goals[strategy],
+                    "met" if total / ideal <= goals[strategy] else "missed"))
+            if len(bumps) == 2:
+                verdicts.append("stale/fresh at %d: %.2f (goal <= 1.5): %s" % (
+                    budget, bumps[0] / bumps[1], "met" if bumps[0] / bumps[1] <= 1.5 else "missed"))
         if args.only:
             continue
         before = knows_every_image(closures_old, sizes, budget)
@@ -455,6 +466,11 @@ def main():
         bound = lower_bound(closures_old, sizes, budget)
         print("%-34s %6d %9.2f %8.2f %10s %8s %11s %8s" % (
             "lower bound, any layering", budget, bound / 1e9, bound / ideal, "-", "-", "-", "-"))
+    if verdicts:
+        print()
+        print("goals:")
+        for v in verdicts:
+            print("  " + v)
     if not args.keep:
         shutil.rmtree(work)
     return 0

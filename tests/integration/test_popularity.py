@@ -407,17 +407,39 @@ class PopularityUrlTest(TestCase):
                 self.assertIn("nixery: libgreet-1.0", self.layer_paths(inst, "app-a"))
 
     def test_without_data_every_store_path_is_a_layer_when_the_budget_allows(self):
-        # auto without data is the chunks strategy: app-a's closure (app-a,
+        # auto without data is the size strategy: app-a's closure (app-a,
         # libgreet, the busybox shell and binary, the certificates and
         # iana-etc every image gets) fits the budget, one layer each, plus the
-        # top layer; NIXERY_LAYERING=chunks is the same image.
-        with Instance() as auto, Instance(NIXERY_LAYERING="chunks") as chunks:
+        # top layer; NIXERY_LAYERING=size is the same image, and so is
+        # NIXERY_LAYERING=chunks, the strategy's former name.
+        with Instance() as auto, Instance(NIXERY_LAYERING="size") as size, \
+                Instance(NIXERY_LAYERING="chunks") as chunks:
             history = self.layer_paths(auto, "app-a")
             self.assertEqual(set(history[:-1]), {
                 "nixery: app-a", "nixery: libgreet-1.0", "nixery: busybox",
                 "nixery: busybox-static", "nixery: nss-cacert-demo", "nixery: iana-etc-20240318"})
             self.assertEqual(auto.manifest("app-a").json()["layers"],
+                             size.manifest("app-a").json()["layers"])
+            self.assertEqual(size.manifest("app-a").json()["layers"],
                              chunks.manifest("app-a").json()["layers"])
+
+    def test_an_image_of_two_wide_packages_reuses_the_leftover_layer_of_one(self):
+        # wide.a's closure (itself and 100 small files) does not fit 94
+        # layers: alone, its 93 biggest paths are layers and its 8 smallest
+        # files one leftover layer. An image with wide.a starts from that
+        # leftover (wide.b's, of smaller files, is smaller) and groups the
+        # rest in the other 93 layers, so every image with wide.a has the
+        # same layer, which a node downloads once.
+        with Instance() as inst:
+            alone = inst.manifest("wide.a").json()["layers"]
+            both = inst.manifest("wide.a/wide.b").json()["layers"]
+            self.assertEqual((len(alone), len(both)), (95, 95))  # 94 and the top layer
+            history = self.layer_paths(inst, "wide.a")
+            both_digests = [layer["digest"] for layer in both]
+            shared = [i for i, h in enumerate(history[:-1])
+                      if ", " in h and alone[i]["digest"] in both_digests]
+            self.assertEqual(len(shared), 1, history)
+            self.assertEqual(history[shared[0]].count("wide-a-part-"), 8, history[shared[0]])
 
     def test_a_start_while_the_data_cannot_be_read_uses_the_last_copy(self):
         # The data's host is down as the machine restarts: the instance

@@ -35,6 +35,15 @@ let
   refusedUnless = allowed: name: lib: message:
     let pkg = mkApp name lib;
     in if allowed then pkg else pkg // { drvPath = throw message; outPath = throw message; };
+  # A package whose closure is wider than the layer budget (94): itself and
+  # 100 files of `size` bytes (builtins.toFile: nothing to build).
+  wideOf = name: size: mkPackage "${name}-1.0" ''
+    mkdir -p $out/share
+    ${builtins.concatStringsSep "\n" (builtins.genList (n:
+      let part = builtins.toFile "${name}-part-${toString n}"
+            (builtins.concatStringsSep "" (builtins.genList (_: "x") size));
+      in "echo ${part} >> $out/share/parts") 100)}
+  '';
   numbered = prefix: count: f: builtins.listToAttrs (builtins.genList (n: {
     name = "${prefix}${toString n}";
     value = f n;
@@ -56,6 +65,12 @@ demo // rec {
   app-a = mkApp "app-a" libgreet;
   app-b = mkApp "app-b" libgreet;
   app-c = mkApp "app-c" libgreet;
+  # Wider than the budget: a's parts are the bigger. Nested, so that
+  # popcount (top-level packages) does not count 200 parts.
+  wide = {
+    a = wideOf "wide-a" 300;
+    b = wideOf "wide-b" 100;
+  };
 
   # Two names for one file, as an optimised store or a build can leave them.
   hardlinks = mkPackage "hardlinks-1.0" ''

@@ -345,37 +345,38 @@ TEST_CASE("layering strategies") {
     const auto data = *Popularity::parse(R"({"x-1": 5})");
     CHECK(parse_layering_strategy("auto") == LayeringStrategy::automatic);
     CHECK(parse_layering_strategy("popularity") == LayeringStrategy::popularity);
-    CHECK(parse_layering_strategy("chunks") == LayeringStrategy::chunks);
-    CHECK(!parse_layering_strategy("size"));
-    CHECK(to_string(LayeringStrategy::chunks) == "chunks");
-    SUBCASE("auto is popularity with data, chunks without") {
+    CHECK(parse_layering_strategy("size") == LayeringStrategy::size);
+    CHECK(parse_layering_strategy("chunks") == LayeringStrategy::size); // its former name
+    CHECK(!parse_layering_strategy("Size"));
+    CHECK(to_string(LayeringStrategy::size) == "size");
+    SUBCASE("auto is popularity with data, size without") {
         CHECK(effective_strategy(LayeringStrategy::automatic, data) ==
               LayeringStrategy::popularity);
         CHECK(effective_strategy(LayeringStrategy::automatic, Popularity()) ==
-              LayeringStrategy::chunks);
-        CHECK(effective_strategy(LayeringStrategy::chunks, data) == LayeringStrategy::chunks);
+              LayeringStrategy::size);
+        CHECK(effective_strategy(LayeringStrategy::size, data) == LayeringStrategy::size);
     }
     SUBCASE("the identity names what the layers depend on") {
         CHECK(layering_identity(LayeringStrategy::automatic, data) ==
               layering_identity(LayeringStrategy::popularity, data));
         CHECK(layering_identity(LayeringStrategy::automatic, Popularity()) ==
-              layering_identity(LayeringStrategy::chunks, data)); // chunks read no data
+              layering_identity(LayeringStrategy::size, data)); // size reads no data
         CHECK(layering_identity(LayeringStrategy::popularity, data) !=
               layering_identity(LayeringStrategy::popularity, *Popularity::parse("{}")));
         CHECK(layering_identity(LayeringStrategy::popularity, data) !=
-              layering_identity(LayeringStrategy::chunks, data));
+              layering_identity(LayeringStrategy::size, data));
     }
-    SUBCASE("auto without data groups as chunks do") {
+    SUBCASE("auto without data groups as size does") {
         const auto g = worked_example();
         CHECK(layers_to_json(group_layers(g, Popularity(), 3, LayeringStrategy::automatic)) ==
-              layers_to_json(group_layers(g, data, 3, LayeringStrategy::chunks)));
+              layers_to_json(group_layers(g, data, 3, LayeringStrategy::size)));
     }
 }
 
-TEST_CASE("group_layers: the chunks strategy") {
+TEST_CASE("group_layers: the size strategy") {
     SUBCASE("a closure that fits the budget: one layer per store path, by size") {
         const auto layers =
-            group_layers(worked_example(), Popularity(), 10, LayeringStrategy::chunks);
+            group_layers(worked_example(), Popularity(), 10, LayeringStrategy::size);
         CHECK(letters(layers) == std::vector<std::string>{"G", "D", "F", "C", "B", "A", "E"});
         CHECK(layers[0].merge_rating == 200 * MB);
     }
@@ -383,49 +384,35 @@ TEST_CASE("group_layers: the chunks strategy") {
         ClosureGraph g;
         g.roots = {sp('A')};
         g.paths = {{sp('A'), 1, {}}, {sp('Z'), 1, {}}};
-        CHECK(letters(group_layers(g, Popularity(), 94, LayeringStrategy::chunks)) ==
+        CHECK(letters(group_layers(g, Popularity(), 94, LayeringStrategy::size)) ==
               std::vector<std::string>{"A"});
     }
-    SUBCASE("over the budget: within it, every path once, big paths alone") {
+    SUBCASE("over the budget: the budget - 1 biggest alone, the rest in one layer") {
         auto g = flat_closure(numbered("p", 300));
         g.paths[7].nar_size = 50 * MB;
         g.paths[200].nar_size = 3 * MB;
+        g.paths[100].nar_size = 2000;
         for (const std::size_t budget : {1, 2, 3, 20, 94, 299}) {
-            const auto layers = group_layers(g, Popularity(), budget, LayeringStrategy::chunks);
-            CHECK(layers.size() <= budget);
+            CAPTURE(budget);
+            const auto layers = group_layers(g, Popularity(), budget, LayeringStrategy::size);
+            CHECK(layers.size() == budget);
             std::multiset<std::string> seen;
+            std::size_t alone = 0;
             for (const auto& l : layers) {
                 seen.insert(l.paths.begin(), l.paths.end());
                 CHECK(std::is_sorted(l.paths.begin(), l.paths.end()));
+                alone += l.paths.size() == 1 ? 1 : 0;
             }
             CHECK(seen.size() == 300);
             CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 300);
-            if (budget >= 4) {
+            CHECK(alone == budget - 1);
+            if (budget >= 4 && budget <= 94) {
                 CHECK(layers[0].paths == std::vector<std::string>{g.paths[7].path});
                 CHECK(layers[1].paths == std::vector<std::string>{g.paths[200].path});
+                // Then the leftover (its rating is its size), then p100.
+                CHECK(layers[2].paths.size() == 300 - (budget - 1));
+                CHECK(layers[3].paths == std::vector<std::string>{g.paths[100].path});
             }
-        }
-    }
-    SUBCASE("big means the least size of the ladder that leaves a layer for the rest") {
-        // Budget 4: 64 KiB would make four paths big, 80 KiB makes three.
-        auto g = flat_closure(numbered("p", 300));
-        for (const std::size_t i : {10, 20, 30}) {
-            g.paths[i].nar_size = 85'000;
-        }
-        g.paths[40].nar_size = 70'000;
-        const auto layers = group_layers(g, Popularity(), 4, LayeringStrategy::chunks);
-        REQUIRE(layers.size() == 4);
-        CHECK(std::count_if(layers.begin(), layers.end(), [](const Layer& l) {
-                  return l.paths.size() == 1 && l.size == 85'000;
-              }) == 3);
-    }
-    SUBCASE("the chunks use the budget: the lowest cut level that fits") {
-        const auto g = flat_closure(numbered("p", 300));
-        for (const std::size_t budget : {8, 20, 40}) {
-            const auto layers = group_layers(g, Popularity(), budget, LayeringStrategy::chunks);
-            CAPTURE(budget);
-            CHECK(layers.size() <= budget);
-            CHECK(layers.size() > budget / 2);
         }
     }
     SUBCASE("the order the graph lists paths in does not matter") {
@@ -433,32 +420,118 @@ TEST_CASE("group_layers: the chunks strategy") {
         auto reversed = g;
         std::reverse(reversed.paths.begin(), reversed.paths.end());
         std::reverse(reversed.roots.begin(), reversed.roots.end());
-        CHECK(layers_to_json(group_layers(g, Popularity(), 20, LayeringStrategy::chunks)) ==
-              layers_to_json(group_layers(reversed, Popularity(), 20, LayeringStrategy::chunks)));
+        CHECK(layers_to_json(group_layers(g, Popularity(), 20, LayeringStrategy::size)) ==
+              layers_to_json(group_layers(reversed, Popularity(), 20, LayeringStrategy::size)));
     }
-    SUBCASE("images that differ in one path share every other chunk") {
-        auto names = numbered("p", 300);
-        const auto a =
-            group_layers(flat_closure(names), Popularity(), 20, LayeringStrategy::chunks);
-        names[150] = "q150-1.0";
-        const auto b =
-            group_layers(flat_closure(names), Popularity(), 20, LayeringStrategy::chunks);
-        REQUIRE(a.size() > 5);
-        // The chunk p150 was in, and the one q150 joins (a cut at q150 would
-        // split one).
-        CHECK(not_in(a, b) <= 2);
-        CHECK(not_in(b, a) <= 3);
-    }
-    SUBCASE("a version bump changes only the chunk of the bumped path") {
+    SUBCASE("a version bump changes only the layer of the bumped path") {
         auto names = numbered("p", 300);
         auto before = flat_closure(names);
-        names[42] = "p042-2.0";
-        auto after = flat_closure(names);
-        after.paths[42].path[11] = 'b'; // a new hash, too
-        const auto a = group_layers(before, Popularity(), 20, LayeringStrategy::chunks);
-        const auto b = group_layers(after, Popularity(), 20, LayeringStrategy::chunks);
-        CHECK(a.size() == b.size());
-        CHECK(not_in(a, b) == 1);
+        for (std::size_t i = 0; i < 300; ++i) {
+            before.paths[i].nar_size = 1000 + i; // p299 biggest: p281-p299 alone at 20
+        }
+        for (const std::size_t bumped : {42, 290}) {
+            CAPTURE(bumped);
+            auto after = before;
+            after.paths[bumped].path[11] = 'b'; // a new hash
+            after.roots[bumped] = after.paths[bumped].path;
+            const auto a = group_layers(before, Popularity(), 20, LayeringStrategy::size);
+            const auto b = group_layers(after, Popularity(), 20, LayeringStrategy::size);
+            CHECK(a.size() == b.size());
+            CHECK(not_in(a, b) == 1);
+        }
+    }
+}
+
+namespace {
+
+// A package `name` with `deps` dependencies of its own, named name-dNN, of
+// `size` bytes each, and a reference to every path of `shared`.
+void add_package(ClosureGraph& g, const std::string& name, int deps, std::uint64_t size,
+                 const std::vector<std::string>& shared = {}) {
+    const auto path = [](const std::string& n) {
+        return "/nix/store/" + std::string(32, 'a') + "-" + n;
+    };
+    StorePathInfo top{path(name + "-1.0"), 5 * MB, {}};
+    for (int i = 0; i < deps; ++i) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s-d%02d-1.0", name.c_str(), i);
+        // Sizes differ so that which paths are the biggest is clear.
+        g.paths.push_back({path(buf), size + static_cast<std::uint64_t>(i) * 1000, {}});
+        top.references.push_back(path(buf));
+    }
+    for (const auto& s : shared) {
+        top.references.push_back(s);
+    }
+    g.roots.push_back(top.path);
+    g.paths.push_back(std::move(top));
+}
+
+ClosureGraph image_of(const std::vector<std::tuple<std::string, int, std::uint64_t>>& packages) {
+    ClosureGraph g;
+    const std::string base = "/nix/store/" + std::string(32, 'a') + "-base-1.0";
+    g.paths.push_back({base, 2 * MB, {}});
+    for (const auto& [name, deps, size] : packages) {
+        add_package(g, name, deps, size, {base});
+    }
+    return g;
+}
+
+// The layer of `layers` with the most paths: the leftover when there is one.
+std::vector<std::string> largest(const std::vector<Layer>& layers) {
+    return std::max_element(
+               layers.begin(), layers.end(),
+               [](const Layer& a, const Layer& b) { return a.paths.size() < b.paths.size(); })
+        ->paths;
+}
+
+} // namespace
+
+TEST_CASE("group_layers: the size strategy starts an image of several packages from a package's "
+          "leftover layer") {
+    const auto git = image_of({{"git", 30, 1 * MB}});
+    const auto git_htop = image_of({{"git", 30, 1 * MB}, {"htop", 25, 100'000}});
+    const auto git_htop_tiny =
+        image_of({{"tiny", 2, 1000}, {"git", 30, 1 * MB}, {"htop", 25, 100'000}});
+    const auto alone = group_layers(git, Popularity(), 10, LayeringStrategy::size);
+    REQUIRE(alone.size() == 10);
+    const auto leftover = largest(alone);
+    REQUIRE(leftover.size() == git.paths.size() - 9);
+    for (const auto& image : {git_htop, git_htop_tiny}) {
+        const auto layers = group_layers(image, Popularity(), 10, LayeringStrategy::size);
+        CHECK(layers.size() == 10);
+        CHECK(layer_set(layers).count(leftover) == 1);
+        std::multiset<std::string> seen;
+        for (const auto& l : layers) {
+            seen.insert(l.paths.begin(), l.paths.end());
+        }
+        CHECK(seen.size() == image.paths.size());
+        CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == image.paths.size());
+    }
+    SUBCASE("the package whose leftover is biggest") {
+        const auto big_htop = image_of({{"git", 30, 1 * MB}, {"htop", 25, 5 * MB}});
+        const auto htop = image_of({{"htop", 25, 5 * MB}});
+        const auto htop_leftover =
+            largest(group_layers(htop, Popularity(), 10, LayeringStrategy::size));
+        CHECK(layer_set(group_layers(big_htop, Popularity(), 10, LayeringStrategy::size))
+                  .count(htop_leftover) == 1);
+    }
+    SUBCASE("not when the closure fits the budget, nor when no package alone exceeds it") {
+        CHECK(group_layers(git_htop, Popularity(), 94, LayeringStrategy::size).size() ==
+              git_htop.paths.size());
+        // 40 packages of 3 paths each: a grouping of the whole closure.
+        std::vector<std::tuple<std::string, int, std::uint64_t>> small;
+        for (int i = 0; i < 40; ++i) {
+            small.emplace_back("s" + std::to_string(i), 2, 1000 + i);
+        }
+        const auto many = image_of(small);
+        const auto layers = group_layers(many, Popularity(), 10, LayeringStrategy::size);
+        CHECK(layers.size() == 10);
+        CHECK(largest(layers).size() == many.paths.size() - 9);
+    }
+    SUBCASE("the popularity strategy does not: LAYERING.md's grouping stays as it is") {
+        const auto data = *Popularity::parse(R"({"base-1.0": 5000})");
+        CHECK(layers_to_json(group_layers(git_htop, data, 10, LayeringStrategy::popularity)) !=
+              layers_to_json(group_layers(git_htop, Popularity(), 10, LayeringStrategy::size)));
     }
 }
 
