@@ -148,8 +148,11 @@ class GcTest(TestCase):
             os.utime(stale, (old, old))
             # And those of small files the state directory gets atomically,
             # left by a process killed between the write and the rename.
-            (inst.state / "channels").mkdir(exist_ok=True)
-            state_stale = [inst.state / "0123456789abcdef.tmp", inst.state / "channels" / "0123456789abcdef.tmp"]
+            for d in ("channels", "git"):
+                (inst.state / d).mkdir(exist_ok=True)
+            state_stale = [inst.state / "0123456789abcdef.tmp",
+                           inst.state / "channels" / "0123456789abcdef.tmp",
+                           inst.state / "git" / "0123456789abcdef.tmp"]
             state_kept = [inst.state / "fedcba9876543210.tmp",  # still being written
                           inst.state / "notes.tmp"]            # not a staging file
             for f in state_stale + state_kept:

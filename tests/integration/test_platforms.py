@@ -332,6 +332,13 @@ class SharedIndexTest(TestCase):
             self.assertIn("delete blob " + index, out)
             self.assertFalse((a.storage / "layers" / index[7:]).exists())
             self.assertFalse(record.exists())
+            # A record whose index is gone already (its gc was interrupted
+            # between the two) goes alone, once past the grace.
+            orphan = record.parent / ("e" * 64 + ".json")
+            orphan.write_text(json.dumps({"manifests": ["sha256:" + "f" * 64]}))
+            age_storage(a.storage, hours=2)
+            gc(b)
+            self.assertFalse(orphan.exists())
 
 
 class DefaultTest(TestCase):

@@ -453,12 +453,28 @@ class PopularityUrlTest(TestCase):
             finally:
                 self.assertEqual(inst.stop(), 0)
             popular.unlink()
-            with inst:
+            inst.start()
+            try:
                 self.assertEqual(inst.manifest("app-a").header("Docker-Content-Digest"), before)
                 self.assertIn("nixery: libgreet-1.0", self.layer_paths(inst, "app-a"))
                 self.assertEqual(len(inst.builds()), 1)
                 self.assertTrue([r for r in inst.log_records() if r.get("msg") ==
                                  "popularity data unavailable; using the copy kept from the last start"])
+            finally:
+                self.assertEqual(inst.stop(), 0)
+            # The copy is of that URL's data: another URL that cannot be read
+            # stops the start, as on a first start.
+            inst.env["NIX_POPULARITY_URL"] = "file://" + str(Path(tmp) / "other.json")
+            inst.expected_errors += ["other.json", "the worker pool did not start"]
+            with self.assertRaises(AssertionError) as caught:
+                inst.start(timeout=30)
+            self.assertIn("other.json", str(caught.exception))
+            inst.stop()
+            # Data that downloads but does not parse is not kept over the copy.
+            inst.env["NIX_POPULARITY_URL"] = "file://" + str(popular)
+            popular.write_text("not json")
+            with inst:
+                self.assertEqual(inst.manifest("app-a").header("Docker-Content-Digest"), before)
 
     def assertStartUpFails(self, message_part, **settings):
         inst = Instance(**settings)

@@ -189,6 +189,10 @@ class RegistryApiTest(TestCase):
         self.assertRegistryError(self.instance.manifest("hello", "-bad"), 400, "TAG_INVALID", "-bad")
         self.assertRegistryError(self.instance.manifest("hello", "a" * 129), 400, "TAG_INVALID")
         self.assertRegistryError(self.instance.get("/v2/hello/blobs/sha256:1234"), 400, "DIGEST_INVALID")
+        # A blob by a valid digest under an invalid name: the name is
+        # refused, not the blob looked up.
+        self.assertRegistryError(self.instance.get("/v2/Hello/blobs/sha256:" + "0" * 64), 400,
+                                 "NAME_INVALID", "Hello")
         self.assertRegistryError(self.instance.get("/v2/hello/manifests/sha256:zz"), 400, "DIGEST_INVALID")
         # Traversal never reaches a file: nginx normalises the path, and what
         # is left is no endpoint (or no valid digest).

@@ -288,7 +288,14 @@ class ChannelSourceTest(TestCase):
             # A channel name moves: a new tarball is seen after the TTL (0 here).
             self.channels.publish("test-channel", self.pkgs, "two")
             self.assertEqual(pulls.stamp("latest"), "two")
-            self.assertEqual(inst.manifest("app-a").status, 200)
+            # Another image of the same channel is that image, not the one
+            # evaluated before it from the same tarball.
+            manifest = inst.manifest("app-a")
+            self.assertEqual(manifest.status, 200)
+            config = inst.get("/v2/app-a/blobs/%s" % manifest.json()["config"]["digest"]).json()
+            layers = [h["created_by"] for h in config["history"]]
+            self.assertIn("nixery: app-a", layers)
+            self.assertFalse([h for h in layers if "stamp" in h], layers)
 
     def test_an_unchanged_channel_is_not_downloaded_again(self):
         with self.instance(NIXERY_SOURCE_TTL=1) as inst:

@@ -182,6 +182,12 @@ TEST_CASE("write_oci_layout") {
               std::string::npos);
         CHECK_FALSE(std::filesystem::exists(layout / "blobs"));
     }
+    SUBCASE("blobs/ alone is what an interrupted write left; with anything else, refused") {
+        std::filesystem::create_directories(layout / "blobs" / "sha256");
+        CHECK(check_layout_target(layout));
+        testutil::write_file(layout / "mine.txt", "mine");
+        CHECK_FALSE(check_layout_target(layout));
+    }
 }
 
 TEST_CASE("write_docker_archive") {
