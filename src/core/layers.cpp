@@ -227,164 +227,123 @@ std::vector<Layer> group_by_popularity(const ClosureGraph& graph, const Populari
     return layers;
 }
 
-// The store paths the roots reach, in the graph's order.
-std::vector<const StorePathInfo*> reached_paths(const ClosureGraph& graph) {
-    const auto g = index_graph(graph);
-    std::vector<char> reached(g.successors.size(), 0);
-    std::vector<int> stack{0};
-    reached[0] = 1;
+// The store paths (indexes into graph.paths) reachable from node `from` of
+// `g` (0: the image, through its roots), in the graph's order.
+std::vector<std::size_t> reachable(const IndexedGraph& g, int from) {
+    std::vector<char> seen(g.successors.size(), 0);
+    std::vector<int> stack{from};
+    seen[static_cast<std::size_t>(from)] = 1;
     while (!stack.empty()) {
         const auto v = static_cast<std::size_t>(stack.back());
         stack.pop_back();
         for (const int s : g.successors[v]) {
-            if (!reached[static_cast<std::size_t>(s)]) {
-                reached[static_cast<std::size_t>(s)] = 1;
+            if (!seen[static_cast<std::size_t>(s)]) {
+                seen[static_cast<std::size_t>(s)] = 1;
                 stack.push_back(s);
             }
         }
     }
-    std::vector<const StorePathInfo*> paths;
-    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
-        if (reached[i + 1]) {
-            paths.push_back(&graph.paths[i]);
+    std::vector<std::size_t> paths;
+    for (std::size_t v = 1; v < seen.size(); ++v) {
+        if (seen[v]) {
+            paths.push_back(v - 1);
         }
     }
     return paths;
 }
 
-Layer layer_of_paths(const std::vector<const StorePathInfo*>& paths) {
+Layer layer_of(const ClosureGraph& graph, const std::vector<std::size_t>& paths) {
     Layer l;
-    for (const auto* p : paths) {
-        l.paths.push_back(p->path);
-        l.size = saturating_add(l.size, p->nar_size);
+    for (const auto i : paths) {
+        l.paths.push_back(graph.paths[i].path);
+        l.size = saturating_add(l.size, graph.paths[i].nar_size);
     }
     std::sort(l.paths.begin(), l.paths.end());
     l.merge_rating = l.size;
     return l;
 }
 
-// The size strategy's layers for one closure, the leftover (the paths that
-// did not fit the budget, in one layer) last when there is one.
-struct Grouping {
+// The size strategy's layers for some paths of `graph`: one per path if
+// they fit the budget, else the budget − 1 biggest alone and the rest in
+// one layer, the leftover, which comes last.
+struct SizeGrouping {
     std::vector<Layer> layers;
     bool has_leftover = false;
 };
 
-Grouping group_by_size(const ClosureGraph& graph, std::size_t budget) {
-    auto paths = reached_paths(graph);
-    Grouping out;
+SizeGrouping size_first(const ClosureGraph& graph, std::vector<std::size_t> paths,
+                        std::size_t budget) {
+    SizeGrouping out;
     if (paths.size() <= budget) {
-        for (const auto* p : paths) {
-            out.layers.push_back(layer_of_paths({p}));
+        for (const auto i : paths) {
+            out.layers.push_back(layer_of(graph, {i}));
         }
         return out;
     }
-    std::sort(paths.begin(), paths.end(), [](const StorePathInfo* a, const StorePathInfo* b) {
-        return a->nar_size != b->nar_size ? a->nar_size > b->nar_size : a->path < b->path;
+    std::sort(paths.begin(), paths.end(), [&](std::size_t a, std::size_t b) {
+        const auto& pa = graph.paths[a];
+        const auto& pb = graph.paths[b];
+        return pa.nar_size != pb.nar_size ? pa.nar_size > pb.nar_size : pa.path < pb.path;
     });
     for (std::size_t i = 0; i + 1 < budget; ++i) {
-        out.layers.push_back(layer_of_paths({paths[i]}));
+        out.layers.push_back(layer_of(graph, {paths[i]}));
     }
-    out.layers.push_back(layer_of_paths(std::vector<const StorePathInfo*>(
-        paths.begin() + static_cast<std::ptrdiff_t>(budget - 1), paths.end())));
+    out.layers.push_back(
+        layer_of(graph, std::vector<std::size_t>(
+                            paths.begin() + static_cast<std::ptrdiff_t>(budget - 1), paths.end())));
     out.has_leftover = true;
     return out;
-}
-
-// The closure of `root` alone, as the image of that one package has it.
-ClosureGraph package_closure(const ClosureGraph& graph, const std::string& root) {
-    std::unordered_map<std::string_view, std::size_t> index;
-    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
-        index.emplace(graph.paths[i].path, i);
-    }
-    std::vector<char> in(graph.paths.size(), 0);
-    std::vector<std::size_t> stack;
-    if (const auto it = index.find(root); it != index.end()) {
-        in[it->second] = 1;
-        stack.push_back(it->second);
-    }
-    while (!stack.empty()) {
-        const auto v = stack.back();
-        stack.pop_back();
-        for (const auto& ref : graph.paths[v].references) {
-            if (const auto it = index.find(ref); it != index.end() && !in[it->second]) {
-                in[it->second] = 1;
-                stack.push_back(it->second);
-            }
-        }
-    }
-    ClosureGraph sub;
-    sub.roots = {root};
-    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
-        if (in[i]) {
-            sub.paths.push_back(graph.paths[i]);
-        }
-    }
-    return sub;
-}
-
-// The paths the roots reach but `taken` does not hold; its roots are the
-// paths none of the others references.
-ClosureGraph closure_without(const ClosureGraph& graph, const std::vector<std::string>& taken) {
-    ClosureGraph rest;
-    for (const auto* p : reached_paths(graph)) {
-        if (!std::binary_search(taken.begin(), taken.end(), p->path)) {
-            rest.paths.push_back(*p);
-        }
-    }
-    std::vector<std::string_view> referenced;
-    for (const auto& p : rest.paths) {
-        for (const auto& r : p.references) {
-            if (r != p.path) {
-                referenced.push_back(r);
-            }
-        }
-    }
-    std::sort(referenced.begin(), referenced.end());
-    for (const auto& p : rest.paths) {
-        if (!std::binary_search(referenced.begin(), referenced.end(), std::string_view(p.path))) {
-            rest.roots.push_back(p.path);
-        }
-    }
-    return rest;
 }
 
 // An image of several packages whose closure does not fit the budget
 // starts from the leftover layer the image of one of its packages alone
 // has (the biggest such layer; ties by the package's store path): the
 // same paths, so the same layer, downloaded once for both images. Its
-// other paths are grouped as a closure of their own in the rest of the
-// budget. A package's closure is the same in every image that has it,
-// whatever else the image holds, so this needs no data. Nullopt when no
-// package alone leaves anything over.
+// other paths are grouped in the rest of the budget. A package's closure
+// is the same in every image that has it, whatever else the image holds,
+// so this needs no data. Nullopt when no package alone leaves anything
+// over.
 std::optional<std::vector<Layer>> reuse_package_leftover(const ClosureGraph& graph,
+                                                         const IndexedGraph& g,
+                                                         const std::vector<std::size_t>& paths,
                                                          std::size_t budget) {
-    if (budget < 2) {
-        return std::nullopt;
-    }
-    auto roots = graph.roots;
-    std::sort(roots.begin(), roots.end());
+    auto roots = g.successors[0]; // node ids
+    std::sort(roots.begin(), roots.end(), [&](int a, int b) {
+        return graph.paths[static_cast<std::size_t>(a) - 1].path <
+               graph.paths[static_cast<std::size_t>(b) - 1].path;
+    });
     roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
-    if (roots.size() < 2) {
+    if (budget < 2 || roots.size() < 2 || paths.size() <= budget) {
         return std::nullopt;
     }
     std::optional<Layer> best;
-    for (const auto& root : roots) {
-        auto own = group_by_size(package_closure(graph, root), budget);
-        if (!own.has_leftover) {
-            continue;
-        }
-        auto& leftover = own.layers.back();
-        if (!best || leftover.size > best->size) { // roots in order: ties keep the first
-            best = std::move(leftover);
+    for (const int root : roots) { // by store path: ties keep the first
+        auto own = size_first(graph, reachable(g, root), budget);
+        if (own.has_leftover && (!best || own.layers.back().size > best->size)) {
+            best = std::move(own.layers.back());
         }
     }
     if (!best) {
         return std::nullopt;
     }
-    auto layers = group_by_size(closure_without(graph, best->paths), budget - 1).layers;
+    std::vector<std::size_t> rest;
+    for (const auto i : paths) {
+        if (!std::binary_search(best->paths.begin(), best->paths.end(), graph.paths[i].path)) {
+            rest.push_back(i);
+        }
+    }
+    auto layers = size_first(graph, std::move(rest), budget - 1).layers;
     layers.push_back(std::move(*best));
     return layers;
+}
+
+std::vector<Layer> group_by_size(const ClosureGraph& graph, std::size_t budget) {
+    const auto g = index_graph(graph);
+    auto paths = reachable(g, 0);
+    if (auto reused = reuse_package_leftover(graph, g, paths, budget)) {
+        return std::move(*reused);
+    }
+    return size_first(graph, std::move(paths), budget).layers;
 }
 
 } // namespace
@@ -435,14 +394,9 @@ std::string layering_identity(LayeringStrategy configured, const Popularity& pop
 std::vector<Layer> group_layers(const ClosureGraph& graph, const Popularity& popularity,
                                 std::size_t budget, LayeringStrategy strategy) {
     budget = std::max<std::size_t>(budget, 1);
-    std::vector<Layer> layers;
-    if (effective_strategy(strategy, popularity) == LayeringStrategy::popularity) {
-        layers = group_by_popularity(graph, popularity, budget);
-    } else if (auto reused = reuse_package_leftover(graph, budget)) {
-        layers = std::move(*reused);
-    } else {
-        layers = group_by_size(graph, budget).layers;
-    }
+    auto layers = effective_strategy(strategy, popularity) == LayeringStrategy::popularity
+                      ? group_by_popularity(graph, popularity, budget)
+                      : group_by_size(graph, budget);
     sort_for_manifest(layers);
     return layers;
 }
