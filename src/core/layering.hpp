@@ -14,7 +14,8 @@ namespace nixery {
 enum class LayeringStrategy {
     automatic,  // popularity when there is popularity data, size when there is none
     popularity, // dominators and merge ratings (../shared/LAYERING.md)
-    size,       // needs no data: the biggest paths alone, the rest in one layer
+    size,       // needs no data: the biggest paths alone, the rest in one layer,
+                // which an image of several packages takes from one package
 };
 
 // "auto", "popularity" or "size" ("chunks", its former name, too); nullopt

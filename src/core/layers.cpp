@@ -3,7 +3,9 @@
 #include "core/dominators.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
+#include <optional>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unordered_map>
@@ -263,46 +265,52 @@ Layer layer_of(const ClosureGraph& graph, const std::vector<std::size_t>& paths)
     return l;
 }
 
-// The size strategy's layers for some paths of `graph`: one per path if
-// they fit the budget, else the budget − 1 biggest alone and the rest in
-// one layer, the leftover, which comes last.
-struct SizeGrouping {
-    std::vector<Layer> layers;
-    bool has_leftover = false;
-};
-
-SizeGrouping size_first(const ClosureGraph& graph, std::vector<std::size_t> paths,
-                        std::size_t budget) {
-    SizeGrouping out;
+// The paths of `paths` that size_first() would merge into the leftover, in
+// index order; none when they fit the budget.
+std::vector<std::size_t> leftover_of(const ClosureGraph& graph, std::vector<std::size_t> paths,
+                                     std::size_t budget) {
     if (paths.size() <= budget) {
-        for (const auto i : paths) {
-            out.layers.push_back(layer_of(graph, {i}));
-        }
-        return out;
+        return {};
     }
-    std::sort(paths.begin(), paths.end(), [&](std::size_t a, std::size_t b) {
+    const auto bigger = [&](std::size_t a, std::size_t b) {
         const auto& pa = graph.paths[a];
         const auto& pb = graph.paths[b];
         return pa.nar_size != pb.nar_size ? pa.nar_size > pb.nar_size : pa.path < pb.path;
-    });
-    for (std::size_t i = 0; i + 1 < budget; ++i) {
-        out.layers.push_back(layer_of(graph, {paths[i]}));
+    };
+    const auto cut = paths.begin() + static_cast<std::ptrdiff_t>(budget - 1);
+    std::nth_element(paths.begin(), cut, paths.end(), bigger);
+    std::vector<std::size_t> leftover(cut, paths.end());
+    std::sort(leftover.begin(), leftover.end());
+    return leftover;
+}
+
+// The size strategy's layers for some paths of `graph`: one per path if
+// they fit the budget, else the budget − 1 biggest alone and the rest in
+// one layer, the leftover.
+std::vector<Layer> size_first(const ClosureGraph& graph, std::vector<std::size_t> paths,
+                              std::size_t budget) {
+    const auto leftover = leftover_of(graph, paths, budget);
+    std::vector<Layer> layers;
+    for (const auto i : paths) {
+        if (!std::binary_search(leftover.begin(), leftover.end(), i)) {
+            layers.push_back(layer_of(graph, {i}));
+        }
     }
-    out.layers.push_back(
-        layer_of(graph, std::vector<std::size_t>(
-                            paths.begin() + static_cast<std::ptrdiff_t>(budget - 1), paths.end())));
-    out.has_leftover = true;
-    return out;
+    if (!leftover.empty()) {
+        layers.push_back(layer_of(graph, leftover));
+    }
+    return layers;
 }
 
 // An image of several packages whose closure does not fit the budget
 // starts from the leftover layer the image of one of its packages alone
 // has (the biggest such layer; ties by the package's store path): the
 // same paths, so the same layer, downloaded once for both images. Its
-// other paths are grouped in the rest of the budget. A package's closure
-// is the same in every image that has it, whatever else the image holds,
-// so this needs no data. Nullopt when no package alone leaves anything
-// over.
+// other paths are grouped size-first in the rest of the budget. A
+// package's closure is the same in every image that has it, whatever else
+// the image holds, so this needs no data. Nullopt when that does not apply:
+// a budget under 2, fewer than two roots, a closure that fits, or no
+// package whose closure alone does not.
 std::optional<std::vector<Layer>> reuse_package_leftover(const ClosureGraph& graph,
                                                          const IndexedGraph& g,
                                                          const std::vector<std::size_t>& paths,
@@ -316,24 +324,27 @@ std::optional<std::vector<Layer>> reuse_package_leftover(const ClosureGraph& gra
     if (budget < 2 || roots.size() < 2 || paths.size() <= budget) {
         return std::nullopt;
     }
-    std::optional<Layer> best;
+    std::vector<std::size_t> best;
+    std::uint64_t best_size = 0;
     for (const int root : roots) { // by store path: ties keep the first
-        auto own = size_first(graph, reachable(g, root), budget);
-        if (own.has_leftover && (!best || own.layers.back().size > best->size)) {
-            best = std::move(own.layers.back());
+        auto leftover = leftover_of(graph, reachable(g, root), budget);
+        std::uint64_t size = 0;
+        for (const auto i : leftover) {
+            size = saturating_add(size, graph.paths[i].nar_size);
+        }
+        if (!leftover.empty() && (best.empty() || size > best_size)) {
+            best = std::move(leftover);
+            best_size = size;
         }
     }
-    if (!best) {
+    if (best.empty()) {
         return std::nullopt;
     }
-    std::vector<std::size_t> rest;
-    for (const auto i : paths) {
-        if (!std::binary_search(best->paths.begin(), best->paths.end(), graph.paths[i].path)) {
-            rest.push_back(i);
-        }
-    }
-    auto layers = size_first(graph, std::move(rest), budget - 1).layers;
-    layers.push_back(std::move(*best));
+    std::vector<std::size_t> rest; // both in index order
+    std::set_difference(paths.begin(), paths.end(), best.begin(), best.end(),
+                        std::back_inserter(rest));
+    auto layers = size_first(graph, std::move(rest), budget - 1);
+    layers.push_back(layer_of(graph, best));
     return layers;
 }
 
@@ -343,7 +354,7 @@ std::vector<Layer> group_by_size(const ClosureGraph& graph, std::size_t budget) 
     if (auto reused = reuse_package_leftover(graph, g, paths, budget)) {
         return std::move(*reused);
     }
-    return size_first(graph, std::move(paths), budget).layers;
+    return size_first(graph, std::move(paths), budget);
 }
 
 } // namespace
@@ -383,11 +394,12 @@ LayeringStrategy effective_strategy(LayeringStrategy configured, const Popularit
 std::string layering_identity(LayeringStrategy configured, const Popularity& popularity) {
     const auto strategy = effective_strategy(configured, popularity);
     if (strategy == LayeringStrategy::popularity) {
-        // "/2": since the merge keeps the layers worth most alone and makes
-        // one of the rest; the pairwise merge before it grouped the images
-        // that merge differently, so their cached layerings are not reused.
+        // "/3": since a small dependency joins its referrer ("/2": the
+        // layers worth most stay alone, the rest become one); images grouped
+        // before are grouped again, their unchanged layers reused.
         return "popularity/3:" + popularity.digest();
     }
+    // "size:1" (before it, "chunks:1": the leftover cut by name hashes).
     return std::string(to_string(strategy)) + ":1";
 }
 

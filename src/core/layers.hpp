@@ -46,14 +46,20 @@
 //      leftover into chunks where a name's hash has enough trailing zero
 //      bits shared no better: a chunk is shared only by images that have
 //      exactly its paths.)
+//   3. an image of several packages whose closure does not fit starts from
+//      the leftover layer the image of one of its packages alone has (the
+//      package whose leftover is biggest; ties by store path), and groups
+//      its other paths as in 2 in the rest of the budget. A package's
+//      closure is the same in every image, so its leftover is too. At a
+//      budget of 4, with git's closure g1 > g2 > g3 > g4 > g5 (by size) and
+//      htop's h1 > h2:
 //
-// With either strategy, an image of several packages whose closure does
-// not fit the budget starts from the leftover layer of the image of one of
-// its packages alone (the biggest), and groups the rest in the rest of the
-// budget: a package's closure is the same in every image, so `git` and
-// `git/htop` download that layer once (a corpus of 68 images at budget 20:
-// `size` 1.28× the ideal download without it, 1.19× with it; popularity
-// 1.11× and 1.10×).
+//        git        g1 | g2 | g3 | {g4 g5}          (its leftover: g4, g5)
+//        git/htop   {g4 g5} | g1 | g2 | {g3 h1 h2}  (git's leftover again)
+//
+//      (a corpus of 68 images at budget 20: 1.28× the ideal download
+//      without this step, 1.19× with it). The popularity strategy does not
+//      do this: it would change LAYERING.md's worked example.
 //
 // A layer's identity for caching is its sorted list of store paths. Every
 // tie is broken by the smallest store path, so the result is deterministic:

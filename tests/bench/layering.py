@@ -68,6 +68,10 @@ COMBOS = [
     ("ansible", "openssh-client"), ("openjdk-17-jre-headless", "curl"), ("default-mysql-client", "php-cli"),
     ("wget", "jq", "python3"), ("nano", "bash", "curl"), ("g++", "cmake", "git"),
 ]
+# What the registry adds to every image (the certificates and iana-etc's
+# /etc/services and /etc/protocols), here two Debian packages without
+# dependencies: every image has them as roots of their own.
+EXTRAS = ("netbase", "media-types")
 BUMPED = "zlib1g"
 BUDGETS = [94, 20]
 HASH_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -369,6 +373,7 @@ def main():
     graph = break_cycles(graph)
     seeds = [s for s in SEEDS if s in graph]
     images = [(s,) for s in seeds] + [c for c in COMBOS if all(p in seeds for p in c)]
+    images = [roots + tuple(e for e in EXTRAS if e in graph) for roots in images]
     old = Universe(graph, info)
     version = info[BUMPED][0]
     bumped_version = re.sub(r"^(\d+)", lambda m: str(int(m.group(1)) + 1), version)

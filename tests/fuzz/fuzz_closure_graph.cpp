@@ -2,7 +2,8 @@
 // from it: popularity counts and the layer groupings (LAYERING.md's and the
 // size strategy's, which starts from a package's own leftover layer), with a
 // small budget so merging runs. Every store path must end up in exactly one
-// layer, and no grouping may exceed the budget.
+// layer (with `size`, every path the roots reach), no layer may be empty
+// and no grouping may exceed the budget.
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
 #include "core/popcount.hpp"
@@ -10,10 +11,36 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <string_view>
 
 using namespace nixery;
+
+namespace {
+
+// The store paths the roots reach, by their references.
+std::set<std::string> reached(const ClosureGraph& graph) {
+    std::map<std::string_view, const StorePathInfo*> by_path;
+    for (const auto& p : graph.paths) {
+        by_path.emplace(p.path, &p);
+    }
+    std::set<std::string> seen;
+    std::vector<std::string_view> stack(graph.roots.begin(), graph.roots.end());
+    while (!stack.empty()) {
+        const auto it = by_path.find(stack.back());
+        stack.pop_back();
+        if (it == by_path.end() || !seen.insert(std::string(it->first)).second) {
+            continue;
+        }
+        for (const auto& r : it->second->references) {
+            stack.push_back(r);
+        }
+    }
+    return seen;
+}
+
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -39,6 +66,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         if (total != seen.size()) {
             std::abort(); // a path in two layers
+        }
+        for (const auto& layer : layers) {
+            if (layer.paths.empty()) {
+                std::abort();
+            }
+        }
+        // Every path the roots reach, and no other (the popularity strategy
+        // also roots paths big or popular enough, reached or not).
+        if (strategy == LayeringStrategy::size && seen != reached(*graph)) {
+            std::abort();
         }
         (void)layers_to_json(layers);
     }

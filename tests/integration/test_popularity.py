@@ -424,12 +424,13 @@ class PopularityUrlTest(TestCase):
                              chunks.manifest("app-a").json()["layers"])
 
     def test_an_image_of_two_wide_packages_reuses_the_leftover_layer_of_one(self):
-        # wide.a's closure (itself and 100 small files) does not fit 94
-        # layers: alone, its 93 biggest paths are layers and its 8 smallest
-        # files one leftover layer. An image with wide.a starts from that
-        # leftover (wide.b's, of smaller files, is smaller) and groups the
-        # rest in the other 93 layers, so every image with wide.a has the
-        # same layer, which a node downloads once.
+        # The size strategy (auto without data): wide.a's closure (itself
+        # and 100 files of one size) does not fit 94 layers: alone, 93 of
+        # its paths are layers and 8 files (the last by store path, as their
+        # sizes tie) one leftover layer. An image with wide.a starts from
+        # that leftover (wide.b's, of smaller files, is smaller) and groups
+        # the rest in the other 93 layers, so every image with wide.a has
+        # the same layer, which a node downloads once.
         with Instance() as inst:
             alone = inst.manifest("wide.a").json()["layers"]
             both = inst.manifest("wide.a/wide.b").json()["layers"]

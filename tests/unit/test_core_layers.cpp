@@ -365,6 +365,8 @@ TEST_CASE("layering strategies") {
               layering_identity(LayeringStrategy::popularity, *Popularity::parse("{}")));
         CHECK(layering_identity(LayeringStrategy::popularity, data) !=
               layering_identity(LayeringStrategy::size, data));
+        // Cache keys name it: a change rebuilds the images it grouped.
+        CHECK(layering_identity(LayeringStrategy::size, Popularity()) == "size:1");
     }
     SUBCASE("auto without data groups as size does") {
         const auto g = worked_example();
@@ -528,10 +530,40 @@ TEST_CASE("group_layers: the size strategy starts an image of several packages f
         CHECK(layers.size() == 10);
         CHECK(largest(layers).size() == many.paths.size() - 9);
     }
-    SUBCASE("the popularity strategy does not: LAYERING.md's grouping stays as it is") {
-        const auto data = *Popularity::parse(R"({"base-1.0": 5000})");
-        CHECK(layers_to_json(group_layers(git_htop, data, 10, LayeringStrategy::popularity)) !=
-              layers_to_json(group_layers(git_htop, Popularity(), 10, LayeringStrategy::size)));
+    SUBCASE("extra roots (certificates, every image has them) leave the leftover as it is") {
+        auto with_extras = git_htop;
+        for (const char* extra : {"nss-cacert-1", "iana-etc-1"}) {
+            const auto path = "/nix/store/" + std::string(32, 'c') + "-" + extra;
+            with_extras.paths.push_back({path, 300'000, {}});
+            with_extras.roots.push_back(path);
+        }
+        auto git_with_extras = git;
+        git_with_extras.paths.insert(git_with_extras.paths.end(), with_extras.paths.end() - 2,
+                                     with_extras.paths.end());
+        git_with_extras.roots.insert(git_with_extras.roots.end(), with_extras.roots.end() - 2,
+                                     with_extras.roots.end());
+        for (const auto& image : {with_extras, git_with_extras}) {
+            const auto layers = group_layers(image, Popularity(), 10, LayeringStrategy::size);
+            CHECK(layers.size() == 10);
+            CHECK(layer_set(layers).count(leftover) == 1);
+        }
+    }
+    SUBCASE("the order of paths and roots, repeated roots and roots not in the graph do not "
+            "matter") {
+        auto shuffled = git_htop_tiny;
+        std::reverse(shuffled.paths.begin(), shuffled.paths.end());
+        std::reverse(shuffled.roots.begin(), shuffled.roots.end());
+        shuffled.roots.push_back(shuffled.roots.front());
+        shuffled.roots.push_back("/nix/store/" + std::string(32, 'z') + "-absent");
+        CHECK(
+            layers_to_json(group_layers(shuffled, Popularity(), 10, LayeringStrategy::size)) ==
+            layers_to_json(group_layers(git_htop_tiny, Popularity(), 10, LayeringStrategy::size)));
+    }
+    SUBCASE("budget 2: the leftover and one layer of the rest") {
+        const auto layers = group_layers(git_htop, Popularity(), 2, LayeringStrategy::size);
+        REQUIRE(layers.size() == 2);
+        CHECK(layer_set(layers).count(
+                  largest(group_layers(git, Popularity(), 2, LayeringStrategy::size))) == 1);
     }
 }
 

@@ -82,3 +82,5 @@ TEST_CASE("decompress_each stops at its bound and at damaged input") {
         decompress_each(body.substr(0, body.size() / 2), text.size(), [](std::string_view) {});
     CHECK_FALSE(cut);
 }
+
+TEST_SUITE_END();
