@@ -412,16 +412,23 @@ Result<void> read_source(const Environment& env, Config& c) {
     return {};
 }
 
-Result<void> read_gcs(const Environment& env, Config& c) {
+// The bucket an object store backend (`backend`: gcs, s3) keeps blobs in,
+// from `setting`; STORAGE_PATH, the filesystem backend's, is a mistake.
+Result<std::string> read_bucket(const Environment& env, const std::string& backend,
+                                const std::string& setting) {
     if (!get(env, "STORAGE_PATH").empty()) {
-        return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in "
-                    "GCS_BUCKET");
+        return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"" + backend +
+                    "\": blobs live in " + setting);
     }
-    c.gcs.bucket = get(env, "GCS_BUCKET");
-    if (c.gcs.bucket.empty()) {
-        return fail("NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
+    const auto bucket = get(env, setting);
+    if (bucket.empty()) {
+        return fail("NIXERY_STORAGE_BACKEND is \"" + backend + "\" but " + setting + " is not set");
     }
-    TRY_ASSIGN(c.gcs.bucket, bucket_name("GCS_BUCKET", c.gcs.bucket));
+    return bucket_name(setting, bucket);
+}
+
+Result<void> read_gcs(const Environment& env, Config& c) {
+    TRY_ASSIGN(c.gcs.bucket, read_bucket(env, "gcs", "GCS_BUCKET"));
     c.gcs.credentials = get(env, "GOOGLE_APPLICATION_CREDENTIALS");
     c.gcs.emulator_host = get(env, "STORAGE_EMULATOR_HOST");
     c.gcs.endpoint = get(env, "GCS_ENDPOINT");
@@ -439,15 +446,7 @@ Result<void> read_gcs(const Environment& env, Config& c) {
 }
 
 Result<void> read_s3(const Environment& env, Config& c) {
-    if (!get(env, "STORAGE_PATH").empty()) {
-        return fail("STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in "
-                    "S3_BUCKET");
-    }
-    c.s3.bucket = get(env, "S3_BUCKET");
-    if (c.s3.bucket.empty()) {
-        return fail("NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
-    }
-    TRY_ASSIGN(c.s3.bucket, bucket_name("S3_BUCKET", c.s3.bucket));
+    TRY_ASSIGN(c.s3.bucket, read_bucket(env, "s3", "S3_BUCKET"));
     c.s3.endpoint = get(env, "S3_ENDPOINT");
     if (const auto region = get(env, "S3_REGION"); !region.empty()) {
         c.s3.region = region;

@@ -186,7 +186,18 @@ TEST_CASE("load_config") {
         env = base();
         env["NIXERY_STORAGE_BACKEND"] = "gcs";
         env["GCS_BUCKET"] = "b";
-        CHECK(error_of(env).find("STORAGE_PATH is set") == 0);
+        CHECK(
+            error_of(env) ==
+            "STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"gcs\": blobs live in GCS_BUCKET");
+        env.erase("STORAGE_PATH");
+        env.erase("GCS_BUCKET");
+        CHECK(error_of(env) == "NIXERY_STORAGE_BACKEND is \"gcs\" but GCS_BUCKET is not set");
+        env["NIXERY_STORAGE_BACKEND"] = "s3";
+        CHECK(error_of(env) == "NIXERY_STORAGE_BACKEND is \"s3\" but S3_BUCKET is not set");
+        env["STORAGE_PATH"] = "/srv/blobs";
+        env["S3_BUCKET"] = "b";
+        CHECK(error_of(env) ==
+              "STORAGE_PATH is set but NIXERY_STORAGE_BACKEND is \"s3\": blobs live in S3_BUCKET");
         env = base();
         env.erase("STORAGE_PATH");
         CHECK(error_of(env) == "STORAGE_PATH is not set: set it to the directory blobs are "
