@@ -130,11 +130,36 @@ void join_dependencies(const ClosureGraph& graph, const IndexedGraph& g,
     users = std::move(joined_users);
 }
 
+// The store paths (indexes into graph.paths) reachable from node `from` of
+// `g` (0: the image, through its roots), in the graph's order.
+std::vector<std::size_t> reachable(const IndexedGraph& g, int from) {
+    std::vector<char> seen(g.successors.size(), 0);
+    std::vector<int> stack{from};
+    seen[static_cast<std::size_t>(from)] = 1;
+    while (!stack.empty()) {
+        const auto v = static_cast<std::size_t>(stack.back());
+        stack.pop_back();
+        for (const int s : g.successors[v]) {
+            if (!seen[static_cast<std::size_t>(s)]) {
+                seen[static_cast<std::size_t>(s)] = 1;
+                stack.push_back(s);
+            }
+        }
+    }
+    std::vector<std::size_t> paths;
+    for (std::size_t v = 1; v < seen.size(); ++v) {
+        if (seen[v]) {
+            paths.push_back(v - 1);
+        }
+    }
+    return paths;
+}
+
 std::vector<Layer> group_by_popularity(const ClosureGraph& graph, const Popularity& popularity,
                                        std::size_t budget) {
     auto g = index_graph(graph);
     const auto n = graph.paths.size() + 1;
-    for (std::size_t i = 0; i < graph.paths.size(); ++i) {
+    for (const auto i : reachable(g, 0)) { // of the image: not any path the graph lists
         const auto& p = graph.paths[i];
         if (p.nar_size > k_big_threshold ||
             popularity.of_store_path(p.path) >= k_popular_threshold) {
@@ -227,31 +252,6 @@ std::vector<Layer> group_by_popularity(const ClosureGraph& graph, const Populari
         layers = std::move(kept);
     }
     return layers;
-}
-
-// The store paths (indexes into graph.paths) reachable from node `from` of
-// `g` (0: the image, through its roots), in the graph's order.
-std::vector<std::size_t> reachable(const IndexedGraph& g, int from) {
-    std::vector<char> seen(g.successors.size(), 0);
-    std::vector<int> stack{from};
-    seen[static_cast<std::size_t>(from)] = 1;
-    while (!stack.empty()) {
-        const auto v = static_cast<std::size_t>(stack.back());
-        stack.pop_back();
-        for (const int s : g.successors[v]) {
-            if (!seen[static_cast<std::size_t>(s)]) {
-                seen[static_cast<std::size_t>(s)] = 1;
-                stack.push_back(s);
-            }
-        }
-    }
-    std::vector<std::size_t> paths;
-    for (std::size_t v = 1; v < seen.size(); ++v) {
-        if (seen[v]) {
-            paths.push_back(v - 1);
-        }
-    }
-    return paths;
 }
 
 Layer layer_of(const ClosureGraph& graph, const std::vector<std::size_t>& paths) {

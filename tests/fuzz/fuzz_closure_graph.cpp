@@ -2,7 +2,7 @@
 // from it: popularity counts and the layer groupings (LAYERING.md's and the
 // size strategy's, which starts from a package's own leftover layer), with a
 // small budget so merging runs. Every store path must end up in exactly one
-// layer (with `size`, every path the roots reach), no layer may be empty
+// layer (every path the roots reach, and no other), no layer may be empty
 // and no grouping may exceed the budget.
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
@@ -72,9 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 std::abort();
             }
         }
-        // Every path the roots reach, and no other (the popularity strategy
-        // also roots paths big or popular enough, reached or not).
-        if (strategy == LayeringStrategy::size && seen != reached(*graph)) {
+        // Every path the roots reach, and no other.
+        if (seen != reached(*graph)) {
             std::abort();
         }
         (void)layers_to_json(layers);

@@ -104,11 +104,13 @@ TEST_CASE("group_layers: invariants") {
             CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == g.paths.size());
         }
     }
-    SUBCASE("paths the roots do not reach are left out") {
+    SUBCASE("paths the roots do not reach are left out, big or popular ones too") {
         ClosureGraph g;
         g.roots = {sp('A')};
-        g.paths = {{sp('A'), 1, {}}, {sp('Z'), 1, {}}};
+        g.paths = {{sp('A'), 1, {}}, {sp('Z'), 1, {}}, {sp('Y'), 200 * MB, {}}, {sp('X'), 1, {}}};
+        const auto popular_x = *Popularity::parse(R"({"X": 1000})");
         CHECK(letters(group_layers(g, Popularity(), 94)) == std::vector<std::string>{"A"});
+        CHECK(letters(group_layers(g, popular_x, 94)) == std::vector<std::string>{"A"});
     }
     SUBCASE("certificates count as the most popular of all") {
         ClosureGraph g;
