@@ -569,26 +569,17 @@ private:
     }
 
     Result<void> collect_staging_files_in(const fs::path& dir) {
-        const auto too_old = m_now - std::chrono::seconds(k_staging_grace).count();
-        std::error_code ec;
-        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
-             it.increment(ec)) {
-            const auto& path = it->path();
-            struct stat st {};
-            if (!is_staging_file_name(path.filename().string()) ||
-                ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime >= too_old) {
-                continue;
+        TRY_ASSIGN(
+            const auto stale,
+            stale_staging_files(dir, "", m_now - std::chrono::seconds(k_staging_grace).count()));
+        for (const auto& f : stale) {
+            if (!m_options.dry_run && ::unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+                return fail("unlink \"" + f.path.string() + "\" failed: " + errno_text(errno));
             }
-            if (!m_options.dry_run && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
-                return fail("unlink \"" + path.string() + "\" failed: " + errno_text(errno));
-            }
-            m_say(verb() + " staging file " + path.string() + " (" + std::to_string(st.st_size) +
+            m_say(verb() + " staging file " + f.path.string() + " (" + std::to_string(f.size) +
                   " bytes)");
             m_report.staging_files += 1;
-            m_report.staging_bytes += static_cast<std::uint64_t>(st.st_size);
-        }
-        if (ec && ec != std::errc::no_such_file_or_directory) {
-            return fail("list \"" + dir.string() + "\" failed: " + ec.message());
+            m_report.staging_bytes += f.size;
         }
         return {};
     }

@@ -134,6 +134,8 @@ Result<StagingFile> StagingFile::create(const fs::path& dir, mode_t mode, std::s
     return fail("create staging file in \"" + dir.string() + "\" failed: too many collisions");
 }
 
+namespace {
+
 bool is_staging_file_name(std::string_view name, std::string_view prefix) {
     if (!name.starts_with(prefix)) {
         return false;
@@ -142,19 +144,32 @@ bool is_staging_file_name(std::string_view name, std::string_view prefix) {
     return rest.size() == 20 && rest.ends_with(".tmp") && is_lower_hex(rest.substr(0, 16), 16);
 }
 
-void remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
-                                std::chrono::seconds grace) {
-    const auto too_old = std::time(nullptr) - grace.count();
+} // namespace
+
+Result<std::vector<StaleFile>> stale_staging_files(const fs::path& dir, std::string_view prefix,
+                                                   std::int64_t before) {
+    std::vector<StaleFile> stale;
     std::error_code ec;
     for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
         struct stat st {};
-        if (!is_staging_file_name(it->path().filename().string(), prefix) ||
-            ::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-            st.st_mtime >= too_old) {
-            continue;
+        if (is_staging_file_name(it->path().filename().string(), prefix) &&
+            ::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < before) {
+            stale.push_back({it->path(), static_cast<std::uint64_t>(st.st_size)});
         }
-        ::unlink(it->path().c_str());
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+        return fail("list \"" + dir.string() + "\" failed: " + ec.message());
+    }
+    return stale;
+}
+
+void remove_stale_staging_files(const fs::path& dir, std::string_view prefix,
+                                std::chrono::seconds grace) {
+    if (const auto stale = stale_staging_files(dir, prefix, std::time(nullptr) - grace.count())) {
+        for (const auto& f : *stale) {
+            ::unlink(f.path.c_str());
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nixery {
 
@@ -103,13 +104,18 @@ private:
     bool m_keep = false;
 };
 
-// Whether `name` is a staging file's name with `prefix` (as StagingFile
-// names them).
-bool is_staging_file_name(std::string_view name, std::string_view prefix = {});
+// A staging file (as StagingFile names them, with `prefix`) in `dir` that
+// nothing wrote to since `before` (Unix time): what a killed process left.
+// None when `dir` does not exist.
+struct StaleFile {
+    std::filesystem::path path;
+    std::uint64_t size = 0;
+};
+Result<std::vector<StaleFile>> stale_staging_files(const std::filesystem::path& dir,
+                                                   std::string_view prefix, std::int64_t before);
 
-// Removes the staging files of `prefix` in `dir` (as StagingFile names
-// them) that nothing wrote to for `grace`: what a killed process left.
-// Errors are ignored (those files stay for next time).
+// Removes the stale staging files of `prefix` in `dir` untouched for
+// `grace`. Errors are ignored (those files stay for next time).
 void remove_stale_staging_files(const std::filesystem::path& dir, std::string_view prefix,
                                 std::chrono::seconds grace);
 

@@ -1,7 +1,9 @@
 #include "testutil.hpp"
 #include "util/files.hpp"
 
+#include <ctime>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 using namespace nixery;
@@ -61,6 +63,49 @@ TEST_CASE("StagingFile: a bare file name is in the working directory") {
     std::filesystem::current_path(before);
     CHECK_MESSAGE(committed, (committed ? "" : committed.error().message));
     CHECK(std::filesystem::is_regular_file(dir / "out.tar"));
+}
+
+TEST_CASE("stale staging files: what a killed process left, by name and age") {
+    TempDir dir;
+    const auto d = dir.path();
+    const auto old = std::time(nullptr) - 7200;
+    const auto age = [&](const std::filesystem::path& p) {
+        const struct timespec times[2] = {{old, 0}, {old, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+    };
+    testutil::write_file(d / "0123456789abcdef.tmp", "left");             // stale
+    testutil::write_file(d / "fedcba9876543210.tmp", "being written");    // fresh
+    testutil::write_file(d / ".out.tar.0123456789abcdef.tmp", "archive"); // another prefix
+    testutil::write_file(d / "notes.tmp", "mine");                        // not a staging name
+    testutil::write_file(d / "0123456789ABCDEF.tmp", "upper case");       // not one either
+    std::filesystem::create_directory(d / "aaaaaaaaaaaaaaaa.tmp");        // a directory
+    std::filesystem::create_symlink("notes.tmp", d / "bbbbbbbbbbbbbbbb.tmp");
+    for (const auto* name :
+         {"0123456789abcdef.tmp", ".out.tar.0123456789abcdef.tmp", "notes.tmp",
+          "0123456789ABCDEF.tmp", "aaaaaaaaaaaaaaaa.tmp", "bbbbbbbbbbbbbbbb.tmp"}) {
+        age(d / name);
+    }
+    const auto found = stale_staging_files(d, "", std::time(nullptr) - 3600);
+    REQUIRE(found);
+    REQUIRE(found->size() == 1);
+    CHECK((*found)[0].path == d / "0123456789abcdef.tmp");
+    CHECK((*found)[0].size == 4);
+    const auto archive = stale_staging_files(d, ".out.tar.", std::time(nullptr) - 3600);
+    REQUIRE(archive);
+    REQUIRE(archive->size() == 1);
+    CHECK((*archive)[0].path == d / ".out.tar.0123456789abcdef.tmp");
+
+    remove_stale_staging_files(d, "", std::chrono::hours(1));
+    CHECK_FALSE(std::filesystem::exists(d / "0123456789abcdef.tmp"));
+    for (const auto* kept : {"fedcba9876543210.tmp", ".out.tar.0123456789abcdef.tmp", "notes.tmp",
+                             "0123456789ABCDEF.tmp", "aaaaaaaaaaaaaaaa.tmp"}) {
+        CHECK_MESSAGE(std::filesystem::exists(d / kept), kept);
+    }
+    CHECK(std::filesystem::is_symlink(d / "bbbbbbbbbbbbbbbb.tmp"));
+    // A directory that is not there has none.
+    const auto missing = stale_staging_files(d / "absent", "", std::time(nullptr));
+    REQUIRE(missing);
+    CHECK(missing->empty());
 }
 
 TEST_SUITE_END();
