@@ -19,6 +19,7 @@
 #include "util/sha256.hpp"
 #include "util/subprocess.hpp"
 #include "util/supervisor.hpp"
+#include "util/text.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -294,6 +295,22 @@ std::filesystem::path kept_popularity(const Config& config) {
            ("popularity-" + sha256_hex(config.popularity_url).substr(0, 16) + ".json");
 }
 
+// The copies of URLs no longer set, once this URL's data is kept: only the
+// URL in the settings is ever read back, and nixpkgs' data is megabytes.
+void forget_other_popularity_copies(const Config& config) {
+    const auto current = kept_popularity(config).filename().string();
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(config.state_dir, ec)) {
+        const auto name = entry.path().filename().string();
+        const bool copy = name.size() == current.size() && name.starts_with("popularity-") &&
+                          name.ends_with(".json") &&
+                          is_lower_hex(std::string_view(name).substr(11, 16), 16);
+        if (copy && name != current && entry.is_regular_file(ec)) {
+            std::filesystem::remove(entry.path(), ec);
+        }
+    }
+}
+
 } // namespace
 
 Result<Popularity> load_popularity(const Config& config) {
@@ -307,6 +324,8 @@ Result<Popularity> load_popularity(const Config& config) {
             !kept) {
             log::warn("keeping a copy of the popularity data failed",
                       {{"error", kept.error().message}});
+        } else {
+            forget_other_popularity_copies(config);
         }
         return parsed;
     }

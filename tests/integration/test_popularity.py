@@ -474,8 +474,24 @@ class PopularityUrlTest(TestCase):
             # Data that downloads but does not parse is not kept over the copy.
             inst.env["NIX_POPULARITY_URL"] = "file://" + str(popular)
             popular.write_text("not json")
-            with inst:
+            inst.start()
+            try:
                 self.assertEqual(inst.manifest("app-a").header("Docker-Content-Digest"), before)
+            finally:
+                self.assertEqual(inst.stop(), 0)
+            # Once another URL's data is kept, the first URL's copy goes: only
+            # the URL set is read back. Other files of the state stay.
+            first_copy = sorted(inst.state.glob("popularity-*.json"))
+            self.assertEqual(len(first_copy), 1, first_copy)
+            (inst.state / "popularity-notes.json").write_text("{}")
+            other = Path(tmp) / "other.json"
+            other.write_text(json.dumps({"libgreet-1.0": 1000}))
+            inst.env["NIX_POPULARITY_URL"] = "file://" + str(other)
+            with inst:
+                copies = sorted(inst.state.glob("popularity-*.json"))
+                self.assertEqual(len(copies), 2, copies)
+                self.assertNotIn(first_copy[0], copies)
+                self.assertIn(inst.state / "popularity-notes.json", copies)
 
     def assertStartUpFails(self, message_part, **settings):
         inst = Instance(**settings)
