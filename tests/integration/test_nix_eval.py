@@ -10,6 +10,7 @@ import http.server
 import os
 import shutil
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -46,6 +47,25 @@ class EvaluationTest(TestCase):
             found = list((rootfs / "nix" / "store").glob("*-from-ifd-*/share/ifd"))
             self.assertEqual(len(found), 1, found)
             self.assertEqual(found[0].read_text().strip(), "made by a derivation during evaluation")
+
+    def test_an_evaluation_is_bounded_by_nix_timeout(self):
+        # Not by NIXERY_BUILD_TIMEOUT, the bound of the whole build.
+        with Instance(NIX_TIMEOUT=2) as inst:
+            started = time.monotonic()
+            r = inst.manifest("evaluation.endless")
+            self.assertLess(time.monotonic() - started, 30)
+            error = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out",
+                                             "Nix (evaluate)", "NIX_TIMEOUT (2 s)")
+            self.assertEqual(error["detail"]["limit"], "NIX_TIMEOUT")
+
+    def test_a_build_leaves_no_gc_roots(self):
+        # A build's roots keep its paths from Nix's garbage collector while
+        # it runs; they go when it ends, built or failed.
+        with Instance() as inst:
+            self.assertEqual(inst.manifest("app-b").status, 200)
+            self.assertRegistryError(inst.manifest("broken"), 404, "MANIFEST_UNKNOWN")
+            roots = inst.state / "gcroots"
+            self.assertEqual(list(roots.iterdir()) if roots.exists() else [], [])
 
     def test_failing_package_is_named(self):
         with Instance() as inst:

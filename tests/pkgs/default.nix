@@ -189,6 +189,10 @@ demo // rec {
   # test_nix_timeouts.py), nested so that popcount's scan of the top level
   # (test_popularity.py) does not see them.
   evaluation = {
+    # An evaluation that does not end (about 450 MB, steady, while it runs).
+    endless = builtins.foldl' builtins.add 0 (builtins.genList
+      (i: builtins.foldl' builtins.add 0 (builtins.genList (j: j) 100000)) 1000000);
+
     # Errors tryEval cannot catch.
     aborts = mkPackage "aborts" (abort "nixery-test: this package aborts");
     usesmissing = mkPackage "uses-missing" "${demo.nixeryTestNoSuchAttribute}/bin/x";

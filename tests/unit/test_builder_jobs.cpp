@@ -350,4 +350,47 @@ TEST_CASE("JobDispatcher") {
     dispatcher.stop();
 }
 
+TEST_CASE("JobBoard: a job queued into a freed slot waits behind older jobs") {
+    // The queue is in order of joining, not of slots: d takes the slot b
+    // left, lower than c's, and still runs after c.
+    auto b = board(1, 8);
+    join(b, "a");
+    const auto bt = join(b, "b");
+    join(b, "c");
+    const auto a = claim(b, "a");
+    b.leave(bt, Leaving::gone);
+    join(b, "d");
+    b.finish(a, JobOutcome::succeeded);
+    const auto c = claim(b, "c");
+    b.finish(c, JobOutcome::succeeded);
+    claim(b, "d");
+}
+
+TEST_CASE("JobBoard: a GET that hangs up within its HEAD's grace leaves the job queued") {
+    auto b = board(1, 8);
+    join(b, "a");
+    const auto a = claim(b, "a");
+    const auto head = join(b, "b");
+    b.leave(head, Leaving::revisit);
+    const auto get = join(b, "b");
+    CHECK(get.id == head.id);
+    b.leave(get, Leaving::gone);
+    CHECK(b.counts().queued == 1);
+    b.finish(a, JobOutcome::succeeded);
+    claim(b, "b");
+}
+
+TEST_CASE("JobBoard: a failure's message cut inside a UTF-8 sequence is cut before it") {
+    auto b = board(1, 8);
+    const auto t = join(b, "a");
+    std::string message(4091, 'm');
+    for (int i = 0; i < 100; ++i) {
+        message += "\u00e9";
+    }
+    b.finish(claim(b, "a"), JobResult(busy(message, 30)));
+    const auto w = wait_now(b, t);
+    REQUIRE(w.failure);
+    CHECK(w.failure->message == std::string(4091, 'm') + "\u2026");
+}
+
 TEST_SUITE_END();

@@ -26,4 +26,15 @@ TEST_CASE("evaluation_error: a set without `system` builds for the host only") {
     CHECK_FALSE(evaluation_error(ev, image, "a local package set"));
 }
 
+TEST_CASE("nix_error: a build that timed out names the bound that ran out") {
+    const NixFailure whole{NixFailure::Kind::timed_out, "build", "", {}, "NIXERY_BUILD_TIMEOUT",
+                           std::chrono::seconds(4)};
+    CHECK(nix_error(whole, "sleepy").message ==
+          "building \"sleepy\" timed out: Nix (build) ran longer than NIXERY_BUILD_TIMEOUT (4 s)");
+    const NixFailure builder{NixFailure::Kind::timed_out, "build", "", {}, "NIX_TIMEOUT",
+                             std::chrono::seconds(3)};
+    CHECK(nix_error(builder, "sleepy").message ==
+          "building \"sleepy\" timed out: a builder ran longer than NIX_TIMEOUT (3 s)");
+}
+
 TEST_SUITE_END();

@@ -1,3 +1,4 @@
+#include "builder/lookup.hpp"
 #include "builder/records.hpp"
 #include "builder/usage.hpp"
 #include "storage/filesystem.hpp"
@@ -127,6 +128,30 @@ TEST_CASE("record_manifest_pull") {
         CHECK(f.marker('9'));
         CHECK(last_used(*f.cache, "closure") == now - 10 * k_day);
     }
+}
+
+TEST_CASE("find_image and find_layer: a shared record that does not parse counts as absent") {
+    // The image or layer is then built or packed again, and its record
+    // written anew, rather than every pull of it failing.
+    Fixture f;
+    REQUIRE(f.storage->put(image_record_key("closure"), "{not json", "application/json"));
+    const auto image = find_image(*f.cache, *f.storage, "closure");
+    REQUIRE_MESSAGE(image, (image ? "" : image.error().message));
+    CHECK_FALSE(*image);
+    REQUIRE(f.storage->put(layer_record_key("layer"), "[]", "application/json"));
+    const auto layer = find_layer(*f.cache, *f.storage, "layer");
+    REQUIRE(layer);
+    CHECK_FALSE(*layer);
+}
+
+TEST_CASE("record_image_use: a use that found the image gone leaves no marker") {
+    // So the next use looks again (and builds the image again).
+    Fixture f;
+    const std::int64_t now = 1800000000;
+    f.built(now - 10 * k_day);
+    REQUIRE(f.storage->remove(image_record_key("closure")));
+    CHECK(record_image_use(*f.cache, *f.storage, "closure", f.image, now) == SharedImage::gone);
+    CHECK(record_image_use(*f.cache, *f.storage, "closure", f.image, now + 1) == SharedImage::gone);
 }
 
 TEST_SUITE_END();
