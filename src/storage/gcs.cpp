@@ -252,9 +252,16 @@ public:
                     out.push_back(std::move(o));
                 }
             }
-            page = d.HasMember("nextPageToken") && d["nextPageToken"].IsString()
-                       ? d["nextPageToken"].GetString()
-                       : "";
+            std::string next = d.HasMember("nextPageToken") && d["nextPageToken"].IsString()
+                                   ? d["nextPageToken"].GetString()
+                                   : "";
+            // A store that answers with the token it was given would give
+            // the same page for ever.
+            if (!next.empty() && next == page) {
+                return fail("list \"" + url_name(prefix) +
+                            "\" failed: the store gave the same page again");
+            }
+            page = std::move(next);
         } while (!page.empty());
         return out;
     }

@@ -203,13 +203,20 @@ public:
             }
             // Some stores truncate without a continuation token; the last
             // key says where to go on (start-after, in ListObjectsV2 too).
+            // A store that names the place it was just asked about would
+            // give the same page for ever: that fails the listing.
+            QueryParams after;
             if (auto token = xml::text(r.body, "NextContinuationToken"); !token.empty()) {
-                next = {{"continuation-token", std::move(token)}};
+                after = {{"continuation-token", std::move(token)}};
             } else if (out.size() > page_start) {
-                next = {{"start-after", out.back().key}};
+                after = {{"start-after", out.back().key}};
             } else {
                 return fail(what + " failed: the store said the listing goes on but not where");
             }
+            if (after == next) {
+                return fail(what + " failed: the store gave the same page again");
+            }
+            next = std::move(after);
         }
     }
 

@@ -102,4 +102,112 @@ TEST_CASE("GCS list: an object without a readable time fails the listing") {
                   objects.error().message);
 }
 
+TEST_CASE("S3 list: a continuation token is followed, and one repeated fails") {
+    testutil::TempDir dir;
+    std::mutex mutex;
+    std::vector<std::string> targets;
+    bool repeat = false;
+    testutil::LoopbackServer server([&](int fd, int) {
+        while (const auto seen = testutil::LoopbackServer::read_request(fd)) {
+            std::lock_guard lock(mutex);
+            targets.push_back(seen->target);
+            const bool second =
+                seen->target.find("continuation-token=tok%2F1") != std::string::npos;
+            if (second && !repeat) {
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    listing(object("layers/c", "2026-12-06T01:02:03.000Z"),
+                            "<IsTruncated>false</IsTruncated>"));
+            } else if (targets.size() > 5) {
+                testutil::LoopbackServer::reply(fd, 500, "stop");
+            } else {
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    listing(object("layers/a", "2026-12-06T01:02:03.000Z") +
+                                object("layers/b", "2026-12-06T01:02:04.000Z"),
+                            "<IsTruncated>true</IsTruncated>"
+                            "<NextContinuationToken>tok/1</NextContinuationToken>"));
+            }
+        }
+    });
+    S3Settings settings;
+    settings.bucket = "nixery";
+    settings.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+    settings.path_style = true;
+    settings.access_key_id = "key";
+    settings.secret_access_key = "secret";
+    auto store = make_s3_storage(settings, dir.path());
+    REQUIRE_MESSAGE(store, store.error().message);
+
+    SUBCASE("the token is sent back as ListObjectsV2's continuation-token") {
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_MESSAGE(objects, objects.error().message);
+        CHECK(objects->size() == 3);
+        std::lock_guard lock(mutex);
+        CHECK(targets.size() == 2);
+    }
+    SUBCASE("a store that gives the same token again fails the listing, not loops") {
+        repeat = true;
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_FALSE(objects);
+        CHECK_MESSAGE(objects.error().message.find("the store gave the same page again") !=
+                          std::string::npos,
+                      objects.error().message);
+        std::lock_guard lock(mutex);
+        CHECK(targets.size() == 2);
+    }
+}
+
+TEST_CASE("GCS list: every page, and a page token repeated fails") {
+    // Like the JSON API, the store sends only the fields the request asks
+    // for (`fields`): nextPageToken too.
+    testutil::TempDir dir;
+    std::mutex mutex;
+    int requests = 0;
+    bool repeat = false;
+    testutil::LoopbackServer server([&](int fd, int) {
+        while (const auto seen = testutil::LoopbackServer::read_request(fd)) {
+            std::lock_guard lock(mutex);
+            ++requests;
+            const bool asks_token = seen->target.find("nextPageToken") != std::string::npos;
+            const bool second = seen->target.find("pageToken=p2") != std::string::npos;
+            if (requests > 5) {
+                testutil::LoopbackServer::reply(fd, 500, "stop");
+            } else if (second && !repeat) {
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    R"({"items":[{"name":"layers/c","size":"3","updated":"2026-12-06T01:02:05.000Z"}]})");
+            } else {
+                testutil::LoopbackServer::reply(
+                    fd, 200,
+                    std::string(R"({"items":[{"name":"layers/a","size":"3",)"
+                                R"("updated":"2026-12-06T01:02:03.000Z"}])") +
+                        (asks_token ? R"(,"nextPageToken":"p2"})" : "}"));
+            }
+        }
+    });
+    GcsSettings settings;
+    settings.bucket = "nixery";
+    settings.emulator_host = "127.0.0.1:" + std::to_string(server.port());
+    auto store = make_gcs_storage(settings, dir.path());
+    REQUIRE_MESSAGE(store, store.error().message);
+
+    SUBCASE("the next page is asked for and read") {
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_MESSAGE(objects, objects.error().message);
+        REQUIRE(objects->size() == 2);
+        CHECK((*objects)[1].key == "layers/c");
+    }
+    SUBCASE("a store that gives the same token again fails the listing, not loops") {
+        repeat = true;
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_FALSE(objects);
+        CHECK_MESSAGE(objects.error().message.find("the store gave the same page again") !=
+                          std::string::npos,
+                      objects.error().message);
+        std::lock_guard lock(mutex);
+        CHECK(requests == 2);
+    }
+}
+
 TEST_SUITE_END();
