@@ -168,6 +168,12 @@ class S3rver(StoreProcess):
         import urllib.request
         urllib.request.urlopen("%s/_control/refuse-checksums?on=%d" % (self.endpoint(), int(on))).read()
 
+    def fail_completions(self, count):
+        """Answer the next `count` CompleteMultipartUpload requests with 200
+        and an <Error> document, as S3 may."""
+        import urllib.request
+        urllib.request.urlopen("%s/_control/fail-complete?count=%d" % (self.endpoint(), count)).read()
+
     def lose_complete_answers(self, count):
         import urllib.request
         urllib.request.urlopen("%s/_control/lose-complete?count=%d" % (self.endpoint(), count)).read()

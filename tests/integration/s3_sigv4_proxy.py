@@ -34,6 +34,9 @@ next N CompleteMultipartUpload requests and then close the connection
 without answering, as when an answer is lost on the way back. A request
 naming an upload that was completed or aborted gets S3's 404 NoSuchUpload
 from the proxy: s3rver answers it with a 500 (a missing upload directory).
+GET /_control/fail-complete?count=N answers the next N
+CompleteMultipartUpload requests itself, as S3 may when the completion
+fails after it began to answer: 200 OK with an <Error> document.
 
 Every request is logged as one JSON line to --log (method, host, path,
 query names, status, auth kind, whether it carried x-amz-checksum-sha256).
@@ -108,6 +111,7 @@ class State:
         self.args = args
         self.lock = threading.Lock()
         self.lose_complete = 0
+        self.fail_complete = 0
         self.refuse_checksums = False
         self.finished_uploads = set()
         self.log = RequestLog(args.log)
@@ -259,6 +263,13 @@ class Handler(QuietHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return 200
+        if raw_path == "/_control/fail-complete":
+            with self.state.lock:
+                self.state.fail_complete = int(dict(query_pairs)["count"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return 200
         if raw_path == "/_control/refuse-checksums":
             with self.state.lock:
                 self.state.refuse_checksums = dict(query_pairs).get("on", "1") == "1"
@@ -301,6 +312,12 @@ class Handler(QuietHandler):
             if finished:
                 raise Refusal(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be "
                                                    "invalid, or the upload may have been aborted or completed.")
+            completing = self.command == "POST" and "uploadId" in params and "partNumber" not in params
+            with self.state.lock:
+                fail = completing and self.state.fail_complete > 0
+                self.state.fail_complete -= 1 if fail else 0
+            if fail:
+                raise Refusal(200, "InternalError", "We encountered an internal error. Please try again.")
         except Refusal as refusal:
             if body is None and length:
                 self.read_body(length)  # keep the connection usable

@@ -168,6 +168,17 @@ class RegistryApiTest(TestCase):
         self.assertEqual(follow.json()["tags"], ["v1"])
         self.assertIsNone(follow.header("Link"))
         self.assertEqual(self.instance.get("/v2/libgreet/tags/list?last=v1").json()["tags"], [])
+        # The link keeps the page size: with more tags, the next page is as
+        # short as the first.
+        with self.instance.db() as conn:
+            for tag in ("v2", "v3"):
+                conn.execute("INSERT OR REPLACE INTO tags (name, tag, last_pulled_at) "
+                             "VALUES ('libgreet', ?, strftime('%s','now'))", (tag,))
+        link = self.instance.get("/v2/libgreet/tags/list?n=1").header("Link")
+        self.assertIn("n=1", link)
+        follow = self.instance.get(link[link.index("<") + 1:link.index(">")])
+        self.assertEqual(follow.json()["tags"], ["v1"])
+        self.assertIn("last=v1", follow.header("Link"))
 
     def test_unknown_packages_are_named(self):
         r = self.instance.manifest("app-a/nosuchpackage/nothere")
@@ -207,6 +218,12 @@ class RegistryApiTest(TestCase):
         self.assertRegistryError(self.instance.get("/v2/hello/manifests/" + missing), 404, "MANIFEST_UNKNOWN")
         head = self.instance.head("/v2/hello/blobs/" + missing)
         self.assertEqual(head.status, 404)
+        # A well-formed digest of another algorithm names nothing here; it
+        # is not an invalid one.
+        sha512 = "sha512:" + "a" * 128
+        self.assertRegistryError(self.instance.get("/v2/hello/blobs/" + sha512), 404, "BLOB_UNKNOWN")
+        self.assertRegistryError(self.instance.get("/v2/hello/manifests/" + sha512), 404,
+                                 "MANIFEST_UNKNOWN")
         # A layer is not a manifest, and a manifest is not served as a layer.
         manifest = self.instance.manifest("libgreet")
         layer = manifest.json()["layers"][0]["digest"]

@@ -246,6 +246,38 @@ class DirectServingTest(TestCase):
         self.assertNotEqual(moved.header("Docker-Content-Digest"), digest)
         self.assertEqual(wait_for_pool_log(inst, path, 5), 5)
 
+    def test_a_head_by_tag_from_the_pool_fills_the_cache_for_the_get(self):
+        # The pool sends the body for a HEAD too (nginx drops it): the entry
+        # nginx keeps then serves the GET that follows, whole.
+        inst = self.instance
+        path = "/v2/libgreet/manifests/latest"
+        self.assertEqual(inst.get(path).status, 200)  # built, not cached
+        time.sleep(WINDOW + 0.5)  # and whatever was cached has expired
+        head = inst.head(path)
+        self.assertEqual((head.status, head.body), (200, b""))
+        self.assertEqual(wait_for_pool_log(inst, path, 2), 2)
+        get = inst.get(path)
+        self.assertEqual(get.status, 200)
+        self.assertEqual(len(get.body), int(get.header("Content-Length")))
+        self.assertEqual("sha256:" + hashlib.sha256(get.body).hexdigest(),
+                         get.header("Docker-Content-Digest"))
+        self.assertEqual(get.header("Docker-Content-Digest"), head.header("Docker-Content-Digest"))
+        self.assertEqual(pool_requests(inst, path, "HEAD"), 1)
+        self.assertEqual(pool_requests(inst, path, "GET"), 1, "the GET after the HEAD reached the pool")
+
+    def test_a_manifest_by_tag_from_the_cache_answers_a_range(self):
+        # (The pool's own answer is whole: nginx streams it on, its length
+        # unknown, and a server may ignore a Range.)
+        inst = self.instance
+        path = "/v2/app-b/manifests/latest"
+        self.assertEqual(inst.get(path).status, 200)  # built, not cached
+        whole = inst.get(path)
+        self.assertEqual(wait_for_pool_log(inst, path, 2), 2)
+        ranged = inst.get(path, {"Range": "bytes=0-9"})
+        self.assertEqual((ranged.status, ranged.body), (206, whole.body[:10]))
+        self.assertEqual(ranged.header("Content-Range"), "bytes 0-9/%d" % len(whole.body))
+        self.assertEqual(pool_requests(inst, path), 2, "the pool answered a cached manifest")
+
     def test_manifest_by_digest_from_a_link_renewed_each_minute(self):
         inst = self.instance
         r = inst.manifest("app-a/app-b")
@@ -382,7 +414,9 @@ class GitTagWindowTest(TestCase):
     """A git branch that moves is seen once NIXERY_TAG_CACHE_SECONDS have
     passed; a commit names the same image for good and stays cached."""
 
-    def test_branches_move_commits_stay(self):
+    def repository(self):
+        """A package set in git, two commits, and a branch `moving` at the
+        first: (the repository, the commits)."""
         work = Path(tempfile.mkdtemp(prefix="nixery-git-"))
         self.addCleanup(shutil.rmtree, work, True)
         repo = make_package_set(work)
@@ -394,6 +428,23 @@ class GitTagWindowTest(TestCase):
             git(repo, "commit", "-q", "-m", stamp)
             commits.append(git(repo, "rev-parse", "HEAD"))
         git(repo, "branch", "moving", commits[0])
+        return repo, commits
+
+    def test_a_branch_is_cached_ten_seconds_by_default(self):
+        # Not the channel's and path's default (NIXERY_SOURCE_TTL, at most
+        # a minute): a push shows within seconds.
+        repo, commits = self.repository()
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_GIT_REFS_TTL=0) as inst:
+            branch = "/v2/stamp/manifests/moving"
+            before = inst.get(branch).header("Docker-Content-Digest")
+            self.assertEqual(inst.get(branch).header("Docker-Content-Digest"), before)
+            git(repo, "branch", "-f", "moving", commits[1])
+            self.assertEqual(inst.get(branch).header("Docker-Content-Digest"), before)
+            time.sleep(10.5)
+            self.assertNotEqual(inst.get(branch).header("Docker-Content-Digest"), before)
+
+    def test_branches_move_commits_stay(self):
+        repo, commits = self.repository()
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(repo), NIXERY_TAG_CACHE_SECONDS=4,
                       NIXERY_GIT_REFS_TTL=0) as inst:
             branch = "/v2/stamp/manifests/moving"

@@ -73,12 +73,16 @@ class HeaderDeadlineTest(TestCase):
             self.assertEqual(head.header("Content-Type"), DOCKER_MANIFEST)
             self.assertIsNone(head.header("Docker-Content-Digest"))
             self.assertIsNone(head.header("Content-Length"))
+            # The early headers are a registry's answer by tag all the same.
+            self.assertEqual(head.header("Vary"), "Accept")
+            self.assertEqual(head.header("Docker-Distribution-API-Version"), "registry/2.0")
             # ...and, without a digest, GETs the body while the build runs on.
             get, after = impatient(inst, "GET", path)
             self.assertEqual(get.status, 200, get)
             self.assertLess(after, 5)
             self.assertEqual(get.header("Content-Type"), DOCKER_MANIFEST)
             self.assertIsNone(get.header("Docker-Content-Digest"))
+            self.assertEqual(get.header("Vary"), "Accept")
             manifest = get.json()
             self.assertGreater(len(manifest["layers"]), 0)
             digest = "sha256:" + hashlib.sha256(get.body).hexdigest()

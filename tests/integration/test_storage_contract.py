@@ -412,6 +412,14 @@ class S3ContractTest(RemoteContract, TestCase):
         finally:
             self.server.refuse_checksums(False)
 
+    def test_an_error_in_a_200_to_complete_multipart_upload_fails_the_upload(self):
+        key = "layers/failed-complete-" + self.big_sha
+        self.server.fail_completions(1)
+        r = self.tool("persist", key, self.big, LAYER_TYPE, check=False)
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertIn("complete multipart upload", r.stderr.decode())
+        self.assertFalse(self.exists(key))
+
     def test_a_lost_answer_to_complete_multipart_upload(self):
         # The completion succeeds but its answer is lost; the retry finds
         # the upload gone (NoSuchUpload) and the object there.
