@@ -256,23 +256,15 @@ class Handler(QuietHandler):
         self.state.log.record(entry)
 
     def proxy(self, host, raw_path, raw_query, query_pairs, entry):
-        if raw_path == "/_control/lose-complete":
+        controls = {
+            "/_control/lose-complete": lambda q: ("lose_complete", int(q["count"])),
+            "/_control/fail-complete": lambda q: ("fail_complete", int(q["count"])),
+            "/_control/refuse-checksums": lambda q: ("refuse_checksums", q.get("on", "1") == "1"),
+        }
+        if raw_path in controls:
+            name, value = controls[raw_path](dict(query_pairs))
             with self.state.lock:
-                self.state.lose_complete = int(dict(query_pairs)["count"])
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return 200
-        if raw_path == "/_control/fail-complete":
-            with self.state.lock:
-                self.state.fail_complete = int(dict(query_pairs)["count"])
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return 200
-        if raw_path == "/_control/refuse-checksums":
-            with self.state.lock:
-                self.state.refuse_checksums = dict(query_pairs).get("on", "1") == "1"
+                setattr(self.state, name, value)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()

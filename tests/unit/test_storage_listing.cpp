@@ -22,6 +22,19 @@ std::string object(const std::string& key, const std::string& modified) {
            "</LastModified><Size>3</Size></Contents>";
 }
 
+std::unique_ptr<StorageBackend> s3_store(const testutil::LoopbackServer& server,
+                                         const testutil::TempDir& dir) {
+    S3Settings settings;
+    settings.bucket = "nixery";
+    settings.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+    settings.path_style = true;
+    settings.access_key_id = "key";
+    settings.secret_access_key = "secret";
+    auto store = make_s3_storage(settings, dir.path());
+    REQUIRE_MESSAGE(store, store.error().message);
+    return std::move(*store);
+}
+
 } // namespace
 
 TEST_SUITE_BEGIN("storage");
@@ -51,17 +64,10 @@ TEST_CASE("S3 list: every page, and times gc can trust") {
             }
         }
     });
-    S3Settings settings;
-    settings.bucket = "nixery";
-    settings.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
-    settings.path_style = true;
-    settings.access_key_id = "key";
-    settings.secret_access_key = "secret";
-    auto store = make_s3_storage(settings, dir.path());
-    REQUIRE_MESSAGE(store, store.error().message);
+    auto store = s3_store(server, dir);
 
     SUBCASE("a truncated page without a token goes on after its last key") {
-        const auto objects = (*store)->list("layers/");
+        const auto objects = store->list("layers/");
         REQUIRE_MESSAGE(objects, objects.error().message);
         REQUIRE(objects->size() == 3);
         CHECK((*objects)[2].key == "layers/c");
@@ -71,7 +77,7 @@ TEST_CASE("S3 list: every page, and times gc can trust") {
     }
     SUBCASE("a time that does not parse fails the listing, not passes as old") {
         bad_time = "Sun, 06 Dec 2026 01:02:03 GMT";
-        const auto objects = (*store)->list("layers/");
+        const auto objects = store->list("layers/");
         REQUIRE_FALSE(objects);
         CHECK_MESSAGE(objects.error().message.find(
                           "\"s3://nixery/layers/c\" a LastModified that is not a time") !=
@@ -130,17 +136,10 @@ TEST_CASE("S3 list: a continuation token is followed, and one repeated fails") {
             }
         }
     });
-    S3Settings settings;
-    settings.bucket = "nixery";
-    settings.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
-    settings.path_style = true;
-    settings.access_key_id = "key";
-    settings.secret_access_key = "secret";
-    auto store = make_s3_storage(settings, dir.path());
-    REQUIRE_MESSAGE(store, store.error().message);
+    auto store = s3_store(server, dir);
 
     SUBCASE("the token is sent back as ListObjectsV2's continuation-token") {
-        const auto objects = (*store)->list("layers/");
+        const auto objects = store->list("layers/");
         REQUIRE_MESSAGE(objects, objects.error().message);
         CHECK(objects->size() == 3);
         std::lock_guard lock(mutex);
@@ -148,7 +147,7 @@ TEST_CASE("S3 list: a continuation token is followed, and one repeated fails") {
     }
     SUBCASE("a store that gives the same token again fails the listing, not loops") {
         repeat = true;
-        const auto objects = (*store)->list("layers/");
+        const auto objects = store->list("layers/");
         REQUIRE_FALSE(objects);
         CHECK_MESSAGE(objects.error().message.find("the store gave the same page again") !=
                           std::string::npos,
