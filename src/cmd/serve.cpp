@@ -178,6 +178,35 @@ Result<void> note_cache_key_changes(const Config& config, const Popularity& popu
     return write_file_atomic(config.state_dir, path, now);
 }
 
+// The last data from NIX_POPULARITY_URL that parsed, kept per URL: a start
+// when the URL cannot be read (its host down as this machine comes back
+// from a power cut) uses it, so the instance serves with the layers and
+// cache keys it had instead of not at all.
+std::filesystem::path kept_popularity(const Config& config) {
+    return config.state_dir /
+           ("popularity-" + sha256_hex(config.popularity_url).substr(0, 16) + ".json");
+}
+
+// The copies of URLs no longer set, once the server started with this
+// URL's data: only the URL in the settings is ever read back, and nixpkgs'
+// data is megabytes. (Not by `nixery build`, whose settings may be another
+// URL's for a while: the server's copy stays.)
+void forget_other_popularity_copies(const Config& config) {
+    const auto current = kept_popularity(config).filename().string();
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(config.state_dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const auto name = it->path().filename().string();
+        const bool copy = name.size() == current.size() && name.starts_with("popularity-") &&
+                          name.ends_with(".json") &&
+                          is_lower_hex(std::string_view(name).substr(11, 16), 16);
+        std::error_code ignored;
+        if (copy && name != current && it->is_regular_file(ignored)) {
+            std::filesystem::remove(it->path(), ignored);
+        }
+    }
+}
+
 Result<Startup> start_up() {
     const auto env = current_environment();
     TRY_ASSIGN(auto config, load_config(env, ConfigUse::serve));
@@ -200,6 +229,7 @@ Result<Startup> start_up() {
     TRY_ASSIGN(auto popularity, load_popularity(config));
     if (!config.popularity_url.empty()) {
         log::info("popularity data loaded", {{"packages", popularity.size()}});
+        forget_other_popularity_copies(config);
     }
     if (auto noted = note_cache_key_changes(config, popularity); !noted) {
         log::warn("comparing the cache keys with the last start's failed",
@@ -286,31 +316,6 @@ Result<Startup> start_up() {
     std::_Exit(code);
 }
 
-// The last data from NIX_POPULARITY_URL that parsed, kept per URL: a start
-// when the URL cannot be read (its host down as this machine comes back
-// from a power cut) uses it, so the instance serves with the layers and
-// cache keys it had instead of not at all.
-std::filesystem::path kept_popularity(const Config& config) {
-    return config.state_dir /
-           ("popularity-" + sha256_hex(config.popularity_url).substr(0, 16) + ".json");
-}
-
-// The copies of URLs no longer set, once this URL's data is kept: only the
-// URL in the settings is ever read back, and nixpkgs' data is megabytes.
-void forget_other_popularity_copies(const Config& config) {
-    const auto current = kept_popularity(config).filename().string();
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(config.state_dir, ec)) {
-        const auto name = entry.path().filename().string();
-        const bool copy = name.size() == current.size() && name.starts_with("popularity-") &&
-                          name.ends_with(".json") &&
-                          is_lower_hex(std::string_view(name).substr(11, 16), 16);
-        if (copy && name != current && entry.is_regular_file(ec)) {
-            std::filesystem::remove(entry.path(), ec);
-        }
-    }
-}
-
 } // namespace
 
 Result<Popularity> load_popularity(const Config& config) {
@@ -324,8 +329,6 @@ Result<Popularity> load_popularity(const Config& config) {
             !kept) {
             log::warn("keeping a copy of the popularity data failed",
                       {{"error", kept.error().message}});
-        } else {
-            forget_other_popularity_copies(config);
         }
         return parsed;
     }

@@ -484,14 +484,16 @@ class PopularityUrlTest(TestCase):
             first_copy = sorted(inst.state.glob("popularity-*.json"))
             self.assertEqual(len(first_copy), 1, first_copy)
             (inst.state / "popularity-notes.json").write_text("{}")
+            (inst.state / "popularity-0123456789ABCDEF.json").write_text("{}")
             other = Path(tmp) / "other.json"
             other.write_text(json.dumps({"libgreet-1.0": 1000}))
             inst.env["NIX_POPULARITY_URL"] = "file://" + str(other)
             with inst:
                 copies = sorted(inst.state.glob("popularity-*.json"))
-                self.assertEqual(len(copies), 2, copies)
+                self.assertEqual(len(copies), 3, copies)
                 self.assertNotIn(first_copy[0], copies)
                 self.assertIn(inst.state / "popularity-notes.json", copies)
+                self.assertIn(inst.state / "popularity-0123456789ABCDEF.json", copies)
 
     def assertStartUpFails(self, message_part, **settings):
         inst = Instance(**settings)

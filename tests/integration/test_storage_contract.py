@@ -415,6 +415,7 @@ class S3ContractTest(RemoteContract, TestCase):
     def test_an_error_in_a_200_to_complete_multipart_upload_fails_the_upload(self):
         key = "layers/failed-complete-" + self.big_sha
         self.server.fail_completions(1)
+        self.addCleanup(self.server.fail_completions, 0)
         r = self.tool("persist", key, self.big, LAYER_TYPE, check=False)
         self.assertEqual(r.returncode, 1, r.stderr.decode())
         self.assertIn("complete multipart upload", r.stderr.decode())

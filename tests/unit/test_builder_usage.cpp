@@ -144,7 +144,7 @@ TEST_CASE("find_image and find_layer: a shared record that does not parse counts
     CHECK_FALSE(*layer);
 }
 
-TEST_CASE("record_image_use: a use that found the image gone leaves no marker") {
+TEST_CASE("record_image_use: a use that found the image gone is not the day's use") {
     // So the next use looks again (and builds the image again).
     Fixture f;
     const std::int64_t now = 1800000000;
