@@ -39,6 +39,7 @@
 #include <atomic>
 #include <cctype>
 #include <ctime>
+#include <thread>
 
 namespace nixery {
 
@@ -367,8 +368,23 @@ private:
         }
         complete += "</CompleteMultipartUpload>";
         const auto what = "complete multipart upload \"" + url_name(key) + "\"";
-        TRY_ASSIGN(const auto r, send(what, "POST", key, {{"uploadId", upload_id}},
-                                      {{"content-type", "application/xml"}}, complete));
+        // S3 may answer 200 and still report an error in the body: the
+        // completion failed after the answer began, and AWS asks clients to
+        // try again (its SDKs do), a few times.
+        const RetryPolicy again;
+        HttpResponse r;
+        for (int attempt = 0; attempt < again.attempts; ++attempt) {
+            if (attempt > 0) {
+                std::this_thread::sleep_for(backoff_delay(again, attempt, 0.5));
+            }
+            TRY_ASSIGN(r, send(what, "POST", key, {{"uploadId", upload_id}},
+                               {{"content-type", "application/xml"}}, complete));
+            if (r.status != 200 || xml::elements(r.body, "Error").empty()) {
+                break;
+            }
+            log::warn("the store reported an error completing a multipart upload; trying again",
+                      {{"key", url_name(key)}, {"error", s3_status(r)}});
+        }
         if (r.status == 404 && xml::text(r.body, "Code") == "NoSuchUpload") {
             // A retry after the answer to a completion that succeeded was
             // lost finds the upload gone. The object is there if it has
@@ -379,7 +395,6 @@ private:
                 return {};
             }
         }
-        // S3 may answer 200 and still report an error in the body.
         if (r.status != 200 || !xml::elements(r.body, "Error").empty()) {
             return fail(what + " failed: " + s3_status(r));
         }

@@ -412,13 +412,24 @@ class S3ContractTest(RemoteContract, TestCase):
         finally:
             self.server.refuse_checksums(False)
 
-    def test_an_error_in_a_200_to_complete_multipart_upload_fails_the_upload(self):
-        key = "layers/failed-complete-" + self.big_sha
-        self.server.fail_completions(1)
+    def test_an_error_in_a_200_to_complete_multipart_upload(self):
+        # S3 may answer 200 and report an error in the body; AWS asks for
+        # the completion to be tried again.
         self.addCleanup(self.server.fail_completions, 0)
+        key = "layers/retried-complete-" + self.big_sha
+        self.server.fail_completions(1)
+        self.tool("persist", key, self.big, LAYER_TYPE)
+        completes = [e for e in self.server.requests()
+                     if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
+        self.assertEqual([str(e["status"]) for e in completes], ["200", "200"], completes)
+        self.assertEqual(hashlib.sha256(self.tool("fetch", key).stdout).hexdigest(), self.big_sha)
+        # Every try reports an error: the upload fails and leaves nothing.
+        key = "layers/failed-complete-" + self.big_sha
+        self.server.fail_completions(4)
         r = self.tool("persist", key, self.big, LAYER_TYPE, check=False)
         self.assertEqual(r.returncode, 1, r.stderr.decode())
         self.assertIn("complete multipart upload", r.stderr.decode())
+        self.assertIn("InternalError", r.stderr.decode())
         self.assertFalse(self.exists(key))
 
     def test_a_lost_answer_to_complete_multipart_upload(self):
