@@ -34,6 +34,7 @@
 
 #include <ctime>
 #include <rapidjson/document.h>
+#include <set>
 #include <thread>
 
 namespace nixery {
@@ -212,6 +213,7 @@ public:
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
         std::vector<StoredObject> out;
         std::string page;
+        std::set<std::string> asked; // the page tokens sent
         do {
             Request get;
             get.url = bucket_url() + "/o";
@@ -255,9 +257,10 @@ public:
             std::string next = d.HasMember("nextPageToken") && d["nextPageToken"].IsString()
                                    ? d["nextPageToken"].GetString()
                                    : "";
-            // A store that answers with the token it was given would give
-            // the same page for ever.
-            if (!next.empty() && next == page) {
+            // A store that answers with a token it was given before would
+            // give the same pages for ever.
+            asked.insert(page);
+            if (!next.empty() && asked.count(next) != 0) {
                 return fail("list \"" + url_name(prefix) +
                             "\" failed: the store gave the same page again");
             }

@@ -39,6 +39,7 @@
 #include <atomic>
 #include <cctype>
 #include <ctime>
+#include <set>
 #include <thread>
 
 namespace nixery {
@@ -178,6 +179,7 @@ public:
     Result<std::vector<StoredObject>> list(std::string_view prefix) override {
         std::vector<StoredObject> out;
         const auto what = "list \"" + url_name(prefix) + "\"";
+        std::set<QueryParams> asked; // where pages were asked for
         for (QueryParams next;;) {
             QueryParams query{{"list-type", "2"}, {"prefix", std::string(prefix)}};
             query.insert(query.end(), next.begin(), next.end());
@@ -204,8 +206,8 @@ public:
             }
             // Some stores truncate without a continuation token; the last
             // key says where to go on (start-after, in ListObjectsV2 too).
-            // A store that names the place it was just asked about would
-            // give the same page for ever: that fails the listing.
+            // A store that names a place it was asked about before would
+            // give the same pages for ever: that fails the listing.
             QueryParams after;
             if (auto token = xml::text(r.body, "NextContinuationToken"); !token.empty()) {
                 after = {{"continuation-token", std::move(token)}};
@@ -214,7 +216,8 @@ public:
             } else {
                 return fail(what + " failed: the store said the listing goes on but not where");
             }
-            if (after == next) {
+            asked.insert(std::move(next));
+            if (asked.count(after) != 0) {
                 return fail(what + " failed: the store gave the same page again");
             }
             next = std::move(after);

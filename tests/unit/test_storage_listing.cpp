@@ -157,21 +157,27 @@ TEST_CASE("S3 list: a continuation token is followed, and one repeated fails") {
     }
 }
 
-TEST_CASE("GCS list: every page, and a page token repeated fails") {
+TEST_CASE("GCS list: every page, and a page token given before fails") {
     // Like the JSON API, the store sends only the fields the request asks
     // for (`fields`): nextPageToken too.
     testutil::TempDir dir;
     std::mutex mutex;
     int requests = 0;
     bool repeat = false;
+    bool cycle = false; // p2 leads to p3, which leads back to p2
     testutil::LoopbackServer server([&](int fd, int) {
         while (const auto seen = testutil::LoopbackServer::read_request(fd)) {
             std::lock_guard lock(mutex);
             ++requests;
             const bool asks_token = seen->target.find("nextPageToken") != std::string::npos;
             const bool second = seen->target.find("pageToken=p2") != std::string::npos;
+            const bool third = seen->target.find("pageToken=p3") != std::string::npos;
             if (requests > 5) {
                 testutil::LoopbackServer::reply(fd, 500, "stop");
+            } else if (cycle && (second || third)) {
+                testutil::LoopbackServer::reply(fd, 200,
+                                                std::string(R"({"items":[],"nextPageToken":")") +
+                                                    (second ? "p3" : "p2") + "\"}");
             } else if (second && !repeat) {
                 testutil::LoopbackServer::reply(
                     fd, 200,
@@ -206,6 +212,16 @@ TEST_CASE("GCS list: every page, and a page token repeated fails") {
                       objects.error().message);
         std::lock_guard lock(mutex);
         CHECK(requests == 2);
+    }
+    SUBCASE("a store whose tokens go round in a circle fails the listing, not loops") {
+        cycle = true;
+        const auto objects = (*store)->list("layers/");
+        REQUIRE_FALSE(objects);
+        CHECK_MESSAGE(objects.error().message.find("the store gave the same page again") !=
+                          std::string::npos,
+                      objects.error().message);
+        std::lock_guard lock(mutex);
+        CHECK(requests == 3);
     }
 }
 
