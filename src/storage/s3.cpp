@@ -382,7 +382,8 @@ private:
             }
             TRY_ASSIGN(r, send(what, "POST", key, {{"uploadId", upload_id}},
                                {{"content-type", "application/xml"}}, complete));
-            if (r.status != 200 || xml::elements(r.body, "Error").empty()) {
+            if (r.status != 200 || xml::elements(r.body, "Error").empty() ||
+                attempt + 1 == again.attempts) {
                 break;
             }
             log::warn("the store reported an error completing a multipart upload; trying again",
