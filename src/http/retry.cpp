@@ -105,7 +105,8 @@ Result<HttpResponse> perform_with_retries(HttpClient& client,
         }
         auto response = client.perform(request);
         const bool done = streamed || attempt + 1 >= policy.attempts ||
-                          (response && !is_retryable_status(response->status));
+                          (response && !is_retryable_status(response->status) &&
+                           !(policy.retry_also && policy.retry_also(*response)));
         if (done) {
             return response;
         }

@@ -27,6 +27,9 @@ struct RetryPolicy {
     // than in attempts × the request's timeout. Zero: no total. Transfers
     // (is_transfer) are never bounded by it.
     std::chrono::milliseconds budget = k_default_retry_budget;
+    // A response to retry although its status is not one to retry (S3's
+    // 200 that reports an error in its body); none when empty.
+    std::function<bool(const HttpResponse&)> retry_also = nullptr;
 };
 
 bool is_retryable_status(long status);

@@ -40,7 +40,6 @@
 #include <cctype>
 #include <ctime>
 #include <set>
-#include <thread>
 
 namespace nixery {
 
@@ -254,13 +253,15 @@ private:
     sigv4::Scope scope(std::time_t now) const { return {sigv4::timestamp(now), m_s.region, "s3"}; }
 
     // One signed request, retried with backoff on transport errors and
-    // 5xx/429. `what` is the operation and its object ("upload
-    // \"s3://b/k\""); transport errors come back worded with it.
+    // 5xx/429 (and what `policy` adds). `what` is the operation and its
+    // object ("upload \"s3://b/k\""); transport errors come back worded
+    // with it.
     Result<HttpResponse> send(const std::string& what, const std::string& method,
                               std::string_view key, const QueryParams& query,
                               const HttpHeaders& extra, std::string_view body = {},
                               std::optional<FileRange> file = std::nullopt,
-                              const std::function<bool(std::string_view)>& on_data = {}) {
+                              const std::function<bool(std::string_view)>& on_data = {},
+                              const RetryPolicy& policy = {}) {
         const auto t = target(key);
         const auto payload_hash = file ? std::string(sigv4::k_unsigned_payload) : sha256_hex(body);
         auto made = [&]() -> Result<HttpRequest> {
@@ -283,7 +284,7 @@ private:
             r.headers = sigv4::sign(std::move(s), m_credentials, scope(std::time(nullptr)));
             return r;
         };
-        auto r = perform_with_retries(m_http, made);
+        auto r = perform_with_retries(m_http, made, policy);
         if (!r) {
             return fail(what + " at " + m_endpoint.base() + " failed: " + r.error().message);
         }
@@ -373,22 +374,14 @@ private:
         const auto what = "complete multipart upload \"" + url_name(key) + "\"";
         // S3 may answer 200 and still report an error in the body: the
         // completion failed after the answer began, and AWS asks clients to
-        // try again (its SDKs do), a few times.
-        const RetryPolicy again;
-        HttpResponse r;
-        for (int attempt = 0; attempt < again.attempts; ++attempt) {
-            if (attempt > 0) {
-                std::this_thread::sleep_for(backoff_delay(again, attempt, 0.5));
-            }
-            TRY_ASSIGN(r, send(what, "POST", key, {{"uploadId", upload_id}},
-                               {{"content-type", "application/xml"}}, complete));
-            if (r.status != 200 || xml::elements(r.body, "Error").empty() ||
-                attempt + 1 == again.attempts) {
-                break;
-            }
-            log::warn("the store reported an error completing a multipart upload; trying again",
-                      {{"key", url_name(key)}, {"error", s3_status(r)}});
-        }
+        // try again (its SDKs do), as after a 5xx.
+        RetryPolicy policy;
+        policy.retry_also = [](const HttpResponse& r) {
+            return r.status == 200 && !xml::elements(r.body, "Error").empty();
+        };
+        TRY_ASSIGN(const auto r,
+                   send(what, "POST", key, {{"uploadId", upload_id}},
+                        {{"content-type", "application/xml"}}, complete, {}, {}, policy));
         if (r.status == 404 && xml::text(r.body, "Code") == "NoSuchUpload") {
             // A retry after the answer to a completion that succeeded was
             // lost finds the upload gone. The object is there if it has

@@ -84,6 +84,30 @@ TEST_CASE("perform_with_retries") {
         CHECK(attempts == 4);
     }
 
+    SUBCASE("a response the policy also retries is tried again") {
+        // As S3's 200 to CompleteMultipartUpload that reports an error.
+        int answered = 0;
+        LoopbackServer server([&](int fd, int) {
+            while (LoopbackServer::read_request(fd)) {
+                LoopbackServer::reply(fd, 200, ++answered < 3 ? "<Error/>" : "done");
+            }
+        });
+        RetryPolicy policy;
+        policy.retry_also = [](const HttpResponse& r) { return r.body == "<Error/>"; };
+        int attempts = 0;
+        const auto r = call(client, server.url("/"), policy, attempts);
+        REQUIRE(r);
+        CHECK(r->body == "done");
+        CHECK(attempts == 3);
+        policy.attempts = 2; // and the last answer when the attempts run out
+        answered = 0;
+        attempts = 0;
+        const auto last = call(client, server.url("/"), policy, attempts);
+        REQUIRE(last);
+        CHECK(last->body == "<Error/>");
+        CHECK(attempts == 2);
+    }
+
     SUBCASE("a transfer takes as long as it needs; anything else gets the budget") {
         LoopbackServer server([](int fd, int) {
             std::this_thread::sleep_for(std::chrono::milliseconds(400)); // a slow link
