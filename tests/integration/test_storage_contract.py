@@ -412,6 +412,11 @@ class S3ContractTest(RemoteContract, TestCase):
         finally:
             self.server.refuse_checksums(False)
 
+    def completions(self, key):
+        """The statuses the proxy logged for CompleteMultipartUpload of `key`."""
+        return [str(e["status"]) for e in self.server.requests()
+                if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
+
     def test_an_error_in_a_200_to_complete_multipart_upload(self):
         # S3 may answer 200 and report an error in the body; AWS asks for
         # the completion to be tried again.
@@ -419,9 +424,7 @@ class S3ContractTest(RemoteContract, TestCase):
         key = "layers/retried-complete-" + self.big_sha
         self.server.fail_completions(1)
         self.tool("persist", key, self.big, LAYER_TYPE)
-        completes = [e for e in self.server.requests()
-                     if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
-        self.assertEqual([str(e["status"]) for e in completes], ["200", "200"], completes)
+        self.assertEqual(self.completions(key), ["200", "200"])
         self.assertEqual(hashlib.sha256(self.tool("fetch", key).stdout).hexdigest(), self.big_sha)
         # Every try reports an error: the upload fails and leaves nothing.
         key = "layers/failed-complete-" + self.big_sha
@@ -438,11 +441,9 @@ class S3ContractTest(RemoteContract, TestCase):
         key = "layers/lost-answer-" + self.big_sha
         self.server.lose_complete_answers(1)
         self.tool("persist", key, self.big, LAYER_TYPE)
-        completes = [e for e in self.server.requests()
-                     if e["method"] == "POST" and e["path"].endswith(key) and "uploadId" in e["query"]]
         # The proxy logs a request when it is done with it: the retry's 404
         # may be logged before the lost answer's connection is shut down.
-        self.assertCountEqual([str(e["status"]) for e in completes], ["lost 200", "404"], completes)
+        self.assertCountEqual(self.completions(key), ["lost 200", "404"])
         self.assertEqual(json.loads(self.tool("stat", key).stdout)["size"], BIG)
 
 
