@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <dirent.h>
+#include <filesystem>
+#include <memory>
+#include <optional>
 #include <sys/stat.h>
 
 namespace nixery {
@@ -57,6 +61,44 @@ Result<void> merge_tree(TopLayerPlan& plan, const std::string& abs, const std::s
     return {};
 }
 
+// The real path of `path`, or nullopt when it does not resolve (a dangling
+// link, a loop).
+Result<std::optional<std::string>> resolve(const std::string& path) {
+    std::unique_ptr<char, void (*)(void*)> real(::realpath(path.c_str(), nullptr), std::free);
+    if (!real) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+            return std::optional<std::string>();
+        }
+        return fail("realpath \"" + path + "\" failed: " + errno_text(errno));
+    }
+    return std::optional<std::string>(real.get());
+}
+
+// Whether package `pkg` has a tree to merge: it is a directory, or a
+// symlink (a store path may be one) to a directory in the same store. A
+// link out of the store (to /etc, /run/current-system/…) or a dangling one
+// has none here: following it would fill the image's root with the build
+// machine's own tree, and a dangling one failed the build.
+Result<bool> has_tree(const std::string& pkg) {
+    struct stat st {};
+    if (::lstat(pkg.c_str(), &st) != 0) {
+        return fail("lstat \"" + pkg + "\" failed: " + errno_text(errno));
+    }
+    if (!S_ISLNK(st.st_mode)) {
+        return S_ISDIR(st.st_mode);
+    }
+    TRY_ASSIGN(const auto target, resolve(pkg));
+    const auto parent = std::filesystem::path(pkg).parent_path().string();
+    TRY_ASSIGN(const auto store, resolve(parent));
+    if (!target || !store || !target->starts_with(*store + "/")) {
+        return false;
+    }
+    if (::stat(target->c_str(), &st) != 0) {
+        return fail("stat \"" + *target + "\" failed: " + errno_text(errno));
+    }
+    return S_ISDIR(st.st_mode);
+}
+
 void ensure_directory(TopLayerPlan& plan, const std::string& rel, mode_t mode = 0755) {
     plan.emplace(rel, TopEntry{TopEntry::Kind::directory, mode, {}});
 }
@@ -71,11 +113,8 @@ bool is_directory(const TopLayerPlan& plan, const std::string& rel) {
 Result<TopLayerPlan> plan_top_layer(const std::vector<std::string>& package_paths) {
     TopLayerPlan plan;
     for (const auto& pkg : package_paths) {
-        struct stat st {};
-        if (::stat(pkg.c_str(), &st) != 0) {
-            return fail("stat \"" + pkg + "\" failed: " + errno_text(errno));
-        }
-        if (S_ISDIR(st.st_mode)) {
+        TRY_ASSIGN(const bool tree, has_tree(pkg));
+        if (tree) {
             TRY(merge_tree(plan, pkg, ""));
         } // a package that is a single file has no tree to merge
     }

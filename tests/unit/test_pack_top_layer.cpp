@@ -48,6 +48,32 @@ TEST_CASE("plan_top_layer") {
         CHECK(plan2->at("etc/group").kind == TopEntry::Kind::file);
         CHECK(plan2->count("usr/bin/env") == 0); // nothing provides env
     }
+    SUBCASE("a package that is a symlink: its tree only when that is a directory in the store") {
+        const auto link = fs.store + "/" + std::string(32, 'l') + "-link";
+        REQUIRE(::symlink(fs.a.c_str(), link.c_str()) == 0);
+        auto via = plan_top_layer({link});
+        REQUIRE(via);
+        CHECK(via->at("bin/a").target == link + "/bin/a");
+
+        // Out of the store (as `ln -s /etc $out` or a link to
+        // /run/current-system): not the build machine's tree in the image.
+        testutil::write_file(fs.dir / "host/secret", "host\n", 0444);
+        const auto out = fs.store + "/" + std::string(32, 'o') + "-out";
+        REQUIRE(::symlink((fs.dir / "host").c_str(), out.c_str()) == 0);
+        auto outside = plan_top_layer({out});
+        REQUIRE(outside);
+        CHECK(outside->count("secret") == 0);
+
+        // Dangling, and a loop: no tree, not a failed build.
+        const auto dangling = fs.store + "/" + std::string(32, 'd') + "-dangling";
+        REQUIRE(::symlink("/run/current-system/sw/bin/nothing", dangling.c_str()) == 0);
+        const auto loop = fs.store + "/" + std::string(32, 'p') + "-loop";
+        REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
+        auto others = plan_top_layer({dangling, loop, fs.b});
+        REQUIRE_MESSAGE(others, (others ? "" : others.error().message));
+        CHECK(others->at("bin/b").target == fs.b + "/bin/b");
+        CHECK(others->count("etc/passwd") == 1);
+    }
     SUBCASE("packs reproducibly") {
         const auto out = fs.dir / "top.tar.gz";
         UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
