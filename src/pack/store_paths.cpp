@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <sys/stat.h>
@@ -28,26 +27,6 @@ struct FsEntry {
     ino_t ino = 0;
 };
 
-Result<std::vector<std::string>> sorted_children(const std::string& dir) {
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
-    if (!d) {
-        return fail("opendir \"" + dir + "\" failed: " + errno_text(errno));
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* de = ::readdir(d.get())) {
-        const std::string_view n(de->d_name);
-        if (n != "." && n != "..") {
-            names.emplace_back(n);
-        }
-    }
-    if (errno != 0) {
-        return fail("readdir \"" + dir + "\" failed: " + errno_text(errno));
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 Result<std::string> read_link(const std::string& path) {
     std::string buf(4096, '\0');
     const auto n = ::readlink(path.c_str(), buf.data(), buf.size());
@@ -69,7 +48,7 @@ Result<void> collect(const std::string& abs, std::string rel, std::vector<FsEntr
     }
     out.push_back({std::move(rel), st.st_mode, st.st_size, st.st_dev, st.st_ino});
     if (type == S_IFDIR) {
-        TRY_ASSIGN(const auto children, sorted_children(abs));
+        TRY_ASSIGN(const auto children, sorted_dir_entries(abs));
         const auto dir_rel = out.back().rel + "/";
         for (const auto& c : children) {
             TRY(collect(abs + "/" + c, dir_rel + c, out));

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <dirent.h>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -21,18 +20,7 @@ constexpr std::string_view k_group = "root:x:0:\n"
                                      "nobody:x:65534:\n";
 
 Result<void> merge_tree(TopLayerPlan& plan, const std::string& abs, const std::string& rel) {
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(abs.c_str()), ::closedir);
-    if (!d) {
-        return fail("opendir \"" + abs + "\" failed: " + errno_text(errno));
-    }
-    std::vector<std::string> names;
-    while (const dirent* de = ::readdir(d.get())) {
-        const std::string_view n(de->d_name);
-        if (n != "." && n != "..") {
-            names.emplace_back(n);
-        }
-    }
-    std::sort(names.begin(), names.end());
+    TRY_ASSIGN(const auto names, sorted_dir_entries(abs));
     for (const auto& name : names) {
         // A runtime reads a ".wh.*" entry as a whiteout of the layers below
         // (".wh.nix" would remove /nix, ".wh..wh..opq" empty the directory),

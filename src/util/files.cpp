@@ -4,10 +4,13 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,6 +109,30 @@ Result<void> fsync_dir(const fs::path& dir) {
         return fail("fsync \"" + dir.string() + "\" failed: " + errno_text(errno));
     }
     return {};
+}
+
+Result<std::vector<std::string>> sorted_dir_entries(const std::string& dir) {
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) {
+        return fail("opendir \"" + dir + "\" failed: " + errno_text(errno));
+    }
+    std::vector<std::string> names;
+    for (;;) {
+        errno = 0; // readdir's end and its failure differ only by errno
+        const dirent* de = ::readdir(d.get());
+        if (de == nullptr) {
+            break;
+        }
+        const std::string_view n(de->d_name);
+        if (n != "." && n != "..") {
+            names.emplace_back(n);
+        }
+    }
+    if (errno != 0) {
+        return fail("readdir \"" + dir + "\" failed: " + errno_text(errno));
+    }
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 std::optional<std::uint64_t> free_space(const fs::path& path) {

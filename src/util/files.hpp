@@ -68,6 +68,11 @@ Result<void> make_dirs(const std::filesystem::path& dir);
 // A directory owned by another user is left as it is.
 Result<void> make_private_dir(const std::filesystem::path& dir);
 
+// The names in directory `dir` but "." and "..", in byte order (so a walk
+// over them is the same on every machine). A read that fails midway is an
+// error, not a shorter list.
+Result<std::vector<std::string>> sorted_dir_entries(const std::string& dir);
+
 // fsync on a directory so a rename inside it survives a crash.
 Result<void> fsync_dir(const std::filesystem::path& dir);
 

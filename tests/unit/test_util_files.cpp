@@ -42,6 +42,21 @@ TEST_CASE("make_private_dir") {
     CHECK(mode_of(dir / "state/git") == 0700);
 }
 
+TEST_CASE(
+    "sorted_dir_entries: every name but . and .., in byte order; a missing directory is an error") {
+    TempDir dir;
+    for (const auto* name : {"b", "B", "a b", ".hidden", "\xff"}) {
+        testutil::write_file(dir / name, "");
+    }
+    REQUIRE(make_dirs(dir / "sub"));
+    const auto names = sorted_dir_entries(dir.path().string());
+    REQUIRE(names);
+    CHECK(*names == std::vector<std::string>{".hidden", "B", "a b", "b", "sub", "\xff"});
+    const auto missing = sorted_dir_entries((dir / "gone").string());
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message.find("opendir") != std::string::npos);
+}
+
 TEST_CASE("StagingFile") {
     TempDir dir;
     std::filesystem::create_directories(dir / "staging");
