@@ -139,6 +139,19 @@ class RegistryApiTest(TestCase):
         r = self.instance.get("/v2/libgreet/manifests/latest%0Ax", {"Accept": DOCKER_MANIFEST})
         self.assertRegistryError(r, 400, "TAG_INVALID")
 
+    def test_a_digest_with_a_newline_is_invalid_also_where_nginx_answers(self):
+        # PCRE's "$" also matches before a final newline: nginx's locations
+        # for blobs and manifests by digest took "sha256:<hex>\n" as the
+        # digest and sent the blob, which the pool refuses as malformed.
+        manifest = self.instance.manifest("libgreet", accept=DOCKER_MANIFEST)
+        digest = manifest.header("Docker-Content-Digest")
+        blob = manifest.json()["layers"][0]["digest"]
+        for path in ("/v2/libgreet/blobs/" + blob, "/v2/libgreet/manifests/" + digest):
+            self.assertEqual(self.instance.get(path).status, 200)  # nginx's link made
+            self.assertEqual(self.instance.get(path).status, 200)
+            self.assertRegistryError(self.instance.get(path + "%0A"), 400, "DIGEST_INVALID")
+            self.assertRegistryError(self.instance.get(path + "%0a"), 400, "DIGEST_INVALID")
+
     def test_names_resolve_as_the_seed_describes(self):
         for name in ("7zip", "helloworld", "xorg.xev", "app-a/app-b", "app-b/app-a"):
             r = self.instance.manifest(name)
