@@ -5,6 +5,7 @@
 #include "util/text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -439,6 +440,43 @@ std::vector<std::string> expression_args(const NixSettings& settings,
             "--timeout", std::to_string(settings.timeout.count())};
 }
 
+// The directory image.nix imports the package set from (request_json's
+// "source"): a git commit's or a channel's store path, or the configured
+// directory; empty when the request names none.
+std::string source_path_of(const std::string& request) {
+    rapidjson::Document req;
+    req.Parse<rapidjson::kParseIterativeFlag>(request.c_str(), request.size());
+    if (req.HasParseError() || !req.IsObject() || !req.HasMember("source") ||
+        !req["source"].IsObject() || !req["source"].HasMember("path") ||
+        !req["source"]["path"].IsString()) {
+        return {};
+    }
+    return req["source"]["path"].GetString();
+}
+
+// Nix's positions name the package set's files by its directory
+// ("at /nix/store/…-source/default.nix:3:1"): where the server keeps it,
+// as "<package set>" (the registry's edge says so of a configured
+// directory; a git commit's or a channel's store path is known only here).
+// A path only where its name ends, as the registry's edge replaces them.
+std::string without_source_path(std::string text, const std::string& path) {
+    if (path.size() < 5) {
+        return text;
+    }
+    constexpr std::string_view placeholder = "<package set>";
+    for (auto pos = text.find(path); pos != std::string::npos;) {
+        const auto end = pos + path.size();
+        const auto c = end < text.size() ? static_cast<unsigned char>(text[end]) : '/';
+        if (std::isalnum(c) != 0 || c == '_' || c == '-') {
+            pos = text.find(path, pos + 1);
+            continue;
+        }
+        text.replace(pos, path.size(), placeholder);
+        pos = text.find(path, pos + placeholder.size());
+    }
+    return text;
+}
+
 Result<ResolvedPackage> parse_package(const rapidjson::Value& v, std::string name) {
     ResolvedPackage p;
     p.name = std::move(name);
@@ -474,6 +512,8 @@ Result<Evaluation, NixFailure> Nix::evaluate(const std::string& request) const {
                 failure.log_tail = std::move(*reason);
             }
         }
+        failure.log_tail =
+            without_source_path(std::move(failure.log_tail), source_path_of(request));
         return unexpected(std::move(failure));
     }
 

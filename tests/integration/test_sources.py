@@ -193,6 +193,16 @@ class GitSourceTest(TestCase):
             missing = "0123456789abcdef0123456789abcdef01234567"
             self.assertRegistryError(inst.manifest("stamp", missing), 404, "MANIFEST_UNKNOWN", missing)
 
+    def test_nix_positions_name_the_package_set_not_its_store_path(self):
+        # Nix names the file of an error by where the commit was exported:
+        # the server's store path, as "<package set>" like a local one.
+        with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(self.repo)) as inst:
+            r = inst.manifest("evaluation.usesmissing")
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "evaluation.usesmissing"',
+                                     "nixeryTestNoSuchAttribute", "<package set>/default.nix:")
+            self.assertNotIn(b"-source/default.nix", r.body)
+            self.assertNotIn(b"-source/default.nix", inst.get("/").body)
+
     def test_unreachable_repository(self):
         gone = self.dir / "gone.git"
         with Instance(NIXERY_PKGS_PATH=None, NIXERY_PKGS_REPO=str(gone),
@@ -377,6 +387,13 @@ class ChannelSourceTest(TestCase):
             self.assertEqual(inst.manifest("stamp").status, 200)
             self.assertEqual(inst.manifest("stamp").status, 200)
             self.assertEqual(len(inst.builds()), 1, "a pinned channel is never evaluated again")
+
+    def test_nix_positions_name_the_package_set_not_its_store_path(self):
+        with self.instance() as inst:
+            r = inst.manifest("evaluation.usesmissing")
+            self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", 'package "evaluation.usesmissing"',
+                                     "<package set>/default.nix:")
+            self.assertNotIn(b"-source/default.nix", r.body)
 
     def test_unreachable_channel(self):
         closed = "http://127.0.0.1:1"
