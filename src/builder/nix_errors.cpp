@@ -35,13 +35,19 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
         const auto what = f.operation == "build" && f.limit == "NIX_TIMEOUT"
                               ? std::string("a builder")
                               : "Nix (" + f.operation + ")";
+        // An evaluation names the requested package it was evaluating
+        // when time ran out (image.nix evaluates them one after another).
+        const auto package = f.package.empty()
+                                 ? std::string()
+                                 : " while evaluating package " + json_string(f.package);
         return {FailureKind::failed,
                 "build timed out",
                 "building \"" + name + "\" timed out: " + what + " ran longer than " + f.limit +
-                    " (" + seconds + " s)" +
+                    " (" + seconds + " s)" + package +
                     (f.log_tail.empty() ? "" : "; last output:\n" + f.log_tail),
-                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) + R"(,"log":)" +
-                    json_string(f.log_tail) + "}",
+                R"({"timeout":)" + seconds + R"(,"limit":)" + json_string(f.limit) +
+                    (f.package.empty() ? "" : R"(,"package":)" + json_string(f.package)) +
+                    R"(,"log":)" + json_string(f.log_tail) + "}",
                 {}};
     }
     case NixFailure::Kind::refused:

@@ -52,11 +52,13 @@ class EvaluationTest(TestCase):
         # Not by NIXERY_BUILD_TIMEOUT, the bound of the whole build.
         with Instance(NIX_TIMEOUT=2) as inst:
             started = time.monotonic()
-            r = inst.manifest("evaluation.endless")
+            r = inst.manifest("app-a/evaluation.endless")
             self.assertLess(time.monotonic() - started, 30)
             error = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN", "timed out",
-                                             "Nix (evaluate)", "NIX_TIMEOUT (2 s)")
+                                             "Nix (evaluate)", "NIX_TIMEOUT (2 s)",
+                                             'while evaluating package "evaluation.endless"')
             self.assertEqual(error["detail"]["limit"], "NIX_TIMEOUT")
+            self.assertEqual(error["detail"]["package"], "evaluation.endless")
 
     def test_a_build_leaves_no_gc_roots(self):
         # A build's roots keep its paths from Nix's garbage collector while

@@ -37,4 +37,20 @@ TEST_CASE("nix_error: a build that timed out names the bound that ran out") {
           "building \"sleepy\" timed out: a builder ran longer than NIX_TIMEOUT (3 s)");
 }
 
+TEST_CASE("nix_error: an evaluation that timed out names the package it was evaluating") {
+    NixFailure ev{NixFailure::Kind::timed_out, "evaluate", "", {}, "NIX_TIMEOUT",
+                  std::chrono::seconds(2)};
+    ev.package = "evaluation.endless";
+    const auto failure = nix_error(ev, "evaluation.endless/hello");
+    CHECK(failure.message == "building \"evaluation.endless/hello\" timed out: Nix (evaluate) ran "
+                             "longer than NIX_TIMEOUT (2 s) while evaluating package "
+                             "\"evaluation.endless\"");
+    CHECK(failure.detail ==
+          R"({"timeout":2,"limit":"NIX_TIMEOUT","package":"evaluation.endless","log":""})");
+    // Before any package (importing the package set): none named.
+    ev.package.clear();
+    CHECK(nix_error(ev, "hello").message ==
+          "building \"hello\" timed out: Nix (evaluate) ran longer than NIX_TIMEOUT (2 s)");
+}
+
 TEST_SUITE_END();
