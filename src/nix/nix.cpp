@@ -5,7 +5,6 @@
 #include "util/text.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <csignal>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -458,21 +457,9 @@ std::string source_path_of(const std::string& request) {
 // ("at /nix/store/…-source/default.nix:3:1"): where the server keeps it,
 // as "<package set>" (the registry's edge says so of a configured
 // directory; a git commit's or a channel's store path is known only here).
-// A path only where its name ends, as the registry's edge replaces them.
 std::string without_source_path(std::string text, const std::string& path) {
-    if (path.size() < 5) {
-        return text;
-    }
-    constexpr std::string_view placeholder = "<package set>";
-    for (auto pos = text.find(path); pos != std::string::npos;) {
-        const auto end = pos + path.size();
-        const auto c = end < text.size() ? static_cast<unsigned char>(text[end]) : '/';
-        if (std::isalnum(c) != 0 || c == '_' || c == '-') {
-            pos = text.find(path, pos + 1);
-            continue;
-        }
-        text.replace(pos, path.size(), placeholder);
-        pos = text.find(path, pos + placeholder.size());
+    if (path.size() >= 5) { // not "/" or "/nix": too common to replace
+        replace_path(text, path, "<package set>");
     }
     return text;
 }

@@ -1,9 +1,9 @@
 #include "registry/disclosure.hpp"
 
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 
 namespace nixery {
@@ -23,24 +23,15 @@ void add(std::vector<std::pair<std::string, std::string>>& out, std::string text
     out.emplace_back(std::move(text), std::move(placeholder));
 }
 
-// Every `from` in `text` becomes `to`; a path only where its name ends
-// ("/root" in "/root/.ssh", not in "/build/rootfs").
-void replace_all(std::string& text, std::string_view from, std::string_view to) {
-    const bool path = from.starts_with('/');
-    const auto name_goes_on = [&](std::size_t end) {
-        if (!path || end >= text.size()) {
-            return false;
-        }
-        const auto c = static_cast<unsigned char>(text[end]);
-        return std::isalnum(c) || c == '_' || c == '-';
-    };
-    for (auto pos = text.find(from); pos != std::string::npos;) {
-        if (name_goes_on(pos + from.size())) {
-            pos = text.find(from, pos + 1);
-            continue;
-        }
+// A path where its name ends; any other private text (a key) everywhere.
+void replace_private(std::string& text, std::string_view from, std::string_view to) {
+    if (from.starts_with('/')) {
+        replace_path(text, from, to);
+        return;
+    }
+    for (auto pos = text.find(from); pos != std::string::npos;
+         pos = text.find(from, pos + to.size())) {
         text.replace(pos, from.size(), to);
-        pos = text.find(from, pos + to.size());
     }
 }
 
@@ -121,7 +112,7 @@ Disclosure::Disclosure(const Config& config) {
 std::string Disclosure::scrub(std::string_view text) const {
     auto out = log::strip_userinfo(text);
     for (const auto& [secret, placeholder] : m_private) {
-        replace_all(out, secret, placeholder);
+        replace_private(out, secret, placeholder);
     }
     for (const auto& bucket : m_buckets) {
         replace_bucket(out, bucket);

@@ -1,5 +1,6 @@
 #include "util/text.hpp"
 
+#include <cctype>
 #include <charconv>
 
 namespace nixery {
@@ -68,6 +69,27 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t 
         return std::nullopt; // too large for 64 bits, or for `max`
     }
     return value;
+}
+
+void replace_path(std::string& text, std::string_view path, std::string_view with) {
+    if (path.empty()) {
+        return;
+    }
+    const auto name_goes_on = [&](std::size_t end) {
+        if (end >= text.size()) {
+            return false;
+        }
+        const auto c = static_cast<unsigned char>(text[end]);
+        return std::isalnum(c) != 0 || c == '_' || c == '-';
+    };
+    for (auto pos = text.find(path); pos != std::string::npos;) {
+        if (name_goes_on(pos + path.size())) {
+            pos = text.find(path, pos + 1);
+            continue;
+        }
+        text.replace(pos, path.size(), with);
+        pos = text.find(path, pos + with.size());
+    }
 }
 
 } // namespace nixery

@@ -76,4 +76,9 @@ std::string valid_utf8(std::string_view text);
 // no blanks, not empty); nullopt for anything else, or a larger number.
 std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max);
 
+// Every `path` in `text` becomes `with`, but only where the path's last
+// name ends ("/root" in "/root/.ssh", not in "/build/rootfs"): how a server
+// path is kept out of what clients read.
+void replace_path(std::string& text, std::string_view path, std::string_view with);
+
 } // namespace nixery

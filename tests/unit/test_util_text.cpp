@@ -54,4 +54,15 @@ TEST_CASE("parse_decimal") {
     }
 }
 
+TEST_CASE("replace_path: a path where its name ends, every time") {
+    std::string text = "at /srv/pkgs/default.nix:3, /srv/pkgs, /srv/pkgs2/x, /srv/pkgs-old, "
+                       "/srv/pkgs_a, /srv/pkgs.nix, /srv/pkgs";
+    replace_path(text, "/srv/pkgs", "<package set>");
+    CHECK(text == "at <package set>/default.nix:3, <package set>, /srv/pkgs2/x, /srv/pkgs-old, "
+                  "/srv/pkgs_a, <package set>.nix, <package set>");
+    std::string again = "/a/b/a/b/c";
+    replace_path(again, "/a/b", "/a/b/x"); // the replacement is not searched again
+    CHECK(again == "/a/b/x/a/b/x/c");
+}
+
 TEST_SUITE_END();
