@@ -20,6 +20,17 @@ Result<bool> marker_due(BuildCache& cache, std::string_view digest, std::int64_t
            !within_ttl(std::chrono::seconds(now - *written), std::chrono::seconds(k_interval));
 }
 
+// The row (of shared_uses) that spaces the daily check of an image's
+// storage (record_image_use), apart from its marker's row: a pull by digest
+// writes the marker without checking anything (record_manifest_pull), and
+// containerd GETs by digest every manifest it resolves by tag, as every
+// client does the manifests an index lists. Sharing the marker's row, such
+// a pull reaching the pool first on a new day put the check off by a day,
+// every day.
+std::string check_row(std::string_view closure_key) {
+    return "check:" + std::string(closure_key);
+}
+
 // Two threads may both find a marker due and both write it: harmless, the
 // marker is only a time.
 Result<void> write_marker(BuildCache& cache, StorageBackend& storage, std::string_view digest,
@@ -43,7 +54,7 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
     auto gone = false;
     const auto record = [&]() -> Result<void> {
         TRY(cache.touch_image(closure_key, now));
-        TRY_ASSIGN(const bool due, marker_due(cache, image.docker_digest, now));
+        TRY_ASSIGN(const bool due, marker_due(cache, check_row(closure_key), now));
         if (!due) {
             return {};
         }
@@ -80,6 +91,7 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
             gone = true;
             return {};
         }
+        TRY(cache.record_shared_use_written(check_row(closure_key), now));
         return cache.record_shared_use_written(image.docker_digest, now);
     };
     if (auto r = record(); !r) {

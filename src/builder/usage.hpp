@@ -33,8 +33,10 @@ enum class SharedImage {
 };
 
 // Records a use of the image `closure_key` (`image`) served from this
-// instance's cache. When a marker is due it first checks that the image's
-// shared record still exists: `gone` means this instance's rows describe
+// instance's cache. Once a day per image (spaced by a row of shared_uses of
+// its own, "check:<closure key>", not by the marker's, which a pull by
+// digest also writes) it writes the marker and checks that the image's
+// shared record and blobs are still stored: `gone` means this instance's rows describe
 // blobs that may be deleted, and the caller should forget them and build
 // the image again.
 SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,

@@ -340,6 +340,28 @@ class GcTest(TestCase):
             self.assertEqual(blob.status, 200)
             self.assertEqual("sha256:" + hashlib.sha256(blob.body).hexdigest(), layer)
 
+    def test_a_pull_by_digest_does_not_put_off_the_daily_check(self):
+        # containerd resolves a tag and then GETs the manifest by digest;
+        # with a manifest list every client GETs the platform's manifest by
+        # digest. Such a pull reaching the pool first on a new day (its
+        # marker due) must not count as that day's check of the image.
+        with Instance(NIXERY_TAG_CACHE_SECONDS=0) as inst:
+            first = inst.manifest("app-a")
+            self.assertEqual(first.status, 200, first)
+            digest = first.header("Docker-Content-Digest")
+            layer = first.json()["layers"][0]["digest"]
+            [stored] = [p for p in inst.storage.rglob(layer[7:]) if p.is_file()]
+            stored.unlink()
+            with inst.db() as conn:
+                conn.execute("DELETE FROM shared_uses")  # the day is over
+            by_digest = inst.get("/v2/app-a/manifests/" + digest)
+            self.assertEqual(by_digest.status, 200, by_digest)
+            again = inst.manifest("app-a")
+            self.assertEqual(again.status, 200, again)
+            self.assertEqual(len(inst.builds("app-a")), 2, "the missing layer was not noticed")
+            blob = inst.get("/v2/app-a/blobs/" + layer)
+            self.assertEqual(blob.status, 200)
+
     def test_an_image_another_instance_uses_while_gc_deletes_it(self):
         """A's gc lists the use markers, then waits for a build of A's to
         let go of its lock; meanwhile B uses app-c (its first use there: it
