@@ -71,7 +71,11 @@ SharedImage record_image_use(BuildCache& cache, StorageBackend& storage,
         // next use looks again until the image is built again.
         TRY(storage.put(use_marker_key(image.docker_digest), std::to_string(now) + "\n",
                         "text/plain"));
-        TRY_ASSIGN(bool stored, storage.exists(image_record_key(closure_key)));
+        // Read, not only looked for: a record that cannot be read (damaged)
+        // hides the image from gc on the other instances, which then keep
+        // every blob until it is written anew (gc/collector.cpp).
+        TRY_ASSIGN(const auto shared_record, storage.fetch(image_record_key(closure_key)));
+        bool stored = shared_record && decode_image_record(*shared_record).has_value();
         auto blobs = image.blobs; // a shared record's; this instance's own are in the database
         if (blobs.empty()) {
             TRY_ASSIGN(blobs, cache.image_blobs(closure_key));

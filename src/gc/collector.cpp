@@ -80,6 +80,9 @@ struct Plan {
     std::map<std::string, std::string> image_lines; // closure key → what its deletion says
     // The shared index records: the index's digest, the object.
     std::vector<std::pair<std::string, StoredObject>> index_records;
+    // Image records (of images this instance does not know) that cannot be
+    // read: what those images reference is unknown.
+    std::vector<std::string> unreadable_records;
 };
 
 class Collector {
@@ -146,6 +149,8 @@ private:
             if (record) {
                 state.manifests = {record->docker_digest, record->oci_digest};
                 state.blobs = record->blobs;
+            } else if (body) {
+                plan.unreadable_records.push_back(object.key);
             }
         }
         // An index is kept with the images it lists, and its markers (a pull
@@ -215,6 +220,22 @@ private:
             }
         }
 
+        // A record that cannot be read (damaged, or in a format this
+        // version does not know) hides what its image references and which
+        // markers are its uses, and an instance may be serving that image:
+        // this run deletes no blob and no marker. That instance's daily
+        // check reads the record and, finding it unreadable, builds the
+        // image again, which writes it anew (builder/usage.cpp).
+        if (!plan.unreadable_records.empty()) {
+            for (const auto& key : plan.unreadable_records) {
+                m_say("keep every blob and use marker: the shared record " + key +
+                      " cannot be read, so what its image references is unknown");
+            }
+            std::erase_if(plan.orphan_objects, [](const std::string& object) {
+                return object.starts_with(k_use_markers);
+            });
+            plan.candidates.clear();
+        }
         if (plan.candidates.empty()) {
             return plan; // no layer record can name a blob to delete
         }

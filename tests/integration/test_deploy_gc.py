@@ -362,6 +362,38 @@ class GcTest(TestCase):
             blob = inst.get("/v2/app-a/blobs/" + layer)
             self.assertEqual(blob.status, 200)
 
+    def test_gc_keeps_every_blob_while_a_shared_record_cannot_be_read(self):
+        """B built app-a; its shared record is damaged. A's gc cannot tell
+        what the image references, nor which markers are its uses: it must
+        not delete B's blobs meanwhile. B's daily check reads the record,
+        and building the image again writes it anew."""
+        with Instance(NIXERY_TAG_CACHE_SECONDS=0) as a, \
+                Instance(package_set=a.package_set, STORAGE_PATH=a.storage,
+                         NIXERY_TAG_CACHE_SECONDS=0) as b:
+            b.storage = a.storage
+            first = b.manifest("app-a")
+            self.assertEqual(first.status, 200, first)
+            self.assertEqual(b.manifest("app-a").status, 200)  # its first check, marker
+            [record] = list((a.storage / "cache/images").iterdir())
+            good = record.read_text()
+            record.write_text(good[:len(good) // 2])
+            age_storage(a.storage, hours=2)
+            out = gc(a).stdout.decode()
+            print("\n" + out.splitlines()[-1])
+            self.assertIn("cannot be read", out)
+            self.assertIn(" 0 blobs", out)
+            self.assertTrue(list((a.storage / "cache/used").iterdir()), "B's marker was deleted")
+            missing = {d for d in manifest_digests(first)
+                       if b.get("/v2/app-a/blobs/" + d).status != 200}
+            self.assertEqual(missing, set(), "gc deleted blobs of an image B serves")
+            with b.db() as conn:
+                conn.execute("DELETE FROM shared_uses")  # the day is over
+            again = b.manifest("app-a")
+            self.assertEqual(again.status, 200, again)
+            self.assertEqual(len(b.builds("app-a")), 2)
+            self.assertEqual(b.builds("app-a")[-1]["layers_built"], 0)
+            self.assertEqual(json.loads(record.read_text()), json.loads(good))
+
     def test_an_image_another_instance_uses_while_gc_deletes_it(self):
         """A's gc lists the use markers, then waits for a build of A's to
         let go of its lock; meanwhile B uses app-c (its first use there: it
@@ -417,7 +449,7 @@ class GcTest(TestCase):
             # B has never seen either image: it finds app-a's record (and
             # packs nothing), and serves hardlinks' manifest by digest.
             self.assertEqual(b.manifest("app-a").status, 200)
-            self.assertEqual(b.builds("app-a")[0]["layers_built"], 0)
+            self.assertEqual(b.builds("app-a")[-1]["layers_built"], 0)
             digest = responses["hardlinks"].header("Docker-Content-Digest")
             by_digest = b.get("/v2/hardlinks/manifests/" + digest)
             self.assertEqual(by_digest.status, 200, by_digest)
