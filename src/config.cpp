@@ -357,6 +357,14 @@ Result<void> read_choices(const Environment& env, Config& c) {
         while (!c.channel_url.empty() && c.channel_url.back() == '/') {
             c.channel_url.pop_back();
         }
+        // Without a scheme, Nix would take it for a host name or a path
+        // ("/" would fetch "/nixos-unstable.tar.gz"): every pull would fail.
+        const auto scheme = c.channel_url.find("://");
+        if (scheme == std::string::npos || scheme == 0 || scheme + 3 == c.channel_url.size()) {
+            return fail("NIXERY_CHANNEL_URL=\"" + without_any_userinfo(url) +
+                        "\" is not a URL: use http://, https:// or file:// (a mirror's "
+                        "directory the NAME.tar.gz tarballs are under)");
+        }
     }
     return {};
 }
@@ -386,8 +394,10 @@ Result<void> read_source(const Environment& env, Config& c) {
     } else if (!repo.empty()) {
         c.source = SourceKind::git;
         c.source_location = repo;
-        // git runs in the mirror's directory: a relative path must not be.
-        if (repo.starts_with('.')) {
+        // git runs in the mirror's directory: a relative path ("./pkgs",
+        // "srv/pkgs") must not be.
+        if (repo.find("://") == std::string::npos && is_local_location(repo) &&
+            !fs::path(repo).is_absolute()) {
             TRY_ASSIGN(const auto dir, absolute_dir("NIXERY_PKGS_REPO", repo));
             c.source_location = dir.string();
         }
@@ -438,6 +448,12 @@ Result<void> read_gcs(const Environment& env, Config& c) {
                     "/storage/v1 and /upload/storage/v1 are added to");
     }
     c.gcs.metadata_host = get(env, "GCE_METADATA_HOST");
+    // Put after "http://" as it is, like Google's libraries do: a URL there
+    // would ask "http://http://…" for every token.
+    if (c.gcs.metadata_host.find_first_of("/@?# \t\r\n") != std::string::npos) {
+        return fail("GCE_METADATA_HOST=\"" + without_any_userinfo(c.gcs.metadata_host) +
+                    "\" is not a host[:port] (like 169.254.169.254 or metadata.google.internal)");
+    }
     if (!c.gcs.emulator_host.empty() && !c.gcs.endpoint.empty()) {
         return fail("STORAGE_EMULATOR_HOST and GCS_ENDPOINT are both set: set one (the "
                     "emulator is used without authentication, GCS_ENDPOINT with it)");

@@ -149,13 +149,56 @@ TEST_CASE("load_config") {
         const auto before = std::filesystem::current_path();
         std::filesystem::create_directories(dir / "repo");
         std::filesystem::current_path(dir.path());
-        auto env = base();
-        env["NIXERY_PKGS_REPO"] = "./repo";
-        auto c = load_config(env);
+        for (const char* repo : {"./repo", "repo", "repo/"}) {
+            auto env = base();
+            env["NIXERY_PKGS_REPO"] = repo;
+            auto c = load_config(env);
+            REQUIRE_MESSAGE(c, repo);
+            CHECK_MESSAGE(std::filesystem::path(c->source_location).is_absolute(), repo);
+            CHECK(std::filesystem::equivalent(c->source_location, dir / "repo"));
+        }
         std::filesystem::current_path(before);
-        REQUIRE(c);
-        CHECK(std::filesystem::path(c->source_location).is_absolute());
-        CHECK(std::filesystem::equivalent(c->source_location, dir / "repo"));
+        for (const char* remote :
+             {"https://example.com/pkgs.git", "git@example.com:pkgs.git", "example.com:pkgs.git"}) {
+            auto env = base();
+            env["NIXERY_PKGS_REPO"] = remote;
+            auto c = load_config(env);
+            REQUIRE(c);
+            CHECK(c->source_location == remote);
+        }
+    }
+    SUBCASE("the metadata server is a host[:port], not a URL") {
+        for (const char* host : {"http://169.254.169.254", "metadata.google.internal/",
+                                 "localhost:8080/computeMetadata", "meta data"}) {
+            auto env = base();
+            env.erase("STORAGE_PATH");
+            env["NIXERY_STORAGE_BACKEND"] = "gcs";
+            env["GCS_BUCKET"] = "b";
+            env["GCE_METADATA_HOST"] = host;
+            CHECK_MESSAGE(error_of(env).find("GCE_METADATA_HOST") != std::string::npos, host);
+            env["GCE_METADATA_HOST"] = "169.254.169.254:8080";
+            CHECK(error_of(env).empty());
+        }
+    }
+    SUBCASE("the channel URL: a URL with a scheme, or a startup error") {
+        for (const char* url : {"mirror.example.com/nixpkgs", "/", "///", "https://", "://x",
+                                "file:///", "puller:s3cret@mirror.example.com/nixpkgs"}) {
+            auto env = base();
+            env["NIXERY_CHANNEL"] = "nixos-unstable";
+            env["NIXERY_CHANNEL_URL"] = url;
+            const auto msg = error_of(env);
+            CHECK_MESSAGE(msg.find("NIXERY_CHANNEL_URL") != std::string::npos, url);
+            CHECK(msg.find("s3cret") == std::string::npos);
+        }
+        for (const char* url :
+             {"https://mirror.example.com/nixpkgs/", "file:///srv/mirror", "http://m:8080"}) {
+            auto env = base();
+            env["NIXERY_CHANNEL"] = "nixos-unstable";
+            env["NIXERY_CHANNEL_URL"] = url;
+            auto c = load_config(env);
+            REQUIRE_MESSAGE(c, url);
+            CHECK(c->channel_url.back() != '/');
+        }
     }
     SUBCASE("the popularity setting: a URL, under its own name") {
         auto env = base();
