@@ -87,7 +87,10 @@ int layers_command(const std::vector<std::string>& args) {
         popularity = std::move(*parsed);
     }
     const auto json = layers_to_json(group_layers(*graph, popularity, budget, strategy));
-    std::printf("%s\n", json.c_str());
+    if (auto written = write_stdout(json + "\n"); !written) {
+        std::fprintf(stderr, "nixery layers: %s\n", written.error().message.c_str());
+        return 1;
+    }
     return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "nginx/render.hpp"
+#include "util/files.hpp"
 
 #include <cstdio>
 #include <map>
@@ -63,8 +64,11 @@ int nginx_config_command(const std::vector<std::string>& args) {
         std::fprintf(stderr, "nixery nginx-config: %s\n", text.error().message.c_str());
         return 1;
     }
-    std::fwrite(text->data(), 1, text->size(), stdout);
-    return std::fflush(stdout) == 0 ? 0 : 1;
+    if (auto written = write_stdout(*text); !written) {
+        std::fprintf(stderr, "nixery nginx-config: %s\n", written.error().message.c_str());
+        return 1;
+    }
+    return 0;
 }
 
 } // namespace nixery

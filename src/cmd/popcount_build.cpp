@@ -143,7 +143,9 @@ int count_by_building(const std::string& output) {
     }
     const auto json = popularity_json(counts) + "\n";
     if (output.empty()) {
-        std::fputs(json.c_str(), stdout);
+        if (auto written = write_stdout(json); !written) {
+            return popcount_failure(progress, written.error().message);
+        }
     } else {
         const auto target = std::filesystem::absolute(output);
         if (auto written = write_file_atomic(target.parent_path(), target, json); !written) {

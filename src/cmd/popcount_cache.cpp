@@ -281,7 +281,9 @@ int count_from_cache(const CacheCount& opts) {
     const auto counts = graph.count(packages);
     const auto json = popularity_json(counts) + "\n";
     if (opts.output.empty()) {
-        std::fputs(json.c_str(), stdout);
+        if (auto written = write_stdout(json); !written) {
+            return popcount_failure(progress, written.error().message);
+        }
     } else {
         const auto target = std::filesystem::absolute(opts.output);
         if (auto written = write_file_atomic(target.parent_path(), target, json); !written) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -240,6 +241,16 @@ Result<void> write_file_atomic(const fs::path& staging_dir, const fs::path& fina
     TRY_ASSIGN(auto staged, StagingFile::create(staging_dir));
     TRY(write_all(staged.fd(), data, staged.path()));
     return staged.commit(final_path);
+}
+
+Result<void> write_stdout(std::string_view text) {
+    errno = 0;
+    const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
+    if (std::fflush(stdout) != 0 || !written || std::ferror(stdout) != 0) {
+        return fail(std::string("writing to standard output failed: ") +
+                    (errno != 0 ? errno_text(errno) : "unknown error"));
+    }
+    return {};
 }
 
 } // namespace nixery

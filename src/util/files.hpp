@@ -124,6 +124,11 @@ Result<std::vector<StaleFile>> stale_staging_files(const std::filesystem::path& 
 void remove_stale_staging_files(const std::filesystem::path& dir, std::string_view prefix,
                                 std::chrono::seconds grace);
 
+// Writes `text` to standard output and flushes it: an error when any of it
+// could not be written (a full disk, a closed pipe), so a command whose
+// output is redirected to a file does not exit 0 with the file cut short.
+Result<void> write_stdout(std::string_view text);
+
 // Publishes `data` as `final_path` through a staging file in `staging_dir`.
 Result<void> write_file_atomic(const std::filesystem::path& staging_dir,
                                const std::filesystem::path& final_path, std::string_view data);

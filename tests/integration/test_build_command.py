@@ -10,6 +10,7 @@ non-zero exit status."""
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -269,6 +270,27 @@ class BuildCommandTest(TestCase):
         r = build(env, "app-a", "--output", out, check=False)
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("STORAGE_PATH", r.stderr.decode())
+
+
+class OutputOnAFullDiskTest(TestCase):
+    """Commands that print what an operator redirects to a file fail, with
+    words, when it cannot all be written, rather than exit 0 with the file
+    cut short."""
+
+    def test_printing_to_a_full_disk_fails(self):
+        work = Path(tempfile.mkdtemp(prefix="nixery-full-"))
+        try:
+            offline = Offline(work, make_package_set(work))
+            graph = Path(__file__).parent / "data" / "worked-example.json"
+            for args in (["layers", "--graph", str(graph)], ["nginx-config"]):
+                with self.subTest(args=args), open("/dev/full", "wb") as full:
+                    r = subprocess.run([str(NIXERY)] + args, env=offline.env, stdout=full,
+                                       stderr=subprocess.PIPE, timeout=60)
+                    self.assertEqual(r.returncode, 1, r)
+                    self.assertIn("writing to standard output failed", r.stderr.decode())
+        finally:
+            if not keep_dirs():
+                shutil.rmtree(work, ignore_errors=True)
 
 
 class PrebuildForAnInstanceTest(TestCase):
