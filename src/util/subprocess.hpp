@@ -1,7 +1,10 @@
 // Running a program: argv only (never a shell), searched in PATH, in its own
 // process group so a timeout can stop it and everything it started. The child
-// dies with the thread that started it (PR_SET_PDEATHSIG), so a worker killed
-// mid-build leaves no orphaned Nix behind, and the OOM killer takes it first
+// gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), so a
+// worker killed mid-build leaves no Nix client behind; a builder that a
+// single-user Nix (no daemon) started outlives it, since a killed Nix cannot
+// stop it (serve's master, their subreaper, kills such orphans; `nixery
+// build` has no such master). The OOM killer takes the child first
 // (oom_score_adj 500), so memory running out fails a build, not the service.
 #pragma once
 
