@@ -85,6 +85,13 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
                          "\" failed on the server: a builder was killed (signal 9), as the "
                          "kernel does when memory runs out",
                      "nix (" + f.operation + "): " + f.log_tail);
+    case NixFailure::Kind::stopped:
+        // Not the image's: the process that ran Nix is stopping.
+        return {FailureKind::unavailable,
+                "build stopped",
+                "building \"" + name + "\" was stopped on the server; retry",
+                {},
+                "nix (" + f.operation + "): stopped"};
     case NixFailure::Kind::network: {
         // A cache or a source's host that cannot be reached now is not
         // the image's fault: not remembered, and said as Nix said it.

@@ -4,7 +4,9 @@
 #include "core/image.hpp"
 #include "core/reference.hpp"
 #include "layout/image_files.hpp"
+#include "util/subprocess.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -24,6 +26,33 @@ struct BuildArgs {
     std::optional<std::string> output;
     std::optional<std::string> docker_archive;
 };
+
+// The signal (SIGINT, SIGTERM) that stopped the build, 0 while none came.
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void stop_on_signal(int sig) {
+    g_stop_signal = sig;
+    request_stop();
+}
+
+// Ctrl-C reaches only this process (Nix runs in process groups of its own),
+// and Nix killed with it could not stop its builders: the first SIGINT or
+// SIGTERM stops the running Nix as a timeout does, which stops its
+// builders, and the command then exits (an output it had begun to write is
+// finished, no other is begun); a second one ends the command at once.
+void stop_builds_on_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = stop_on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+// 128 + the signal when one stopped the build, as a shell reports it.
+int failure_status() {
+    return g_stop_signal != 0 ? 128 + g_stop_signal : 1;
+}
 
 int usage_error(const std::string& message) {
     std::fprintf(stderr, "nixery build: %s\n%s", message.c_str(), k_build_usage);
@@ -120,6 +149,7 @@ int build_command(const std::vector<std::string>& args) {
         return 1;
     }
     auto& b = **builder;
+    stop_builds_on_signals();
     const auto reference = name + ":" + tag;
     // Each output holds the document the registry serves its kind of
     // client: the OCI manifest (or index) for the layout, the Docker
@@ -129,6 +159,11 @@ int build_command(const std::vector<std::string>& args) {
     const auto write = [&](ManifestChoice choice, const char* kind, const std::string& where,
                            auto&& writer) -> bool {
         auto served = b.image(name, tag, choice);
+        if (g_stop_signal != 0) {
+            std::fprintf(stderr, "nixery build: stopped by %s; \"%s\" not written\n",
+                         g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", where.c_str());
+            return false;
+        }
         if (!served) {
             std::fprintf(stderr, "nixery build: building %s failed: %s\n", reference.c_str(),
                          served.error().message.c_str());
@@ -150,7 +185,7 @@ int build_command(const std::vector<std::string>& args) {
                                 *parsed.output, [&](const TopDocument& top) {
                                     return write_oci_layout(b.storage(), top, tag, *parsed.output);
                                 })) {
-        return 1;
+        return failure_status();
     }
     if (parsed.docker_archive &&
         !write({ManifestFormat::docker, std::nullopt}, "docker-archive", *parsed.docker_archive,
@@ -158,7 +193,7 @@ int build_command(const std::vector<std::string>& args) {
                    return write_docker_archive(b.storage(), top, host_architecture(), reference,
                                                *parsed.docker_archive);
                })) {
-        return 1;
+        return failure_status();
     }
     return 0;
 }

@@ -351,6 +351,10 @@ Result<ProcessResult, NixFailure> run_nix_raw(std::vector<std::string> argv,
 NixFailure failure_of(const ProcessResult& run, std::string operation, const std::string& argv0,
                       std::chrono::seconds timeout) {
     auto tail = tail_lines(clean_nix_output(run.err_tail), k_log_lines);
+    if (run.stopped) {
+        return NixFailure{
+            NixFailure::Kind::stopped, std::move(operation), std::move(tail), {}, {}, {}};
+    }
     if (run.timed_out) {
         return NixFailure{NixFailure::Kind::timed_out,
                           std::move(operation),

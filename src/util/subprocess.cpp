@@ -53,6 +53,9 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 
 constexpr char k_helper_oom_score_adj[] = "500";
 
+// Set by request_stop(), from a signal handler: hence sig_atomic_t.
+volatile std::sig_atomic_t g_stop_requested = 0;
+
 [[noreturn]] void child_exec(const char* file, char* const argv[], char* const envp[], int out_fd,
                              int err_fd, const char* cwd, pid_t parent, int keep_fd) {
     // Only async-signal-safe calls from here to execve: the parent may be threaded.
@@ -96,7 +99,14 @@ constexpr char k_helper_oom_score_adj[] = "500";
 
 } // namespace
 
+void request_stop() noexcept {
+    g_stop_requested = 1;
+}
+
 std::string ProcessResult::describe_exit(std::chrono::milliseconds timeout) const {
+    if (stopped) {
+        return "stopped";
+    }
     if (stalled) {
         return "no progress for " + std::to_string(timeout.count() / 1000) + " s";
     }
@@ -112,6 +122,11 @@ std::string ProcessResult::describe_exit(std::chrono::milliseconds timeout) cons
 Result<ProcessResult> run_process(const ProcessSpec& spec) {
     if (spec.argv.empty()) {
         return fail("run: empty argv");
+    }
+    if (g_stop_requested != 0) {
+        ProcessResult stopped;
+        stopped.stopped = true;
+        return stopped;
     }
     auto argv_storage = spec.argv;
     auto env_storage = merged_environment(spec.env);
@@ -159,13 +174,18 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     int status = 0;
     bool reaped = false;
     char buf[65536];
-    // SIGTERM at the deadline, SIGKILL after the grace period.
+    // SIGTERM at the deadline or a stop request, SIGKILL after the grace period.
     const auto enforce_deadline = [&](Clock::time_point now) {
         const bool over_time = limited && now >= deadline;
         const bool stalled = watch_stalls && now - last_output >= spec.stall_timeout;
-        if (!result.timed_out && (over_time || stalled)) {
+        const bool stopping = result.timed_out || result.stopped;
+        if (!stopping && (over_time || stalled)) {
             result.timed_out = true;
             result.stalled = !over_time;
+            kill(-pid, SIGTERM);
+            kill_at = now + k_kill_grace;
+        } else if (!stopping && g_stop_requested != 0) {
+            result.stopped = true;
             kill(-pid, SIGTERM);
             kill_at = now + k_kill_grace;
         }

@@ -4,8 +4,9 @@
 // worker killed mid-build leaves no Nix client behind; a builder that a
 // single-user Nix (no daemon) started outlives it, since a killed Nix cannot
 // stop it (serve's master, their subreaper, kills such orphans; `nixery
-// build` has no such master). The OOM killer takes the child first
-// (oom_score_adj 500), so memory running out fails a build, not the service.
+// build` stops Nix first on SIGINT and SIGTERM: request_stop). The OOM
+// killer takes the child first (oom_score_adj 500), so memory running out
+// fails a build, not the service.
 #pragma once
 
 #include "util/result.hpp"
@@ -42,11 +43,12 @@ struct ProcessResult {
     int signal = 0;
     bool timed_out = false; // stopped by `timeout` or `stall_timeout`
     bool stalled = false;   // stopped by `stall_timeout`
+    bool stopped = false;   // stopped by request_stop(), or not started after it
     std::string out;
     std::string err_tail; // the last 64 KiB of stderr
 
-    bool ok() const { return exit_code == 0 && !timed_out; }
-    // "exit code 1", "signal 9", "timed out after 60 s", "stalled for 60 s"
+    bool ok() const { return exit_code == 0 && !timed_out && !stopped; }
+    // "exit code 1", "signal 9", "timed out after 60 s", "stalled for 60 s", "stopped"
     // (`timeout` is the one of the spec that stopped it)
     std::string describe_exit(std::chrono::milliseconds timeout) const;
 };
@@ -54,6 +56,13 @@ struct ProcessResult {
 // Runs the process to completion. An error means it could not be run at all
 // (or produced more stdout than allowed); a non-zero exit is a result.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
+
+// Stops every process run_process is running, as a timeout does (SIGTERM
+// to its group, SIGKILL after a grace), and any it is asked to run later,
+// so that a single-user Nix stops its builders before the caller exits: a
+// command's SIGINT and SIGTERM handler calls it (it only sets a flag, so it
+// is async-signal-safe).
+void request_stop() noexcept;
 
 // The last `max_lines` non-empty lines of `text`, at most `max_bytes` long.
 std::string tail_lines(const std::string& text, std::size_t max_lines,

@@ -55,6 +55,20 @@ def alive(pid):
         return False
 
 
+def running_with_environ(marker):
+    """The running processes whose environment holds `marker` (bytes): the
+    builders of a package whose name has it, which Nix puts in their
+    environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return [p for p in found if alive(p)]
+
+
 def wait_for(predicate, timeout, what):
     """Polls `predicate` every 0.1 s for up to `timeout` seconds."""
     deadline = time.time() + timeout

@@ -10,6 +10,7 @@ non-zero exit status."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -18,7 +19,7 @@ import unittest
 from pathlib import Path
 
 from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
-                     skopeo_copy, unpack)
+                     running_with_environ, skopeo_copy, unpack)
 from test_slow_builds import fresh_salt, in_background
 from test_slow_clients import DaemonsCase
 
@@ -224,6 +225,34 @@ class BuildCommandTest(TestCase):
             self.assertFalse(f.exists(), f)
         for f in kept:
             self.assertTrue(f.exists(), f)
+
+    def test_ctrl_c_stops_nix_s_builder_and_writes_nothing(self):
+        # Ctrl-C reaches only nixery (Nix runs in process groups of its
+        # own); killed with it, a single-user Nix could not stop its
+        # builder, which ran on as init's until it ended.
+        image, marker = "pause.s30.v43", b"pause-30-43-"
+        offline = Offline(self.work, make_package_set(self.work))
+        layout = self.work / "layout"
+        command = subprocess.Popen([str(NIXERY), "build", image, "--output", str(layout)], env=offline.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not running_with_environ(marker) and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertTrue(running_with_environ(marker), "the build did not start")
+            command.send_signal(signal.SIGINT)
+            _, err = command.communicate(timeout=20)
+        finally:
+            if command.poll() is None:
+                command.kill()
+                command.wait()
+        self.assertEqual(command.returncode, 130, err)
+        self.assertIn(b'stopped by SIGINT; "%s" not written' % str(layout).encode(), err)
+        deadline = time.time() + 5
+        while running_with_environ(marker) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(running_with_environ(marker), [], "the builder outlived the command")
+        self.assertFalse((layout / "index.json").exists())
 
     @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")
     def test_a_large_layer_passes_in_bounded_memory(self):

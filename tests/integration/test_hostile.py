@@ -22,7 +22,7 @@ import unittest
 from pathlib import Path
 
 from harness import (ROOT, SALT, Instance, alive, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
-                     make_package_set, sha256_file)
+                     make_package_set, running_with_environ, sha256_file)
 
 SECRET = "s3cr3t-T0ken"
 
@@ -191,14 +191,7 @@ class FaultTest(TestCase):
         image, marker = "pause.s30.v41", b"pause-30-41-"
 
         def builders():
-            found = []
-            for entry in Path("/proc").iterdir():
-                try:
-                    if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
-                        found.append(int(entry.name))
-                except OSError:
-                    pass
-            return [p for p in found if alive(p)]
+            return running_with_environ(marker)
 
         with Instance() as inst:
             pull = threading.Thread(target=lambda: inst.manifest(image), daemon=True)

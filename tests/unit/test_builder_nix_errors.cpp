@@ -53,4 +53,14 @@ TEST_CASE("nix_error: an evaluation that timed out names the package it was eval
           "building \"hello\" timed out: Nix (evaluate) ran longer than NIX_TIMEOUT (2 s)");
 }
 
+TEST_CASE("nix_error: a Nix stopped on request is not the image's failure") {
+    // `nixery build` interrupted: remembered as a passing fault, if at all.
+    const NixFailure stopped{NixFailure::Kind::stopped, "build", "", {}, {}, {}};
+    const auto failure = nix_error(stopped, "pause");
+    CHECK(failure.kind == FailureKind::unavailable);
+    CHECK(is_transient(failure.kind));
+    CHECK(failure.message == "building \"pause\" was stopped on the server; retry");
+}
+
+TEST_SUITE_END();
 TEST_SUITE_END();
