@@ -55,14 +55,14 @@ def alive(pid):
         return False
 
 
-def running_with_environ(marker):
-    """The running processes whose environment holds `marker` (bytes): the
-    builders of a package whose name has it, which Nix puts in their
-    environment."""
+def running_with(marker, where="environ"):
+    """The running processes whose environment (or `where`: "cmdline")
+    holds `marker` (bytes): the builders of a package whose name has it,
+    which Nix puts in their environment."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+            if entry.name.isdigit() and marker in (entry / where).read_bytes():
                 found.append(int(entry.name))
         except OSError:
             pass

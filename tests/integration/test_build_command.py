@@ -19,7 +19,7 @@ import unittest
 from pathlib import Path
 
 from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
-                     running_with_environ, skopeo_copy, unpack)
+                     running_with, skopeo_copy, unpack)
 from test_slow_builds import fresh_salt, in_background
 from test_slow_clients import DaemonsCase
 
@@ -237,9 +237,9 @@ class BuildCommandTest(TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.time() + 30
-            while not running_with_environ(marker) and time.time() < deadline:
+            while not running_with(marker) and time.time() < deadline:
                 time.sleep(0.1)
-            self.assertTrue(running_with_environ(marker), "the build did not start")
+            self.assertTrue(running_with(marker), "the build did not start")
             command.send_signal(signal.SIGINT)
             _, err = command.communicate(timeout=20)
         finally:
@@ -249,9 +249,9 @@ class BuildCommandTest(TestCase):
         self.assertEqual(command.returncode, 130, err)
         self.assertIn(b'stopped by SIGINT; "%s" not written' % str(layout).encode(), err)
         deadline = time.time() + 5
-        while running_with_environ(marker) and time.time() < deadline:
+        while running_with(marker) and time.time() < deadline:
             time.sleep(0.1)
-        self.assertEqual(running_with_environ(marker), [], "the builder outlived the command")
+        self.assertEqual(running_with(marker), [], "the builder outlived the command")
         self.assertFalse((layout / "index.json").exists())
 
     @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")

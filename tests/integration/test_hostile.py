@@ -22,7 +22,7 @@ import unittest
 from pathlib import Path
 
 from harness import (ROOT, SALT, Instance, alive, NIXERY, TestCase, base_environment, free_port, have, keep_dirs,
-                     make_package_set, running_with_environ, sha256_file)
+                     make_package_set, running_with, sha256_file)
 
 SECRET = "s3cr3t-T0ken"
 
@@ -191,7 +191,7 @@ class FaultTest(TestCase):
         image, marker = "pause.s30.v41", b"pause-30-41-"
 
         def builders():
-            return running_with_environ(marker)
+            return running_with(marker)
 
         with Instance() as inst:
             pull = threading.Thread(target=lambda: inst.manifest(image), daemon=True)
@@ -363,14 +363,7 @@ class KilledBuilderTest(TestCase):
     404 remembered for the image, and the next pull builds it again."""
 
     def builder_pids(self, marker):
-        pids = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-        return pids
+        return running_with(marker, where="cmdline")
 
     def test_killed_builder(self):
         marker = ("nixery-victim-" + SALT).encode()
