@@ -465,6 +465,17 @@ Result<void> read_s3(const Environment& env, Config& c) {
     TRY_ASSIGN(c.s3.bucket, read_bucket(env, "s3", "S3_BUCKET"));
     c.s3.endpoint = get(env, "S3_ENDPOINT");
     if (const auto region = get(env, "S3_REGION"); !region.empty()) {
+        // It goes into the signatures' scope (REGION/s3/aws4_request) and,
+        // without S3_ENDPOINT, into AWS's host name: a '/', a space or a
+        // dot there would break them, and be reported as another setting's.
+        if (region.size() > 64 ||
+            region.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+                std::string::npos) {
+            return fail("S3_REGION=\"" + region.substr(0, 64) +
+                        "\" is not a region name: letters, digits, - and _, like us-east-1 "
+                        "(AWS), auto (R2) or garage (Garage), as the store names it");
+        }
         c.s3.region = region;
     }
     const auto style = get(env, "S3_PATH_STYLE");

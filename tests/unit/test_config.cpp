@@ -280,6 +280,21 @@ TEST_CASE("load_config") {
         env["S3_BUCKET"] = "s3://AKIAEXAMPLE:wJalrXUt/K7MDENG@nixery";
         CHECK(error_of(env) ==
               "S3_BUCKET=\"…@nixery\" is not a bucket name: give the name alone (nixery)");
+        // A region goes into signatures and AWS's host name: named as the
+        // setting that is wrong, not as S3_ENDPOINT, which it was derived into.
+        env["S3_BUCKET"] = "nixery";
+        for (const auto* region : {"us east-1", "eu-west-1/", "s3.amazonaws.com"}) {
+            env["S3_REGION"] = region;
+            CHECK(error_of(env) == "S3_REGION=\"" + std::string(region) +
+                                       "\" is not a region name: letters, digits, - and _, like "
+                                       "us-east-1 (AWS), auto (R2) or garage (Garage), as the "
+                                       "store names it");
+        }
+        for (const auto* region : {"us-east-1", "auto", "garage", "us-gov-west-1"}) {
+            env["S3_REGION"] = region;
+            CHECK_MESSAGE(load_config(env), region);
+        }
+        env.erase("S3_REGION");
         env = base();
         env.erase("STORAGE_PATH");
         env["NIXERY_STORAGE_BACKEND"] = "gcs";
