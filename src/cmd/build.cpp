@@ -1,5 +1,6 @@
 #include "cmd/build.hpp"
 
+#include "cmd/args.hpp"
 #include "cmd/local_builder.hpp"
 #include "core/image.hpp"
 #include "core/reference.hpp"
@@ -54,9 +55,15 @@ int failure_status() {
     return g_stop_signal != 0 ? 128 + g_stop_signal : 1;
 }
 
+constexpr Usage k_usage{"build", k_build_usage};
+
+constexpr OptionSpec k_options[] = {
+    {"--output", Takes::value, "a directory", "-o"},
+    {"--docker-archive", Takes::value, "a file name"},
+};
+
 int usage_error(const std::string& message) {
-    std::fprintf(stderr, "nixery build: %s\n%s", message.c_str(), k_build_usage);
-    return 2;
+    return nixery::usage_error(k_usage, message);
 }
 
 // The architecture `docker load` here runs images for, as OCI names it.
@@ -71,45 +78,32 @@ std::string host_architecture() {
 } // namespace
 
 int build_command(const std::vector<std::string>& args) {
-    BuildArgs parsed;
-    std::optional<std::string> image;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        const auto value = [&]() -> std::optional<std::string> {
-            if (i + 1 >= args.size()) {
-                return std::nullopt;
-            }
-            return args[++i];
-        };
-        if (a == "--help" || a == "-h") {
-            std::fputs(k_build_usage, stdout);
-            return 0;
-        }
-        if (a == "--output" || a == "-o") {
-            parsed.output = value();
-            if (!parsed.output || parsed.output->empty()) {
-                return usage_error(a + " needs a directory");
-            }
-        } else if (a == "--docker-archive") {
-            parsed.docker_archive = value();
-            if (!parsed.docker_archive || parsed.docker_archive->empty()) {
-                return usage_error(a + " needs a file name");
-            }
-        } else if (!a.empty() && a[0] == '-') {
-            return usage_error("unknown option \"" + a + "\"");
-        } else if (image) {
-            return usage_error("one image at a time (got \"" + *image + "\" and \"" + a + "\")");
-        } else {
-            image = a;
-        }
+    const auto given = parse_args(k_usage, k_options, Positionals::any, args);
+    if (!given) {
+        return given.error();
     }
-    if (!image) {
+    BuildArgs parsed;
+    parsed.output = given->value("--output");
+    parsed.docker_archive = given->value("--docker-archive");
+    if (parsed.output && parsed.output->empty()) {
+        return usage_error("--output needs a directory");
+    }
+    if (parsed.docker_archive && parsed.docker_archive->empty()) {
+        return usage_error("--docker-archive needs a file name");
+    }
+    const auto& images = given->positionals;
+    if (images.empty()) {
         return usage_error("no image named");
     }
+    if (images.size() > 1) {
+        return usage_error("one image at a time (got \"" + images[0] + "\" and \"" + images[1] +
+                           "\")");
+    }
+    const auto& image = images.front();
     if (!parsed.output && !parsed.docker_archive) {
         return usage_error("nothing to write: give --output DIR or --docker-archive FILE");
     }
-    parsed.image = split_name_and_tag(*image);
+    parsed.image = split_name_and_tag(image);
     const auto& name = parsed.image.name;
     const auto& tag = parsed.image.tag;
     if (!is_valid_repository_name(name)) {

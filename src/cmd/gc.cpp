@@ -1,6 +1,7 @@
 #include "cmd/gc.hpp"
 
 #include "cache/db.hpp"
+#include "cmd/args.hpp"
 #include "config.hpp"
 #include "gc/collector.hpp"
 #include "storage/backend.hpp"
@@ -17,7 +18,7 @@ namespace nixery {
 
 namespace {
 
-constexpr const char* k_gc_usage = "usage: nixery gc [--keep-days N] [--dry-run]\n";
+constexpr Usage k_usage{"gc", "usage: nixery gc [--keep-days N] [--dry-run]\n"};
 
 std::string plural(int n, const char* one, const char* many) {
     return std::to_string(n) + " " + (n == 1 ? one : many);
@@ -26,27 +27,22 @@ std::string plural(int n, const char* one, const char* many) {
 } // namespace
 
 int gc_command(const std::vector<std::string>& args) {
+    constexpr OptionSpec options_taken[] = {{"--keep-days", Takes::value, "a number of days"},
+                                            {"--dry-run", Takes::nothing}};
+    const auto given = parse_args(k_usage, options_taken, Positionals::none, args);
+    if (!given) {
+        return given.error();
+    }
     GcOptions options;
+    options.dry_run = given->has("--dry-run");
     std::optional<int> keep_days; // default: NIXERY_GC_KEEP_DAYS
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        if (a == "--dry-run") {
-            options.dry_run = true;
-        } else if (a == "--keep-days" && i + 1 < args.size()) {
-            const auto& v = args[++i];
-            const auto days = parse_decimal(v, 99999);
-            if (!days) {
-                std::fprintf(stderr,
-                             "nixery gc: --keep-days must be a whole number of days, not \"%s\"\n",
-                             v.c_str());
-                return 2;
-            }
-            keep_days = static_cast<int>(*days);
-        } else {
-            std::fprintf(stderr, "nixery gc: unexpected argument \"%s\"\n%s", a.c_str(),
-                         k_gc_usage);
-            return 2;
+    if (const auto v = given->value("--keep-days")) {
+        const auto days = parse_decimal(*v, 99999);
+        if (!days) {
+            return usage_error(k_usage,
+                               "--keep-days must be a whole number of days, not \"" + *v + "\"");
         }
+        keep_days = static_cast<int>(*days);
     }
 
     const auto collect = [&]() -> Result<GcReport> {

@@ -1,5 +1,6 @@
 #include "cmd/layers.hpp"
 
+#include "cmd/args.hpp"
 #include "core/closure_graph.hpp"
 #include "core/layers.hpp"
 #include "core/popularity.hpp"
@@ -12,53 +13,44 @@ namespace nixery {
 
 namespace {
 
-constexpr const char* k_layers_usage =
+constexpr Usage k_usage{
+    "layers",
     "usage: nixery layers --graph FILE [--popularity FILE] [--budget N] [--strategy S]\n"
-    "  S: auto (default: popularity with --popularity, size without), popularity or size\n";
+    "  S: auto (default: popularity with --popularity, size without), popularity or size\n"};
 
 } // namespace
 
 int layers_command(const std::vector<std::string>& args) {
-    std::string graph_file;
-    std::string popularity_file;
+    constexpr OptionSpec options[] = {{"--graph", Takes::value, "a file"},
+                                      {"--popularity", Takes::value, "a file"},
+                                      {"--budget", Takes::value, "a number of layers"},
+                                      {"--strategy", Takes::value, "auto, popularity or size"}};
+    const auto given = parse_args(k_usage, options, Positionals::none, args);
+    if (!given) {
+        return given.error();
+    }
+    const auto graph_file = given->value("--graph").value_or("");
+    const auto popularity_file = given->value("--popularity").value_or("");
     std::size_t budget = k_default_layer_budget;
     auto strategy = LayeringStrategy::automatic;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        const bool has_value = i + 1 < args.size();
-        if (a == "--graph" && has_value) {
-            graph_file = args[++i];
-        } else if (a == "--popularity" && has_value) {
-            popularity_file = args[++i];
-        } else if (a == "--strategy" && has_value) {
-            const auto parsed = parse_layering_strategy(args[++i]);
-            if (!parsed) {
-                std::fprintf(stderr,
-                             "nixery layers: --strategy must be auto, popularity or size, not "
-                             "\"%s\"\n",
-                             args[i].c_str());
-                return 2;
-            }
-            strategy = *parsed;
-        } else if (a == "--budget" && has_value) {
-            const auto& v = args[++i];
-            const auto parsed = parse_decimal(v, 999999);
-            if (!parsed || *parsed == 0) {
-                std::fprintf(
-                    stderr, "nixery layers: --budget must be a positive whole number, not \"%s\"\n",
-                    v.c_str());
-                return 2;
-            }
-            budget = static_cast<std::size_t>(*parsed);
-        } else {
-            std::fprintf(stderr, "nixery layers: unexpected argument \"%s\"\n%s", a.c_str(),
-                         k_layers_usage);
-            return 2;
+    if (const auto v = given->value("--strategy")) {
+        const auto parsed = parse_layering_strategy(*v);
+        if (!parsed) {
+            return usage_error(k_usage,
+                               "--strategy must be auto, popularity or size, not \"" + *v + "\"");
         }
+        strategy = *parsed;
+    }
+    if (const auto v = given->value("--budget")) {
+        const auto parsed = parse_decimal(*v, 999999);
+        if (!parsed || *parsed == 0) {
+            return usage_error(k_usage,
+                               "--budget must be a positive whole number, not \"" + *v + "\"");
+        }
+        budget = static_cast<std::size_t>(*parsed);
     }
     if (graph_file.empty()) {
-        std::fprintf(stderr, "nixery layers: --graph FILE is required\n");
-        return 2;
+        return usage_error(k_usage, "--graph FILE is required");
     }
     const auto graph_text = read_file(graph_file);
     if (!graph_text) {

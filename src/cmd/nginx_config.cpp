@@ -1,5 +1,6 @@
 #include "cmd/nginx_config.hpp"
 
+#include "cmd/args.hpp"
 #include "config.hpp"
 #include "nginx/render.hpp"
 #include "util/files.hpp"
@@ -11,48 +12,52 @@ namespace nixery {
 
 namespace {
 
-constexpr const char* k_nginx_config_usage =
+constexpr Usage k_usage{
+    "nginx-config",
     "usage: nixery nginx-config [--server-name NAMES] [--listen [ADDR:]PORT]\n"
     "           [--http-listen [ADDR:]PORT] [--certificate FILE] [--certificate-key FILE]\n"
     "           [--socket PATH] [--cache-dir DIR] [--access-log FILE|off] [--http2-directive]\n"
-    "           [--ktls]\n";
+    "           [--ktls]\n"};
 
 } // namespace
 
 int nginx_config_command(const std::vector<std::string>& args) {
     ProductionSite site;
-    const std::map<std::string, std::string*> options{{"--server-name", &site.server_name},
-                                                      {"--listen", &site.https_listen},
-                                                      {"--http-listen", &site.http_listen},
-                                                      {"--certificate", &site.certificate},
-                                                      {"--certificate-key", &site.certificate_key},
-                                                      {"--socket", &site.socket},
-                                                      {"--cache-dir", &site.cache_dir},
-                                                      {"--access-log", &site.access_log}};
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--http2-directive") {
-            site.http2 = Http2Syntax::directive;
+    const std::map<std::string_view, std::string*> values{
+        {"--server-name", &site.server_name},
+        {"--listen", &site.https_listen},
+        {"--http-listen", &site.http_listen},
+        {"--certificate", &site.certificate},
+        {"--certificate-key", &site.certificate_key},
+        {"--socket", &site.socket},
+        {"--cache-dir", &site.cache_dir},
+        {"--access-log", &site.access_log}};
+    std::vector<OptionSpec> options{{"--http2-directive", Takes::nothing},
+                                    {"--ktls", Takes::nothing}};
+    for (const auto& v : values) {
+        options.push_back({v.first, Takes::value});
+    }
+    const auto given = parse_args(k_usage, options, Positionals::none, args);
+    if (!given) {
+        return given.error();
+    }
+    if (given->has("--http2-directive")) {
+        site.http2 = Http2Syntax::directive;
+    }
+    if (given->has("--ktls")) {
+        site.ktls = KernelTls::on;
+    }
+    for (const auto& [name, field] : values) {
+        const auto value = given->value(name);
+        if (!value) {
             continue;
         }
-        if (args[i] == "--ktls") {
-            site.ktls = KernelTls::on;
-            continue;
+        if (!nginx_plain_argument(*value, name == "--server-name")) {
+            return usage_error(k_usage, std::string(name) + " \"" + *value +
+                                            "\" is empty or has characters nginx would read as "
+                                            "syntax");
         }
-        const auto option = options.find(args[i]);
-        if (option == options.end() || i + 1 >= args.size()) {
-            std::fprintf(stderr, "nixery nginx-config: unexpected argument \"%s\"\n%s",
-                         args[i].c_str(), k_nginx_config_usage);
-            return 2;
-        }
-        const auto& value = args[++i];
-        if (!nginx_plain_argument(value, option->first == "--server-name")) {
-            std::fprintf(stderr,
-                         "nixery nginx-config: %s \"%s\" is empty or has characters nginx would "
-                         "read as syntax\n",
-                         option->first.c_str(), value.c_str());
-            return 2;
-        }
-        *option->second = value;
+        *field = *value;
     }
     auto config = load_config(current_environment(), ConfigUse::serve);
     if (!config) {

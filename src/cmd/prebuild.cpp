@@ -1,5 +1,6 @@
 #include "cmd/prebuild.hpp"
 
+#include "cmd/args.hpp"
 #include "cmd/local_builder.hpp"
 #include "core/reference.hpp"
 #include "util/log.hpp"
@@ -10,24 +11,25 @@ namespace nixery {
 
 namespace {
 
-constexpr const char* k_prebuild_usage = "usage: nixery prebuild IMAGE[:TAG]...\n";
+constexpr Usage k_usage{"prebuild", "usage: nixery prebuild IMAGE[:TAG]...\n"};
 
 } // namespace
 
 int prebuild_command(const std::vector<std::string>& args) {
+    const auto given = parse_args(k_usage, {}, Positionals::any, args);
+    if (!given) {
+        return given.error();
+    }
     std::vector<NameAndTag> wanted;
-    for (const auto& a : args) {
+    for (const auto& a : given->positionals) {
         auto w = split_name_and_tag(a);
         if (!is_valid_repository_name(w.name) || !is_valid_tag(w.tag)) {
-            std::fprintf(stderr, "nixery prebuild: \"%s\" is not an image name[:tag]\n%s",
-                         a.c_str(), k_prebuild_usage);
-            return 2;
+            return usage_error(k_usage, "\"" + a + "\" is not an image name[:tag]");
         }
         wanted.push_back(std::move(w));
     }
     if (wanted.empty()) {
-        std::fputs(k_prebuild_usage, stderr);
-        return 2;
+        return usage_error(k_usage, "no image named");
     }
     auto builder = LocalBuilder::open();
     if (!builder) {

@@ -335,7 +335,7 @@ class PopcountFromCacheTest(TestCase):
             r = run([str(NIXERY), "popcount", "--store-paths", "file://%s/store-paths.xz" % tmp,
                      "--cache", "file://%s/cache" % tmp, "--output", str(Path(tmp) / "p.json")],
                     env=base_environment(), check=False)
-            self.assertEqual(r.returncode, 1, r)
+            self.assertEqual(r.returncode, 2, r)  # a usage error, as in every command
             self.assertIn(b"is not an http(s):// URL", r.stderr)
             self.assertFalse((Path(tmp) / "p.json").exists())
 

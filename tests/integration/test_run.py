@@ -100,6 +100,50 @@ class RunTest(TestCase):
             self.assertEqual(stray.returncode, 2)
             self.assertIn("serve and run take no arguments", stray.stderr)
 
+    def test_every_command_s_help_and_mistakes(self):
+        # One way for all: --help prints the command's usage on stdout and
+        # exits 0; a mistake exits 2 with a line naming it, then the usage.
+        mistakes = {
+            "gc": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                   (["--keep-days"], "--keep-days needs a number of days"),
+                   (["stray"], 'unexpected argument "stray"'),
+                   (["--keep-days", "x"], '--keep-days must be a whole number of days, not "x"')],
+            "layers": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                       (["--graph"], "--graph needs a file"),
+                       (["stray"], 'unexpected argument "stray"')],
+            "popcount": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                         (["--output"], "--output needs a file name"),
+                         (["stray"], 'unexpected argument "stray"'),
+                         (["--channel", "a/b"], '--channel "a/b" is not a channel name'),
+                         (["--store-paths", "u", "--jobs", "0"], '--jobs must be a whole number'),
+                         (["--jobs", "4"], "--jobs need --channel or --store-paths"),
+                         (["--store-paths", "u", "--cache", "file:///c"], "is not an http(s):// URL")],
+            "nginx-config": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                             (["--listen"], "--listen needs a value"),
+                             (["stray"], 'unexpected argument "stray"')],
+            "prebuild": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                         (["Bad Name"], '"Bad Name" is not an image name[:tag]'),
+                         ([], "no image named")],
+            "build": [(["--frobnicate"], 'unknown option "--frobnicate"'),
+                      (["app-a", "--output"], "--output needs a directory")],
+        }
+        for command, cases in mistakes.items():
+            for help in ("--help", "-h"):
+                helped = subprocess.run([str(NIXERY), command, help], capture_output=True, text=True,
+                                        env=base_environment(), timeout=10)
+                self.assertEqual((helped.returncode, helped.stderr), (0, ""), command)
+                self.assertTrue(helped.stdout.startswith("usage: nixery " + command), helped.stdout)
+            for args, words in cases:
+                with self.subTest(command=command, args=args):
+                    r = subprocess.run([str(NIXERY), command] + args, capture_output=True, text=True,
+                                       env=base_environment(), timeout=10)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertEqual(r.stdout, "")
+                    first, usage = r.stderr.split("\n", 1)
+                    self.assertTrue(first.startswith("nixery %s: " % command), first)
+                    self.assertIn(words, first)
+                    self.assertTrue(usage.startswith("usage: nixery " + command), usage)
+
     def test_demo_package_set_without_source(self):
         with Instance(NIXERY_PKGS_PATH=None) as inst:
             r = inst.manifest("shell/hello")

@@ -58,20 +58,10 @@ TEST_CASE("log::RequestScope") {
 }
 
 TEST_CASE("log::write: every line is JSON, whatever bytes it is given") {
-    // stderr into a file for the call.
-    char path[] = "/tmp/nixery-log-test-XXXXXX";
-    const int fd = ::mkstemp(path);
-    REQUIRE(fd >= 0);
-    const int saved = ::dup(STDERR_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    log::write(log::Level::error, "bad \xff byte",
-               {{"path", std::string("/v2/a\xff\xc3(b\x1b[31m")}});
-    ::dup2(saved, STDERR_FILENO);
-    ::close(saved);
-    std::string line(4096, '\0');
-    line.resize(static_cast<std::size_t>(::pread(fd, line.data(), line.size(), 0)));
-    ::close(fd);
-    ::unlink(path);
+    const auto line = testutil::captured(STDERR_FILENO, [] {
+        log::write(log::Level::error, "bad \xff byte",
+                   {{"path", std::string("/v2/a\xff\xc3(b\x1b[31m")}});
+    });
     CHECK(valid_utf8(line) == line);
     CHECK(line.find("\"msg\":\"bad \xef\xbf\xbd byte\"") != std::string::npos);
     CHECK(line.find("\"path\":\"/v2/a\xef\xbf\xbd\xef\xbf\xbd(b\\u001B[31m\"") !=

@@ -5,6 +5,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <cstdio>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <fstream>
@@ -36,6 +37,34 @@ void write_file(const std::filesystem::path& path, const std::string& content, i
     std::filesystem::create_directories(path.parent_path());
     std::ofstream(path, std::ios::binary) << content;
     ::chmod(path.c_str(), static_cast<mode_t>(mode));
+}
+
+std::string captured(int fd, const std::function<void()>& run) {
+    char path[] = "/tmp/nixery-captured-XXXXXX";
+    const int file = ::mkstemp(path);
+    if (file < 0) {
+        throw std::runtime_error("mkstemp failed");
+    }
+    ::unlink(path);
+    std::fflush(nullptr);
+    const int saved = ::dup(fd);
+    ::dup2(file, fd);
+    run();
+    std::fflush(nullptr);
+    ::dup2(saved, fd);
+    ::close(saved);
+    std::string text;
+    char buf[4096];
+    for (off_t at = 0;;) {
+        const auto n = ::pread(file, buf, sizeof buf, at);
+        if (n <= 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        at += n;
+    }
+    ::close(file);
+    return text;
 }
 
 std::string slurp(const std::filesystem::path& file) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <rapidjson/document.h>
 #include <string>
@@ -27,6 +28,11 @@ private:
 };
 
 void write_file(const std::filesystem::path& path, const std::string& content, int mode = 0644);
+
+// What `run` writes to the file descriptor `fd` (STDOUT_FILENO,
+// STDERR_FILENO), which goes to a temporary file for the call; stdio's
+// buffers are flushed before it is put back.
+std::string captured(int fd, const std::function<void()>& run);
 
 struct TarEntry {
     char type = '?'; // 'd' directory, 'f' file, 'l' symlink, 'h' hard link
