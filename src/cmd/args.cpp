@@ -49,6 +49,11 @@ Result<ParsedArgs, int> parse_args(const Usage& usage, std::span<const OptionSpe
                 return unexpected(usage_error(usage, a + " needs " + std::string(what)));
             }
             const auto& value = args[++i];
+            if (const auto earlier = parsed.value(name)) {
+                return unexpected(usage_error(usage, name + " is given twice (" + quoted(*earlier) +
+                                                         " and " + quoted(value) +
+                                                         "): give it once"));
+            }
             parsed.options[name] = value;
             continue;
         }

@@ -55,8 +55,9 @@ int usage_error(const Usage& usage, std::string_view message);
 // Reads `args` in order. Returns them parsed, or the status the command
 // exits with: 0 after printing the usage on stdout for `--help` or `-h`
 // (unless it is an option's value), 2 after usage_error for an unknown
-// option, an option without its value, or a positional argument where the
-// command takes none.
+// option, an option without its value, a value option given twice (a
+// second value would silently replace the first), or a positional argument
+// where the command takes none. A switch given twice is the same switch.
 Result<ParsedArgs, int> parse_args(const Usage& usage, std::span<const OptionSpec> options,
                                    Positionals positionals, const std::vector<std::string>& args);
 

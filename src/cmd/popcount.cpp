@@ -61,6 +61,10 @@ int popcount_command(const std::vector<std::string>& args) {
         }
         return count_by_building(output);
     }
+    if (channel && store_paths) {
+        return usage_error(k_usage, "--channel and --store-paths both name the list of store "
+                                    "paths: give one");
+    }
     CacheCount cache;
     if (channel) {
         if (channel->empty() || channel->find_first_of("/?#% ") != std::string::npos) {

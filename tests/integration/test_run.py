@@ -2,6 +2,7 @@
 shutdown, and configuration errors that stop it at start-up."""
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -127,16 +128,27 @@ class RunTest(TestCase):
             "build": [(["--frobnicate"], 'unknown option "--frobnicate"'),
                       (["app-a", "--output"], "--output needs a directory")],
         }
+        # A single-valued option given twice: which value was meant?
+        for command, option in [("gc", "--keep-days"), ("layers", "--budget"), ("popcount", "--output"),
+                                ("nginx-config", "--listen"), ("build", "--output")]:
+            mistakes[command].append(([option, "1", option, "2"],
+                                      '%s is given twice ("1" and "2"): give it once' % option))
+        mistakes["build"].append((["app-a", "-o", "a", "--output", "b"], "--output is given twice"))
+        mistakes["popcount"].append((["--channel", "a", "--store-paths", "u"],
+                                     "--channel and --store-paths both name the list"))
+        # In a directory of its own: on old code a mistake may run the command.
+        cwd = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, cwd, True)
         for command, cases in mistakes.items():
             for help in ("--help", "-h"):
                 helped = subprocess.run([str(NIXERY), command, help], capture_output=True, text=True,
-                                        env=base_environment(), timeout=10)
+                                        env=base_environment(), cwd=cwd, timeout=10)
                 self.assertEqual((helped.returncode, helped.stderr), (0, ""), command)
                 self.assertTrue(helped.stdout.startswith("usage: nixery " + command), helped.stdout)
             for args, words in cases:
                 with self.subTest(command=command, args=args):
                     r = subprocess.run([str(NIXERY), command] + args, capture_output=True, text=True,
-                                       env=base_environment(), timeout=10)
+                                       env=base_environment(), cwd=cwd, timeout=10)
                     self.assertEqual(r.returncode, 2, r.stderr)
                     self.assertEqual(r.stdout, "")
                     first, usage = r.stderr.split("\n", 1)

@@ -70,6 +70,19 @@ TEST_CASE("parse_args") {
             CHECK(r.out.empty());
         }
     }
+    SUBCASE("a value option given twice is refused, by either of its names") {
+        for (const auto& args : std::vector<std::vector<std::string>>{
+                 {"--output", "a", "--output", "b"}, {"-o", "a", "--output", "b"}}) {
+            const auto r = parse(args);
+            REQUIRE(!r.parsed);
+            CHECK(r.parsed.error() == 2);
+            CHECK(r.err ==
+                  "nixery demo: --output is given twice (\"a\" and \"b\"): give it once\n" +
+                      std::string(k_usage.text));
+        }
+        // A switch twice is the same switch.
+        CHECK(parse({"--dry-run", "--dry-run"}).parsed);
+    }
 }
 
 TEST_CASE("usage_error") {
