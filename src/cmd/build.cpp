@@ -2,12 +2,11 @@
 
 #include "cmd/args.hpp"
 #include "cmd/local_builder.hpp"
+#include "cmd/stop_signals.hpp"
 #include "core/image.hpp"
 #include "core/reference.hpp"
 #include "layout/image_files.hpp"
-#include "util/subprocess.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -27,33 +26,6 @@ struct BuildArgs {
     std::optional<std::string> output;
     std::optional<std::string> docker_archive;
 };
-
-// The signal (SIGINT, SIGTERM) that stopped the build, 0 while none came.
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-void stop_on_signal(int sig) {
-    g_stop_signal = sig;
-    request_stop();
-}
-
-// Ctrl-C reaches only this process (Nix runs in process groups of its own),
-// and Nix killed with it could not stop its builders: the first SIGINT or
-// SIGTERM stops the running Nix as a timeout does, which stops its
-// builders, and the command then exits (an output it had begun to write is
-// finished, no other is begun); a second one ends the command at once.
-void stop_builds_on_signals() {
-    struct sigaction sa {};
-    sa.sa_handler = stop_on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-}
-
-// 128 + the signal when one stopped the build, as a shell reports it.
-int failure_status() {
-    return g_stop_signal != 0 ? 128 + g_stop_signal : 1;
-}
 
 constexpr Usage k_usage{"build", k_build_usage};
 
@@ -143,7 +115,7 @@ int build_command(const std::vector<std::string>& args) {
         return 1;
     }
     auto& b = **builder;
-    stop_builds_on_signals();
+    stop_on_signals();
     const auto reference = name + ":" + tag;
     // Each output holds the document the registry serves its kind of
     // client: the OCI manifest (or index) for the layout, the Docker
@@ -153,9 +125,9 @@ int build_command(const std::vector<std::string>& args) {
     const auto write = [&](ManifestChoice choice, const char* kind, const std::string& where,
                            auto&& writer) -> bool {
         auto served = b.image(name, tag, choice);
-        if (g_stop_signal != 0) {
+        if (stop_signal() != 0) {
             std::fprintf(stderr, "nixery build: stopped by %s; \"%s\" not written\n",
-                         g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", where.c_str());
+                         stop_signal_name(), where.c_str());
             return false;
         }
         if (!served) {
@@ -179,7 +151,7 @@ int build_command(const std::vector<std::string>& args) {
                                 *parsed.output, [&](const TopDocument& top) {
                                     return write_oci_layout(b.storage(), top, tag, *parsed.output);
                                 })) {
-        return failure_status();
+        return stopped_status(1);
     }
     if (parsed.docker_archive &&
         !write({ManifestFormat::docker, std::nullopt}, "docker-archive", *parsed.docker_archive,
@@ -187,7 +159,7 @@ int build_command(const std::vector<std::string>& args) {
                    return write_docker_archive(b.storage(), top, host_architecture(), reference,
                                                *parsed.docker_archive);
                })) {
-        return failure_status();
+        return stopped_status(1);
     }
     return 0;
 }

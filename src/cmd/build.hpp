@@ -12,7 +12,8 @@
 namespace nixery {
 
 // Returns the process exit code: 0 written, 1 the build or the writing
-// failed (the message says why), 2 bad arguments (an invalid name or tag).
+// failed (the message says why), 2 bad arguments (an invalid name or tag),
+// 130 or 143 stopped by SIGINT or SIGTERM (cmd/stop_signals).
 int build_command(const std::vector<std::string>& args);
 
 } // namespace nixery

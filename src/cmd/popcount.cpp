@@ -3,6 +3,7 @@
 #include "cmd/args.hpp"
 #include "cmd/popcount_runs.hpp"
 #include "cmd/progress.hpp"
+#include "cmd/stop_signals.hpp"
 #include "util/log.hpp"
 #include "util/text.hpp"
 
@@ -11,6 +12,12 @@
 namespace nixery {
 
 int popcount_failure(const std::string& message) {
+    // After a stop signal, what failed is Nix that it stopped.
+    if (stop_signal() != 0) {
+        std::fprintf(stderr, "nixery popcount: stopped by %s; nothing written\n",
+                     stop_signal_name());
+        return stopped_status(1);
+    }
     std::fprintf(stderr, "nixery popcount: %s\n", message.c_str());
     return 1;
 }

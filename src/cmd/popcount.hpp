@@ -9,6 +9,9 @@
 
 namespace nixery {
 
+// Returns the process exit code: 0 written, 1 the run failed (the message
+// says why), 2 bad arguments, 130 or 143 stopped by SIGINT or SIGTERM
+// (cmd/stop_signals), with nothing written.
 int popcount_command(const std::vector<std::string>& args);
 
 } // namespace nixery

@@ -1,6 +1,7 @@
 #include "cmd/popcount_runs.hpp"
 
 #include "cmd/progress.hpp"
+#include "cmd/stop_signals.hpp"
 #include "config.hpp"
 #include "core/popcount.hpp"
 #include "nix/nix.hpp"
@@ -56,6 +57,7 @@ int count_by_building(const std::string& output) {
         return popcount_failure("cannot create \"" + config->locks().string() + "\"");
     }
 
+    stop_on_signals();
     Progress progress;
     const Nix nix(nix_settings(*config));
     const auto popcount_nix = config->data.nix_dir / "popcount.nix";
@@ -68,7 +70,7 @@ int count_by_building(const std::string& output) {
     auto nix_source = source->prepare(*resolved);
     // A source fetched in the background (a first clone) says when to ask
     // again; this process must stay for the fetch to finish.
-    while (!nix_source && nix_source.error().retry_after > 0) {
+    while (!nix_source && nix_source.error().retry_after > 0 && stop_signal() == 0) {
         std::this_thread::sleep_for(std::chrono::seconds(nix_source.error().retry_after));
         nix_source = source->prepare(*resolved);
     }
@@ -140,6 +142,9 @@ int count_by_building(const std::string& output) {
             return popcount_failure(progress, nix_message(graph.error()));
         }
         counts = count_popularity(*graph, valid);
+    }
+    if (stop_signal() != 0) {
+        return popcount_failure(progress, "stopped");
     }
     const auto json = popularity_json(counts) + "\n";
     if (output.empty()) {

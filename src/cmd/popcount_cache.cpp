@@ -1,6 +1,7 @@
 #include "cmd/popcount_runs.hpp"
 
 #include "cmd/progress.hpp"
+#include "cmd/stop_signals.hpp"
 #include "core/popcount.hpp"
 #include "http/client.hpp"
 #include "http/fetch.hpp"
@@ -12,10 +13,13 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
@@ -100,12 +104,35 @@ Result<std::vector<char>> load_journal(const std::string& file, StorePathGraph& 
     return known;
 }
 
+// Ends the run at once after a SIGINT or SIGTERM: the fetches under way
+// cannot be stopped (one may wait minutes on a cache that fails), and
+// nothing is lost by not waiting for them: no Nix runs, the output is not
+// begun, and what was read is in the journal (a line cut short is cut off
+// by the next run), which the next run resumes from.
+[[noreturn]] void end_stopped(Progress& progress, const CacheCount& opts) {
+    progress.stop();
+    std::fprintf(stderr,
+                 "nixery popcount: stopped by %s; nothing written (what was read is kept in "
+                 "\"%s\"; run the same command again to resume)\n",
+                 stop_signal_name(), opts.journal.c_str());
+    std::_Exit(stopped_status(1));
+}
+
 } // namespace
 
 int count_from_cache(const CacheCount& opts) {
     Progress progress;
+    stop_on_signals();
     progress.phase("fetching " + log::redact_url(opts.store_paths));
-    auto body = fetch_url(opts.store_paths, std::chrono::seconds(600), std::size_t{1} << 30);
+    auto fetching = std::async(std::launch::async, [&] {
+        return fetch_url(opts.store_paths, std::chrono::seconds(600), std::size_t{1} << 30);
+    });
+    while (fetching.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        if (stop_signal() != 0) {
+            end_stopped(progress, opts);
+        }
+    }
+    auto body = fetching.get();
     if (!body) {
         return popcount_failure(progress, body.error().message);
     }
@@ -260,8 +287,24 @@ int count_from_cache(const CacheCount& opts) {
         }
     };
     std::vector<std::thread> threads;
+    std::size_t finished = 0;
     for (int i = 0; i < opts.jobs; ++i) {
-        threads.emplace_back(worker);
+        threads.emplace_back([&] {
+            worker();
+            const std::lock_guard<std::mutex> lock(mutex);
+            ++finished;
+            changed.notify_all();
+        });
+    }
+    {
+        std::unique_lock<std::mutex> lock(mutex);
+        while (finished < threads.size()) {
+            if (stop_signal() != 0) {
+                lock.unlock();
+                end_stopped(progress, opts);
+            }
+            changed.wait_for(lock, std::chrono::milliseconds(100));
+        }
     }
     for (auto& t : threads) {
         t.join();
@@ -279,6 +322,9 @@ int count_from_cache(const CacheCount& opts) {
     }
     progress.phase("counting the closures of " + std::to_string(packages.size()) + " packages");
     const auto counts = graph.count(packages);
+    if (stop_signal() != 0) {
+        end_stopped(progress, opts);
+    }
     const auto json = popularity_json(counts) + "\n";
     if (opts.output.empty()) {
         if (auto written = write_stdout(json); !written) {

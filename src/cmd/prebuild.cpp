@@ -2,6 +2,7 @@
 
 #include "cmd/args.hpp"
 #include "cmd/local_builder.hpp"
+#include "cmd/stop_signals.hpp"
 #include "core/reference.hpp"
 #include "util/log.hpp"
 
@@ -36,25 +37,43 @@ int prebuild_command(const std::vector<std::string>& args) {
         log::error("prebuild failed", {{"error", builder.error().message}});
         return 1;
     }
+    stop_on_signals();
+    // After a stop signal, the image being built when it came and those
+    // after it are not built.
+    const auto stopped = [&](auto from) {
+        std::string rest;
+        for (; from != wanted.end(); ++from) {
+            rest += (rest.empty() ? "" : ", ") + from->name + ":" + from->tag;
+        }
+        std::fprintf(stderr, "nixery prebuild: stopped by %s; not built: %s\n", stop_signal_name(),
+                     rest.c_str());
+        return stopped_status(1);
+    };
     int failed = 0;
-    for (const auto& w : wanted) {
+    for (auto w = wanted.begin(); w != wanted.end(); ++w) {
         const auto image =
-            (*builder)->image(w.name, w.tag, {ManifestFormat::docker, ManifestFormat::docker});
+            (*builder)->image(w->name, w->tag, {ManifestFormat::docker, ManifestFormat::docker});
+        if (!image && stop_signal() != 0) {
+            return stopped(w);
+        }
         if (image) {
-            std::printf("ready %s:%s %s\n", w.name.c_str(), w.tag.c_str(), image->digest.c_str());
+            std::printf("ready %s:%s %s\n", w->name.c_str(), w->tag.c_str(), image->digest.c_str());
         } else {
             ++failed;
             // A build's failure was logged by the build; others are told here.
             if (!image.error().remembered && !image.error().internal.empty()) {
-                log::error("prebuild failed", {{"image", w.name},
-                                               {"tag", w.tag},
+                log::error("prebuild failed", {{"image", w->name},
+                                               {"tag", w->tag},
                                                {"error", image.error().message},
                                                {"cause", image.error().internal}});
             }
-            std::printf("failed %s:%s: %s\n", w.name.c_str(), w.tag.c_str(),
+            std::printf("failed %s:%s: %s\n", w->name.c_str(), w->tag.c_str(),
                         image.error().message.c_str());
         }
         std::fflush(stdout);
+        if (stop_signal() != 0 && w + 1 != wanted.end()) {
+            return stopped(w + 1);
+        }
     }
     return failed == 0 ? 0 : 1;
 }

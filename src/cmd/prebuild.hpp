@@ -11,7 +11,7 @@
 namespace nixery {
 
 // Returns the process exit code: 0 every image is ready, 1 some failed,
-// 2 bad arguments.
+// 2 bad arguments, 130 or 143 stopped by SIGINT or SIGTERM (cmd/stop_signals).
 int prebuild_command(const std::vector<std::string>& args);
 
 } // namespace nixery

@@ -59,7 +59,7 @@ struct NixFailure {
         disk_full,    // a disk of the server (the store, a build directory) is full
         killed,       // a builder was killed with SIGKILL, as the kernel's OOM killer does
         network,      // a download failed in a way that may pass: the network, a 5xx, a 429
-        stopped,      // stopped on request (request_stop: `nixery build` interrupted)
+        stopped,      // stopped on request (request_stop: a command interrupted)
     } kind = Kind::failed;
     std::string operation; // "evaluate", "build", "query closure"
     std::string log_tail;  // the last lines Nix printed on stderr (refused: the reason)

@@ -4,7 +4,8 @@
 // worker killed mid-build leaves no Nix client behind; a builder that a
 // single-user Nix (no daemon) started outlives it, since a killed Nix cannot
 // stop it (serve's master, their subreaper, kills such orphans; `nixery
-// build` stops Nix first on SIGINT and SIGTERM: request_stop). The OOM
+// build`, `prebuild` and `popcount` stop Nix first on SIGINT and SIGTERM:
+// request_stop, from cmd/stop_signals). The OOM
 // killer takes the child first (oom_score_adj 500), so memory running out
 // fails a build, not the service.
 #pragma once

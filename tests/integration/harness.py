@@ -69,6 +69,24 @@ def running_with(marker, where="environ"):
     return [p for p in found if alive(p)]
 
 
+def interrupted(argv, env, ready, cwd=None, within=30):
+    """Runs `argv` until `ready()` holds (a builder of it runs, say), then
+    sends it SIGINT, as Ctrl-C does: returns its exit status, stdout and
+    stderr, and how many seconds it took to exit after the signal."""
+    command = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        wait_for(ready, within, "the command to get under way")
+        signalled = time.time()
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=20)
+        return command.returncode, out, err, time.time() - signalled
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+
+
 def wait_for(predicate, timeout, what):
     """Polls `predicate` every 0.1 s for up to `timeout` seconds."""
     deadline = time.time() + timeout

@@ -10,7 +10,6 @@ non-zero exit status."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -18,8 +17,8 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, keep_dirs, make_package_set, run,
-                     running_with, skopeo_copy, unpack)
+from harness import (NIXERY, Instance, TestCase, base_environment, in_rootfs, interrupted, keep_dirs,
+                     make_package_set, run, running_with, skopeo_copy, unpack, wait_for)
 from test_slow_builds import fresh_salt, in_background
 from test_slow_clients import DaemonsCase
 
@@ -233,26 +232,24 @@ class BuildCommandTest(TestCase):
         image, marker = "pause.s30.v43", b"pause-30-43-"
         offline = Offline(self.work, make_package_set(self.work))
         layout = self.work / "layout"
-        command = subprocess.Popen([str(NIXERY), "build", image, "--output", str(layout)], env=offline.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline = time.time() + 30
-            while not running_with(marker) and time.time() < deadline:
-                time.sleep(0.1)
-            self.assertTrue(running_with(marker), "the build did not start")
-            command.send_signal(signal.SIGINT)
-            _, err = command.communicate(timeout=20)
-        finally:
-            if command.poll() is None:
-                command.kill()
-                command.wait()
-        self.assertEqual(command.returncode, 130, err)
+        code, _, err, _ = interrupted([NIXERY, "build", image, "--output", layout], offline.env,
+                                      lambda: running_with(marker))
+        self.assertEqual(code, 130, err)
         self.assertIn(b'stopped by SIGINT; "%s" not written' % str(layout).encode(), err)
-        deadline = time.time() + 5
-        while running_with(marker) and time.time() < deadline:
-            time.sleep(0.1)
-        self.assertEqual(running_with(marker), [], "the builder outlived the command")
+        wait_for(lambda: not running_with(marker), 5, "the builder to stop with the command")
         self.assertFalse((layout / "index.json").exists())
+
+    def test_prebuild_on_ctrl_c_stops_nix_s_builder_and_builds_no_more(self):
+        # As `nixery build` does: a single-user Nix is stopped with its
+        # builder, and the images not built yet are named.
+        image, marker = "pause.s30.v44", b"pause-30-44-"
+        offline = Offline(self.work, make_package_set(self.work))
+        code, out, err, _ = interrupted([NIXERY, "prebuild", image, "app-a"], offline.env,
+                                        lambda: running_with(marker))
+        self.assertEqual(code, 130, err)
+        self.assertIn(b"stopped by SIGINT; not built: pause.s30.v44:latest, app-a:latest", err)
+        self.assertEqual(out, b"")
+        wait_for(lambda: not running_with(marker), 5, "the builder to stop with the command")
 
     @unittest.skipUnless(Path("/usr/bin/time").exists(), "needs GNU time (Debian's time)")
     def test_a_large_layer_passes_in_bounded_memory(self):

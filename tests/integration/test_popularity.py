@@ -16,7 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from harness import NIXERY, Instance, TestCase, base_environment, make_package_set, run
+from harness import (NIXERY, Instance, TestCase, base_environment, interrupted, make_package_set, run,
+                     running_with, wait_for)
+from test_slow_builds import fresh_salt
 
 
 class PopcountTest(TestCase):
@@ -38,6 +40,23 @@ class PopcountTest(TestCase):
             # broken and injects fail, sleepy and slownoarm outlive NIX_TIMEOUT:
             # all skipped, said so.
             self.assertIn(b"4 failed to build", r.stderr)
+
+    def test_ctrl_c_stops_nix_s_builders_and_writes_nothing(self):
+        # As `nixery build` does: the first SIGINT stops Nix, which stops
+        # its builders (sleepy's would run 10 minutes), and nothing is written.
+        salt = fresh_salt()
+        marker = ("sleepy-" + salt).encode()
+        with tempfile.TemporaryDirectory() as tmp:
+            env = base_environment()
+            env.update({"NIXERY_PKGS_PATH": str(make_package_set(tmp, salt)), "NIX_TIMEOUT": "900"})
+            output = Path(tmp) / "popularity.json"
+            code, out, err, _ = interrupted([NIXERY, "popcount", "--output", output], env,
+                                            lambda: running_with(marker), cwd=tmp, within=300)
+            self.assertEqual(code, 130, err)
+            self.assertIn(b"nixery popcount: stopped by SIGINT; nothing written", err)
+            wait_for(lambda: not running_with(marker), 5, "the builder to stop with the command")
+            self.assertEqual(out, b"")
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()), ["pkgs"])
 
 
 HASH_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -326,6 +345,28 @@ class PopcountFromCacheTest(TestCase):
                 self.assertEqual(p.returncode, 1)
                 self.assertIn(b"store-paths.xz", err)
                 self.assertIn(b"404", err)
+
+    def test_ctrl_c_stops_at_once_and_writes_no_output(self):
+        # No Nix runs; a narinfo fetch may wait a minute on a throttling
+        # cache. What was read stays in the journal for the next run.
+        with tempfile.TemporaryDirectory() as tmp:
+            generated_channel(tmp, paths=50, packages=30, missing=0)
+            with lzma.open(Path(tmp) / "store-paths.xz", "rt") as f:
+                narinfo = f.read().split()[7][len("/nix/store/"):][:32] + ".narinfo"
+            before = sorted(p.name for p in Path(tmp).iterdir())
+            with CacheServer(tmp) as server:
+                server.throttled = (narinfo, 60)
+                output = Path(tmp) / "popularity.json"
+                code, out, err, took = interrupted(
+                    [NIXERY, "popcount", "--store-paths", server.url + "/store-paths.xz", "--cache",
+                     server.url + "/cache/", "--output", output], base_environment(),
+                    lambda: any(r.endswith("/" + narinfo) for r in server.requests))
+            self.assertEqual(code, 130, err)
+            self.assertIn(b"nixery popcount: stopped by SIGINT; nothing written", err)
+            self.assertLess(took, 5)
+            self.assertEqual(out, b"")
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()),
+                             sorted(before + ["popularity.json.journal"]))
 
     def test_a_file_cache_is_refused_before_reading_anything(self):
         # As `nix copy --to file://DIR` writes it: the HTTP client cannot
