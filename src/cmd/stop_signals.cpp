@@ -1,6 +1,6 @@
 #include "cmd/stop_signals.hpp"
 
-#include "util/subprocess.hpp"
+#include "util/stop.hpp"
 
 #include <csignal>
 

@@ -1,6 +1,7 @@
 #include "util/lock.hpp"
 
 #include "util/sha256.hpp"
+#include "util/stop.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -48,7 +49,8 @@ LockTable::acquire(std::string_view name, std::chrono::milliseconds timeout, Loc
         if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
             return fail("lock \"" + std::string(name) + "\" failed: " + errno_text(errno));
         }
-        if (std::chrono::steady_clock::now() >= deadline) {
+        // A command asked to stop gives up its wait as at its deadline.
+        if (std::chrono::steady_clock::now() >= deadline || stop_requested()) {
             return std::optional<NamedLock>();
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,6 +1,7 @@
 #include "util/subprocess.hpp"
 
 #include "util/files.hpp"
+#include "util/stop.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -53,9 +54,6 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 
 constexpr char k_helper_oom_score_adj[] = "500";
 
-// Set by request_stop(), from a signal handler: hence sig_atomic_t.
-volatile std::sig_atomic_t g_stop_requested = 0;
-
 [[noreturn]] void child_exec(const char* file, char* const argv[], char* const envp[], int out_fd,
                              int err_fd, const char* cwd, pid_t parent, int keep_fd) {
     // Only async-signal-safe calls from here to execve: the parent may be threaded.
@@ -99,10 +97,6 @@ volatile std::sig_atomic_t g_stop_requested = 0;
 
 } // namespace
 
-void request_stop() noexcept {
-    g_stop_requested = 1;
-}
-
 std::string ProcessResult::describe_exit(std::chrono::milliseconds timeout) const {
     if (stopped) {
         return "stopped";
@@ -123,7 +117,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     if (spec.argv.empty()) {
         return fail("run: empty argv");
     }
-    if (g_stop_requested != 0) {
+    if (stop_requested()) {
         ProcessResult stopped;
         stopped.stopped = true;
         return stopped;
@@ -184,7 +178,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
             result.stalled = !over_time;
             kill(-pid, SIGTERM);
             kill_at = now + k_kill_grace;
-        } else if (!stopping && g_stop_requested != 0) {
+        } else if (!stopping && stop_requested()) {
             result.stopped = true;
             kill(-pid, SIGTERM);
             kill_at = now + k_kill_grace;

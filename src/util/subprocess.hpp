@@ -44,7 +44,7 @@ struct ProcessResult {
     int signal = 0;
     bool timed_out = false; // stopped by `timeout` or `stall_timeout`
     bool stalled = false;   // stopped by `stall_timeout`
-    bool stopped = false;   // stopped by request_stop(), or not started after it
+    bool stopped = false;   // stopped by request_stop() (util/stop), or not started after it
     std::string out;
     std::string err_tail; // the last 64 KiB of stderr
 
@@ -57,13 +57,6 @@ struct ProcessResult {
 // Runs the process to completion. An error means it could not be run at all
 // (or produced more stdout than allowed); a non-zero exit is a result.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
-
-// Stops every process run_process is running, as a timeout does (SIGTERM
-// to its group, SIGKILL after a grace), and any it is asked to run later,
-// so that a single-user Nix stops its builders before the caller exits: a
-// command's SIGINT and SIGTERM handler calls it (it only sets a flag, so it
-// is async-signal-safe).
-void request_stop() noexcept;
 
 // The last `max_lines` non-empty lines of `text`, at most `max_bytes` long.
 std::string tail_lines(const std::string& text, std::size_t max_lines,

@@ -359,6 +359,23 @@ class PrebuildForAnInstanceTest(TestCase):
             # what the pool recorded.
             self.assertEqual(len(inst.builds("pause.s6.v3")), 1)
 
+    def test_ctrl_c_ends_a_wait_for_the_pool_s_build(self):
+        # The pool builds the image for 30 s; the command, after its
+        # evaluation (about a second), waits on the image's lock: Ctrl-C
+        # ends that wait at once rather than when the pool's build is done.
+        with Instance(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=60) as inst:
+            in_background(lambda: inst.manifest("pause.s30.v45", accept=OCI))
+            wait_for(lambda: inst.builds("pause.s30.v45"), 30, "the pool's build to start")
+            layout = self.work / "layout"
+            started = time.time()
+            code, _, err, took = interrupted([NIXERY, "build", "pause.s30.v45", "--output", layout],
+                                             inst.env, lambda: time.time() > started + 5)
+            self.assertEqual(code, 130, err)
+            self.assertLess(took, 5, err)
+            self.assertFalse((layout / "index.json").exists())
+            # The pool's build goes on.
+            self.assertTrue(running_with(b"pause-30-45-"))
+
 
 class DockerLoadTest(DaemonsCase):
     def test_docker_loads_and_runs_the_archive(self):
