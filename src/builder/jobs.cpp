@@ -533,6 +533,11 @@ void JobDispatcher::stop() {
     m_state->idle.wait(g, [this] { return m_state->running == 0; });
 }
 
+int JobDispatcher::running() const {
+    std::lock_guard<std::mutex> g(m_state->mutex);
+    return m_state->running;
+}
+
 JobDispatcher::~JobDispatcher() {
     stop();
     delete m_state;

@@ -162,6 +162,8 @@ public:
     JobDispatcher& operator=(const JobDispatcher&) = delete;
 
     void stop();
+    // How many jobs this process runs now.
+    int running() const;
 
 private:
     struct State;

@@ -281,7 +281,7 @@ Result<Startup> start_up() {
             }
             return std::move(*handler);
         },
-        s.metrics);
+        s.metrics, [&dispatcher] { return dispatcher.running() > 0; });
     if (getppid() != master) {
         // The master was killed: nobody waits for this worker, and until it
         // exits it holds the socket a restarted pool needs, for as long as

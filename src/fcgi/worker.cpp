@@ -18,7 +18,10 @@ namespace nixery {
 
 namespace {
 
+// SIGTERM came: no new build is to start (worker_stopping()). The threads
+// accept on until g_closing, once nothing of this process is in flight.
 std::atomic<bool> g_stopping{false};
+std::atomic<bool> g_closing{false};
 
 // Requests answered later (Response::later) on threads of their own, and the
 // most this process keeps: each holds a connection, and libfcgi select()s on
@@ -203,13 +206,13 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
     // address; this thread then accepts with a new one.
     auto* held = new FCGX_Request;
     FCGX_InitRequest(held, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
-    while (!g_stopping.load()) {
+    while (!g_closing.load()) {
         state.accepting = true;
         auto& raw = *held;
         const int accepted = FCGX_Accept_r(&raw);
         state.accepting = false;
         if (accepted != 0) {
-            if (g_stopping.load()) {
+            if (g_closing.load()) {
                 break;
             }
             continue; // interrupted or a connection that went away
@@ -258,7 +261,12 @@ void serve_thread(int listen_fd, const HandlerFactory& make_handler, Metrics& me
 
 } // namespace
 
-int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, Metrics& metrics) {
+bool worker_stopping() {
+    return g_stopping.load();
+}
+
+int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, Metrics& metrics,
+               const std::function<bool()>& busy) {
     if (FCGX_Init() != 0) {
         log::error("FCGX_Init failed");
         return 1;
@@ -291,10 +299,25 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
     sigwait(&stop_signals, &sig);
     log::info("worker draining", {{"signal", sig}});
     g_stopping = true;
-    FCGX_ShutdownPending();
     // Without a parent (the master was killed) nobody will wait for a long
     // drain and a new pool may want the socket: requests get a moment.
     const auto drain_started = std::chrono::steady_clock::now();
+    const auto orphaned = [&] {
+        return getppid() != parent &&
+               std::chrono::steady_clock::now() - drain_started > std::chrono::milliseconds(1500);
+    };
+    // While its builds and waiting requests go on, the process answers
+    // what needs no new build: nginx's connections would otherwise wait in
+    // the socket's backlog for as long as a build can take.
+    while (g_later.load() > 0 || (busy && busy())) {
+        if (orphaned()) {
+            log::warn("worker stopping without its master; requests in flight are cut");
+            std::_Exit(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    g_closing = true;
+    FCGX_ShutdownPending();
     // Wake threads blocked in accept(); busy ones are left alone to finish
     // their request (a signal would interrupt their system calls). A wake-up
     // that arrives just before accept() blocks is lost, hence the retries.
@@ -311,8 +334,7 @@ int run_worker(int listen_fd, int threads, const HandlerFactory& make_handler, M
         if (all_done) {
             break;
         }
-        if (getppid() != parent &&
-            std::chrono::steady_clock::now() - drain_started > std::chrono::milliseconds(1500)) {
+        if (orphaned()) {
             log::warn("worker stopping without its master; requests in flight are cut");
             std::_Exit(1);
         }

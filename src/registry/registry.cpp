@@ -282,6 +282,11 @@ Response RegistryHandler::manifest(const Request& request, const std::string& na
 
 namespace {
 
+// The answer to a request for a build while the worker drains.
+Failure restarting() {
+    return busy("the server is restarting; retry shortly");
+}
+
 // At most this many waiters of one process read a built image at once.
 std::counting_semaphore<> g_answering(16);
 
@@ -299,6 +304,13 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
                                       std::vector<Builder::Target> targets) {
     auto& jobs = m_services.jobs;
     const bool several = targets.size() > 1;
+    if (worker_stopping()) {
+        // A build queued now would hold up the drain that answers this.
+        auto r = refuse(restarting());
+        r.log_fields.emplace_back("image", name);
+        r.log_fields.emplace_back("tag", tag);
+        return r;
+    }
     // One job per platform, which requests for that platform alone (an
     // "arm64/" name) share; the board runs them in parallel.
     std::vector<JobTicket> tickets;
@@ -479,7 +491,7 @@ Response RegistryHandler::after_build(const std::string& name, const std::string
         if (how == JobBoard::Waited::given_up) {
             leave(w.client_gone() ? Leaving::gone : Leaving::done);
             if (!w.client_gone()) {
-                w.send(refused(nixery::busy("the server is restarting; retry shortly")));
+                w.send(refused(restarting()));
             }
             return;
         }

@@ -4,13 +4,15 @@ abandoned pulls that cost nothing, and the queue's limit."""
 
 import hashlib
 import http.client
+import os
 import random
+import signal
 import socket
 import statistics
 import threading
 import time
 
-from harness import NIXERY, Instance, Response, TestCase, run, wait_for
+from harness import NIXERY, Instance, Response, TestCase, keep_dirs, run, wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -175,6 +177,40 @@ class BuildQueueTest(TestCase):
                 for c in clients:
                     c.close()
             wait_for(lambda: inst.metric("nixery_builds_queued") == 0, 30, "the queue to empty")
+
+
+class DrainTest(TestCase):
+    def test_a_draining_pool_answers_at_once_and_starts_no_build(self):
+        # Before, a worker stopped accepting at SIGTERM and drained for as
+        # long as its builds took: every request nginx passed to the pool
+        # meanwhile (/v2/, a first blob, a manifest not in nginx's cache,
+        # the retry a "restarting" 503 asks for) waited in the socket's
+        # backlog until the last build ended.
+        inst = Instance(salt=fresh_salt(), NIXERY_HEADER_DEADLINE=2,
+                        expected_errors=["the worker pool exited"]).start()
+        try:
+            config = inst.manifest("app-a").json()["config"]["digest"]
+            pull, pulled = in_background(lambda: inst.manifest("pause.s12.v5"))
+            wait_for(lambda: inst.metric("nixery_builds_running") == 1, 30, "the build")
+            time.sleep(2.5)  # its headers are out: the pull waits through the drain
+            os.kill(inst.pool_pid(), signal.SIGTERM)
+            wait_for(lambda: "worker draining" in inst.log_text(), 10, "the drain")
+            started = time.time()
+            self.assertEqual(inst.get("/v2/", timeout=5).status, 200)
+            self.assertEqual(inst.get("/v2/app-a/blobs/" + config, timeout=5).status, 200)
+            refused = inst.get("/v2/pause.s12.v6/manifests/latest", timeout=5)
+            self.assertRegistryError(refused, 503, "UNAVAILABLE", "restarting")
+            self.assertIsNotNone(refused.header("Retry-After"))
+            self.assertLess(time.time() - started, 5)
+            pull.join()
+            self.assertEqual(getattr(pulled["result"], "status", pulled["result"]), 200)
+            self.assertEqual(inst.process.wait(60), 1)  # nixery run ends with its pool
+            self.assertEqual(inst.builds("pause.s12.v6"), [])
+        finally:
+            inst.stop()
+            inst.check_logs()
+            if not keep_dirs():
+                run(["rm", "-rf", str(inst.dir)])
 
 
 class PrebuildTest(TestCase):
