@@ -103,6 +103,16 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
                     "nix (" + f.operation + "): " + f.log_tail};
         return out;
     }
+    case NixFailure::Kind::no_builder:
+        // The server's to mend (a builder of that platform), not the
+        // image's: not remembered, and logged for the operator.
+        return {FailureKind::unavailable, "no builder",
+                "building \"" + name +
+                    "\" failed: no Nix builder of the server can build it now (none for its "
+                    "system or features, or one that is down); retry later. Nix (" +
+                    f.operation + ") said:\n" + f.log_tail,
+                R"({"log":)" + json_string(f.log_tail) + "}",
+                "nix (" + f.operation + "): " + f.log_tail};
     case NixFailure::Kind::not_runnable: {
         // Nix's own words name server paths: the log has them, the client not.
         const bool no_daemon = f.log_tail.find("daemon") != std::string::npos ||

@@ -262,8 +262,21 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
     if (contains(tail, "failed due to signal 9 (Killed)")) {
         return NixFailure::Kind::killed;
     }
-    const bool fetcher = contains(tail, "from any mirror");
     const auto lines = split_nonempty(tail);
+    // Nix found no builder for a derivation's system or features: none
+    // configured (NIXERY_PLATFORMS without a builder of that platform), or
+    // a remote builder that is down. Nix 2.8: "error: a
+    // 'aarch64-linux' with features {} is required to build '…drv', but I
+    // am a 'x86_64-linux' with features {…}"; newer Nix "Cannot build
+    // '…drv'. Reason: required system or feature not available".
+    if (std::any_of(lines.begin(), lines.end(), [](std::string_view line) {
+            return (contains(line, " is required to build '") &&
+                    contains(line, ", but I am a '")) ||
+                   contains(line, "required system or feature not available");
+        })) {
+        return NixFailure::Kind::no_builder;
+    }
+    const bool fetcher = contains(tail, "from any mirror");
     const bool network = std::any_of(lines.begin(), lines.end(), [&](std::string_view line) {
         return is_download_failure(line, fetcher);
     });

@@ -60,6 +60,8 @@ struct NixFailure {
         killed,       // a builder was killed with SIGKILL, as the kernel's OOM killer does
         network,      // a download failed in a way that may pass: the network, a 5xx, a 429
         stopped,      // stopped on request (request_stop: a command interrupted)
+        no_builder,   // no builder here for a derivation's system (or features): the
+                      // server's configuration or a remote builder that is down
     } kind = Kind::failed;
     std::string operation; // "evaluate", "build", "query closure"
     std::string log_tail;  // the last lines Nix printed on stderr (refused: the reason)

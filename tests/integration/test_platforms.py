@@ -246,6 +246,24 @@ class EarlyHeadersTest(TestCase):
             self.assertEqual(single.header("Content-Type"), DOCKER_MANIFEST)
 
 
+class NoBuilderTest(TestCase):
+    def test_a_platform_without_a_builder_is_the_servers_failure(self):
+        # NIXERY_PLATFORMS lists linux/arm64, but Nix here has no builder of
+        # aarch64-linux (no extra-platforms): a 503 naming the platform,
+        # logged for the operator and not remembered, not a 404 that blames
+        # the image.
+        with Instance(NIXERY_PLATFORMS=TWO, salt=fresh_salt(), expected_errors=["no builder"]) as inst:
+            for _ in range(2):
+                r = inst.manifest("pause.s0.v1", accept=CONTAINERD_ACCEPT)
+                error = self.assertRegistryError(r, 503, "UNAVAILABLE", "linux/arm64/v8: ",
+                                                 "no Nix builder of the server can build it")
+                self.assertIn("'aarch64-linux'", error["message"])
+            # The host's platform builds.
+            single = inst.manifest("pause.s0.v1")
+            self.assertEqual(single.status, 200, single)
+            self.assertEqual(len(inst.builds("arm64/pause.s0.v1")), 2)
+
+
 class PrebuildTest(TestCase):
     def test_prebuild_builds_every_platform(self):
         from harness import NIXERY

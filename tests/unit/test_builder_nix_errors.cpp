@@ -62,5 +62,23 @@ TEST_CASE("nix_error: a Nix stopped on request is not the image's failure") {
     CHECK(failure.message == "building \"pause\" was stopped on the server; retry");
 }
 
+TEST_CASE("nix_error: no builder for a platform is the server's, not the image's") {
+    // NIXERY_PLATFORMS lists linux/arm64, and no builder of aarch64-linux
+    // is configured or reachable: a 503 the operator is told of, not a
+    // 404 remembered against the image.
+    const std::string tail =
+        "error: a 'aarch64-linux' with features {} is required to build "
+        "'/nix/store/g-pause.drv', but I am a 'x86_64-linux' with features {benchmark}";
+    const NixFailure none{NixFailure::Kind::no_builder, "build", tail, {}, {}, {}};
+    const auto failure = nix_error(none, "arm64/pause");
+    CHECK(failure.kind == FailureKind::unavailable);
+    CHECK(is_transient(failure.kind));
+    CHECK(needs_operator(failure.kind));
+    CHECK(registry_error(failure).status == 503);
+    CHECK(failure.message.starts_with("building \"arm64/pause\" failed: no Nix builder of the "
+                                      "server can build it now"));
+    CHECK(failure.message.ends_with("Nix (build) said:\n" + tail));
+}
+
 TEST_SUITE_END();
 TEST_SUITE_END();

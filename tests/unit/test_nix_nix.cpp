@@ -140,6 +140,17 @@ TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
                               "connect to github.com port 443: Connection timed out\n") ==
               Kind::network);
     }
+    SUBCASE("no builder for the derivation's system or features, as Nix 2.8 and later say it") {
+        CHECK(failure_kind_of("this derivation will be built:\n  /nix/store/g-pause.drv\n"
+                              "error: a 'aarch64-linux' with features {} is required to build "
+                              "'/nix/store/g-pause.drv', but I am a 'x86_64-linux' with features "
+                              "{benchmark, big-parallel, kvm, nixos-test}\n") == Kind::no_builder);
+        CHECK(failure_kind_of("error: Cannot build '/nix/store/g-pause.drv'.\n"
+                              "       Reason: required system or feature not available\n"
+                              "       Required system: 'aarch64-linux' with features {}\n"
+                              "       Current system: 'x86_64-linux' with features {kvm}\n") ==
+              Kind::no_builder);
+    }
     SUBCASE("a source that is gone is the image's failure") {
         CHECK(failure_kind_of("curl: (22) The requested URL returned error: 404\n"
                               "error: cannot download foo-1.0.tar.gz from any mirror\n") ==
