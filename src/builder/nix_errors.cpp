@@ -25,6 +25,15 @@ std::string json_list(const std::vector<std::string>& names) {
     return out + "]";
 }
 
+// nixpkgs' reason for a package its meta.platforms leaves out: "is not
+// available on the requested hostPlatform" (since 2022), "is not
+// supported on ‘aarch64-linux’" (before).
+bool is_unsupported_platform(std::string_view reason) {
+    return reason.find("is not available on the requested hostPlatform") !=
+               std::string_view::npos ||
+           reason.find("is not supported on \u2018") != std::string_view::npos;
+}
+
 } // namespace
 
 Failure nix_error(const NixFailure& f, std::string_view image) {
@@ -51,6 +60,19 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
                 {}};
     }
     case NixFailure::Kind::refused:
+        // A package whose meta.platforms leaves out the image's platform
+        // (nixpkgs' check-meta refuses it like an unfree one): there is no
+        // such image for that platform, and allowing it would only build
+        // something that does not run there.
+        if (is_unsupported_platform(f.log_tail)) {
+            return {FailureKind::unknown,
+                    "package not available on the platform",
+                    "package \"" + f.package + "\" in \"" + name +
+                        "\" is not available on this platform: " + f.log_tail,
+                    R"({"package":)" + json_string(f.package) + R"(,"reason":)" +
+                        json_string(f.log_tail) + "}",
+                    {}};
+        }
         return {FailureKind::refused,
                 "package refused",
                 "package \"" + f.package + "\" is refused by this registry's configuration: " +

@@ -19,7 +19,8 @@ namespace nixery {
 // A failed or timed-out Nix run: `failed` with Nix's last output, naming
 // the package whose evaluation failed when Nix said which, and the bound
 // that ran out; a package the package set's configuration refuses (unfree,
-// insecure) is `refused`, for the operator to allow; Nix not runnable at
+// insecure) is `refused`, for the operator to allow, but one not available
+// on the image's platform (meta.platforms) is `unknown`; Nix not runnable at
 // all is `unavailable` (no daemon) or a `fault`, Nix's words (with server
 // paths) only in the internal text.
 Failure nix_error(const NixFailure& f, std::string_view image);

@@ -202,6 +202,21 @@ class IndexTest(TestCase):
             listed = "JOIN image_children c ON c.manifest_digest IN (i.docker_digest, i.oci_digest)"
             self.assertEqual(conn.execute(built % listed).fetchone()[0], 0)
 
+    def test_a_package_not_available_on_a_platform_is_unknown_there(self):
+        # nixpkgs refuses it like an unfree package, but it is not the
+        # operator's to allow: no such image for that platform.
+        inst = self.inst
+        for name, prefix in (("evaluation.x86only", "linux/arm64/v8: "), ("arm64/evaluation.x86only", "")):
+            r = inst.manifest(name, accept=CONTAINERD_ACCEPT)
+            error = self.assertRegistryError(r, 404, "MANIFEST_UNKNOWN",
+                                             prefix + 'package "evaluation.x86only" in "arm64/evaluation.x86only" '
+                                             "is not available on this platform: Package \u2018x86only-1.0\u2019 "
+                                             "is not available on the requested hostPlatform")
+            self.assertEqual(error["detail"]["package"], "evaluation.x86only")
+            self.assertNotIn("operator", error["message"])
+        # The host's platform has it.
+        self.assertEqual(inst.manifest("evaluation.x86only").status, 200)
+
 
 class EarlyHeadersTest(TestCase):
     def test_platforms_build_in_parallel_and_an_index_may_come_after_early_headers(self):

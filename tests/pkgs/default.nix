@@ -217,6 +217,15 @@ demo // rec {
         + "You can install it anyway by allowing this package, using the\n"
         + "following methods:\n");
 
+    # Not available on aarch64-linux (NIXERY_PLATFORMS): refused the way
+    # check-meta.nix refuses a package whose meta.platforms leaves it out.
+    x86only = refusedUnless (system != "aarch64-linux" || config.allowUnsupportedSystem or false)
+      "x86only-1.0" libgreet
+      ("Refusing to evaluate package 'x86only-1.0' in ${toString ./.}/default.nix:200 "
+        + "because it is not available on the requested hostPlatform:\n"
+        + "  hostPlatform.system = \"${system}\"\n"
+        + "  package.meta.platforms = [ \"x86_64-linux\" ]\n");
+
     # Its expression comes from a derivation built during evaluation (import
     # from derivation, as callCabal2nix or `import "${fetchFromGitHub …}"`).
     fromIfd =

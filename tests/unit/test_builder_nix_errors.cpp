@@ -62,6 +62,32 @@ TEST_CASE("nix_error: a Nix stopped on request is not the image's failure") {
     CHECK(failure.message == "building \"pause\" was stopped on the server; retry");
 }
 
+TEST_CASE("nix_error: a package not available on the image's platform is unknown, not refused") {
+    // nixpkgs refuses it like an unfree one, but nothing the operator
+    // allows makes it run there: no such image for that platform.
+    NixFailure unsupported{NixFailure::Kind::refused,
+                           "evaluate",
+                           "Package \u2018x86only-1.0\u2019 is not available on the requested "
+                           "hostPlatform",
+                           "x86only",
+                           {},
+                           {}};
+    auto failure = nix_error(unsupported, "arm64/x86only");
+    CHECK(failure.kind == FailureKind::unknown);
+    CHECK(registry_error(failure).status == 404);
+    CHECK(failure.message == "package \"x86only\" in \"arm64/x86only\" is not available on this "
+                             "platform: Package \u2018x86only-1.0\u2019 is not available on the "
+                             "requested hostPlatform");
+    // In nixpkgs' wording before 2022.
+    unsupported.log_tail =
+        "Package \u2018x86only-1.0\u2019 is not supported on \u2018aarch64-linux\u2019";
+    CHECK(nix_error(unsupported, "arm64/x86only").kind == FailureKind::unknown);
+    // An unfree package stays the operator's to allow.
+    unsupported.log_tail =
+        "Package \u2018unfree-1.0\u2019 has an unfree license (\u2018unfree\u2019)";
+    CHECK(nix_error(unsupported, "unfree").kind == FailureKind::refused);
+}
+
 TEST_CASE("nix_error: no builder for a platform is the server's, not the image's") {
     // NIXERY_PLATFORMS lists linux/arm64, and no builder of aarch64-linux
     // is configured or reachable: a 503 the operator is told of, not a
