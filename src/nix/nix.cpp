@@ -268,11 +268,13 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
     // a remote builder that is down. Nix 2.8: "error: a
     // 'aarch64-linux' with features {} is required to build '…drv', but I
     // am a 'x86_64-linux' with features {…}"; newer Nix "Cannot build
-    // '…drv'. Reason: required system or feature not available".
+    // '…drv'. Reason: required system or feature not available"; with
+    // max-jobs = 0 and no remote builder, "unable to start any build".
     if (std::any_of(lines.begin(), lines.end(), [](std::string_view line) {
             return (contains(line, " is required to build '") &&
                     contains(line, ", but I am a '")) ||
-                   contains(line, "required system or feature not available");
+                   contains(line, "required system or feature not available") ||
+                   contains(line, "error: unable to start any build;");
         })) {
         return NixFailure::Kind::no_builder;
     }

@@ -150,6 +150,11 @@ TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
                               "       Required system: 'aarch64-linux' with features {}\n"
                               "       Current system: 'x86_64-linux' with features {kvm}\n") ==
               Kind::no_builder);
+        // max-jobs = 0 and no remote builder (as Nix 2.8 says it here).
+        CHECK(failure_kind_of("error: unable to start any build; either increase '--max-jobs' or "
+                              "enable remote builds.\n       "
+                              "https://nixos.org/manual/nix/stable/advanced-topics/"
+                              "distributed-builds.html\n") == Kind::no_builder);
     }
     SUBCASE("a source that is gone is the image's failure") {
         CHECK(failure_kind_of("curl: (22) The requested URL returned error: 404\n"
