@@ -107,6 +107,13 @@ Failure nix_error(const NixFailure& f, std::string_view image) {
                          "\" failed on the server: a builder was killed (signal 9), as the "
                          "kernel does when memory runs out",
                      "nix (" + f.operation + "): " + f.log_tail);
+    case NixFailure::Kind::no_process:
+        // The server's load or limits (TasksMax, memory): the operator's to
+        // mend, and the next pull may well pass.
+        return fault("building \"" + name +
+                         "\" failed on the server: Nix could not start a process (out of "
+                         "processes or memory); retry later",
+                     "nix (" + f.operation + "): " + f.log_tail);
     case NixFailure::Kind::stopped:
         // Not the image's: the process that ran Nix is stopping.
         return {FailureKind::unavailable,

@@ -262,6 +262,13 @@ NixFailure::Kind failure_kind_of(std::string_view tail) {
     if (contains(tail, "failed due to signal 9 (Killed)")) {
         return NixFailure::Kind::killed;
     }
+    // fork() or clone() refused (EAGAIN: TasksMax, RLIMIT_NPROC; ENOMEM):
+    // "unable to fork: Resource temporarily unavailable", with the sandbox
+    // "cloning builder process: …". The server's load, not the image.
+    if (contains(tail, "error: unable to fork: ") ||
+        contains(tail, "error: cloning builder process: ")) {
+        return NixFailure::Kind::no_process;
+    }
     const auto lines = split_nonempty(tail);
     // Nix found no builder for a derivation's system or features: none
     // configured (NIXERY_PLATFORMS without a builder of that platform), or

@@ -58,6 +58,7 @@ struct NixFailure {
         not_runnable, // Nix could not be run at all
         disk_full,    // a disk of the server (the store, a build directory) is full
         killed,       // a builder was killed with SIGKILL, as the kernel's OOM killer does
+        no_process,   // Nix could not start a process (fork: out of processes or memory)
         network,      // a download failed in a way that may pass: the network, a 5xx, a 429
         stopped,      // stopped on request (request_stop: a command interrupted)
         no_builder,   // no builder here for a derivation's system (or features): the

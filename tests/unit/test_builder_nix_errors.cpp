@@ -88,6 +88,22 @@ TEST_CASE("nix_error: a package not available on the image's platform is unknown
     CHECK(nix_error(unsupported, "unfree").kind == FailureKind::refused);
 }
 
+TEST_CASE("nix_error: Nix unable to fork is the server's failure, not the image's") {
+    const NixFailure f{NixFailure::Kind::no_process,
+                       "build",
+                       "error: unable to fork: Resource temporarily unavailable",
+                       {},
+                       {},
+                       {}};
+    const auto failure = nix_error(f, "pause");
+    CHECK(failure.kind == FailureKind::fault);
+    CHECK(is_transient(failure.kind)); // not remembered against the image
+    CHECK(registry_error(failure).status == 500);
+    CHECK(failure.message == "building \"pause\" failed on the server: Nix could not start a "
+                             "process (out of processes or memory); retry later");
+    CHECK(failure.internal.find("unable to fork") != std::string::npos);
+}
+
 TEST_CASE("nix_error: no builder for a platform is the server's, not the image's") {
     // NIXERY_PLATFORMS lists linux/arm64, and no builder of aarch64-linux
     // is configured or reachable: a 503 the operator is told of, not a

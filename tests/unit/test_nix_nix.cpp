@@ -192,6 +192,10 @@ TEST_CASE("failure_kind_of: what Nix's last lines say a failure met") {
     SUBCASE("a builder the kernel killed; a full disk; no daemon") {
         CHECK(failure_kind_of("working\nerror: builder for '/nix/store/fmnk-killme.drv' failed "
                               "due to signal 9 (Killed)\n") == Kind::killed);
+        CHECK(failure_kind_of("error: unable to fork: Resource temporarily unavailable\n") ==
+              Kind::no_process);
+        CHECK(failure_kind_of("error: cloning builder process: Cannot allocate memory\n") ==
+              Kind::no_process);
         CHECK(failure_kind_of("error: writing to file: No space left on device\n") ==
               Kind::disk_full);
         CHECK(failure_kind_of("error: cannot connect to socket at "
